@@ -1,0 +1,34 @@
+package io.jbackup.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.HelpCommand;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Spec;
+
+/** The top command: only shared options and the list of subcommands. */
+@Command(name = "jbackup",
+    mixinStandardHelpOptions = true,
+    versionProvider = VersionProvider.class,
+    description = "Incremental backup and restore of QEMU/KVM disks over NBD.",
+    subcommands = {
+        HelpCommand.class,
+    })
+public final class JBackup implements Runnable {
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+
+    /** Builds the configured command line (also used by tests). */
+    public static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new JBackup());
+        cl.setCaseInsensitiveEnumValuesAllowed(true);
+        cl.setExitCodeExceptionMapper(new ExitCodes());
+        cl.setExecutionExceptionHandler(new ErrorHandler());
+        return cl;
+    }
+}

@@ -1,0 +1,33 @@
+package io.jbackup.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import picocli.CommandLine.Option;
+
+import java.io.PrintStream;
+
+/** {@code --json}: print the command's result as one JSON document on standard output. */
+public final class JsonMixin {
+    /** Shared mapper for command output. */
+    public static final ObjectMapper MAPPER = new ObjectMapper()
+        .enable(SerializationFeature.INDENT_OUTPUT)
+        .disable(SerializationFeature.FAIL_ON_EMPTY_BEANS);
+
+    @Option(names = "--json", description = "Print machine-readable JSON on standard output.")
+    boolean json;
+
+    public boolean enabled() {
+        return json;
+    }
+
+    /** Writes {@code value} as JSON to standard output. */
+    public void print(Object value) {
+        PrintStream out = System.out;
+        try {
+            out.println(MAPPER.writeValueAsString(value));
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalStateException("cannot render JSON output", e);
+        }
+        out.flush();
+    }
+}

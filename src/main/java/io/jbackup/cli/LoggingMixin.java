@@ -1,0 +1,49 @@
+package io.jbackup.cli;
+
+import picocli.CommandLine.Option;
+
+/**
+ * {@code -v}/{@code -q}: log verbosity. SLF4J simple logs to standard error; standard output is kept for
+ * command output. The level is set through system properties before the first logger is created, so
+ * {@link Main} applies it by scanning the arguments early; this mixin documents the options.
+ */
+public final class LoggingMixin {
+    @Option(names = {"-v", "--verbose"}, description = "More log output on standard error (-v info, -vv debug, -vvv trace).")
+    boolean[] verbose = new boolean[0];
+
+    @Option(names = {"-q", "--quiet"}, description = "Only errors on standard error.")
+    boolean quiet;
+
+    /** Configures slf4j-simple from the raw arguments; must run before any logger is created. */
+    static void configure(String[] args) {
+        int v = 0;
+        boolean q = false;
+        for (String a : args) {
+            if (a.equals("--")) {
+                break;
+            }
+            if (a.equals("--verbose")) {
+                v++;
+            } else if (a.equals("-q") || a.equals("--quiet")) {
+                q = true;
+            } else if (a.matches("-v+")) {
+                v += a.length() - 1;
+            }
+        }
+        String level = q ? "error" : switch (v) {
+            case 0 -> "warn";
+            case 1 -> "info";
+            case 2 -> "debug";
+            default -> "trace";
+        };
+        System.setProperty("org.slf4j.simpleLogger.defaultLogLevel",
+            System.getProperty("org.slf4j.simpleLogger.defaultLogLevel", level));
+        System.setProperty("org.slf4j.simpleLogger.logFile", "System.err");
+        System.setProperty("org.slf4j.simpleLogger.showDateTime", "true");
+        System.setProperty("org.slf4j.simpleLogger.dateTimeFormat", "HH:mm:ss.SSS");
+        System.setProperty("org.slf4j.simpleLogger.showShortLogName", "true");
+        System.setProperty("org.slf4j.simpleLogger.levelInBrackets", "true");
+        // netty is chatty at debug
+        System.setProperty("org.slf4j.simpleLogger.log.io.netty", v >= 3 ? "debug" : "warn");
+    }
+}
