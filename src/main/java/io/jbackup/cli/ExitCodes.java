@@ -1,5 +1,6 @@
 package io.jbackup.cli;
 
+import io.jbackup.engine.BackupRefusedException;
 import io.jbackup.nbd.protocol.NbdProtocolException;
 import io.jbackup.store.RepositoryException;
 import picocli.CommandLine;
@@ -37,7 +38,8 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
     /** Maps an exception (or its causes) to an exit code. */
     public static int forException(Throwable t) {
         for (Throwable c = t; c != null; c = c.getCause()) {
-            if (c instanceof CommandLine.ParameterException || c instanceof IllegalArgumentException) {
+            if (c instanceof CommandLine.ParameterException || c instanceof IllegalArgumentException
+                || c instanceof BackupRefusedException) {
                 return USAGE;
             }
             if (c instanceof RepositoryException) {
@@ -46,7 +48,7 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
             if (c instanceof NbdProtocolException || isSourcePackage(c)) {
                 return SOURCE;
             }
-            if (c instanceof InterruptedException) {
+            if (c instanceof InterruptedException || c instanceof java.util.concurrent.CancellationException) {
                 return INTERRUPTED;
             }
         }

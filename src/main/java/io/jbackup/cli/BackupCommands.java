@@ -1,0 +1,224 @@
+package io.jbackup.cli;
+
+import io.jbackup.engine.BackupEngine;
+import io.jbackup.engine.BackupMode;
+import io.jbackup.engine.Cancellation;
+import io.jbackup.engine.DiskJob;
+import io.jbackup.engine.DiskResult;
+import io.jbackup.engine.EngineOptions;
+import io.jbackup.engine.ProgressListener;
+import io.jbackup.nbd.client.ClientOptions;
+import io.jbackup.nbd.client.NbdUri;
+import io.jbackup.store.LockMode;
+import io.jbackup.store.Repository;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/** {@code jbackup full | incremental | auto}: back up disks from NBD exports. */
+public final class BackupCommands {
+    private BackupCommands() {
+    }
+
+    /** Options and behaviour shared by the three backup commands. */
+    abstract static class Base implements Callable<Integer> {
+        @Mixin
+        RepoOptions repo;
+        @Mixin
+        TlsOptions tls;
+        @Mixin
+        JsonMixin json;
+        @Mixin
+        LoggingMixin logging;
+
+        @Option(names = "--source", required = true, paramLabel = "[DISK=]URI",
+            description = "NBD export to back up: nbd://host[:port]/export, nbd+unix:///export?socket=PATH, nbds://..."
+                + " Repeat as DISK=URI for several disks of one VM (backed up in parallel as one set).")
+        List<String> sources;
+
+        @Option(names = "--disk", paramLabel = "NAME", description = "Disk name when one --source is given without DISK=.")
+        String disk;
+
+        @Option(names = "--vm", paramLabel = "NAME", description = "VM (backup set) the disks belong to.")
+        String vm;
+
+        @Option(names = "--label", paramLabel = "KEY=VALUE", description = "Label recorded with the backup (repeatable).")
+        Map<String, String> labels = new LinkedHashMap<>();
+
+        @Option(names = "--note", paramLabel = "TEXT", description = "Free-text note recorded with the backup.")
+        String note;
+
+        @Option(names = "--connections", paramLabel = "N", defaultValue = "1",
+            description = "NBD connections per disk when the server allows multi-conn (default: ${DEFAULT-VALUE}; "
+                + "on 2 cores one is as fast as four).")
+        int connections;
+
+        @Option(names = "--buffer-size", paramLabel = "MiB", defaultValue = "64",
+            description = "Memory for chunk data in flight per disk, in MiB (default: ${DEFAULT-VALUE}).")
+        int bufferMiB;
+
+        @Option(names = "--retries", paramLabel = "N", defaultValue = "5",
+            description = "Reconnect attempts after a dropped NBD connection (default: ${DEFAULT-VALUE}).")
+        int retries;
+
+        abstract BackupMode mode();
+
+        abstract Map<String, String> bitmaps();
+
+        @Override
+        public Integer call() throws Exception {
+            List<DiskJob> jobs = jobs();
+            EngineOptions eo = EngineOptions.defaults().withBufferBytes((long) bufferMiB << 20)
+                .withRetries(retries, Duration.ofSeconds(1));
+            ProgressListener progress = ConsoleProgress.forConsole(json.enabled() || logging.quiet);
+            Cancellation cancel = new Cancellation();
+            List<DiskResult> results;
+            try (Repository r = repo.open(LockMode.SHARED)) {
+                results = Interrupts.run(cancel, () -> new BackupEngine(r, eo, progress, cancel).run(jobs));
+            }
+            return report(results);
+        }
+
+        List<DiskJob> jobs() {
+            if (connections < 1 || connections > 16) {
+                throw new IllegalArgumentException("--connections " + connections + " (expected: 1 .. 16)");
+            }
+            List<DiskJob> jobs = new ArrayList<>();
+            for (String s : sources) {
+                String name = disk;
+                String uri = s;
+                int eq = s.indexOf('=');
+                int scheme = s.indexOf("://");
+                if (eq > 0 && (scheme < 0 || eq < scheme)) {
+                    name = s.substring(0, eq);
+                    uri = s.substring(eq + 1);
+                } else if (sources.size() > 1) {
+                    throw new IllegalArgumentException("with several --source options, write each as DISK=URI");
+                }
+                if (name == null) {
+                    throw new IllegalArgumentException("name the disk: --disk NAME, or --source NAME=URI");
+                }
+                NbdUri u = NbdUri.parse(uri);
+                ClientOptions co = ClientOptions.defaults().withTls(tls.toConfig(u.tls())).withConnections(connections);
+                Map<String, String> bm = bitmaps();
+                String bitmap = bm.containsKey(name) ? bm.get(name) : bm.get("");
+                jobs.add(new DiskJob(vm, name, u, co, mode(), bitmap, labels, note));
+            }
+            return jobs;
+        }
+
+        int report(List<DiskResult> results) {
+            int ok = 0;
+            Throwable firstError = null;
+            for (DiskResult r : results) {
+                if (r.ok()) {
+                    ok++;
+                } else if (firstError == null) {
+                    firstError = r.error();
+                }
+            }
+            String status = ok == results.size() ? "ok" : ok == 0 ? "failed" : "partial";
+            if (json.enabled()) {
+                Map<String, Object> out = new LinkedHashMap<>();
+                out.put("status", status);
+                out.put("disks", results);
+                json.print(out);
+            } else {
+                for (DiskResult r : results) {
+                    String who = (r.vm() == null ? "" : r.vm() + "/") + r.disk();
+                    if (r.ok()) {
+                        System.out.println(String.format(Locale.ROOT,
+                            "%s: %s backup %s: %s disk, %s read, %s new, %s deduplicated, %s zero, %s stored, "
+                                + "%.1f s (%.0f MB/s)%s",
+                            who, r.type(), r.backupId(), ConsoleProgress.bytes(r.imageSize()),
+                            ConsoleProgress.bytes(r.bytesRead()), ConsoleProgress.bytes(r.bytesNew()),
+                            ConsoleProgress.bytes(r.bytesDedup()), ConsoleProgress.bytes(r.bytesZero()),
+                            ConsoleProgress.bytes(r.bytesStored()), r.seconds(), r.readMBps(),
+                            r.reason() == null ? "" : " [" + r.reason() + "]"));
+                    } else {
+                        System.err.println("jbackup: error: " + who + ": " + r.reason());
+                    }
+                }
+            }
+            if (ok == results.size()) {
+                return ExitCodes.OK;
+            }
+            if (ok > 0) {
+                return ExitCodes.PARTIAL;
+            }
+            return ExitCodes.forException(firstError);
+        }
+    }
+
+    @Command(name = "full", description = "Full backup: read every allocated extent of the export(s).",
+        mixinStandardHelpOptions = true)
+    static final class Full extends Base {
+        @Override
+        BackupMode mode() {
+            return BackupMode.FULL;
+        }
+
+        @Override
+        Map<String, String> bitmaps() {
+            return Map.of();
+        }
+    }
+
+    /** Bitmap option shared by incremental and auto. */
+    abstract static class WithBitmap extends Base {
+        @Option(names = "--bitmap", paramLabel = "[DISK=]NAME",
+            description = "Dirty bitmap exported as qemu:dirty-bitmap:NAME (qemu-nbd -B NAME); DISK=NAME per disk.")
+        List<String> bitmapArgs = new ArrayList<>();
+
+        @Override
+        Map<String, String> bitmaps() {
+            Map<String, String> m = new LinkedHashMap<>();
+            for (String b : bitmapArgs) {
+                int eq = b.indexOf('=');
+                if (eq > 0) {
+                    m.put(b.substring(0, eq), b.substring(eq + 1));
+                } else {
+                    m.put("", b);
+                }
+            }
+            return m;
+        }
+    }
+
+    @Command(name = "incremental", mixinStandardHelpOptions = true,
+        description = "Incremental backup: start from the newest complete backup of each disk and read only the "
+            + "chunks its dirty bitmap marks. Refuses (exit 2) when that is not safe.")
+    static final class Incremental extends WithBitmap {
+        @Override
+        BackupMode mode() {
+            return BackupMode.INCREMENTAL;
+        }
+
+        @Override
+        List<DiskJob> jobs() {
+            if (bitmapArgs.isEmpty()) {
+                throw new IllegalArgumentException("incremental needs --bitmap NAME (the dirty bitmap exported as "
+                    + "qemu:dirty-bitmap:NAME, e.g. qemu-nbd -B NAME)");
+            }
+            return super.jobs();
+        }
+    }
+
+    @Command(name = "auto", mixinStandardHelpOptions = true,
+        description = "Incremental when it is safe, otherwise a full backup (deduplicated against the repository); "
+            + "prints why.")
+    static final class Auto extends WithBitmap {
+        @Override
+        BackupMode mode() {
+            return BackupMode.AUTO;
+        }
+    }
+}

@@ -1,0 +1,109 @@
+package io.jbackup.engine;
+
+import io.jbackup.store.Repository;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+/**
+ * Backs up one backup set: several disks of one VM (or one standalone disk), in parallel. Every disk of a run
+ * gets the same {@code set} label, so the set can be listed and restored together. A disk that fails does not stop
+ * the others; the caller sees each disk's {@link DiskResult}.
+ */
+public final class BackupEngine {
+    private static final Logger LOG = LoggerFactory.getLogger(BackupEngine.class);
+
+    private final Repository repo;
+    private final EngineOptions options;
+    private final ProgressListener progress;
+    private final Cancellation cancel;
+
+    public BackupEngine(Repository repo, EngineOptions options, ProgressListener progress, Cancellation cancel) {
+        this.repo = repo;
+        this.options = options;
+        this.progress = progress;
+        this.cancel = cancel;
+    }
+
+    /** Runs every job; never throws for a single disk's failure (see {@link DiskResult#status()}). */
+    public List<DiskResult> run(List<DiskJob> jobs) throws InterruptedException {
+        if (jobs.isEmpty()) {
+            throw new IllegalArgumentException("no disks to back up: give --source URI (or NAME=URI, repeatable)");
+        }
+        String set = UUID.randomUUID().toString().substring(0, 8);
+        List<DiskJob> labelled = new ArrayList<>();
+        for (DiskJob j : jobs) {
+            Map<String, String> labels = new HashMap<>(j.labels());
+            if (jobs.size() > 1 || j.vm() != null) {
+                labels.putIfAbsent("set", set);
+            }
+            labelled.add(new DiskJob(j.vm(), j.disk(), j.uri(), j.client(), j.mode(), j.bitmap(), labels, j.note()));
+        }
+        if (labelled.size() == 1) {
+            return List.of(runOne(labelled.get(0)));
+        }
+        ExecutorService pool = Executors.newFixedThreadPool(Math.min(options.parallelDisks(), labelled.size()), r -> {
+            Thread t = new Thread(r, "backup-disk");
+            t.setDaemon(true);
+            return t;
+        });
+        try {
+            List<Future<DiskResult>> futures = new ArrayList<>();
+            for (DiskJob j : labelled) {
+                futures.add(pool.submit(() -> runOne(j)));
+            }
+            List<DiskResult> results = new ArrayList<>();
+            for (Future<DiskResult> f : futures) {
+                try {
+                    results.add(f.get());
+                } catch (ExecutionException e) {
+                    throw new IllegalStateException("backup worker failed unexpectedly", e.getCause());
+                }
+            }
+            return results;
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    private DiskResult runOne(DiskJob job) throws InterruptedException {
+        long t0 = System.nanoTime();
+        try {
+            return new DiskBackup(repo, job, options, progress, cancel).run();
+        } catch (InterruptedException e) {
+            throw e;
+        } catch (Exception e) {
+            if (e instanceof java.util.concurrent.CancellationException) {
+                throw (java.util.concurrent.CancellationException) e;
+            }
+            LOG.debug("backup of {} failed", job.disk(), e);
+            String msg = describe(e);
+            return new DiskResult(job.vm(), job.disk(), "failed", null, null, null, msg, 0, 0, 0, 0, 0, 0,
+                (System.nanoTime() - t0) / 1e9, 0, 0, e);
+        }
+    }
+
+    /** Exception message with its distinct causes. */
+    static String describe(Throwable e) {
+        StringBuilder sb = new StringBuilder();
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            String m = t.getMessage() == null ? t.getClass().getSimpleName() : t.getMessage();
+            if (sb.indexOf(m) < 0) {
+                if (sb.length() > 0) {
+                    sb.append(": ");
+                }
+                sb.append(m);
+            }
+        }
+        return sb.toString();
+    }
+}

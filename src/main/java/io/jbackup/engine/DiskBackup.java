@@ -1,0 +1,473 @@
+package io.jbackup.engine;
+
+import io.jbackup.nbd.client.ClientOptions;
+import io.jbackup.nbd.client.NbdClient;
+import io.jbackup.nbd.client.NbdCommandException;
+import io.jbackup.nbd.protocol.Extent;
+import io.jbackup.nbd.protocol.NbdConstants;
+import io.jbackup.nbd.protocol.NbdProtocolException;
+import io.jbackup.store.BackupInfo;
+import io.jbackup.store.BackupSpec;
+import io.jbackup.store.BackupStats;
+import io.jbackup.store.BackupWriter;
+import io.jbackup.store.Repository;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.Deque;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * Backs up one disk from an NBD export into the repository.
+ *
+ * <p>The pipeline, all driven by one thread per disk:
+ * <ol>
+ *   <li>BLOCK_STATUS for {@code base:allocation}, {@code qemu:allocation-depth} and (incremental) the dirty bitmap,
+ *       asked in bounded windows; the next window is requested while the previous one's reads are in flight.</li>
+ *   <li>{@link ChunkPlanner} turns extents into chunk tasks on the fixed chunk grid.</li>
+ *   <li>Each READ task takes a chunk buffer from a bounded {@link BufferPool} and reads only its data ranges
+ *       (the NBD client splits and pipelines them); ZERO tasks store the zero digest without reading.</li>
+ *   <li>Completed reads go to {@link BackupWriter#putChunk}, which hashes, compresses and stores on the repository's
+ *       worker pool; the buffer returns to the pool when the put completes.</li>
+ * </ol>
+ * A dropped connection is retried with exponential backoff: in-flight reads are drained, the client reconnects,
+ * and the failed chunks are read again; chunks already put stay. Any other failure or cancellation aborts the
+ * writer, so the repository keeps no half backup.
+ */
+public final class DiskBackup {
+    private static final Logger LOG = LoggerFactory.getLogger(DiskBackup.class);
+
+    private final Repository repo;
+    private final DiskJob job;
+    private final EngineOptions options;
+    private final ProgressListener progress;
+    private final Cancellation cancel;
+
+    private NbdClient client;
+    private java.util.Set<String> contexts = java.util.Set.of();
+    private int retriesUsed;
+    private final AtomicLong bytesRead = new AtomicLong();
+
+    public DiskBackup(Repository repo, DiskJob job, EngineOptions options, ProgressListener progress,
+                      Cancellation cancel) {
+        this.repo = repo;
+        this.job = job;
+        this.options = options;
+        this.progress = progress;
+        this.cancel = cancel;
+    }
+
+    private String dirtyContext() {
+        return job.bitmap() == null ? null : NbdConstants.CONTEXT_DIRTY_BITMAP_PREFIX + job.bitmap();
+    }
+
+    private ClientOptions clientOptions() {
+        List<String> ctx = new ArrayList<>(List.of(NbdConstants.CONTEXT_BASE_ALLOCATION,
+            NbdConstants.CONTEXT_ALLOCATION_DEPTH));
+        if (dirtyContext() != null) {
+            ctx.add(dirtyContext());
+        }
+        return job.client().withMetaContexts(ctx);
+    }
+
+    /** Runs the backup; returns its result, or throws when the disk could not be backed up. */
+    public DiskResult run() throws IOException, InterruptedException {
+        long t0 = System.nanoTime();
+        String label = job.vm() == null ? job.disk() : job.vm() + "/" + job.disk();
+        client = NbdClient.connect(job.uri(), clientOptions());
+        contexts = java.util.Set.copyOf(client.metaContexts().keySet());
+        try {
+            long size = client.info().size();
+            Decision d = decide(size);
+            if (d.reason() != null) {
+                progress.message(label, d.reason());
+                LOG.info("{}: {}", label, d.reason());
+            }
+            Map<String, String> source = new LinkedHashMap<>();
+            source.put("uri", job.uri().toString());
+            source.put("export", client.info().name() == null ? job.uri().export() : client.info().name());
+            source.put("exportSize", Long.toString(size));
+            if (job.bitmap() != null) {
+                source.put("bitmap", job.bitmap());
+            }
+            source.put("contexts", String.join(",", client.metaContexts().keySet()));
+            BackupSpec spec = new BackupSpec(job.vm(), job.disk(), size, d.chunkSize(),
+                d.incremental() ? d.parent().id() : null, d.incremental() ? "incremental" : "full",
+                job.labels(), job.note(), source);
+            BackupWriter writer = repo.beginBackup(spec);
+            try {
+                progress.started(label, size);
+                copy(writer, size, d.chunkSize(), d.incremental(), label);
+                BackupInfo info = writer.commit();
+                double secs = (System.nanoTime() - t0) / 1e9;
+                BackupStats st = info.stats() != null ? info.stats() : writer.stats();
+                long read = bytesRead.get();
+                return new DiskResult(job.vm(), job.disk(), "ok", info.id(), info.type(), info.parentId(), d.reason(),
+                    size, read, st.bytesNew(), st.bytesDedup(), st.bytesZero(), st.bytesStored(), secs,
+                    secs > 0 ? read / secs / 1e6 : 0, retriesUsed, null);
+            } catch (Throwable t) {
+                writer.abort();
+                throw t;
+            } finally {
+                progress.finished(label);
+            }
+        } finally {
+            closeQuietly(client);
+        }
+    }
+
+    /** The outcome of the safety checks: incremental with a parent, or full with the reason. */
+    record Decision(boolean incremental, BackupInfo parent, int chunkSize, String reason) {
+    }
+
+    private Decision decide(long size) throws IOException {
+        int repoChunk = repo.config().defaultChunkSize();
+        if (job.mode() == BackupMode.FULL) {
+            return new Decision(false, null, repoChunk, null);
+        }
+        String refusal = incrementalRefusal(size, repoChunk);
+        Optional<BackupInfo> parent = repo.latestComplete(job.vm(), job.disk());
+        if (refusal == null) {
+            return new Decision(true, parent.orElseThrow(), parent.get().chunkSize(),
+                job.mode() == BackupMode.AUTO ? "incremental from " + parent.get().id() : null);
+        }
+        if (job.mode() == BackupMode.INCREMENTAL) {
+            throw new BackupRefusedException("cannot back up " + job.disk() + " incrementally: " + refusal
+                + "; run 'jbackup full' (or 'jbackup auto', which falls back to a full backup)");
+        }
+        return new Decision(false, null, repoChunk, "full backup: " + refusal);
+    }
+
+    /** Null when an incremental is safe; otherwise why not. */
+    private String incrementalRefusal(long size, int repoChunk) throws IOException {
+        if (job.bitmap() == null) {
+            return "no --bitmap given";
+        }
+        Optional<BackupInfo> parent = repo.latestComplete(job.vm(), job.disk());
+        if (parent.isEmpty()) {
+            return "there is no complete backup of disk " + job.disk() + (job.vm() == null ? "" : " of VM " + job.vm())
+                + " to build on";
+        }
+        BackupInfo p = parent.get();
+        if (!client.metaContexts().containsKey(dirtyContext())) {
+            String available;
+            try {
+                List<String> bitmaps = NbdClient.listMetaContexts(job.uri(), job.client(),
+                    NbdConstants.CONTEXT_DIRTY_BITMAP_PREFIX);
+                available = bitmaps.isEmpty() ? "the export offers no dirty bitmaps (qemu-nbd needs -B NAME)"
+                    : "the export offers " + String.join(", ", bitmaps);
+            } catch (IOException e) {
+                available = "the export's bitmaps could not be listed: " + e.getMessage();
+            }
+            return "bitmap '" + job.bitmap() + "' is not exported by " + job.uri() + " (" + available + ")";
+        }
+        if (p.imageSize() != size) {
+            return "the export size changed from " + p.imageSize() + " to " + size + " bytes since backup " + p.id();
+        }
+        if (p.chunkSize() != repoChunk) {
+            return "the parent backup " + p.id() + " uses chunk size " + p.chunkSize()
+                + " but the repository now uses " + repoChunk;
+        }
+        if (!"complete".equals(p.state())) {
+            return "the parent backup " + p.id() + " is " + p.state();
+        }
+        return null;
+    }
+
+    // ---------------------------------------------------------------- the copy loop
+
+    /** A finished read: the task, its buffer, and the failure if any. */
+    private record Completion(ChunkTask task, byte[] buffer, Throwable error) {
+    }
+
+    private void copy(BackupWriter writer, long size, int chunkSize, boolean incremental, String label)
+        throws IOException, InterruptedException {
+        Map<String, Integer> ctx = client.metaContexts();
+        boolean haveAlloc = ctx.containsKey(NbdConstants.CONTEXT_BASE_ALLOCATION);
+        boolean haveDepth = ctx.containsKey(NbdConstants.CONTEXT_ALLOCATION_DEPTH);
+        if (!haveAlloc && !incremental) {
+            LOG.info("{}: the server offers no base:allocation; reading every byte", label);
+        }
+        ChunkPlanner planner = new ChunkPlanner(size, chunkSize, haveAlloc, haveDepth, incremental);
+        int buffers = (int) Math.max(2, Math.min(4096, options.bufferBytes() / chunkSize));
+        BufferPool pool = new BufferPool(buffers, chunkSize);
+        Deque<ChunkTask> pending = new ArrayDeque<>();
+        LinkedBlockingQueue<Completion> completions = new LinkedBlockingQueue<>();
+        List<ChunkTask> failed = new ArrayList<>();
+        AtomicReference<Throwable> putError = new AtomicReference<>();
+        AtomicLong outstanding = new AtomicLong(); // bytes planned but not yet stored
+        int readsInFlight = 0;
+        CompletableFuture<Map<String, List<Extent>>> status = null;
+        Throwable transportError = null;
+        long lastReport = 0;
+
+        while (true) {
+            if (cancel.isCancelled()) {
+                drain(completions, readsInFlight, pool);
+                cancel.check();
+            }
+            Throwable pe = putError.get();
+            if (pe != null) {
+                drain(completions, readsInFlight, pool);
+                throw asIo(pe, "storing a chunk of " + label);
+            }
+            // 1. completed reads -> repository
+            Completion c;
+            while ((c = completions.poll()) != null) {
+                readsInFlight--;
+                transportError = handle(c, writer, pool, failed, putError, outstanding, transportError);
+            }
+            // 2. a dropped connection: wait for in-flight reads, reconnect, retry the failed chunks
+            if (transportError != null || (status != null && status.isCompletedExceptionally())) {
+                if (transportError == null) {
+                    transportError = failureOf(status);
+                }
+                if (transportError instanceof NbdCommandException) {
+                    drain(completions, readsInFlight, pool);
+                    throw asIo(transportError, "block status of " + label);
+                }
+                if (readsInFlight > 0) {
+                    c = completions.poll(100, TimeUnit.MILLISECONDS);
+                    if (c != null) {
+                        completions.add(c);
+                    }
+                    continue;
+                }
+                status = null;
+                reconnect(size, label, transportError);
+                transportError = null;
+                failed.sort(Comparator.comparingLong(ChunkTask::index).reversed());
+                for (ChunkTask t : failed) {
+                    pending.addFirst(t);
+                }
+                failed.clear();
+                continue;
+            }
+            // 3. block status: integrate a finished window, plan chunks, ask the next window early
+            if (status != null && status.isDone()) {
+                long before = planner.coveredEnd();
+                feed(planner, status.join(), haveAlloc, haveDepth, incremental);
+                status = null;
+                if (planner.coveredEnd() <= before) {
+                    throw new NbdProtocolException("the server's block status for " + label
+                        + " did not advance past offset " + before);
+                }
+            }
+            if (pending.size() < buffers) {
+                for (ChunkTask t : planner.plan(buffers * 2)) {
+                    outstanding.addAndGet(t.length());
+                    pending.add(t);
+                }
+            }
+            if (status == null && planner.coveredEnd() < size && pending.size() < buffers
+                && planner.coveredEnd() - planner.nextChunkOffset() < options.statusWindow()) {
+                long from = planner.coveredEnd();
+                status = client.blockStatus(from, Math.min(options.statusWindow(), size - from), false);
+            }
+            // 4. issue reads while buffers are free
+            while (!pending.isEmpty()) {
+                ChunkTask t = pending.peekFirst();
+                if (t.kind() == ChunkTask.Kind.ZERO) {
+                    pending.pollFirst();
+                    writer.putZero(t.index());
+                    outstanding.addAndGet(-t.length());
+                    continue;
+                }
+                byte[] buf = pool.tryAcquire();
+                if (buf == null) {
+                    break;
+                }
+                pending.pollFirst();
+                readsInFlight++;
+                issueRead(t, buf, completions);
+            }
+            // 5. done?
+            if (pending.isEmpty() && planner.done() && status == null && readsInFlight == 0) {
+                break;
+            }
+            long now = System.nanoTime();
+            if (now - lastReport > 200_000_000L) {
+                progress.progress(label, planner.nextChunkOffset() - outstanding.get(), bytesRead.get());
+                lastReport = now;
+            }
+            c = completions.poll(20, TimeUnit.MILLISECONDS);
+            if (c != null) {
+                readsInFlight--;
+                transportError = handle(c, writer, pool, failed, putError, outstanding, transportError);
+            }
+        }
+        progress.progress(label, size, bytesRead.get());
+    }
+
+    private static void feed(ChunkPlanner planner, Map<String, List<Extent>> ext, boolean alloc, boolean depth,
+                             boolean incremental) {
+        if (alloc) {
+            planner.addAllocation(ext.getOrDefault(NbdConstants.CONTEXT_BASE_ALLOCATION, List.of()));
+        }
+        if (depth) {
+            planner.addDepth(ext.getOrDefault(NbdConstants.CONTEXT_ALLOCATION_DEPTH, List.of()));
+        }
+        if (incremental) {
+            for (Map.Entry<String, List<Extent>> e : ext.entrySet()) {
+                if (e.getKey().startsWith(NbdConstants.CONTEXT_DIRTY_BITMAP_PREFIX)) {
+                    planner.addDirty(e.getValue());
+                }
+            }
+        }
+    }
+
+    private void issueRead(ChunkTask t, byte[] buf, LinkedBlockingQueue<Completion> completions) {
+        long[] r = t.ranges();
+        // zero the gaps between data ranges (buffers are reused)
+        long pos = t.offset();
+        CompletableFuture<?>[] reads = new CompletableFuture<?>[r.length / 2];
+        for (int i = 0; i < r.length; i += 2) {
+            if (r[i] > pos) {
+                Arrays.fill(buf, (int) (pos - t.offset()), (int) (r[i] - t.offset()), (byte) 0);
+            }
+            reads[i / 2] = client.read(r[i], buf, (int) (r[i] - t.offset()), (int) (r[i + 1] - r[i]));
+            pos = r[i + 1];
+        }
+        if (pos < t.offset() + t.length()) {
+            Arrays.fill(buf, (int) (pos - t.offset()), t.length(), (byte) 0);
+        }
+        CompletableFuture<?> all = reads.length == 1 ? reads[0] : CompletableFuture.allOf(reads);
+        all.whenComplete((v, e) -> completions.add(new Completion(t, buf, e)));
+    }
+
+    /** Handles one finished read; returns the transport error to recover from, if any. */
+    private Throwable handle(Completion c, BackupWriter writer, BufferPool pool, List<ChunkTask> failed,
+                             AtomicReference<Throwable> putError, AtomicLong outstanding, Throwable transportError)
+        throws IOException {
+        if (c.error() != null) {
+            pool.release(c.buffer());
+            Throwable e = unwrap(c.error());
+            if (e instanceof NbdCommandException) {
+                throw new IOException("the NBD server failed to read " + job.disk() + " at offset "
+                    + c.task().offset() + " (" + c.task().length() + " bytes): " + e.getMessage(), e);
+            }
+            failed.add(c.task());
+            return transportError != null ? transportError : e;
+        }
+        bytesRead.addAndGet(c.task().bytesToRead());
+        CompletableFuture<Void> put = writer.putChunk(c.task().index(), c.buffer(), c.task().length());
+        put.whenComplete((v, e) -> {
+            pool.release(c.buffer());
+            outstanding.addAndGet(-c.task().length());
+            if (e != null) {
+                putError.compareAndSet(null, unwrap(e));
+            }
+        });
+        return transportError;
+    }
+
+    private void reconnect(long size, String label, Throwable cause) throws IOException, InterruptedException {
+        closeQuietly(client);
+        client = null;
+        long backoff = Math.max(1, options.retryBackoff().toMillis());
+        IOException last = cause instanceof IOException io ? io : new IOException(cause);
+        for (int attempt = 1; attempt <= options.retries(); attempt++) {
+            retriesUsed++;
+            String msg = "connection to " + job.uri() + " lost (" + cause.getMessage() + "); reconnecting in "
+                + backoff + " ms (attempt " + attempt + " of " + options.retries() + ")";
+            LOG.warn("{}: {}", label, msg);
+            progress.message(label, msg);
+            long deadline = System.currentTimeMillis() + backoff;
+            while (System.currentTimeMillis() < deadline) {
+                cancel.check();
+                Thread.sleep(Math.min(100, Math.max(1, deadline - System.currentTimeMillis())));
+            }
+            try {
+                NbdClient c = NbdClient.connect(job.uri(), clientOptions());
+                if (c.info().size() != size) {
+                    closeQuietly(c);
+                    throw new IOException("after reconnecting, the export size is " + c.info().size()
+                        + " instead of " + size + "; not resuming");
+                }
+                if (!c.metaContexts().keySet().containsAll(contexts)) {
+                    closeQuietly(c);
+                    throw new IOException("after reconnecting, the export offers contexts " + c.metaContexts().keySet()
+                        + " instead of " + contexts + "; not resuming");
+                }
+                client = c;
+                return;
+            } catch (IOException e) {
+                last = e;
+                backoff = Math.min(30_000, backoff * 2);
+            }
+        }
+        throw new IOException("giving up on " + job.uri() + " after " + options.retries() + " reconnect attempts: "
+            + last.getMessage(), last);
+    }
+
+    private void drain(LinkedBlockingQueue<Completion> completions, int inFlight, BufferPool pool)
+        throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (inFlight > 0 && System.nanoTime() < deadline) {
+            Completion c = completions.poll(100, TimeUnit.MILLISECONDS);
+            if (c != null) {
+                inFlight--;
+                pool.release(c.buffer());
+            }
+        }
+    }
+
+    private static Throwable failureOf(CompletableFuture<?> f) {
+        try {
+            f.get();
+            return null;
+        } catch (ExecutionException e) {
+            return unwrap(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return e;
+        } catch (CancellationException e) {
+            return e;
+        }
+    }
+
+    static Throwable unwrap(Throwable e) {
+        while ((e instanceof CompletionException || e instanceof ExecutionException) && e.getCause() != null) {
+            e = e.getCause();
+        }
+        return e;
+    }
+
+    private static IOException asIo(Throwable t, String what) {
+        t = unwrap(t);
+        if (t instanceof IOException io) {
+            return io;
+        }
+        if (t instanceof RuntimeException re) {
+            throw re;
+        }
+        return new IOException(what + ": " + t, t);
+    }
+
+    private static void closeQuietly(NbdClient c) {
+        if (c == null) {
+            return;
+        }
+        try {
+            c.close();
+        } catch (Exception e) {
+            LOG.debug("closing NBD client", e);
+        }
+    }
+}

@@ -1,0 +1,37 @@
+package io.jbackup.engine;
+
+import io.jbackup.nbd.client.ClientOptions;
+import io.jbackup.nbd.client.NbdUri;
+
+import java.util.Map;
+
+/**
+ * One disk to back up.
+ *
+ * @param vm      VM (backup set) name, or null for a standalone disk
+ * @param disk    disk name, e.g. {@code vda}
+ * @param uri     NBD source
+ * @param client  NBD client options (TLS, timeouts, connections); meta contexts are chosen by the engine
+ * @param mode    full, incremental or auto
+ * @param bitmap  dirty bitmap name for incrementals (exported as {@code qemu:dirty-bitmap:NAME}), or null
+ * @param labels  labels recorded with the backup
+ * @param note    free-text note, or null
+ */
+public record DiskJob(String vm, String disk, NbdUri uri, ClientOptions client, BackupMode mode, String bitmap,
+                      Map<String, String> labels, String note) {
+    public DiskJob {
+        if (disk == null || !disk.matches("[A-Za-z0-9][A-Za-z0-9._-]{0,63}")) {
+            throw new IllegalArgumentException("disk name '" + disk
+                + "' (expected: 1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit)");
+        }
+        if (vm != null && !vm.matches("[A-Za-z0-9][A-Za-z0-9._-]{0,127}")) {
+            throw new IllegalArgumentException("VM name '" + vm
+                + "' (expected: 1-128 characters of letters, digits, '.', '_' or '-')");
+        }
+        if (mode == BackupMode.INCREMENTAL && (bitmap == null || bitmap.isEmpty())) {
+            throw new IllegalArgumentException("an incremental backup needs --bitmap NAME (the dirty bitmap exported "
+                + "as qemu:dirty-bitmap:NAME, e.g. qemu-nbd -B NAME)");
+        }
+        labels = labels == null ? Map.of() : Map.copyOf(labels);
+    }
+}

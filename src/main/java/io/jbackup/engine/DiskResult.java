@@ -1,0 +1,33 @@
+package io.jbackup.engine;
+
+import com.fasterxml.jackson.annotation.JsonIgnore;
+
+/**
+ * The outcome of one disk's backup, as printed by {@code --json}.
+ *
+ * @param vm           VM name or null
+ * @param disk         disk name
+ * @param status       "ok" or "failed"
+ * @param backupId     the new backup's id (null when failed)
+ * @param type         "full" or "incremental"
+ * @param parentId     parent backup id for incrementals
+ * @param reason       why this type was chosen (auto) or why it failed
+ * @param imageSize    export size in bytes
+ * @param bytesRead    bytes read from the NBD source
+ * @param bytesNew     chunk bytes stored as new chunks (before compression)
+ * @param bytesDedup   chunk bytes that were already in the repository
+ * @param bytesZero    chunk bytes that are zero (not stored)
+ * @param bytesStored  bytes written to packs (compressed, encrypted)
+ * @param seconds      wall time
+ * @param readMBps     bytes read per second, in MB/s (10^6)
+ * @param retries      reconnects after dropped connections
+ * @param error        the failure, for exit-code mapping (not serialized)
+ */
+public record DiskResult(String vm, String disk, String status, String backupId, String type, String parentId,
+                         String reason, long imageSize, long bytesRead, long bytesNew, long bytesDedup, long bytesZero,
+                         long bytesStored, double seconds, double readMBps, int retries,
+                         @JsonIgnore Throwable error) {
+    public boolean ok() {
+        return "ok".equals(status);
+    }
+}

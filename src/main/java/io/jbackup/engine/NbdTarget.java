@@ -1,0 +1,119 @@
+package io.jbackup.engine;
+
+import io.jbackup.nbd.client.NbdClient;
+
+import java.io.IOException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * An NBD export as restore target (e.g. qemu-nbd serving a new qcow2). Data chunks are written with WRITE,
+ * zero chunks with WRITE_ZEROES (or zero-filled WRITEs when the server lacks it). Writes are pipelined: up to
+ * {@code maxInFlight} are outstanding; the first failure is reported by the next call or by {@link #flush()}.
+ */
+public final class NbdTarget implements RestoreTarget {
+    private static final int ZERO_WRITE = 1 << 20;
+    private static final byte[] ZEROS = new byte[ZERO_WRITE];
+
+    private final NbdClient client;
+    private final Semaphore window;
+    private final int maxInFlight;
+    private final AtomicReference<Throwable> failure = new AtomicReference<>();
+
+    public NbdTarget(NbdClient client, long size, int maxInFlight) {
+        if (client.info().readOnly()) {
+            throw new IllegalArgumentException("the NBD restore target is read-only; export it writable "
+                + "(qemu-nbd without -r)");
+        }
+        if (client.info().size() < size) {
+            throw new IllegalArgumentException("the NBD restore target has " + client.info().size()
+                + " bytes, the image needs " + size + "; create it with qemu-img create -f qcow2 FILE " + size);
+        }
+        this.client = client;
+        this.maxInFlight = maxInFlight;
+        this.window = new Semaphore(maxInFlight);
+    }
+
+    private void track(CompletableFuture<Void> f) {
+        f.whenComplete((v, e) -> {
+            if (e != null) {
+                failure.compareAndSet(null, e instanceof CompletionException && e.getCause() != null ? e.getCause() : e);
+            }
+            window.release();
+        });
+    }
+
+    private void acquire() throws IOException {
+        check();
+        try {
+            window.acquire();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted", e);
+        }
+    }
+
+    private void check() throws IOException {
+        Throwable t = failure.get();
+        if (t != null) {
+            throw new IOException("writing to the NBD restore target failed: " + t.getMessage(), t);
+        }
+    }
+
+    @Override
+    public void write(long offset, byte[] data, int length) throws IOException {
+        acquire();
+        track(client.write(offset, data, 0, length, false));
+    }
+
+    @Override
+    public void writeZeroes(long offset, long length) throws IOException {
+        if (client.info().canWriteZeroes()) {
+            long pos = offset;
+            long end = offset + length;
+            while (pos < end) {
+                long n = Math.min(end - pos, 1L << 30);
+                acquire();
+                track(client.writeZeroes(pos, n, false));
+                pos += n;
+            }
+            return;
+        }
+        for (long pos = offset; pos < offset + length; pos += ZERO_WRITE) {
+            int n = (int) Math.min(ZERO_WRITE, offset + length - pos);
+            acquire();
+            track(client.write(pos, ZEROS, 0, n, false));
+        }
+    }
+
+    @Override
+    public boolean needsZeroes() {
+        return true;
+    }
+
+    @Override
+    public void flush() throws IOException {
+        try {
+            window.acquire(maxInFlight);
+            window.release(maxInFlight);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted", e);
+        }
+        check();
+        if (client.info().canFlush()) {
+            try {
+                client.flush().join();
+            } catch (CompletionException e) {
+                throw new IOException("flushing the NBD restore target failed: " + e.getCause().getMessage(), e);
+            }
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        client.close();
+    }
+}

@@ -1,0 +1,138 @@
+package io.jbackup.nbd.server;
+
+import io.jbackup.nbd.protocol.Extent;
+import io.jbackup.nbd.protocol.NbdConstants;
+import io.netty.buffer.Unpooled;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * A read-only export of a {@link ChunkSource} (a backup): reads are assembled from cached, verified chunks, zero
+ * chunks are holes ({@code OFFSET_HOLE} in reads, {@code HOLE|ZERO} in {@code base:allocation}) so
+ * {@code qemu-img convert} and {@code nbdcopy} stay sparse, and sequential readers get read-ahead.
+ */
+public final class ChunkedImageExport implements NbdExport {
+    private final String name;
+    private final String description;
+    private final ChunkSource source;
+    private final ChunkCache cache;
+    private final int readAhead;
+    private final AtomicLong lastChunk = new AtomicLong(-2);
+
+    /**
+     * @param readAhead chunks to prefetch after a sequential read (0 disables read-ahead)
+     */
+    public ChunkedImageExport(String name, String description, ChunkSource source, ChunkCache cache, int readAhead) {
+        if (readAhead < 0 || readAhead > 256) {
+            throw new IllegalArgumentException("read-ahead " + readAhead + " (expected: 0 .. 256)");
+        }
+        this.name = name;
+        this.description = description;
+        this.source = source;
+        this.cache = cache;
+        this.readAhead = readAhead;
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public String description() {
+        return description;
+    }
+
+    @Override
+    public long size() {
+        return source.size();
+    }
+
+    @Override
+    public boolean readOnly() {
+        return true;
+    }
+
+    @Override
+    public int preferredBlockSize() {
+        return Math.min(source.chunkSize(), 1 << 16) < 4096 ? 4096 : Math.min(source.chunkSize(), 1 << 16);
+    }
+
+    private CompletableFuture<byte[]> chunk(long index) {
+        return cache.get(source.contentKey(index), () -> source.readChunk(index));
+    }
+
+    @Override
+    public CompletableFuture<ReadResult> read(long offset, int length) {
+        int cs = source.chunkSize();
+        long first = offset / cs;
+        long last = (offset + length - 1) / cs;
+        List<CompletableFuture<byte[]>> parts = new ArrayList<>();
+        for (long i = first; i <= last; i++) {
+            parts.add(source.isZero(i) ? null : chunk(i));
+        }
+        prefetch(first, last);
+        CompletableFuture<?>[] all = parts.stream().filter(p -> p != null).toArray(CompletableFuture<?>[]::new);
+        return CompletableFuture.allOf(all).thenApply(v -> {
+            ReadResult.Builder b = ReadResult.builder();
+            long pos = offset;
+            long end = offset + length;
+            for (int k = 0; k < parts.size(); k++) {
+                long idx = first + k;
+                long cStart = idx * cs;
+                int from = (int) (pos - cStart);
+                int n = (int) (Math.min(end, cStart + cs) - pos);
+                CompletableFuture<byte[]> p = parts.get(k);
+                if (p == null) {
+                    b.addZeroes(n);
+                } else {
+                    b.addData(Unpooled.wrappedBuffer(p.join(), from, n));
+                }
+                pos += n;
+            }
+            return b.build();
+        });
+    }
+
+    /** Sequential access: load the next chunks in the background. */
+    private void prefetch(long first, long last) {
+        long prev = lastChunk.getAndSet(last);
+        if (readAhead == 0 || (prev != first && prev != first - 1)) {
+            return;
+        }
+        long n = (source.size() + source.chunkSize() - 1) / source.chunkSize();
+        for (long i = last + 1; i <= last + readAhead && i < n; i++) {
+            if (!source.isZero(i) && !cache.contains(source.contentKey(i))) {
+                chunk(i);
+            }
+        }
+    }
+
+    @Override
+    public CompletableFuture<List<Extent>> allocation(long offset, long length) {
+        int cs = source.chunkSize();
+        long end = Math.min(source.size(), offset + length);
+        List<Extent> out = new ArrayList<>();
+        long pos = offset;
+        while (pos < end && out.size() < 65536) {
+            long idx = pos / cs;
+            boolean zero = source.isZero(idx);
+            long runEnd = Math.min(end, (idx + 1) * cs);
+            while (runEnd < end && source.isZero(runEnd / cs) == zero) {
+                runEnd = Math.min(end, (runEnd / cs + 1) * cs);
+            }
+            out.add(new Extent(pos, runEnd - pos, zero ? NbdConstants.STATE_HOLE | NbdConstants.STATE_ZERO : 0));
+            pos = runEnd;
+        }
+        return CompletableFuture.completedFuture(out);
+    }
+
+    @Override
+    public void close() throws IOException {
+        // the source is owned by the provider
+    }
+}
