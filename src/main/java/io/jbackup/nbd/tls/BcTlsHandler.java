@@ -315,8 +315,7 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
         cancelTimeout();
         if (!handshakeDone && !failed) {
             failed = true;
-            NbdTlsException e = new NbdTlsException(started
-                ? "connection closed during the TLS handshake" + peerHintOnClose()
+            NbdTlsException e = new NbdTlsException(started ? closedDuringHandshakeMessage()
                 : "connection closed before the TLS handshake started");
             failPending(e);
             ctx.fireUserEventTriggered(TlsHandshakeCompletion.failed(e));
@@ -326,12 +325,19 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
         super.channelInactive(ctx);
     }
 
-    private String peerHintOnClose() {
-        if (isClient) {
-            return " (by the server, or locally); the server may not accept TLS-PSK identity '" + clientIdentity
-                + "' or TLS-PSK at all - check --tls-username, --tls-psk-file and the server's credentials";
+    private String closedDuringHandshakeMessage() {
+        if (closeRequested) {
+            return "connection closed locally during the TLS handshake";
         }
-        return "; the client gave up (it may have a different key or expect X.509 certificates)";
+        if (isClient) {
+            // qemu-nbd (GnuTLS) drops the connection without an alert when the PSK binder or Finished fails
+            return "TLS-PSK handshake rejected by the server (it closed the connection): the server does not accept "
+                + "identity '" + printable(clientIdentity) + "' with this key, or is not set up for TLS-PSK; check "
+                + "--tls-username and --tls-psk-file (" + (keySource == null ? "the PSK key file" : keySource) + ")";
+        }
+        return "connection closed by the client during the TLS handshake"
+            + (selectedIdentity != null ? " (identity '" + printable(selectedIdentity) + "')" : "")
+            + "; it may have a different key, or expect X.509 certificates instead of TLS-PSK";
     }
 
     // ---------------------------------------------------------------- inbound

@@ -47,6 +47,8 @@ final class X509TlsHandler extends ChannelDuplexHandler {
     private boolean closeRequested;
     private boolean completed;
     private boolean handshakeOk;
+    private boolean sawPlaintext;
+    private boolean reportedRejection;
     private Throwable lastCause;
     private NbdTlsException lastTranslated;
 
@@ -98,6 +100,37 @@ final class X509TlsHandler extends ChannelDuplexHandler {
     }
 
     @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        sawPlaintext = true;
+        ctx.fireChannelRead(msg);
+    }
+
+    /**
+     * In TLS 1.3 the client finishes its handshake before the server has checked the client certificate; a
+     * server that rejects it may just close the connection. Say so rather than leave a bare EOF.
+     */
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+        if (rejectedAfterHandshake()) {
+            ctx.fireExceptionCaught(rejection("closed the connection", null));
+        }
+        ctx.fireChannelInactive();
+    }
+
+    private boolean rejectedAfterHandshake() {
+        return isClient && handshakeOk && !sawPlaintext && !closeRequested && !reportedRejection;
+    }
+
+    private NbdTlsException rejection(String what, Throwable cause) {
+        reportedRejection = true;
+        Path cert = dir.resolve(X509Contexts.CLIENT_CERT);
+        return new NbdTlsException("the server " + what + " right after the TLS handshake: it probably rejected "
+            + (Files.exists(cert) ? "the client certificate " + cert + " (not issued by a CA it trusts?)"
+            : "the connection because no client certificate was sent (put " + X509Contexts.CLIENT_CERT + " and "
+            + X509Contexts.CLIENT_KEY + " into " + dir + ")"), cause);
+    }
+
+    @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
         Throwable c = unwrap(cause);
         if (closeRequested && c instanceof IOException) {
@@ -105,7 +138,12 @@ final class X509TlsHandler extends ChannelDuplexHandler {
             return;
         }
         if (c instanceof SSLException) {
+            reportedRejection = true;
             ctx.fireExceptionCaught(translate(c));
+            return;
+        }
+        if (c instanceof IOException && rejectedAfterHandshake()) {
+            ctx.fireExceptionCaught(rejection("reset the connection", c));
             return;
         }
         ctx.fireExceptionCaught(cause);
@@ -139,7 +177,7 @@ final class X509TlsHandler extends ChannelDuplexHandler {
     }
 
     NbdTlsException describe(Throwable c) {
-        String msg = String.valueOf(c.getMessage());
+        String msg = String.valueOf(c.getMessage()).replaceFirst("\\.$", "");
         String lower = msg.toLowerCase(Locale.ROOT);
         Path ca = dir.resolve(X509Contexts.CA_CERT);
         String self = isClient ? "client" : "server";
@@ -181,8 +219,9 @@ final class X509TlsHandler extends ChannelDuplexHandler {
             }
             return new NbdTlsException("TLS handshake rejected by the " + peer + " (alert " + alert + "): " + msg, c);
         }
-        if (c instanceof ClosedChannelException || lower.contains("connection closed")
-            || lower.contains("closed while")) {
+        if (c instanceof ClosedChannelException || has(c, java.net.SocketException.class)
+            || has(c, ClosedChannelException.class) || lower.contains("connection closed")
+            || lower.contains("closed while") || lower.contains("failure when writing tls control frames")) {
             return new NbdTlsException("connection closed during the TLS handshake; the " + peer
                 + " may not accept this " + self + "'s credentials (" + dir + ") or may expect TLS-PSK", c);
         }
