@@ -149,6 +149,22 @@ final class X509TlsHandler extends ChannelDuplexHandler {
         ctx.fireExceptionCaught(cause);
     }
 
+    /*
+     * write and flush are overridden (not inherited: ChannelDuplexHandler marks them @Skip) on purpose. A write
+     * issued from outside the event loop picks its target context at call time; if this handler were skippable and
+     * the SslHandler not yet inserted (handlerAdded still queued), the write would bypass TLS and go out in
+     * plaintext. Being on the write path, this handler forwards it when it runs - after the SslHandler is in place.
+     */
+    @Override
+    public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
+        ctx.write(msg, promise);
+    }
+
+    @Override
+    public void flush(ChannelHandlerContext ctx) {
+        ctx.flush();
+    }
+
     @Override
     public void close(ChannelHandlerContext ctx, ChannelPromise promise) throws Exception {
         closeRequested = true;
