@@ -228,10 +228,14 @@ final class X509TlsHandler extends ChannelDuplexHandler {
                 return new NbdTlsException("the server rejected the client certificate " + cert + " (alert " + alert
                     + "): it is not issued by a CA the server trusts, or not valid for client authentication", c);
             }
-            if (!isClient && isCertAlert(alert)) {
+            if (!isClient && isServerCertAlert(alert)) {
                 return new NbdTlsException("the client rejected this server's certificate "
                     + dir.resolve(X509Contexts.SERVER_CERT) + " (alert " + alert + "): it is not issued by the "
                     + "client's CA, or does not name the host the client connected to", c);
+            }
+            if (!isClient && !handshakeOk) {
+                return new NbdTlsException("TLS handshake rejected by the client (alert " + alert + "); is the client "
+                    + "using TLS-PSK? this server uses X.509 certificates from " + dir, c);
             }
             return new NbdTlsException("TLS handshake rejected by the " + peer + " (alert " + alert + "): " + msg, c);
         }
@@ -242,7 +246,8 @@ final class X509TlsHandler extends ChannelDuplexHandler {
                 + " may not accept this " + self + "'s credentials (" + dir + ") or may expect TLS-PSK", c);
         }
         if (lower.contains("no appropriate protocol") || lower.contains("no cipher suites in common")) {
-            return new NbdTlsException("no common TLS version or cipher suite with the " + peer + ": " + msg, c);
+            return new NbdTlsException("no common TLS version or cipher suite with the " + peer + ": " + msg
+                + " (is the " + peer + " using TLS-PSK? this " + self + " uses X.509 certificates from " + dir + ")", c);
         }
         if (!handshakeOk) {
             return new NbdTlsException("TLS handshake with the " + peer + " failed: " + msg, c);
@@ -254,6 +259,11 @@ final class X509TlsHandler extends ChannelDuplexHandler {
         String a = alert.toLowerCase(Locale.ROOT);
         return a.contains("certificate") || a.contains("unknown_ca") || a.contains("access_denied")
             || a.contains("bad_certificate") || a.contains("decrypt_error") || a.contains("handshake_failure");
+    }
+
+    private static boolean isServerCertAlert(String alert) {
+        String a = alert.toLowerCase(Locale.ROOT);
+        return a.contains("certificate") || a.contains("unknown_ca");
     }
 
     private static boolean has(Throwable t, Class<? extends Throwable> type) {

@@ -193,6 +193,31 @@ class NbdTlsTest {
         }
     }
 
+    @Test
+    void pskClientAgainstX509ServerAndViceVersaFailWithHints() throws Exception {
+        TlsFixtures.PskCreds psk = TlsFixtures.psk(tmp.resolve("psk"), "alice");
+        TlsFixtures.X509Creds x = TlsFixtures.x509(tmp.resolve("x509"));
+        try (Net.Server srv = net.server(Net.loopback(), serverHandlers(x509(x.serverDir(), true)), true)) {
+            Probe probe = new Probe();
+            net.connect(srv.address(), NbdTls.newClientHandler(psk(psk.keysFile(), "alice"), ByteBufAllocator.DEFAULT,
+                null, -1), probe);
+            TlsHandshakeCompletion c = probe.awaitHandshake();
+            assertTrue(c.cause().getMessage().startsWith("TLS-PSK handshake failed: the server presented an X.509 "
+                + "certificate"), c.cause().getMessage());
+            TlsHandshakeCompletion s = srv.probe().awaitHandshake();
+            assertTrue(s.cause().getMessage().contains("is the client using TLS-PSK?"), s.cause().getMessage());
+        }
+        try (Net.Server srv = net.server(Net.loopback(), serverHandlers(psk(psk.keysFile(), null)), true)) {
+            Probe probe = new Probe();
+            net.connect(srv.address(), NbdTls.newClientHandler(x509(x.clientDir(), true), ByteBufAllocator.DEFAULT,
+                null, -1), probe);
+            assertFalse(probe.awaitHandshake().success());
+            TlsHandshakeCompletion s = srv.probe().awaitHandshake();
+            assertTrue(s.cause().getMessage().contains("the client offered no pre-shared key (is it configured for "
+                + "X.509 certificates?"), s.cause().getMessage());
+        }
+    }
+
     // ---------------------------------------------------------------- configuration errors
 
     @Test

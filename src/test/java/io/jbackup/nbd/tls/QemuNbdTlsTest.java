@@ -257,6 +257,17 @@ class QemuNbdTlsTest {
     }
 
     @Test
+    void pskClientAgainstX509ServerSaysSo() throws Exception {
+        TlsFixtures.PskCreds creds = TlsFixtures.psk(tmp.resolve("psk"), "alice");
+        TlsFixtures.X509Creds x = TlsFixtures.x509(tmp.resolve("x509"));
+        try (Proc.Background srv = qemuNbdX509(x.serverDir(), false)) {
+            NbdTlsException e = failure(srv, client(psk(creds, "alice")));
+            assertTrue(e.getMessage().startsWith("TLS-PSK handshake failed: the server presented an X.509 certificate"),
+                e.getMessage());
+        }
+    }
+
+    @Test
     void x509ClientAgainstPskServerFailsCleanly() throws Exception {
         TlsFixtures.PskCreds creds = TlsFixtures.psk(tmp.resolve("psk"), "alice");
         TlsFixtures.X509Creds x = TlsFixtures.x509(tmp.resolve("x509"));
