@@ -101,10 +101,11 @@ public final class HandshakeDecoder extends ByteToMessageDecoder {
         }
         if (in.isReadable() && state != State.BAD_MESSAGE && state != State.DONE) {
             int have = in.readableBytes();
+            String where = describeState();
             state = State.BAD_MESSAGE;
             in.skipBytes(have);
             throw new DecoderException(new NbdProtocolException("server closed the connection in the middle of "
-                + describeState() + " (" + have + " bytes of it received)"));
+                + where + " (" + have + " bytes of it received)"));
         }
     }
 
