@@ -98,8 +98,13 @@ abstract class Request {
             describe(), cookieText()));
     }
 
-    /** The final chunk arrived: complete the future. */
-    final void finish(long exportSize) {
+    /**
+     * The final chunk arrived: complete the future.
+     *
+     * @throws NbdProtocolException if the reply claims success but is inconsistent (the request has failed with it
+     *                              and the connection must be dropped)
+     */
+    final void finish(long exportSize) throws NbdProtocolException {
         if (firstError != null) {
             NbdReply.Error e = firstError;
             String msg = "server failed " + describe() + ": " + e.error()
@@ -112,6 +117,7 @@ abstract class Request {
             succeed(exportSize);
         } catch (NbdProtocolException ex) {
             fail(ex);
+            throw ex;
         }
     }
 

@@ -205,7 +205,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter implements 
         }
     }
 
-    private void complete(Request r) {
+    private void complete(Request r) throws NbdProtocolException {
         inFlight.remove(r.cookie);
         r.finish(exportSize);
         drainPending();
@@ -222,6 +222,12 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter implements 
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
+        // a decoder reports an EOF inside a message right after this event: let that more precise error win
+        ctx.executor().execute(() -> connectionClosed(ctx));
+        ctx.fireChannelInactive();
+    }
+
+    private void connectionClosed(ChannelHandlerContext ctx) {
         if (failure == null) {
             int n = inFlight.size() + pending.size();
             if (closing != null && n == 0) {
@@ -237,7 +243,6 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter implements 
         if (closing != null) {
             closing.complete(null);
         }
-        ctx.fireChannelInactive();
     }
 
     /** Fails every request, closes the channel; later submissions fail with the same cause. */
