@@ -1,0 +1,469 @@
+package io.jbackup.nbd.client;
+
+import io.jbackup.nbd.protocol.Extent;
+import io.jbackup.nbd.protocol.NbdCommand;
+import io.jbackup.nbd.protocol.NbdConstants;
+import io.jbackup.nbd.protocol.OptionReply;
+import io.netty.buffer.Unpooled;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * An NBD client for one export: fixed newstyle handshake (TLS, structured replies, meta contexts, {@code GO} with
+ * {@code EXPORT_NAME} fallback), then pipelined, asynchronous commands over one or more connections.
+ *
+ * <p>Every command returns a {@link CompletableFuture}. Large calls are split into requests of at most
+ * {@link ClientOptions#maxRequestSize()} bytes (and never more than the server's maximum payload), sent with up to
+ * {@link ClientOptions#maxInFlight()} requests in flight per connection, and completed when every part has been
+ * answered. When the server advertises {@code CAN_MULTI_CONN}, up to {@link ClientOptions#connections()} connections
+ * are opened and requests go to the least busy one.
+ *
+ * <p>Threading: methods may be called from any thread. Futures complete on an I/O thread: do not block in a
+ * dependent stage (use the {@code *Async} variants for heavy work). Arrays passed to {@link #read} and
+ * {@link #write} must not be touched until the future completes.
+ *
+ * <p>Failures: {@link NbdCommandException} when the server failed a command (the connection stays usable);
+ * {@link io.jbackup.nbd.protocol.NbdProtocolException} when the server broke the protocol, and
+ * {@link NbdTimeoutException} when it did not answer in time (both end the connection and fail every request on it).
+ * Invalid arguments (out of range, misaligned writes, a command the server does not support) throw
+ * {@link IllegalArgumentException} or {@link IllegalStateException} immediately.
+ */
+public final class NbdClient implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(NbdClient.class);
+    /** Largest length of one payload-free request (TRIM, WRITE_ZEROES, CACHE, BLOCK_STATUS). */
+    private static final long MAX_EFFECT_LENGTH = 1L << 30;
+
+    private final NbdUri uri;
+    private final ClientOptions opts;
+    private final ExportInfo info;
+    private final boolean structured;
+    private final Map<String, Integer> metaContexts;
+    private final List<Connection> connections;
+    private final int requestSize;
+    private final AtomicInteger roundRobin = new AtomicInteger();
+    private final Set<CompletableFuture<Void>> outstandingWrites = ConcurrentHashMap.newKeySet();
+    private volatile boolean closed;
+
+    private NbdClient(NbdUri uri, ClientOptions opts, Handshake.Negotiated first, List<Connection> connections) {
+        this.uri = uri;
+        this.opts = opts;
+        this.info = first.info();
+        this.structured = first.structured();
+        Map<String, Integer> m = new LinkedHashMap<>();
+        first.contexts().forEach((id, name) -> m.put(name, id));
+        this.metaContexts = Collections.unmodifiableMap(m);
+        this.connections = List.copyOf(connections);
+        int size = Math.min(opts.maxRequestSize(), info.maxBlock());
+        size -= size % info.minBlock();
+        this.requestSize = Math.max(size, info.minBlock());
+    }
+
+    /**
+     * Connects to the export: STARTTLS (as configured), {@code STRUCTURED_REPLY}, {@code SET_META_CONTEXT} for
+     * {@link ClientOptions#metaContexts()}, {@code GO} (or {@code EXPORT_NAME}); then, if the server advertises
+     * {@code CAN_MULTI_CONN}, further connections up to {@link ClientOptions#connections()}.
+     */
+    public static NbdClient connect(NbdUri uri, ClientOptions opts) throws IOException {
+        Objects.requireNonNull(uri, "uri");
+        Objects.requireNonNull(opts, "opts");
+        Handshake h = Handshake.start(uri, opts);
+        Handshake.Negotiated first;
+        List<Connection> conns = new ArrayList<>();
+        try {
+            first = h.negotiate(opts.metaContexts());
+            conns.add(h.toTransmission(first));
+        } catch (IOException | RuntimeException e) {
+            h.close();
+            throw e;
+        }
+        ExportInfo info = first.info();
+        LOG.debug("{}: connected: size {}, flags {}, block sizes {}/{}/{}, structured replies {}, contexts {}", uri,
+            info.size(), info.flagNames(), info.minBlock(), info.preferredBlock(), info.maxBlock(), first.structured(),
+            first.contexts());
+        if (opts.connections() > 1 && info.canMultiConn()) {
+            for (int i = 1; i < opts.connections(); i++) {
+                try {
+                    conns.add(extraConnection(uri, opts, first));
+                } catch (IOException | RuntimeException e) {
+                    LOG.warn("{}: could not open connection {} of {} ({}); continuing with {}", uri, i + 1,
+                        opts.connections(), e.getMessage(), conns.size());
+                    break;
+                }
+            }
+        }
+        return new NbdClient(uri, opts, first, conns);
+    }
+
+    private static Connection extraConnection(NbdUri uri, ClientOptions opts, Handshake.Negotiated first)
+        throws IOException {
+        Handshake h = Handshake.start(uri, opts);
+        try {
+            Handshake.Negotiated n = h.negotiate(opts.metaContexts());
+            if (n.info().size() != first.info().size()
+                || n.info().transmissionFlags() != first.info().transmissionFlags()
+                || n.structured() != first.structured()
+                || !Set.copyOf(n.contexts().values()).equals(Set.copyOf(first.contexts().values()))) {
+                throw new IOException("the server negotiated different parameters on this connection");
+            }
+            return h.toTransmission(n);
+        } catch (IOException | RuntimeException e) {
+            h.close();
+            throw e;
+        }
+    }
+
+    /** {@code NBD_OPT_LIST}, then {@code NBD_OPT_INFO} for each export; ends with {@code NBD_OPT_ABORT}. */
+    public static List<ExportInfo> listExports(NbdUri uri, ClientOptions opts) throws IOException {
+        Handshake h = Handshake.start(uri, opts);
+        try {
+            List<OptionReply.Server> names = h.list();
+            List<ExportInfo> out = new ArrayList<>(names.size());
+            for (OptionReply.Server s : names) {
+                ExportInfo i = h.info(s.name(), s.details());
+                out.add(i != null ? i : new ExportInfo(s.name(), s.details(), -1, 0, ExportInfo.DEFAULT_MIN_BLOCK,
+                    ExportInfo.DEFAULT_PREFERRED_BLOCK, ExportInfo.DEFAULT_MAX_BLOCK));
+            }
+            return out;
+        } finally {
+            h.abort();
+        }
+    }
+
+    /**
+     * {@code NBD_OPT_LIST_META_CONTEXT} for the URI's export: the contexts matching each query (all contexts when no
+     * query is given; {@code "qemu:dirty-bitmap:"} lists qemu's bitmaps). Names are returned once, in the server's
+     * order. Empty if the server has no structured replies or meta contexts.
+     */
+    public static List<String> listMetaContexts(NbdUri uri, ClientOptions opts, String... queries)
+        throws IOException {
+        Handshake h = Handshake.start(uri, opts);
+        try {
+            h.requireFixedNewstyle("list meta contexts");
+            if (!h.negotiateStructuredReplies()) {
+                return List.of();
+            }
+            Set<String> names = new LinkedHashSet<>(h.listMetaContexts(List.of(queries)));
+            return List.copyOf(names);
+        } finally {
+            h.abort();
+        }
+    }
+
+    public NbdUri uri() {
+        return uri;
+    }
+
+    public ExportInfo info() {
+        return info;
+    }
+
+    /** Negotiated meta contexts: name to id on the first connection (only those the server selected). */
+    public Map<String, Integer> metaContexts() {
+        return metaContexts;
+    }
+
+    public boolean structuredReplies() {
+        return structured;
+    }
+
+    /** Number of open connections. */
+    public int connectionCount() {
+        return (int) connections.stream().filter(Connection::alive).count();
+    }
+
+    /** The size of the pieces large reads and writes are split into. */
+    public int requestSize() {
+        return requestSize;
+    }
+
+    List<Connection> connectionsForTest() {
+        return connections;
+    }
+
+    // ---- commands ----
+
+    /**
+     * Reads {@code length} bytes at {@code offset} into {@code dst[dstOffset..]}. Any length: the read is split and
+     * pipelined; holes are zero-filled; a range not aligned to the server's minimum block size is widened internally.
+     */
+    public CompletableFuture<Void> read(long offset, byte[] dst, int dstOffset, int length) {
+        Objects.checkFromIndexSize(dstOffset, length, dst.length);
+        checkRange(offset, length);
+        if (length == 0) {
+            return CompletableFuture.completedFuture(null);
+        }
+        long min = info.minBlock();
+        long start = offset - offset % min;
+        long end = offset + length;
+        long alignedEnd = end % min == 0 ? end : Math.min(end - end % min + min, info.size());
+        if (start != offset || alignedEnd != end) {
+            if (alignedEnd - start > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("read of " + length + " bytes is too large to align");
+            }
+            byte[] tmp = new byte[(int) (alignedEnd - start)];
+            return read(start, tmp, 0, tmp.length).thenRun(() ->
+                System.arraycopy(tmp, (int) (offset - start), dst, dstOffset, length));
+        }
+        List<Request> parts = new ArrayList<>();
+        List<CompletableFuture<Void>> futures = new ArrayList<>();
+        for (long pos = offset; pos < end; pos += requestSize) {
+            int n = (int) Math.min(requestSize, end - pos);
+            CompletableFuture<Void> f = new CompletableFuture<>();
+            parts.add(new Request.Read(pos, dst, dstOffset + (int) (pos - offset), n, f));
+            futures.add(f);
+        }
+        return dispatch(parts, futures);
+    }
+
+    /**
+     * {@code NBD_CMD_BLOCK_STATUS} for every negotiated meta context in one request. The result maps each context name
+     * to its extents: contiguous from {@code offset}, non-empty, clipped to the export size; they may cover less or
+     * (the last one) more than {@code length}. With {@code reqOne} each context has exactly one extent, no longer than
+     * the request.
+     */
+    public CompletableFuture<Map<String, List<Extent>>> blockStatus(long offset, long length, boolean reqOne) {
+        if (!structured || metaContexts.isEmpty()) {
+            throw new IllegalStateException("no meta context was negotiated with " + uri + " (requested: "
+                + opts.metaContexts() + (structured ? "" : "; the server has no structured replies")
+                + "); block status is not available");
+        }
+        if (length <= 0) {
+            throw new IllegalArgumentException("block status length must be positive, got " + length);
+        }
+        checkRange(offset, Math.min(length, 1));
+        checkAligned(offset, 0, "block status");
+        long len = Math.min(length, Math.min(info.size() - offset, MAX_EFFECT_LENGTH));
+        if (len % info.minBlock() != 0 && offset + len < info.size()) {
+            len -= len % info.minBlock();
+        }
+        Connection c = pick();
+        CompletableFuture<Map<String, List<Extent>>> f = new CompletableFuture<>();
+        Request r = new Request.BlockStatus(offset, len, reqOne ? NbdConstants.CMD_FLAG_REQ_ONE : 0, c.contexts, f);
+        c.submit(List.of(r), List.of(f));
+        return f;
+    }
+
+    /**
+     * Writes {@code length} bytes from {@code src[srcOffset..]} at {@code offset}, split at the request size;
+     * {@code fua} asks the server to persist before replying. Offset and length must be aligned to the minimum block.
+     */
+    public CompletableFuture<Void> write(long offset, byte[] src, int srcOffset, int length, boolean fua) {
+        Objects.checkFromIndexSize(srcOffset, length, src.length);
+        checkRange(offset, length);
+        checkAligned(offset, length, "write");
+        if (fua) {
+            require(info.canFua(), "FUA");
+        }
+        if (length == 0) {
+            return CompletableFuture.completedFuture(null);
+        }
+        List<Request> parts = new ArrayList<>();
+        List<CompletableFuture<Void>> futures = new ArrayList<>();
+        long end = offset + length;
+        for (long pos = offset; pos < end; pos += requestSize) {
+            int n = (int) Math.min(requestSize, end - pos);
+            CompletableFuture<Void> f = new CompletableFuture<>();
+            parts.add(new Request.Plain(NbdCommand.WRITE, fua ? NbdConstants.CMD_FLAG_FUA : 0, pos, n,
+                Unpooled.wrappedBuffer(src, srcOffset + (int) (pos - offset), n), f));
+            futures.add(f);
+        }
+        return trackWrite(dispatch(parts, futures));
+    }
+
+    /** {@code NBD_CMD_WRITE_ZEROES}; {@code noHole} asks the server to allocate rather than punch a hole. */
+    public CompletableFuture<Void> writeZeroes(long offset, long length, boolean noHole) {
+        require(info.canWriteZeroes(), "WRITE_ZEROES");
+        return trackWrite(effect(NbdCommand.WRITE_ZEROES, noHole ? NbdConstants.CMD_FLAG_NO_HOLE : 0, offset,
+            length));
+    }
+
+    /** {@code NBD_CMD_TRIM}: the server may discard the range; its contents are undefined afterwards. */
+    public CompletableFuture<Void> trim(long offset, long length) {
+        require(info.canTrim(), "TRIM");
+        return trackWrite(effect(NbdCommand.TRIM, 0, offset, length));
+    }
+
+    /** {@code NBD_CMD_CACHE}: advisory prefetch. */
+    public CompletableFuture<Void> cache(long offset, long length) {
+        require(info.canCache(), "CACHE");
+        return effect(NbdCommand.CACHE, 0, offset, length);
+    }
+
+    /**
+     * {@code NBD_CMD_FLUSH}, sent once every write, write-zeroes and trim submitted before this call has been
+     * answered (required with several connections, and makes the flush cover them on one connection too).
+     */
+    public CompletableFuture<Void> flush() {
+        require(info.canFlush(), "FLUSH");
+        checkOpen();
+        CompletableFuture<?>[] before = outstandingWrites.toArray(new CompletableFuture<?>[0]);
+        return CompletableFuture.allOf(before).handle((v, e) -> null).thenCompose(v -> {
+            CompletableFuture<Void> f = new CompletableFuture<>();
+            Connection c = pick();
+            c.submit(List.of(new Request.Plain(NbdCommand.FLUSH, 0, 0, 0, null, f)), List.of(f));
+            return f;
+        });
+    }
+
+    private CompletableFuture<Void> effect(NbdCommand cmd, int flags, long offset, long length) {
+        checkRange(offset, length);
+        checkAligned(offset, length, cmd.name());
+        if (length == 0) {
+            return CompletableFuture.completedFuture(null);
+        }
+        long step = MAX_EFFECT_LENGTH - MAX_EFFECT_LENGTH % info.minBlock();
+        List<Request> parts = new ArrayList<>();
+        List<CompletableFuture<Void>> futures = new ArrayList<>();
+        for (long pos = offset; pos < offset + length; pos += step) {
+            long n = Math.min(step, offset + length - pos);
+            CompletableFuture<Void> f = new CompletableFuture<>();
+            parts.add(new Request.Plain(cmd, flags, pos, n, null, f));
+            futures.add(f);
+        }
+        return dispatch(parts, futures);
+    }
+
+    private CompletableFuture<Void> trackWrite(CompletableFuture<Void> f) {
+        outstandingWrites.add(f);
+        f.whenComplete((v, e) -> outstandingWrites.remove(f));
+        return f;
+    }
+
+    /** Sends the parts over the connections and completes the result when every part has been answered. */
+    private CompletableFuture<Void> dispatch(List<Request> parts, List<CompletableFuture<Void>> futures) {
+        checkOpen();
+        if (connections.size() == 1 || parts.size() == 1) {
+            pick().submit(parts, futures);
+        } else {
+            Map<Connection, List<Request>> byConn = new LinkedHashMap<>();
+            Map<Connection, List<CompletableFuture<Void>>> futByConn = new LinkedHashMap<>();
+            List<Connection> alive = connections.stream().filter(Connection::alive).toList();
+            if (alive.isEmpty()) {
+                alive = connections;
+            }
+            int base = roundRobin.getAndAdd(parts.size());
+            for (int i = 0; i < parts.size(); i++) {
+                Connection c = alive.get(Math.floorMod(base + i, alive.size()));
+                byConn.computeIfAbsent(c, k -> new ArrayList<>()).add(parts.get(i));
+                futByConn.computeIfAbsent(c, k -> new ArrayList<>()).add(futures.get(i));
+            }
+            byConn.forEach((c, rs) -> c.submit(rs, futByConn.get(c)));
+        }
+        return futures.size() == 1 ? futures.get(0) : allParts(futures);
+    }
+
+    /** Completes when all parts completed; fails with the first part's failure (not wrapped). */
+    private static CompletableFuture<Void> allParts(List<CompletableFuture<Void>> parts) {
+        CompletableFuture<Void> all = new CompletableFuture<>();
+        AtomicInteger left = new AtomicInteger(parts.size());
+        AtomicReference<Throwable> first = new AtomicReference<>();
+        for (CompletableFuture<Void> p : parts) {
+            p.whenComplete((v, e) -> {
+                if (e != null) {
+                    first.compareAndSet(null, e);
+                }
+                if (left.decrementAndGet() == 0) {
+                    Throwable t = first.get();
+                    if (t == null) {
+                        all.complete(null);
+                    } else {
+                        all.completeExceptionally(t);
+                    }
+                }
+            });
+        }
+        return all;
+    }
+
+    /** The least busy live connection (the first one if all are dead: its requests fail with the cause). */
+    private Connection pick() {
+        if (connections.size() == 1) {
+            return connections.get(0);
+        }
+        Connection best = null;
+        int start = Math.floorMod(roundRobin.getAndIncrement(), connections.size());
+        for (int i = 0; i < connections.size(); i++) {
+            Connection c = connections.get((start + i) % connections.size());
+            if (c.alive() && (best == null || c.outstanding() < best.outstanding())) {
+                best = c;
+            }
+        }
+        return best != null ? best : connections.get(0);
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("NBD client for " + uri + " is closed");
+        }
+    }
+
+    private void checkRange(long offset, long length) {
+        if (offset < 0 || length < 0 || offset > info.size() || length > info.size() - offset) {
+            throw new IllegalArgumentException("range [" + offset + ", " + (offset + length) + ") is outside the "
+                + "export (size " + info.size() + ")");
+        }
+    }
+
+    private void checkAligned(long offset, long length, String what) {
+        long min = info.minBlock();
+        if (offset % min != 0 || (length % min != 0 && offset + length != info.size())) {
+            throw new IllegalArgumentException(what + " at offset " + offset + " length " + length + " is not aligned "
+                + "to the server's minimum block size " + min);
+        }
+    }
+
+    private void require(boolean flag, String what) {
+        if (!flag) {
+            throw new IllegalStateException("server " + uri + " does not support " + what + " on this export "
+                + "(transmission flags " + info.flagNames() + ")");
+        }
+    }
+
+    /**
+     * Waits (up to {@code min(requestTimeout, 10 s)}) for submitted requests, sends {@code NBD_CMD_DISC} and closes
+     * every connection. Requests still unanswered then fail.
+     */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        long grace = Math.min(opts.requestTimeout().toNanos(), TimeUnit.SECONDS.toNanos(10));
+        List<CompletableFuture<Void>> done = new ArrayList<>();
+        for (Connection c : connections) {
+            done.add(c.shutdown(grace));
+        }
+        try {
+            CompletableFuture.allOf(done.toArray(new CompletableFuture<?>[0]))
+                .get(grace + TimeUnit.SECONDS.toNanos(5), TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (Exception e) {
+            LOG.debug("{}: close did not finish cleanly: {}", uri, e.toString());
+        }
+        for (Connection c : connections) {
+            c.channel.close();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "NbdClient[" + uri + ", " + connections.size() + " connection(s)]";
+    }
+}

@@ -1,0 +1,326 @@
+package io.jbackup.nbd.client;
+
+import io.jbackup.nbd.protocol.Extent;
+import io.jbackup.nbd.protocol.NbdCommand;
+import io.jbackup.nbd.protocol.NbdConstants;
+import io.jbackup.nbd.protocol.NbdError;
+import io.jbackup.nbd.protocol.NbdProtocolException;
+import io.jbackup.nbd.protocol.NbdReply;
+import io.jbackup.nbd.protocol.NbdReplyChunkType;
+import io.netty.buffer.ByteBuf;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * One request on one connection, from submission to its final reply. Confined to the connection's event loop once
+ * submitted. Subclasses check every reply chunk against the request (type, range, context) and reassemble the
+ * result; a chunk that does not fit is a protocol error that ends the connection.
+ */
+abstract class Request {
+    final NbdCommand command;
+    final int flags;
+    final long offset;
+    final long length;
+    /** WRITE payload until it is handed to the encoder. */
+    ByteBuf payload;
+    long cookie;
+    long deadlineNanos;
+    private NbdReply.Error firstError;
+
+    Request(NbdCommand command, int flags, long offset, long length, ByteBuf payload) {
+        this.command = command;
+        this.flags = flags;
+        this.offset = offset;
+        this.length = length;
+        this.payload = payload;
+    }
+
+    String describe() {
+        return switch (command.name()) {
+            case "FLUSH", "DISC" -> command.name();
+            default -> command.name() + " of " + length + " bytes at offset " + offset;
+        };
+    }
+
+    String cookieText() {
+        return String.format("0x%x", cookie);
+    }
+
+    /** Number of data bytes a successful simple reply carries (READ without structured replies). */
+    long simpleReplyDataLength(boolean structured) {
+        return 0;
+    }
+
+    /** A simple reply; {@code dataLength} bytes of READ data follow if it is non-zero. */
+    void onSimple(NbdReply.Simple r, boolean structured) throws NbdProtocolException {
+        if (r.error().code() != 0) {
+            firstError = new NbdReply.Error(r.cookie(), NbdConstants.REPLY_FLAG_DONE, NbdReplyChunkType.ERROR,
+                r.error(), "", -1);
+        }
+    }
+
+    /** Start of READ data at absolute export offset {@code at} ({@code len} bytes in ReplyData pieces). */
+    void onDataHeader(long at, long len) throws NbdProtocolException {
+        throw unexpected("OFFSET_DATA");
+    }
+
+    /** A piece of READ data: {@code buf} holds the bytes for absolute offset {@code at}. */
+    void onData(long at, ByteBuf buf) {
+        throw new IllegalStateException("no data expected for " + describe());
+    }
+
+    void onHole(NbdReply.OffsetHole h) throws NbdProtocolException {
+        throw unexpected("OFFSET_HOLE");
+    }
+
+    void onBlockStatus(NbdReply.BlockStatus b) throws NbdProtocolException {
+        throw unexpected("BLOCK_STATUS");
+    }
+
+    void onError(NbdReply.Error e) throws NbdProtocolException {
+        if (e.offset() >= 0 && (e.offset() < offset || e.offset() >= offset + Math.max(length, 1))) {
+            throw new NbdProtocolException(String.format("ERROR_OFFSET chunk for %s (cookie %s) names offset %d, "
+                + "outside the request", describe(), cookieText(), e.offset()));
+        }
+        if (firstError == null) {
+            firstError = e;
+        }
+    }
+
+    NbdProtocolException unexpected(String what) {
+        return new NbdProtocolException(String.format("server sent a %s chunk in reply to %s (cookie %s)", what,
+            describe(), cookieText()));
+    }
+
+    /**
+     * The final chunk arrived: complete the future.
+     *
+     * @throws NbdProtocolException if the reply claims success but is inconsistent (the request has failed with it
+     *                              and the connection must be dropped)
+     */
+    final void finish(long exportSize) throws NbdProtocolException {
+        if (firstError != null) {
+            NbdReply.Error e = firstError;
+            String msg = "server failed " + describe() + ": " + e.error()
+                + (e.message().isEmpty() ? "" : " (" + e.message() + ")")
+                + (e.offset() >= 0 ? " at offset " + e.offset() : "");
+            fail(new NbdCommandException(msg, e.error(), e.offset()));
+            return;
+        }
+        try {
+            succeed(exportSize);
+        } catch (NbdProtocolException ex) {
+            fail(ex);
+            throw ex;
+        }
+    }
+
+    abstract void succeed(long exportSize) throws NbdProtocolException;
+
+    abstract void fail(Throwable cause);
+
+    /** Releases the payload if the request never reached the encoder. */
+    void releasePayload() {
+        if (payload != null) {
+            payload.release();
+            payload = null;
+        }
+    }
+
+    /** WRITE, TRIM, WRITE_ZEROES, FLUSH, CACHE: success or an error, nothing else. */
+    static final class Plain extends Request {
+        final CompletableFuture<Void> future;
+
+        Plain(NbdCommand command, int flags, long offset, long length, ByteBuf payload, CompletableFuture<Void> f) {
+            super(command, flags, offset, length, payload);
+            this.future = f;
+        }
+
+        @Override
+        void succeed(long exportSize) {
+            future.complete(null);
+        }
+
+        @Override
+        void fail(Throwable cause) {
+            future.completeExceptionally(cause);
+        }
+    }
+
+    /** READ into a caller's array, reassembled from data and hole chunks that must cover it exactly once. */
+    static final class Read extends Request {
+        final byte[] dst;
+        final int dstOffset;
+        final CompletableFuture<Void> future;
+        /** fast path: chunks arriving in order cover [offset, nextOffset) */
+        private long nextOffset;
+        /** slow path: covered ranges start -&gt; end, once chunks arrive out of order */
+        private TreeMap<Long, Long> ranges;
+        private long covered;
+
+        Read(long offset, byte[] dst, int dstOffset, int length, CompletableFuture<Void> f) {
+            super(NbdCommand.READ, 0, offset, length, null);
+            this.dst = dst;
+            this.dstOffset = dstOffset;
+            this.future = f;
+            this.nextOffset = offset;
+        }
+
+        @Override
+        long simpleReplyDataLength(boolean structured) {
+            return structured ? 0 : length;
+        }
+
+        @Override
+        void onSimple(NbdReply.Simple r, boolean structured) throws NbdProtocolException {
+            if (structured) {
+                throw new NbdProtocolException(String.format("server sent a simple reply to %s (cookie %s) although "
+                    + "structured replies were negotiated", describe(), cookieText()));
+            }
+            super.onSimple(r, false);
+            if (r.dataLength() > 0) {
+                cover(offset, r.dataLength(), "simple reply data");
+            }
+        }
+
+        @Override
+        void onDataHeader(long at, long len) throws NbdProtocolException {
+            cover(at, len, "OFFSET_DATA");
+        }
+
+        @Override
+        void onData(long at, ByteBuf buf) {
+            int n = buf.readableBytes();
+            buf.getBytes(buf.readerIndex(), dst, dstOffset + (int) (at - offset), n);
+        }
+
+        @Override
+        void onHole(NbdReply.OffsetHole h) throws NbdProtocolException {
+            cover(h.offset(), h.length(), "OFFSET_HOLE");
+            int from = dstOffset + (int) (h.offset() - offset);
+            Arrays.fill(dst, from, from + (int) h.length(), (byte) 0);
+        }
+
+        private void cover(long at, long len, String what) throws NbdProtocolException {
+            long end = at + len;
+            if (at < offset || len > length || end > offset + length) {
+                throw new NbdProtocolException(String.format("%s chunk [%d, %d) for %s (cookie %s) lies outside the "
+                    + "request [%d, %d)", what, at, end, describe(), cookieText(), offset, offset + length));
+            }
+            if (ranges == null && at == nextOffset) {
+                nextOffset = end;
+            } else {
+                if (ranges == null) {
+                    ranges = new TreeMap<>();
+                    if (nextOffset > offset) {
+                        ranges.put(offset, nextOffset);
+                    }
+                }
+                Map.Entry<Long, Long> before = ranges.floorEntry(at);
+                Map.Entry<Long, Long> after = ranges.ceilingEntry(at);
+                if ((before != null && before.getValue() > at) || (after != null && after.getKey() < end)) {
+                    throw new NbdProtocolException(String.format("%s chunk [%d, %d) for %s (cookie %s) overlaps data "
+                        + "already received", what, at, end, describe(), cookieText()));
+                }
+                ranges.put(at, end);
+            }
+            covered += len;
+        }
+
+        @Override
+        void succeed(long exportSize) throws NbdProtocolException {
+            if (covered != length) {
+                throw new NbdProtocolException(String.format("server reported success for %s (cookie %s) but sent "
+                    + "only %d of %d bytes", describe(), cookieText(), covered, length));
+            }
+            future.complete(null);
+        }
+
+        @Override
+        void fail(Throwable cause) {
+            future.completeExceptionally(cause);
+        }
+    }
+
+    /** BLOCK_STATUS for every negotiated context: one chunk per context, extents validated and clipped. */
+    static final class BlockStatus extends Request {
+        final CompletableFuture<Map<String, List<Extent>>> future;
+        private final Map<String, List<Extent>> result = new HashMap<>();
+        private final Map<Integer, String> contexts;
+
+        BlockStatus(long offset, long length, int flags, Map<Integer, String> contexts,
+                    CompletableFuture<Map<String, List<Extent>>> f) {
+            super(NbdCommand.BLOCK_STATUS, flags, offset, length, null);
+            this.contexts = contexts;
+            this.future = f;
+        }
+
+        @Override
+        void onBlockStatus(NbdReply.BlockStatus b) throws NbdProtocolException {
+            String name = contexts.get(b.contextId());
+            if (name == null) {
+                throw new NbdProtocolException(String.format("BLOCK_STATUS chunk for %s (cookie %s) names context id "
+                    + "%d, which was not negotiated (negotiated: %s)", describe(), cookieText(), b.contextId(),
+                    contexts));
+            }
+            if (result.containsKey(name)) {
+                throw new NbdProtocolException(String.format("second BLOCK_STATUS chunk for context %s in reply to %s "
+                    + "(cookie %s)", name, describe(), cookieText()));
+            }
+            boolean reqOne = (flags & NbdConstants.CMD_FLAG_REQ_ONE) != 0;
+            List<NbdReply.BlockDescriptor> ds = b.descriptors();
+            List<Extent> extents = new ArrayList<>(reqOne ? 1 : ds.size());
+            long at = offset;
+            long limit = offset + length;
+            for (NbdReply.BlockDescriptor d : ds) {
+                if (at >= limit) {
+                    // only the last descriptor may reach past the request; later ones are ignored
+                    break;
+                }
+                long len = d.length();
+                if (reqOne) {
+                    len = Math.min(len, length);
+                }
+                extents.add(new Extent(at, len, (int) d.status()));
+                at += len;
+                if (reqOne) {
+                    break;
+                }
+            }
+            result.put(name, extents);
+        }
+
+        @Override
+        void succeed(long exportSize) throws NbdProtocolException {
+            if (result.size() != contexts.size()) {
+                List<String> missing = new ArrayList<>(contexts.values());
+                missing.removeAll(result.keySet());
+                throw new NbdProtocolException(String.format("server reported success for %s (cookie %s) without "
+                    + "block status for context(s) %s", describe(), cookieText(), missing));
+            }
+            Map<String, List<Extent>> out = new HashMap<>();
+            for (Map.Entry<String, List<Extent>> e : result.entrySet()) {
+                List<Extent> clipped = new ArrayList<>(e.getValue().size());
+                for (Extent x : e.getValue()) {
+                    if (x.offset() >= exportSize) {
+                        break;
+                    }
+                    clipped.add(x.end() > exportSize ? new Extent(x.offset(), exportSize - x.offset(), x.flags()) : x);
+                }
+                out.put(e.getKey(), List.copyOf(clipped));
+            }
+            future.complete(out);
+        }
+
+        @Override
+        void fail(Throwable cause) {
+            future.completeExceptionally(cause);
+        }
+    }
+}

@@ -1,0 +1,8 @@
+package io.jbackup.nbd.protocol;
+
+/**
+ * The server's answer to {@code NBD_OPT_EXPORT_NAME}: {@code size(8) transmission-flags(2)}, followed by 124 zero
+ * bytes unless {@code NO_ZEROES} was negotiated. (A failed {@code EXPORT_NAME} has no reply: the server closes.)
+ */
+public record ExportNameReply(long size, int transmissionFlags) {
+}
