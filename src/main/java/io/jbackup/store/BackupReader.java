@@ -1,0 +1,39 @@
+package io.jbackup.store;
+
+import java.io.IOException;
+import java.util.concurrent.CompletableFuture;
+
+/** Reads one backup by chunk position. Thread-safe. */
+public interface BackupReader extends AutoCloseable {
+    BackupInfo info();
+
+    long imageSize();
+
+    int chunkSize();
+
+    long chunkCount();
+
+    /** Whether the chunk at {@code index} is all zeros (nothing to read). */
+    boolean isZero(long index);
+
+    /** The 32-byte digest of the chunk at {@code index} (32 zero bytes for a zero chunk). */
+    byte[] digest(long index);
+
+    /** The length of the chunk at {@code index}: the chunk size, or less for the last one. */
+    default int chunkLength(long index) {
+        long start = index * chunkSize();
+        return (int) Math.min(chunkSize(), imageSize() - start);
+    }
+
+    /**
+     * The chunk's data, checked (CRC32C, GCM tag, length, digest); zero chunks come back as zeros. Throws
+     * {@link ChunkCorruptException} naming the pack file, record offset, digest, backup and disk offset.
+     */
+    byte[] readChunk(long index) throws IOException;
+
+    /** {@link #readChunk} on the repository's worker pool. */
+    CompletableFuture<byte[]> readChunkAsync(long index);
+
+    @Override
+    void close();
+}

@@ -1,0 +1,50 @@
+package io.jbackup.store;
+
+import java.io.IOException;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * Writes one backup of one disk: chunks by position, then {@link #commit} or {@link #abort}. Thread-safe: puts
+ * may come from several threads. Positions not written keep the parent's chunk in an incremental backup and are
+ * zero in a full one. Each position should be written at most once (the last write wins; the counters count both).
+ *
+ * <p>Do not call {@link #putChunk} from the repository's own worker threads (e.g. in a callback of
+ * {@link BackupReader#readChunkAsync}): it may block on a full pipeline that only those threads drain.
+ */
+public interface BackupWriter extends AutoCloseable {
+    /** The backup id. */
+    String id();
+
+    /** ceil(imageSize / chunkSize). */
+    long chunkCount();
+
+    /**
+     * Hashes, compresses (and encrypts) {@code data[0, length)} on the worker pool and stores it unless the
+     * repository already has it. All-zero data becomes the zero digest. {@code length} is the chunk size except for
+     * the last chunk. The caller must not modify {@code data} until the future completes. Blocks (backpressure) while
+     * too many puts are in flight, so memory stays bounded. A failed put also fails {@link #commit}.
+     */
+    CompletableFuture<Void> putChunk(long index, byte[] data, int length);
+
+    /** Records an all-zero chunk at {@code index} (nothing is stored). */
+    void putZero(long index);
+
+    /** Live counters, usable for progress. */
+    BackupStats stats();
+
+    /**
+     * Waits for outstanding puts, then makes the backup durable and visible, in this order: pack fsync, catalog rows,
+     * index rename, backup marked complete. On failure the backup is aborted and the cause thrown.
+     */
+    BackupInfo commit() throws IOException;
+
+    /**
+     * Abandons the backup: no half backup remains visible. Chunks already written stay in sealed packs and are
+     * reused by later backups.
+     */
+    void abort();
+
+    /** Aborts if not committed. */
+    @Override
+    void close();
+}

@@ -1,0 +1,145 @@
+package io.jbackup.store;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.jbackup.catalog.Catalog;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * {@code jbackup repair --rebuild-catalog}: a new catalog from the repository's files alone, under the exclusive
+ * lock. Every pack is registered from its footer (or, if the footer is damaged, from a scan of its intact records);
+ * every index file becomes a complete backup (bad if it has a {@code .bad} marker); temporary files are removed;
+ * finally each backup is checked to reference only chunks that are now registered.
+ */
+final class CatalogRebuilder {
+    private static final Logger LOG = LoggerFactory.getLogger(CatalogRebuilder.class);
+
+    /** Runs once the lock is held, before the new catalog is created. */
+    @FunctionalInterface
+    interface Step {
+        void run(RepositoryConfig config) throws IOException;
+    }
+
+    private CatalogRebuilder() {
+    }
+
+    static RebuildReport rebuild(Path dir, OpenOptions opts) throws IOException {
+        String[] moved = new String[1];
+        Repository repo = Repository.openForRebuild(dir, opts, config -> moved[0] = moveAside(dir));
+        List<String> problems = new ArrayList<>();
+        int packs = 0;
+        long chunks = 0;
+        int backups = 0;
+        int bad = 0;
+        try {
+            long run = repo.startRun("repair --rebuild-catalog");
+            FileSync.deleteTree(dir.resolve(Repository.TMP_DIR));
+            Files.createDirectories(dir.resolve(Repository.TMP_DIR));
+            for (Path file : repo.listPackFiles()) {
+                String name = Repository.packName(file);
+                PackReader.Contents c;
+                try {
+                    c = PackReader.readFooter(file, name, repo::metaMac, repo.codec().encrypted());
+                } catch (RepositoryException e) {
+                    c = PackReader.scanRecords(file, name, repo.codec());
+                    problems.add(e.getMessage() + "; registered the " + c.entries().size()
+                        + " intact records found by scanning it");
+                }
+                if (!c.entries().isEmpty()) {
+                    repo.catalog().addPack(name, c.fileSize(), c.entries());
+                    packs++;
+                    chunks += c.entries().size();
+                }
+            }
+            PrefixSet known = new PrefixSet();
+            repo.catalog().forEachChunk((digest, loc) -> known.addDigest(digest, 0));
+            known.seal();
+            Path indexes = dir.resolve(IndexFile.DIR);
+            List<Path> files = new ArrayList<>();
+            try (DirectoryStream<Path> s = Files.newDirectoryStream(indexes, "*" + IndexFile.SUFFIX)) {
+                s.forEach(files::add);
+            }
+            files.sort(null);
+            for (Path f : files) {
+                try (IndexFile.Reader r = IndexFile.Reader.open(f, repo::metaMac, repo.codec().encrypted())) {
+                    BackupInfo b = IndexFile.info(r.metadata(), f);
+                    String expectedName = b.id() + IndexFile.SUFFIX;
+                    if (!f.getFileName().toString().equals(expectedName)) {
+                        problems.add("index " + f + " describes backup " + b.id() + "; skipped (rename it to "
+                            + expectedName + ")");
+                        continue;
+                    }
+                    JsonNode m = r.metadata();
+                    repo.catalog().insertBackup(b, m.path("uuid").asText(), null);
+                    backups++;
+                    Path marker = indexes.resolve(b.id() + Repository.BAD_SUFFIX);
+                    if (Files.exists(marker)) {
+                        String reason = "marked bad";
+                        try {
+                            reason = Json.parse(Files.readAllBytes(marker), marker).path("reason").asText(reason);
+                        } catch (RepositoryException e) {
+                            LOG.warn("{}: {}", marker, e.getMessage());
+                        }
+                        repo.catalog().setState(b.id(), BackupInfo.BAD, reason);
+                        bad++;
+                    }
+                    long[] missing = {0};
+                    r.forEachBlock((first, buf, len) -> {
+                        for (int off = 0; off < len; off += ChunkId.LENGTH) {
+                            boolean zero = java.util.Arrays.mismatch(buf, off, off + ChunkId.LENGTH, ChunkId.ZERO, 0,
+                                ChunkId.LENGTH) < 0;
+                            if (!zero && !known.containsDigest(buf, off)) {
+                                missing[0]++;
+                            }
+                        }
+                    });
+                    if (missing[0] > 0) {
+                        problems.add("backup " + b.id() + " (" + b.diskLabel() + ") references " + missing[0]
+                            + " chunk(s) found in no pack; restoring it will fail there (see jbackup verify)");
+                    }
+                } catch (RepositoryException e) {
+                    problems.add(e.getMessage() + "; skipped");
+                }
+            }
+            for (String p : problems) {
+                LOG.warn("{}", p);
+            }
+            repo.finishRun(run, problems.isEmpty() ? "ok" : "problems", problems.size() + " problem(s)");
+            LOG.info("catalog rebuilt: {} packs, {} chunks, {} backups ({} bad)", packs, chunks, backups, bad);
+        } finally {
+            repo.close();
+        }
+        return new RebuildReport(packs, chunks, backups, bad, List.copyOf(problems), moved[0]);
+    }
+
+    /** Moves {@code catalog.db} (and its WAL files) to {@code catalog.db.old-TIMESTAMP}; returns that name or null. */
+    private static String moveAside(Path dir) throws IOException {
+        Path db = dir.resolve(Catalog.FILE_NAME);
+        String stamp = DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss").withZone(ZoneOffset.UTC).format(Instant.now());
+        String target = null;
+        for (String suffix : new String[] {"", "-wal", "-shm"}) {
+            Path f = dir.resolve(Catalog.FILE_NAME + suffix);
+            if (Files.exists(f)) {
+                Path to = dir.resolve(Catalog.FILE_NAME + ".old-" + stamp + suffix);
+                Files.move(f, to);
+                if (suffix.isEmpty()) {
+                    target = to.toString();
+                }
+            }
+        }
+        if (target != null || Files.exists(db)) {
+            FileSync.syncDir(dir);
+        }
+        return target;
+    }
+}

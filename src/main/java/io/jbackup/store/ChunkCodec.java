@@ -1,0 +1,350 @@
+package io.jbackup.store;
+
+import com.github.luben.zstd.Zstd;
+import com.github.luben.zstd.ZstdCompressCtx;
+import com.github.luben.zstd.ZstdDecompressCtx;
+import com.github.luben.zstd.ZstdException;
+
+import javax.crypto.AEADBadTagException;
+import javax.crypto.Cipher;
+import javax.crypto.Mac;
+import javax.crypto.spec.GCMParameterSpec;
+import java.nio.ByteBuffer;
+import java.security.GeneralSecurityException;
+import java.security.MessageDigest;
+import java.security.SecureRandom;
+import java.util.Arrays;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.zip.CRC32C;
+
+/**
+ * Turns chunk data into pack records and back (layout: {@link PackFormat}): chunk id, zstd compression, AES-256-GCM,
+ * CRC32C. Thread-safe: per-call state (zstd contexts, ciphers, digests, buffers) lives in a {@link Scratch}
+ * borrowed from a small pool, so contexts are reused across chunks and never shared between threads.
+ */
+final class ChunkCodec implements AutoCloseable {
+    private final int level;
+    private final RepositoryKeys keys;
+    private final int maxPooled;
+    private final ConcurrentLinkedQueue<Scratch> pool = new ConcurrentLinkedQueue<>();
+    private final AtomicInteger pooled = new AtomicInteger();
+    private volatile boolean closed;
+
+    ChunkCodec(int level, RepositoryKeys keys, int maxPooled) {
+        this.level = level;
+        this.keys = keys;
+        this.maxPooled = maxPooled;
+    }
+
+    boolean encrypted() {
+        return keys != null;
+    }
+
+    RepositoryKeys keys() {
+        return keys;
+    }
+
+    /** Borrows per-thread state; give it back with {@link #release}. */
+    Scratch borrow() {
+        Scratch s = pool.poll();
+        if (s != null) {
+            pooled.decrementAndGet();
+            return s;
+        }
+        return new Scratch();
+    }
+
+    void release(Scratch s) {
+        if (closed || pooled.get() >= maxPooled) {
+            s.close();
+            return;
+        }
+        pooled.incrementAndGet();
+        pool.offer(s);
+        if (closed && pool.remove(s)) {
+            s.close();
+        }
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        for (Scratch s; (s = pool.poll()) != null; ) {
+            s.close();
+        }
+    }
+
+    /** The chunk id of {@code data[0, len)}: SHA-256, or HMAC-SHA256 under the chunk-id key. */
+    byte[] chunkId(Scratch s, byte[] data, int len) {
+        if (s.idMac != null) {
+            s.idMac.update(data, 0, len);
+            return s.idMac.doFinal();
+        }
+        s.sha256.update(data, 0, len);
+        return s.sha256.digest();
+    }
+
+    /**
+     * Encodes one chunk record into {@code s.record()} and returns its length. The header's chunk id is
+     * {@code id}; the payload is compressed when that shrinks it, then sealed if the repository is encrypted.
+     */
+    int encode(Scratch s, byte[] id, byte[] data, int len) {
+        int bound = (int) Zstd.compressBound(len);
+        byte[] rec = s.record(PackFormat.RECORD_HEADER_SIZE + Math.max(bound, len) + PackFormat.GCM_OVERHEAD);
+        int payloadStart = PackFormat.RECORD_HEADER_SIZE;
+        byte codec = PackFormat.CODEC_STORED;
+        byte[] plain = data;
+        int plainLen = len;
+        if (level > 0) {
+            byte[] dst = keys == null ? rec : s.tmp(bound);
+            int dstOff = keys == null ? payloadStart : 0;
+            int clen = s.compressor(level).compressByteArray(dst, dstOff, bound, data, 0, len);
+            if (clen < len) {
+                codec = PackFormat.CODEC_ZSTD;
+                plain = dst;
+                plainLen = clen;
+            }
+        }
+        int payloadLen = keys == null ? plainLen : PackFormat.GCM_NONCE + plainLen + PackFormat.GCM_TAG;
+        ByteBuffer h = ByteBuffer.wrap(rec, 0, PackFormat.RECORD_HEADER_SIZE);
+        h.putInt(PackFormat.RECORD_MAGIC).put(PackFormat.TYPE_CHUNK).put(codec)
+            .put((byte) (keys == null ? 0 : PackFormat.FLAG_ENCRYPTED)).put((byte) 0).put(id)
+            .putInt(len).putInt(payloadLen);
+        if (keys == null) {
+            if (codec == PackFormat.CODEC_STORED) {
+                System.arraycopy(data, 0, rec, payloadStart, len);
+            }
+        } else {
+            byte[] nonceAndCt = rec;
+            s.random().nextBytes(s.nonce);
+            System.arraycopy(s.nonce, 0, nonceAndCt, payloadStart, PackFormat.GCM_NONCE);
+            try {
+                Cipher c = s.cipher();
+                c.init(Cipher.ENCRYPT_MODE, keys.chunkKey, new GCMParameterSpec(128, s.nonce));
+                c.updateAAD(rec, 0, PackFormat.RECORD_CRC_OFFSET);
+                int n = c.doFinal(plain, 0, plainLen, rec, payloadStart + PackFormat.GCM_NONCE);
+                if (n != plainLen + PackFormat.GCM_TAG) {
+                    throw new IllegalStateException("AES-GCM produced " + n + " bytes, expected " + (plainLen + 16));
+                }
+            } catch (GeneralSecurityException e) {
+                throw new IllegalStateException("AES-GCM encryption failed", e);
+            }
+        }
+        CRC32C crc = s.crc;
+        crc.reset();
+        crc.update(rec, 0, PackFormat.RECORD_CRC_OFFSET);
+        crc.update(rec, payloadStart, payloadLen);
+        ByteBuffer.wrap(rec).putInt(PackFormat.RECORD_CRC_OFFSET, (int) crc.getValue());
+        return PackFormat.RECORD_HEADER_SIZE + payloadLen;
+    }
+
+    /** A record failed a check; the message says which. */
+    static final class RecordException extends Exception {
+        private static final long serialVersionUID = 1L;
+
+        RecordException(String message) {
+            super(message);
+        }
+    }
+
+    /**
+     * Reads the fixed header fields of a record: returns {@code {rawLength, payloadLength}} after checking the magic,
+     * type, codec, flags and bounds (not the checksum).
+     */
+    int[] parseHeader(byte[] rec, int off, int available) throws RecordException {
+        if (available < PackFormat.RECORD_HEADER_SIZE) {
+            throw new RecordException("record header truncated (" + available + " of 52 bytes)");
+        }
+        ByteBuffer b = ByteBuffer.wrap(rec, off, PackFormat.RECORD_HEADER_SIZE);
+        int magic = b.getInt(off);
+        if (magic != PackFormat.RECORD_MAGIC) {
+            throw new RecordException(String.format("bad record magic 0x%08x (expected 0x%08x)", magic,
+                PackFormat.RECORD_MAGIC));
+        }
+        byte type = rec[off + 4];
+        byte codec = rec[off + 5];
+        byte flags = rec[off + 6];
+        if (type != PackFormat.TYPE_CHUNK || (codec != PackFormat.CODEC_STORED && codec != PackFormat.CODEC_ZSTD)) {
+            throw new RecordException("unknown record type " + type + " or codec " + codec);
+        }
+        boolean enc = (flags & PackFormat.FLAG_ENCRYPTED) != 0;
+        if (enc != (keys != null)) {
+            throw new RecordException(enc ? "record is encrypted but the repository is not"
+                : "record is not encrypted but the repository is");
+        }
+        int raw = b.getInt(off + 40);
+        int payload = b.getInt(off + 44);
+        if (raw < 1 || raw > RepositoryOptions.MAX_CHUNK_SIZE) {
+            throw new RecordException("raw length " + raw + " out of range (1.." + RepositoryOptions.MAX_CHUNK_SIZE + ")");
+        }
+        int maxPayload = raw + (enc ? PackFormat.GCM_OVERHEAD : 0);
+        int minPayload = enc ? PackFormat.GCM_OVERHEAD + 1 : 1;
+        if (payload < minPayload || payload > maxPayload) {
+            throw new RecordException("payload length " + payload + " out of range (" + minPayload + ".." + maxPayload
+                + " for raw length " + raw + ")");
+        }
+        return new int[] {raw, payload};
+    }
+
+    /** The chunk id stored in a record header. */
+    static byte[] headerId(byte[] rec, int off) {
+        return Arrays.copyOfRange(rec, off + 8, off + 8 + ChunkId.LENGTH);
+    }
+
+    /**
+     * Decodes and checks a whole record {@code rec[0, recLen)}; returns the plaintext (a new array of
+     * {@code expectedLen} bytes). {@code expectedId} may be null (scan without expectation: only the stored id is
+     * checked against the data).
+     */
+    byte[] decode(Scratch s, byte[] rec, int recLen, byte[] expectedId, int expectedLen) throws RecordException {
+        int[] hp = parseHeader(rec, 0, recLen);
+        int raw = hp[0];
+        int payloadLen = hp[1];
+        if (PackFormat.RECORD_HEADER_SIZE + payloadLen != recLen) {
+            throw new RecordException("record length " + recLen + " does not match its header (52 + " + payloadLen + ")");
+        }
+        if (expectedId != null && Arrays.mismatch(rec, 8, 8 + ChunkId.LENGTH, expectedId, 0, ChunkId.LENGTH) >= 0) {
+            throw new RecordException("record holds chunk " + ChunkId.hex(headerId(rec, 0)) + " instead");
+        }
+        if (expectedLen >= 0 && raw != expectedLen) {
+            throw new RecordException("raw length " + raw + " (expected " + expectedLen + ")");
+        }
+        CRC32C crc = s.crc;
+        crc.reset();
+        crc.update(rec, 0, PackFormat.RECORD_CRC_OFFSET);
+        crc.update(rec, PackFormat.RECORD_HEADER_SIZE, payloadLen);
+        int stored = ByteBuffer.wrap(rec).getInt(PackFormat.RECORD_CRC_OFFSET);
+        if ((int) crc.getValue() != stored) {
+            throw new RecordException(String.format("checksum mismatch: CRC32C 0x%08x, recorded 0x%08x",
+                (int) crc.getValue(), stored));
+        }
+        byte[] src = rec;
+        int srcOff = PackFormat.RECORD_HEADER_SIZE;
+        int srcLen = payloadLen;
+        if (keys != null) {
+            byte[] pt = s.tmp(payloadLen);
+            try {
+                Cipher c = s.cipher();
+                c.init(Cipher.DECRYPT_MODE, keys.chunkKey, new GCMParameterSpec(128, rec, srcOff, PackFormat.GCM_NONCE));
+                c.updateAAD(rec, 0, PackFormat.RECORD_CRC_OFFSET);
+                srcLen = c.doFinal(rec, srcOff + PackFormat.GCM_NONCE, payloadLen - PackFormat.GCM_NONCE, pt, 0);
+            } catch (AEADBadTagException e) {
+                throw new RecordException("authentication tag mismatch (AES-GCM)");
+            } catch (GeneralSecurityException e) {
+                throw new RecordException("decryption failed: " + e.getMessage());
+            }
+            src = pt;
+            srcOff = 0;
+        }
+        byte[] out = new byte[raw];
+        if (rec[5] == PackFormat.CODEC_ZSTD) {
+            int n;
+            try {
+                n = s.decompressor().decompressByteArray(out, 0, raw, src, srcOff, srcLen);
+            } catch (ZstdException e) {
+                throw new RecordException("zstd decompression failed: " + e.getMessage());
+            }
+            if (n != raw) {
+                throw new RecordException("decompressed to " + n + " bytes (expected " + raw + ")");
+            }
+        } else {
+            if (srcLen != raw) {
+                throw new RecordException("stored payload is " + srcLen + " bytes (expected " + raw + ")");
+            }
+            System.arraycopy(src, srcOff, out, 0, raw);
+        }
+        byte[] actual = chunkId(s, out, raw);
+        if (Arrays.mismatch(rec, 8, 8 + ChunkId.LENGTH, actual, 0, ChunkId.LENGTH) >= 0) {
+            throw new RecordException("digest mismatch: data hashes to " + ChunkId.hex(actual));
+        }
+        return out;
+    }
+
+    /** Per-thread state: zstd contexts, cipher, digests and buffers, reused across chunks. */
+    final class Scratch {
+        final MessageDigest sha256;
+        final Mac idMac;
+        final CRC32C crc = new CRC32C();
+        final byte[] nonce = new byte[PackFormat.GCM_NONCE];
+        private ZstdCompressCtx cctx;
+        private ZstdDecompressCtx dctx;
+        private Cipher cipher;
+        private SecureRandom random;
+        private byte[] record = new byte[0];
+        private byte[] tmp = new byte[0];
+
+        private Scratch() {
+            try {
+                sha256 = MessageDigest.getInstance("SHA-256");
+                if (keys != null) {
+                    idMac = Mac.getInstance("HmacSHA256");
+                    idMac.init(keys.idKey);
+                } else {
+                    idMac = null;
+                }
+            } catch (GeneralSecurityException e) {
+                throw new IllegalStateException("SHA-256/HMAC-SHA256 not available", e);
+            }
+        }
+
+        byte[] record() {
+            return record;
+        }
+
+        byte[] record(int size) {
+            if (record.length < size) {
+                record = new byte[size];
+            }
+            return record;
+        }
+
+        byte[] tmp(int size) {
+            if (tmp.length < size) {
+                tmp = new byte[size];
+            }
+            return tmp;
+        }
+
+        ZstdCompressCtx compressor(int lvl) {
+            if (cctx == null) {
+                cctx = new ZstdCompressCtx();
+                cctx.setLevel(lvl);
+                cctx.setChecksum(false);
+            }
+            return cctx;
+        }
+
+        ZstdDecompressCtx decompressor() {
+            if (dctx == null) {
+                dctx = new ZstdDecompressCtx();
+            }
+            return dctx;
+        }
+
+        Cipher cipher() throws GeneralSecurityException {
+            if (cipher == null) {
+                cipher = Cipher.getInstance("AES/GCM/NoPadding");
+            }
+            return cipher;
+        }
+
+        SecureRandom random() {
+            if (random == null) {
+                random = new SecureRandom();
+            }
+            return random;
+        }
+
+        void close() {
+            if (cctx != null) {
+                cctx.close();
+            }
+            if (dctx != null) {
+                dctx.close();
+            }
+            record = new byte[0];
+            tmp = new byte[0];
+        }
+    }
+}

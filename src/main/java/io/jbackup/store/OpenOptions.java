@@ -1,0 +1,60 @@
+package io.jbackup.store;
+
+import java.time.Duration;
+import java.util.function.Supplier;
+
+/**
+ * How {@link Repository#open} opens a repository.
+ *
+ * @param passphrase    asked only if the repository is encrypted (may be null otherwise); the returned array is
+ *                      wiped after use
+ * @param lockMode      {@link LockMode#SHARED} for backups and restores, {@link LockMode#EXCLUSIVE} for maintenance
+ * @param waitLock      how long to wait for a conflicting lock to go away before failing (zero: fail at once)
+ * @param workerThreads size of the hash/compress/encrypt pool; 0 means one per available processor
+ */
+public record OpenOptions(Supplier<char[]> passphrase, LockMode lockMode, Duration waitLock, int workerThreads) {
+    public static final int MAX_WORKER_THREADS = 256;
+
+    public OpenOptions {
+        lockMode = lockMode == null ? LockMode.SHARED : lockMode;
+        waitLock = waitLock == null ? Duration.ZERO : waitLock;
+        if (waitLock.isNegative()) {
+            throw new IllegalArgumentException("lock wait " + waitLock + " is negative");
+        }
+        if (workerThreads < 0 || workerThreads > MAX_WORKER_THREADS) {
+            throw new IllegalArgumentException("worker threads " + workerThreads + " out of range (expected: 0 for "
+                + "one per processor, or 1.." + MAX_WORKER_THREADS + ")");
+        }
+    }
+
+    /** Shared lock, no wait, no passphrase, one worker per processor. */
+    public static OpenOptions defaults() {
+        return new OpenOptions(null, LockMode.SHARED, Duration.ZERO, 0);
+    }
+
+    public OpenOptions withPassphrase(Supplier<char[]> p) {
+        return new OpenOptions(p, lockMode, waitLock, workerThreads);
+    }
+
+    /** A passphrase given as a string (tests and callers that already hold it). */
+    public OpenOptions withPassphrase(String p) {
+        return withPassphrase(p == null ? null : p::toCharArray);
+    }
+
+    public OpenOptions withLockMode(LockMode m) {
+        return new OpenOptions(passphrase, m, waitLock, workerThreads);
+    }
+
+    public OpenOptions withWaitLock(Duration d) {
+        return new OpenOptions(passphrase, lockMode, d, workerThreads);
+    }
+
+    public OpenOptions withWorkerThreads(int n) {
+        return new OpenOptions(passphrase, lockMode, waitLock, n);
+    }
+
+    /** The effective number of worker threads. */
+    int effectiveWorkers() {
+        return workerThreads == 0 ? Math.max(1, Runtime.getRuntime().availableProcessors()) : workerThreads;
+    }
+}

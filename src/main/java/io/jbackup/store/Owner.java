@@ -1,0 +1,114 @@
+package io.jbackup.store;
+
+import java.net.InetAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.Optional;
+
+/**
+ * Identifies a process: host name, pid and start time ({@code host/pid/startMillis}). Recorded with lock files,
+ * temporary directories and incomplete backups, so a later process can tell whether their owner is still alive
+ * (same host: pid running with the same start time) and clean up after a dead one.
+ */
+record Owner(String host, long pid, long startMillis) {
+    private static final Owner CURRENT = detect();
+
+    static Owner current() {
+        return CURRENT;
+    }
+
+    private static Owner detect() {
+        ProcessHandle self = ProcessHandle.current();
+        long start = self.info().startInstant().map(Instant::toEpochMilli).orElse(0L);
+        return new Owner(hostName(), self.pid(), start);
+    }
+
+    private static String hostName() {
+        String h = System.getenv("HOSTNAME");
+        if (h == null || h.isBlank()) {
+            try {
+                h = Files.readString(Path.of("/etc/hostname")).trim();
+            } catch (Exception e) {
+                h = null;
+            }
+        }
+        if (h == null || h.isBlank()) {
+            try {
+                h = InetAddress.getLocalHost().getHostName();
+            } catch (Exception e) {
+                h = "localhost";
+            }
+        }
+        return h;
+    }
+
+    /** {@code host/pid/startMillis}. */
+    String id() {
+        return host + "/" + pid + "/" + startMillis;
+    }
+
+    /** A file-name-safe form of {@link #id()}. */
+    String token() {
+        return sanitize(host) + "-" + pid + "-" + startMillis;
+    }
+
+    static Optional<Owner> parse(String id) {
+        if (id == null) {
+            return Optional.empty();
+        }
+        int b = id.lastIndexOf('/');
+        int a = b < 0 ? -1 : id.lastIndexOf('/', b - 1);
+        if (a < 0) {
+            return Optional.empty();
+        }
+        try {
+            return Optional.of(new Owner(id.substring(0, a), Long.parseLong(id.substring(a + 1, b)),
+                Long.parseLong(id.substring(b + 1))));
+        } catch (NumberFormatException e) {
+            return Optional.empty();
+        }
+    }
+
+    /** Parses a {@link #token()}; the host part may have been sanitised. */
+    static Optional<Owner> parseToken(String token) {
+        int b = token.lastIndexOf('-');
+        int a = b < 0 ? -1 : token.lastIndexOf('-', b - 1);
+        if (a < 0) {
+            return Optional.empty();
+        }
+        try {
+            return Optional.of(new Owner(token.substring(0, a), Long.parseLong(token.substring(a + 1, b)),
+                Long.parseLong(token.substring(b + 1))));
+        } catch (NumberFormatException e) {
+            return Optional.empty();
+        }
+    }
+
+    private static String sanitize(String h) {
+        return h.replaceAll("[^A-Za-z0-9.]", "_");
+    }
+
+    boolean sameHost() {
+        return host.equals(CURRENT.host) || host.equals(sanitize(CURRENT.host));
+    }
+
+    /**
+     * Whether this owner is known to be dead: it ran on this host and its pid is gone or now belongs to a process
+     * started at another time. Owners on other hosts are never known dead.
+     */
+    boolean knownDead() {
+        if (!sameHost()) {
+            return false;
+        }
+        if (pid == CURRENT.pid) {
+            return startMillis != CURRENT.startMillis;
+        }
+        Optional<ProcessHandle> h = ProcessHandle.of(pid);
+        if (h.isEmpty() || !h.get().isAlive()) {
+            return true;
+        }
+        Optional<Instant> start = h.get().info().startInstant();
+        return start.isPresent() && startMillis != 0 && Math.abs(start.get().toEpochMilli() - startMillis) > 1000;
+    }
+}

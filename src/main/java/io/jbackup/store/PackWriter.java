@@ -1,0 +1,169 @@
+package io.jbackup.store;
+
+import io.jbackup.catalog.ChunkRow;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * One pack being written (format: {@link PackFormat}). Records are appended at the end under the owning writer's
+ * lock; {@link #seal} writes the footer, fsyncs, renames the file into {@code packs/}, fsyncs the directory and
+ * registers the chunks in the catalog, in that order. Any thread may seal a pack (a backup that deduplicated against
+ * a chunk still in another writer's open pack seals that pack before committing); the first caller does the work,
+ * later ones wait for its outcome.
+ *
+ * <p>A failed append poisons the pack: it is never sealed, so no backup can commit a reference to a chunk that did
+ * not reach the disk.
+ */
+final class PackWriter {
+    private static final SecureRandom RANDOM = new SecureRandom();
+
+    final String name;
+    private final Repository repo;
+    private final Object lock;
+    private final Path tmpFile;
+    private final FileChannel ch;
+    private final byte[] header;
+    private final List<ChunkRow> entries = new ArrayList<>();
+    private final AtomicBoolean sealing = new AtomicBoolean();
+    private final CompletableFuture<Void> sealed = new CompletableFuture<>();
+    private long size;
+    private boolean closed;
+    private IOException poison;
+
+    /** Creates the pack's temporary file in {@code tmpDir}; {@code lock} guards appends and closing. */
+    PackWriter(Repository repo, Path tmpDir, Object lock) throws IOException {
+        byte[] id = new byte[16];
+        RANDOM.nextBytes(id);
+        this.name = HexFormat.of().formatHex(id);
+        this.repo = repo;
+        this.lock = lock;
+        this.tmpFile = tmpDir.resolve(name + PackFormat.SUFFIX);
+        this.header = ByteBuffer.allocate(PackFormat.HEADER_SIZE).putInt(PackFormat.MAGIC)
+            .putShort((short) PackFormat.VERSION)
+            .putShort((short) (repo.codec().encrypted() ? PackFormat.FLAG_ENCRYPTED : 0)).put(id).putLong(0).array();
+        this.ch = FileChannel.open(tmpFile, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
+            StandardOpenOption.READ);
+        FileSync.writeFully(ch, ByteBuffer.wrap(header), 0);
+        this.size = PackFormat.HEADER_SIZE;
+    }
+
+    /**
+     * Appends a record; the caller holds {@code lock}. Returns false (and writes nothing) if the pack is closed.
+     */
+    boolean append(byte[] id, byte[] rec, int len, int rawLen) throws IOException {
+        assert Thread.holdsLock(lock);
+        if (closed) {
+            return false;
+        }
+        try {
+            FileSync.writeFully(ch, ByteBuffer.wrap(rec, 0, len), size);
+        } catch (IOException e) {
+            poison = e;
+            closed = true;
+            throw e;
+        }
+        entries.add(new ChunkRow(id, size, len, rawLen));
+        size += len;
+        return true;
+    }
+
+    /** Bytes written so far; the caller holds {@code lock}. */
+    long size() {
+        return size;
+    }
+
+    /** Whether appends are refused (sealing or sealed, or poisoned); the caller holds {@code lock}. */
+    boolean closed() {
+        return closed;
+    }
+
+    /** Completes when the pack is sealed and registered. */
+    CompletableFuture<Void> sealedFuture() {
+        return sealed;
+    }
+
+    /** Seals the pack (idempotent); returns once it is registered in the catalog or throws why it could not be. */
+    void seal() throws IOException {
+        if (!sealing.compareAndSet(false, true)) {
+            try {
+                sealed.join();
+                return;
+            } catch (CompletionException e) {
+                throw new RepositoryException("pack " + name + " could not be sealed: " + e.getCause().getMessage(),
+                    e.getCause());
+            }
+        }
+        List<ChunkRow> rows;
+        IOException poisoned;
+        synchronized (lock) {
+            closed = true;
+            rows = List.copyOf(entries);
+            entries.clear();
+            poisoned = poison;
+        }
+        boolean renamed = false;
+        try {
+            if (poisoned != null) {
+                throw new RepositoryException("pack " + tmpFile + " lost a write: " + poisoned.getMessage(), poisoned);
+            }
+            if (rows.isEmpty()) {
+                ch.close();
+                Files.deleteIfExists(tmpFile);
+                sealed.complete(null);
+                return;
+            }
+            ByteBuffer footer = ByteBuffer.allocate(rows.size() * PackFormat.FOOTER_ENTRY_SIZE + PackFormat.TRAILER_SIZE);
+            for (ChunkRow r : rows) {
+                footer.put(r.digest()).putLong(r.offset()).putInt(r.length()).putInt(r.rawLength());
+            }
+            int trailerStart = footer.position();
+            footer.putLong(size).putInt(rows.size()).putInt(0);
+            MetaMac mac = repo.metaMac();
+            mac.update(header).update(footer.array(), 0, footer.position());
+            footer.put(mac.finish()).putLong(0).putLong(PackFormat.TRAILER_MAGIC);
+            assert footer.position() == trailerStart + PackFormat.TRAILER_SIZE;
+            footer.flip();
+            long fileSize = size + footer.remaining();
+            FileSync.writeFully(ch, footer, size);
+            CrashPoints.reached("pack-written");
+            ch.force(true);
+            ch.close();
+            Path target = PackFormat.path(repo.dir(), name);
+            if (!Files.isDirectory(target.getParent())) {
+                Files.createDirectories(target.getParent());
+                FileSync.syncDir(target.getParent().getParent());
+            }
+            FileSync.rename(tmpFile, target);
+            renamed = true;
+            CrashPoints.reached("pack-synced");
+            repo.catalog().addPack(name, fileSize, rows);
+            CrashPoints.reached("pack-registered");
+            sealed.complete(null);
+        } catch (IOException | RuntimeException e) {
+            try {
+                ch.close();
+                if (!renamed) {
+                    Files.deleteIfExists(tmpFile);
+                }
+            } catch (IOException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            sealed.completeExceptionally(e);
+            throw e;
+        } finally {
+            repo.unpend(rows, this);
+        }
+    }
+}

@@ -1,0 +1,86 @@
+package io.jbackup.store;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+
+/** The {@link BackupReader} of a {@link Repository}: a verified index file plus chunk reads through the catalog. */
+final class PackedBackupReader implements BackupReader {
+    private final Repository repo;
+    private final BackupInfo info;
+    private final IndexFile.Reader index;
+
+    PackedBackupReader(Repository repo, BackupInfo info, IndexFile.Reader index) {
+        this.repo = repo;
+        this.info = info;
+        this.index = index;
+    }
+
+    @Override
+    public BackupInfo info() {
+        return info;
+    }
+
+    @Override
+    public long imageSize() {
+        return info.imageSize();
+    }
+
+    @Override
+    public int chunkSize() {
+        return info.chunkSize();
+    }
+
+    @Override
+    public long chunkCount() {
+        return index.chunkCount();
+    }
+
+    @Override
+    public boolean isZero(long index) {
+        return ChunkId.isZeroDigest(digest(index));
+    }
+
+    @Override
+    public byte[] digest(long i) {
+        byte[] d = new byte[ChunkId.LENGTH];
+        try {
+            index.digest(i, d);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return d;
+    }
+
+    @Override
+    public byte[] readChunk(long i) throws IOException {
+        byte[] d = new byte[ChunkId.LENGTH];
+        index.digest(i, d);
+        int len = chunkLength(i);
+        if (ChunkId.isZeroDigest(d)) {
+            return new byte[len];
+        }
+        return repo.readChunk(d, len, info.id(), i * info.chunkSize());
+    }
+
+    @Override
+    public CompletableFuture<byte[]> readChunkAsync(long i) {
+        return CompletableFuture.supplyAsync(() -> {
+            try {
+                return readChunk(i);
+            } catch (IOException e) {
+                throw new CompletionException(e);
+            }
+        }, repo.pool());
+    }
+
+    @Override
+    public void close() {
+        try {
+            index.close();
+        } catch (IOException ignored) {
+            // read-only
+        }
+    }
+}

@@ -1,0 +1,359 @@
+package io.jbackup.store;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * The {@link BackupWriter} of a {@link Repository}. Each put runs on the worker pool: zero check, chunk id, index
+ * entry, dedup lookup (open packs of this process, then the catalog), then compression/encryption and an append to
+ * this writer's open pack. At most {@code 2 × workers + 2} puts are in flight per writer; {@link #putChunk} blocks
+ * beyond that. Memory per writer: those in-flight chunks (the caller's arrays), one open pack's entry list, and the
+ * index draft on disk (never the digest array in memory).
+ */
+final class PackedBackupWriter implements BackupWriter {
+    private static final Logger LOG = LoggerFactory.getLogger(PackedBackupWriter.class);
+
+    private enum State { OPEN, COMMITTING, DONE }
+
+    private final Repository repo;
+    private final BackupInfo begun;
+    private final String uuid;
+    private final IndexFile.Draft draft;
+    private final long chunkCount;
+    private final int chunkSize;
+    private final long packSize;
+    private final int maxInFlight;
+    private final Semaphore permits;
+    private final Object packLock = new Object();
+    private final List<PackWriter> ownPacks = new ArrayList<>(); // guarded by packLock: not yet sealed
+    private PackWriter current; // guarded by packLock
+    private final Set<PackWriter> dependencies = ConcurrentHashMap.newKeySet();
+    private final AtomicReference<Throwable> failure = new AtomicReference<>();
+    private final AtomicReference<State> state = new AtomicReference<>(State.OPEN);
+    private boolean drained;
+    private final LongAdder chunksNew = new LongAdder();
+    private final LongAdder chunksDedup = new LongAdder();
+    private final LongAdder chunksZero = new LongAdder();
+    private final LongAdder bytesNew = new LongAdder();
+    private final LongAdder bytesDedup = new LongAdder();
+    private final LongAdder bytesZero = new LongAdder();
+    private final LongAdder bytesStored = new LongAdder();
+
+    PackedBackupWriter(Repository repo, BackupInfo begun, String uuid, IndexFile.Reader parent) throws IOException {
+        this.repo = repo;
+        this.begun = begun;
+        this.uuid = uuid;
+        this.chunkCount = begun.chunkCount();
+        this.chunkSize = begun.chunkSize();
+        this.packSize = repo.config().packSize();
+        this.maxInFlight = 2 * repo.workerThreads() + 2;
+        this.permits = new Semaphore(maxInFlight);
+        Path tmp = repo.tmpDir().resolve(begun.id() + IndexFile.SUFFIX);
+        this.draft = new IndexFile.Draft(tmp, chunkCount, chunkSize);
+        if (parent != null) {
+            try {
+                draft.copyFrom(parent);
+            } catch (IOException | RuntimeException e) {
+                draft.delete();
+                throw e;
+            }
+        }
+    }
+
+    @Override
+    public String id() {
+        return begun.id();
+    }
+
+    @Override
+    public long chunkCount() {
+        return chunkCount;
+    }
+
+    private int lengthOf(long index) {
+        if (index < 0 || index >= chunkCount) {
+            throw new IndexOutOfBoundsException("chunk index " + index + " out of range for backup " + id() + " (0.."
+                + (chunkCount - 1) + ")");
+        }
+        return (int) Math.min(chunkSize, begun.imageSize() - index * chunkSize);
+    }
+
+    private void checkOpen() {
+        if (state.get() != State.OPEN) {
+            throw new IllegalStateException("backup " + id() + " is already committed or aborted");
+        }
+    }
+
+    @Override
+    public CompletableFuture<Void> putChunk(long index, byte[] data, int length) {
+        int expected = lengthOf(index);
+        if (length != expected || data == null || data.length < length) {
+            throw new IllegalArgumentException("chunk " + index + " of backup " + id() + " must be " + expected
+                + " bytes (got length " + length + (data == null ? ", no data" : ", array of " + data.length) + ")");
+        }
+        checkOpen();
+        try {
+            permits.acquire();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return CompletableFuture.failedFuture(new InterruptedIOException("interrupted while queueing chunk " + index));
+        }
+        CompletableFuture<Void> f = new CompletableFuture<>();
+        try {
+            repo.pool().execute(() -> {
+                try {
+                    store(index, data, length);
+                    f.complete(null);
+                } catch (Throwable t) {
+                    fail(t);
+                    f.completeExceptionally(t);
+                } finally {
+                    permits.release();
+                }
+            });
+        } catch (RejectedExecutionException e) {
+            permits.release();
+            RepositoryException re = new RepositoryException("repository " + repo.dir() + " is closed", e);
+            fail(re);
+            f.completeExceptionally(re);
+        }
+        return f;
+    }
+
+    private void store(long index, byte[] data, int len) throws IOException {
+        if (ChunkId.isAllZero(data, len)) {
+            draft.put(index, ChunkId.ZERO);
+            chunksZero.increment();
+            bytesZero.add(len);
+            return;
+        }
+        ChunkCodec codec = repo.codec();
+        ChunkCodec.Scratch s = codec.borrow();
+        try {
+            byte[] id = codec.chunkId(s, data, len);
+            draft.put(index, id);
+            ChunkId cid = new ChunkId(id);
+            PackWriter holder = repo.pendingGet(cid);
+            if (holder != null) {
+                dependencies.add(holder);
+                dedup(len);
+                return;
+            }
+            if (repo.catalog().hasChunk(id)) {
+                dedup(len);
+                return;
+            }
+            int recLen = codec.encode(s, id, data, len);
+            PackWriter full = null;
+            synchronized (packLock) {
+                if (current == null || current.closed()) {
+                    current = new PackWriter(repo, repo.tmpDir(), packLock);
+                    ownPacks.add(current);
+                }
+                holder = repo.pendingClaim(cid, current);
+                if (holder == null) {
+                    current.append(id, s.record(), recLen, len);
+                    if (current.size() >= packSize) {
+                        full = current;
+                        current = null;
+                    }
+                }
+            }
+            if (holder != null) {
+                dependencies.add(holder);
+                dedup(len);
+            } else {
+                chunksNew.increment();
+                bytesNew.add(len);
+                bytesStored.add(recLen);
+            }
+            if (full != null) {
+                full.seal();
+                synchronized (packLock) {
+                    ownPacks.remove(full);
+                }
+            }
+        } finally {
+            codec.release(s);
+        }
+    }
+
+    private void dedup(int len) {
+        chunksDedup.increment();
+        bytesDedup.add(len);
+    }
+
+    private void fail(Throwable t) {
+        if (failure.compareAndSet(null, t)) {
+            LOG.debug("backup {}: put failed", id(), t);
+        }
+    }
+
+    @Override
+    public void putZero(long index) {
+        int len = lengthOf(index);
+        checkOpen();
+        try {
+            draft.put(index, ChunkId.ZERO);
+        } catch (IOException e) {
+            fail(e);
+            throw new UncheckedIOException("cannot write index entry " + index + " of backup " + id(), e);
+        }
+        chunksZero.increment();
+        bytesZero.add(len);
+    }
+
+    @Override
+    public BackupStats stats() {
+        long n = chunksNew.sum();
+        long d = chunksDedup.sum();
+        long z = chunksZero.sum();
+        return new BackupStats(n + d + z, n, d, z, bytesNew.sum(), bytesDedup.sum(), bytesZero.sum(), bytesStored.sum());
+    }
+
+    private void drain() throws InterruptedIOException {
+        if (drained) {
+            return;
+        }
+        try {
+            permits.acquire(maxInFlight);
+            drained = true;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted while waiting for the chunks of backup " + id());
+        }
+    }
+
+    @Override
+    public BackupInfo commit() throws IOException {
+        if (!state.compareAndSet(State.OPEN, State.COMMITTING)) {
+            throw new IllegalStateException("backup " + id() + " is already committed or aborted");
+        }
+        Path index = IndexFile.path(repo.dir(), id());
+        boolean renamed = false;
+        try {
+            drain();
+            Throwable f = failure.get();
+            if (f != null) {
+                throw new RepositoryException("backup " + id() + " failed: " + f.getMessage(), f);
+            }
+            sealPacks();
+            for (PackWriter p : dependencies) {
+                try {
+                    p.seal();
+                } catch (IOException e) {
+                    throw new RepositoryException("backup " + id() + " reuses chunks that another backup was writing "
+                        + "to pack " + p.name + ", which failed: " + e.getMessage(), e);
+                }
+            }
+            Instant completed = Instant.now().truncatedTo(ChronoUnit.MILLIS);
+            BackupStats st = stats();
+            BackupInfo done = begun.completedAt(completed, st);
+            draft.finish(Json.bytes(IndexFile.metadata(done, uuid, repo.config().id())), repo::metaMac);
+            draft.close();
+            CrashPoints.reached("index-written");
+            FileSync.rename(draft.tmp, index);
+            renamed = true;
+            CrashPoints.reached("index-renamed");
+            repo.catalog().completeBackup(id(), completed, st);
+            CrashPoints.reached("backup-completed");
+            state.set(State.DONE);
+            repo.writerDone(this);
+            LOG.info("backup {} of {} complete: {} chunks, {} new, {} dedup, {} zero, {} bytes stored", id(),
+                begun.diskLabel(), st.chunksTotal(), st.chunksNew(), st.chunksDedup(), st.chunksZero(),
+                st.bytesStored());
+            return done;
+        } catch (IOException | RuntimeException | Error e) {
+            if (renamed) {
+                try {
+                    Files.deleteIfExists(index);
+                } catch (IOException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
+            abortNow();
+            throw e;
+        }
+    }
+
+    /** Seals this writer's open packs (their chunks stay reusable whatever happens to the backup). */
+    private void sealPacks() throws IOException {
+        List<PackWriter> packs;
+        synchronized (packLock) {
+            packs = new ArrayList<>(ownPacks);
+            current = null;
+        }
+        IOException first = null;
+        for (PackWriter p : packs) {
+            try {
+                p.seal();
+                synchronized (packLock) {
+                    ownPacks.remove(p);
+                }
+            } catch (IOException e) {
+                if (first == null) {
+                    first = e;
+                }
+            }
+        }
+        if (first != null) {
+            throw first;
+        }
+    }
+
+    @Override
+    public void abort() {
+        if (state.compareAndSet(State.OPEN, State.DONE)) {
+            abortNow();
+        }
+    }
+
+    private void abortNow() {
+        state.set(State.DONE);
+        try {
+            try {
+                drain();
+            } catch (InterruptedIOException e) {
+                LOG.warn("backup {}: interrupted while aborting; {} is cleaned up by the next run", id(), draft.tmp);
+                return;
+            }
+            try {
+                sealPacks();
+            } catch (IOException e) {
+                LOG.warn("backup {}: could not keep the chunks written so far: {}", id(), e.getMessage());
+            }
+            draft.delete();
+            try {
+                repo.catalog().deleteBackup(id());
+            } catch (IOException e) {
+                LOG.warn("backup {}: could not remove its catalog row ({}); the next run removes it", id(),
+                    e.getMessage());
+            }
+            LOG.info("backup {} of {} aborted", id(), begun.diskLabel());
+        } finally {
+            repo.writerDone(this);
+        }
+    }
+
+    @Override
+    public void close() {
+        abort();
+    }
+}

@@ -1,0 +1,799 @@
+package io.jbackup.store;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jbackup.catalog.Catalog;
+import io.jbackup.catalog.ChunkLocation;
+import io.jbackup.catalog.ChunkRow;
+import io.jbackup.catalog.PackRow;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Instant;
+import java.time.LocalDate;
+import java.time.LocalDateTime;
+import java.time.OffsetDateTime;
+import java.time.ZoneId;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.time.format.DateTimeParseException;
+import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.Collectors;
+
+/**
+ * A backup repository: the facade over packs, index files, the catalog, keys and the lock. Layout of {@code DIR}:
+ *
+ * <pre>
+ * config.json              format version, id, chunk size, encryption, compression ({@link RepositoryConfig})
+ * keys/repository.key      the sealed repository key, encrypted repositories only ({@link KeyFile})
+ * catalog.db (-wal, -shm)  SQLite catalog, a rebuildable cache ({@link Catalog})
+ * packs/hh/NAME.pack       sealed, immutable pack files of chunk records ({@link PackFormat})
+ * indexes/ID.idx           one immutable index per complete backup ({@link IndexFile})
+ * indexes/ID.bad           marker of a backup marked bad: {"reason", "marked"} (JSON)
+ * tmp/OWNER/               packs and indexes being written by process OWNER (host-pid-start)
+ * lock, locks/OWNER.json   the repository lock and who holds it ({@link RepositoryLock})
+ * </pre>
+ *
+ * <p><b>Write order</b> of a backup (crash safety): chunks are appended to packs under {@code tmp/}; a full pack
+ * is sealed: footer, fsync, rename into {@code packs/}, directory fsync, then its chunks are registered in the
+ * catalog; at commit the remaining packs are sealed the same way, the index is finished under its temporary name,
+ * fsynced and renamed into {@code indexes/} (the commit point), and the backup row is marked complete. A process
+ * killed at any instant leaves every complete backup readable; the next process to open the repository removes
+ * what a dead owner left in {@code tmp/}, marks complete a backup whose index was already renamed, deletes the
+ * rows of the others, and registers sealed packs that missed their catalog rows, so their chunks are reused.
+ *
+ * <p><b>Deduplication</b>: a chunk whose digest the catalog knows, or that any writer of this process has already
+ * appended to a pack not yet sealed, is not stored again. A backup that reuses a chunk from another writer's open
+ * pack seals that pack before it commits. Two processes writing the same new chunk at the same moment may both store
+ * it; the catalog keeps the first and the other copy is unreferenced (for gc).
+ *
+ * <p>Thread-safe. Hashing, compression and encryption run on a worker pool of {@link OpenOptions#workerThreads()}
+ * threads shared by all writers and readers of this instance.
+ */
+public final class Repository implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(Repository.class);
+    private static final SecureRandom RANDOM = new SecureRandom();
+    private static final DateTimeFormatter ID_TIME = DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss").withZone(ZoneOffset.UTC);
+    static final String TMP_DIR = "tmp";
+    static final String BAD_SUFFIX = ".bad";
+    private static final int MAX_NAME = 255;
+    private static final int MAX_NOTE = 64 * 1024;
+    private static final int MAX_LABELS = 256;
+
+    private final Path dir;
+    private final RepositoryConfig config;
+    private final RepositoryLock lock;
+    private final Catalog catalog;
+    private final ChunkCodec codec;
+    private final PackFiles packFiles;
+    private final ThreadPoolExecutor pool;
+    private final int workerThreads;
+    private final ConcurrentHashMap<ChunkId, PackWriter> pending = new ConcurrentHashMap<>();
+    private final Set<PackedBackupWriter> writers = ConcurrentHashMap.newKeySet();
+    private final Path ownTmp;
+    private volatile boolean closed;
+
+    private Repository(Path dir, RepositoryConfig config, RepositoryLock lock, Catalog catalog, RepositoryKeys keys,
+                       int workerThreads) {
+        this.dir = dir;
+        this.config = config;
+        this.lock = lock;
+        this.catalog = catalog;
+        this.workerThreads = workerThreads;
+        this.codec = new ChunkCodec(config.compressionLevel(), keys, 2 * workerThreads + 8);
+        this.packFiles = new PackFiles(dir);
+        this.ownTmp = dir.resolve(TMP_DIR).resolve(Owner.current().token());
+        AtomicInteger n = new AtomicInteger();
+        this.pool = new ThreadPoolExecutor(workerThreads, workerThreads, 30, TimeUnit.SECONDS,
+            new LinkedBlockingQueue<>(), r -> {
+                Thread t = new Thread(r, "jbackup-store-" + n.incrementAndGet());
+                t.setDaemon(true);
+                return t;
+            });
+        this.pool.allowCoreThreadTimeOut(true);
+    }
+
+    // ------------------------------------------------------------------------------------------------ init, open
+
+    /**
+     * Creates a repository in {@code dir} (which must not exist or be empty) and returns it opened with a shared
+     * lock. {@code passphraseOrNull} is required for {@link Encryption#AES_256_GCM} (and must be null or ignored
+     * otherwise); it is copied, not wiped.
+     */
+    public static Repository init(Path dir, RepositoryOptions opts, char[] passphraseOrNull) throws IOException {
+        if (opts.encryption() == Encryption.AES_256_GCM && (passphraseOrNull == null || passphraseOrNull.length == 0)) {
+            throw new IllegalArgumentException("encryption aes-256-gcm needs a passphrase: set JBACKUP_PASSPHRASE, "
+                + "pass --passphrase-file FILE, or run on a terminal to be asked");
+        }
+        if (Files.exists(dir)) {
+            if (!Files.isDirectory(dir)) {
+                throw new RepositoryException(dir + " exists and is not a directory; choose a new directory");
+            }
+            try (DirectoryStream<Path> s = Files.newDirectoryStream(dir)) {
+                if (s.iterator().hasNext()) {
+                    throw new RepositoryException(dir + " is not empty" + (Files.exists(dir.resolve(RepositoryConfig.FILE_NAME))
+                        ? " (it already holds a repository)" : "") + "; jbackup init needs a new or empty directory");
+                }
+            }
+        }
+        Files.createDirectories(dir);
+        for (String d : List.of(PackFormat.DIR, IndexFile.DIR, TMP_DIR, RepositoryLock.RECORD_DIR)) {
+            Files.createDirectories(dir.resolve(d));
+        }
+        Files.createFile(dir.resolve(RepositoryLock.LOCK_FILE));
+        RepositoryConfig config = new RepositoryConfig(UUID.randomUUID().toString(), RepositoryConfig.FORMAT_VERSION,
+            opts.chunkSize(), opts.encryption(), opts.compressionLevel(), opts.packSize(),
+            Instant.now().truncatedTo(ChronoUnit.SECONDS));
+        byte[] master = null;
+        if (opts.encryption() == Encryption.AES_256_GCM) {
+            master = new byte[RepositoryKeys.KEY_LENGTH];
+            RANDOM.nextBytes(master);
+            KeyFile kf = KeyFile.seal(master, passphraseOrNull, config.id(), RANDOM);
+            Files.createDirectories(dir.resolve(KeyFile.DIR));
+            FileSync.writeAtomically(KeyFile.path(dir), kf.toJson());
+        }
+        Catalog.open(dir.resolve(Catalog.FILE_NAME), config.id(), true).close();
+        // config.json last: its presence is what makes DIR a repository
+        FileSync.writeAtomically(dir.resolve(RepositoryConfig.FILE_NAME), config.toJson());
+        FileSync.syncDir(dir);
+        LOG.info("created repository {} (id {}, chunk size {}, encryption {}, zstd level {})", dir, config.id(),
+            config.defaultChunkSize(), config.encryption(), config.compressionLevel());
+        RepositoryKeys keys = master == null ? null : RepositoryKeys.derive(master, config.id());
+        if (master != null) {
+            Arrays.fill(master, (byte) 0);
+        }
+        return openWith(dir, config, keys, OpenOptions.defaults());
+    }
+
+    /** Opens an existing repository (see {@link OpenOptions}). */
+    public static Repository open(Path dir, OpenOptions opts) throws IOException {
+        RepositoryConfig config = RepositoryConfig.read(dir);
+        RepositoryKeys keys = null;
+        if (config.encryption() == Encryption.AES_256_GCM) {
+            keys = unlock(dir, config, opts);
+        }
+        return openWith(dir, config, keys, opts);
+    }
+
+    private static RepositoryKeys unlock(Path dir, RepositoryConfig config, OpenOptions opts) throws IOException {
+        KeyFile kf = KeyFile.read(dir, config.id());
+        char[] pass = opts.passphrase() == null ? null : opts.passphrase().get();
+        if (pass == null || pass.length == 0) {
+            throw new RepositoryException("repository " + dir + " is encrypted: give its passphrase with "
+                + "JBACKUP_PASSPHRASE, --passphrase-file FILE, or type it on a terminal");
+        }
+        byte[] master = null;
+        try {
+            master = kf.unseal(pass, dir);
+            return RepositoryKeys.derive(master, config.id());
+        } finally {
+            Arrays.fill(pass, '\0');
+            if (master != null) {
+                Arrays.fill(master, (byte) 0);
+            }
+        }
+    }
+
+    private static Repository openWith(Path dir, RepositoryConfig config, RepositoryKeys keys, OpenOptions opts)
+        throws IOException {
+        RepositoryLock lock = RepositoryLock.acquire(dir, opts.lockMode(), opts.waitLock());
+        Catalog catalog = null;
+        try {
+            catalog = Catalog.open(dir.resolve(Catalog.FILE_NAME), config.id(), false);
+            Repository r = new Repository(dir, config, lock, catalog, keys, opts.effectiveWorkers());
+            r.recover();
+            return r;
+        } catch (IOException | RuntimeException e) {
+            if (catalog != null) {
+                catalog.close();
+            }
+            lock.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Prints nothing, needs no passphrase: returns the sealed key file of an encrypted repository (JSON) for
+     * safekeeping. Without it (or the passphrase), an encrypted repository cannot be read.
+     */
+    public static String exportKey(Path dir) throws IOException {
+        RepositoryConfig config = RepositoryConfig.read(dir);
+        if (config.encryption() == Encryption.NONE) {
+            throw new RepositoryException("repository " + dir + " is not encrypted; it has no key to export");
+        }
+        KeyFile.read(dir, config.id()); // validates
+        return Files.readString(KeyFile.path(dir));
+    }
+
+    // ----------------------------------------------------------------------------------------------- recovery
+
+    /** Cleans up after dead owners (all owners when exclusive); see the class comment. */
+    private void recover() throws IOException {
+        boolean exclusive = lock.mode() == LockMode.EXCLUSIVE;
+        boolean crashed = false;
+        for (Map.Entry<String, String> e : catalog.incompleteBackups().entrySet()) {
+            Optional<Owner> owner = Owner.parse(e.getValue());
+            boolean mine = owner.isPresent() && owner.get().equals(Owner.current());
+            if (mine && exclusive || !mine && (exclusive || owner.isPresent() && owner.get().knownDead())) {
+                crashed |= !mine;
+                finishOrForget(e.getKey(), e.getValue());
+            }
+        }
+        Path tmp = dir.resolve(TMP_DIR);
+        if (Files.isDirectory(tmp)) {
+            try (DirectoryStream<Path> s = Files.newDirectoryStream(tmp)) {
+                for (Path p : s) {
+                    String name = p.getFileName().toString();
+                    Optional<Owner> o = Owner.parseToken(name);
+                    boolean mine = name.equals(Owner.current().token());
+                    if (!mine && (exclusive || o.isPresent() && o.get().knownDead())) {
+                        LOG.warn("removing {} left by {} (an interrupted backup; its sealed packs are kept)", p,
+                            o.map(Owner::id).orElse("an unknown process"));
+                        FileSync.deleteTree(p);
+                        crashed = true;
+                    }
+                }
+            }
+        }
+        if (crashed || exclusive) {
+            registerOrphanPacks();
+        }
+    }
+
+    private void finishOrForget(String id, String owner) throws IOException {
+        Path idx = IndexFile.path(dir, id);
+        if (Files.exists(idx)) {
+            try (IndexFile.Reader r = IndexFile.Reader.open(idx, this::metaMac, codec.encrypted())) {
+                BackupInfo b = IndexFile.info(r.metadata(), idx);
+                catalog.completeBackup(id, b.completed() == null ? Instant.now() : b.completed(), b.stats());
+                LOG.warn("backup {} was committed (index written) when its process {} died; marked it complete", id,
+                    owner);
+                return;
+            } catch (RepositoryException e) {
+                LOG.warn("backup {}: its index is unreadable ({}); forgetting the backup", id, e.getMessage());
+                Files.move(idx, idx.resolveSibling(idx.getFileName() + ".damaged"));
+            }
+        }
+        LOG.warn("removing incomplete backup {} left by {} (chunks in sealed packs are kept and reused)", id, owner);
+        catalog.deleteBackup(id);
+    }
+
+    /** Registers sealed packs that are not in the catalog (a crash between pack rename and catalog rows). */
+    int registerOrphanPacks() throws IOException {
+        Set<String> known = catalog.packs().stream().map(PackRow::name).collect(Collectors.toCollection(HashSet::new));
+        int added = 0;
+        for (Path file : listPackFiles()) {
+            String name = packName(file);
+            if (known.contains(name)) {
+                continue;
+            }
+            try {
+                PackReader.Contents c = PackReader.readFooter(file, name, this::metaMac, codec.encrypted());
+                catalog.addPack(name, c.fileSize(), c.entries());
+                added++;
+                LOG.info("registered pack {} ({} chunks) that was sealed but not yet in the catalog", name,
+                    c.entries().size());
+            } catch (RepositoryException e) {
+                LOG.warn("pack {} is not in the catalog and cannot be registered: {}", file, e.getMessage());
+            }
+        }
+        return added;
+    }
+
+    List<Path> listPackFiles() throws IOException {
+        List<Path> out = new ArrayList<>();
+        Path packs = dir.resolve(PackFormat.DIR);
+        if (!Files.isDirectory(packs)) {
+            return out;
+        }
+        try (DirectoryStream<Path> shards = Files.newDirectoryStream(packs)) {
+            for (Path shard : shards) {
+                if (!Files.isDirectory(shard)) {
+                    continue;
+                }
+                try (DirectoryStream<Path> s = Files.newDirectoryStream(shard, "*" + PackFormat.SUFFIX)) {
+                    for (Path f : s) {
+                        if (PackFormat.isName(packName(f))) {
+                            out.add(f);
+                        }
+                    }
+                }
+            }
+        }
+        out.sort(null);
+        return out;
+    }
+
+    static String packName(Path file) {
+        String n = file.getFileName().toString();
+        return n.endsWith(PackFormat.SUFFIX) ? n.substring(0, n.length() - PackFormat.SUFFIX.length()) : n;
+    }
+
+    // ------------------------------------------------------------------------------------------------- backups
+
+    /** The configuration fixed at init. */
+    public RepositoryConfig config() {
+        return config;
+    }
+
+    /** The repository directory. */
+    public Path dir() {
+        return dir;
+    }
+
+    /** The lock mode this instance holds. */
+    public LockMode lockMode() {
+        return lock.mode();
+    }
+
+    /**
+     * Starts a backup. The spec is checked first: names, sizes, type; for an incremental, that the parent exists,
+     * is complete and not bad, and has the same disk, chunk size and image size (a resized disk needs a full backup).
+     */
+    public BackupWriter beginBackup(BackupSpec spec) throws IOException {
+        checkOpen();
+        int chunkSize = spec.chunkSize() == 0 ? config.defaultChunkSize() : spec.chunkSize();
+        validate(spec, chunkSize);
+        IndexFile.Reader parent = null;
+        if (BackupSpec.INCREMENTAL.equals(spec.type())) {
+            BackupInfo p = catalog.backup(spec.parentId()).orElseThrow(() -> new RepositoryException("parent backup "
+                + spec.parentId() + " does not exist; take a full backup"));
+            String disk = spec.vm() == null ? spec.disk() : spec.vm() + "/" + spec.disk();
+            if (!p.isComplete()) {
+                throw new RepositoryException("parent backup " + p.id() + " is " + p.state()
+                    + (BackupInfo.BAD.equals(p.state()) ? " (" + catalog.stateReason(p.id()) + ")" : "")
+                    + "; take a full backup of " + disk);
+            }
+            if (!p.disk().equals(spec.disk()) || !java.util.Objects.equals(p.vm(), spec.vm())) {
+                throw new RepositoryException("parent backup " + p.id() + " is of " + p.diskLabel() + ", not " + disk
+                    + "; choose a backup of " + disk + " as parent, or take a full backup");
+            }
+            if (p.chunkSize() != chunkSize) {
+                throw new RepositoryException("parent backup " + p.id() + " has chunk size " + p.chunkSize()
+                    + ", not " + chunkSize + "; use the parent's chunk size or take a full backup");
+            }
+            if (p.imageSize() != spec.imageSize()) {
+                throw new RepositoryException("disk " + disk + " changed size from " + p.imageSize() + " to "
+                    + spec.imageSize() + " bytes since parent backup " + p.id() + "; take a full backup");
+            }
+            parent = IndexFile.Reader.open(IndexFile.path(dir, p.id()), this::metaMac, codec.encrypted());
+        }
+        try {
+            String uuid = UUID.randomUUID().toString();
+            Instant created = Instant.now().truncatedTo(ChronoUnit.MILLIS);
+            for (int attempt = 0; ; attempt++) {
+                String id = newBackupId(created);
+                BackupInfo info = new BackupInfo(id, spec.vm(), spec.disk(), spec.type(), spec.parentId(), created,
+                    null, spec.imageSize(), chunkSize, BackupInfo.INCOMPLETE, spec.labels(), spec.note(),
+                    spec.source(), BackupStats.EMPTY);
+                try {
+                    catalog.insertBackup(info, uuid, Owner.current().id());
+                } catch (Catalog.DuplicateBackupIdException e) {
+                    if (attempt < 8) {
+                        continue;
+                    }
+                    throw e;
+                }
+                try {
+                    PackedBackupWriter w = new PackedBackupWriter(this, info, uuid, parent);
+                    writers.add(w);
+                    LOG.info("backup {} of {} begun ({} chunks of {} bytes{})", id, info.diskLabel(),
+                        info.chunkCount(), chunkSize, parent == null ? "" : ", parent " + spec.parentId());
+                    return w;
+                } catch (IOException | RuntimeException e) {
+                    catalog.deleteBackup(id);
+                    throw e;
+                }
+            }
+        } finally {
+            if (parent != null) {
+                parent.close();
+            }
+        }
+    }
+
+    private static void validate(BackupSpec s, int chunkSize) {
+        checkName(s.disk(), "disk name", false);
+        checkName(s.vm(), "vm name", true);
+        if (s.imageSize() < 0) {
+            throw new IllegalArgumentException("image size " + s.imageSize() + " is negative");
+        }
+        RepositoryOptions.validateChunkSize(chunkSize, "chunk size");
+        long chunks = (s.imageSize() + chunkSize - 1) / chunkSize;
+        if (chunks > IndexFile.MAX_CHUNKS) {
+            throw new IllegalArgumentException("image size " + s.imageSize() + " needs " + chunks + " chunks of "
+                + chunkSize + " bytes (at most " + IndexFile.MAX_CHUNKS + "); use a bigger chunk size");
+        }
+        if (BackupSpec.FULL.equals(s.type())) {
+            if (s.parentId() != null) {
+                throw new IllegalArgumentException("a full backup has no parent (got " + s.parentId() + "); drop the "
+                    + "parent, or make it an incremental backup");
+            }
+        } else if (BackupSpec.INCREMENTAL.equals(s.type())) {
+            if (s.parentId() == null || s.parentId().isBlank()) {
+                throw new IllegalArgumentException("an incremental backup needs a parent backup id (usually the "
+                    + "latest complete backup of the disk)");
+            }
+        } else {
+            throw new IllegalArgumentException("backup type '" + s.type() + "' is unknown (expected: full or "
+                + "incremental)");
+        }
+        if (s.labels().size() > MAX_LABELS) {
+            throw new IllegalArgumentException(s.labels().size() + " labels (at most " + MAX_LABELS + ")");
+        }
+        for (Map.Entry<String, String> e : s.labels().entrySet()) {
+            checkName(e.getKey(), "label name", false);
+            if (e.getValue() == null || e.getValue().length() > 4096) {
+                throw new IllegalArgumentException("label " + e.getKey() + " has no value or one over 4096 characters");
+            }
+        }
+        if (s.note() != null && s.note().length() > MAX_NOTE) {
+            throw new IllegalArgumentException("note is " + s.note().length() + " characters (at most " + MAX_NOTE + ")");
+        }
+    }
+
+    private static void checkName(String n, String what, boolean nullable) {
+        if (n == null) {
+            if (nullable) {
+                return;
+            }
+            throw new IllegalArgumentException(what + " is missing");
+        }
+        if (n.isBlank() || n.length() > MAX_NAME || n.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
+            throw new IllegalArgumentException(what + " '" + n + "' must be 1.." + MAX_NAME
+                + " characters without control characters");
+        }
+    }
+
+    private static String newBackupId(Instant created) {
+        byte[] r = new byte[3];
+        RANDOM.nextBytes(r);
+        return ID_TIME.format(created) + "-" + HexFormat.of().formatHex(r);
+    }
+
+    /** Opens a complete (or bad) backup for reading; its index is verified first. */
+    public BackupReader openBackup(String backupId) throws IOException {
+        checkOpen();
+        BackupInfo info = catalog.backup(backupId).orElseThrow(() -> new RepositoryException("no backup "
+            + backupId + " in repository " + dir + "; list the backups with: jbackup list"));
+        if (BackupInfo.INCOMPLETE.equals(info.state())) {
+            throw new RepositoryException("backup " + backupId + " is incomplete (still being written, or interrupted "
+                + "and not yet cleaned up); choose a complete backup");
+        }
+        IndexFile.Reader r = IndexFile.Reader.open(IndexFile.path(dir, backupId), this::metaMac, codec.encrypted());
+        if (!backupId.equals(r.metadata().path("id").asText()) || r.chunkSize() != info.chunkSize()
+            || r.metadata().path("imageSize").asLong() != info.imageSize()) {
+            r.close();
+            throw new RepositoryException("index " + r.file + " does not match backup " + backupId + " in the catalog; "
+                + "rebuild the catalog with: jbackup repair --rebuild-catalog");
+        }
+        return new PackedBackupReader(this, info, r);
+    }
+
+    /** The newest complete (not bad) backup of a disk; {@code vm} is null for a standalone disk. */
+    public Optional<BackupInfo> latestComplete(String vm, String disk) throws IOException {
+        checkOpen();
+        return catalog.latestComplete(vm, disk, null);
+    }
+
+    /** Every backup (complete, bad, and incomplete ones in progress), oldest first. */
+    public List<BackupInfo> listBackups() throws IOException {
+        checkOpen();
+        return catalog.backups();
+    }
+
+    /** The backup with exactly this id, if any. */
+    public Optional<BackupInfo> backup(String id) throws IOException {
+        checkOpen();
+        return catalog.backup(id);
+    }
+
+    /**
+     * Resolves what a user typed: a full backup id, a unique id prefix, {@code latest} (the newest complete backup
+     * of the disk), or {@code @TIME} (the newest complete backup of the disk created at or before TIME: ISO-8601
+     * instant {@code 2026-11-24T20:15:30Z}, offset date-time, local date-time, or a date meaning its end, both in the
+     * local time zone). {@code vm}/{@code disk} narrow id prefixes and are required for {@code latest}/{@code @}.
+     */
+    public BackupInfo resolve(String vm, String disk, String ref) throws IOException {
+        checkOpen();
+        if (ref == null || ref.isBlank()) {
+            throw new IllegalArgumentException("empty backup reference; give a backup id (or a unique prefix), "
+                + "'latest' or '@TIME'");
+        }
+        String what = disk == null ? null : vm == null ? disk : vm + "/" + disk;
+        if (ref.equals("latest") || ref.startsWith("@")) {
+            if (disk == null) {
+                throw new IllegalArgumentException("'" + ref + "' needs the disk (and vm) it refers to");
+            }
+            Instant at = ref.equals("latest") ? null : parseTime(ref.substring(1));
+            return catalog.latestComplete(vm, disk, at).orElseThrow(() -> new RepositoryException(
+                "no complete backup of " + what + (at == null ? "" : " at or before " + at)
+                    + " in repository " + dir + "; list the backups with: jbackup list"));
+        }
+        List<BackupInfo> all = catalog.backupsByPrefix(ref);
+        List<BackupInfo> matches = all.stream()
+            .filter(b -> disk == null || b.disk().equals(disk) && java.util.Objects.equals(b.vm(), vm))
+            .filter(b -> disk != null || vm == null || vm.equals(b.vm()))
+            .collect(Collectors.toList());
+        for (BackupInfo b : matches) {
+            if (b.id().equals(ref)) {
+                return b;
+            }
+        }
+        if (matches.size() == 1) {
+            return matches.get(0);
+        }
+        if (matches.isEmpty()) {
+            if (!all.isEmpty()) {
+                throw new RepositoryException("backup " + all.get(0).id() + " matching '" + ref + "' is of "
+                    + all.get(0).diskLabel() + ", not " + (what == null ? vm : what));
+            }
+            throw new RepositoryException("no backup matches '" + ref + "' in repository " + dir
+                + "; list the backups with: jbackup list");
+        }
+        throw new RepositoryException("'" + ref + "' is ambiguous: it matches " + matches.size() + " backups ("
+            + matches.stream().limit(5).map(BackupInfo::id).collect(Collectors.joining(", "))
+            + (matches.size() > 5 ? ", ..." : "") + "); type more characters of the id");
+    }
+
+    static Instant parseTime(String s) {
+        try {
+            return Instant.parse(s);
+        } catch (DateTimeParseException ignored) {
+            // try the other forms
+        }
+        try {
+            return OffsetDateTime.parse(s).toInstant();
+        } catch (DateTimeParseException ignored) {
+            // next
+        }
+        try {
+            return LocalDateTime.parse(s).atZone(ZoneId.systemDefault()).toInstant();
+        } catch (DateTimeParseException ignored) {
+            // next
+        }
+        try {
+            return LocalDate.parse(s).plusDays(1).atStartOfDay(ZoneId.systemDefault()).toInstant().minusMillis(1);
+        } catch (DateTimeParseException e) {
+            throw new IllegalArgumentException("cannot read time '" + s + "'; use ISO-8601, e.g. 2026-11-24T20:15:30Z, "
+                + "2026-11-24T21:15:30 (local time) or 2026-11-24 (end of that day)");
+        }
+    }
+
+    /**
+     * Marks a backup bad: it is no longer offered as latest, as a parent, or by time. Recorded in the catalog and
+     * in a marker file next to its index, so a rebuilt catalog keeps it.
+     */
+    public void markBad(String backupId, String reason) throws IOException {
+        checkOpen();
+        String why = reason == null || reason.isBlank() ? "marked bad" : reason;
+        if (!catalog.setState(backupId, BackupInfo.BAD, why)) {
+            throw new RepositoryException("cannot mark backup " + backupId + " bad: no such complete backup");
+        }
+        ObjectNode n = Json.MAPPER.createObjectNode();
+        n.put("reason", why);
+        n.put("marked", Instant.now().toString());
+        FileSync.writeAtomically(dir.resolve(IndexFile.DIR).resolve(backupId + BAD_SUFFIX), Json.bytes(n));
+        LOG.warn("backup {} marked bad: {}", backupId, why);
+    }
+
+    /** Why a backup was marked bad, or null. */
+    public String badReason(String backupId) throws IOException {
+        checkOpen();
+        return catalog.stateReason(backupId);
+    }
+
+    // ------------------------------------------------------------------------------------------- maintenance, runs
+
+    /** Checks the selected backups' chunks; see {@link Verifier}. {@code repair} needs the exclusive lock. */
+    public VerifyReport verify(VerifyOptions options) throws IOException {
+        checkOpen();
+        if (options.repair() && lock.mode() != LockMode.EXCLUSIVE) {
+            throw new IllegalStateException("verify with repair needs the repository opened with the exclusive lock");
+        }
+        return new Verifier(this, options).run();
+    }
+
+    /**
+     * Rebuilds {@code DIR/catalog.db} from the packs and index files alone, under the exclusive lock; the old
+     * catalog (if any) is kept as {@code catalog.db.old-TIMESTAMP}.
+     */
+    public static RebuildReport rebuildCatalog(Path dir, OpenOptions opts) throws IOException {
+        return CatalogRebuilder.rebuild(dir, opts);
+    }
+
+    static Repository openForRebuild(Path dir, OpenOptions opts, CatalogRebuilder.Step prepare) throws IOException {
+        RepositoryConfig config = RepositoryConfig.read(dir);
+        RepositoryKeys keys = config.encryption() == Encryption.AES_256_GCM ? unlock(dir, config, opts) : null;
+        RepositoryLock lock = RepositoryLock.acquire(dir, LockMode.EXCLUSIVE, opts.waitLock());
+        Catalog catalog = null;
+        try {
+            prepare.run(config);
+            catalog = Catalog.open(dir.resolve(Catalog.FILE_NAME), config.id(), true);
+            return new Repository(dir, config, lock, catalog, keys, opts.effectiveWorkers());
+        } catch (IOException | RuntimeException e) {
+            if (catalog != null) {
+                catalog.close();
+            }
+            lock.close();
+            throw e;
+        }
+    }
+
+    /** Records the start of a command run in the catalog's run log; returns its id. */
+    public long startRun(String command) throws IOException {
+        checkOpen();
+        return catalog.startRun(command, Owner.current().id());
+    }
+
+    /** Records the end of a run ({@code ok}, {@code failed}, {@code damaged}, ...). */
+    public void finishRun(long runId, String status, String message) throws IOException {
+        checkOpen();
+        catalog.finishRun(runId, status, message);
+    }
+
+    // --------------------------------------------------------------------------------------- package internals
+
+    Catalog catalog() {
+        return catalog;
+    }
+
+    ChunkCodec codec() {
+        return codec;
+    }
+
+    MetaMac metaMac() {
+        return MetaMac.create(codec.keys());
+    }
+
+    ExecutorService pool() {
+        return pool;
+    }
+
+    int workerThreads() {
+        return workerThreads;
+    }
+
+    PackFiles packFiles() {
+        return packFiles;
+    }
+
+    /** This process's temporary directory, created on first use. */
+    Path tmpDir() throws IOException {
+        if (!Files.isDirectory(ownTmp)) {
+            Files.createDirectories(ownTmp);
+        }
+        return ownTmp;
+    }
+
+    PackWriter pendingGet(ChunkId id) {
+        return pending.get(id);
+    }
+
+    /** Claims a chunk for {@code p}; returns the pack that already claimed it, or null. */
+    PackWriter pendingClaim(ChunkId id, PackWriter p) {
+        return pending.putIfAbsent(id, p);
+    }
+
+    void unpend(List<ChunkRow> rows, PackWriter p) {
+        for (ChunkRow r : rows) {
+            pending.remove(new ChunkId(r.digest()), p);
+        }
+    }
+
+    void writerDone(PackedBackupWriter w) {
+        writers.remove(w);
+    }
+
+    /**
+     * Reads and checks one chunk. {@code backupId}/{@code diskOffset} only serve error messages (null/-1 if none).
+     */
+    byte[] readChunk(byte[] digest, int expectedLen, String backupId, long diskOffset) throws IOException {
+        checkOpen();
+        ChunkLocation loc = catalog.findChunk(digest);
+        if (loc == null) {
+            throw new RepositoryException("chunk " + ChunkId.hex(digest) + (backupId == null ? "" : " (backup "
+                + backupId + ", disk offset " + diskOffset + ")") + " is not in the catalog; if the catalog is out of "
+                + "date, rebuild it with: jbackup repair --rebuild-catalog; otherwise run jbackup verify");
+        }
+        return readRecord(loc, digest, expectedLen, backupId, diskOffset);
+    }
+
+    byte[] readRecord(ChunkLocation loc, byte[] digest, int expectedLen, String backupId, long diskOffset)
+        throws IOException {
+        Path pack = PackFormat.path(dir, loc.pack());
+        if (loc.length() <= PackFormat.RECORD_HEADER_SIZE || loc.length() > PackFormat.MAX_RECORD_SIZE) {
+            throw new ChunkCorruptException(pack, loc.offset(), ChunkId.hex(digest), backupId, diskOffset,
+                "catalog gives record length " + loc.length());
+        }
+        ChunkCodec.Scratch s = codec.borrow();
+        try {
+            byte[] rec = s.record(loc.length());
+            try {
+                packFiles.read(loc.pack(), ByteBuffer.wrap(rec, 0, loc.length()), loc.offset());
+            } catch (RepositoryException e) {
+                if (e.getMessage() != null && e.getMessage().contains("truncated")) {
+                    throw new ChunkCorruptException(pack, loc.offset(), ChunkId.hex(digest), backupId, diskOffset,
+                        "pack is truncated");
+                }
+                throw e;
+            }
+            return codec.decode(s, rec, loc.length(), digest, expectedLen);
+        } catch (ChunkCodec.RecordException e) {
+            throw new ChunkCorruptException(pack, loc.offset(), ChunkId.hex(digest), backupId, diskOffset,
+                e.getMessage());
+        } finally {
+            codec.release(s);
+        }
+    }
+
+    void checkOpen() throws RepositoryException {
+        if (closed) {
+            throw new RepositoryException("repository " + dir + " is closed");
+        }
+    }
+
+    boolean isClosed() {
+        return closed;
+    }
+
+    /**
+     * Aborts backups still open, stops the worker pool, closes the catalog and releases the lock.
+     */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        for (PackedBackupWriter w : List.copyOf(writers)) {
+            LOG.warn("backup {} was still open when the repository closed; aborting it", w.id());
+            w.abort();
+        }
+        closed = true;
+        pool.shutdown();
+        try {
+            if (!pool.awaitTermination(60, TimeUnit.SECONDS)) {
+                LOG.warn("worker threads of repository {} did not stop within 60 s", dir);
+                pool.shutdownNow();
+            }
+        } catch (InterruptedException e) {
+            pool.shutdownNow();
+            Thread.currentThread().interrupt();
+        }
+        codec.close();
+        packFiles.close();
+        catalog.close();
+        try {
+            if (Files.isDirectory(ownTmp)) {
+                try (DirectoryStream<Path> s = Files.newDirectoryStream(ownTmp)) {
+                    if (!s.iterator().hasNext()) {
+                        Files.delete(ownTmp);
+                    }
+                }
+            }
+        } catch (IOException e) {
+            LOG.debug("cannot remove {}: {}", ownTmp, e.toString());
+        }
+        lock.close();
+    }
+}

@@ -1,0 +1,95 @@
+package io.jbackup.store;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.time.format.DateTimeParseException;
+
+/**
+ * The repository's {@code config.json}, written once by {@code jbackup init} and never changed:
+ *
+ * <pre>{@code
+ * {
+ *   "format": "jbackup-repository",
+ *   "formatVersion": 1,
+ *   "id": "9b0c3c1e-3f7a-4bb2-a0a5-0d7f0d6c4e11",
+ *   "created": "2026-11-24T20:15:30Z",
+ *   "chunkSize": 1048576,
+ *   "encryption": "none",            // or "aes-256-gcm"
+ *   "compressionLevel": 1,           // zstd level; 0 = stored uncompressed
+ *   "packSize": 33554432
+ * }
+ * }</pre>
+ *
+ * A reader refuses a {@code formatVersion} newer than {@link #FORMAT_VERSION} (the repository was written by a newer
+ * jbackup) rather than guess.
+ */
+public record RepositoryConfig(String id, int formatVersion, int defaultChunkSize, Encryption encryption,
+                               int compressionLevel, long packSize, Instant created) {
+    public static final String FORMAT = "jbackup-repository";
+    public static final int FORMAT_VERSION = 1;
+    static final String FILE_NAME = "config.json";
+    private static final int MAX_FILE_SIZE = 64 * 1024;
+
+    /** The options this repository was created with. */
+    public RepositoryOptions options() {
+        return new RepositoryOptions(defaultChunkSize, encryption, compressionLevel, packSize);
+    }
+
+    byte[] toJson() {
+        ObjectNode n = Json.MAPPER.createObjectNode();
+        n.put("format", FORMAT);
+        n.put("formatVersion", formatVersion);
+        n.put("id", id);
+        n.put("created", created.toString());
+        n.put("chunkSize", defaultChunkSize);
+        n.put("encryption", encryption.text());
+        n.put("compressionLevel", compressionLevel);
+        n.put("packSize", packSize);
+        return Json.bytes(n);
+    }
+
+    /** Reads and validates {@code dir/config.json}. */
+    static RepositoryConfig read(Path dir) throws IOException {
+        Path file = dir.resolve(FILE_NAME);
+        byte[] bytes;
+        try {
+            if (Files.size(file) > MAX_FILE_SIZE) {
+                throw new RepositoryException(file + " is " + Files.size(file) + " bytes (expected: <= " + MAX_FILE_SIZE
+                    + "); it is not a jbackup repository config");
+            }
+            bytes = Files.readAllBytes(file);
+        } catch (NoSuchFileException e) {
+            throw new RepositoryException("no jbackup repository at " + dir + " (" + file + " is missing); create one "
+                + "with: jbackup init --repo " + dir);
+        }
+        JsonNode n = Json.parse(bytes, file);
+        if (!FORMAT.equals(n.path("format").asText())) {
+            throw new RepositoryException(file + " is not a jbackup repository config (format '"
+                + n.path("format").asText() + "', expected '" + FORMAT + "')");
+        }
+        int version = n.path("formatVersion").asInt(-1);
+        if (version < 1 || version > FORMAT_VERSION) {
+            throw new RepositoryException("repository " + dir + " has format version " + version + "; this jbackup "
+                + "reads versions 1.." + FORMAT_VERSION + " (upgrade jbackup)");
+        }
+        try {
+            RepositoryOptions o = new RepositoryOptions(n.path("chunkSize").asInt(),
+                Encryption.parse(n.path("encryption").asText()), n.path("compressionLevel").asInt(-1),
+                n.path("packSize").asLong());
+            String id = n.path("id").asText();
+            if (id.isEmpty()) {
+                throw new IllegalArgumentException("id is missing");
+            }
+            return new RepositoryConfig(id, version, o.chunkSize(), o.encryption(), o.compressionLevel(),
+                o.packSize(), Instant.parse(n.path("created").asText()));
+        } catch (IllegalArgumentException | DateTimeParseException e) {
+            throw new RepositoryException(file + " is invalid: " + e.getMessage(), e);
+        }
+    }
+}

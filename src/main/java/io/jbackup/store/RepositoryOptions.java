@@ -1,0 +1,72 @@
+package io.jbackup.store;
+
+/**
+ * What {@code jbackup init} fixes for a repository's life. Validated up front: every bad value is rejected with
+ * the accepted range.
+ *
+ * @param chunkSize        default chunk size: a power of two from 64 KiB to 4 MiB (default 1 MiB)
+ * @param encryption       {@link Encryption#NONE} or {@link Encryption#AES_256_GCM}
+ * @param compressionLevel zstd level 1..19 (default {@value #DEFAULT_COMPRESSION_LEVEL}), or 0 to store chunks
+ *                         uncompressed
+ * @param packSize         target pack file size: a pack is sealed once it reaches it (1 MiB..1 GiB, default 32 MiB)
+ */
+public record RepositoryOptions(int chunkSize, Encryption encryption, int compressionLevel, long packSize) {
+    public static final int MIN_CHUNK_SIZE = 64 * 1024;
+    public static final int MAX_CHUNK_SIZE = 4 * 1024 * 1024;
+    public static final int DEFAULT_CHUNK_SIZE = 1024 * 1024;
+    /** Measured with bench/store-bench.sh: level 1 keeps up with hashing, level 3 costs about twice the CPU. */
+    public static final int DEFAULT_COMPRESSION_LEVEL = 1;
+    public static final int MAX_COMPRESSION_LEVEL = 19;
+    public static final long MIN_PACK_SIZE = 1L << 20;
+    public static final long MAX_PACK_SIZE = 1L << 30;
+    public static final long DEFAULT_PACK_SIZE = 32L << 20;
+
+    public RepositoryOptions {
+        validateChunkSize(chunkSize, "chunk size");
+        if (encryption == null) {
+            throw new IllegalArgumentException("encryption must be given (none or aes-256-gcm)");
+        }
+        if (compressionLevel < 0 || compressionLevel > MAX_COMPRESSION_LEVEL) {
+            throw new IllegalArgumentException("compression level " + compressionLevel + " is out of range (expected: 0 "
+                + "for none, or 1.." + MAX_COMPRESSION_LEVEL + ")");
+        }
+        if (packSize < MIN_PACK_SIZE || packSize > MAX_PACK_SIZE) {
+            throw new IllegalArgumentException("pack size " + packSize + " is out of range (expected: " + MIN_PACK_SIZE
+                + ".." + MAX_PACK_SIZE + " bytes)");
+        }
+    }
+
+    /** Options with the default pack size. */
+    public RepositoryOptions(int chunkSize, Encryption encryption, int compressionLevel) {
+        this(chunkSize, encryption, compressionLevel, DEFAULT_PACK_SIZE);
+    }
+
+    /** 1 MiB chunks, no encryption, the default compression level and pack size. */
+    public static RepositoryOptions defaults() {
+        return new RepositoryOptions(DEFAULT_CHUNK_SIZE, Encryption.NONE, DEFAULT_COMPRESSION_LEVEL);
+    }
+
+    public RepositoryOptions withEncryption(Encryption e) {
+        return new RepositoryOptions(chunkSize, e, compressionLevel, packSize);
+    }
+
+    public RepositoryOptions withChunkSize(int size) {
+        return new RepositoryOptions(size, encryption, compressionLevel, packSize);
+    }
+
+    public RepositoryOptions withCompressionLevel(int level) {
+        return new RepositoryOptions(chunkSize, encryption, level, packSize);
+    }
+
+    public RepositoryOptions withPackSize(long size) {
+        return new RepositoryOptions(chunkSize, encryption, compressionLevel, size);
+    }
+
+    /** Rejects a chunk size that is not a power of two from 64 KiB to 4 MiB. */
+    static void validateChunkSize(long size, String what) {
+        if (size < MIN_CHUNK_SIZE || size > MAX_CHUNK_SIZE || Long.bitCount(size) != 1) {
+            throw new IllegalArgumentException(what + " " + size + " is not a power of two from 64 KiB to 4 MiB "
+                + "(use 64K, 128K, 256K, 512K, 1M, 2M or 4M)");
+        }
+    }
+}

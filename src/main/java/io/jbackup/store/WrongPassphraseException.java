@@ -1,0 +1,10 @@
+package io.jbackup.store;
+
+/** The passphrase does not open the repository's key file. Nothing was changed. */
+public final class WrongPassphraseException extends RepositoryException {
+    private static final long serialVersionUID = 1L;
+
+    public WrongPassphraseException(String message) {
+        super(message);
+    }
+}
