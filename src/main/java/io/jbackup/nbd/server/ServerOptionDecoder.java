@@ -69,7 +69,7 @@ public final class ServerOptionDecoder extends ByteToMessageDecoder {
     }
 
     @Override
-    public void handlerAdded0(ChannelHandlerContext ctx) {
+    public void handlerAdded(ChannelHandlerContext ctx) {
         this.ctx = ctx;
     }
 
