@@ -34,8 +34,8 @@ import org.slf4j.LoggerFactory;
  * than the limits plus one socket read.
  *
  * <p><b>Disconnect.</b> After {@code NBD_CMD_DISC} no more requests are read; queued and in-flight ones complete,
- * then the connection closes. On server shutdown queued requests fail with {@code ESHUTDOWN} and in-flight ones
- * complete. The export is closed once the connection is gone and its last operation has finished.
+ * then the connection closes. On server shutdown in-flight requests complete, queued and newly arriving ones fail
+ * with {@code ESHUTDOWN}, and the connection closes as soon as nothing is in flight. The export is closed once the connection is gone and its last operation has finished.
  */
 final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     private static final Logger log = LoggerFactory.getLogger(TransmissionHandler.class);
@@ -105,7 +105,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
             ReferenceCountUtil.release(msg);
             return;
         }
-        if (disconnecting || inactive) {
+        if ((disconnecting && !shuttingDown) || inactive) {
             r.release();
             return;
         }
@@ -152,6 +152,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
         if (evt == NbdServer.SHUTDOWN_EVENT) {
+            // keep reading: requests that arrive now are answered with ESHUTDOWN
             shuttingDown = true;
             disconnecting = true;
             updateReading();
@@ -184,7 +185,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         if (inactive) {
             return;
         }
-        boolean want = !disconnecting && queue.isEmpty() && inFlight < maxInFlight && inFlightBytes < maxInFlightBytes;
+        boolean want = (!disconnecting || shuttingDown) && queue.isEmpty() && inFlight < maxInFlight && inFlightBytes < maxInFlightBytes;
         if (ctx.channel().config().isAutoRead() != want) {
             ctx.channel().config().setAutoRead(want);
         }
