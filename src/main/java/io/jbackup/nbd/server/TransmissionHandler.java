@@ -1,0 +1,629 @@
+package io.jbackup.nbd.server;
+
+import io.jbackup.nbd.protocol.Extent;
+import io.jbackup.nbd.protocol.NbdCommand;
+import io.jbackup.nbd.protocol.NbdConstants;
+import io.jbackup.nbd.protocol.NbdError;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.CompositeByteBuf;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.util.ReferenceCountUtil;
+import java.io.IOException;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
+import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The transmission phase of one connection: validates each {@link ServerRequest}, runs it on the export, and
+ * writes its reply when it completes (replies may go out in any order).
+ *
+ * <p><b>Flow control.</b> A request holds a slot from the moment it starts until its reply has been written to
+ * the socket. At most {@code maxInFlight} requests and {@code maxInFlightBytes} of READ/WRITE data hold slots;
+ * decoded requests beyond that wait in a queue, and while anything waits (or the limits are reached) the channel
+ * stops reading, so a client that floods requests or does not read replies cannot make the server buffer more
+ * than the limits plus one socket read.
+ *
+ * <p><b>Disconnect.</b> After {@code NBD_CMD_DISC} no more requests are read; queued and in-flight ones complete,
+ * then the connection closes. On server shutdown in-flight requests complete, queued and newly arriving ones fail
+ * with {@code ESHUTDOWN}, and the connection closes as soon as nothing is in flight. The export is closed once the connection is gone and its last operation has finished.
+ */
+final class TransmissionHandler extends ChannelInboundHandlerAdapter {
+    private static final Logger log = LoggerFactory.getLogger(TransmissionHandler.class);
+
+    /** Largest number of extents sent in one block status chunk. */
+    static final int MAX_EXTENTS = 128 * 1024;
+
+    /** Zero bytes used to fill holes into simple and DF replies (never released). */
+    private static final ByteBuf ZEROES = Unpooled.unreleasableBuffer(
+        Unpooled.directBuffer(1 << 20, 1 << 20).writeZero(1 << 20).asReadOnly());
+
+    /** A selected meta context. */
+    record Context(int id, String name, ExtentSource source) {
+    }
+
+    private final ServerContext server;
+    private final NbdExport export;
+    private final String peer;
+    private final boolean structured;
+    private final List<Context> contexts;
+    private final int transmissionFlags;
+    private final int maxPayload;
+    private final long size;
+    private final int minBlock;
+    private final int maxInFlight;
+    private final long maxInFlightBytes;
+
+    private final ArrayDeque<ServerRequest> queue = new ArrayDeque<>();
+    private ChannelHandlerContext ctx;
+    private int inFlight;
+    private long inFlightBytes;
+    private boolean disconnecting;
+    private boolean shuttingDown;
+    private boolean inactive;
+    private boolean exportClosed;
+    private boolean closeRequested;
+    private boolean flushScheduled;
+    private final Runnable flushTask = this::flushNow;
+
+    TransmissionHandler(ServerContext server, NbdExport export, String peer, boolean structured, List<Context> contexts,
+                        int transmissionFlags, int maxPayload) {
+        this.server = server;
+        this.export = export;
+        this.peer = peer;
+        this.structured = structured;
+        this.contexts = List.copyOf(contexts);
+        this.transmissionFlags = transmissionFlags;
+        this.maxPayload = maxPayload;
+        this.size = export.size();
+        this.minBlock = export.minBlockSize();
+        this.maxInFlight = server.config.maxInFlight();
+        this.maxInFlightBytes = server.config.maxInFlightBytes();
+    }
+
+    @Override
+    public void handlerAdded(ChannelHandlerContext ctx) {
+        this.ctx = ctx;
+        if (!ctx.channel().isActive()) {
+            inactive = true;
+            maybeCloseExport();
+        }
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        if (!(msg instanceof ServerRequest r)) {
+            ReferenceCountUtil.release(msg);
+            return;
+        }
+        if ((disconnecting && !shuttingDown) || inactive) {
+            r.release();
+            return;
+        }
+        if (r.type() == NbdCommand.DISC.code()) {
+            log.debug("{}: NBD_CMD_DISC with {} in flight, {} queued", peer, inFlight, queue.size());
+            disconnecting = true;
+            updateReading();
+            maybeFinish();
+            return;
+        }
+        if (queue.isEmpty() && hasCapacity(r)) {
+            start(r);
+        } else {
+            queue.add(r);
+        }
+        updateReading();
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+        inactive = true;
+        ServerRequest r;
+        while ((r = queue.poll()) != null) {
+            r.release();
+        }
+        if (inFlight > 0) {
+            log.debug("{}: connection closed with {} requests in flight", peer, inFlight);
+        }
+        maybeCloseExport();
+        ctx.fireChannelInactive();
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        if (cause instanceof IOException && !(cause instanceof io.jbackup.nbd.protocol.NbdProtocolException)) {
+            log.debug("{}: connection error: {}", peer, cause.toString());
+        } else {
+            log.info("{}: closing connection: {}", peer, cause.toString());
+            log.debug("{}: closing connection", peer, cause);
+        }
+        ctx.close();
+    }
+
+    @Override
+    public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+        if (evt == NbdServer.SHUTDOWN_EVENT) {
+            // keep reading: requests that arrive now are answered with ESHUTDOWN
+            shuttingDown = true;
+            disconnecting = true;
+            updateReading();
+            pump();
+            maybeFinish();
+        } else {
+            ctx.fireUserEventTriggered(evt);
+        }
+    }
+
+    // ---- flow control --------------------------------------------------------------------------------------
+
+    private static long cost(ServerRequest r) {
+        int t = r.type();
+        if (t == NbdCommand.READ.code() || (t == NbdCommand.WRITE.code() && !r.payloadSkipped())) {
+            return r.length();
+        }
+        return 0;
+    }
+
+    private boolean hasCapacity(ServerRequest r) {
+        if (inFlight >= maxInFlight) {
+            return false;
+        }
+        long c = cost(r);
+        return inFlightBytes == 0 || c == 0 || inFlightBytes + c <= maxInFlightBytes;
+    }
+
+    private void updateReading() {
+        if (inactive) {
+            return;
+        }
+        boolean want = (!disconnecting || shuttingDown) && queue.isEmpty() && inFlight < maxInFlight && inFlightBytes < maxInFlightBytes;
+        if (ctx.channel().config().isAutoRead() != want) {
+            ctx.channel().config().setAutoRead(want);
+        }
+    }
+
+    private void pump() {
+        while (!queue.isEmpty() && (shuttingDown || hasCapacity(queue.peek()))) {
+            start(queue.poll());
+        }
+    }
+
+    /** Called once per started request, after its reply was written (or could not be). */
+    private void finished(long cost) {
+        inFlight--;
+        inFlightBytes -= cost;
+        if (inactive) {
+            maybeCloseExport();
+            return;
+        }
+        pump();
+        updateReading();
+        maybeFinish();
+    }
+
+    private void maybeFinish() {
+        if (disconnecting && inFlight == 0 && queue.isEmpty() && !closeRequested && !inactive) {
+            closeRequested = true;
+            flushNow();
+            ctx.close();
+        }
+    }
+
+    private void maybeCloseExport() {
+        if (inactive && inFlight == 0 && !exportClosed) {
+            exportClosed = true;
+            server.closeExport(export);
+        }
+    }
+
+    private void scheduleFlush() {
+        if (!flushScheduled) {
+            flushScheduled = true;
+            ctx.executor().execute(flushTask);
+        }
+    }
+
+    private void flushNow() {
+        flushScheduled = false;
+        ctx.flush();
+    }
+
+    // ---- requests ------------------------------------------------------------------------------------------
+
+    /** A request that fails validation. */
+    private static final class Refused extends Exception {
+        private static final long serialVersionUID = 1L;
+        final transient NbdError error;
+
+        Refused(NbdError error, String message) {
+            super(message, null, false, false);
+            this.error = error;
+        }
+    }
+
+    private void start(ServerRequest r) {
+        long cost = cost(r);
+        inFlight++;
+        inFlightBytes += cost;
+        if (shuttingDown) {
+            r.release();
+            replyError(r.cookie(), cost, NbdError.ESHUTDOWN, "server is shutting down");
+            return;
+        }
+        try {
+            dispatch(r, cost);
+        } catch (Refused e) {
+            r.release();
+            log.debug("{}: {} refused: {} {}", peer, r, e.error, e.getMessage());
+            replyError(r.cookie(), cost, e.error, e.getMessage());
+        } catch (RuntimeException e) {
+            r.release();
+            log.warn("{}: {} failed: {}", peer, r, e.toString(), e);
+            replyError(r.cookie(), cost, NbdError.EIO, e.toString());
+        }
+    }
+
+    private void dispatch(ServerRequest r, long cost) throws Refused {
+        NbdCommand cmd = r.command();
+        int allowed = NbdConstants.CMD_FLAG_FUA;
+        if (cmd.equals(NbdCommand.READ) && structured) {
+            allowed |= NbdConstants.CMD_FLAG_DF;
+        } else if (cmd.equals(NbdCommand.WRITE_ZEROES)) {
+            allowed |= NbdConstants.CMD_FLAG_NO_HOLE;
+        } else if (cmd.equals(NbdCommand.BLOCK_STATUS)) {
+            allowed |= NbdConstants.CMD_FLAG_REQ_ONE;
+        }
+        if (!cmd.isKnown() || cmd.equals(NbdCommand.RESIZE)) {
+            throw new Refused(NbdError.EINVAL, "unsupported command " + cmd);
+        }
+        if ((r.flags() & ~allowed) != 0) {
+            throw new Refused(NbdError.EINVAL, "unsupported flags 0x" + Integer.toHexString(r.flags() & ~allowed)
+                + " for " + cmd.name());
+        }
+        long offset = r.offset();
+        long length = r.length();
+        boolean fua = r.hasFlag(NbdConstants.CMD_FLAG_FUA);
+        switch (cmd.name()) {
+            case "READ" -> {
+                checkRange(r, NbdError.EINVAL);
+                if (length > maxPayload) {
+                    throw new Refused(NbdError.EINVAL, "read of " + length + " bytes exceeds the maximum payload of "
+                        + maxPayload);
+                }
+                checkAlignment(r);
+                if (length == 0) {
+                    complete(r.cookie(), cost, structured ? new ServerReply.None(r.cookie())
+                        : new ServerReply.Simple(r.cookie(), NbdError.OK));
+                    return;
+                }
+                boolean df = r.hasFlag(NbdConstants.CMD_FLAG_DF);
+                whenDone(call(() -> export.read(offset, (int) length)), r.cookie(), cost,
+                    result -> writeRead(r.cookie(), offset, (int) length, df, result, cost));
+            }
+            case "WRITE" -> {
+                if (r.payloadSkipped()) {
+                    throw new Refused(NbdError.EINVAL, "write of " + length + " bytes exceeds the maximum payload of "
+                        + maxPayload);
+                }
+                checkWritable();
+                checkRange(r, NbdError.ENOSPC);
+                checkAlignment(r);
+                ByteBuf data = r.takePayload();
+                if (length == 0) {
+                    if (data != null) {
+                        data.release();
+                    }
+                    completeOk(r.cookie(), cost);
+                    return;
+                }
+                whenDone(call(() -> export.write(offset, data, fua)), r.cookie(), cost, v -> completeOk(r.cookie(), cost));
+            }
+            case "FLUSH" -> {
+                if (offset != 0 || length != 0) {
+                    throw new Refused(NbdError.EINVAL, "FLUSH needs offset and length 0");
+                }
+                whenDone(call(export::flush), r.cookie(), cost, v -> completeOk(r.cookie(), cost));
+            }
+            case "TRIM" -> {
+                checkWritable();
+                checkRange(r, NbdError.EINVAL);
+                checkAlignment(r);
+                if (length == 0) {
+                    completeOk(r.cookie(), cost);
+                    return;
+                }
+                whenDone(call(() -> export.trim(offset, length)), r.cookie(), cost, v -> completeOk(r.cookie(), cost));
+            }
+            case "WRITE_ZEROES" -> {
+                checkWritable();
+                checkRange(r, NbdError.ENOSPC);
+                checkAlignment(r);
+                if (length == 0) {
+                    completeOk(r.cookie(), cost);
+                    return;
+                }
+                whenDone(call(() -> export.writeZeroes(offset, length, fua)), r.cookie(), cost,
+                    v -> completeOk(r.cookie(), cost));
+            }
+            case "CACHE" -> {
+                checkRange(r, NbdError.EINVAL);
+                checkAlignment(r);
+                if (length == 0) {
+                    completeOk(r.cookie(), cost);
+                    return;
+                }
+                whenDone(call(() -> export.cache(offset, length)), r.cookie(), cost, v -> completeOk(r.cookie(), cost));
+            }
+            case "BLOCK_STATUS" -> blockStatus(r, cost);
+            default -> throw new Refused(NbdError.EINVAL, "unsupported command " + cmd);
+        }
+    }
+
+    private void checkWritable() throws Refused {
+        if (export.readOnly()) {
+            throw new Refused(NbdError.EPERM, "export '" + export.name() + "' is read-only");
+        }
+    }
+
+    private void checkRange(ServerRequest r, NbdError error) throws Refused {
+        long offset = r.offset();
+        if (offset < 0 || offset > size || r.length() > size - offset) {
+            throw new Refused(error, r.command().name() + " of " + r.length() + " bytes at offset "
+                + Long.toUnsignedString(offset) + " is beyond the end of the export (" + size + " bytes)");
+        }
+    }
+
+    private void checkAlignment(ServerRequest r) throws Refused {
+        if (minBlock > 1) {
+            long mask = minBlock - 1;
+            if ((r.offset() & mask) != 0 || ((r.length() & mask) != 0 && r.offset() + r.length() != size)) {
+                throw new Refused(NbdError.EINVAL, r.command().name() + " at offset " + r.offset() + " length "
+                    + r.length() + " is not aligned to the minimum block size " + minBlock);
+            }
+        }
+    }
+
+    private void blockStatus(ServerRequest r, long cost) throws Refused {
+        if (contexts.isEmpty()) {
+            throw new Refused(NbdError.EINVAL, "BLOCK_STATUS needs a meta context selected with NBD_OPT_SET_META_CONTEXT"
+                + " for this export");
+        }
+        checkRange(r, NbdError.EINVAL);
+        if (r.length() == 0) {
+            throw new Refused(NbdError.EINVAL, "BLOCK_STATUS of length 0");
+        }
+        checkAlignment(r);
+        long offset = r.offset();
+        long length = r.length();
+        boolean reqOne = r.hasFlag(NbdConstants.CMD_FLAG_REQ_ONE);
+        List<CompletableFuture<List<Extent>>> parts = new ArrayList<>(contexts.size());
+        for (Context c : contexts) {
+            parts.add(call(() -> c.source().extents(offset, length)));
+        }
+        CompletableFuture<List<ServerReply>> all = CompletableFuture.allOf(parts.toArray(new CompletableFuture<?>[0]))
+            .thenApply(v -> {
+                List<ServerReply> chunks = new ArrayList<>(contexts.size());
+                for (int i = 0; i < contexts.size(); i++) {
+                    List<Extent> ext = normalize(parts.get(i).join(), offset, length, reqOne, contexts.get(i).name());
+                    chunks.add(new ServerReply.BlockStatus(r.cookie(), i == contexts.size() - 1, contexts.get(i).id(), ext));
+                }
+                return chunks;
+            });
+        whenDone(all, r.cookie(), cost, chunks -> {
+            ChannelFuture last = null;
+            for (ServerReply c : chunks) {
+                last = ctx.write(c);
+            }
+            afterWrite(last, cost);
+        });
+    }
+
+    /**
+     * Clips extents to {@code [offset, offset+length)}, merges neighbours with equal flags and caps the count.
+     * The extents must be consecutive from {@code offset}; at least one must overlap it.
+     */
+    static List<Extent> normalize(List<Extent> in, long offset, long length, boolean reqOne, String context) {
+        long end = offset + length;
+        long pos = offset;
+        List<Extent> out = new ArrayList<>();
+        for (Extent e : in) {
+            if (e.end() <= pos) {
+                continue;
+            }
+            if (e.offset() > pos) {
+                break; // a gap: report what is known so far
+            }
+            long stop = Math.min(e.end(), end);
+            int last = out.size() - 1;
+            if (last >= 0 && out.get(last).flags() == e.flags()) {
+                Extent prev = out.get(last);
+                out.set(last, new Extent(prev.offset(), stop - prev.offset(), e.flags()));
+            } else {
+                if (out.size() == MAX_EXTENTS || (reqOne && !out.isEmpty())) {
+                    break;
+                }
+                out.add(new Extent(pos, stop - pos, e.flags()));
+            }
+            pos = stop;
+            if (pos >= end) {
+                break;
+            }
+        }
+        if (out.isEmpty()) {
+            throw new CompletionException(new NbdExportException(NbdError.EIO, "meta context " + context
+                + " returned no extent for offset " + offset));
+        }
+        return out;
+    }
+
+    // ---- replies -------------------------------------------------------------------------------------------
+
+    private void writeRead(long cookie, long offset, int length, boolean df, ReadResult result, long cost) {
+        if (result.length() != length) {
+            result.release();
+            log.error("{}: export '{}' returned {} bytes for a read of {} at {}", peer, export.name(), result.length(),
+                length, offset);
+            replyError(cookie, cost, NbdError.EIO, "export returned " + result.length() + " bytes for a read of "
+                + length);
+            return;
+        }
+        List<ReadResult.Segment> segs = result.segments();
+        if (structured && !df) {
+            long pos = offset;
+            ChannelFuture last = null;
+            for (int i = 0; i < segs.size(); i++) {
+                ReadResult.Segment s = segs.get(i);
+                boolean done = i == segs.size() - 1;
+                if (s instanceof ReadResult.Data d) {
+                    last = ctx.write(new ServerReply.OffsetData(cookie, done, pos, d.buf()));
+                } else {
+                    last = ctx.write(new ServerReply.OffsetHole(cookie, done, pos, s.length()));
+                }
+                pos += s.length();
+            }
+            afterWrite(last, cost);
+            return;
+        }
+        ByteBuf data = contiguous(segs);
+        ServerReply reply = structured ? new ServerReply.OffsetData(cookie, true, offset, data)
+            : new ServerReply.Simple(cookie, 0, data);
+        afterWrite(ctx.write(reply), cost);
+    }
+
+    /** One buffer of the segments, holes filled with zeroes (takes ownership of the data buffers). */
+    private ByteBuf contiguous(List<ReadResult.Segment> segs) {
+        if (segs.size() == 1 && segs.get(0) instanceof ReadResult.Data d) {
+            return d.buf();
+        }
+        CompositeByteBuf c = ctx.alloc().compositeDirectBuffer(Math.max(2, segs.size() + 4));
+        for (ReadResult.Segment s : segs) {
+            if (s instanceof ReadResult.Data d) {
+                c.addComponent(true, d.buf());
+            } else {
+                int left = s.length();
+                while (left > 0) {
+                    int n = Math.min(left, ZEROES.capacity());
+                    c.addComponent(true, ZEROES.slice(0, n));
+                    left -= n;
+                }
+            }
+        }
+        return c;
+    }
+
+    private void completeOk(long cookie, long cost) {
+        complete(cookie, cost, new ServerReply.Simple(cookie, NbdError.OK));
+    }
+
+    private void complete(long cookie, long cost, ServerReply reply) {
+        if (inactive) {
+            finished(cost);
+            return;
+        }
+        afterWrite(ctx.write(reply), cost);
+    }
+
+    private void replyError(long cookie, long cost, NbdError error, String message) {
+        ServerReply reply = structured ? new ServerReply.Error(cookie, true, error.code(), message)
+            : new ServerReply.Simple(cookie, error);
+        complete(cookie, cost, reply);
+    }
+
+    private void afterWrite(ChannelFuture last, long cost) {
+        scheduleFlush();
+        if (last == null) {
+            finished(cost);
+        } else if (last.isDone()) {
+            finished(cost);
+        } else {
+            last.addListener((ChannelFutureListener) f -> finished(cost));
+        }
+    }
+
+    /** Calls an export operation, turning a synchronous exception into a failed future. */
+    private static <T> CompletableFuture<T> call(java.util.function.Supplier<CompletableFuture<T>> op) {
+        try {
+            CompletableFuture<T> f = op.get();
+            return f != null ? f : CompletableFuture.failedFuture(new IllegalStateException("export returned null"));
+        } catch (RuntimeException e) {
+            return CompletableFuture.failedFuture(e);
+        }
+    }
+
+    /**
+     * When {@code f} completes, runs {@code onSuccess} on the event loop, or replies with the mapped error. If the
+     * connection is gone, releases a read result and just frees the slot.
+     */
+    private <T> void whenDone(CompletableFuture<T> f, long cookie, long cost, Consumer<T> onSuccess) {
+        f.whenComplete((value, failure) -> {
+            Runnable task = () -> {
+                if (inactive) {
+                    if (value instanceof ReadResult rr) {
+                        rr.release();
+                    }
+                    finished(cost);
+                } else if (failure != null) {
+                    Throwable cause = unwrap(failure);
+                    NbdError err = errorOf(cause);
+                    if (err.equals(NbdError.EIO)) {
+                        log.warn("{}: export '{}' operation failed: {}", peer, export.name(), cause.toString(), cause);
+                    } else {
+                        log.debug("{}: export '{}' operation failed: {} {}", peer, export.name(), err, cause.getMessage());
+                    }
+                    replyError(cookie, cost, err, messageOf(cause));
+                } else {
+                    try {
+                        onSuccess.accept(value);
+                    } catch (RuntimeException e) {
+                        log.warn("{}: writing a reply failed: {}", peer, e.toString(), e);
+                        replyError(cookie, cost, NbdError.EIO, e.toString());
+                    }
+                }
+            };
+            if (ctx.executor().inEventLoop()) {
+                task.run();
+            } else {
+                try {
+                    ctx.executor().execute(task);
+                } catch (RuntimeException rejected) {
+                    if (value instanceof ReadResult rr) {
+                        rr.release();
+                    }
+                }
+            }
+        });
+    }
+
+    static Throwable unwrap(Throwable t) {
+        while ((t instanceof CompletionException || t instanceof ExecutionException) && t.getCause() != null) {
+            t = t.getCause();
+        }
+        return t;
+    }
+
+    static NbdError errorOf(Throwable t) {
+        if (t instanceof NbdExportException e) {
+            return e.error();
+        }
+        if (t instanceof IllegalArgumentException) {
+            return NbdError.EINVAL;
+        }
+        if (t instanceof OutOfMemoryError) {
+            return NbdError.ENOMEM;
+        }
+        return NbdError.EIO;
+    }
+
+    private static String messageOf(Throwable t) {
+        return t.getMessage() != null ? t.getMessage() : t.getClass().getSimpleName();
+    }
+}
