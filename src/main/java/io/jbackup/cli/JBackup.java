@@ -13,6 +13,10 @@ import picocli.CommandLine.Spec;
     description = "Incremental backup and restore of QEMU/KVM disks over NBD.",
     subcommands = {
         HelpCommand.class,
+        BackupCommands.Full.class,
+        BackupCommands.Incremental.class,
+        BackupCommands.Auto.class,
+        RestoreCommand.class,
     })
 public final class JBackup implements Runnable {
     @Spec

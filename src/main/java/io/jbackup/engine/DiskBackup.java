@@ -5,6 +5,7 @@ import io.jbackup.nbd.client.NbdClient;
 import io.jbackup.nbd.client.NbdCommandException;
 import io.jbackup.nbd.protocol.Extent;
 import io.jbackup.nbd.protocol.NbdConstants;
+import io.jbackup.nbd.protocol.NbdError;
 import io.jbackup.nbd.protocol.NbdProtocolException;
 import io.jbackup.store.BackupInfo;
 import io.jbackup.store.BackupSpec;
@@ -238,7 +239,7 @@ public final class DiskBackup {
                 if (transportError == null) {
                     transportError = failureOf(status);
                 }
-                if (transportError instanceof NbdCommandException) {
+                if (transportError instanceof NbdCommandException ce && !ce.error().equals(NbdError.ESHUTDOWN)) {
                     drain(completions, readsInFlight, pool);
                     throw asIo(transportError, "block status of " + label);
                 }
@@ -358,7 +359,7 @@ public final class DiskBackup {
         if (c.error() != null) {
             pool.release(c.buffer());
             Throwable e = unwrap(c.error());
-            if (e instanceof NbdCommandException) {
+            if (e instanceof NbdCommandException ce && !ce.error().equals(NbdError.ESHUTDOWN)) {
                 throw new IOException("the NBD server failed to read " + job.disk() + " at offset "
                     + c.task().offset() + " (" + c.task().length() + " bytes): " + e.getMessage(), e);
             }

@@ -28,7 +28,13 @@ class BackupEndToEndTest {
     }
 
     private void init(String chunk) {
-        Cli.run("init", "--repo", repo().toString(), "--chunk-size", chunk).ok();
+        try {
+            int size = chunk.equals("1M") ? 1 << 20 : 64 * 1024;
+            io.jbackup.store.Repository.init(repo(), io.jbackup.store.RepositoryOptions.defaults()
+                .withChunkSize(size), null).close();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 
     private JsonNode backup(String cmd, Proc.Background server, String disk, String... extra) {
@@ -202,7 +208,7 @@ class BackupEndToEndTest {
 
     @Test
     void droppedConnectionIsRetriedAndResumes() throws Exception {
-        init("64K");
+        init("1M");
         Path raw = dir.resolve("src.raw");
         Proc.run("qemu-img", "create", "-q", "-f", "raw", raw.toString(), "16M");
         QemuImages.io(raw, "raw", "write -P 0x5a 0 16M");
@@ -211,26 +217,29 @@ class BackupEndToEndTest {
         String[] server = {"nbdkit", "-f", "-t", "1", "-U", sock.toString(), "--filter=delay", "file", raw.toString(),
             "delay-read=100ms"};
         Proc.Background first = Proc.start(dir.resolve("nbdkit1.log"), server).awaitPath(sock);
-        Thread killer = new Thread(() -> {
-            try {
-                Thread.sleep(800);
-                first.close();
-                Thread.sleep(1500);
-                Proc.start(dir.resolve("nbdkit2.log"), server);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        });
-        killer.start();
+        // the backup runs in its own thread; this thread kills and restarts the server (a server started from a
+        // short-lived thread gets a graceful stop when that thread ends, so it must be this one)
+        java.util.concurrent.CompletableFuture<Cli.Result> backup = java.util.concurrent.CompletableFuture.supplyAsync(
+            () -> Cli.run("full", "--repo", repo().toString(), "--disk", "slow", "--source",
+                "nbd+unix:///?socket=" + sock, "--json"));
+        Proc.Background second = null;
         try {
-            JsonNode j = Cli.run("full", "--repo", repo().toString(), "--disk", "slow", "--source",
-                "nbd+unix:///?socket=" + sock, "--json").ok().json();
-            JsonNode d = j.get("disks").get(0);
+            Thread.sleep(1500);
+            assertTrue(!backup.isDone(), "the backup is still running when the server dies");
+            first.process().destroyForcibly(); // the server dies: the connection drops mid-reply
+            first.process().waitFor();
+            java.nio.file.Files.deleteIfExists(sock); // a killed nbdkit leaves its socket behind
+            Thread.sleep(1500);
+            second = Proc.start(dir.resolve("nbdkit2.log"), server).awaitPath(sock);
+            Cli.Result res = backup.get(60, java.util.concurrent.TimeUnit.SECONDS);
+            assertEquals(0, res.exitCode(), res.toString());
+            JsonNode d = res.json().get("disks").get(0);
             assertTrue(d.get("retries").asInt() >= 1, "the backup reconnected: " + d);
             assertEquals(Proc.sha256(raw), restoreSha("slow", d.get("backupId").asText()));
         } finally {
-            killer.join();
-            Proc.exec(java.time.Duration.ofSeconds(10), "pkill", "-f", "nbdkit -f -t 1 -U " + sock);
+            if (second != null) {
+                second.close();
+            }
         }
     }
 }
