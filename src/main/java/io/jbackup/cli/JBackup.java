@@ -17,6 +17,7 @@ import picocli.CommandLine.Spec;
         BackupCommands.Incremental.class,
         BackupCommands.Auto.class,
         RestoreCommand.class,
+        ServeCommand.class,
     })
 public final class JBackup implements Runnable {
     @Spec
