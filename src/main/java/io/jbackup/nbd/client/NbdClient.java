@@ -9,6 +9,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -111,7 +112,10 @@ public final class NbdClient implements AutoCloseable {
 
     private static Connection extraConnection(NbdUri uri, ClientOptions opts, Handshake.Negotiated first)
         throws IOException {
-        Handshake h = Handshake.start(uri, opts);
+        // a server that advertises multi-conn but accepts one client at a time would stall us: give up sooner
+        Duration cap = Duration.ofSeconds(5);
+        ClientOptions o = opts.handshakeTimeout().compareTo(cap) > 0 ? opts.withHandshakeTimeout(cap) : opts;
+        Handshake h = Handshake.start(uri, o);
         try {
             Handshake.Negotiated n = h.negotiate(opts.metaContexts());
             if (n.info().size() != first.info().size()
