@@ -181,7 +181,7 @@ public final class NbdTls {
             String host = expectedHost(cfg, peerHost);
             SslHandler ssl = x509.newHandler(alloc, host, Math.max(peerPort, 0));
             ssl.setHandshakeTimeoutMillis(HANDSHAKE_TIMEOUT_MILLIS);
-            return new X509TlsHandler(ssl, true, cfg.x509Dir(), host, cfg.verifyPeer());
+            return new X509TlsHandler(ssl, true, cfg.x509Dir(), host);
         }
 
         /** "TLS-PSK identity 'x' from FILE" or "X.509 from DIR", for logs. */
@@ -215,7 +215,7 @@ public final class NbdTls {
             }
             SslHandler ssl = x509.newHandler(alloc);
             ssl.setHandshakeTimeoutMillis(HANDSHAKE_TIMEOUT_MILLIS);
-            return new X509TlsHandler(ssl, false, cfg.x509Dir(), null, cfg.verifyPeer());
+            return new X509TlsHandler(ssl, false, cfg.x509Dir(), null);
         }
 
         /** Whether connections must present a client certificate (X.509 with verification and a CA). */
