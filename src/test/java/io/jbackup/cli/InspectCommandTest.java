@@ -141,6 +141,27 @@ class InspectCommandTest {
     }
 
     @Test
+    void mapOverTlsPskMatchesNbdinfo() {
+        io.jbackup.testutil.TlsFixtures.PskCreds creds = io.jbackup.testutil.TlsFixtures.psk(dir.resolve("psk"),
+            "alice");
+        Path top = dir.resolve("top.qcow2");
+        try (Proc.Background s = QemuImages.qemuNbd(dir, top, "qcow2", "-r", "-B", "bm", "--object",
+            "tls-creds-psk,id=tls0,endpoint=server,dir=" + creds.dir(), "--tls-creds", "tls0")) {
+            String sock = QemuImages.socketOf(s).toString();
+            Run r = run("inspect", "--tls-psk-file", creds.keysFile().toString(), "--tls-username", "alice",
+                "--map", "qemu:dirty-bitmap:bm", "nbds+unix:///?socket=" + sock);
+            assertEquals(0, r.code(), r.err());
+            // libnbd 1.14 takes the PSK identity from the URI's user part
+            String nbdinfo = Proc.run("nbdinfo", "--map=qemu:dirty-bitmap:bm", "nbds+unix://alice@/?socket=" + sock
+                + "&tls-psk-file=" + creds.keysFile());
+            assertEquals(nbdinfo, r.out());
+            Run info = run("inspect", "--tls-psk-file", creds.keysFile().toString(), "--tls-username", "alice",
+                "nbds+unix:///?socket=" + sock);
+            assertTrue(info.out().contains("protocol:       structured replies, TLS"), info.out());
+        }
+    }
+
+    @Test
     void demoRunsAndCleansUp() {
         Run r = run("inspect", "--demo");
         assertEquals(0, r.code(), r.err());
