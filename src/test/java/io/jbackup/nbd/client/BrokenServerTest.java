@@ -332,7 +332,8 @@ class BrokenServerTest {
     }
 
     @Test
-    void tlsRequiredButTheServerRefusesStartTls() throws Exception {
+    void tlsRequiredButTheServerRefusesStartTls(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+        throws Exception {
         // a plaintext-only server: STARTTLS gets ERR_POLICY; with --tls=require the client must not go on
         try (FakeNbdServer s = new FakeNbdServer(c -> {
             c.greeting(3);
@@ -344,8 +345,9 @@ class BrokenServerTest {
                 throw new IOException("client continued in plaintext with option " + next.code());
             }
         })) {
+            io.jbackup.testutil.TlsFixtures.PskCreds creds = io.jbackup.testutil.TlsFixtures.psk(dir, "qemu");
             io.jbackup.nbd.tls.TlsConfig tls = new io.jbackup.nbd.tls.TlsConfig(io.jbackup.nbd.tls.TlsMode.REQUIRE,
-                null, java.nio.file.Path.of("/nonexistent/keys.psk"), "qemu", null, true);
+                null, creds.keysFile(), "qemu", null, true);
             NbdHandshakeException e = assertThrows(NbdHandshakeException.class,
                 () -> NbdClient.connect(s.uri(), opts().withTls(tls)));
             assertTrue(e.getMessage().contains("refused NBD_OPT_STARTTLS (ERR_POLICY(0x80000002): TLS not "
