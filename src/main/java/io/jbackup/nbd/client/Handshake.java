@@ -463,7 +463,8 @@ final class Handshake implements AutoCloseable {
     Connection toTransmission(Negotiated n) throws IOException {
         TransmissionHandler th = new TransmissionHandler(uri.toString(), n.info().size(), n.structured(),
             opts.maxInFlight(), opts.requestTimeout().toNanos());
-        ReplyDecoder rd = new ReplyDecoder(NbdHeaderMode.COMPACT, opts.maxReplyPayload(), opts.maxReplyPayload(), th);
+        ReplyDecoder rd = new ReplyDecoder(NbdHeaderMode.COMPACT, opts.maxReplyPayload(),
+            Math.min(opts.maxReplyPayload(), ReplyDecoder.DEFAULT_MAX_METADATA_PAYLOAD), th);
         try {
             channel.eventLoop().submit(() -> {
                 if (!events.queue.isEmpty()) {

@@ -440,7 +440,8 @@ public final class NbdClient implements AutoCloseable {
 
     /**
      * Waits (up to {@code min(requestTimeout, 10 s)}) for submitted requests, sends {@code NBD_CMD_DISC} and closes
-     * every connection. Requests still unanswered then fail.
+     * every connection. Requests still unanswered then fail. Called from a completion callback (an I/O thread) it
+     * starts the same sequence without waiting for it.
      */
     @Override
     public void close() {
@@ -450,8 +451,14 @@ public final class NbdClient implements AutoCloseable {
         closed = true;
         long grace = Math.min(opts.requestTimeout().toNanos(), TimeUnit.SECONDS.toNanos(10));
         List<CompletableFuture<Void>> done = new ArrayList<>();
+        boolean onIoThread = false;
         for (Connection c : connections) {
             done.add(c.shutdown(grace));
+            onIoThread |= c.channel.eventLoop().inEventLoop();
+        }
+        if (onIoThread) {
+            // called from a completion callback: waiting here would block the replies being waited for
+            return;
         }
         try {
             CompletableFuture.allOf(done.toArray(new CompletableFuture<?>[0]))

@@ -332,6 +332,34 @@ class BrokenServerTest {
     }
 
     @Test
+    void closeWaitsForRepliesInFlightThenSendsDisc() throws Exception {
+        List<String> seen = new java.util.concurrent.CopyOnWriteArrayList<>();
+        java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);
+        try (FakeNbdServer s = new FakeNbdServer(c -> {
+            c.handshake(SIZE, TFLAGS, true, Map.of());
+            FakeNbdServer.Req r = c.request();
+            seen.add("cmd " + r.type());
+            Thread.sleep(200); // the client calls close() meanwhile
+            c.chunk(NbdConstants.REPLY_FLAG_DONE, 1, r.cookie(), FakeNbdServer.Conn.offsetData(0, pattern(0, 4096)));
+            FakeNbdServer.Req disc = c.request();
+            seen.add("cmd " + disc.type() + " offset " + disc.offset() + " length " + disc.length());
+            seen.add("then " + c.in.read());
+            done.countDown();
+        })) {
+            NbdClient c = NbdClient.connect(s.uri(), opts());
+            byte[] b = new byte[4096];
+            CompletableFuture<Void> f = c.read(0, b, 0, 4096);
+            c.close();
+            f.get(1, TimeUnit.SECONDS); // completed before close returned
+            assertArrayEquals(pattern(0, 4096), b);
+            assertTrue(done.await(10, TimeUnit.SECONDS));
+            assertEquals(List.of("cmd 0", "cmd 2 offset 0 length 0", "then -1"), seen);
+            assertTrue(s.errors().isEmpty(), s.errors().toString());
+            assertThrows(IllegalStateException.class, () -> c.read(0, b, 0, 512));
+        }
+    }
+
+    @Test
     void tlsRequiredButTheServerRefusesStartTls(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
         throws Exception {
         // a plaintext-only server: STARTTLS gets ERR_POLICY; with --tls=require the client must not go on
