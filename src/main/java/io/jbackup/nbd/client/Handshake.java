@@ -149,7 +149,11 @@ final class Handshake implements AutoCloseable {
             h.startTls(tlsConfig, creds);
             return h;
         } catch (IOException | RuntimeException e) {
-            h.close();
+            if (e instanceof NbdHandshakeException) {
+                h.abort(); // the server refused something: soft disconnect
+            } else {
+                h.close();
+            }
             throw e;
         }
     }

@@ -89,7 +89,7 @@ public final class NbdClient implements AutoCloseable {
             first = h.negotiate(opts.metaContexts());
             conns.add(h.toTransmission(first));
         } catch (IOException | RuntimeException e) {
-            h.close();
+            endFailedHandshake(h, e);
             throw e;
         }
         ExportInfo info = first.info();
@@ -126,8 +126,17 @@ public final class NbdClient implements AutoCloseable {
             }
             return h.toTransmission(n);
         } catch (IOException | RuntimeException e) {
-            h.close();
+            endFailedHandshake(h, e);
             throw e;
+        }
+    }
+
+    /** A refused option ends with a soft disconnect (NBD_OPT_ABORT); a broken or silent peer is just dropped. */
+    private static void endFailedHandshake(Handshake h, Exception e) {
+        if (e instanceof NbdHandshakeException) {
+            h.abort();
+        } else {
+            h.close();
         }
     }
 

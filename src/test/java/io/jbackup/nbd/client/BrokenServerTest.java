@@ -363,15 +363,18 @@ class BrokenServerTest {
     void tlsRequiredButTheServerRefusesStartTls(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
         throws Exception {
         // a plaintext-only server: STARTTLS gets ERR_POLICY; with --tls=require the client must not go on
+        java.util.concurrent.CountDownLatch aborted = new java.util.concurrent.CountDownLatch(1);
         try (FakeNbdServer s = new FakeNbdServer(c -> {
             c.greeting(3);
             c.clientFlags();
             FakeNbdServer.Option o = c.option();
             c.optReply(o.code(), 0x80000002, "TLS not configured".getBytes());
-            FakeNbdServer.Option next = c.option(); // must be ABORT or nothing, never GO
+            FakeNbdServer.Option next = c.option(); // a soft disconnect, never GO in plaintext
             if (next.code() != 2) {
                 throw new IOException("client continued in plaintext with option " + next.code());
             }
+            c.optReply(2, 1, new byte[0]);
+            aborted.countDown();
         })) {
             io.jbackup.testutil.TlsFixtures.PskCreds creds = io.jbackup.testutil.TlsFixtures.psk(dir, "qemu");
             io.jbackup.nbd.tls.TlsConfig tls = new io.jbackup.nbd.tls.TlsConfig(io.jbackup.nbd.tls.TlsMode.REQUIRE,
@@ -381,6 +384,28 @@ class BrokenServerTest {
             assertTrue(e.getMessage().contains("refused NBD_OPT_STARTTLS (ERR_POLICY(0x80000002): TLS not "
                 + "configured)"), e.getMessage());
             assertTrue(e.getMessage().contains("will not fall back to plaintext"), e.getMessage());
+            assertTrue(aborted.await(10, TimeUnit.SECONDS), "the client ended with NBD_OPT_ABORT: " + s.errors());
+            assertTrue(s.errors().isEmpty(), s.errors().toString());
+        }
+    }
+
+    @Test
+    void eshutdownMakesTheClientDisconnect() throws Exception {
+        List<Integer> seen = new java.util.concurrent.CopyOnWriteArrayList<>();
+        java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);
+        try (FakeNbdServer s = new FakeNbdServer(c -> {
+            c.handshake(SIZE, TFLAGS, true, Map.of());
+            FakeNbdServer.Req r = c.request();
+            c.chunk(NbdConstants.REPLY_FLAG_DONE, 0x8001, r.cookie(), ByteBuffer.allocate(6).putInt(108)
+                .putShort((short) 0).array());
+            seen.add(c.request().type());
+            done.countDown();
+        }); NbdClient c = NbdClient.connect(s.uri(), opts())) {
+            ExecutionException e = assertThrows(ExecutionException.class,
+                () -> c.read(0, new byte[4096], 0, 4096).get(20, TimeUnit.SECONDS));
+            assertEquals(NbdError.ESHUTDOWN, assertInstanceOf(NbdCommandException.class, e.getCause()).error());
+            assertTrue(done.await(10, TimeUnit.SECONDS));
+            assertEquals(List.of(2), seen, "NBD_CMD_DISC follows ESHUTDOWN");
         }
     }
 }
