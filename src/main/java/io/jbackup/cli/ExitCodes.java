@@ -14,7 +14,8 @@ import picocli.CommandLine;
  *   <tr><td>1</td><td>unexpected internal error (a bug: please report it with the log)</td></tr>
  *   <tr><td>2</td><td>usage error: bad option or argument</td></tr>
  *   <tr><td>3</td><td>partial: some disks or ranges failed, the rest succeeded</td></tr>
- *   <tr><td>4</td><td>source error: the NBD server or QMP peer failed or misbehaved</td></tr>
+ *   <tr><td>4</td><td>source error: the NBD server or QMP peer failed or misbehaved, or a qemu tool jbackup
+ *       runs is missing or failed</td></tr>
  *   <tr><td>5</td><td>repository error: missing, locked, corrupt, wrong passphrase, disk full</td></tr>
  *   <tr><td>6</td><td>verification found damage</td></tr>
  *   <tr><td>7</td><td>interrupted (Ctrl-C / SIGTERM); the repository is consistent</td></tr>
@@ -45,7 +46,7 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
             if (c instanceof RepositoryException) {
                 return REPOSITORY;
             }
-            if (c instanceof NbdProtocolException || isSourcePackage(c)) {
+            if (c instanceof NbdProtocolException || c instanceof ExternalToolException || isSourcePackage(c)) {
                 return SOURCE;
             }
             if (c instanceof InterruptedException || c instanceof java.util.concurrent.CancellationException) {

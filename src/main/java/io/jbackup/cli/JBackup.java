@@ -13,6 +13,7 @@ import picocli.CommandLine.Spec;
     description = "Incremental backup and restore of QEMU/KVM disks over NBD.",
     subcommands = {
         HelpCommand.class,
+        InspectCommand.class,
         BackupCommands.Full.class,
         BackupCommands.Incremental.class,
         BackupCommands.Auto.class,

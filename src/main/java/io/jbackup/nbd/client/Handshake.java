@@ -15,8 +15,12 @@ import io.jbackup.nbd.protocol.OptionRequest;
 import io.jbackup.nbd.protocol.ReplyDecoder;
 import io.jbackup.nbd.protocol.RequestEncoder;
 import io.jbackup.nbd.protocol.ServerGreeting;
+import io.jbackup.nbd.tls.NbdTls;
+import io.jbackup.nbd.tls.NbdTlsException;
 import io.jbackup.nbd.tls.TlsConfig;
+import io.jbackup.nbd.tls.TlsHandshakeCompletion;
 import io.jbackup.nbd.tls.TlsMode;
+import io.netty.channel.ChannelHandler;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
@@ -55,21 +59,36 @@ final class Handshake implements AutoCloseable {
     private record Failure(Throwable cause) {
     }
 
-    /** Queues decoded messages, user events and failures for the handshake thread. */
+    /**
+     * Queues decoded messages, TLS handshake events and failures for the handshake thread. When armed with a TLS
+     * handler, it installs it in front of the pipeline on the event loop the moment the STARTTLS ACK is decoded.
+     */
     private static final class Events extends ChannelInboundHandlerAdapter {
         final LinkedBlockingQueue<Object> queue = new LinkedBlockingQueue<>();
+        volatile java.util.function.Supplier<ChannelHandler> tlsOnAck;
 
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            java.util.function.Supplier<ChannelHandler> tls = tlsOnAck;
+            if (tls != null && msg instanceof OptionReply.Ack a && a.option().equals(NbdOption.STARTTLS)) {
+                tlsOnAck = null;
+                try {
+                    ctx.pipeline().addFirst(NbdTls.HANDLER_NAME, tls.get());
+                } catch (RuntimeException e) {
+                    queue.add(new Failure(e));
+                    ctx.close();
+                    return;
+                }
+            }
             queue.add(msg);
         }
 
         @Override
         public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
-            if (TlsSupport.isHandshakeEvent(evt)) {
+            if (evt instanceof TlsHandshakeCompletion) {
                 queue.add(evt);
             } else {
-                ReferenceCountUtil.release(evt);
+                ctx.fireUserEventTriggered(evt);
             }
         }
 
@@ -111,6 +130,9 @@ final class Handshake implements AutoCloseable {
 
     /** Connects, reads the greeting, sends the client flags and negotiates TLS as configured. */
     static Handshake start(NbdUri uri, ClientOptions opts) throws IOException {
+        TlsConfig tlsConfig = effectiveTls(uri, opts);
+        // load and check the credentials before touching the network
+        NbdTls.ClientTls creds = tlsConfig.enabled() ? NbdTls.client(tlsConfig) : null;
         HandshakeDecoder decoder = new HandshakeDecoder();
         Events events = new Events();
         Channel ch = Transports.connect(uri, opts.connectTimeout(), new ChannelInitializer<>() {
@@ -124,10 +146,14 @@ final class Handshake implements AutoCloseable {
         Handshake h = new Handshake(uri, opts, ch, decoder, events);
         try {
             h.greet();
-            h.startTls();
+            h.startTls(tlsConfig, creds);
             return h;
         } catch (IOException | RuntimeException e) {
-            h.close();
+            if (e instanceof NbdHandshakeException) {
+                h.abort(); // the server refused something: soft disconnect
+            } else {
+                h.close();
+            }
             throw e;
         }
     }
@@ -220,7 +246,7 @@ final class Handshake implements AutoCloseable {
     }
 
     /** The TLS configuration in effect: an {@code nbds} URI always requires TLS. */
-    TlsConfig effectiveTls() {
+    static TlsConfig effectiveTls(NbdUri uri, ClientOptions opts) {
         TlsConfig cfg = opts.tls();
         if (uri.tls()) {
             if (!cfg.enabled()) {
@@ -232,8 +258,7 @@ final class Handshake implements AutoCloseable {
         return cfg;
     }
 
-    private void startTls() throws IOException {
-        TlsConfig cfg = effectiveTls();
+    private void startTls(TlsConfig cfg, NbdTls.ClientTls creds) throws IOException {
         if (!cfg.enabled()) {
             return;
         }
@@ -248,7 +273,11 @@ final class Handshake implements AutoCloseable {
                 uri);
             return;
         }
+        String host = uri.isUnix() ? null : uri.host();
+        int port = uri.isUnix() ? -1 : uri.port();
+        events.tlsOnAck = () -> creds.newHandler(channel.alloc(), host, port);
         List<OptionReply> r = option(OptionRequest.startTls());
+        events.tlsOnAck = null;
         OptionReply fin = last(r);
         if (fin instanceof OptionReply.Error e) {
             if (require) {
@@ -259,11 +288,17 @@ final class Handshake implements AutoCloseable {
             LOG.warn("{}: server refused STARTTLS ({}); continuing in plaintext (--tls=prefer)", uri, e.describe());
             return;
         }
-        TlsSupport.addClientHandler(channel, cfg, uri);
-        Object o = next("the TLS handshake");
-        TlsSupport.checkHandshake(o, uri);
+        Object o = next("the TLS handshake (" + creds.description() + ")");
+        if (!(o instanceof TlsHandshakeCompletion c)) {
+            throw new NbdProtocolException("server " + uri + " sent " + o + " when the TLS handshake was expected");
+        }
+        if (!c.success()) {
+            Throwable cause = c.cause();
+            throw cause instanceof NbdTlsException t ? t
+                : new NbdTlsException("TLS handshake with " + uri + " failed: " + cause, cause);
+        }
         tls = true;
-        LOG.debug("{}: TLS established: {}", uri, TlsSupport.describe(o));
+        LOG.debug("{}: TLS established: {} {} ({})", uri, c.protocol(), c.cipherSuite(), creds.description());
     }
 
     private NbdHandshakeException refused(OptionReply.Error e, String what) {
@@ -432,7 +467,8 @@ final class Handshake implements AutoCloseable {
     Connection toTransmission(Negotiated n) throws IOException {
         TransmissionHandler th = new TransmissionHandler(uri.toString(), n.info().size(), n.structured(),
             opts.maxInFlight(), opts.requestTimeout().toNanos());
-        ReplyDecoder rd = new ReplyDecoder(NbdHeaderMode.COMPACT, opts.maxReplyPayload(), opts.maxReplyPayload(), th);
+        ReplyDecoder rd = new ReplyDecoder(NbdHeaderMode.COMPACT, opts.maxReplyPayload(),
+            Math.min(opts.maxReplyPayload(), ReplyDecoder.DEFAULT_MAX_METADATA_PAYLOAD), th);
         try {
             channel.eventLoop().submit(() -> {
                 if (!events.queue.isEmpty()) {

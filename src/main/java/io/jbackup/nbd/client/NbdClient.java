@@ -9,6 +9,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -88,7 +89,7 @@ public final class NbdClient implements AutoCloseable {
             first = h.negotiate(opts.metaContexts());
             conns.add(h.toTransmission(first));
         } catch (IOException | RuntimeException e) {
-            h.close();
+            endFailedHandshake(h, e);
             throw e;
         }
         ExportInfo info = first.info();
@@ -111,7 +112,10 @@ public final class NbdClient implements AutoCloseable {
 
     private static Connection extraConnection(NbdUri uri, ClientOptions opts, Handshake.Negotiated first)
         throws IOException {
-        Handshake h = Handshake.start(uri, opts);
+        // a server that advertises multi-conn but accepts one client at a time would stall us: give up sooner
+        Duration cap = Duration.ofSeconds(5);
+        ClientOptions o = opts.handshakeTimeout().compareTo(cap) > 0 ? opts.withHandshakeTimeout(cap) : opts;
+        Handshake h = Handshake.start(uri, o);
         try {
             Handshake.Negotiated n = h.negotiate(opts.metaContexts());
             if (n.info().size() != first.info().size()
@@ -122,8 +126,17 @@ public final class NbdClient implements AutoCloseable {
             }
             return h.toTransmission(n);
         } catch (IOException | RuntimeException e) {
-            h.close();
+            endFailedHandshake(h, e);
             throw e;
+        }
+    }
+
+    /** A refused option ends with a soft disconnect (NBD_OPT_ABORT); a broken or silent peer is just dropped. */
+    private static void endFailedHandshake(Handshake h, Exception e) {
+        if (e instanceof NbdHandshakeException) {
+            h.abort();
+        } else {
+            h.close();
         }
     }
 
@@ -436,7 +449,8 @@ public final class NbdClient implements AutoCloseable {
 
     /**
      * Waits (up to {@code min(requestTimeout, 10 s)}) for submitted requests, sends {@code NBD_CMD_DISC} and closes
-     * every connection. Requests still unanswered then fail.
+     * every connection. Requests still unanswered then fail. Called from a completion callback (an I/O thread) it
+     * starts the same sequence without waiting for it.
      */
     @Override
     public void close() {
@@ -446,8 +460,14 @@ public final class NbdClient implements AutoCloseable {
         closed = true;
         long grace = Math.min(opts.requestTimeout().toNanos(), TimeUnit.SECONDS.toNanos(10));
         List<CompletableFuture<Void>> done = new ArrayList<>();
+        boolean onIoThread = false;
         for (Connection c : connections) {
             done.add(c.shutdown(grace));
+            onIoThread |= c.channel.eventLoop().inEventLoop();
+        }
+        if (onIoThread) {
+            // called from a completion callback: waiting here would block the replies being waited for
+            return;
         }
         try {
             CompletableFuture.allOf(done.toArray(new CompletableFuture<?>[0]))

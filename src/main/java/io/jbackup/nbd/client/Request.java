@@ -121,6 +121,11 @@ abstract class Request {
         }
     }
 
+    /** Whether the server failed this request with {@code ESHUTDOWN} (the client must then disconnect). */
+    boolean serverShuttingDown() {
+        return firstError != null && firstError.error().equals(NbdError.ESHUTDOWN);
+    }
+
     abstract void succeed(long exportSize) throws NbdProtocolException;
 
     abstract void fail(Throwable cause);

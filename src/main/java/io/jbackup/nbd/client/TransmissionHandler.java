@@ -208,6 +208,11 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter implements 
     private void complete(Request r) throws NbdProtocolException {
         inFlight.remove(r.cookie);
         r.finish(exportSize);
+        if (r.serverShuttingDown() && closing == null) {
+            LOG.warn("server {} is shutting down (ESHUTDOWN); disconnecting once the requests in flight are answered",
+                peer);
+            shutdown(requestTimeoutNanos);
+        }
         drainPending();
     }
 

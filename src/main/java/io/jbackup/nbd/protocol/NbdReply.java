@@ -49,7 +49,7 @@ public sealed interface NbdReply permits NbdReply.Simple, NbdReply.OffsetData, N
     /** {@code NBD_REPLY_TYPE_BLOCK_STATUS}: context-id(4), then descriptors of length(4, nonzero) status(4). */
     record BlockStatus(long cookie, int flags, int contextId, List<BlockDescriptor> descriptors) implements NbdReply {
         public BlockStatus {
-            descriptors = List.copyOf(descriptors);
+            descriptors = descriptors instanceof PackedDescriptors ? descriptors : List.copyOf(descriptors);
         }
 
         @Override
@@ -82,5 +82,29 @@ public sealed interface NbdReply permits NbdReply.Simple, NbdReply.OffsetData, N
 
     /** One block-status descriptor: {@code length} bytes with {@code status} (unsigned 32-bit values). */
     record BlockDescriptor(long length, long status) {
+    }
+
+    /** An immutable list of descriptors stored as packed pairs of longs (16 bytes each, no object per entry). */
+    final class PackedDescriptors extends java.util.AbstractList<BlockDescriptor> implements java.util.RandomAccess {
+        private final long[] pairs;
+
+        /** @param pairs length, status, length, status, ... (not copied: the caller hands it over) */
+        public PackedDescriptors(long[] pairs) {
+            if (pairs.length % 2 != 0) {
+                throw new IllegalArgumentException("odd number of values: " + pairs.length);
+            }
+            this.pairs = pairs;
+        }
+
+        @Override
+        public BlockDescriptor get(int index) {
+            java.util.Objects.checkIndex(index, size());
+            return new BlockDescriptor(pairs[2 * index], pairs[2 * index + 1]);
+        }
+
+        @Override
+        public int size() {
+            return pairs.length / 2;
+        }
     }
 }

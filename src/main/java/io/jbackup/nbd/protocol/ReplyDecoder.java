@@ -6,7 +6,6 @@ import io.netty.handler.codec.ByteToMessageDecoder;
 import io.netty.handler.codec.DecoderException;
 
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -45,6 +44,12 @@ public final class ReplyDecoder extends ByteToMessageDecoder {
          */
         long simpleReplyDataLength(long cookie) throws NbdProtocolException;
     }
+
+    /**
+     * A block-status chunk of 2^20 descriptors (the most a server should send, {@code doc/proto.md}): the default
+     * bound for metadata chunks.
+     */
+    public static final int DEFAULT_MAX_METADATA_PAYLOAD = 4 + 8 * (1 << 20);
 
     private static final int SIMPLE_HEADER_LENGTH = 16;
     private static final int STRUCTURED_HEADER_LENGTH = 20;
@@ -266,17 +271,17 @@ public final class ReplyDecoder extends ByteToMessageDecoder {
         } else if (code == NbdReplyChunkType.BLOCK_STATUS.code()) {
             int contextId = p.readInt();
             int n = (len - 4) / 8;
-            List<NbdReply.BlockDescriptor> list = new ArrayList<>(n);
+            long[] pairs = new long[2 * n];
             for (int i = 0; i < n; i++) {
                 long l = p.readUnsignedInt();
-                long s = p.readUnsignedInt();
                 if (l == 0) {
                     throw new NbdProtocolException(String.format("BLOCK_STATUS chunk for cookie 0x%x: descriptor %d "
                         + "of %d has length 0", cookie, i, n));
                 }
-                list.add(new NbdReply.BlockDescriptor(l, s));
+                pairs[2 * i] = l;
+                pairs[2 * i + 1] = p.readUnsignedInt();
             }
-            out.add(new NbdReply.BlockStatus(cookie, flags, contextId, list));
+            out.add(new NbdReply.BlockStatus(cookie, flags, contextId, new NbdReply.PackedDescriptors(pairs)));
         } else {
             out.add(decodeError(p, len));
         }

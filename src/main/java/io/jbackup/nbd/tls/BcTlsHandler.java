@@ -527,7 +527,7 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
             while (buf.isReadable()) {
                 encrypt(buf, Math.min(WRITE_SLICE, buf.readableBytes()));
                 ChannelPromise p = ctx.newPromise();
-                combiner.add(p);
+                combiner.add((ChannelFuture) p);
                 writeOutput(p);
             }
             combiner.finish(promise);

@@ -42,22 +42,21 @@ final class X509TlsHandler extends ChannelDuplexHandler {
     private final boolean isClient;
     private final Path dir;
     private final String expectedHost;
-    private final boolean verifyPeer;
 
     private boolean closeRequested;
     private boolean completed;
     private boolean handshakeOk;
+    private boolean tls13;
     private boolean sawPlaintext;
     private boolean reportedRejection;
     private Throwable lastCause;
     private NbdTlsException lastTranslated;
 
-    X509TlsHandler(SslHandler ssl, boolean isClient, Path dir, String expectedHost, boolean verifyPeer) {
+    X509TlsHandler(SslHandler ssl, boolean isClient, Path dir, String expectedHost) {
         this.ssl = ssl;
         this.isClient = isClient;
         this.dir = dir;
         this.expectedHost = expectedHost;
-        this.verifyPeer = verifyPeer;
     }
 
     /** The netty handler doing the work (e.g. to read the peer certificates from its engine's session). */
@@ -80,6 +79,7 @@ final class X509TlsHandler extends ChannelDuplexHandler {
             if (e.isSuccess()) {
                 handshakeOk = true;
                 SSLSession s = ssl.engine().getSession();
+                tls13 = "TLSv1.3".equals(s.getProtocol());
                 LOG.debug("{}: X.509 TLS handshake complete: {} {} peer {}", ctx.channel(), s.getProtocol(),
                     s.getCipherSuite(), peerName(s));
                 ctx.fireUserEventTriggered(TlsHandshakeCompletion.succeeded(s.getProtocol(), s.getCipherSuite()));
@@ -118,7 +118,7 @@ final class X509TlsHandler extends ChannelDuplexHandler {
     }
 
     private boolean rejectedAfterHandshake() {
-        return isClient && handshakeOk && !sawPlaintext && !closeRequested && !reportedRejection;
+        return isClient && handshakeOk && tls13 && !sawPlaintext && !closeRequested && !reportedRejection;
     }
 
     private NbdTlsException rejection(String what, Throwable cause) {

@@ -332,25 +332,80 @@ class BrokenServerTest {
     }
 
     @Test
-    void tlsRequiredButTheServerRefusesStartTls() throws Exception {
+    void closeWaitsForRepliesInFlightThenSendsDisc() throws Exception {
+        List<String> seen = new java.util.concurrent.CopyOnWriteArrayList<>();
+        java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);
+        try (FakeNbdServer s = new FakeNbdServer(c -> {
+            c.handshake(SIZE, TFLAGS, true, Map.of());
+            FakeNbdServer.Req r = c.request();
+            seen.add("cmd " + r.type());
+            Thread.sleep(200); // the client calls close() meanwhile
+            c.chunk(NbdConstants.REPLY_FLAG_DONE, 1, r.cookie(), FakeNbdServer.Conn.offsetData(0, pattern(0, 4096)));
+            FakeNbdServer.Req disc = c.request();
+            seen.add("cmd " + disc.type() + " offset " + disc.offset() + " length " + disc.length());
+            seen.add("then " + c.in.read());
+            done.countDown();
+        })) {
+            NbdClient c = NbdClient.connect(s.uri(), opts());
+            byte[] b = new byte[4096];
+            CompletableFuture<Void> f = c.read(0, b, 0, 4096);
+            c.close();
+            f.get(1, TimeUnit.SECONDS); // completed before close returned
+            assertArrayEquals(pattern(0, 4096), b);
+            assertTrue(done.await(10, TimeUnit.SECONDS));
+            assertEquals(List.of("cmd 0", "cmd 2 offset 0 length 0", "then -1"), seen);
+            assertTrue(s.errors().isEmpty(), s.errors().toString());
+            assertThrows(IllegalStateException.class, () -> c.read(0, b, 0, 512));
+        }
+    }
+
+    @Test
+    void tlsRequiredButTheServerRefusesStartTls(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+        throws Exception {
         // a plaintext-only server: STARTTLS gets ERR_POLICY; with --tls=require the client must not go on
+        java.util.concurrent.CountDownLatch aborted = new java.util.concurrent.CountDownLatch(1);
         try (FakeNbdServer s = new FakeNbdServer(c -> {
             c.greeting(3);
             c.clientFlags();
             FakeNbdServer.Option o = c.option();
             c.optReply(o.code(), 0x80000002, "TLS not configured".getBytes());
-            FakeNbdServer.Option next = c.option(); // must be ABORT or nothing, never GO
+            FakeNbdServer.Option next = c.option(); // a soft disconnect, never GO in plaintext
             if (next.code() != 2) {
                 throw new IOException("client continued in plaintext with option " + next.code());
             }
+            c.optReply(2, 1, new byte[0]);
+            aborted.countDown();
         })) {
+            io.jbackup.testutil.TlsFixtures.PskCreds creds = io.jbackup.testutil.TlsFixtures.psk(dir, "qemu");
             io.jbackup.nbd.tls.TlsConfig tls = new io.jbackup.nbd.tls.TlsConfig(io.jbackup.nbd.tls.TlsMode.REQUIRE,
-                null, java.nio.file.Path.of("/nonexistent/keys.psk"), "qemu", null, true);
+                null, creds.keysFile(), "qemu", null, true);
             NbdHandshakeException e = assertThrows(NbdHandshakeException.class,
                 () -> NbdClient.connect(s.uri(), opts().withTls(tls)));
             assertTrue(e.getMessage().contains("refused NBD_OPT_STARTTLS (ERR_POLICY(0x80000002): TLS not "
                 + "configured)"), e.getMessage());
             assertTrue(e.getMessage().contains("will not fall back to plaintext"), e.getMessage());
+            assertTrue(aborted.await(10, TimeUnit.SECONDS), "the client ended with NBD_OPT_ABORT: " + s.errors());
+            assertTrue(s.errors().isEmpty(), s.errors().toString());
+        }
+    }
+
+    @Test
+    void eshutdownMakesTheClientDisconnect() throws Exception {
+        List<Integer> seen = new java.util.concurrent.CopyOnWriteArrayList<>();
+        java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);
+        try (FakeNbdServer s = new FakeNbdServer(c -> {
+            c.handshake(SIZE, TFLAGS, true, Map.of());
+            FakeNbdServer.Req r = c.request();
+            c.chunk(NbdConstants.REPLY_FLAG_DONE, 0x8001, r.cookie(), ByteBuffer.allocate(6).putInt(108)
+                .putShort((short) 0).array());
+            seen.add(c.request().type());
+            done.countDown();
+        }); NbdClient c = NbdClient.connect(s.uri(), opts())) {
+            ExecutionException e = assertThrows(ExecutionException.class,
+                () -> c.read(0, new byte[4096], 0, 4096).get(20, TimeUnit.SECONDS));
+            assertEquals(NbdError.ESHUTDOWN, assertInstanceOf(NbdCommandException.class, e.getCause()).error());
+            assertTrue(done.await(10, TimeUnit.SECONDS));
+            assertEquals(List.of(2), seen, "NBD_CMD_DISC follows ESHUTDOWN");
         }
     }
 }

@@ -62,6 +62,11 @@ final class FakeNbdServer implements AutoCloseable {
         acceptor.start();
     }
 
+    /** Exceptions thrown by scripts (a script that finds the client misbehaving throws). */
+    List<Throwable> errors() {
+        return errors;
+    }
+
     NbdUri uri() {
         return NbdUri.tcp("127.0.0.1", server.getLocalPort(), "", false);
     }
