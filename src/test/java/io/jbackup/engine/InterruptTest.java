@@ -1,0 +1,60 @@
+package io.jbackup.engine;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.jbackup.store.BackupInfo;
+import io.jbackup.store.OpenOptions;
+import io.jbackup.store.Repository;
+import io.jbackup.store.RepositoryOptions;
+import io.jbackup.testutil.Cli;
+import io.jbackup.testutil.Proc;
+import io.jbackup.testutil.QemuImages;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** SIGTERM during a backup: exit code 7, no half backup in the repository, and the next run completes. */
+class InterruptTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void sigtermAbortsCleanlyAndTheNextRunCompletes() throws Exception {
+        Path repo = dir.resolve("repo");
+        Repository.init(repo, RepositoryOptions.defaults(), null).close();
+        Path raw = dir.resolve("src.raw");
+        Proc.run("qemu-img", "create", "-q", "-f", "raw", raw.toString(), "24M");
+        QemuImages.io(raw, "raw", "write -P 0x3c 0 24M");
+        Path sock = dir.resolve("slow.sock");
+        try (Proc.Background server = Proc.start(dir.resolve("nbdkit.log"), "nbdkit", "-f", "-t", "1", "-U",
+            sock.toString(), "--filter=delay", "file", raw.toString(), "delay-read=60ms").awaitPath(sock)) {
+            String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+            Process p = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main",
+                "full", "--repo", repo.toString(), "--disk", "vda", "--source", "nbd+unix:///?socket=" + sock)
+                .redirectErrorStream(true).redirectOutput(dir.resolve("child.log").toFile()).start();
+            Thread.sleep(2500);
+            assertTrue(p.isAlive(), "the backup is still running: " + Files.readString(dir.resolve("child.log")));
+            p.destroy(); // SIGTERM
+            assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the backup stopped");
+            String log = Files.readString(dir.resolve("child.log"));
+            assertEquals(7, p.exitValue(), log);
+            assertTrue(log.contains("interrupted"), log);
+            try (Repository r = Repository.open(repo, OpenOptions.defaults())) {
+                List<BackupInfo> backups = r.listBackups();
+                assertTrue(backups.stream().noneMatch(b -> "complete".equals(b.state())), backups.toString());
+            }
+            JsonNode d = Cli.run("full", "--repo", repo.toString(), "--disk", "vda", "--source",
+                "nbd+unix:///?socket=" + sock, "--json").ok().json().get("disks").get(0);
+            Path out = dir.resolve("restored.raw");
+            Cli.run("restore", "--repo", repo.toString(), "--disk", "vda", "--backup", d.get("backupId").asText(),
+                "--to", out.toString()).ok();
+            assertEquals(Proc.sha256(raw), Proc.sha256(out));
+        }
+    }
+}
