@@ -1,6 +1,7 @@
 package io.jbackup.cli;
 
 import io.jbackup.nbd.protocol.NbdProtocolException;
+import io.jbackup.store.ChunkCorruptException;
 import io.jbackup.store.RepositoryException;
 import picocli.CommandLine;
 
@@ -39,6 +40,9 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
         for (Throwable c = t; c != null; c = c.getCause()) {
             if (c instanceof CommandLine.ParameterException || c instanceof IllegalArgumentException) {
                 return USAGE;
+            }
+            if (c instanceof ChunkCorruptException) {
+                return DAMAGE;
             }
             if (c instanceof RepositoryException) {
                 return REPOSITORY;

@@ -13,6 +13,10 @@ import picocli.CommandLine.Spec;
     description = "Incremental backup and restore of QEMU/KVM disks over NBD.",
     subcommands = {
         HelpCommand.class,
+        InitCommand.class,
+        KeyCommand.class,
+        VerifyCommand.class,
+        RepairCommand.class,
     })
 public final class JBackup implements Runnable {
     @Spec

@@ -652,6 +652,17 @@ public final class Repository implements AutoCloseable {
         catalog.finishRun(runId, status, message);
     }
 
+    /** Where a chunk is stored, or null if the catalog does not know it (diagnostics). */
+    public ChunkLocation chunkLocation(byte[] digest) throws IOException {
+        checkOpen();
+        return catalog.findChunk(digest);
+    }
+
+    /** The file of a pack, by name. */
+    public Path packFile(String packName) {
+        return PackFormat.path(dir, packName);
+    }
+
     // --------------------------------------------------------------------------------------- package internals
 
     Catalog catalog() {
