@@ -17,7 +17,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 /** {@code jbackup init}: creates a repository. */
-@Command(name = "init", description = "Create a backup repository in a new or empty directory.")
+@Command(name = "init", mixinStandardHelpOptions = true, description = "Create a backup repository in a new or empty directory.")
 public final class InitCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;

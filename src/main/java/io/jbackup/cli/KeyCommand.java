@@ -10,7 +10,7 @@ import java.io.PrintWriter;
 import java.util.concurrent.Callable;
 
 /** {@code jbackup key ...}: repository key management. */
-@Command(name = "key", description = "Manage the key of an encrypted repository.",
+@Command(name = "key", mixinStandardHelpOptions = true, description = "Manage the key of an encrypted repository.",
     subcommands = {KeyCommand.Export.class})
 public final class KeyCommand implements Runnable {
     @Spec
@@ -22,7 +22,7 @@ public final class KeyCommand implements Runnable {
     }
 
     /** {@code jbackup key export}: prints the sealed key file. */
-    @Command(name = "export", description = {"Print the repository's sealed key file (JSON) for safekeeping.",
+    @Command(name = "export", mixinStandardHelpOptions = true, description = {"Print the repository's sealed key file (JSON) for safekeeping.",
         "It is useless without the passphrase, and the passphrase is useless without it: keep a copy of both "
             + "outside the repository."})
     public static final class Export implements Callable<Integer> {

@@ -13,7 +13,7 @@ import java.io.PrintWriter;
 import java.util.concurrent.Callable;
 
 /** {@code jbackup repair}: maintenance that rewrites repository metadata. */
-@Command(name = "repair", description = "Repair repository metadata (takes the exclusive lock).")
+@Command(name = "repair", mixinStandardHelpOptions = true, description = "Repair repository metadata (takes the exclusive lock).")
 public final class RepairCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;

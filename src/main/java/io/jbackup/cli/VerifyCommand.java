@@ -18,7 +18,7 @@ import java.util.Set;
 import java.util.concurrent.Callable;
 
 /** {@code jbackup verify}: reads and checks stored chunks and index files. */
-@Command(name = "verify", description = {
+@Command(name = "verify", mixinStandardHelpOptions = true, description = {
     "Read every chunk the selected backups use (default: every chunk in the repository) and check its checksum, "
         + "authentication tag and digest; check every index file.",
     "Each damaged chunk is reported with the backups and disk offsets that use it. Exits with 6 if anything is "
