@@ -24,14 +24,16 @@ record Owner(String host, long pid, long startMillis) {
         return new Owner(hostName(), self.pid(), start);
     }
 
+    /** The host name, from the most stable source first: /etc/hostname, $HOSTNAME, then the resolver. */
     private static String hostName() {
-        String h = System.getenv("HOSTNAME");
+        String h = null;
+        try {
+            h = Files.readString(Path.of("/etc/hostname")).trim();
+        } catch (Exception e) {
+            // not Linux, or not readable: next source
+        }
         if (h == null || h.isBlank()) {
-            try {
-                h = Files.readString(Path.of("/etc/hostname")).trim();
-            } catch (Exception e) {
-                h = null;
-            }
+            h = System.getenv("HOSTNAME");
         }
         if (h == null || h.isBlank()) {
             try {
