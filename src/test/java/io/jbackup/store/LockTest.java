@@ -40,7 +40,7 @@ class LockTest {
     void anotherProcessHoldingTheLockIsNamedAndWaitLockWaitsForIt() throws Exception {
         Path dir = init();
         try (Child c = Child.start(tmp.resolve("logs"), List.of("-XX:TieredStopAtLevel=1"), "hold", dir.toString(),
-            "exclusive", "1500")) {
+            "exclusive", "3000")) {
             c.awaitOutput("LOCKED", 30);
             RepositoryLockedException e = assertThrows(RepositoryLockedException.class,
                 () -> Repository.open(dir, OpenOptions.defaults()));
