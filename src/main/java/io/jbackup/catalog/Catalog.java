@@ -117,28 +117,24 @@ public final class Catalog implements AutoCloseable {
                     + "knows versions up to " + Migrations.ALL.size() + " (upgrade jbackup)");
             }
             if (version < Migrations.ALL.size()) {
-                writer.setAutoCommit(false);
-                try (Statement s = writer.createStatement()) {
-                    for (int v = version; v < Migrations.ALL.size(); v++) {
-                        for (String sql : Migrations.ALL.get(v)) {
-                            s.execute(sql);
+                int from = version;
+                transaction(() -> {
+                    try (Statement s = writer.createStatement()) {
+                        for (int v = from; v < Migrations.ALL.size(); v++) {
+                            for (String sql : Migrations.ALL.get(v)) {
+                                s.execute(sql);
+                            }
                         }
+                        s.execute("PRAGMA user_version=" + Migrations.ALL.size());
                     }
-                    s.execute("PRAGMA user_version=" + Migrations.ALL.size());
-                    if (version == 0) {
+                    if (from == 0) {
                         try (PreparedStatement ps = writer.prepareStatement(
                             "INSERT INTO meta (key, value) VALUES ('repository', ?)")) {
                             ps.setString(1, repositoryId);
                             ps.executeUpdate();
                         }
                     }
-                    writer.commit();
-                } catch (SQLException e) {
-                    writer.rollback();
-                    throw e;
-                } finally {
-                    writer.setAutoCommit(true);
-                }
+                });
             }
             try (PreparedStatement ps = writer.prepareStatement("SELECT value FROM meta WHERE key = 'repository'");
                  ResultSet rs = ps.executeQuery()) {
@@ -202,9 +198,7 @@ public final class Catalog implements AutoCloseable {
         synchronized (writeLock) {
             checkOpen();
             try {
-                writer.setAutoCommit(false);
-                try {
-                    long packId;
+                transaction(() -> {
                     try (PreparedStatement ps = writer.prepareStatement(
                         "INSERT OR IGNORE INTO packs (name, size, chunk_count, created_ms) VALUES (?, ?, ?, ?)")) {
                         ps.setString(1, name);
@@ -213,6 +207,7 @@ public final class Catalog implements AutoCloseable {
                         ps.setLong(4, System.currentTimeMillis());
                         ps.executeUpdate();
                     }
+                    long packId;
                     try (PreparedStatement ps = writer.prepareStatement("SELECT id FROM packs WHERE name = ?")) {
                         ps.setString(1, name);
                         try (ResultSet rs = ps.executeQuery()) {
@@ -232,13 +227,7 @@ public final class Catalog implements AutoCloseable {
                         }
                         ps.executeBatch();
                     }
-                    writer.commit();
-                } catch (SQLException e) {
-                    writer.rollback();
-                    throw e;
-                } finally {
-                    writer.setAutoCommit(true);
-                }
+                });
             } catch (SQLException e) {
                 throw fail("register pack " + name, e);
             }
@@ -298,8 +287,7 @@ public final class Catalog implements AutoCloseable {
         synchronized (writeLock) {
             checkOpen();
             try {
-                writer.setAutoCommit(false);
-                try {
+                transaction(() -> {
                     long diskId = diskId(b.vm(), b.disk());
                     try (PreparedStatement ps = writer.prepareStatement("INSERT INTO backups (id, uuid, disk_id, type, "
                         + "parent_id, created_ms, completed_ms, image_size, chunk_size, state, note, source_json, "
@@ -335,13 +323,7 @@ public final class Catalog implements AutoCloseable {
                         }
                         ps.executeBatch();
                     }
-                    writer.commit();
-                } catch (SQLException e) {
-                    writer.rollback();
-                    throw e;
-                } finally {
-                    writer.setAutoCommit(true);
-                }
+                });
             } catch (SQLException e) {
                 if (e.getMessage() != null && e.getMessage().contains("UNIQUE constraint failed: backups.id")) {
                     throw new DuplicateBackupIdException(b.id());
@@ -544,6 +526,25 @@ public final class Catalog implements AutoCloseable {
     // ---------------------------------------------------------------------------------------------------- helpers
 
     @FunctionalInterface
+    private interface Work {
+        void run() throws SQLException;
+    }
+
+    /** Runs {@code work} in one write transaction on the writer connection; the caller holds {@code writeLock}. */
+    private void transaction(Work work) throws SQLException {
+        writer.setAutoCommit(false);
+        try {
+            work.run();
+            writer.commit();
+        } catch (SQLException | RuntimeException e) {
+            writer.rollback();
+            throw e;
+        } finally {
+            writer.setAutoCommit(true);
+        }
+    }
+
+    @FunctionalInterface
     private interface Binder {
         void bind(PreparedStatement ps) throws SQLException;
     }
@@ -597,20 +598,15 @@ public final class Catalog implements AutoCloseable {
         synchronized (writeLock) {
             checkOpen();
             try {
-                writer.setAutoCommit(false);
-                try (PreparedStatement ps = writer.prepareStatement(sql)) {
-                    for (T item : items) {
-                        binder.bind(ps, item);
-                        ps.addBatch();
+                transaction(() -> {
+                    try (PreparedStatement ps = writer.prepareStatement(sql)) {
+                        for (T item : items) {
+                            binder.bind(ps, item);
+                            ps.addBatch();
+                        }
+                        ps.executeBatch();
                     }
-                    ps.executeBatch();
-                    writer.commit();
-                } catch (SQLException e) {
-                    writer.rollback();
-                    throw e;
-                } finally {
-                    writer.setAutoCommit(true);
-                }
+                });
             } catch (SQLException e) {
                 throw fail(what, e);
             }

@@ -2,6 +2,7 @@ package io.jbackup.cli;
 
 import io.jbackup.engine.BackupRefusedException;
 import io.jbackup.nbd.protocol.NbdProtocolException;
+import io.jbackup.store.ChunkCorruptException;
 import io.jbackup.store.RepositoryException;
 import picocli.CommandLine;
 
@@ -42,6 +43,9 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
             if (c instanceof CommandLine.ParameterException || c instanceof IllegalArgumentException
                 || c instanceof BackupRefusedException) {
                 return USAGE;
+            }
+            if (c instanceof ChunkCorruptException) {
+                return DAMAGE;
             }
             if (c instanceof RepositoryException) {
                 return REPOSITORY;

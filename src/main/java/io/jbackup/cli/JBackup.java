@@ -13,12 +13,16 @@ import picocli.CommandLine.Spec;
     description = "Incremental backup and restore of QEMU/KVM disks over NBD.",
     subcommands = {
         HelpCommand.class,
-        InspectCommand.class,
+        InitCommand.class,
         BackupCommands.Full.class,
         BackupCommands.Incremental.class,
         BackupCommands.Auto.class,
         RestoreCommand.class,
         ServeCommand.class,
+        InspectCommand.class,
+        VerifyCommand.class,
+        RepairCommand.class,
+        KeyCommand.class,
     })
 public final class JBackup implements Runnable {
     @Spec

@@ -7,54 +7,158 @@ import picocli.CommandLine.Option;
 
 import java.io.Console;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
+import java.util.Map;
+import java.util.function.Supplier;
 
-/** Repository options shared by every command that opens a repository (placeholder until the repository CLI lands). */
+/**
+ * Repository options shared by every command that opens a repository: {@code --repo DIR} (or {@code JBACKUP_REPO}),
+ * the passphrase of an encrypted repository ({@code --passphrase-file FILE}, else {@code JBACKUP_PASSPHRASE}, else a
+ * prompt when standard input is a terminal), and {@code --wait-lock SECONDS}.
+ */
 public final class RepoOptions {
-    @Option(names = "--repo", paramLabel = "DIR", defaultValue = "${env:JBACKUP_REPO}",
-        description = "Repository directory (default: $JBACKUP_REPO).")
+    static final String ENV_REPO = "JBACKUP_REPO";
+    static final String ENV_PASSPHRASE = "JBACKUP_PASSPHRASE";
+    private static final int MAX_PASSPHRASE_FILE = 4096;
+
+    /** The environment; replaced in tests. */
+    static Map<String, String> env = System.getenv();
+
+    @Option(names = "--repo", paramLabel = "DIR", description = "Repository directory (default: $" + ENV_REPO + ").")
     Path repo;
 
     @Option(names = "--passphrase-file", paramLabel = "FILE",
-        description = "File holding the passphrase of an encrypted repository (else $JBACKUP_PASSPHRASE or a prompt).")
+        description = "Read the passphrase of an encrypted repository from the first line of FILE (default: $"
+            + ENV_PASSPHRASE + ", else a prompt on the terminal).")
     Path passphraseFile;
 
     @Option(names = "--wait-lock", paramLabel = "SECONDS", defaultValue = "0",
-        description = "Wait up to this long for a conflicting lock instead of failing (default: ${DEFAULT-VALUE}).")
-    long waitLock;
+        description = "If another jbackup holds the repository lock, wait up to SECONDS for it instead of failing "
+            + "(for cron jobs; default: ${DEFAULT-VALUE}).")
+    long waitLockSeconds;
 
-    public Path dir() {
-        if (repo == null) {
-            throw new IllegalArgumentException("no repository: give --repo DIR or set JBACKUP_REPO");
+    /** The repository directory, from {@code --repo} or {@code JBACKUP_REPO}. */
+    public Path repo() {
+        if (repo != null) {
+            return repo;
         }
-        return repo;
+        String e = env.get(ENV_REPO);
+        if (e != null && !e.isBlank()) {
+            return Path.of(e);
+        }
+        throw new IllegalArgumentException("no repository given: pass --repo DIR or set " + ENV_REPO);
     }
 
-    char[] passphrase() {
-        try {
-            if (passphraseFile != null) {
-                return Files.readString(passphraseFile, StandardCharsets.UTF_8).strip().toCharArray();
-            }
-        } catch (IOException e) {
-            throw new IllegalArgumentException("cannot read --passphrase-file " + passphraseFile + ": " + e.getMessage());
+    public Duration waitLock() {
+        if (waitLockSeconds < 0) {
+            throw new IllegalArgumentException("--wait-lock " + waitLockSeconds + " is negative");
         }
-        String env = System.getenv("JBACKUP_PASSPHRASE");
-        if (env != null) {
-            return env.toCharArray();
+        return Duration.ofSeconds(waitLockSeconds);
+    }
+
+    /**
+     * Supplies the passphrase of an existing repository, asked only if the repository turns out to be encrypted;
+     * null from the supplier when there is no source.
+     */
+    public Supplier<char[]> passphrase() {
+        return () -> {
+            char[] p = fromFileOrEnv();
+            if (p != null) {
+                return p;
+            }
+            Console c = System.console();
+            return c == null ? null : c.readPassword("Passphrase for repository %s: ", repo());
+        };
+    }
+
+    /** A new passphrase for {@code init}: file, environment, or asked twice on the terminal; null if none. */
+    public char[] newPassphrase() {
+        char[] p = fromFileOrEnv();
+        if (p != null) {
+            return p;
         }
         Console c = System.console();
-        if (c != null) {
-            return c.readPassword("Passphrase for %s: ", dir());
+        if (c == null) {
+            return null;
         }
-        throw new IllegalArgumentException("the repository is encrypted: give --passphrase-file FILE, set "
-            + "JBACKUP_PASSPHRASE, or run on a terminal to be asked");
+        char[] first = c.readPassword("New passphrase for repository %s: ", repo());
+        char[] second = c.readPassword("Repeat the passphrase: ");
+        try {
+            if (first == null || second == null || !Arrays.equals(first, second)) {
+                throw new IllegalArgumentException("the passphrases differ; nothing was created");
+            }
+            return first.clone();
+        } finally {
+            if (first != null) {
+                Arrays.fill(first, '\0');
+            }
+            if (second != null) {
+                Arrays.fill(second, '\0');
+            }
+        }
     }
 
+    private char[] fromFileOrEnv() {
+        if (passphraseFile != null) {
+            return readPassphraseFile(passphraseFile);
+        }
+        String e = env.get(ENV_PASSPHRASE);
+        if (e != null && !e.isEmpty()) {
+            return e.toCharArray();
+        }
+        return null;
+    }
+
+    static char[] readPassphraseFile(Path file) {
+        byte[] b;
+        try {
+            if (Files.size(file) > MAX_PASSPHRASE_FILE) {
+                throw new IllegalArgumentException("passphrase file " + file + " is over " + MAX_PASSPHRASE_FILE
+                    + " bytes; it should hold just the passphrase");
+            }
+            b = Files.readAllBytes(file);
+        } catch (NoSuchFileException e) {
+            throw new IllegalArgumentException("passphrase file " + file + " does not exist");
+        } catch (IOException e) {
+            throw new IllegalArgumentException("cannot read passphrase file " + file + ": " + e.getMessage(), e);
+        }
+        try {
+            CharBuffer cb = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                .decode(ByteBuffer.wrap(b));
+            int end = 0;
+            while (end < cb.limit() && cb.get(end) != '\n' && cb.get(end) != '\r') {
+                end++;
+            }
+            char[] p = new char[end];
+            cb.get(p, 0, end);
+            Arrays.fill(cb.array(), '\0');
+            if (p.length == 0) {
+                throw new IllegalArgumentException("passphrase file " + file + " is empty");
+            }
+            return p;
+        } catch (CharacterCodingException e) {
+            throw new IllegalArgumentException("passphrase file " + file + " is not UTF-8 text");
+        } finally {
+            Arrays.fill(b, (byte) 0);
+        }
+    }
+
+    /** Options to open the repository with {@code mode}. */
+    public OpenOptions openOptions(LockMode mode) {
+        return OpenOptions.defaults().withLockMode(mode).withWaitLock(waitLock()).withPassphrase(passphrase());
+    }
+
+    /** Opens the repository with {@code mode}. */
     public Repository open(LockMode mode) throws IOException {
-        return Repository.open(dir(), OpenOptions.defaults().withPassphrase(this::passphrase).withLockMode(mode)
-            .withWaitLock(Duration.ofSeconds(waitLock)));
+        return Repository.open(repo(), openOptions(mode));
     }
 }

@@ -79,7 +79,7 @@ public final class ServeCommand implements Callable<Integer> {
                 }
             }, "jbackup-serve-shutdown");
             Runtime.getRuntime().addShutdownHook(hook);
-            System.out.println("jbackup: serving " + exports.list().size() + " exports of " + repo.dir()
+            System.out.println("jbackup: serving " + exports.list().size() + " exports of " + repo.repo()
                 + (server.tcpAddress() != null ? " on nbd://" + hostPort(server.tcpAddress()) : "")
                 + (server.socketPath() != null ? " on nbd+unix:///EXPORT?socket=" + server.socketPath() : "")
                 + " (Ctrl-C to stop)");

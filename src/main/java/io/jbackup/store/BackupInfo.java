@@ -39,12 +39,14 @@ public record BackupInfo(String id, String vm, String disk, String type, String 
         return vm == null ? disk : vm + "/" + disk;
     }
 
-    BackupInfo withState(String newState) {
+    /** A copy with another state. */
+    public BackupInfo withState(String newState) {
         return new BackupInfo(id, vm, disk, type, parentId, created, completed, imageSize, chunkSize, newState,
             labels, note, source, stats);
     }
 
-    BackupInfo completedAt(Instant when, BackupStats finalStats) {
+    /** A copy marked complete at {@code when} with its final counters. */
+    public BackupInfo completedAt(Instant when, BackupStats finalStats) {
         return new BackupInfo(id, vm, disk, type, parentId, created, when, imageSize, chunkSize, COMPLETE,
             labels, note, source, finalStats);
     }

@@ -38,7 +38,7 @@ import java.util.function.Supplier;
  * 64 + 32N + M  32    file MAC: over bytes [0, 64) and the metadata (the entries are covered by the entries MAC)
  * </pre>
  *
- * The file is built under a temporary name ({@code tmp/<owner>/<id>.idx}, entries written in place by position; a
+ * The file is built under a temporary name ({@code tmp/<owner>/<n>/<id>.idx}, entries written in place by position; a
  * full backup's file starts sparse, i.e. all zero chunks), then finished (entries MAC, metadata, preamble, file MAC),
  * fsynced and renamed into {@code indexes/}: the rename is the backup's commit point. In an encrypted repository the
  * metadata (names, labels, note, sizes, counts) is authenticated but not encrypted; the catalog holds it in

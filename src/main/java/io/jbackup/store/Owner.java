@@ -24,14 +24,16 @@ record Owner(String host, long pid, long startMillis) {
         return new Owner(hostName(), self.pid(), start);
     }
 
+    /** The host name, from the most stable source first: /etc/hostname, $HOSTNAME, then the resolver. */
     private static String hostName() {
-        String h = System.getenv("HOSTNAME");
+        String h = null;
+        try {
+            h = Files.readString(Path.of("/etc/hostname")).trim();
+        } catch (Exception e) {
+            // not Linux, or not readable: next source
+        }
         if (h == null || h.isBlank()) {
-            try {
-                h = Files.readString(Path.of("/etc/hostname")).trim();
-            } catch (Exception e) {
-                h = null;
-            }
+            h = System.getenv("HOSTNAME");
         }
         if (h == null || h.isBlank()) {
             try {
@@ -53,33 +55,25 @@ record Owner(String host, long pid, long startMillis) {
         return sanitize(host) + "-" + pid + "-" + startMillis;
     }
 
+    /** Parses an {@link #id()}. */
     static Optional<Owner> parse(String id) {
-        if (id == null) {
-            return Optional.empty();
-        }
-        int b = id.lastIndexOf('/');
-        int a = b < 0 ? -1 : id.lastIndexOf('/', b - 1);
-        if (a < 0) {
-            return Optional.empty();
-        }
-        try {
-            return Optional.of(new Owner(id.substring(0, a), Long.parseLong(id.substring(a + 1, b)),
-                Long.parseLong(id.substring(b + 1))));
-        } catch (NumberFormatException e) {
-            return Optional.empty();
-        }
+        return id == null ? Optional.empty() : split(id, '/');
     }
 
     /** Parses a {@link #token()}; the host part may have been sanitised. */
     static Optional<Owner> parseToken(String token) {
-        int b = token.lastIndexOf('-');
-        int a = b < 0 ? -1 : token.lastIndexOf('-', b - 1);
+        return split(token, '-');
+    }
+
+    private static Optional<Owner> split(String s, char sep) {
+        int b = s.lastIndexOf(sep);
+        int a = b < 0 ? -1 : s.lastIndexOf(sep, b - 1);
         if (a < 0) {
             return Optional.empty();
         }
         try {
-            return Optional.of(new Owner(token.substring(0, a), Long.parseLong(token.substring(a + 1, b)),
-                Long.parseLong(token.substring(b + 1))));
+            return Optional.of(new Owner(s.substring(0, a), Long.parseLong(s.substring(a + 1, b)),
+                Long.parseLong(s.substring(b + 1))));
         } catch (NumberFormatException e) {
             return Optional.empty();
         }

@@ -4,7 +4,7 @@ import java.nio.file.Path;
 
 /**
  * The pack file format. A pack is an append-only file of chunk records, written by one backup writer under a
- * temporary name ({@code tmp/<owner>/<name>.pack}) and, once sealed, renamed to {@code packs/<hh>/<name>.pack}
+ * temporary name ({@code tmp/<owner>/<n>/<name>.pack}) and, once sealed, renamed to {@code packs/<hh>/<name>.pack}
  * where {@code name} is 32 random hex characters and {@code hh} its first two. All integers are big-endian.
  *
  * <p><b>Header</b> (32 bytes):

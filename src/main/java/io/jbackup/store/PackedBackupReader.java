@@ -66,13 +66,17 @@ final class PackedBackupReader implements BackupReader {
 
     @Override
     public CompletableFuture<byte[]> readChunkAsync(long i) {
-        return CompletableFuture.supplyAsync(() -> {
-            try {
-                return readChunk(i);
-            } catch (IOException e) {
-                throw new CompletionException(e);
-            }
-        }, repo.pool());
+        try {
+            return CompletableFuture.supplyAsync(() -> {
+                try {
+                    return readChunk(i);
+                } catch (IOException e) {
+                    throw new CompletionException(e);
+                }
+            }, repo.pool());
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            return CompletableFuture.failedFuture(new RepositoryException("repository " + repo.dir() + " is closed", e));
+        }
     }
 
     @Override

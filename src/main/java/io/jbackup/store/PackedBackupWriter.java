@@ -115,6 +115,11 @@ final class PackedBackupWriter implements BackupWriter {
             Thread.currentThread().interrupt();
             return CompletableFuture.failedFuture(new InterruptedIOException("interrupted while queueing chunk " + index));
         }
+        if (state.get() != State.OPEN) {
+            // commit or abort began while we waited: it no longer waits for this put
+            permits.release();
+            checkOpen();
+        }
         CompletableFuture<Void> f = new CompletableFuture<>();
         try {
             repo.pool().execute(() -> {
@@ -210,11 +215,15 @@ final class PackedBackupWriter implements BackupWriter {
     public void putZero(long index) {
         int len = lengthOf(index);
         checkOpen();
+        permits.acquireUninterruptibly();
         try {
+            checkOpen(); // holding a permit: commit cannot have finished the index meanwhile
             draft.put(index, ChunkId.ZERO);
         } catch (IOException e) {
             fail(e);
             throw new UncheckedIOException("cannot write index entry " + index + " of backup " + id(), e);
+        } finally {
+            permits.release();
         }
         chunksZero.increment();
         bytesZero.add(len);
@@ -275,6 +284,7 @@ final class PackedBackupWriter implements BackupWriter {
             repo.catalog().completeBackup(id(), completed, st);
             CrashPoints.reached("backup-completed");
             state.set(State.DONE);
+            permits.release(maxInFlight);
             repo.writerDone(this);
             LOG.info("backup {} of {} complete: {} chunks, {} new, {} dedup, {} zero, {} bytes stored", id(),
                 begun.diskLabel(), st.chunksTotal(), st.chunksNew(), st.chunksDedup(), st.chunksZero(),
@@ -348,6 +358,9 @@ final class PackedBackupWriter implements BackupWriter {
             }
             LOG.info("backup {} of {} aborted", id(), begun.diskLabel());
         } finally {
+            if (drained) {
+                permits.release(maxInFlight); // wake puts blocked on a full pipeline: they see the backup is done
+            }
             repo.writerDone(this);
         }
     }

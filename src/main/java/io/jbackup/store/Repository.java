@@ -50,7 +50,7 @@ import java.util.stream.Collectors;
  * packs/hh/NAME.pack       sealed, immutable pack files of chunk records ({@link PackFormat})
  * indexes/ID.idx           one immutable index per complete backup ({@link IndexFile})
  * indexes/ID.bad           marker of a backup marked bad: {"reason", "marked"} (JSON)
- * tmp/OWNER/               packs and indexes being written by process OWNER (host-pid-start)
+ * tmp/OWNER/N/             packs and indexes being written by instance N in process OWNER (host-pid-start)
  * lock, locks/OWNER.json   the repository lock and who holds it ({@link RepositoryLock})
  * </pre>
  *
@@ -79,6 +79,7 @@ public final class Repository implements AutoCloseable {
     private static final int MAX_NAME = 255;
     private static final int MAX_NOTE = 64 * 1024;
     private static final int MAX_LABELS = 256;
+    private static final AtomicInteger INSTANCES = new AtomicInteger();
 
     private final Path dir;
     private final RepositoryConfig config;
@@ -102,7 +103,8 @@ public final class Repository implements AutoCloseable {
         this.workerThreads = workerThreads;
         this.codec = new ChunkCodec(config.compressionLevel(), keys, 2 * workerThreads + 8);
         this.packFiles = new PackFiles(dir);
-        this.ownTmp = dir.resolve(TMP_DIR).resolve(Owner.current().token());
+        this.ownTmp = dir.resolve(TMP_DIR).resolve(Owner.current().token())
+            .resolve(Integer.toString(INSTANCES.incrementAndGet()));
         AtomicInteger n = new AtomicInteger();
         this.pool = new ThreadPoolExecutor(workerThreads, workerThreads, 30, TimeUnit.SECONDS,
             new LinkedBlockingQueue<>(), r -> {
@@ -652,6 +654,17 @@ public final class Repository implements AutoCloseable {
         catalog.finishRun(runId, status, message);
     }
 
+    /** Where a chunk is stored, or null if the catalog does not know it (diagnostics). */
+    public ChunkLocation chunkLocation(byte[] digest) throws IOException {
+        checkOpen();
+        return catalog.findChunk(digest);
+    }
+
+    /** The file of a pack, by name. */
+    public Path packFile(String packName) {
+        return PackFormat.path(dir, packName);
+    }
+
     // --------------------------------------------------------------------------------------- package internals
 
     Catalog catalog() {
@@ -784,13 +797,7 @@ public final class Repository implements AutoCloseable {
         packFiles.close();
         catalog.close();
         try {
-            if (Files.isDirectory(ownTmp)) {
-                try (DirectoryStream<Path> s = Files.newDirectoryStream(ownTmp)) {
-                    if (!s.iterator().hasNext()) {
-                        Files.delete(ownTmp);
-                    }
-                }
-            }
+            FileSync.deleteTree(ownTmp);
         } catch (IOException e) {
             LOG.debug("cannot remove {}: {}", ownTmp, e.toString());
         }

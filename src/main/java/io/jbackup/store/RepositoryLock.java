@@ -243,6 +243,13 @@ final class RepositoryLock implements AutoCloseable {
             }
             HELD.remove(key);
             try {
+                // the last user in this process: its temporary directory is empty now (nobody can create in it
+                // before taking the lock again, which this monitor serialises)
+                Files.deleteIfExists(key.resolve(Repository.TMP_DIR).resolve(Owner.current().token()));
+            } catch (IOException e) {
+                LOG.debug("cannot remove the temporary directory of this process: {}", e.toString());
+            }
+            try {
                 Files.deleteIfExists(h.record);
             } catch (IOException e) {
                 LOG.warn("cannot remove lock record {}: {}", h.record, e.toString());

@@ -28,13 +28,7 @@ class BackupEndToEndTest {
     }
 
     private void init(String chunk) {
-        try {
-            int size = chunk.equals("1M") ? 1 << 20 : 64 * 1024;
-            io.jbackup.store.Repository.init(repo(), io.jbackup.store.RepositoryOptions.defaults()
-                .withChunkSize(size), null).close();
-        } catch (java.io.IOException e) {
-            throw new java.io.UncheckedIOException(e);
-        }
+        Cli.run("init", "--repo", repo().toString(), "--chunk-size", chunk).ok();
     }
 
     private JsonNode backup(String cmd, Proc.Background server, String disk, String... extra) {

@@ -164,6 +164,28 @@ class RepositoryBasicsTest {
     }
 
     @Test
+    void closingLeavesNoTemporaryFilesOrLockRecords() throws Exception {
+        Path dir;
+        try (Repository repo = init(); Repository second = Repository.open(repo.dir(), OpenOptions.defaults())) {
+            dir = repo.dir();
+            for (Repository r : List.of(repo, second)) {
+                BackupWriter w = r.beginBackup(BackupSpec.full("vm", "vda", 2L * CS));
+                w.putChunk(0, Data.chunk(r == repo ? 1 : 2, CS), CS).join();
+                // left open: close() aborts it
+            }
+        }
+        for (String sub : List.of("tmp", "locks")) {
+            try (var s = Files.list(dir.resolve(sub))) {
+                assertEquals(List.of(), s.toList(), sub);
+            }
+        }
+        try (Repository repo = Repository.open(dir, OpenOptions.defaults())) {
+            assertTrue(repo.listBackups().isEmpty());
+            assertEquals(2, repo.catalog().chunkCount(), "the aborted backups' chunks were kept");
+        }
+    }
+
+    @Test
     void specValidationNamesTheFix() throws Exception {
         try (Repository repo = init()) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,

@@ -1,0 +1,119 @@
+package io.jbackup.cli;
+
+import io.jbackup.store.LockMode;
+import io.jbackup.store.Repository;
+import io.jbackup.store.VerifyOptions;
+import io.jbackup.store.VerifyReport;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.Callable;
+
+/** {@code jbackup verify}: reads and checks stored chunks and index files. */
+@Command(name = "verify", mixinStandardHelpOptions = true, description = {
+    "Read every chunk the selected backups use (default: every chunk in the repository) and check its checksum, "
+        + "authentication tag and digest; check every index file.",
+    "Each damaged chunk is reported with the backups and disk offsets that use it. Exits with 6 if anything is "
+        + "damaged."})
+public final class VerifyCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Mixin
+    RepoOptions repoOptions;
+
+    @Mixin
+    JsonMixin json;
+
+    @Mixin
+    LoggingMixin logging;
+
+    @Option(names = "--backup", paramLabel = "ID",
+        description = "Verify only this backup (id or unique id prefix); repeatable.")
+    List<String> backups = new ArrayList<>();
+
+    @Option(names = "--sample", paramLabel = "PCT", defaultValue = "100",
+        description = "Check a random sample of PCT percent of the chunks (default: ${DEFAULT-VALUE}).")
+    double samplePercent;
+
+    @Option(names = "--repair", description = "Mark the backups that use damaged chunks bad and forget those chunks, "
+        + "so the next backup that meets their data stores it again (takes the exclusive lock).")
+    boolean repair;
+
+    @Override
+    public Integer call() throws Exception {
+        try (Repository repo = repoOptions.open(repair ? LockMode.EXCLUSIVE : LockMode.SHARED)) {
+            Set<String> ids = new LinkedHashSet<>();
+            for (String ref : backups) {
+                ids.add(repo.resolve(null, null, ref).id());
+            }
+            long run = repo.startRun("verify" + (ids.isEmpty() ? "" : " " + String.join(" ", ids))
+                + (samplePercent < 100 ? " --sample " + samplePercent : "") + (repair ? " --repair" : ""));
+            VerifyReport report;
+            try {
+                report = repo.verify(new VerifyOptions(List.copyOf(ids), samplePercent, repair));
+            } catch (Exception e) {
+                repo.finishRun(run, "failed", e.getMessage());
+                throw e;
+            }
+            String summary = report.chunksChecked() + " chunks checked, " + report.damagedChunks().size()
+                + " damaged, " + report.damagedIndexes().size() + " damaged indexes";
+            repo.finishRun(run, report.ok() ? "ok" : "damaged", summary);
+            if (json.enabled()) {
+                json.print(report);
+            } else {
+                print(report, repo);
+            }
+            return report.ok() ? ExitCodes.OK : ExitCodes.DAMAGE;
+        }
+    }
+
+    private void print(VerifyReport r, Repository repo) {
+        PrintWriter out = spec.commandLine().getOut();
+        out.printf("Checked %d chunks (%s) used by %d backups in %s.%n", r.chunksChecked(),
+            Sizes.format(r.bytesChecked()), r.backupsChecked(), repo.dir());
+        for (VerifyReport.DamagedChunk c : r.damagedChunks()) {
+            out.printf("DAMAGED chunk %s%s: %s%n", c.digest(),
+                c.pack() == null ? "" : " in pack " + c.pack() + " at offset " + c.packOffset(), c.problem());
+            for (VerifyReport.Use u : c.uses()) {
+                out.printf("  used by backup %s (%s) at disk offset %d%n", u.backupId(), u.disk(), u.diskOffset());
+            }
+            if (c.useCount() > c.uses().size()) {
+                out.printf("  ... and %d more uses%n", c.useCount() - c.uses().size());
+            }
+            if (c.useCount() == 0) {
+                out.printf("  used by no backup (a later backup that meets its data would reuse it)%n");
+            }
+        }
+        for (VerifyReport.DamagedIndex d : r.damagedIndexes()) {
+            out.printf("DAMAGED index of backup %s: %s%n", d.backupId(), d.problem());
+        }
+        for (String id : r.backupsMarkedBad()) {
+            out.printf("Marked backup %s bad.%n", id);
+        }
+        if (r.chunksForgotten() > 0) {
+            out.printf("Forgot %d damaged chunks: the next backup that reads their data stores them again.%n",
+                r.chunksForgotten());
+        }
+        if (r.ok()) {
+            out.printf("No damage found.%n");
+        } else {
+            Set<String> affected = new LinkedHashSet<>();
+            r.damagedChunks().forEach(c -> c.uses().forEach(u -> affected.add(u.backupId())));
+            r.damagedIndexes().forEach(d -> affected.add(d.backupId()));
+            out.printf("Damage found: %d chunks, %d indexes; %d backups affected.%s%n", r.damagedChunks().size(),
+                r.damagedIndexes().size(), affected.size(), r.backupsMarkedBad().isEmpty()
+                    ? " Run again with --repair to mark them bad." : "");
+        }
+        out.flush();
+    }
+
+}

@@ -1,0 +1,143 @@
+package io.jbackup.store;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The on-disk formats: layouts as documented, and every bound checked on read. */
+class FormatTest {
+    static final int CS = 64 * 1024;
+
+    @TempDir
+    Path tmp;
+
+    @Test
+    void recordLayoutAndBounds() throws Exception {
+        try (ChunkCodec codec = new ChunkCodec(1, null, 2)) {
+            ChunkCodec.Scratch s = codec.borrow();
+            byte[] data = Data.chunk(1, CS);
+            byte[] id = codec.chunkId(s, data, CS);
+            assertArrayEquals(Data.sha256(data), id);
+            int len = codec.encode(s, id, data, CS);
+            byte[] rec = Arrays.copyOf(s.record(), len);
+            ByteBuffer b = ByteBuffer.wrap(rec);
+            assertEquals(0x4A424352, b.getInt(0));
+            assertEquals(PackFormat.CODEC_ZSTD, rec[5]);
+            assertArrayEquals(id, Arrays.copyOfRange(rec, 8, 40));
+            assertEquals(CS, b.getInt(40));
+            assertEquals(len - 52, b.getInt(44));
+            assertArrayEquals(data, codec.decode(s, rec, len, id, CS));
+
+            byte[] bad = rec.clone();
+            ByteBuffer.wrap(bad).putInt(44, CS + 1); // payload longer than raw: never valid unencrypted
+            ChunkCodec.RecordException e = assertThrows(ChunkCodec.RecordException.class,
+                () -> codec.decode(s, bad, len, id, CS));
+            assertTrue(e.getMessage().contains("payload length"), e.getMessage());
+            byte[] bad2 = rec.clone();
+            ByteBuffer.wrap(bad2).putInt(40, 5 << 20);
+            e = assertThrows(ChunkCodec.RecordException.class, () -> codec.decode(s, bad2, len, id, CS));
+            assertTrue(e.getMessage().contains("raw length"), e.getMessage());
+            e = assertThrows(ChunkCodec.RecordException.class, () -> codec.decode(s, rec, len, new byte[32], CS));
+            assertTrue(e.getMessage().contains("instead"), e.getMessage());
+            // incompressible data is stored as is
+            byte[] random = new byte[CS];
+            new java.util.Random(1).nextBytes(random);
+            int rl = codec.encode(s, codec.chunkId(s, random, CS), random, CS);
+            assertEquals(PackFormat.CODEC_STORED, s.record()[5]);
+            assertEquals(52 + CS, rl);
+            codec.release(s);
+        }
+    }
+
+    @Test
+    void indexFileLayoutAndDamageDetection() throws Exception {
+        Path dir = tmp.resolve("repo");
+        String id;
+        try (Repository repo = Repository.init(dir, new RepositoryOptions(CS, Encryption.NONE, 1), null)) {
+            try (BackupWriter w = repo.beginBackup(BackupSpec.full("vm", "vda", 3L * CS))) {
+                w.putChunk(1, Data.chunk(9, CS), CS);
+                id = w.commit().id();
+            }
+        }
+        Path idx = IndexFile.path(dir, id);
+        byte[] f = Files.readAllBytes(idx);
+        ByteBuffer b = ByteBuffer.wrap(f);
+        assertEquals(0x4A424B4944583031L, b.getLong(0));
+        assertEquals(3, b.getLong(16));
+        assertEquals(CS, b.getInt(24));
+        int m = b.getInt(28);
+        assertEquals(64 + 3 * 32 + m + 32, f.length);
+        assertArrayEquals(new byte[32], Arrays.copyOfRange(f, 64, 96), "position 0 is the zero digest");
+        assertArrayEquals(Data.sha256(Data.chunk(9, CS)), Arrays.copyOfRange(f, 96, 128));
+        String meta = new String(f, 160, m, java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(meta.contains("\"disk\" : \"vda\"") && meta.contains("\"uuid\""), meta);
+        byte[] expectedEntriesMac = Data.sha256(Arrays.copyOfRange(f, 64, 160));
+        assertArrayEquals(expectedEntriesMac, Arrays.copyOfRange(f, 32, 64));
+
+        try (Repository repo = Repository.open(dir, OpenOptions.defaults())) {
+            byte[] entryFlip = f.clone();
+            entryFlip[100] ^= 1;
+            Files.write(idx, entryFlip);
+            RepositoryException e = assertThrows(RepositoryException.class, () -> repo.openBackup(id));
+            assertTrue(e.getMessage().contains("entries checksum") && e.getMessage().contains(idx.toString()),
+                e.getMessage());
+            Files.write(idx, Arrays.copyOf(f, f.length - 1));
+            e = assertThrows(RepositoryException.class, () -> repo.openBackup(id));
+            assertTrue(e.getMessage().contains("its header says"), e.getMessage());
+            byte[] huge = f.clone();
+            ByteBuffer.wrap(huge).putLong(16, 1L << 40);
+            Files.write(idx, huge);
+            e = assertThrows(RepositoryException.class, () -> repo.openBackup(id));
+            assertTrue(e.getMessage().contains("out-of-range"), e.getMessage());
+            Files.write(idx, f);
+            try (BackupReader r = repo.openBackup(id)) {
+                assertArrayEquals(Data.chunk(9, CS), r.readChunk(1));
+            }
+        }
+    }
+
+    @Test
+    void packFooterIsCheckedBeforeUse() throws Exception {
+        Path dir = tmp.resolve("repo");
+        try (Repository repo = Repository.init(dir, new RepositoryOptions(CS, Encryption.NONE, 1), null)) {
+            try (BackupWriter w = repo.beginBackup(BackupSpec.full("vm", "vda", 2L * CS))) {
+                w.putChunk(0, Data.chunk(1, CS), CS);
+                w.putChunk(1, Data.chunk(2, CS), CS);
+                w.commit();
+            }
+            Path pack = repo.listPackFiles().get(0);
+            String name = Repository.packName(pack);
+            PackReader.Contents c = PackReader.readFooter(pack, name, repo::metaMac, false);
+            assertEquals(2, c.entries().size());
+            assertEquals(32, c.entries().get(0).offset());
+            byte[] f = Files.readAllBytes(pack);
+            assertEquals(Files.size(pack), c.fileSize());
+            long footer = ByteBuffer.wrap(f).getLong(f.length - 64);
+            assertEquals(f.length, footer + 2 * 48 + 64);
+
+            byte[] shifted = f.clone();
+            ByteBuffer.wrap(shifted).putLong((int) footer + 32, 33); // first entry's offset
+            Files.write(pack, shifted);
+            RepositoryException e = assertThrows(RepositoryException.class,
+                () -> PackReader.readFooter(pack, name, repo::metaMac, false));
+            assertTrue(e.getMessage().contains("footer checksum"), e.getMessage());
+            byte[] count = f.clone();
+            ByteBuffer.wrap(count).putInt(f.length - 56, 1 << 30);
+            Files.write(pack, count);
+            e = assertThrows(RepositoryException.class, () -> PackReader.readFooter(pack, name, repo::metaMac, false));
+            assertTrue(e.getMessage().contains("inconsistent trailer"), e.getMessage());
+            e = assertThrows(RepositoryException.class,
+                () -> PackReader.readFooter(pack, "00".repeat(16), repo::metaMac, false));
+            assertTrue(e.getMessage().contains("pack id"), e.getMessage());
+        }
+    }
+}

@@ -1,0 +1,57 @@
+package io.jbackup.store;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.time.Instant;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class ResolveTest {
+    @TempDir
+    Path tmp;
+
+    private static BackupInfo backup(Repository repo, String vm, String disk) throws Exception {
+        try (BackupWriter w = repo.beginBackup(BackupSpec.full(vm, disk, 1 << 20))) {
+            w.putChunk(0, Data.chunk(disk.hashCode(), 1 << 20), 1 << 20);
+            BackupInfo b = w.commit();
+            Thread.sleep(5);
+            return b;
+        }
+    }
+
+    @Test
+    void idsPrefixesLatestAndTimes() throws Exception {
+        try (Repository repo = Repository.init(tmp.resolve("repo"), RepositoryOptions.defaults(), null)) {
+            BackupInfo a1 = backup(repo, "vm", "vda");
+            BackupInfo a2 = backup(repo, "vm", "vda");
+            BackupInfo b1 = backup(repo, null, "disk.img");
+            assertTrue(a1.id().matches("\\d{8}-\\d{6}-[0-9a-f]{6}"), a1.id());
+
+            assertEquals(a1, repo.resolve(null, null, a1.id()));
+            assertEquals(a2, repo.resolve("vm", "vda", a2.id().substring(0, 20)));
+            assertEquals(a2, repo.resolve("vm", "vda", "latest"));
+            assertEquals(b1, repo.resolve(null, "disk.img", "latest"));
+            assertEquals(a1, repo.resolve("vm", "vda", "@" + a1.created()));
+            assertEquals(a1, repo.resolve("vm", "vda", "@" + a2.created().minusMillis(1)));
+            assertEquals(a2, repo.resolve("vm", "vda", "@" + Instant.now().plusSeconds(3600)));
+
+            RepositoryException e = assertThrows(RepositoryException.class,
+                () -> repo.resolve("vm", "vda", "@" + a1.created().minusSeconds(60)));
+            assertTrue(e.getMessage().contains("no complete backup of vm/vda at or before"), e.getMessage());
+            e = assertThrows(RepositoryException.class, () -> repo.resolve(null, null, a1.id().substring(0, 8)));
+            assertTrue(e.getMessage().contains("ambiguous") && e.getMessage().contains(a1.id()), e.getMessage());
+            e = assertThrows(RepositoryException.class, () -> repo.resolve(null, null, "1999"));
+            assertTrue(e.getMessage().contains("no backup matches '1999'"), e.getMessage());
+            e = assertThrows(RepositoryException.class, () -> repo.resolve(null, "disk.img", a1.id()));
+            assertTrue(e.getMessage().contains("is of vm/vda, not disk.img"), e.getMessage());
+            IllegalArgumentException ie = assertThrows(IllegalArgumentException.class,
+                () -> repo.resolve("vm", "vda", "@yesterday"));
+            assertTrue(ie.getMessage().contains("ISO-8601"), ie.getMessage());
+            assertEquals(a1.created().toEpochMilli() <= Repository.parseTime("2999-01-01").toEpochMilli(), true);
+        }
+    }
+}
