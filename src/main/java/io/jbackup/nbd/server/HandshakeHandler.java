@@ -171,6 +171,12 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
                 close();
                 return;
             }
+            if (tlsRequired() && !tlsActive && t.option() != NbdOption.STARTTLS.code()
+                && t.option() != NbdOption.ABORT.code()) {
+                reply(OptionReply.error(t.option(), NbdOptionReplyType.ERR_TLS_REQD,
+                    "TLS is required: negotiate NBD_OPT_STARTTLS first (option " + t.type() + ")"));
+                return;
+            }
             reply(OptionReply.error(t.option(), NbdOptionReplyType.ERR_TOO_BIG, "option " + t.type() + " has "
                 + t.length() + " bytes of data; this server accepts at most " + server.config.maxOptionLength()));
         } else {

@@ -29,8 +29,8 @@ import java.util.concurrent.Executor;
  *
  * <p><b>Read-only instances map the file</b> (in 1 GiB windows) and hand out read-only slices of the mapping:
  * data goes from the page cache to the socket with a single copy, and zero detection only touches the first bytes
- * of data blocks. The pages of a read are touched on the I/O executor first, so the network thread does not wait
- * for the disk. The file must not be truncated while it is served (reading a truncated mapping fails hard);
+ * of data blocks. A read whose pages are all resident ({@code mincore}) is answered on the calling thread; other
+ * reads touch their pages on the I/O executor first, so the network thread does not wait for the disk. The file must not be truncated while it is served (reading a truncated mapping fails hard);
  * mappings are released by the garbage collector, never while a reply may still reference them. Writable
  * instances use positional {@code FileChannel} reads and writes. Instances are thread-safe; share one instance
  * between connections ({@link ForwardingExport#unclosable}) to share the mappings.
@@ -142,6 +142,10 @@ public final class RawFileExport implements NbdExport {
     @Override
     public CompletableFuture<ReadResult> read(long offset, int length) {
         if (windows != null) {
+            if (resident(offset, length)) {
+                // every page is in memory: no disk wait, so answer on the calling thread without two thread hops
+                return CompletableFuture.completedFuture(mappedRead(offset, length));
+            }
             return CompletableFuture.supplyAsync(() -> mappedRead(offset, length), io);
         }
         return CompletableFuture.supplyAsync(() -> {
@@ -176,6 +180,14 @@ public final class RawFileExport implements NbdExport {
     /** The mapped bytes {@code [offset, offset+length)} as a read-only buffer; {@code offset} is within one window. */
     private ByteBuffer mapped(long offset, int length) {
         return windows[(int) (offset / WINDOW)].slice((int) (offset % WINDOW), length);
+    }
+
+    /** Whether all pages of the range are in memory ({@code mincore}); reads of at most 1 MiB only. */
+    private boolean resident(long offset, int length) {
+        if (length > (1 << 20) || offset / WINDOW != (offset + length - 1) / WINDOW) {
+            return false;
+        }
+        return ((MappedByteBuffer) mapped(offset, length)).isLoaded();
     }
 
     private ReadResult mappedRead(long offset, int length) {
