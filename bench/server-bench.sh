@@ -3,7 +3,7 @@
 #
 #   bench/server-bench.sh [RAW_FILE]        (default: ../shared or /work/data/ds2g/day1.raw, else a generated
 #                                            1 GiB sparse file of random and zero areas under $WORK)
-# Env: ROUNDS (default 5), WARMUP (untimed runs of each first, default 3), CONNS (nbdcopy --connections; default: nbdcopy's own, 4 with multi-conn),
+# Env: ROUNDS (default 5), WARMUP (untimed runs of each first, default 8: the JIT needs ~6 runs to settle on 2 busy vCPUs), CONNS (nbdcopy --connections; default: nbdcopy's own, 4 with multi-conn),
 #      WORK (scratch dir, default /tmp/jbackup-server-bench), JAVA_OPTS, IO_THREADS (server event loops).
 #
 # Both servers are started once, read-only, and allow several connections (qemu-nbd -e 16 so that it
@@ -70,7 +70,7 @@ run() { # $1 = socket; prints wall seconds
 }
 
 # warm-up: untimed runs (the JIT compiles the server's hot paths; a serving process is long-lived)
-for _ in $(seq "${WARMUP:-3}"); do run "$JSOCK" >/dev/null; run "$QSOCK" >/dev/null; done
+for _ in $(seq "${WARMUP:-8}"); do run "$JSOCK" >/dev/null; run "$QSOCK" >/dev/null; done
 
 Q=(); J=()
 for r in $(seq "$ROUNDS"); do
