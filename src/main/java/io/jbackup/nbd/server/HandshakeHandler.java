@@ -152,7 +152,7 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
                 return;
             }
             noZeroes = f.noZeroes();
-            if (!f.fixedNewstyle() && server.config.tls().enabled()) {
+            if (!f.fixedNewstyle() && tlsRequired()) {
                 log.info("{}: client does not support fixed newstyle, which TLS needs; closing", peer);
                 close();
             }

@@ -246,29 +246,56 @@ public final class OverlayExport implements NbdExport {
         return (dataBits[w] & bit) != 0 ? STATE_DATA : (zeroBits[w] & bit) != 0 ? STATE_ZERO : STATE_BASE;
     }
 
+    /** Sets blocks {@code [firstBlock, firstBlock+count)} to {@code state}, a 64-bit word at a time. */
     private synchronized void mark(long firstBlock, long count, byte state) {
-        for (long b = firstBlock; b < firstBlock + count; b++) {
+        long b = firstBlock;
+        long end = firstBlock + count;
+        while (b < end) {
             int w = (int) (b >>> 6);
-            long bit = 1L << (b & 63);
-            dataBits[w] = state == STATE_DATA ? dataBits[w] | bit : dataBits[w] & ~bit;
-            zeroBits[w] = state == STATE_ZERO ? zeroBits[w] | bit : zeroBits[w] & ~bit;
+            int from = (int) (b & 63);
+            int to = (int) Math.min(64, from + (end - b));
+            long mask = (to == 64 ? -1L : (1L << to) - 1) & (-1L << from);
+            dataBits[w] = state == STATE_DATA ? dataBits[w] | mask : dataBits[w] & ~mask;
+            zeroBits[w] = state == STATE_ZERO ? zeroBits[w] | mask : zeroBits[w] & ~mask;
+            b += to - from;
         }
         mapDirty = true;
+    }
+
+    /** Bits of word {@code w} whose block is in {@code state}. */
+    private long inState(int w, byte state) {
+        return switch (state) {
+            case STATE_DATA -> dataBits[w];
+            case STATE_ZERO -> zeroBits[w];
+            default -> ~(dataBits[w] | zeroBits[w]);
+        };
+    }
+
+    /** The first block at or after {@code b} not in {@code state}, or {@code limit}. */
+    private synchronized long runEnd(long b, byte state, long limit) {
+        int w = (int) (b >>> 6);
+        long other = ~inState(w, state) & (-1L << (b & 63));
+        while (other == 0) {
+            w++;
+            if (((long) w << 6) >= limit) {
+                return limit;
+            }
+            other = ~inState(w, state);
+        }
+        return Math.min(limit, ((long) w << 6) + Long.numberOfTrailingZeros(other));
     }
 
     /** The block-state runs overlapping {@code [offset, offset+length)}, clipped to it. */
     private synchronized List<Run> runs(long offset, long length) {
         List<Run> out = new ArrayList<>();
         long end = offset + length;
+        long lastBlock = (end - 1) >>> blockShift;
         long b = offset >>> blockShift;
         long pos = offset;
         while (pos < end) {
             byte st = state(b);
-            long b2 = b + 1;
-            while (b2 < blocks && (b2 << blockShift) < end && state(b2) == st) {
-                b2++;
-            }
-            long stop = Math.min(end, Math.min(size, b2 << blockShift));
+            long b2 = runEnd(b, st, lastBlock + 1);
+            long stop = Math.min(end, b2 << blockShift);
             out.add(new Run(pos, stop - pos, st));
             pos = stop;
             b = b2;
@@ -609,10 +636,7 @@ public final class OverlayExport implements NbdExport {
         long b = 0;
         while (b < blocks) {
             byte st = state(b);
-            long b2 = b + 1;
-            while (b2 < blocks && state(b2) == st) {
-                b2++;
-            }
+            long b2 = runEnd(b, st, blocks);
             if (st != STATE_BASE) {
                 runs.add(new long[] {b, b2 - b, st});
             }

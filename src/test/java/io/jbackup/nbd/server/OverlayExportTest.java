@@ -167,6 +167,55 @@ class OverlayExportTest {
     }
 
     @Test
+    void largeExportsKeepSmallMapsAndFastScans() throws IOException {
+        long size = 256L << 30;
+        NbdExport huge = new NbdExport() {
+            @Override
+            public String name() {
+                return "huge";
+            }
+
+            @Override
+            public long size() {
+                return size;
+            }
+
+            @Override
+            public boolean readOnly() {
+                return true;
+            }
+
+            @Override
+            public java.util.concurrent.CompletableFuture<ReadResult> read(long offset, int length) {
+                return java.util.concurrent.CompletableFuture.completedFuture(ReadResult.zeroes(length));
+            }
+        };
+        Path file = dir.resolve("huge.ov");
+        OverlayExport o = OverlayExport.open(huge, file);
+        o.write(size - 10, Unpooled.wrappedBuffer(new byte[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}), false).join();
+        o.write(5L << 30, Unpooled.wrappedBuffer(new byte[8192]), false).join();
+        o.writeZeroes(100L << 30, 1L << 30, true).join();
+        assertEquals(List.of(new OverlayExport.ChangedRange(5L << 30, 8192, OverlayExport.ChangeKind.DATA),
+            new OverlayExport.ChangedRange(100L << 30, 1L << 30, OverlayExport.ChangeKind.ZERO),
+            new OverlayExport.ChangedRange(size - BLOCK, BLOCK, OverlayExport.ChangeKind.DATA)), o.changes());
+        assertTrue(Files.size(OverlayExport.mapFileOf(file)) < 100, "three runs in the map");
+        List<Extent> ext = o.allocation(0, size).join();
+        // the base reports data everywhere, so data runs merge around the written blocks
+        assertEquals(new Extent(0, 100L << 30, 0), ext.get(0));
+        assertEquals(new Extent(100L << 30, 1L << 30, 3), ext.get(1));
+        o.close();
+        OverlayExport again = OverlayExport.open(huge, file);
+        assertEquals(3, again.changes().size());
+        ReadResult r = again.read(size - 10, 10).join();
+        byte[] tail = new byte[10];
+        ReadResult.Data d = (ReadResult.Data) r.segments().get(0);
+        d.buf().getBytes(d.buf().readerIndex(), tail);
+        r.release();
+        assertArrayEquals(new byte[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, tail);
+        again.discard();
+    }
+
+    @Test
     void reopeningChecksTheMap() throws IOException {
         MemoryExport base = new MemoryExport("d", "", baseBytes(), true);
         Path file = dir.resolve("ov");
