@@ -15,6 +15,7 @@ import java.security.GeneralSecurityException;
 import java.security.KeyPair;
 import java.security.KeyPairGenerator;
 import java.security.PrivateKey;
+import java.security.Provider;
 import java.security.SecureRandom;
 import java.security.cert.X509Certificate;
 import java.security.spec.ECGenParameterSpec;
@@ -31,6 +32,7 @@ import org.bouncycastle.asn1.x509.GeneralNames;
 import org.bouncycastle.asn1.x509.KeyPurposeId;
 import org.bouncycastle.asn1.x509.KeyUsage;
 import org.bouncycastle.cert.X509v3CertificateBuilder;
+import org.bouncycastle.jce.provider.BouncyCastleProvider;
 import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
 import org.bouncycastle.cert.jcajce.JcaX509ExtensionUtils;
 import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder;
@@ -50,6 +52,7 @@ import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
  */
 public final class TlsFixtures {
     private static final SecureRandom RANDOM = new SecureRandom();
+    private static final Provider BC = new BouncyCastleProvider();
 
     private TlsFixtures() {
     }
@@ -143,7 +146,9 @@ public final class TlsFixtures {
 
     private static KeyPair generate(KeyType type) throws GeneralSecurityException {
         if (type == KeyType.EC_P256) {
-            KeyPairGenerator g = KeyPairGenerator.getInstance("EC");
+            // BouncyCastle's encoding keeps the curve and public key inside ECPrivateKey; GnuTLS 3.7 needs them
+            // ("ASN1 parser: Element was not found" for the JDK's minimal encoding)
+            KeyPairGenerator g = KeyPairGenerator.getInstance("EC", BC);
             g.initialize(new ECGenParameterSpec("secp256r1"), RANDOM);
             return g.generateKeyPair();
         }

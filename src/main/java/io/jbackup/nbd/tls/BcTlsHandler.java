@@ -32,12 +32,14 @@ import org.bouncycastle.tls.AlertDescription;
 import org.bouncycastle.tls.AlertLevel;
 import org.bouncycastle.tls.BasicTlsPSKExternal;
 import org.bouncycastle.tls.BasicTlsPSKIdentity;
+import org.bouncycastle.tls.CertificateRequest;
 import org.bouncycastle.tls.CipherSuite;
 import org.bouncycastle.tls.PRFAlgorithm;
 import org.bouncycastle.tls.PSKTlsClient;
 import org.bouncycastle.tls.PSKTlsServer;
 import org.bouncycastle.tls.ProtocolVersion;
 import org.bouncycastle.tls.PskIdentity;
+import org.bouncycastle.tls.TlsAuthentication;
 import org.bouncycastle.tls.TlsClientProtocol;
 import org.bouncycastle.tls.TlsContext;
 import org.bouncycastle.tls.TlsCredentials;
@@ -46,6 +48,7 @@ import org.bouncycastle.tls.TlsFatalAlertReceived;
 import org.bouncycastle.tls.TlsPSKExternal;
 import org.bouncycastle.tls.TlsPSKIdentityManager;
 import org.bouncycastle.tls.TlsProtocol;
+import org.bouncycastle.tls.TlsServerCertificate;
 import org.bouncycastle.tls.TlsServerProtocol;
 import org.bouncycastle.tls.crypto.TlsCrypto;
 import org.bouncycastle.tls.crypto.impl.bc.BcTlsCrypto;
@@ -185,7 +188,7 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
     private ChannelHandlerContext ctx;
     private boolean started;
     private boolean handshakeSignalled;
-    private boolean handshakeDone;
+    private volatile boolean handshakeDone;
     private boolean failed;
     private boolean closeRequested;
     private boolean closeForwarded;
@@ -195,11 +198,12 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
     private ScheduledFuture<?> handshakeTimeout;
     private byte[] scratch;
 
-    private String selectedIdentity;
-    private String protocolName;
-    private String suiteName;
+    private volatile String selectedIdentity;
+    private volatile String protocolName;
+    private volatile String suiteName;
     private short alertRaised = -1;
     private String alertRaisedMessage;
+    private boolean serverSentCertificate;
 
     private record PendingWrite(ByteBuf buf, ChannelPromise promise) {
     }
@@ -315,8 +319,7 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
         cancelTimeout();
         if (!handshakeDone && !failed) {
             failed = true;
-            NbdTlsException e = new NbdTlsException(started
-                ? "connection closed during the TLS handshake" + peerHintOnClose()
+            NbdTlsException e = new NbdTlsException(started ? closedDuringHandshakeMessage()
                 : "connection closed before the TLS handshake started");
             failPending(e);
             ctx.fireUserEventTriggered(TlsHandshakeCompletion.failed(e));
@@ -326,12 +329,19 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
         super.channelInactive(ctx);
     }
 
-    private String peerHintOnClose() {
-        if (isClient) {
-            return " (by the server, or locally); the server may not accept TLS-PSK identity '" + clientIdentity
-                + "' or TLS-PSK at all - check --tls-username, --tls-psk-file and the server's credentials";
+    private String closedDuringHandshakeMessage() {
+        if (closeRequested) {
+            return "connection closed locally during the TLS handshake";
         }
-        return "; the client gave up (it may have a different key or expect X.509 certificates)";
+        if (isClient) {
+            // qemu-nbd (GnuTLS) drops the connection without an alert when the PSK binder or Finished fails
+            return "TLS-PSK handshake rejected by the server (it closed the connection): the server does not accept "
+                + "identity '" + printable(clientIdentity) + "' with this key, or is not set up for TLS-PSK; check "
+                + "--tls-username and --tls-psk-file (" + (keySource == null ? "the PSK key file" : keySource) + ")";
+        }
+        return "connection closed by the client during the TLS handshake"
+            + (selectedIdentity != null ? " (identity '" + printable(selectedIdentity) + "')" : "")
+            + "; it may have a different key, or expect X.509 certificates instead of TLS-PSK";
     }
 
     // ---------------------------------------------------------------- inbound
@@ -363,7 +373,7 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
         if (handshakeSignalled && !handshakeDone) {
             onHandshakeComplete();
         }
-        if (failed) {
+        if (failed || closeForwarded) {
             return;
         }
         int n = tls.getAvailableInputBytes();
@@ -517,7 +527,7 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
             while (buf.isReadable()) {
                 encrypt(buf, Math.min(WRITE_SLICE, buf.readableBytes()));
                 ChannelPromise p = ctx.newPromise();
-                combiner.add(p);
+                combiner.add((ChannelFuture) p);
                 writeOutput(p);
             }
             combiner.finish(promise);
@@ -655,10 +665,17 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
         String received = cause instanceof TlsFatalAlertReceived r ? alertName(r.getAlertDescription()) : null;
         String raised = cause instanceof TlsFatalAlert a ? alertName(a.getAlertDescription())
             : alertRaised >= 0 ? alertName(alertRaised) : null;
-        String detail = cause.getMessage() == null ? cause.getClass().getSimpleName() : cause.getMessage();
+        String detail = cause.getMessage() != null ? cause.getMessage()
+            : alertRaisedMessage != null ? alertRaisedMessage : cause.getClass().getSimpleName();
         String file = keySource == null ? "the PSK key file" : keySource.toString();
         if (!handshakeDone) {
             if (isClient) {
+                if (serverSentCertificate) {
+                    return new NbdTlsException("TLS-PSK handshake failed: the server presented an X.509 certificate "
+                        + "instead of accepting the pre-shared key for identity '" + printable(clientIdentity) + "'; it "
+                        + "is set up for X.509 (use --tls-creds DIR instead of --tls-psk-file) or does not know this "
+                        + "identity", cause);
+                }
                 if (received != null) {
                     return new NbdTlsException("TLS-PSK handshake rejected by the server (alert " + received
                         + "): the server does not accept identity '" + printable(clientIdentity)
@@ -786,6 +803,23 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
             v.add(new BasicTlsPSKExternal(clientIdentity.getBytes(StandardCharsets.UTF_8),
                 getCrypto().createSecret(clientKey), PRFAlgorithm.tls13_hkdf_sha256));
             return v;
+        }
+
+        @Override
+        public TlsAuthentication getAuthentication() {
+            return new TlsAuthentication() {
+                @Override
+                public void notifyServerCertificate(TlsServerCertificate serverCertificate) throws IOException {
+                    serverSentCertificate = true;
+                    throw new TlsFatalAlert(AlertDescription.handshake_failure,
+                        "server authenticates with a certificate, not the pre-shared key");
+                }
+
+                @Override
+                public TlsCredentials getClientCredentials(CertificateRequest certificateRequest) {
+                    return null;
+                }
+            };
         }
 
         @Override

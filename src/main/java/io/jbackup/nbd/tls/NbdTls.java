@@ -5,7 +5,6 @@ import io.netty.channel.ChannelHandler;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslHandler;
 
-import java.nio.file.Path;
 import java.util.Objects;
 
 /**
@@ -47,12 +46,24 @@ import java.util.Objects;
  * too. Either way the handler does not use netty's {@code startTls} mode: every write made after it was added is
  * encrypted.
  *
+ * <h2>Pipeline shape</h2>
+ * The PSK handler is a single {@link BcTlsHandler}. The X.509 handler, once added, inserts netty's
+ * {@link SslHandler} in front of itself (under a generated name) and stays behind it to translate events and
+ * exceptions; so do not assume {@code pipeline.first()} is the handler you added, and do not remove either.
+ * Writes issued from any thread after {@code addFirst} returned are encrypted (or queued until the handshake
+ * completes), never sent in plaintext.
+ *
  * <h2>Errors</h2>
  * Loading ({@link #client}, {@link #server}) throws {@link NbdTlsException} for missing or malformed files and a
  * missing PSK identity, naming the file and the expected layout. During the connection, failures are delivered
  * to the handlers behind the TLS handler as a failed {@link TlsHandshakeCompletion} (during the handshake, once)
  * and as {@code exceptionCaught(NbdTlsException)}, and the channel is closed. If the connection just closes
  * during the handshake only the failed event is delivered. I/O errors after {@code close()} are dropped.
+ * <p>With X.509 over TLS 1.3 the client's handshake completes before the server has checked the client
+ * certificate. A server that rejects it (qemu-nbd with {@code verify-peer=on}) then sends an alert or just closes
+ * the connection: the client gets a successful {@link TlsHandshakeCompletion} followed by
+ * {@code exceptionCaught(NbdTlsException)} naming the client certificate (delivered before
+ * {@code channelInactive}) instead of the reply to its first option.
  */
 public final class NbdTls {
     /** Suggested pipeline name for the TLS handler. */
@@ -170,7 +181,7 @@ public final class NbdTls {
             String host = expectedHost(cfg, peerHost);
             SslHandler ssl = x509.newHandler(alloc, host, Math.max(peerPort, 0));
             ssl.setHandshakeTimeoutMillis(HANDSHAKE_TIMEOUT_MILLIS);
-            return new X509TlsHandler(ssl, true, cfg.x509Dir(), host, cfg.verifyPeer());
+            return new X509TlsHandler(ssl, true, cfg.x509Dir(), host);
         }
 
         /** "TLS-PSK identity 'x' from FILE" or "X.509 from DIR", for logs. */
@@ -204,7 +215,7 @@ public final class NbdTls {
             }
             SslHandler ssl = x509.newHandler(alloc);
             ssl.setHandshakeTimeoutMillis(HANDSHAKE_TIMEOUT_MILLIS);
-            return new X509TlsHandler(ssl, false, cfg.x509Dir(), null, cfg.verifyPeer());
+            return new X509TlsHandler(ssl, false, cfg.x509Dir(), null);
         }
 
         /** Whether connections must present a client certificate (X.509 with verification and a CA). */
@@ -221,10 +232,6 @@ public final class NbdTls {
         @Override
         public String toString() {
             return "ServerTls[" + description() + "]";
-        }
-
-        Path dir() {
-            return cfg.x509Dir();
         }
     }
 }

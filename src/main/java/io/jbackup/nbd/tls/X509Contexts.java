@@ -14,6 +14,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.net.Socket;
+import java.security.Principal;
 import java.security.PrivateKey;
 import java.security.cert.Certificate;
 import java.security.cert.CertificateException;
@@ -23,7 +25,9 @@ import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
 
+import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLException;
+import javax.net.ssl.X509ExtendedKeyManager;
 
 import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
 import org.bouncycastle.openssl.PEMEncryptedKeyPair;
@@ -99,7 +103,7 @@ public final class X509Contexts {
                 + " but not " + (haveCert ? CLIENT_KEY : CLIENT_CERT) + "; " + CLIENT_LAYOUT);
         }
         if (haveCert) {
-            b.keyManager(readPrivateKey(key), readCertificates(cert));
+            b.keyManager(new AlwaysPresentKeyManager(readPrivateKey(key), readCertificates(cert)));
         }
         return build(b, dir);
     }
@@ -120,6 +124,68 @@ public final class X509Contexts {
             b.clientAuth(ClientAuth.NONE);
         }
         return build(b, dir);
+    }
+
+    /**
+     * Client key manager that offers its one certificate whatever CAs the server names in its CertificateRequest.
+     * The JDK's default sends no certificate when the issuer is not among them, which leaves the server with an
+     * empty chain and the user with a misleading "no client certificate"; sending it lets the server report that
+     * it does not trust it (and GnuTLS, like qemu's own client, sends it too).
+     */
+    static final class AlwaysPresentKeyManager extends X509ExtendedKeyManager {
+        private static final String ALIAS = "client";
+        private final PrivateKey key;
+        private final X509Certificate[] chain;
+
+        AlwaysPresentKeyManager(PrivateKey key, X509Certificate[] chain) {
+            this.key = key;
+            this.chain = chain.clone();
+        }
+
+        private String aliasFor(String[] keyTypes) {
+            String alg = key.getAlgorithm();
+            for (String t : keyTypes) {
+                if (t.equals(alg) || (alg.equals("RSA") && t.equals("RSASSA-PSS"))) {
+                    return ALIAS;
+                }
+            }
+            return null;
+        }
+
+        @Override
+        public String chooseClientAlias(String[] keyType, Principal[] issuers, Socket socket) {
+            return aliasFor(keyType);
+        }
+
+        @Override
+        public String chooseEngineClientAlias(String[] keyType, Principal[] issuers, SSLEngine engine) {
+            return aliasFor(keyType);
+        }
+
+        @Override
+        public String[] getClientAliases(String keyType, Principal[] issuers) {
+            return aliasFor(new String[] {keyType}) == null ? null : new String[] {ALIAS};
+        }
+
+        @Override
+        public String[] getServerAliases(String keyType, Principal[] issuers) {
+            return null;
+        }
+
+        @Override
+        public String chooseServerAlias(String keyType, Principal[] issuers, Socket socket) {
+            return null;
+        }
+
+        @Override
+        public X509Certificate[] getCertificateChain(String alias) {
+            return ALIAS.equals(alias) ? chain.clone() : null;
+        }
+
+        @Override
+        public PrivateKey getPrivateKey(String alias) {
+            return ALIAS.equals(alias) ? key : null;
+        }
     }
 
     /** Whether a server built by {@link #forServer} from this directory requires client certificates. */

@@ -42,20 +42,21 @@ final class X509TlsHandler extends ChannelDuplexHandler {
     private final boolean isClient;
     private final Path dir;
     private final String expectedHost;
-    private final boolean verifyPeer;
 
     private boolean closeRequested;
     private boolean completed;
     private boolean handshakeOk;
+    private boolean tls13;
+    private boolean sawPlaintext;
+    private boolean reportedRejection;
     private Throwable lastCause;
     private NbdTlsException lastTranslated;
 
-    X509TlsHandler(SslHandler ssl, boolean isClient, Path dir, String expectedHost, boolean verifyPeer) {
+    X509TlsHandler(SslHandler ssl, boolean isClient, Path dir, String expectedHost) {
         this.ssl = ssl;
         this.isClient = isClient;
         this.dir = dir;
         this.expectedHost = expectedHost;
-        this.verifyPeer = verifyPeer;
     }
 
     /** The netty handler doing the work (e.g. to read the peer certificates from its engine's session). */
@@ -78,6 +79,7 @@ final class X509TlsHandler extends ChannelDuplexHandler {
             if (e.isSuccess()) {
                 handshakeOk = true;
                 SSLSession s = ssl.engine().getSession();
+                tls13 = "TLSv1.3".equals(s.getProtocol());
                 LOG.debug("{}: X.509 TLS handshake complete: {} {} peer {}", ctx.channel(), s.getProtocol(),
                     s.getCipherSuite(), peerName(s));
                 ctx.fireUserEventTriggered(TlsHandshakeCompletion.succeeded(s.getProtocol(), s.getCipherSuite()));
@@ -98,6 +100,37 @@ final class X509TlsHandler extends ChannelDuplexHandler {
     }
 
     @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        sawPlaintext = true;
+        ctx.fireChannelRead(msg);
+    }
+
+    /**
+     * In TLS 1.3 the client finishes its handshake before the server has checked the client certificate; a
+     * server that rejects it may just close the connection. Say so rather than leave a bare EOF.
+     */
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+        if (rejectedAfterHandshake()) {
+            ctx.fireExceptionCaught(rejection("closed the connection", null));
+        }
+        ctx.fireChannelInactive();
+    }
+
+    private boolean rejectedAfterHandshake() {
+        return isClient && handshakeOk && tls13 && !sawPlaintext && !closeRequested && !reportedRejection;
+    }
+
+    private NbdTlsException rejection(String what, Throwable cause) {
+        reportedRejection = true;
+        Path cert = dir.resolve(X509Contexts.CLIENT_CERT);
+        return new NbdTlsException("the server " + what + " right after the TLS handshake: it probably rejected "
+            + (Files.exists(cert) ? "the client certificate " + cert + " (not issued by a CA it trusts?)"
+            : "the connection because no client certificate was sent (put " + X509Contexts.CLIENT_CERT + " and "
+            + X509Contexts.CLIENT_KEY + " into " + dir + ")"), cause);
+    }
+
+    @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
         Throwable c = unwrap(cause);
         if (closeRequested && c instanceof IOException) {
@@ -105,10 +138,31 @@ final class X509TlsHandler extends ChannelDuplexHandler {
             return;
         }
         if (c instanceof SSLException) {
+            reportedRejection = true;
             ctx.fireExceptionCaught(translate(c));
             return;
         }
+        if (c instanceof IOException && rejectedAfterHandshake()) {
+            ctx.fireExceptionCaught(rejection("reset the connection", c));
+            return;
+        }
         ctx.fireExceptionCaught(cause);
+    }
+
+    /*
+     * write and flush are overridden (not inherited: ChannelDuplexHandler marks them @Skip) on purpose. A write
+     * issued from outside the event loop picks its target context at call time; if this handler were skippable and
+     * the SslHandler not yet inserted (handlerAdded still queued), the write would bypass TLS and go out in
+     * plaintext. Being on the write path, this handler forwards it when it runs - after the SslHandler is in place.
+     */
+    @Override
+    public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
+        ctx.write(msg, promise);
+    }
+
+    @Override
+    public void flush(ChannelHandlerContext ctx) {
+        ctx.flush();
     }
 
     @Override
@@ -139,7 +193,7 @@ final class X509TlsHandler extends ChannelDuplexHandler {
     }
 
     NbdTlsException describe(Throwable c) {
-        String msg = String.valueOf(c.getMessage());
+        String msg = String.valueOf(c.getMessage()).replaceFirst("\\.$", "");
         String lower = msg.toLowerCase(Locale.ROOT);
         Path ca = dir.resolve(X509Contexts.CA_CERT);
         String self = isClient ? "client" : "server";
@@ -174,20 +228,26 @@ final class X509TlsHandler extends ChannelDuplexHandler {
                 return new NbdTlsException("the server rejected the client certificate " + cert + " (alert " + alert
                     + "): it is not issued by a CA the server trusts, or not valid for client authentication", c);
             }
-            if (!isClient && isCertAlert(alert)) {
+            if (!isClient && isServerCertAlert(alert)) {
                 return new NbdTlsException("the client rejected this server's certificate "
                     + dir.resolve(X509Contexts.SERVER_CERT) + " (alert " + alert + "): it is not issued by the "
                     + "client's CA, or does not name the host the client connected to", c);
             }
+            if (!isClient && !handshakeOk) {
+                return new NbdTlsException("TLS handshake rejected by the client (alert " + alert + "); is the client "
+                    + "using TLS-PSK? this server uses X.509 certificates from " + dir, c);
+            }
             return new NbdTlsException("TLS handshake rejected by the " + peer + " (alert " + alert + "): " + msg, c);
         }
-        if (c instanceof ClosedChannelException || lower.contains("connection closed")
-            || lower.contains("closed while")) {
+        if (c instanceof ClosedChannelException || has(c, java.net.SocketException.class)
+            || has(c, ClosedChannelException.class) || lower.contains("connection closed")
+            || lower.contains("closed while") || lower.contains("failure when writing tls control frames")) {
             return new NbdTlsException("connection closed during the TLS handshake; the " + peer
                 + " may not accept this " + self + "'s credentials (" + dir + ") or may expect TLS-PSK", c);
         }
         if (lower.contains("no appropriate protocol") || lower.contains("no cipher suites in common")) {
-            return new NbdTlsException("no common TLS version or cipher suite with the " + peer + ": " + msg, c);
+            return new NbdTlsException("no common TLS version or cipher suite with the " + peer + ": " + msg
+                + " (is the " + peer + " using TLS-PSK? this " + self + " uses X.509 certificates from " + dir + ")", c);
         }
         if (!handshakeOk) {
             return new NbdTlsException("TLS handshake with the " + peer + " failed: " + msg, c);
@@ -199,6 +259,11 @@ final class X509TlsHandler extends ChannelDuplexHandler {
         String a = alert.toLowerCase(Locale.ROOT);
         return a.contains("certificate") || a.contains("unknown_ca") || a.contains("access_denied")
             || a.contains("bad_certificate") || a.contains("decrypt_error") || a.contains("handshake_failure");
+    }
+
+    private static boolean isServerCertAlert(String alert) {
+        String a = alert.toLowerCase(Locale.ROOT);
+        return a.contains("certificate") || a.contains("unknown_ca");
     }
 
     private static boolean has(Throwable t, Class<? extends Throwable> type) {

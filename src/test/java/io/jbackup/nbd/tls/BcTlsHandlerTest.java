@@ -8,23 +8,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.jbackup.nbd.tls.BcTlsHandler.Versions;
 import io.jbackup.testutil.TlsFixtures;
-import io.netty.bootstrap.Bootstrap;
-import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
-import io.netty.channel.ChannelInitializer;
-import io.netty.channel.EventLoopGroup;
-import io.netty.channel.nio.NioEventLoopGroup;
-import io.netty.channel.socket.nio.NioDomainSocketChannel;
-import io.netty.channel.socket.nio.NioServerDomainSocketChannel;
-import io.netty.channel.socket.nio.NioServerSocketChannel;
-import io.netty.channel.socket.nio.NioSocketChannel;
 
-import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.net.UnixDomainSocketAddress;
 import java.nio.file.Path;
@@ -43,82 +33,19 @@ import org.junit.jupiter.params.provider.EnumSource;
 /** {@link BcTlsHandler} client against {@link BcTlsHandler} server over real loopback TCP and unix sockets. */
 class BcTlsHandlerTest {
     private static final long TIMEOUT_MS = BcTlsHandler.DEFAULT_HANDSHAKE_TIMEOUT_MILLIS;
-    private static EventLoopGroup group;
+    private static Net net;
 
     @TempDir
     Path tmp;
 
     @BeforeAll
-    static void startGroup() {
-        group = new NioEventLoopGroup(2);
+    static void startNet() {
+        net = new Net();
     }
 
     @AfterAll
-    static void stopGroup() throws InterruptedException {
-        group.shutdownGracefully(0, 1, java.util.concurrent.TimeUnit.SECONDS).sync();
-    }
-
-    /** Echoes plaintext back (through the TLS handler in front of it). */
-    static final class Echo extends ChannelInboundHandlerAdapter {
-        @Override
-        public void channelRead(ChannelHandlerContext ctx, Object msg) {
-            ctx.write(msg);
-        }
-
-        @Override
-        public void channelReadComplete(ChannelHandlerContext ctx) {
-            ctx.flush();
-            ctx.fireChannelReadComplete();
-        }
-    }
-
-    /** A listening test server; {@link #accepted} yields the probe of the first accepted connection. */
-    record Server(Channel listen, CompletableFuture<Probe> accepted, SocketAddress address) implements AutoCloseable {
-        @Override
-        public void close() {
-            listen.close().syncUninterruptibly();
-        }
-
-        Probe probe() {
-            return Probe.await(accepted, "accepted connection");
-        }
-    }
-
-    static Server server(SocketAddress bindTo, Supplier<ChannelHandler> tls, boolean echo) {
-        CompletableFuture<Probe> accepted = new CompletableFuture<>();
-        boolean unix = bindTo instanceof UnixDomainSocketAddress;
-        Channel ch = new ServerBootstrap().group(group)
-            .channel(unix ? NioServerDomainSocketChannel.class : NioServerSocketChannel.class)
-            .childHandler(new ChannelInitializer<Channel>() {
-                @Override
-                protected void initChannel(Channel c) {
-                    Probe p = new Probe();
-                    c.pipeline().addLast("tls", tls.get());
-                    if (echo) {
-                        c.pipeline().addLast(new Echo());
-                    }
-                    c.pipeline().addLast(p);
-                    accepted.complete(p);
-                }
-            }).bind(bindTo).syncUninterruptibly().channel();
-        return new Server(ch, accepted, ch.localAddress());
-    }
-
-    /** Connects with a pipeline of just a probe (TLS handler added by the caller). */
-    static Channel connect(SocketAddress to, Probe probe) {
-        boolean unix = to instanceof UnixDomainSocketAddress;
-        return new Bootstrap().group(group).channel(unix ? NioDomainSocketChannel.class : NioSocketChannel.class)
-            .handler(probe).connect(to).syncUninterruptibly().channel();
-    }
-
-    static Channel connect(SocketAddress to, ChannelHandler tls, Probe probe) {
-        Channel ch = connect(to, probe);
-        ch.pipeline().addFirst("tls", tls);
-        return ch;
-    }
-
-    static InetSocketAddress loopback() {
-        return new InetSocketAddress("127.0.0.1", 0);
+    static void stopNet() {
+        net.close();
     }
 
     private TlsFixtures.PskCreds alice() {
@@ -138,10 +65,10 @@ class BcTlsHandlerTest {
     @EnumSource(Versions.class)
     void echoesBothWays(Versions clientVersions) throws Exception {
         TlsFixtures.PskCreds creds = alice();
-        try (Server srv = server(loopback(), serverTls(creds, Versions.TLS_1_3_AND_1_2), true)) {
+        try (Net.Server srv = net.server(Net.loopback(), serverTls(creds, Versions.TLS_1_3_AND_1_2), true)) {
             Probe probe = new Probe();
             BcTlsHandler tls = client(creds, clientVersions);
-            Channel ch = connect(srv.address(), tls, probe);
+            Channel ch = net.connect(srv.address(), tls, probe);
             TlsHandshakeCompletion done = probe.awaitSuccess();
             String expected = clientVersions == Versions.TLS_1_2 ? "TLSv1.2" : "TLSv1.3";
             assertEquals(expected, done.protocol());
@@ -168,9 +95,9 @@ class BcTlsHandlerTest {
     void largeWritesArriveIntactOverUnixSocket() throws Exception {
         TlsFixtures.PskCreds creds = alice();
         SocketAddress sock = UnixDomainSocketAddress.of(tmp.resolve("s.sock"));
-        try (Server srv = server(sock, serverTls(creds, Versions.TLS_1_3_AND_1_2), true)) {
+        try (Net.Server srv = net.server(sock, serverTls(creds, Versions.TLS_1_3_AND_1_2), true)) {
             Probe probe = new Probe();
-            Channel ch = connect(srv.address(), client(creds, Versions.TLS_1_3_AND_1_2), probe);
+            Channel ch = net.connect(srv.address(), client(creds, Versions.TLS_1_3_AND_1_2), probe);
             probe.awaitSuccess();
             byte[] data = new byte[6 * 1024 * 1024 + 12345];
             new Random(42).nextBytes(data);
@@ -187,9 +114,9 @@ class BcTlsHandlerTest {
     @Test
     void writesBeforeHandshakeAreQueuedAndDelivered() throws Exception {
         TlsFixtures.PskCreds creds = alice();
-        try (Server srv = server(loopback(), serverTls(creds, Versions.TLS_1_3_AND_1_2), true)) {
+        try (Net.Server srv = net.server(Net.loopback(), serverTls(creds, Versions.TLS_1_3_AND_1_2), true)) {
             Probe probe = new Probe();
-            Channel ch = connect(srv.address(), probe);
+            Channel ch = net.connect(srv.address(), probe);
             BcTlsHandler tls = client(creds, Versions.TLS_1_3_AND_1_2);
             byte[] first = "written before the handshake".getBytes();
             byte[] second = new byte[100_000];
@@ -214,9 +141,9 @@ class BcTlsHandlerTest {
     void wrongKeyFailsOnBothSidesWithClearMessages(Versions v) throws Exception {
         TlsFixtures.PskCreds server = alice();
         TlsFixtures.PskCreds wrong = TlsFixtures.psk(tmp.resolve("other"), "alice");
-        try (Server srv = server(loopback(), serverTls(server, Versions.TLS_1_3_AND_1_2), true)) {
+        try (Net.Server srv = net.server(Net.loopback(), serverTls(server, Versions.TLS_1_3_AND_1_2), true)) {
             Probe probe = new Probe();
-            Channel ch = connect(srv.address(), client(wrong, v), probe);
+            Channel ch = net.connect(srv.address(), client(wrong, v), probe);
             TlsHandshakeCompletion c = probe.awaitHandshake();
             assertFalse(c.success());
             NbdTlsException e = assertInstanceOf(NbdTlsException.class, c.cause());
@@ -239,9 +166,9 @@ class BcTlsHandlerTest {
     void unknownIdentityIsNamedByTheServer() throws Exception {
         TlsFixtures.PskCreds server = alice();
         TlsFixtures.PskCreds bob = TlsFixtures.psk(tmp.resolve("bob"), "bob");
-        try (Server srv = server(loopback(), serverTls(server, Versions.TLS_1_3_AND_1_2), true)) {
+        try (Net.Server srv = net.server(Net.loopback(), serverTls(server, Versions.TLS_1_3_AND_1_2), true)) {
             Probe probe = new Probe();
-            connect(srv.address(), client(bob, Versions.TLS_1_3_AND_1_2), probe);
+            net.connect(srv.address(), client(bob, Versions.TLS_1_3_AND_1_2), probe);
             TlsHandshakeCompletion c = probe.awaitHandshake();
             assertFalse(c.success());
             assertTrue(c.cause().getMessage().contains("identity 'bob'"), c.cause().getMessage());
@@ -255,9 +182,9 @@ class BcTlsHandlerTest {
     void handshakeTimesOutWhenThePeerSaysNothing() throws Exception {
         TlsFixtures.PskCreds creds = alice();
         // a plain server that never answers
-        try (Server srv = server(loopback(), ChannelInboundHandlerAdapter::new, false)) {
+        try (Net.Server srv = net.server(Net.loopback(), ChannelInboundHandlerAdapter::new, false)) {
             Probe probe = new Probe();
-            connect(srv.address(), BcTlsHandler.pskClient("alice", creds.key(), creds.keysFile(),
+            net.connect(srv.address(), BcTlsHandler.pskClient("alice", creds.key(), creds.keysFile(),
                 Versions.TLS_1_3_AND_1_2, 300), probe);
             TlsHandshakeCompletion c = probe.awaitHandshake();
             assertFalse(c.success());
@@ -276,13 +203,14 @@ class BcTlsHandlerTest {
                 ctx.close();
             }
         };
-        try (Server srv = server(loopback(), closer, false)) {
+        try (Net.Server srv = net.server(Net.loopback(), closer, false)) {
             Probe probe = new Probe();
-            connect(srv.address(), client(creds, Versions.TLS_1_3_AND_1_2), probe);
+            net.connect(srv.address(), client(creds, Versions.TLS_1_3_AND_1_2), probe);
             TlsHandshakeCompletion c = probe.awaitHandshake();
             assertFalse(c.success());
-            assertTrue(c.cause().getMessage().contains("connection closed during the TLS handshake"),
-                c.cause().getMessage());
+            assertTrue(c.cause().getMessage().startsWith("TLS-PSK handshake rejected by the server (it closed the "
+                + "connection)"), c.cause().getMessage());
+            assertFalse(probe.error.isDone(), "a plain close is reported by the event only");
             probe.awaitClosed();
         }
     }
@@ -292,13 +220,13 @@ class BcTlsHandlerTest {
         TlsFixtures.PskCreds creds = alice();
         CompletableFuture<BcTlsHandler> made = new CompletableFuture<>();
         PskKeyFile keys = PskKeyFile.load(creds.keysFile());
-        try (Server srv = server(loopback(), () -> {
+        try (Net.Server srv = net.server(Net.loopback(), () -> {
             BcTlsHandler h = BcTlsHandler.pskServer(keys, Versions.TLS_1_3_AND_1_2, TIMEOUT_MS);
             made.complete(h);
             return h;
         }, true)) {
             Probe probe = new Probe();
-            Channel ch = connect(srv.address(), client(creds, Versions.TLS_1_2), probe);
+            Channel ch = net.connect(srv.address(), client(creds, Versions.TLS_1_2), probe);
             probe.awaitSuccess();
             srv.probe().awaitSuccess();
             assertEquals("alice", Probe.await(made, "server handler").pskIdentity());
