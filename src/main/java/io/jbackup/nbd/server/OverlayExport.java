@@ -499,17 +499,7 @@ public final class OverlayExport implements NbdExport {
                 continue;
             }
             long stop = Math.min(end, be);
-            ByteBuffer part = data.nioBuffer(base0 + (int) (pos - offset), (int) (stop - pos));
-            if (state(b) == STATE_DATA) {
-                writeFile(part, pos);
-            } else {
-                ByteBuffer block = blockContent(b);
-                block.position((int) (pos - bs));
-                block.put(part);
-                block.clear();
-                writeFile(block, bs);
-                mark(b, 1, STATE_DATA);
-            }
+            patchBlock(b, pos, data.nioBuffer(base0 + (int) (pos - offset), (int) (stop - pos)));
             pos = stop;
         }
     }
@@ -529,22 +519,30 @@ public final class OverlayExport implements NbdExport {
                 continue;
             }
             long stop = Math.min(end, be);
-            byte st = state(b);
-            if (partial && st != STATE_ZERO) {
-                ByteBuffer zeroes = ByteBuffer.allocate((int) (stop - pos));
-                if (st == STATE_DATA) {
-                    writeFile(zeroes, pos);
-                } else {
-                    ByteBuffer block = blockContent(b);
-                    block.position((int) (pos - bs));
-                    block.put(zeroes);
-                    block.clear();
-                    writeFile(block, bs);
-                    mark(b, 1, STATE_DATA);
-                }
+            if (partial && state(b) != STATE_ZERO) {
+                patchBlock(b, pos, ByteBuffer.allocate((int) (stop - pos)));
             }
             pos = stop;
         }
+    }
+
+    /**
+     * Writes {@code part} at export offset {@code pos} inside block {@code b}: straight into the file if the block
+     * is DATA already, else by writing the whole block (its current content with {@code part} on top) and then
+     * marking it DATA.
+     */
+    private void patchBlock(long b, long pos, ByteBuffer part) throws IOException {
+        if (state(b) == STATE_DATA) {
+            writeFile(part, pos);
+            return;
+        }
+        long bs = blockStart(b);
+        ByteBuffer block = blockContent(b);
+        block.position((int) (pos - bs));
+        block.put(part);
+        block.clear();
+        writeFile(block, bs);
+        mark(b, 1, STATE_DATA);
     }
 
     /** The current content of block {@code b} (for read-modify-write). */

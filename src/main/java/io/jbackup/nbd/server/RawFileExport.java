@@ -306,38 +306,44 @@ public final class RawFileExport implements NbdExport {
 
     @Override
     public CompletableFuture<Void> write(long offset, ByteBuf data, boolean fua) {
-        return CompletableFuture.runAsync(() -> {
+        return runIo(() -> {
             try {
                 ByteBuffer nio = data.nioBuffer();
                 long pos = offset;
                 while (nio.hasRemaining()) {
                     pos += channel.write(nio, pos);
                 }
-                if (fua) {
-                    channel.force(false);
-                }
-            } catch (IOException e) {
-                throw new java.util.concurrent.CompletionException(e);
             } finally {
                 data.release();
             }
-        }, io);
+        }, fua);
     }
 
     @Override
     public CompletableFuture<Void> writeZeroes(long offset, long length, boolean fua) {
-        return CompletableFuture.runAsync(() -> {
+        return runIo(() -> {
             ByteBuffer zeroes = ByteBuffer.allocateDirect((int) Math.min(length, SCAN_BUFFER));
-            try {
-                long pos = offset;
-                long end = offset + length;
-                while (pos < end) {
-                    zeroes.clear().limit((int) Math.min(zeroes.capacity(), end - pos));
-                    while (zeroes.hasRemaining()) {
-                        pos += channel.write(zeroes, pos);
-                    }
+            long pos = offset;
+            long end = offset + length;
+            while (pos < end) {
+                zeroes.clear().limit((int) Math.min(zeroes.capacity(), end - pos));
+                while (zeroes.hasRemaining()) {
+                    pos += channel.write(zeroes, pos);
                 }
-                if (fua) {
+            }
+        }, fua);
+    }
+
+    private interface IoAction {
+        void run() throws IOException;
+    }
+
+    /** Runs blocking file I/O on the executor, then {@code fdatasync} if {@code sync}. */
+    private CompletableFuture<Void> runIo(IoAction action, boolean sync) {
+        return CompletableFuture.runAsync(() -> {
+            try {
+                action.run();
+                if (sync) {
                     channel.force(false);
                 }
             } catch (IOException e) {
@@ -356,13 +362,7 @@ public final class RawFileExport implements NbdExport {
         if (readOnly) {
             return CompletableFuture.completedFuture(null);
         }
-        return CompletableFuture.runAsync(() -> {
-            try {
-                channel.force(false);
-            } catch (IOException e) {
-                throw new java.util.concurrent.CompletionException(e);
-            }
-        }, io);
+        return runIo(() -> { }, true);
     }
 
     @Override

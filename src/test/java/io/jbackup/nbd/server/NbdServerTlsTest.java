@@ -66,6 +66,7 @@ class NbdServerTlsTest {
     void pskWithLibnbdAndQemuClients() throws IOException {
         Path sock = dir.resolve("psk.sock");
         try (NbdServer s = start(sock, pskConfig(TlsMode.REQUIRE))) {
+            assertEquals(sock.toAbsolutePath(), s.socketPath());
             // libnbd 1.14 takes the PSK identity from the URI's user part
             String uri = "nbds+unix://alice@/sparse?socket=" + sock + "&tls-psk-file=" + psk.keysFile();
             JsonNode info = JSON.readTree(Proc.run("nbdinfo", "--json", uri));
@@ -96,6 +97,7 @@ class NbdServerTlsTest {
     void requireModeRefusesPlaintext() throws IOException {
         Path sock = dir.resolve("req.sock");
         try (NbdServer s = start(sock, pskConfig(TlsMode.REQUIRE))) {
+            assertEquals(sock.toAbsolutePath(), s.socketPath());
             try (RawNbdClient c = new RawNbdClient(sock).handshake()) {
                 for (int opt : new int[] {7, 6, 3, 8, 9, 0x4242}) {
                     c.sendOption(opt, opt == 7 || opt == 6 ? RawNbdClient.goData("mem") : new byte[0]);
@@ -116,6 +118,7 @@ class NbdServerTlsTest {
     void optionalTlsServesPlainAndTlsClients() throws IOException {
         Path sock = dir.resolve("opt.sock");
         try (NbdServer s = start(sock, pskConfig(TlsMode.PREFER))) {
+            assertEquals(sock.toAbsolutePath(), s.socketPath());
             JsonNode plain = JSON.readTree(Proc.run("nbdinfo", "--json", "nbd+unix:///mem?socket=" + sock));
             assertFalse(plain.get("TLS").asBoolean());
             JsonNode tls = JSON.readTree(Proc.run("nbdinfo", "--json", "nbds+unix://alice@/mem?socket=" + sock
@@ -129,6 +132,7 @@ class NbdServerTlsTest {
         Path sock = dir.resolve("x509.sock");
         TlsConfig cfg = new TlsConfig(TlsMode.REQUIRE, x509.serverDir(), null, null, null, true);
         try (NbdServer s = start(sock, cfg)) {
+            assertEquals(sock.toAbsolutePath(), s.socketPath());
             String uri = "nbds+unix:///sparse?socket=" + sock + "&tls-certificates=" + x509.clientDir()
                 + "&tls-hostname=localhost";
             Path out = dir.resolve("x509-copy.raw");

@@ -75,6 +75,7 @@ class NbdServerWritableTest {
         Path sock = dir.resolve("s.sock");
         try (NbdServer server = NbdServer.start(ServerConfig.builder().unixSocket(sock).build(),
             new SimpleExportProvider().addShared(overlay))) {
+            assertEquals(sock.toAbsolutePath(), server.socketPath());
             String uri = "nbd+unix:///disk?socket=" + sock;
             String out = Proc.run(qemuIo(uri, false, WRITES));
             assertFalse(out.contains("failed"), out);
@@ -103,6 +104,7 @@ class NbdServerWritableTest {
         OverlayExport again = OverlayExport.open(RawFileExport.open(baseFile, "disk", ""), ovFile);
         try (NbdServer server = NbdServer.start(ServerConfig.builder().unixSocket(sock).build(),
             new SimpleExportProvider().addShared(again))) {
+            assertEquals(sock.toAbsolutePath(), server.socketPath());
             String check = Proc.run(qemuIo("nbd+unix:///disk?socket=" + sock, true, "read -P 0x5a 4096 8192",
                 "read -P 0x22 7M 1M"));
             assertFalse(check.contains("verification failed"), check);
@@ -119,6 +121,7 @@ class NbdServerWritableTest {
         try (NbdServer server = NbdServer.start(ServerConfig.builder().unixSocket(sock).build(),
             new SimpleExportProvider().add("rw", "", () -> RawFileExport.open(file, "rw", "", false, true,
                 IoPool.shared(), io.netty.buffer.PooledByteBufAllocator.DEFAULT)))) {
+            assertEquals(sock.toAbsolutePath(), server.socketPath());
             String out = Proc.run(qemuIo("nbd+unix:///rw?socket=" + sock, false, WRITES));
             assertFalse(out.contains("failed"), out);
             Proc.run(qemuIo("nbd+unix:///rw?socket=" + sock, false, "write -P 0x44 2M 4k", "discard 3M 64k"));
