@@ -442,7 +442,7 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
         ctx.flush();
         var pipeline = ctx.pipeline();
         pipeline.replace(this, TRANSMISSION, th);
-        pipeline.addAfter(OPTION_DECODER, REQUEST_DECODER, new ServerRequestDecoder(maxPayload(export)));
+        pipeline.addAfter(OPTION_DECODER, REQUEST_DECODER, new ServerRequestDecoder(maxPayload(export), export.readOnly()));
         // removing the option decoder hands any bytes it still buffers to the request decoder
         pipeline.remove(OPTION_DECODER);
         ctx.channel().config().setAutoRead(true);

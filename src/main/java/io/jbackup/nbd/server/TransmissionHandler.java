@@ -320,11 +320,11 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
                     result -> writeRead(r.cookie(), offset, (int) length, df, result, cost));
             }
             case "WRITE" -> {
+                checkWritable();
                 if (r.payloadSkipped()) {
                     throw new Refused(NbdError.EINVAL, "write of " + length + " bytes exceeds the maximum payload of "
                         + maxPayload);
                 }
-                checkWritable();
                 checkRange(r, NbdError.ENOSPC);
                 checkAlignment(r);
                 ByteBuf data = r.takePayload();
