@@ -38,6 +38,7 @@ class NbdServerTlsTest {
     static byte[] mem;
     static TlsFixtures.PskCreds psk;
     static TlsFixtures.X509Creds x509;
+    static Path rawFile;
 
     @BeforeAll
     static void setUp() throws IOException {
@@ -46,6 +47,11 @@ class NbdServerTlsTest {
         sparse.writeReference(sparseRef);
         mem = new byte[MIB];
         Arrays.fill(mem, 0, 65536, (byte) 0xab);
+        rawFile = dir.resolve("disk.raw");
+        byte[] raw = new byte[4 * MIB];
+        new java.util.Random(9).nextBytes(raw);
+        Arrays.fill(raw, MIB, 2 * MIB, (byte) 0);
+        java.nio.file.Files.write(rawFile, raw);
         psk = TlsFixtures.psk(dir.resolve("psk"), "alice");
         // RSA: GnuTLS (libnbd) rejects the fixtures' EC PKCS#8 client key ("ASN1 parser: Element was not found")
         x509 = TlsFixtures.x509(dir.resolve("x509"), TlsFixtures.KeyType.RSA_2048, TlsFixtures.KeyFormat.PKCS8);
@@ -53,7 +59,8 @@ class NbdServerTlsTest {
 
     private static NbdServer start(Path sock, TlsConfig tls) throws IOException {
         SimpleExportProvider p = new SimpleExportProvider().add("sparse", "sparse", () -> sparse)
-            .add("mem", "memory", () -> new MemoryExport("mem", "memory", mem, true));
+            .add("mem", "memory", () -> new MemoryExport("mem", "memory", mem, true))
+            .add("raw", "memory-mapped raw file", () -> RawFileExport.open(rawFile, "raw", ""));
         return NbdServer.start(ServerConfig.builder().unixSocket(sock).tls(tls).handshakeTimeout(Duration.ofSeconds(20))
             .build(), p);
     }
@@ -74,6 +81,9 @@ class NbdServerTlsTest {
             Path out = dir.resolve("psk-copy.raw");
             Proc.run("nbdcopy", uri, out.toString());
             assertEquals(Proc.sha256(sparseRef), Proc.sha256(out));
+            Path rawOut = dir.resolve("psk-raw.raw");
+            Proc.run("nbdcopy", uri.replace("/sparse?", "/raw?"), rawOut.toString());
+            assertEquals(Proc.sha256(rawFile), Proc.sha256(rawOut), "mapped buffers through TLS-PSK");
 
             String obj = "tls-creds-psk,id=tls0,endpoint=client,dir=" + psk.dir() + ",username=alice";
             Path conv = dir.resolve("psk-convert.raw");
@@ -138,6 +148,9 @@ class NbdServerTlsTest {
             Path out = dir.resolve("x509-copy.raw");
             Proc.run("nbdcopy", uri, out.toString());
             assertEquals(Proc.sha256(sparseRef), Proc.sha256(out));
+            Path rawOut = dir.resolve("x509-raw.raw");
+            Proc.run("nbdcopy", uri.replace("/sparse?", "/raw?"), rawOut.toString());
+            assertEquals(Proc.sha256(rawFile), Proc.sha256(rawOut), "mapped buffers through X.509 TLS");
 
             String obj = "tls-creds-x509,id=tls0,endpoint=client,dir=" + x509.clientDir();
             Path conv = dir.resolve("x509-convert.raw");
