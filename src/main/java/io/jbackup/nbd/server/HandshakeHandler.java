@@ -152,7 +152,7 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
                 return;
             }
             noZeroes = f.noZeroes();
-            if (!f.fixedNewstyle() && server.config.tls().enabled()) {
+            if (!f.fixedNewstyle() && tlsRequired()) {
                 log.info("{}: client does not support fixed newstyle, which TLS needs; closing", peer);
                 close();
             }
@@ -169,6 +169,12 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
             if (t.option() == NbdOption.EXPORT_NAME.code()) {
                 log.info("{}: NBD_OPT_EXPORT_NAME of {} bytes, closing", peer, t.length());
                 close();
+                return;
+            }
+            if (tlsRequired() && !tlsActive && t.option() != NbdOption.STARTTLS.code()
+                && t.option() != NbdOption.ABORT.code()) {
+                reply(OptionReply.error(t.option(), NbdOptionReplyType.ERR_TLS_REQD,
+                    "TLS is required: negotiate NBD_OPT_STARTTLS first (option " + t.type() + ")"));
                 return;
             }
             reply(OptionReply.error(t.option(), NbdOptionReplyType.ERR_TOO_BIG, "option " + t.type() + " has "
@@ -436,7 +442,7 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
         ctx.flush();
         var pipeline = ctx.pipeline();
         pipeline.replace(this, TRANSMISSION, th);
-        pipeline.addAfter(OPTION_DECODER, REQUEST_DECODER, new ServerRequestDecoder(maxPayload(export)));
+        pipeline.addAfter(OPTION_DECODER, REQUEST_DECODER, new ServerRequestDecoder(maxPayload(export), export.readOnly()));
         // removing the option decoder hands any bytes it still buffers to the request decoder
         pipeline.remove(OPTION_DECODER);
         ctx.channel().config().setAutoRead(true);

@@ -61,6 +61,9 @@ public final class NbdServer implements AutoCloseable {
         }
     };
 
+    private static final ServerOptionReplyEncoder OPTION_ENCODER = new ServerOptionReplyEncoder();
+    private static final ServerReplyEncoder REPLY_ENCODER = new ServerReplyEncoder();
+
     private final ServerConfig config;
     private final ServerContext context;
     private final EventLoopGroup bossGroup;
@@ -167,8 +170,8 @@ public final class NbdServer implements AutoCloseable {
                     ServerOptionDecoder decoder = new ServerOptionDecoder(config.maxOptionLength());
                     ch.pipeline()
                         .addLast(HandshakeHandler.OPTION_DECODER, decoder)
-                        .addLast("optionEncoder", new ServerOptionReplyEncoder())
-                        .addLast("replyEncoder", new ServerReplyEncoder())
+                        .addLast("optionEncoder", OPTION_ENCODER)
+                        .addLast("replyEncoder", REPLY_ENCODER)
                         .addLast(HandshakeHandler.NAME, new HandshakeHandler(context, decoder));
                 }
             });

@@ -4,9 +4,11 @@ import io.jbackup.nbd.protocol.Extent;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.PooledByteBufAllocator;
+import io.netty.buffer.Unpooled;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -25,6 +27,14 @@ import java.util.concurrent.Executor;
  * system for holes ({@code SEEK_HOLE}), so this costs a read of the scanned range, which is cheap for data
  * (the first bytes differ) and for file holes (the kernel supplies zero pages).
  *
+ * <p><b>Read-only instances map the file</b> (in 1 GiB windows) and hand out read-only slices of the mapping:
+ * data goes from the page cache to the socket with a single copy, and zero detection only touches the first bytes
+ * of data blocks. A read whose pages are all resident ({@code mincore}) is answered on the calling thread; other
+ * reads touch their pages on the I/O executor first, so the network thread does not wait for the disk. The file must not be truncated while it is served (reading a truncated mapping fails hard);
+ * mappings are released by the garbage collector, never while a reply may still reference them. Writable
+ * instances use positional {@code FileChannel} reads and writes. Instances are thread-safe; share one instance
+ * between connections ({@link ForwardingExport#unclosable}) to share the mappings.
+ *
  * <p>The size is fixed when the file is opened. A writable instance writes through to the file; FLUSH and FUA
  * call {@code fdatasync}; TRIM does nothing (allowed: trimmed contents are undefined); WRITE_ZEROES writes zeroes.
  * All instances of one file see each other's writes (one page cache), so multi-conn is advertised.
@@ -36,6 +46,8 @@ public final class RawFileExport implements NbdExport {
     public static final int MAX_SCAN = 64 << 20;
     private static final int READ_ZERO_BLOCK = 64 * 1024;
     private static final int SCAN_BUFFER = 1 << 20;
+    private static final int WINDOW = 1 << 30;
+    private static final int PAGE = 4096;
 
     private final String name;
     private final String description;
@@ -46,6 +58,8 @@ public final class RawFileExport implements NbdExport {
     private final boolean detectZeroes;
     private final Executor io;
     private final ByteBufAllocator alloc;
+    /** Read-only mappings of the file in windows of {@link #WINDOW} bytes, or null (FileChannel reads). */
+    private final MappedByteBuffer[] windows;
 
     private RawFileExport(String name, String description, Path file, FileChannel channel, boolean readOnly,
                           boolean detectZeroes, Executor io, ByteBufAllocator alloc) throws IOException {
@@ -58,6 +72,16 @@ public final class RawFileExport implements NbdExport {
         this.detectZeroes = detectZeroes;
         this.io = io;
         this.alloc = alloc;
+        if (readOnly) {
+            int n = (int) ((size + WINDOW - 1) / WINDOW);
+            windows = new MappedByteBuffer[n];
+            for (int i = 0; i < n; i++) {
+                long start = (long) i * WINDOW;
+                windows[i] = channel.map(FileChannel.MapMode.READ_ONLY, start, Math.min(WINDOW, size - start));
+            }
+        } else {
+            windows = null;
+        }
     }
 
     /** Opens {@code file} read-only with zero detection, on the shared {@link IoPool}. */
@@ -117,6 +141,13 @@ public final class RawFileExport implements NbdExport {
 
     @Override
     public CompletableFuture<ReadResult> read(long offset, int length) {
+        if (windows != null) {
+            if (resident(offset, length)) {
+                // every page is in memory: no disk wait, so answer on the calling thread without two thread hops
+                return CompletableFuture.completedFuture(mappedRead(offset, length));
+            }
+            return CompletableFuture.supplyAsync(() -> mappedRead(offset, length), io);
+        }
         return CompletableFuture.supplyAsync(() -> {
             ByteBuf buf = alloc.directBuffer(length, length);
             try {
@@ -144,6 +175,63 @@ public final class RawFileExport implements NbdExport {
             pos += n;
         }
         buf.writerIndex(buf.writerIndex() + length);
+    }
+
+    /** The mapped bytes {@code [offset, offset+length)} as a read-only buffer; {@code offset} is within one window. */
+    private ByteBuffer mapped(long offset, int length) {
+        return windows[(int) (offset / WINDOW)].slice((int) (offset % WINDOW), length);
+    }
+
+    /** Whether all pages of the range are in memory ({@code mincore}); reads of at most 1 MiB only. */
+    private boolean resident(long offset, int length) {
+        if (length > (1 << 20) || offset / WINDOW != (offset + length - 1) / WINDOW) {
+            return false;
+        }
+        return ((MappedByteBuffer) mapped(offset, length)).isLoaded();
+    }
+
+    private ReadResult mappedRead(long offset, int length) {
+        ReadResult.Builder b = ReadResult.builder();
+        long pos = offset;
+        long end = offset + length;
+        while (pos < end) {
+            int n = (int) Math.min(end - pos, WINDOW - pos % WINDOW);
+            ByteBuffer slice = mapped(pos, n);
+            int sum = 0;
+            for (int i = 0; i < n; i += PAGE) {
+                sum += slice.get(i); // fault the pages in here, not on the network thread
+            }
+            if (sum == 42) {
+                Thread.onSpinWait();
+            }
+            if (detectZeroes && n >= READ_ZERO_BLOCK) {
+                splitMapped(slice, pos, b);
+            } else {
+                b.addData(Unpooled.wrappedBuffer(slice));
+            }
+            pos += n;
+        }
+        return b.build();
+    }
+
+    /** Adds {@code slice} (at export offset {@code offset}) with aligned all-zero 64 KiB blocks as zero segments. */
+    private static void splitMapped(ByteBuffer slice, long offset, ReadResult.Builder b) {
+        int len = slice.remaining();
+        int dataStart = 0;
+        int i = (int) ((READ_ZERO_BLOCK - offset % READ_ZERO_BLOCK) % READ_ZERO_BLOCK);
+        while (i + READ_ZERO_BLOCK <= len) {
+            if (ZeroScan.isZero(slice, i, READ_ZERO_BLOCK)) {
+                if (i > dataStart) {
+                    b.addData(Unpooled.wrappedBuffer(slice.slice(dataStart, i - dataStart)));
+                }
+                b.addZeroes(READ_ZERO_BLOCK);
+                dataStart = i + READ_ZERO_BLOCK;
+            }
+            i += READ_ZERO_BLOCK;
+        }
+        if (dataStart < len) {
+            b.addData(Unpooled.wrappedBuffer(slice.slice(dataStart, len - dataStart)));
+        }
     }
 
     /** Turns aligned all-zero 64 KiB blocks of a read into zero segments (releases or hands on {@code buf}). */
@@ -180,6 +268,19 @@ public final class RawFileExport implements NbdExport {
         if (!detectZeroes) {
             return NbdExport.super.allocation(offset, length);
         }
+        if (windows != null) {
+            return CompletableFuture.supplyAsync(() -> {
+                List<Extent> out = new ArrayList<>();
+                long pos = offset;
+                long end = offset + Math.min(length, MAX_SCAN);
+                while (pos < end) {
+                    int n = (int) Math.min(end - pos, WINDOW - pos % WINDOW);
+                    ZeroScan.extents(mapped(pos, n), 0, n, pos, ZERO_GRANULARITY, out);
+                    pos += n;
+                }
+                return out;
+            }, io);
+        }
         return CompletableFuture.supplyAsync(() -> {
             long scan = Math.min(length, MAX_SCAN);
             List<Extent> out = new ArrayList<>();
@@ -205,38 +306,44 @@ public final class RawFileExport implements NbdExport {
 
     @Override
     public CompletableFuture<Void> write(long offset, ByteBuf data, boolean fua) {
-        return CompletableFuture.runAsync(() -> {
+        return runIo(() -> {
             try {
                 ByteBuffer nio = data.nioBuffer();
                 long pos = offset;
                 while (nio.hasRemaining()) {
                     pos += channel.write(nio, pos);
                 }
-                if (fua) {
-                    channel.force(false);
-                }
-            } catch (IOException e) {
-                throw new java.util.concurrent.CompletionException(e);
             } finally {
                 data.release();
             }
-        }, io);
+        }, fua);
     }
 
     @Override
     public CompletableFuture<Void> writeZeroes(long offset, long length, boolean fua) {
-        return CompletableFuture.runAsync(() -> {
+        return runIo(() -> {
             ByteBuffer zeroes = ByteBuffer.allocateDirect((int) Math.min(length, SCAN_BUFFER));
-            try {
-                long pos = offset;
-                long end = offset + length;
-                while (pos < end) {
-                    zeroes.clear().limit((int) Math.min(zeroes.capacity(), end - pos));
-                    while (zeroes.hasRemaining()) {
-                        pos += channel.write(zeroes, pos);
-                    }
+            long pos = offset;
+            long end = offset + length;
+            while (pos < end) {
+                zeroes.clear().limit((int) Math.min(zeroes.capacity(), end - pos));
+                while (zeroes.hasRemaining()) {
+                    pos += channel.write(zeroes, pos);
                 }
-                if (fua) {
+            }
+        }, fua);
+    }
+
+    private interface IoAction {
+        void run() throws IOException;
+    }
+
+    /** Runs blocking file I/O on the executor, then {@code fdatasync} if {@code sync}. */
+    private CompletableFuture<Void> runIo(IoAction action, boolean sync) {
+        return CompletableFuture.runAsync(() -> {
+            try {
+                action.run();
+                if (sync) {
                     channel.force(false);
                 }
             } catch (IOException e) {
@@ -255,13 +362,7 @@ public final class RawFileExport implements NbdExport {
         if (readOnly) {
             return CompletableFuture.completedFuture(null);
         }
-        return CompletableFuture.runAsync(() -> {
-            try {
-                channel.force(false);
-            } catch (IOException e) {
-                throw new java.util.concurrent.CompletionException(e);
-            }
-        }, io);
+        return runIo(() -> { }, true);
     }
 
     @Override

@@ -72,7 +72,7 @@ public record ServerConfig(InetSocketAddress tcpAddress, Path unixSocket, TlsCon
         private int maxConnections = 256;
         private int maxOptionLength = 64 << 10;
         private int maxPayload = 32 << 20;
-        private int maxInFlight = 64;
+        private int maxInFlight = 128;
         private long maxInFlightBytes = 64L << 20;
         private Duration handshakeTimeout = Duration.ofSeconds(10);
         private Duration shutdownTimeout = Duration.ofSeconds(10);

@@ -12,7 +12,8 @@ import java.util.List;
  * Decodes compact transmission requests into {@link ServerRequest}s.
  *
  * <p>A WRITE payload up to {@code maxPayload} bytes is buffered and attached to the request; a longer one is
- * reported at once with {@link ServerRequest#payloadSkipped()} and then discarded as it arrives, so the stream
+ * reported at once with {@link ServerRequest#payloadSkipped()} and then discarded as it arrives (as is every
+ * payload when the decoder is told to skip them all, for a read-only export), so the stream
  * stays in sync and nothing larger than {@code maxPayload} is ever buffered. After {@code NBD_CMD_DISC} every
  * further byte is ignored (the client must not send any). A wrong request magic raises
  * {@link NbdProtocolException}: the stream cannot be resynchronised.
@@ -24,6 +25,7 @@ public final class ServerRequestDecoder extends ByteToMessageDecoder {
     public static final int HEADER_LENGTH = 28;
 
     private final int maxPayload;
+    private final boolean skipAllPayloads;
     private State state = State.HEADER;
     private int flags;
     private int type;
@@ -33,10 +35,19 @@ public final class ServerRequestDecoder extends ByteToMessageDecoder {
 
     /** @param maxPayload longest WRITE payload buffered; longer ones are skipped and flagged */
     public ServerRequestDecoder(int maxPayload) {
+        this(maxPayload, false);
+    }
+
+    /**
+     * @param maxPayload      longest WRITE payload buffered; longer ones are skipped and flagged
+     * @param skipAllPayloads skip and flag every WRITE payload (for a read-only export, where every write fails)
+     */
+    public ServerRequestDecoder(int maxPayload, boolean skipAllPayloads) {
         if (maxPayload < 512) {
             throw new IllegalArgumentException("maxPayload: " + maxPayload + " (expected: >= 512)");
         }
         this.maxPayload = maxPayload;
+        this.skipAllPayloads = skipAllPayloads;
     }
 
     @Override
@@ -60,7 +71,7 @@ public final class ServerRequestDecoder extends ByteToMessageDecoder {
                     offset = in.readLong();
                     length = in.readUnsignedInt();
                     if (type == NbdCommand.WRITE.code()) {
-                        if (length > maxPayload) {
+                        if (length > maxPayload || (skipAllPayloads && length > 0)) {
                             out.add(new ServerRequest(flags, type, cookie, offset, length, null, true));
                             state = State.SKIP_PAYLOAD;
                             return;

@@ -73,6 +73,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     private boolean exportClosed;
     private boolean closeRequested;
     private boolean flushScheduled;
+    private boolean pumping;
     private final Runnable flushTask = this::flushNow;
 
     TransmissionHandler(ServerContext server, NbdExport export, String peer, boolean structured, List<Context> contexts,
@@ -191,9 +192,18 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         }
     }
 
+    /** Starts queued requests while there is capacity; not re-entrant (a request may complete inside start). */
     private void pump() {
-        while (!queue.isEmpty() && (shuttingDown || hasCapacity(queue.peek()))) {
-            start(queue.poll());
+        if (pumping) {
+            return;
+        }
+        pumping = true;
+        try {
+            while (!queue.isEmpty() && (shuttingDown || hasCapacity(queue.peek()))) {
+                start(queue.poll());
+            }
+        } finally {
+            pumping = false;
         }
     }
 
@@ -310,11 +320,11 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
                     result -> writeRead(r.cookie(), offset, (int) length, df, result, cost));
             }
             case "WRITE" -> {
+                checkWritable();
                 if (r.payloadSkipped()) {
                     throw new Refused(NbdError.EINVAL, "write of " + length + " bytes exceeds the maximum payload of "
                         + maxPayload);
                 }
-                checkWritable();
                 checkRange(r, NbdError.ENOSPC);
                 checkAlignment(r);
                 ByteBuf data = r.takePayload();

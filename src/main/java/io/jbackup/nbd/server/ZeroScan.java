@@ -32,19 +32,53 @@ final class ZeroScan {
     }
 
     /**
+     * Index of the first nonzero byte of {@code buf} in {@code [from, to)} (absolute indexes), or -1 if all zero.
+     */
+    static int firstNonZero(ByteBuffer buf, int from, int to) {
+        int pos = from;
+        while (pos < to) {
+            int n = Math.min(to - pos, ZEROES.capacity());
+            int m = buf.slice(pos, n).mismatch(ZEROES.slice(0, n));
+            if (m >= 0) {
+                return pos + m;
+            }
+            pos += n;
+        }
+        return -1;
+    }
+
+    /**
      * Appends base:allocation extents for {@code len} bytes of {@code buf} (from index {@code pos}) that sit at
-     * export offset {@code offset}: blocks of {@code granularity} bytes (aligned to the export offset, the last one
-     * possibly short) are {@code HOLE|ZERO} if all zero, else data; neighbours with equal status are merged with
-     * the last extent already in {@code out}.
+     * export offset {@code offset}: blocks of {@code granularity} bytes (a power of two, aligned to the export
+     * offset, the first and last possibly short) are {@code HOLE|ZERO} if all zero, else data; neighbours with
+     * equal status are merged, also with the last extent already in {@code out}. A data block is usually
+     * recognised by its first word; runs of zero blocks are scanned with one vectorised comparison per 64 KiB.
      */
     static void extents(ByteBuffer buf, int pos, int len, long offset, int granularity, List<Extent> out) {
         int i = 0;
         while (i < len) {
             long at = offset + i;
-            int n = (int) Math.min(len - i, granularity - (at % granularity));
-            int flags = isZero(buf, pos + i, n) ? ZERO_FLAGS : 0;
-            append(out, at, n, flags);
-            i += n;
+            int n = (int) Math.min(len - i, granularity - (at & (granularity - 1)));
+            if (n >= 8 && buf.getLong(pos + i) != 0) {
+                append(out, at, n, 0);
+                i += n;
+                continue;
+            }
+            int nz = firstNonZero(buf, pos + i, pos + len);
+            int zeroEnd;
+            if (nz < 0) {
+                zeroEnd = len;
+            } else {
+                int rel = nz - pos;
+                zeroEnd = (int) (((offset + rel) & -granularity) - offset); // start of the block holding nz
+            }
+            if (zeroEnd > i) {
+                append(out, at, zeroEnd - i, ZERO_FLAGS);
+                i = zeroEnd;
+            } else {
+                append(out, at, n, 0);
+                i += n;
+            }
         }
     }
 

@@ -221,6 +221,20 @@ class NbdServerInteropTest {
         assertTrue(out.contains("peak 64 bad 0"), out);
     }
 
+    @Test
+    void tcpListenerWithNbdinfoAndNbdcopy() throws IOException {
+        SimpleExportProvider p = new SimpleExportProvider().add("sparse", "tcp", () -> sparse);
+        try (NbdServer tcp = NbdServer.start(ServerConfig.builder().tcp("127.0.0.1", 0).build(), p)) {
+            int port = ((java.net.InetSocketAddress) tcp.tcpAddress()).getPort();
+            String uri = "nbd://127.0.0.1:" + port + "/sparse";
+            JsonNode j = JSON.readTree(Proc.run("nbdinfo", "--json", uri));
+            assertEquals(SPARSE_SIZE, j.get("exports").get(0).get("export-size").asLong());
+            Path out = dir.resolve("tcp.out");
+            Proc.run("nbdcopy", uri, out.toString());
+            assertEquals(Proc.sha256(sparseRef), Proc.sha256(out));
+        }
+    }
+
     private static List<String> texts(JsonNode arr) {
         List<String> l = new ArrayList<>();
         arr.forEach(n -> l.add(n.asText()));

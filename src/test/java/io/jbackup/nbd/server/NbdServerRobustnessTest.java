@@ -499,7 +499,7 @@ class NbdServerRobustnessTest {
         int before = gatedReads.get();
         try (RawNbdClient c = connect()) {
             c.go("gated", false);
-            c.timeout(2000);
+            c.timeout(500);
             int sent = 0;
             try {
                 for (; sent < 2000; sent++) {

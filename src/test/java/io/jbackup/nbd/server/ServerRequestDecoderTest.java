@@ -87,6 +87,28 @@ class ServerRequestDecoderTest {
     }
 
     @Test
+    void readOnlyModeSkipsEveryWritePayload() {
+        ByteBuf b = Unpooled.buffer();
+        request(b, 0, 1, 7, 0, 100).writeBytes(new byte[100]);
+        request(b, 0, 1, 8, 0, 0);
+        request(b, 0, 0, 9, 0, 512);
+        byte[] bytes = ByteBufUtil.getBytes(b);
+        for (int split = 0; split <= bytes.length; split++) {
+            EmbeddedChannel ch = new EmbeddedChannel(new ServerRequestDecoder(MAX, true));
+            ch.writeInbound(Unpooled.wrappedBuffer(bytes, 0, split));
+            ch.writeInbound(Unpooled.wrappedBuffer(bytes, split, bytes.length - split));
+            ServerRequest w = ch.readInbound();
+            assertTrue(w.payloadSkipped());
+            ServerRequest empty = ch.readInbound();
+            assertEquals(8, empty.cookie());
+            empty.release();
+            ServerRequest read = ch.readInbound();
+            assertEquals(9, read.cookie());
+            assertFalse(ch.finish());
+        }
+    }
+
+    @Test
     void hugeWriteLengthIsNotBuffered() {
         EmbeddedChannel ch = new EmbeddedChannel(new ServerRequestDecoder(MAX));
         ch.writeInbound(request(Unpooled.buffer(), 0, 1, 7, 0, 0xFFFFFFFFL));
