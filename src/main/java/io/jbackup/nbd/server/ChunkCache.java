@@ -1,71 +1,124 @@
 package io.jbackup.nbd.server;
 
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.PooledByteBufAllocator;
+
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.function.Supplier;
 
 /**
  * A bounded cache of decompressed chunks keyed by content (digest), shared by every export of a server.
  *
- * <p>Holds at most {@code maxBytes} of chunk data in least-recently-used order. Concurrent requests for a chunk
- * that is being loaded share one load. Failed loads are not cached.
+ * <p>Chunks live off the Java heap, in direct buffers from netty's pooled allocator: a cache of hundreds of
+ * 1 MiB chunks on the heap makes every collector work hard (humongous objects in G1, a full collection every few
+ * hundred MiB of turnover in ParallelGC), and direct buffers go to the socket without another copy. The memory
+ * counts against the JVM's direct-memory limit ({@code -XX:MaxDirectMemorySize}, by default the heap size).
+ *
+ * <p>Holds at most {@code maxBytes} of chunk data in least-recently-used order. Entries are reference counted:
+ * {@link #get} hands out a reference the caller must release (slices of it reach the socket and are released
+ * once written), so an entry evicted while a reply still uses it is freed when that reply is done - the bound
+ * applies to what the cache holds, replies in flight come on top (bounded by the server's per-connection
+ * limits). Concurrent requests for a chunk that is being loaded share one load. Failed loads are not cached.
  */
 public final class ChunkCache {
     private final long maxBytes;
-    private final LinkedHashMap<Object, byte[]> entries = new LinkedHashMap<>(256, 0.75f, true);
-    private final Map<Object, CompletableFuture<byte[]>> loading = new HashMap<>();
+    private final ByteBufAllocator alloc;
+    private final LinkedHashMap<Object, ByteBuf> entries = new LinkedHashMap<>(256, 0.75f, true);
+    private final Map<Object, List<CompletableFuture<ByteBuf>>> loading = new HashMap<>();
     private long bytes;
     private long hits;
     private long misses;
 
     public ChunkCache(long maxBytes) {
+        this(maxBytes, PooledByteBufAllocator.DEFAULT);
+    }
+
+    public ChunkCache(long maxBytes, ByteBufAllocator alloc) {
         if (maxBytes < 0) {
             throw new IllegalArgumentException("chunk cache size " + maxBytes + " (expected: >= 0)");
         }
         this.maxBytes = maxBytes;
+        this.alloc = alloc;
     }
 
-    /** The chunk for {@code key}, from the cache or loaded with {@code loader}. */
-    public CompletableFuture<byte[]> get(Object key, java.util.function.Supplier<CompletableFuture<byte[]>> loader) {
-        CompletableFuture<byte[]> f;
+    /** The configured bound in bytes. */
+    public long maxBytes() {
+        return maxBytes;
+    }
+
+    /**
+     * The chunk for {@code key}, from the cache or loaded with {@code loader} (which returns the chunk's bytes,
+     * at least {@code length} of them). The returned buffer holds exactly {@code length} readable bytes and one
+     * reference owned by the caller: release it (or pass it on to something that does).
+     */
+    public CompletableFuture<ByteBuf> get(Object key, int length, Supplier<CompletableFuture<byte[]>> loader) {
+        CompletableFuture<ByteBuf> mine = new CompletableFuture<>();
         synchronized (this) {
-            byte[] b = entries.get(key);
+            ByteBuf b = entries.get(key);
             if (b != null) {
                 hits++;
-                return CompletableFuture.completedFuture(b);
+                return CompletableFuture.completedFuture(b.retainedDuplicate());
             }
-            f = loading.get(key);
-            if (f != null) {
+            List<CompletableFuture<ByteBuf>> waiters = loading.get(key);
+            if (waiters != null) {
                 hits++;
-                return f;
+                waiters.add(mine);
+                return mine;
             }
             misses++;
-            f = new CompletableFuture<>();
-            loading.put(key, f);
+            waiters = new ArrayList<>(2);
+            waiters.add(mine);
+            loading.put(key, waiters);
         }
-        CompletableFuture<byte[]> result = f;
         CompletableFuture<byte[]> load;
         try {
             load = loader.get();
         } catch (RuntimeException e) {
             load = CompletableFuture.failedFuture(e);
         }
-        load.whenComplete((b, e) -> {
-            synchronized (this) {
-                loading.remove(key);
-                if (e == null) {
-                    put(key, b);
+        load.whenComplete((data, e) -> loaded(key, length, data, e));
+        return mine;
+    }
+
+    private void loaded(Object key, int length, byte[] data, Throwable failure) {
+        ByteBuf buf = null;
+        Throwable err = failure;
+        if (err == null) {
+            try {
+                if (data.length < length) {
+                    throw new IllegalStateException("chunk holds " + data.length + " bytes, expected " + length);
                 }
+                buf = alloc.directBuffer(length, length).writeBytes(data, 0, length);
+            } catch (RuntimeException | OutOfMemoryError e) {
+                err = e;
             }
-            if (e != null) {
-                result.completeExceptionally(e);
+        }
+        List<CompletableFuture<ByteBuf>> waiters;
+        List<ByteBuf> handed = new ArrayList<>(2);
+        synchronized (this) {
+            waiters = loading.remove(key);
+            if (buf != null) {
+                // one reference per waiter, taken under the lock so that an eviction cannot free the buffer first
+                for (int i = 0; i < waiters.size(); i++) {
+                    handed.add(buf.retainedDuplicate());
+                }
+                put(key, buf);
+            }
+        }
+        for (int i = 0; i < waiters.size(); i++) {
+            if (buf != null) {
+                waiters.get(i).complete(handed.get(i));
             } else {
-                result.complete(b);
+                waiters.get(i).completeExceptionally(err);
             }
-        });
-        return result;
+        }
     }
 
     /** Whether the chunk is cached or being loaded (read-ahead skips those). */
@@ -73,24 +126,46 @@ public final class ChunkCache {
         return entries.containsKey(key) || loading.containsKey(key);
     }
 
-    private void put(Object key, byte[] b) {
-        if (b.length > maxBytes) {
+    /** Takes over {@code b}'s reference (released at once if it does not fit). */
+    private void put(Object key, ByteBuf b) {
+        if (b.readableBytes() > maxBytes) {
+            b.release();
             return;
         }
-        byte[] old = entries.put(key, b);
+        ByteBuf old = entries.put(key, b);
         if (old != null) {
-            bytes -= old.length;
+            bytes -= old.readableBytes();
+            old.release();
         }
-        bytes += b.length;
-        Iterator<Map.Entry<Object, byte[]>> it = entries.entrySet().iterator();
+        bytes += b.readableBytes();
+        Iterator<Map.Entry<Object, ByteBuf>> it = entries.entrySet().iterator();
         while (bytes > maxBytes && it.hasNext()) {
-            bytes -= it.next().getValue().length;
+            ByteBuf victim = it.next().getValue();
             it.remove();
+            bytes -= victim.readableBytes();
+            victim.release();
         }
+    }
+
+    /** Drops every entry (buffers still used by replies are freed when those are done). */
+    public synchronized void clear() {
+        for (ByteBuf b : entries.values()) {
+            b.release();
+        }
+        entries.clear();
+        bytes = 0;
     }
 
     public synchronized long bytes() {
         return bytes;
+    }
+
+    public synchronized long hits() {
+        return hits;
+    }
+
+    public synchronized long misses() {
+        return misses;
     }
 
     @Override

@@ -2,12 +2,13 @@ package io.jbackup.nbd.server;
 
 import io.jbackup.nbd.protocol.Extent;
 import io.jbackup.nbd.protocol.NbdConstants;
-import io.netty.buffer.Unpooled;
+import io.netty.buffer.ByteBuf;
 
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -62,8 +63,13 @@ public final class ChunkedImageExport implements NbdExport {
         return Math.min(source.chunkSize(), 1 << 16) < 4096 ? 4096 : Math.min(source.chunkSize(), 1 << 16);
     }
 
-    private CompletableFuture<byte[]> chunk(long index) {
-        return cache.get(source.contentKey(index), () -> source.readChunk(index));
+    private int chunkLength(long index) {
+        return (int) Math.min(source.chunkSize(), source.size() - index * source.chunkSize());
+    }
+
+    /** Chunk {@code index} with one reference for the caller. */
+    private CompletableFuture<ByteBuf> chunk(long index) {
+        return cache.get(source.contentKey(index), chunkLength(index), () -> source.readChunk(index));
     }
 
     @Override
@@ -71,28 +77,45 @@ public final class ChunkedImageExport implements NbdExport {
         int cs = source.chunkSize();
         long first = offset / cs;
         long last = (offset + length - 1) / cs;
-        List<CompletableFuture<byte[]>> parts = new ArrayList<>();
+        prefetch(first, last);
+        if (first == last) {
+            // the common case: one chunk, no aggregation
+            int from = (int) (offset - first * cs);
+            if (source.isZero(first)) {
+                return CompletableFuture.completedFuture(ReadResult.zeroes(length));
+            }
+            return chunk(first).thenApply(buf -> ReadResult.of(buf.slice(from, length)));
+        }
+        int n = (int) (last - first + 1);
+        List<CompletableFuture<ByteBuf>> parts = new ArrayList<>(n);
         for (long i = first; i <= last; i++) {
             parts.add(source.isZero(i) ? null : chunk(i));
         }
-        prefetch(first, last);
         CompletableFuture<?>[] all = parts.stream().filter(p -> p != null).toArray(CompletableFuture<?>[]::new);
-        return CompletableFuture.allOf(all).thenApply(v -> {
+        return CompletableFuture.allOf(all).handle((v, failure) -> {
+            if (failure != null) {
+                // release the chunks that did arrive, then fail
+                for (CompletableFuture<ByteBuf> p : parts) {
+                    if (p != null && !p.isCompletedExceptionally()) {
+                        p.join().release();
+                    }
+                }
+                throw failure instanceof CompletionException ce ? ce : new CompletionException(failure);
+            }
             ReadResult.Builder b = ReadResult.builder();
             long pos = offset;
             long end = offset + length;
             for (int k = 0; k < parts.size(); k++) {
-                long idx = first + k;
-                long cStart = idx * cs;
+                long cStart = (first + k) * cs;
                 int from = (int) (pos - cStart);
-                int n = (int) (Math.min(end, cStart + cs) - pos);
-                CompletableFuture<byte[]> p = parts.get(k);
+                int len = (int) (Math.min(end, cStart + cs) - pos);
+                CompletableFuture<ByteBuf> p = parts.get(k);
                 if (p == null) {
-                    b.addZeroes(n);
+                    b.addZeroes(len);
                 } else {
-                    b.addData(Unpooled.wrappedBuffer(p.join(), from, n));
+                    b.addData(p.join().slice(from, len)); // the slice carries the reference to the server
                 }
-                pos += n;
+                pos += len;
             }
             return b.build();
         });
@@ -107,7 +130,7 @@ public final class ChunkedImageExport implements NbdExport {
         long n = (source.size() + source.chunkSize() - 1) / source.chunkSize();
         for (long i = last + 1; i <= last + readAhead && i < n; i++) {
             if (!source.isZero(i) && !cache.contains(source.contentKey(i))) {
-                chunk(i);
+                chunk(i).thenAccept(ByteBuf::release);
             }
         }
     }
