@@ -19,6 +19,7 @@ import picocli.CommandLine.Spec;
         BackupCommands.Auto.class,
         RestoreCommand.class,
         ServeCommand.class,
+        CommitOverlayCommand.class,
         InspectCommand.class,
         VerifyCommand.class,
         RepairCommand.class,

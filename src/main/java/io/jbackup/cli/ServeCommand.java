@@ -1,8 +1,8 @@
 package io.jbackup.cli;
 
 import io.jbackup.engine.BackupExports;
-import io.jbackup.nbd.server.ChunkCache;
-import io.jbackup.nbd.server.NbdServer;
+import io.jbackup.engine.BackupServer;
+import io.jbackup.engine.OverlayFiles;
 import io.jbackup.nbd.server.ServerConfig;
 import io.jbackup.store.LockMode;
 import io.jbackup.store.Repository;
@@ -10,15 +10,28 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
+import java.net.InetSocketAddress;
+import java.net.SocketAddress;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 
-/** {@code jbackup serve}: serve every backup over NBD (read-only) for instant recovery. */
+/**
+ * {@code jbackup serve}: serve every backup over NBD for instant recovery, read-only or through writable
+ * copy-on-write overlays.
+ *
+ * <p>SIGTERM and Ctrl-C stop it gracefully: no new connections, requests in flight finish (up to 10 s), overlays
+ * are synced and kept (or deleted with {@code --discard-changes}), the Unix socket is removed, and the process
+ * exits with 0.
+ */
 @Command(name = "serve", mixinStandardHelpOptions = true,
-    description = "Serve the repository's backups over NBD: export DISK@ID for each backup and DISK@latest "
-        + "(VM/DISK@latest for disks of a VM). qemu-img, nbdcopy, qemu-nbd --list or a VM can read them directly. "
-        + "Stops cleanly on Ctrl-C or SIGTERM.")
+    description = {"Serve the repository's backups over NBD: export DISK@ID for each backup and DISK@latest "
+        + "(VM/DISK@latest for disks of a VM). qemu-img, nbdcopy, qemu-nbd --list, the kernel's nbd-client or a VM "
+        + "can read them at once.",
+        "With --writable every export gets a copy-on-write overlay so a VM can boot from a backup; the overlays "
+        + "are kept at shutdown (save one as a new backup with 'jbackup commit-overlay') unless --discard-changes.",
+        "Stops cleanly on Ctrl-C or SIGTERM and exits with 0."})
 public final class ServeCommand implements Callable<Integer> {
     @Mixin
     RepoOptions repo;
@@ -28,16 +41,17 @@ public final class ServeCommand implements Callable<Integer> {
     LoggingMixin logging;
 
     @Option(names = "--listen", paramLabel = "HOST:PORT",
-        description = "TCP address to listen on, e.g. 127.0.0.1:10809 (default: none unless --socket is absent, "
-            + "then 127.0.0.1:10809).")
+        description = "TCP address to listen on, e.g. 127.0.0.1:10809 or [::]:10809 (default: 127.0.0.1:10809 "
+            + "when --socket is not given).")
     String listen;
 
     @Option(names = "--socket", paramLabel = "PATH", description = "Unix socket to listen on.")
     Path socket;
 
     @Option(names = "--cache-size", paramLabel = "MiB", defaultValue = "256",
-        description = "Memory for decompressed chunks shared by all clients (default: ${DEFAULT-VALUE}).")
-    int cacheMiB;
+        description = "Memory for decompressed chunks shared by all clients, off the Java heap (default: "
+            + "${DEFAULT-VALUE}). More than ~400 MiB needs JBACKUP_OPTS with -XX:MaxDirectMemorySize.")
+    long cacheMiB;
 
     @Option(names = "--read-ahead", paramLabel = "CHUNKS", defaultValue = "8",
         description = "Chunks prefetched after sequential reads (default: ${DEFAULT-VALUE}).")
@@ -47,52 +61,113 @@ public final class ServeCommand implements Callable<Integer> {
         description = "Concurrent client connections (default: ${DEFAULT-VALUE}).")
     int maxConnections;
 
+    @Option(names = "--writable", description = "Give every export a copy-on-write overlay (a sparse file): "
+        + "clients may write, the backup never changes.")
+    boolean writable;
+
+    @Option(names = "--overlay-dir", paramLabel = "DIR",
+        description = "Where overlays live (default: REPO/overlays). An overlay left there by an earlier run is "
+            + "continued.")
+    Path overlayDir;
+
+    @Option(names = "--discard-changes", description = "With --writable: start from fresh overlays and delete them "
+        + "at shutdown (kept overlays in the directory are not touched).")
+    boolean discardChanges;
+
     @Override
     public Integer call() throws Exception {
+        if ((overlayDir != null || discardChanges) && !writable) {
+            throw new IllegalArgumentException("--overlay-dir and --discard-changes go with --writable");
+        }
+        if (cacheMiB < 0 || cacheMiB > (1L << 24)) {
+            throw new IllegalArgumentException("--cache-size " + cacheMiB + " (expected: 0 .. 16777216 MiB)");
+        }
         ServerConfig.Builder b = ServerConfig.builder().maxConnections(maxConnections);
         if (listen == null && socket == null) {
             listen = "127.0.0.1:10809";
         }
         if (listen != null) {
-            int colon = listen.lastIndexOf(':');
-            if (colon < 0) {
-                throw new IllegalArgumentException("--listen " + listen + " (expected: HOST:PORT)");
-            }
-            String host = listen.substring(0, colon).replace("[", "").replace("]", "");
-            b.tcp(host.isEmpty() ? "0.0.0.0" : host, Integer.parseInt(listen.substring(colon + 1)));
+            b.tcp(parseListen(listen));
         }
         if (socket != null) {
             b.unixSocket(socket);
         }
-        b.tls(tls.toConfig(false));
+        b.tls(tls.toServerConfig());
+        ServerConfig config = b.build();
+
         CountDownLatch stop = new CountDownLatch(1);
         CountDownLatch closed = new CountDownLatch(1);
-        try (Repository r = repo.open(LockMode.SHARED);
-             BackupExports exports = new BackupExports(r, new ChunkCache((long) cacheMiB << 20), readAhead);
-             NbdServer server = NbdServer.start(b.build(), exports)) {
-            Thread hook = new Thread(() -> {
-                stop.countDown();
-                try {
-                    closed.await(30, java.util.concurrent.TimeUnit.SECONDS); // the server drains, the repository closes
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            }, "jbackup-serve-shutdown");
-            Runtime.getRuntime().addShutdownHook(hook);
-            System.out.println("jbackup: serving " + exports.list().size() + " exports of " + repo.repo()
-                + (server.tcpAddress() != null ? " on nbd://" + hostPort(server.tcpAddress()) : "")
-                + (server.socketPath() != null ? " on nbd+unix:///EXPORT?socket=" + server.socketPath() : "")
-                + " (Ctrl-C to stop)");
+        // SIGTERM / Ctrl-C: wake the main thread, let it shut down in order, then exit 0 (not the JVM's 143)
+        Thread hook = new Thread(() -> {
+            stop.countDown();
+            try {
+                closed.await(60, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
             System.out.flush();
-            stop.await();
+            System.err.flush();
+            Runtime.getRuntime().halt(ExitCodes.OK);
+        }, "jbackup-serve-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
+        try (Repository r = repo.open(LockMode.SHARED)) {
+            long cacheBytes = cacheMiB << 20;
+            BackupServer.Options opts = writable
+                ? BackupServer.Options.writable(cacheBytes, readAhead,
+                    overlayDir != null ? overlayDir : OverlayFiles.defaultDir(r.dir()), discardChanges)
+                : BackupServer.Options.readOnly(cacheBytes, readAhead);
+            try (BackupServer server = BackupServer.start(r, config, opts)) {
+                System.out.println("jbackup: serving " + server.exports().list().size() + " exports of "
+                    + repo.repo() + (writable ? " writable (overlays in " + server.exports().overlayDir()
+                    + (discardChanges ? ", discarded at exit" : "") + ")" : " read-only")
+                    + (server.server().tcpAddress() != null ? " on nbd://" + hostPort(server.server().tcpAddress())
+                    + "/EXPORT" : "")
+                    + (server.server().socketPath() != null ? " on nbd+unix:///EXPORT?socket="
+                    + server.server().socketPath() : "")
+                    + (config.tls().enabled() ? " with TLS (" + config.tls().mode().name().toLowerCase() + ")" : "")
+                    + "; Ctrl-C to stop");
+                System.out.flush();
+                stop.await();
+                server.close();
+                for (BackupExports.KeptOverlay k : server.keptOverlays()) {
+                    System.out.println("jbackup: kept overlay " + k.file() + " (" + k.changedBytes()
+                        + " bytes changed in backup " + k.backupId() + "); save it as a new backup with: jbackup "
+                        + "commit-overlay --repo " + repo.repo() + " --overlay " + k.file());
+                }
+                System.out.println("jbackup: stopped");
+                System.out.flush();
+            }
         } finally {
             closed.countDown();
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException shuttingDown) {
+                // the hook is running and exits with 0 once we return
+            }
         }
         return ExitCodes.OK;
     }
 
-    private static String hostPort(java.net.SocketAddress a) {
-        if (a instanceof java.net.InetSocketAddress i) {
+    static InetSocketAddress parseListen(String listen) {
+        int colon = listen.lastIndexOf(':');
+        if (colon < 0) {
+            throw new IllegalArgumentException("--listen " + listen + " (expected: HOST:PORT, e.g. 127.0.0.1:10809)");
+        }
+        String host = listen.substring(0, colon).replace("[", "").replace("]", "");
+        int port;
+        try {
+            port = Integer.parseInt(listen.substring(colon + 1));
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--listen " + listen + ": port is not a number");
+        }
+        if (port < 0 || port > 65535) {
+            throw new IllegalArgumentException("--listen " + listen + ": port out of range (0 .. 65535)");
+        }
+        return new InetSocketAddress(host.isEmpty() ? "0.0.0.0" : host, port);
+    }
+
+    private static String hostPort(SocketAddress a) {
+        if (a instanceof InetSocketAddress i) {
             String h = i.getAddress().getHostAddress();
             return (h.contains(":") ? "[" + h + "]" : h) + ":" + i.getPort();
         }

@@ -52,4 +52,20 @@ public final class TlsOptions {
         }
         return new TlsConfig(m, x509Dir, pskFile, pskUser, hostname, !noVerify);
     }
+
+    /**
+     * The server side ({@code serve}): {@code --tls-creds DIR} holds {@code server-cert.pem}, {@code server-key.pem}
+     * and, to require client certificates, {@code ca-cert.pem} ({@code --tls-no-verify} stops requiring them);
+     * {@code --tls-psk-file} accepts every identity in the file. {@code prefer} makes TLS optional for clients,
+     * {@code require} (the default with credentials) refuses plaintext. {@code --tls-username} and
+     * {@code --tls-hostname} are client options and are refused here.
+     */
+    public TlsConfig toServerConfig() {
+        if (hostname != null) {
+            throw new IllegalArgumentException("--tls-hostname is a client option; the server presents the "
+                + "certificate in --tls-creds DIR/server-cert.pem");
+        }
+        TlsConfig c = toConfig(false);
+        return c.enabled() ? new TlsConfig(c.mode(), c.x509Dir(), c.pskFile(), null, null, c.verifyPeer()) : c;
+    }
 }

@@ -5,7 +5,9 @@ import io.jbackup.nbd.server.ChunkSource;
 import io.jbackup.nbd.server.ChunkedImageExport;
 import io.jbackup.nbd.server.ExportListing;
 import io.jbackup.nbd.server.ExportProvider;
+import io.jbackup.nbd.server.ForwardingExport;
 import io.jbackup.nbd.server.NbdExport;
+import io.jbackup.nbd.server.OverlayExport;
 import io.jbackup.store.BackupInfo;
 import io.jbackup.store.BackupReader;
 import io.jbackup.store.Repository;
@@ -14,6 +16,8 @@ import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -32,23 +36,77 @@ import java.util.concurrent.CompletableFuture;
  * </ul>
  * Backups are immutable, so one reader per backup is shared by every connection; decompressed chunks are shared
  * through one {@link ChunkCache} keyed by digest.
+ *
+ * <p><b>Writable</b> (with a {@link Writable} policy): every export is a copy-on-write {@link OverlayExport} over
+ * the backup, one per backup (shared by all connections and by all names of that backup, such as
+ * {@code DISK@latest} and {@code DISK@ID}), in files named by {@link OverlayFiles}. Overlays are created on first
+ * open; an overlay kept from an earlier run is continued. On {@link #close()} they are either kept (listed by
+ * {@link #keptOverlays()}, for {@code jbackup commit-overlay}) or, with {@code discardChanges}, deleted.
  */
 public final class BackupExports implements ExportProvider, AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(BackupExports.class);
 
+    /**
+     * Makes the exports writable.
+     *
+     * @param dir            where overlays live (created if needed)
+     * @param discardChanges throw the overlays away on close: they are created fresh in a temporary directory under
+     *                       {@code dir} (so kept overlays there are never touched) and deleted with it
+     */
+    public record Writable(Path dir, boolean discardChanges) {
+    }
+
+    /** An overlay that was kept at close, with the bytes it changed. */
+    public record KeptOverlay(String backupId, Path file, long changedBytes) {
+    }
+
     private final Repository repo;
     private final ChunkCache cache;
     private final int readAhead;
+    private final Writable writable;
+    private final Path overlayDir;
     private final Map<String, BackupReader> readers = new HashMap<>();
+    private final Map<String, SharedOverlay> overlays = new LinkedHashMap<>();
+    private final List<KeptOverlay> kept = new ArrayList<>();
+    private boolean closed;
 
+    /** Read-only exports. */
     public BackupExports(Repository repo, ChunkCache cache, int readAhead) {
         this.repo = repo;
         this.cache = cache;
         this.readAhead = readAhead;
+        this.writable = null;
+        this.overlayDir = null;
+    }
+
+    /** Writable exports with overlays as {@code writable} says. */
+    public BackupExports(Repository repo, ChunkCache cache, int readAhead, Writable writable) throws IOException {
+        this.repo = repo;
+        this.cache = cache;
+        this.readAhead = readAhead;
+        this.writable = writable;
+        try {
+            Files.createDirectories(writable.dir());
+        } catch (IOException e) {
+            throw new IOException("cannot create the overlay directory " + writable.dir() + ": " + e
+                + "; choose a writable one with --overlay-dir", e);
+        }
+        this.overlayDir = writable.discardChanges() ? Files.createTempDirectory(writable.dir(), "discard-")
+            : writable.dir();
+    }
+
+    /** Whether exports are writable overlays. */
+    public boolean writable() {
+        return writable != null;
+    }
+
+    /** The directory overlays are created in (a temporary one with {@code discardChanges}), or null. */
+    public Path overlayDir() {
+        return overlayDir;
     }
 
     /** Export name → backup, in listing order. */
-    private Map<String, BackupInfo> names() throws IOException {
+    private static Map<String, BackupInfo> names(Repository repo) throws IOException {
         List<BackupInfo> all = new ArrayList<>();
         for (BackupInfo b : repo.listBackups()) {
             if ("complete".equals(b.state())) {
@@ -81,7 +139,7 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
     @Override
     public List<ExportListing> list() throws IOException {
         List<ExportListing> out = new ArrayList<>();
-        for (Map.Entry<String, BackupInfo> e : names().entrySet()) {
+        for (Map.Entry<String, BackupInfo> e : names(repo).entrySet()) {
             out.add(new ExportListing(e.getKey(), describe(e.getValue())));
         }
         return out;
@@ -93,30 +151,94 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
             + (b.note() == null || b.note().isEmpty() ? "" : ": " + b.note());
     }
 
+    /**
+     * The backup an export name stands for: a listed name ({@code DISK@ID}, {@code DISK@latest},
+     * {@code VM/DISK@latest}) or any reference {@link Repository#resolve} accepts after the {@code @} (an id prefix,
+     * {@code latest}, {@code @TIME}); null if there is none.
+     */
+    public static BackupInfo resolve(Repository repo, String name) throws IOException {
+        BackupInfo b = names(repo).get(name);
+        if (b != null) {
+            return b;
+        }
+        int at = name.indexOf('@', name.indexOf('/') + 1); // DISK@@TIME: the reference starts with '@'
+        if (at <= 0) {
+            return null;
+        }
+        String disk = name.substring(0, at);
+        String vm = null;
+        int slash = disk.indexOf('/');
+        if (slash > 0) {
+            vm = disk.substring(0, slash);
+            disk = disk.substring(slash + 1);
+        }
+        try {
+            b = repo.resolve(vm, disk, name.substring(at + 1));
+            return b.isComplete() ? b : null;
+        } catch (IOException | IllegalArgumentException e) {
+            LOG.info("export '{}' not found: {}", name, e.getMessage());
+            return null;
+        }
+    }
+
     @Override
     public NbdExport open(String name) throws IOException {
-        BackupInfo b = names().get(name);
+        BackupInfo b = resolve(repo, name);
         if (b == null) {
-            int at = name.lastIndexOf('@');
-            if (at <= 0) {
-                return null;
-            }
-            String disk = name.substring(0, at);
-            String vm = null;
-            int slash = disk.indexOf('/');
-            if (slash > 0) {
-                vm = disk.substring(0, slash);
-                disk = disk.substring(slash + 1);
-            }
-            try {
-                b = repo.resolve(vm, disk, name.substring(at + 1));
-            } catch (IOException | IllegalArgumentException e) {
-                LOG.info("export '{}' not found: {}", name, e.getMessage());
-                return null;
-            }
+            return null;
         }
-        BackupReader reader = reader(b.id());
-        return new ChunkedImageExport(name, describe(b), new ReaderSource(reader), cache, readAhead);
+        if (writable == null) {
+            return new ChunkedImageExport(name, describe(b), new ReaderSource(reader(b.id())), cache, readAhead);
+        }
+        OverlayExport overlay = overlay(b);
+        String description = describe(b) + " (writable overlay " + overlay.overlayFile() + ")";
+        return new ForwardingExport(overlay) {
+            @Override
+            public String name() {
+                return name;
+            }
+
+            @Override
+            public String description() {
+                return description;
+            }
+
+            @Override
+            public void close() {
+                // shared by every connection: closed with the provider
+            }
+        };
+    }
+
+    private record SharedOverlay(OverlayFiles files, OverlayExport export) {
+    }
+
+    private synchronized OverlayExport overlay(BackupInfo b) throws IOException {
+        if (closed) {
+            throw new IOException("the server is shutting down");
+        }
+        SharedOverlay so = overlays.get(b.id());
+        if (so != null) {
+            return so.export();
+        }
+        OverlayFiles files = OverlayFiles.openOrCreate(overlayDir, repo.config().id(), b);
+        try {
+            ChunkedImageExport base = new ChunkedImageExport(b.disk() + "@" + b.id(), describe(b),
+                new ReaderSource(reader(b.id())), cache, readAhead);
+            OverlayExport o = OverlayExport.open(base, files.data());
+            overlays.put(b.id(), new SharedOverlay(files, o));
+            LOG.info("writable overlay {} for backup {} ({} bytes changed so far)", files.data(), b.id(),
+                o.changedBytes());
+            return o;
+        } catch (IOException | RuntimeException e) {
+            files.close();
+            throw e;
+        }
+    }
+
+    /** Overlays kept by {@link #close()} (empty before, and with {@code discardChanges}). */
+    public synchronized List<KeptOverlay> keptOverlays() {
+        return List.copyOf(kept);
     }
 
     private synchronized BackupReader reader(String id) throws IOException {
@@ -128,8 +250,40 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
         return r;
     }
 
+    /**
+     * Closes the overlays (kept: data synced and map written; or deleted with {@code discardChanges}), the readers,
+     * and empties the cache. Call after the server stopped.
+     */
     @Override
     public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        for (SharedOverlay so : overlays.values()) {
+            try {
+                if (writable.discardChanges()) {
+                    so.export().discard();
+                    so.files().delete();
+                } else {
+                    long changed = so.export().changedBytes();
+                    so.export().close();
+                    so.files().close();
+                    kept.add(new KeptOverlay(so.files().meta().backupId(), so.files().data(), changed));
+                }
+            } catch (IOException | RuntimeException e) {
+                LOG.warn("closing overlay {}: {}", so.files().data(), e.toString());
+            }
+        }
+        overlays.clear();
+        if (writable != null && writable.discardChanges()) {
+            try {
+                Files.deleteIfExists(overlayDir);
+            } catch (IOException e) {
+                LOG.warn("cannot remove the temporary overlay directory {}: {}", overlayDir, e.toString());
+            }
+        }
+        cache.clear();
         for (BackupReader r : readers.values()) {
             try {
                 r.close();

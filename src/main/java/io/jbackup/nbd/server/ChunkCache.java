@@ -3,6 +3,7 @@ package io.jbackup.nbd.server;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.PooledByteBufAllocator;
+import io.netty.util.internal.PlatformDependent;
 
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -36,8 +37,22 @@ public final class ChunkCache {
     private long hits;
     private long misses;
 
+    /** Direct memory left for network buffers, TLS and overlays besides the cache. */
+    static final long DIRECT_RESERVE = 64L << 20;
+
+    /**
+     * A cache in netty's pooled direct memory. Fails if {@code maxBytes} plus a reserve of 64 MiB for network
+     * buffers exceeds the JVM's direct-memory limit, naming the JVM option to raise it.
+     */
     public ChunkCache(long maxBytes) {
         this(maxBytes, PooledByteBufAllocator.DEFAULT);
+        long limit = PlatformDependent.maxDirectMemory();
+        if (limit > 0 && maxBytes > limit - DIRECT_RESERVE) {
+            throw new IllegalArgumentException("a chunk cache of " + (maxBytes >> 20) + " MiB does not fit the JVM's "
+                + "direct memory limit of " + (limit >> 20) + " MiB (64 MiB of it are kept for network buffers); "
+                + "use a smaller --cache-size or raise the limit, e.g. JBACKUP_OPTS=\"-Xmx512m -XX:+UseParallelGC "
+                + "-XX:MaxDirectMemorySize=" + ((maxBytes + DIRECT_RESERVE + (1 << 20) - 1) >> 20) + "m\"");
+        }
     }
 
     public ChunkCache(long maxBytes, ByteBufAllocator alloc) {

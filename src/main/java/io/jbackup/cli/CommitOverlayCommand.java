@@ -1,0 +1,91 @@
+package io.jbackup.cli;
+
+import io.jbackup.engine.BackupExports;
+import io.jbackup.engine.OverlayCommit;
+import io.jbackup.engine.OverlayFiles;
+import io.jbackup.store.BackupInfo;
+import io.jbackup.store.LockMode;
+import io.jbackup.store.Repository;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/** {@code jbackup commit-overlay}: save what was written through a writable export as a new backup. */
+@Command(name = "commit-overlay", mixinStandardHelpOptions = true,
+    description = {"Save the image seen through a writable overlay of 'jbackup serve --writable' as a new backup: "
+        + "an incremental on top of the served backup, storing only the chunks the overlay changed (deduplicated). "
+        + "The served backup itself never changes.",
+        "The overlay must not be in use: stop the serve process first. It is deleted after the commit unless "
+            + "--keep-overlay."})
+public final class CommitOverlayCommand implements Callable<Integer> {
+    @Mixin
+    RepoOptions repo;
+    @Mixin
+    JsonMixin json;
+    @Mixin
+    LoggingMixin logging;
+
+    static final class Which {
+        @Option(names = "--overlay", paramLabel = "FILE", required = true,
+            description = "The overlay file (DIR/DISK@ID.overlay, as printed by serve at shutdown).")
+        Path file;
+
+        @Option(names = "--export", paramLabel = "NAME", required = true,
+            description = "The export the overlay was made for (DISK@ID, DISK@latest, VM/DISK@latest); looked up "
+                + "in --overlay-dir.")
+        String export;
+    }
+
+    @ArgGroup(exclusive = true, multiplicity = "1")
+    Which which;
+
+    @Option(names = "--overlay-dir", paramLabel = "DIR",
+        description = "Where serve kept the overlays, for --export (default: REPO/overlays).")
+    Path overlayDir;
+
+    @Option(names = "--note", paramLabel = "TEXT", description = "Note stored with the new backup.")
+    String note;
+
+    @Option(names = "--keep-overlay", description = "Keep the overlay files after the commit (by default they are "
+        + "deleted: the changes are in the new backup).")
+    boolean keep;
+
+    @Override
+    public Integer call() throws Exception {
+        OverlayCommit.Result r;
+        try (Repository rp = repo.open(LockMode.SHARED)) {
+            Path file = which.file;
+            if (file == null) {
+                BackupInfo b = BackupExports.resolve(rp, which.export);
+                if (b == null) {
+                    throw new IllegalArgumentException("no backup for export '" + which.export + "' in "
+                        + repo.repo() + "; name the overlay file with --overlay FILE");
+                }
+                file = OverlayFiles.fileFor(overlayDir != null ? overlayDir : OverlayFiles.defaultDir(rp.dir()), b);
+                if (!Files.exists(OverlayFiles.metaFileOf(file))) {
+                    throw new IllegalArgumentException("no overlay " + file + " for export '" + which.export
+                        + "' (backup " + b.id() + "); if 'latest' moved on since it was served, name the overlay "
+                        + "file with --overlay FILE");
+                }
+            }
+            try (OverlayFiles files = OverlayFiles.openExisting(file)) {
+                r = OverlayCommit.run(rp, files, note, keep);
+            }
+        }
+        if (json.enabled()) {
+            json.print(r);
+        } else {
+            System.out.println((r.vm() == null ? "" : r.vm() + "/") + r.disk() + ": overlay " + r.overlay()
+                + " committed as backup " + r.backupId() + " (incremental on " + r.parentId() + "): "
+                + r.chunks() + " chunks changed (" + r.zeroChunks() + " now zero), "
+                + ConsoleProgress.bytes(r.bytesNew()) + " new" + (r.overlayKept() ? "; overlay kept"
+                : "; overlay deleted"));
+        }
+        return ExitCodes.OK;
+    }
+}
