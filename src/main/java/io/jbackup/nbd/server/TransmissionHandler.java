@@ -493,12 +493,14 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
             for (int i = 0; i < segs.size(); i++) {
                 ReadResult.Segment s = segs.get(i);
                 boolean done = i == segs.size() - 1;
+                // the length before writing: a TLS handler may consume (and release) the buffer inside write()
+                int len = s.length();
                 if (s instanceof ReadResult.Data d) {
                     last = ctx.write(new ServerReply.OffsetData(cookie, done, pos, d.buf()));
                 } else {
-                    last = ctx.write(new ServerReply.OffsetHole(cookie, done, pos, s.length()));
+                    last = ctx.write(new ServerReply.OffsetHole(cookie, done, pos, len));
                 }
-                pos += s.length();
+                pos += len;
             }
             afterWrite(last, cost);
             return;

@@ -60,6 +60,7 @@ class NbdServerTlsTest {
     private static NbdServer start(Path sock, TlsConfig tls) throws IOException {
         SimpleExportProvider p = new SimpleExportProvider().add("sparse", "sparse", () -> sparse)
             .add("mem", "memory", () -> new MemoryExport("mem", "memory", mem, true))
+            .add("split", "reads in several data segments", () -> new SplitReads(new MemoryExport("split", "", mem, true)))
             .add("raw", "memory-mapped raw file", () -> RawFileExport.open(rawFile, "raw", ""));
         return NbdServer.start(ServerConfig.builder().unixSocket(sock).tls(tls).handshakeTimeout(Duration.ofSeconds(20))
             .build(), p);
@@ -100,6 +101,58 @@ class NbdServerTlsTest {
                 "nbds+unix://alice@/sparse?socket=" + sock + "&tls-psk-file=" + wrong.keysFile());
             assertNotEquals(0, bad.exitCode(), bad.toString());
             assertTrue(JSON.readTree(Proc.run("nbdinfo", "--json", uri)).get("TLS").asBoolean());
+        }
+    }
+
+    /** Answers every read with data segments of at most 4 KiB and a zero segment where the data is zero. */
+    static final class SplitReads extends ForwardingExport {
+        SplitReads(NbdExport delegate) {
+            super(delegate);
+        }
+
+        @Override
+        public java.util.concurrent.CompletableFuture<ReadResult> read(long offset, int length) {
+            return delegate.read(offset, length).thenApply(r -> {
+                ReadResult.Builder b = ReadResult.builder();
+                for (ReadResult.Segment seg : r.segments()) {
+                    if (seg instanceof ReadResult.Data d) {
+                        io.netty.buffer.ByteBuf buf = d.buf();
+                        while (buf.isReadable()) {
+                            int n = Math.min(4096, buf.readableBytes());
+                            io.netty.buffer.ByteBuf piece = buf.readRetainedSlice(n);
+                            boolean zero = true;
+                            for (int i = 0; i < n && zero; i++) {
+                                zero = piece.getByte(piece.readerIndex() + i) == 0;
+                            }
+                            if (zero) {
+                                piece.release();
+                                b.addZeroes(n);
+                            } else {
+                                b.addData(piece);
+                            }
+                        }
+                        buf.release();
+                    } else {
+                        b.addZeroes(seg.length());
+                    }
+                }
+                return b.build();
+            });
+        }
+    }
+
+    @Test
+    void repliesOfManySegmentsThroughTlsPsk() throws IOException {
+        // regression: the PSK handler consumes a buffer inside write(); chunk offsets must not depend on it
+        Path sock = dir.resolve("split.sock");
+        Path ref = dir.resolve("mem.ref");
+        java.nio.file.Files.write(ref, mem);
+        try (NbdServer s = start(sock, pskConfig(TlsMode.REQUIRE))) {
+            assertEquals(sock.toAbsolutePath(), s.socketPath());
+            String uri = "nbds+unix://alice@/split?socket=" + sock + "&tls-psk-file=" + psk.keysFile();
+            Path out = dir.resolve("split.raw");
+            Proc.run("nbdcopy", "--request-size=262144", uri, out.toString());
+            assertEquals(Proc.sha256(ref), Proc.sha256(out));
         }
     }
 
