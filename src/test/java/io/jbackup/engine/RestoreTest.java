@@ -1,0 +1,218 @@
+package io.jbackup.engine;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.jbackup.catalog.ChunkLocation;
+import io.jbackup.store.BackupReader;
+import io.jbackup.store.OpenOptions;
+import io.jbackup.store.Repository;
+import io.jbackup.testutil.Cli;
+import io.jbackup.testutil.Proc;
+import io.jbackup.testutil.QemuImages;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@code jbackup restore} to every kind of target: a new qcow2 through a writable qemu-nbd (zero chunks go as
+ * WRITE_ZEROES, so the qcow2 stays as small as the data), an existing file with and without {@code --zero}, a
+ * whole VM backup set to an NBD export and a file, and a damaged pack with and without {@code --ignore-errors}.
+ */
+class RestoreTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final int CHUNK = 64 << 10;
+
+    @TempDir
+    static Path dir;
+    static BackupChain chain;
+
+    @BeforeAll
+    static void build() {
+        chain = BackupChain.build(dir);
+    }
+
+    private static Cli.Result restore(String id, String... extra) {
+        List<String> a = new ArrayList<>(List.of("restore", "--repo", chain.repo().toString(), "--disk", "vda",
+            "--backup", id));
+        a.addAll(List.of(extra));
+        return Cli.run(a.toArray(String[]::new));
+    }
+
+    /** Bytes of {@code raw} in chunks that are not all zero. */
+    private static long dataChunkBytes(Path raw) throws IOException {
+        byte[] b = Files.readAllBytes(raw);
+        long n = 0;
+        for (int off = 0; off < b.length; off += CHUNK) {
+            for (int k = off; k < Math.min(b.length, off + CHUNK); k++) {
+                if (b[k] != 0) {
+                    n += Math.min(CHUNK, b.length - off);
+                    break;
+                }
+            }
+        }
+        return n;
+    }
+
+    @Test
+    void toANewQcow2ThroughQemuNbdWithWriteZeroes() throws IOException {
+        for (int i = 1; i < chain.ids().size(); i++) {
+            Path q = QemuImages.qcow2(dir.resolve("target" + i + ".qcow2"), "16M");
+            boolean stale = i == 2;
+            if (stale) {
+                // a used image: the restore must overwrite everything, zero chunks included
+                QemuImages.io(q, "qcow2", "write -P 0xee 0 16M");
+            }
+            String[] opts = stale ? new String[] {"--discard=unmap"} : new String[0];
+            try (Proc.Background nbd = QemuImages.qemuNbd(dir, q, "qcow2", opts)) {
+                JsonNode j = restore(chain.ids().get(i), "--to", QemuImages.uriOf(nbd), "--json").ok().json();
+                assertEquals("ok", j.get("status").asText());
+                JsonNode d = j.get("disks").get(0);
+                assertEquals(BackupChain.SIZE, d.get("bytesWritten").asLong() + d.get("bytesZero").asLong(), d.toString());
+            }
+            Path snap = chain.snapshots().get(i);
+            String cmp = Proc.run("qemu-img", "compare", "-f", "qcow2", "-F", "raw", q.toString(), snap.toString());
+            assertTrue(cmp.contains("Images are identical"), cmp);
+            // zero chunks went as WRITE_ZEROES (on the used image with --discard=unmap: deallocated), not as data
+            long data = 0;
+            for (JsonNode e : JSON.readTree(Proc.run("qemu-img", "map", "--output=json", q.toString()))) {
+                if (e.get("data").asBoolean()) {
+                    data += e.get("length").asLong();
+                }
+            }
+            assertEquals(dataChunkBytes(snap), data, "allocated data of " + q + " equals the snapshot's data chunks");
+        }
+    }
+
+    @Test
+    void existingFileKeepsOldDataInZeroChunksUnlessZero() throws IOException {
+        Path snap = chain.snapshots().get(2);
+        Path f = dir.resolve("old.raw");
+        Proc.run("qemu-img", "create", "-q", "-f", "raw", f.toString(), "16M");
+        QemuImages.io(f, "raw", "write -P 0xee 0 16M");
+        Cli.Result refused = restore(chain.ids().get(2), "--to", f.toString());
+        assertEquals(2, refused.exitCode(), refused.toString());
+        assertTrue(refused.stderr().contains("--force"), refused.stderr());
+
+        restore(chain.ids().get(2), "--to", f.toString(), "--force").ok();
+        assertNotEquals(Proc.sha256(snap), Proc.sha256(f), "zero chunks keep the old data without --zero");
+        // data chunks are the backup's; the zero chunk [13M, 16M) still holds the old pattern
+        String io = Proc.run("qemu-io", "-r", "-f", "raw", "-c", "read -P 0x11 512k 1M", "-c", "read -P 0x66 6M 128k",
+            "-c", "read -P 0xee 13M 3M", f.toString());
+        assertFalse(io.contains("verification failed"), io);
+
+        restore(chain.ids().get(2), "--to", f.toString(), "--force", "--zero").ok();
+        assertEquals(Proc.sha256(snap), Proc.sha256(f));
+    }
+
+    @Test
+    void vmSetToAnNbdExportAndAFile() throws IOException {
+        Path repo = dir.resolve("vmrepo");
+        Cli.run("init", "--repo", repo.toString(), "--chunk-size", "64K").ok();
+        Path a = QemuImages.qcow2(dir.resolve("vm-vda.qcow2"), "4M");
+        Path b = QemuImages.qcow2(dir.resolve("vm-vdb.qcow2"), "2M");
+        QemuImages.io(a, "qcow2", "write -P 0x0a 0 1M");
+        QemuImages.io(b, "qcow2", "write -P 0x0b 1M 512k");
+        try (Proc.Background sa = QemuImages.qemuNbd(dir, a, "qcow2", "-r", "-A");
+             Proc.Background sb = QemuImages.qemuNbd(dir, b, "qcow2", "-r", "-A")) {
+            Cli.run("full", "--repo", repo.toString(), "--vm", "web", "--source", "vda=" + QemuImages.uriOf(sa),
+                "--source", "vdb=" + QemuImages.uriOf(sb)).ok();
+        }
+        Path qa = QemuImages.qcow2(dir.resolve("vm-new-vda.qcow2"), "4M");
+        Path fb = dir.resolve("vm-new-vdb.raw");
+        try (Proc.Background na = QemuImages.qemuNbd(dir, qa, "qcow2")) {
+            JsonNode j = Cli.run("restore", "--repo", repo.toString(), "--vm", "web", "--to",
+                "vda=" + QemuImages.uriOf(na), "--to", "vdb=" + fb, "--json").ok().json();
+            assertEquals(2, j.get("disks").size(), j.toString());
+        }
+        assertTrue(Proc.run("qemu-img", "compare", "-f", "qcow2", qa.toString(), a.toString())
+            .contains("Images are identical"));
+        assertEquals(Proc.sha256(QemuImages.toRaw(b, dir.resolve("vm-vdb-ref.raw"))), Proc.sha256(fb));
+        Cli.Result missing = Cli.run("restore", "--repo", repo.toString(), "--vm", "web", "--to",
+            "vda=" + dir.resolve("x.raw"));
+        assertEquals(2, missing.exitCode(), missing.toString());
+        assertTrue(missing.stderr().contains("no target for disk vdb"), missing.stderr());
+    }
+
+    @Test
+    void damagedChunkStopsTheRestoreOrIsZeroedWithIgnoreErrors() throws IOException {
+        // copy the repository, then flip a byte in the payload of the chunk at 12.5M of backup 1 (0x55 data, which
+        // backup 0 does not have)
+        Path repo = dir.resolve("damaged-repo");
+        copyTree(chain.repo(), repo);
+        String id = chain.ids().get(1);
+        int index = (12 << 20) / CHUNK + 8;
+        List<Long> positions = new ArrayList<>();
+        try (Repository r = Repository.open(repo, OpenOptions.defaults()); BackupReader reader = r.openBackup(id)) {
+            byte[] digest = reader.digest(index);
+            assertFalse(reader.isZero(index));
+            for (long i = 0; i < reader.chunkCount(); i++) {
+                if (Arrays.equals(digest, reader.digest(i))) {
+                    positions.add(i); // every position deduplicated onto the damaged record
+                }
+            }
+            ChunkLocation loc = r.chunkLocation(digest);
+            try (RandomAccessFile pack = new RandomAccessFile(r.packFile(loc.pack()).toFile(), "rw")) {
+                long at = loc.offset() + loc.length() - 3;
+                pack.seek(at);
+                int v = pack.read();
+                pack.seek(at);
+                pack.write(v ^ 0x40);
+            }
+            assertEquals(16, positions.size(), "the 0x55 chunks deduplicate: " + positions);
+        }
+        Path out = dir.resolve("damaged.raw");
+        Cli.Result stop = Cli.run("restore", "--repo", repo.toString(), "--disk", "vda", "--backup", id, "--to",
+            out.toString());
+        assertEquals(6, stop.exitCode(), stop.toString());
+        long firstOffset = positions.get(0) * CHUNK;
+        assertTrue(stop.stderr().contains("disk offset " + firstOffset) && stop.stderr().contains(id)
+            && stop.stderr().contains("--ignore-errors"), stop.stderr());
+
+        Files.deleteIfExists(out);
+        Cli.Result partial = Cli.run("restore", "--repo", repo.toString(), "--disk", "vda", "--backup", id, "--to",
+            out.toString(), "--ignore-errors", "--json");
+        assertEquals(3, partial.exitCode(), partial.toString());
+        JsonNode j = partial.json();
+        assertEquals("partial", j.get("status").asText());
+        JsonNode damaged = j.get("disks").get(0).get("damaged");
+        assertEquals(positions.size(), damaged.size(), damaged.toString());
+        byte[] expected = Files.readAllBytes(chain.snapshots().get(1));
+        for (int k = 0; k < positions.size(); k++) {
+            assertEquals(positions.get(k) * CHUNK, damaged.get(k).get("offset").asLong());
+            assertEquals(CHUNK, damaged.get(k).get("length").asLong());
+            assertTrue(damaged.get(k).get("error").asText().contains("checksum"), damaged.get(k).toString());
+            Arrays.fill(expected, (int) (positions.get(k) * CHUNK), (int) (positions.get(k) * CHUNK) + CHUNK, (byte) 0);
+        }
+        assertTrue(Arrays.equals(expected, Files.readAllBytes(out)), "zeros where damaged, the backup elsewhere");
+        // the other backups do not use that record and still restore
+        Path ok = dir.resolve("undamaged.raw");
+        Cli.run("restore", "--repo", repo.toString(), "--disk", "vda", "--backup", chain.ids().get(0), "--to",
+            ok.toString()).ok();
+    }
+
+    private static void copyTree(Path from, Path to) throws IOException {
+        try (var s = Files.walk(from)) {
+            for (Path p : (Iterable<Path>) s::iterator) {
+                Path t = to.resolve(from.relativize(p).toString());
+                if (Files.isDirectory(p)) {
+                    Files.createDirectories(t);
+                } else if (!p.getFileName().toString().startsWith("lock")) {
+                    Files.copy(p, t);
+                }
+            }
+        }
+    }
+}
