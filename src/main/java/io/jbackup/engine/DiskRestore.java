@@ -5,20 +5,26 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Deque;
+import java.util.Comparator;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Writes one backup's image to a {@link RestoreTarget}.
  *
- * <p>Chunks are fetched, verified and decompressed on the repository's worker pool with a bounded read-ahead
- * window, and written in order by the calling thread; runs of zero chunks become one hole or WRITE_ZEROES. A
- * damaged chunk stops the restore naming the disk offset and the backup, unless {@code ignoreErrors} is set, in
- * which case zeros are written there and the range is listed in the result.
+ * <p>Up to {@code readAhead} chunks are in flight: they are fetched, verified and decompressed on the repository's
+ * worker pool, and the calling thread writes each one as soon as it is ready, in completion order (not disk
+ * order), so a slow chunk does not hold up the ones behind it. One writer is deliberate: buffered writes to one
+ * file serialise on the inode lock in the kernel (ext4), and writers on the workers would spin there instead of
+ * decoding; an NBD target pipelines the writes anyway. Runs of zero chunks become one hole or WRITE_ZEROES. A damaged chunk stops the restore naming the
+ * disk offset and the backup, unless {@code ignoreErrors} is set, in which case zeros are written there and the
+ * range is listed in the result.
  */
 public final class DiskRestore {
     private static final Logger LOG = LoggerFactory.getLogger(DiskRestore.class);
@@ -29,6 +35,9 @@ public final class DiskRestore {
     private final int readAhead;
     private final ProgressListener progress;
     private final Cancellation cancel;
+    private final List<RestoreResult.DamagedRange> damaged = new ArrayList<>();
+    private final AtomicReference<Throwable> failure = new AtomicReference<>();
+    private final AtomicLong written = new AtomicLong();
 
     public DiskRestore(BackupReader reader, RestoreTarget target, boolean ignoreErrors, int readAhead,
                        ProgressListener progress, Cancellation cancel) {
@@ -43,9 +52,6 @@ public final class DiskRestore {
         this.cancel = cancel;
     }
 
-    private record Pending(long index, CompletableFuture<byte[]> data) {
-    }
-
     public RestoreResult run() throws IOException, InterruptedException {
         long t0 = System.nanoTime();
         long size = reader.imageSize();
@@ -54,12 +60,10 @@ public final class DiskRestore {
         String disk = reader.info().disk();
         String label = (reader.info().vm() == null ? "" : reader.info().vm() + "/") + disk + "@" + reader.info().id();
         progress.started(label, size);
-        Deque<Pending> window = new ArrayDeque<>();
-        List<RestoreResult.DamagedRange> damaged = new ArrayList<>();
-        long written = 0;
+        Semaphore window = new Semaphore(readAhead);
+        BlockingQueue<Done> done = new LinkedBlockingQueue<>(); // fetched chunks, in completion order
         long zero = 0;
         long zeroRunStart = -1;
-        long done = 0;
         long lastReport = 0;
         try {
             for (long i = 0; i <= n; i++) {
@@ -81,59 +85,105 @@ public final class DiskRestore {
                 if (i == n) {
                     break;
                 }
-                window.addLast(new Pending(i, reader.readChunkAsync(i)));
-                while (window.size() >= readAhead) {
-                    written += writeNext(window.pollFirst(), cs, size, damaged);
+                while (!window.tryAcquire()) {
+                    drain(done.take(), cs, size, window);
                 }
+                rethrow();
                 cancel.check();
-                done = i * (long) cs;
+                long index = i;
+                reader.readChunkAsync(index).whenComplete((data, err) -> done.add(new Done(index, data, err)));
                 long now = System.nanoTime();
                 if (now - lastReport > 200_000_000L) {
-                    progress.progress(label, done, written);
+                    progress.progress(label, i * (long) cs, written.get());
                     lastReport = now;
                 }
             }
-            while (!window.isEmpty()) {
-                written += writeNext(window.pollFirst(), cs, size, damaged);
+            while (window.availablePermits() < readAhead) {
+                drain(done.take(), cs, size, window);
             }
+            rethrow();
             target.flush();
         } finally {
-            for (Pending p : window) {
-                p.data().cancel(false);
+            while (window.availablePermits() < readAhead) {
+                // stopping early: let the chunks in flight finish before the target is closed
+                try {
+                    done.take();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    break;
+                }
+                window.release();
             }
-            progress.progress(label, size, written);
+            progress.progress(label, size, written.get());
             progress.finished(label);
         }
         double secs = (System.nanoTime() - t0) / 1e9;
-        return new RestoreResult(disk, reader.info().id(), target.toString(), size, written, zero, secs,
-            secs > 0 ? size / secs / 1e6 : 0, damaged);
+        List<RestoreResult.DamagedRange> d;
+        synchronized (damaged) {
+            d = new ArrayList<>(damaged);
+        }
+        d.sort(Comparator.comparingLong(RestoreResult.DamagedRange::offset));
+        return new RestoreResult(disk, reader.info().id(), target.toString(), size, written.get(), zero, secs,
+            secs > 0 ? size / secs / 1e6 : 0, d);
     }
 
-    private long writeNext(Pending p, int cs, long size, List<RestoreResult.DamagedRange> damaged)
-        throws IOException, InterruptedException {
-        long offset = p.index() * (long) cs;
-        int len = (int) Math.min(cs, size - offset);
-        byte[] data;
+    private record Done(long index, byte[] data, Throwable err) {
+    }
+
+    private void drain(Done d, int cs, long size, Semaphore window) throws IOException {
         try {
-            data = p.data().get();
-        } catch (ExecutionException e) {
-            Throwable cause = DiskBackup.unwrap(e);
-            String what = "chunk " + p.index() + " (disk offset " + offset + ", " + len + " bytes) of backup "
+            store(d.index(), d.data(), d.err(), cs, size);
+        } catch (IOException | RuntimeException e) {
+            failure.compareAndSet(null, e);
+        } finally {
+            window.release();
+        }
+        rethrow();
+    }
+
+    private void rethrow() throws IOException {
+        Throwable t = failure.get();
+        if (t instanceof IOException io) {
+            throw io;
+        }
+        if (t instanceof RuntimeException re) {
+            throw re;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        if (t != null) {
+            throw new IOException(t);
+        }
+    }
+
+    /** Writes a fetched chunk, or handles its failure (on the calling thread). */
+    private void store(long index, byte[] data, Throwable err, int cs, long size) throws IOException {
+        if (failure.get() != null) {
+            return; // the restore is stopping
+        }
+        long offset = index * (long) cs;
+        int len = (int) Math.min(cs, size - offset);
+        if (err != null) {
+            Throwable cause = err instanceof CompletionException && err.getCause() != null ? err.getCause() : err;
+            String what = "chunk " + index + " (disk offset " + offset + ", " + len + " bytes) of backup "
                 + reader.info().id() + " of disk " + reader.info().disk() + " cannot be read: " + cause.getMessage();
             if (!ignoreErrors) {
                 throw new IOException(what + "; the restore stopped. Run 'jbackup verify' to see every damaged chunk, "
                     + "or restore with --ignore-errors to write zeros there and continue", cause);
             }
             LOG.warn("{}; writing zeros there (--ignore-errors)", what);
-            damaged.add(new RestoreResult.DamagedRange(offset, len, cause.getMessage()));
+            synchronized (damaged) {
+                damaged.add(new RestoreResult.DamagedRange(offset, len, cause.getMessage()));
+            }
             target.writeZeroes(offset, len);
-            return 0;
+            return;
         }
         if (data.length < len) {
-            throw new IOException("chunk " + p.index() + " of backup " + reader.info().id() + " holds " + data.length
+            throw new IOException("chunk " + index + " of backup " + reader.info().id() + " holds " + data.length
                 + " bytes, expected " + len);
         }
         target.write(offset, data, len);
-        return len;
+        written.addAndGet(len);
     }
 }
