@@ -99,7 +99,7 @@ kill "$dpid"; wait "$dpid" 2>/dev/null || true
 # ---- 3. restore
 out=$work/restore.raw; conv=$work/convert.raw
 rm -f "$out"
-"$J" restore --repo "$repo" --disk vda --to "$out" -q
+"$J" restore --repo "$repo" --disk vda --to "$out" -q >/dev/null
 [ "$(sha256sum "$out" | cut -d' ' -f1)" = "$want" ] || { echo "restored image differs from day3.raw" >&2; exit 1; }
 R=(); C=(); CS=()
 for r in $(seq "$ROUNDS"); do

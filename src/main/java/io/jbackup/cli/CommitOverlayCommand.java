@@ -1,6 +1,7 @@
 package io.jbackup.cli;
 
 import io.jbackup.engine.BackupExports;
+import io.jbackup.engine.Cancellation;
 import io.jbackup.engine.OverlayCommit;
 import io.jbackup.engine.OverlayFiles;
 import io.jbackup.store.BackupInfo;
@@ -73,8 +74,9 @@ public final class CommitOverlayCommand implements Callable<Integer> {
                         + "file with --overlay FILE");
                 }
             }
+            Cancellation cancel = new Cancellation();
             try (OverlayFiles files = OverlayFiles.openExisting(file)) {
-                r = OverlayCommit.run(rp, files, note, keep);
+                r = Interrupts.run(cancel, () -> OverlayCommit.run(rp, files, note, keep, cancel));
             }
         }
         if (json.enabled()) {

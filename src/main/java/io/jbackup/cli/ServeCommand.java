@@ -116,7 +116,13 @@ public final class ServeCommand implements Callable<Integer> {
                 ? BackupServer.Options.writable(cacheBytes, readAhead,
                     overlayDir != null ? overlayDir : OverlayFiles.defaultDir(r.dir()), discardChanges)
                 : BackupServer.Options.readOnly(cacheBytes, readAhead);
-            try (BackupServer server = BackupServer.start(r, config, opts)) {
+            BackupServer started;
+            try {
+                started = BackupServer.start(r, config, opts);
+            } catch (java.net.BindException e) {
+                throw new IllegalArgumentException(e.getMessage(), e);
+            }
+            try (BackupServer server = started) {
                 System.out.println("jbackup: serving " + server.exports().list().size() + " exports of "
                     + repo.repo() + (writable ? " writable (overlays in " + server.exports().overlayDir()
                     + (discardChanges ? ", discarded at exit" : "") + ")" : " read-only")

@@ -58,6 +58,15 @@ public final class OverlayCommit {
      * afterwards unless {@code keep}.
      */
     public static Result run(Repository repo, OverlayFiles files, String note, boolean keep) throws IOException {
+        return run(repo, files, note, keep, new Cancellation());
+    }
+
+    /**
+     * As {@link #run(Repository, OverlayFiles, String, boolean)}; a cancellation aborts the new backup (nothing of
+     * it stays visible) and leaves the overlay as it was.
+     */
+    public static Result run(Repository repo, OverlayFiles files, String note, boolean keep, Cancellation cancel)
+        throws IOException {
         OverlayFiles.Meta m = files.meta();
         if (!m.repositoryId().equals(repo.config().id())) {
             throw new IllegalArgumentException("overlay " + files.data() + " was made on a backup of repository "
@@ -73,7 +82,7 @@ public final class OverlayCommit {
                 new BackupExports.ReaderSource(reader), cache, 0);
             OverlayExport overlay = OverlayExport.open(base, files.data());
             try {
-                result = commit(repo, files, parent, reader, overlay, note);
+                result = commit(repo, files, parent, overlay, note, cancel);
             } finally {
                 overlay.close();
                 cache.clear();
@@ -87,8 +96,8 @@ public final class OverlayCommit {
             result.changedBytes(), result.chunks(), result.zeroChunks(), result.bytesNew(), keep);
     }
 
-    private static Result commit(Repository repo, OverlayFiles files, BackupInfo parent, BackupReader reader,
-                                 OverlayExport overlay, String note) throws IOException {
+    private static Result commit(Repository repo, OverlayFiles files, BackupInfo parent, OverlayExport overlay,
+                                 String note, Cancellation cancel) throws IOException {
         int cs = parent.chunkSize();
         long size = parent.imageSize();
         TreeSet<Long> touched = new TreeSet<>();
@@ -115,6 +124,7 @@ public final class OverlayCommit {
             List<CompletableFuture<Void>> puts = new ArrayList<>();
             var it = touched.iterator();
             while (it.hasNext() || !reads.isEmpty()) {
+                cancel.check();
                 while (it.hasNext() && reads.size() < WINDOW) {
                     long i = it.next();
                     int len = (int) Math.min(cs, size - i * cs);

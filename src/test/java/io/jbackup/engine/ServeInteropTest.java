@@ -123,6 +123,22 @@ class ServeInteropTest {
     }
 
     @Test
+    void aQcow2OverlayOnTheBackupExportTakesWritesLikeAVmDisk() throws IOException {
+        // instant recovery without --writable: qemu keeps the VM's writes in its own qcow2 on top of the backup
+        Path top = dir.resolve("vm-changes.qcow2");
+        Proc.run("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", uri(export(1)), top.toString());
+        Proc.run("qemu-io", "-f", "qcow2", "-c", "write -P 0x99 1M 64k", top.toString());
+        String io = Proc.run("qemu-io", "-r", "-f", "qcow2", "-c", "read -P 0x99 1M 64k", "-c", "read -P 0x55 12M 1M",
+            "-c", "read -P 0x44 100k 4k", top.toString());
+        assertFalse(io.contains("verification failed"), io);
+        Path expected = dir.resolve("vm-expected.raw");
+        Files.copy(chain.snapshots().get(1), expected);
+        Proc.run("qemu-io", "-f", "raw", "-c", "write -P 0x99 1M 64k", expected.toString());
+        String cmp = Proc.run("qemu-img", "compare", "-f", "qcow2", "-F", "raw", top.toString(), expected.toString());
+        assertTrue(cmp.contains("Images are identical"), cmp);
+    }
+
+    @Test
     void mapReportsExactlyTheZeroChunksAsHoleAndZero() throws IOException {
         for (int i = 0; i < chain.ids().size(); i++) {
             JsonNode map = JSON.readTree(Proc.run("nbdinfo", "--json", "--map", uri(export(i))));

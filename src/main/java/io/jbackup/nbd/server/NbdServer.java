@@ -93,8 +93,8 @@ public final class NbdServer implements AutoCloseable {
     }
 
     /**
-     * Starts listening. Fails if an address is in use or TLS credentials cannot be loaded. A stale Unix socket file
-     * at the path is replaced; any other existing file is an error.
+     * Starts listening. Fails if an address is in use ({@link java.net.BindException}) or TLS credentials cannot be
+     * loaded. A stale Unix socket file at the path is replaced; any other existing file is an error.
      */
     public static NbdServer start(ServerConfig config, ExportProvider exports) throws IOException {
         NbdServer s = new NbdServer(config, exports);
@@ -134,8 +134,8 @@ public final class NbdServer implements AutoCloseable {
         }
         BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
         if (!a.isOther()) {
-            throw new IOException("cannot listen on " + p + ": the path exists and is not a socket; remove it or "
-                + "choose another --socket path");
+            throw new java.net.BindException("cannot listen on " + p + ": the path exists and is not a socket; "
+                + "remove it or choose another --socket path");
         }
         Files.delete(p);
     }
@@ -143,7 +143,10 @@ public final class NbdServer implements AutoCloseable {
     private Channel bindOrThrow(ServerBootstrap b, SocketAddress address, String what) throws IOException {
         var f = b.bind(address).awaitUninterruptibly();
         if (!f.isSuccess()) {
-            throw new IOException("cannot listen on " + what + ": " + f.cause().getMessage(), f.cause());
+            java.net.BindException e = new java.net.BindException("cannot listen on " + what + ": "
+                + f.cause().getMessage());
+            e.initCause(f.cause());
+            throw e;
         }
         return f.channel();
     }
