@@ -1,0 +1,214 @@
+package io.jbackup.engine;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.jbackup.nbd.client.ClientOptions;
+import io.jbackup.nbd.client.NbdClient;
+import io.jbackup.qmp.BlockNodes;
+import io.jbackup.qmp.FakeGuestAgent;
+import io.jbackup.qmp.QmpClient;
+import io.jbackup.store.Repository;
+import io.jbackup.store.RepositoryOptions;
+import io.jbackup.testutil.Cli;
+import io.jbackup.testutil.Proc;
+import io.jbackup.testutil.QemuImages;
+import io.jbackup.testutil.StorageDaemon;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.TreeSet;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Live backups of a running qemu-storage-daemon through QMP: jbackup makes the fleecing export and manages the
+ * bitmaps; a second, writable NBD export of the same node plays the guest. Every backup is restored and compared by
+ * SHA-256 with a raw snapshot of the disk at the backup's point in time.
+ */
+class LiveBackupTest {
+    private static final int SIZE = 16 << 20;
+
+    @TempDir
+    Path dir;
+
+    private Path repo() {
+        return dir.resolve("repo");
+    }
+
+    private void init() throws IOException {
+        Repository.init(repo(), RepositoryOptions.defaults().withChunkSize(64 * 1024), null).close();
+    }
+
+    private Path image() {
+        Path img = QemuImages.qcow2(dir.resolve("vm.qcow2"), "16M");
+        QemuImages.io(img, "qcow2", "write -P 0x11 0 3M", "write -P 0x22 8M 1M", "write -P 0x33 15M 1M");
+        return img;
+    }
+
+    private JsonNode live(String cmd, StorageDaemon qsd, String... extra) {
+        List<String> a = new ArrayList<>(List.of(cmd, "--repo", repo().toString(), "--disk", "vda",
+            "--qmp", qsd.qmp().toString(), "--node", "disk0", "--json"));
+        a.addAll(List.of(extra));
+        Cli.Result r = Cli.run(a.toArray(String[]::new)).ok();
+        JsonNode d = r.json().get("disks").get(0);
+        assertEquals("ok", d.get("status").asText(), r.toString());
+        return d;
+    }
+
+    private String restoreSha(String id) {
+        Path out = dir.resolve("restore-" + id + ".raw");
+        Cli.run("restore", "--repo", repo().toString(), "--disk", "vda", "--backup", id, "--to", out.toString()).ok();
+        return Proc.sha256(out);
+    }
+
+    /** A raw snapshot of the guest's view of the disk, read through the guest export. */
+    private String guestSha(StorageDaemon qsd, String name) {
+        Path out = dir.resolve(name + ".raw");
+        Proc.run("nbdcopy", qsd.guestUri().toString(), out.toString());
+        return Proc.sha256(out);
+    }
+
+    private static NbdClient guest(StorageDaemon qsd) throws IOException {
+        return NbdClient.connect(qsd.guestUri(), ClientOptions.defaults());
+    }
+
+    private static void write(NbdClient g, long offset, int length, int pattern) throws Exception {
+        byte[] b = new byte[length];
+        java.util.Arrays.fill(b, (byte) pattern);
+        g.write(offset, b, 0, length, false).get(30, TimeUnit.SECONDS);
+    }
+
+    /** Named bitmaps of node disk0, as the test's own monitor sees them. */
+    private static List<BlockNodes.DirtyBitmap> bitmaps(QmpClient q) throws IOException {
+        return BlockNodes.node(q, "disk0").bitmaps();
+    }
+
+    /** Nothing of jbackup's is left in QEMU: no export but the guest's, no extra node, no job. */
+    private static void assertNoLeftovers(QmpClient q) throws IOException {
+        List<String> exports = new ArrayList<>();
+        q.execute("query-block-exports").forEach(e -> exports.add(e.path("id").asText()));
+        exports.remove("guest");
+        assertEquals(List.of(), exports, "exports left behind");
+        assertEquals(0, q.execute("query-jobs").size(), "jobs left behind: " + q.execute("query-jobs"));
+        List<String> nodes = BlockNodes.nodes(q).stream().map(BlockNodes.Node::name).sorted().toList();
+        assertEquals(List.of("disk0", "file0"), nodes, "nodes left behind");
+    }
+
+    @Test
+    void chainOfFiveLiveIncrementalsRestoresBitExact() throws Exception {
+        init();
+        Path img = image();
+        List<String> ids = new ArrayList<>();
+        List<String> shas = new ArrayList<>();
+        try (StorageDaemon qsd = StorageDaemon.start(dir, img, true);
+             QmpClient q = QmpClient.connect(qsd.testQmp(), Duration.ofSeconds(10));
+             NbdClient g = guest(qsd)) {
+            String server = qsd.nbdServer().toString();
+            JsonNode full = live("full", qsd, "--nbd-server", server);
+            assertEquals("full", full.get("type").asText());
+            ids.add(full.get("backupId").asText());
+            shas.add(guestSha(qsd, "snap0"));
+            Random rnd = new Random(6);
+            for (int i = 1; i <= 5; i++) {
+                // a day of guest I/O: new data, an overwrite inside a chunk, zeroes, a trim
+                write(g, (long) rnd.nextInt(SIZE / 65536) * 65536, 65536, 0x40 + i);
+                write(g, 100_000L * i, 4096, 0x50 + i);
+                g.writeZeroes((long) rnd.nextInt(SIZE / 65536) * 65536, 131072, false).get(30, TimeUnit.SECONDS);
+                g.trim(8L << 20, 65536L * i).get(30, TimeUnit.SECONDS);
+                g.flush().get(30, TimeUnit.SECONDS);
+                shas.add(guestSha(qsd, "snap" + i));
+                JsonNode inc = live(i % 2 == 0 ? "auto" : "incremental", qsd, "--nbd-server", server);
+                assertEquals("incremental", inc.get("type").asText(), inc.toString());
+                assertEquals(ids.get(i - 1), inc.get("parentId").asText());
+                assertTrue(inc.get("bytesRead").asLong() <= 8L * 65536, "reads only dirty chunks: " + inc);
+                ids.add(inc.get("backupId").asText());
+                List<BlockNodes.DirtyBitmap> bms = bitmaps(q);
+                assertEquals(1, bms.size(), "exactly the newest backup's bitmap stays: " + bms);
+                assertTrue(bms.get(0).recording() && bms.get(0).persistent(), bms.toString());
+                assertTrue(bms.get(0).name().endsWith("-vda-" + (i + 1)), bms.toString());
+            }
+            assertNoLeftovers(q);
+        }
+        for (int i = 0; i < ids.size(); i++) {
+            assertEquals(shas.get(i), restoreSha(ids.get(i)), "backup " + i + " (" + ids.get(i) + ")");
+        }
+    }
+
+    @Test
+    void privateServerGuestFreezeRestartAndMissingBitmap() throws Exception {
+        init();
+        Path img = image();
+        Path scratch = Files.createDirectory(dir.resolve("scratch"));
+        String id0;
+        String sha0 = Proc.sha256(QemuImages.toRaw(img, dir.resolve("base.raw")));
+        try (StorageDaemon qsd = StorageDaemon.start(dir, img, false);
+             QmpClient q = QmpClient.connect(qsd.testQmp(), Duration.ofSeconds(10))) {
+            // the agent checks, while it is asked to freeze and thaw, whether the point in time exists yet
+            List<String> seen = new ArrayList<>();
+            try (FakeGuestAgent qga = new FakeGuestAgent(dir.resolve("qga.sock"), cmd -> {
+                try {
+                    seen.add(cmd + " jobs=" + q.execute("query-block-jobs").size());
+                } catch (IOException e) {
+                    seen.add(cmd + " " + e);
+                }
+            })) {
+                JsonNode full = live("full", qsd, "--qga", qga.socket().toString(), "--scratch-dir",
+                    scratch.toString());
+                id0 = full.get("backupId").asText();
+                assertEquals(List.of("guest-fsfreeze-freeze jobs=0", "guest-fsfreeze-thaw jobs=1"), seen,
+                    "frozen before the transaction, thawed after it");
+            }
+            assertNoLeftovers(q);
+            try (Stream<Path> left = Files.list(scratch)) {
+                assertEquals(List.of(), left.toList(), "fleecing image and socket deleted");
+            }
+            // the private NBD server is gone: the test can start its own
+            q.execute("nbd-server-start", QmpClient.args("addr", Map.of("type", "unix",
+                "data", Map.of("path", dir.resolve("t.sock").toString()))));
+            q.execute("nbd-server-stop");
+        }
+        assertEquals(sha0, restoreSha(id0));
+
+        // the VM is off: writes happen; the bitmap was stored in the image when QEMU stopped
+        QemuImages.io(img, "qcow2", "write -P 0x77 4M 128k", "discard 8M 64k");
+        String sha1 = Proc.sha256(QemuImages.toRaw(img, dir.resolve("snap1.raw")));
+        try (StorageDaemon qsd = StorageDaemon.start(dir, img, false);
+             QmpClient q = QmpClient.connect(qsd.testQmp(), Duration.ofSeconds(10))) {
+            JsonNode auto = live("auto", qsd);
+            assertEquals("incremental", auto.get("type").asText(), auto.toString());
+            assertTrue(auto.get("bytesRead").asLong() <= 3 * 65536, auto.toString());
+            assertEquals(sha1, restoreSha(auto.get("backupId").asText()));
+
+            // someone removes jbackup's bitmap: incremental refuses, auto makes a full backup and says why
+            String bm = bitmaps(q).get(0).name();
+            q.execute("block-dirty-bitmap-remove", QmpClient.args("node", "disk0", "name", bm));
+            Cli.Result r = Cli.run("incremental", "--repo", repo().toString(), "--disk", "vda", "--qmp",
+                qsd.qmp().toString(), "--node", "disk0");
+            assertEquals(2, r.exitCode(), r.toString());
+            assertTrue(r.stderr().contains("bitmap " + bm) && r.stderr().contains("missing"), r.stderr());
+            assertEquals(0, bitmaps(q).size(), "a refused incremental changes nothing in QEMU");
+            JsonNode full = live("auto", qsd);
+            assertEquals("full", full.get("type").asText());
+            assertTrue(full.get("reason").asText().contains("missing"), full.toString());
+            assertEquals(sha1, restoreSha(full.get("backupId").asText()));
+            assertNoLeftovers(q);
+        }
+    }
+}
