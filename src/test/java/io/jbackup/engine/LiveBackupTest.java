@@ -211,4 +211,251 @@ class LiveBackupTest {
             assertNoLeftovers(q);
         }
     }
+
+    // ---------------------------------------------------------------- through the API, with a guest writing
+
+    private List<DiskResult> liveApi(StorageDaemon qsd, BackupMode mode, ProgressListener listener, Cancellation c)
+        throws Exception {
+        try (Repository r = Repository.open(repo(), io.jbackup.store.OpenOptions.defaults())) {
+            LiveSource src = LiveSource.of(qsd.qmp(), List.of(new LiveSource.Disk("vda", "disk0", null)))
+                .withNbdServer(qsd.nbdServer());
+            return new LiveBackup(r, EngineOptions.defaults().withRetries(1, Duration.ofMillis(10)), listener, c)
+                .run(src, null, mode, ClientOptions.defaults(), Map.of(), null);
+        }
+    }
+
+    /**
+     * The guest: sequential 4 KiB writes of distinct patterns at random 4 KiB blocks, each acknowledged before the
+     * next is sent. Because QEMU drains I/O for a transaction, a point in time holds exactly the first k writes.
+     */
+    static final class GuestWriter implements AutoCloseable {
+        private static final int BLOCK = 4096;
+        private final NbdClient client;
+        private final int[] blocks = new int[1 << 20];
+        private final AtomicInteger issued = new AtomicInteger();
+        private final AtomicInteger completed = new AtomicInteger();
+        private final AtomicBoolean stop = new AtomicBoolean();
+        private final CompletableFuture<Void> done = new CompletableFuture<>();
+
+        GuestWriter(NbdClient client) {
+            this.client = client;
+            Thread t = new Thread(this::run, "guest-writer");
+            t.setDaemon(true);
+            t.start();
+        }
+
+        static byte[] pattern(int seq) {
+            byte[] b = new byte[BLOCK];
+            java.util.Arrays.fill(b, (byte) (seq * 31 + 7));
+            ByteBuffer.wrap(b).putLong(seq + 1L);
+            return b;
+        }
+
+        private void run() {
+            Random rnd = new Random(42);
+            try {
+                for (int seq = 0; !stop.get() && seq < blocks.length; seq++) {
+                    blocks[seq] = rnd.nextInt(SIZE / BLOCK);
+                    issued.set(seq + 1);
+                    client.write((long) blocks[seq] * BLOCK, pattern(seq), 0, BLOCK, false).get(30, TimeUnit.SECONDS);
+                    completed.set(seq + 1);
+                }
+                done.complete(null);
+            } catch (Exception e) {
+                done.completeExceptionally(e);
+            }
+        }
+
+        int issued() {
+            return issued.get();
+        }
+
+        int completed() {
+            return completed.get();
+        }
+
+        void awaitCompleted(int n) throws Exception {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (completed.get() < n) {
+                assertFalse(done.isCompletedExceptionally(), "the writer failed");
+                assertTrue(System.nanoTime() < deadline, "the writer is stuck at " + completed.get());
+                Thread.sleep(1);
+            }
+        }
+
+        /** The disk after the first {@code k} writes on top of {@code base}. */
+        byte[] model(byte[] base, int k) {
+            byte[] m = base.clone();
+            for (int seq = 0; seq < k; seq++) {
+                System.arraycopy(pattern(seq), 0, m, blocks[seq] * BLOCK, BLOCK);
+            }
+            return m;
+        }
+
+        /** How many writes an image holds: the highest sequence number found in a written block whose pattern matches. */
+        int writesIn(byte[] image) {
+            int k = 0;
+            for (int b = 0; b < SIZE / BLOCK; b++) {
+                long seq = ByteBuffer.wrap(image, b * BLOCK, 8).getLong() - 1;
+                if (seq >= 0 && seq < issued.get() && blocks[(int) seq] == b && java.util.Arrays.equals(image,
+                    b * BLOCK, (b + 1) * BLOCK, pattern((int) seq), 0, BLOCK)) {
+                    k = Math.max(k, (int) seq + 1);
+                }
+            }
+            return k;
+        }
+
+        /** The 64 KiB chunks written by writes {@code from} .. {@code to - 1}. */
+        TreeSet<Integer> chunks(int from, int to) {
+            TreeSet<Integer> s = new TreeSet<>();
+            for (int seq = from; seq < to; seq++) {
+                s.add(blocks[seq] * BLOCK / 65536);
+            }
+            return s;
+        }
+
+        int stop() throws Exception {
+            stop.set(true);
+            done.get(30, TimeUnit.SECONDS);
+            return completed.get();
+        }
+
+        @Override
+        public void close() {
+            stop.set(true);
+        }
+    }
+
+    private static String sha(byte[] b) throws Exception {
+        return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(b));
+    }
+
+    private byte[] restore(String id) throws IOException {
+        Path out = dir.resolve("restore-" + id + ".raw");
+        Cli.run("restore", "--repo", repo().toString(), "--disk", "vda", "--backup", id, "--to", out.toString()).ok();
+        return Files.readAllBytes(out);
+    }
+
+    @Test
+    void writesDuringTheBackupAreLeftOutAndTheNextIncrementalHasExactlyThem() throws Exception {
+        init();
+        Path img = image();
+        try (StorageDaemon qsd = StorageDaemon.start(dir, img, true);
+             QmpClient q = QmpClient.connect(qsd.testQmp(), Duration.ofSeconds(10));
+             NbdClient g = guest(qsd)) {
+            live("full", qsd, "--nbd-server", qsd.nbdServer().toString());
+            guestSha(qsd, "base");
+            byte[] base = Files.readAllBytes(dir.resolve("base.raw"));
+            try (GuestWriter w = new GuestWriter(g)) {
+                w.awaitCompleted(200);
+                int before = w.completed();
+                int[] atGate = new int[1];
+                // after the transaction, before any read: let the guest overwrite plenty of blocks
+                ProgressListener gate = new ProgressListener() {
+                    @Override
+                    public void started(String disk, long totalBytes) {
+                        atGate[0] = w.issued();
+                        try {
+                            w.awaitCompleted(atGate[0] + 1000);
+                        } catch (Exception e) {
+                            throw new AssertionError(e);
+                        }
+                    }
+                };
+                List<DiskResult> r1 = liveApi(qsd, BackupMode.AUTO, gate, new Cancellation());
+                assertTrue(r1.get(0).ok(), r1.toString());
+                assertEquals("incremental", r1.get(0).type());
+                w.awaitCompleted(w.completed() + 200);
+                int total = w.stop();
+
+                byte[] finalImage = w.model(base, total);
+                assertEquals(guestSha(qsd, "final"), sha(finalImage), "the writer's model matches the disk");
+
+                byte[] b1 = restore(r1.get(0).backupId());
+                int k = w.writesIn(b1);
+                assertTrue(before <= k && k <= atGate[0], "the point in time lies within the call: " + before
+                    + " <= " + k + " <= " + atGate[0]);
+                assertTrue(total - k >= 1200, "writes after the point in time: " + (total - k));
+                assertEquals(sha(w.model(base, k)), sha(b1), "the backup is the disk after exactly " + k + " writes");
+
+                List<DiskResult> r2 = liveApi(qsd, BackupMode.INCREMENTAL, ProgressListener.NONE, new Cancellation());
+                assertTrue(r2.get(0).ok(), r2.toString());
+                assertEquals(sha(finalImage), sha(restore(r2.get(0).backupId())));
+                long expected = (long) w.chunks(k, total).size() * 65536;
+                assertEquals(expected, r2.get(0).bytesRead(),
+                    "the next incremental reads exactly the chunks written after the point in time");
+            }
+            assertNoLeftovers(q);
+        }
+    }
+
+    @Test
+    void aFailedBackupLeavesTheBitmapsSoTheNextIncrementalIsComplete() throws Exception {
+        init();
+        Path img = image();
+        try (StorageDaemon qsd = StorageDaemon.start(dir, img, true);
+             QmpClient q = QmpClient.connect(qsd.testQmp(), Duration.ofSeconds(10));
+             NbdClient g = guest(qsd)) {
+            String server = qsd.nbdServer().toString();
+            String id0 = live("full", qsd, "--nbd-server", server).get("backupId").asText();
+            String prev = bitmaps(q).get(0).name();
+            int region = 0;
+
+            // 1. the NBD connection is killed mid-backup: the export is removed with force
+            // 2. the backup is cancelled (Ctrl-C)
+            // 3. QEMU's fleecing job is cancelled behind jbackup's back: the point in time is gone
+            for (int mode = 1; mode <= 3; mode++) {
+                write(g, (long) region++ << 20, 65536, 0xA0 + mode); // before the point in time: in prev
+                int m = mode;
+                Cancellation cancel = new Cancellation();
+                ProgressListener saboteur = new ProgressListener() {
+                    @Override
+                    public void started(String disk, long totalBytes) {
+                        try {
+                            write(g, (long) (10 + m) << 20, 65536, 0xB0 + m); // after it: only in the new bitmap
+                            String export = null;
+                            for (JsonNode e : q.execute("query-block-exports")) {
+                                if (!e.path("id").asText().equals("guest")) {
+                                    export = e.path("id").asText();
+                                }
+                            }
+                            switch (m) {
+                                case 1 -> q.execute("block-export-del", QmpClient.args("id", export, "mode", "hard"));
+                                case 2 -> cancel.cancel("test: interrupted");
+                                default -> q.execute("block-job-cancel", QmpClient.args("device", export + "-fleece",
+                                    "force", true));
+                            }
+                        } catch (Exception e) {
+                            throw new AssertionError(e);
+                        }
+                    }
+                };
+                try {
+                    List<DiskResult> r = liveApi(qsd, BackupMode.INCREMENTAL, saboteur, cancel);
+                    assertFalse(r.get(0).ok(), "mode " + m + ": " + r);
+                    if (m == 3) {
+                        assertTrue(r.get(0).reason().contains("fleecing job"), r.toString());
+                    }
+                } catch (java.util.concurrent.CancellationException e) {
+                    assertEquals(2, m, "only the interrupted run throws: " + e);
+                }
+                List<BlockNodes.DirtyBitmap> bms = bitmaps(q);
+                assertEquals(1, bms.size(), "mode " + m + ": the new bitmap was merged and removed: " + bms);
+                assertEquals(prev, bms.get(0).name());
+                assertTrue(bms.get(0).recording(), "mode " + m + ": the previous bitmap records again");
+                assertNoLeftovers(q);
+            }
+            try (Repository r = Repository.open(repo(), io.jbackup.store.OpenOptions.defaults())) {
+                assertEquals(id0, r.latestComplete(null, "vda").orElseThrow().id(), "no failed backup committed");
+            }
+            write(g, 14L << 20, 4096, 0xC1);
+            g.flush().get(30, TimeUnit.SECONDS);
+            String sha = guestSha(qsd, "after");
+            JsonNode inc = live("incremental", qsd, "--nbd-server", server);
+            assertEquals(id0, inc.get("parentId").asText());
+            assertEquals(sha, restoreSha(inc.get("backupId").asText()), "every write since the full is in it");
+            assertEquals(7L * 65536, inc.get("bytesRead").asLong(), "3 writes before, 3 during the failed runs, 1 after");
+            assertNoLeftovers(q);
+        }
+    }
 }
