@@ -14,7 +14,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
@@ -71,24 +74,57 @@ public final class LiveBackup {
      */
     public List<DiskResult> run(LiveSource source, String vm, BackupMode mode, ClientOptions client,
                                 Map<String, String> labels, String note) throws IOException, InterruptedException {
-        try (QmpClient qmp = QmpClient.connect(source.qmpSocket(), source.qmpTimeout())) {
-            if (!qmp.versionAtLeast(5, 2)) {
-                throw new QmpException("query-version", "Unsupported", "QEMU " + qmp.version() + " at "
-                    + source.qmpSocket() + " is too old: jbackup needs QEMU 5.2 or newer (block-export-add with "
-                    + "allocation-depth and bitmaps); use a pull-mode export (libvirt backup-begin) instead");
-            }
-            LOG.info("QMP {}: QEMU {}", source.qmpSocket(), qmp.version());
-            List<Plan> plans = new ArrayList<>();
+        List<FileChannel> locks = new ArrayList<>();
+        try {
             for (LiveSource.Disk d : source.disks()) {
-                plans.add(plan(qmp, d, vm, mode));
+                locks.add(lock(vm, d.disk(), source));
             }
-            for (Plan p : plans) {
-                if (p.fleece().usePrev()) {
-                    reconcile(qmp, p);
+            try (QmpClient qmp = QmpClient.connect(source.qmpSocket(), source.qmpTimeout())) {
+                if (!qmp.versionAtLeast(5, 2)) {
+                    throw new QmpException("query-version", "Unsupported", "QEMU " + qmp.version() + " at "
+                        + source.qmpSocket() + " is too old: jbackup needs QEMU 5.2 or newer (block-export-add with "
+                        + "allocation-depth and bitmaps); use a pull-mode export (libvirt backup-begin) instead");
                 }
+                LOG.info("QMP {}: QEMU {}", source.qmpSocket(), qmp.version());
+                List<Plan> plans = new ArrayList<>();
+                for (LiveSource.Disk d : source.disks()) {
+                    plans.add(plan(qmp, d, vm, mode));
+                }
+                for (Plan p : plans) {
+                    if (p.fleece().usePrev()) {
+                        reconcile(qmp, p);
+                    }
+                }
+                return backUp(qmp, source, plans, vm, client, labels, note);
             }
-            return backUp(qmp, source, plans, vm, client, labels, note);
+        } finally {
+            for (FileChannel l : locks) {
+                l.close(); // releases the lock; the empty file stays (deleting it would race a waiting run)
+            }
         }
+    }
+
+    /**
+     * One live run per repository and disk at a time on this host: a second run would take the first one's QEMU
+     * objects for leftovers of a crashed run. The lock is {@code flock}-style, so a killed run releases it.
+     */
+    private FileChannel lock(String vm, String disk, LiveSource source) throws IOException {
+        Path file = Path.of(System.getProperty("java.io.tmpdir"), token(vm, disk) + ".lock");
+        FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+        try {
+            if (ch.tryLock() == null) {
+                ch.close();
+                throw new BackupRefusedException("another jbackup run is backing up " + (vm == null ? disk
+                    : vm + "/" + disk) + " into this repository from QEMU right now (lock " + file
+                    + " is held); wait for it to finish");
+            }
+        } catch (java.nio.channels.OverlappingFileLockException e) {
+            ch.close();
+            throw new BackupRefusedException("this process is already backing up " + disk + " live (lock " + file
+                + ")");
+        }
+        LOG.debug("locked {} for {}", file, source.qmpSocket());
+        return ch;
     }
 
     // ---------------------------------------------------------------- planning

@@ -421,7 +421,14 @@ class LiveBackupTest {
                             }
                             switch (m) {
                                 case 1 -> q.execute("block-export-del", QmpClient.args("id", export, "mode", "hard"));
-                                case 2 -> cancel.cancel("test: interrupted");
+                                case 2 -> {
+                                    // a second run on the same disk meanwhile is refused before it touches QEMU
+                                    BackupRefusedException busy = org.junit.jupiter.api.Assertions.assertThrows(
+                                        BackupRefusedException.class, () -> liveApi(qsd, BackupMode.AUTO,
+                                            ProgressListener.NONE, new Cancellation()));
+                                    assertTrue(busy.getMessage().contains("already backing up vda"), busy.getMessage());
+                                    cancel.cancel("test: interrupted");
+                                }
                                 default -> q.execute("block-job-cancel", QmpClient.args("device", export + "-fleece",
                                     "force", true));
                             }
