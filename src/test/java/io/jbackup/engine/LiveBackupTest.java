@@ -465,4 +465,64 @@ class LiveBackupTest {
             assertNoLeftovers(q);
         }
     }
+
+    /**
+     * jbackup is SIGKILLed right after the transaction (while it asks the guest agent to thaw): QEMU keeps the
+     * fleecing job and nodes, the new bitmap, and the previous bitmap disabled. The next run removes the leftovers
+     * and merges the new bitmap into the previous one, so its incremental still has every write.
+     */
+    @Test
+    void aKilledRunIsRepairedByTheNextRun() throws Exception {
+        init();
+        Path img = image();
+        try (StorageDaemon qsd = StorageDaemon.start(dir, img, true);
+             QmpClient q = QmpClient.connect(qsd.testQmp(), Duration.ofSeconds(10));
+             NbdClient g = guest(qsd)) {
+            String server = qsd.nbdServer().toString();
+            String id0 = live("full", qsd, "--nbd-server", server).get("backupId").asText();
+            String prev = bitmaps(q).get(0).name();
+            write(g, 1L << 20, 65536, 0xD1); // recorded by prev
+
+            CompletableFuture<Void> thawAsked = new CompletableFuture<>();
+            CompletableFuture<Void> killed = new CompletableFuture<>();
+            Process p;
+            try (FakeGuestAgent qga = new FakeGuestAgent(dir.resolve("qga.sock"), cmd -> {
+                if (cmd.equals("guest-fsfreeze-thaw") && !thawAsked.isDone()) {
+                    thawAsked.complete(null);
+                    killed.join(); // jbackup dies waiting for this answer
+                }
+            })) {
+                String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+                p = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main",
+                    "auto", "--repo", repo().toString(), "--disk", "vda", "--qmp", qsd.qmp().toString(),
+                    "--node", "disk0", "--nbd-server", server, "--qga", qga.socket().toString())
+                    .redirectErrorStream(true).redirectOutput(dir.resolve("killed.log").toFile()).start();
+                try {
+                    thawAsked.get(60, TimeUnit.SECONDS);
+                    write(g, 3L << 20, 65536, 0xD2); // after the point in time: only in the new bitmap
+                    p.destroyForcibly();
+                    assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+                } finally {
+                    killed.complete(null);
+                    p.destroyForcibly();
+                }
+            }
+            List<BlockNodes.DirtyBitmap> left = bitmaps(q);
+            assertEquals(2, left.size(), "the killed run left its new bitmap: " + left);
+            assertFalse(left.stream().filter(b -> b.name().equals(prev)).findFirst().orElseThrow().recording(),
+                "and the previous one disabled: " + left);
+            assertEquals(1, q.execute("query-block-jobs").size(), "and its fleecing job");
+
+            write(g, 5L << 20, 4096, 0xD3);
+            g.flush().get(30, TimeUnit.SECONDS);
+            String sha = guestSha(qsd, "after-kill");
+            JsonNode inc = live("auto", qsd, "--nbd-server", server);
+            assertEquals("incremental", inc.get("type").asText(), inc.toString());
+            assertEquals(id0, inc.get("parentId").asText());
+            assertEquals(sha, restoreSha(inc.get("backupId").asText()));
+            assertEquals(3L * 65536, inc.get("bytesRead").asLong(), "before, during and after the killed run");
+            assertEquals(1, bitmaps(q).size(), bitmaps(q).toString());
+            assertNoLeftovers(q);
+        }
+    }
 }
