@@ -9,7 +9,9 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
-/** Runs {@code qemu-img} for commands that wrap it; a missing or failing qemu-img is an {@link ExternalToolException}. */
+/**
+ * Runs {@code qemu-img} for commands that wrap it; a missing or failing qemu-img is an {@link ExternalToolException}.
+ */
 final class QemuImg {
     private static final long TIMEOUT_SECONDS = 120;
     private static final int MAX_OUTPUT = 4 << 20;

@@ -327,6 +327,7 @@ public final class QmpClient implements AutoCloseable {
         if (closedBecause == null) {
             closedBecause = why;
         }
+        closed.complete(closedBecause); // first: whoever sees a failed command also sees the connection closed
         greeting.completeExceptionally(why);
         for (Pending p : pending.values()) {
             p.reply().completeExceptionally(why);
@@ -336,7 +337,6 @@ public final class QmpClient implements AutoCloseable {
                 w.future.completeExceptionally(why);
             }
         }
-        closed.complete(closedBecause);
     }
 
     private static Instant timestamp(JsonNode t) {

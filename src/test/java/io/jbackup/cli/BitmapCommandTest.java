@@ -35,7 +35,8 @@ class BitmapCommandTest {
         assertEquals(65536, bms.get(0).get("granularity").asLong());
         assertEquals(131072, bms.get(1).get("granularity").asLong());
         assertTrue(!bms.get(1).get("recording").asBoolean() && !bms.get(1).get("inUse").asBoolean());
-        assertTrue(Cli.run("bitmap", "list", "--image", f).ok().stdout().contains("old  granularity 128.0 KiB  disabled"));
+        String text = Cli.run("bitmap", "list", "--image", f).ok().stdout();
+        assertTrue(text.contains("old  granularity 128.0 KiB  disabled"), text);
         // the bitmaps are real: qemu-img sees them
         assertTrue(Proc.run("qemu-img", "info", f).contains("name: jb-1"));
 

@@ -292,7 +292,7 @@ class LiveBackupTest {
             return m;
         }
 
-        /** How many writes an image holds: the highest sequence number found in a written block whose pattern matches. */
+        /** How many writes an image holds: the highest sequence number in a written block that matches its pattern. */
         int writesIn(byte[] image) {
             int k = 0;
             for (int b = 0; b < SIZE / BLOCK; b++) {
@@ -461,7 +461,8 @@ class LiveBackupTest {
             JsonNode inc = live("incremental", qsd, "--nbd-server", server);
             assertEquals(id0, inc.get("parentId").asText());
             assertEquals(sha, restoreSha(inc.get("backupId").asText()), "every write since the full is in it");
-            assertEquals(7L * 65536, inc.get("bytesRead").asLong(), "3 writes before, 3 during the failed runs, 1 after");
+            assertEquals(7L * 65536, inc.get("bytesRead").asLong(),
+                "3 writes before, 3 during the failed runs, 1 after");
             assertNoLeftovers(q);
         }
     }

@@ -13,11 +13,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** Device resolution against query-block replies as QEMU 7.2 gives them (qemu-system is not installed here). */
 class BlockNodesTest {
     /** A libvirt-style VM (-blockdev, no drive ids), a legacy -drive disk, and an empty CD-ROM. */
-    private static final String QUERY_BLOCK = "[{\"device\": \"\", \"qdev\": \"/machine/peripheral/virtio-disk0/"
-        + "virtio-backend\", \"inserted\": {\"node-name\": \"libvirt-1-format\", \"drv\": \"qcow2\"}, \"type\": "
-        + "\"unknown\"}, {\"device\": \"drive-virtio-disk1\", \"qdev\": \"/machine/peripheral-anon/device[1]/"
-        + "virtio-backend\", \"inserted\": {\"node-name\": \"#block123\", \"drv\": \"raw\"}}, {\"device\": \"ide2-cd0\", "
-        + "\"qdev\": \"ide2-cd0\", \"tray_open\": false}]";
+    private static final String QUERY_BLOCK = """
+        [{"device": "", "qdev": "/machine/peripheral/virtio-disk0/virtio-backend",
+          "inserted": {"node-name": "libvirt-1-format", "drv": "qcow2"}, "type": "unknown"},
+         {"device": "drive-virtio-disk1", "qdev": "/machine/peripheral-anon/device[1]/virtio-backend",
+          "inserted": {"node-name": "#block123", "drv": "raw"}},
+         {"device": "ide2-cd0", "qdev": "ide2-cd0", "tray_open": false}]""";
 
     @TempDir
     Path dir;
