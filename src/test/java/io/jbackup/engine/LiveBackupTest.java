@@ -226,19 +226,20 @@ class LiveBackupTest {
 
     /**
      * The guest: sequential 4 KiB writes of distinct patterns at random 4 KiB blocks, each acknowledged before the
-     * next is sent. Because QEMU drains I/O for a transaction, a point in time holds exactly the first k writes.
+     * next is sent, round-robin over its disks. Because QEMU drains I/O for a transaction, a point in time holds
+     * exactly the first k writes, on every disk.
      */
     static final class GuestWriter implements AutoCloseable {
         private static final int BLOCK = 4096;
-        private final NbdClient client;
+        private final NbdClient[] clients;
         private final int[] blocks = new int[1 << 20];
         private final AtomicInteger issued = new AtomicInteger();
         private final AtomicInteger completed = new AtomicInteger();
         private final AtomicBoolean stop = new AtomicBoolean();
         private final CompletableFuture<Void> done = new CompletableFuture<>();
 
-        GuestWriter(NbdClient client) {
-            this.client = client;
+        GuestWriter(NbdClient... clients) {
+            this.clients = clients;
             Thread t = new Thread(this::run, "guest-writer");
             t.setDaemon(true);
             t.start();
@@ -257,7 +258,8 @@ class LiveBackupTest {
                 for (int seq = 0; !stop.get() && seq < blocks.length; seq++) {
                     blocks[seq] = rnd.nextInt(SIZE / BLOCK);
                     issued.set(seq + 1);
-                    client.write((long) blocks[seq] * BLOCK, pattern(seq), 0, BLOCK, false).get(30, TimeUnit.SECONDS);
+                    clients[seq % clients.length].write((long) blocks[seq] * BLOCK, pattern(seq), 0, BLOCK, false)
+                        .get(30, TimeUnit.SECONDS);
                     completed.set(seq + 1);
                 }
                 done.complete(null);
@@ -283,21 +285,21 @@ class LiveBackupTest {
             }
         }
 
-        /** The disk after the first {@code k} writes on top of {@code base}. */
-        byte[] model(byte[] base, int k) {
+        /** Disk {@code disk} after the first {@code k} writes on top of {@code base}. */
+        byte[] model(byte[] base, int k, int disk) {
             byte[] m = base.clone();
-            for (int seq = 0; seq < k; seq++) {
+            for (int seq = disk; seq < k; seq += clients.length) {
                 System.arraycopy(pattern(seq), 0, m, blocks[seq] * BLOCK, BLOCK);
             }
             return m;
         }
 
         /** How many writes an image holds: the highest sequence number in a written block that matches its pattern. */
-        int writesIn(byte[] image) {
+        int writesIn(byte[] image, int disk) {
             int k = 0;
             for (int b = 0; b < SIZE / BLOCK; b++) {
                 long seq = ByteBuffer.wrap(image, b * BLOCK, 8).getLong() - 1;
-                if (seq >= 0 && seq < issued.get() && blocks[(int) seq] == b && java.util.Arrays.equals(image,
+                if (seq >= 0 && seq < issued.get() && seq % clients.length == disk && blocks[(int) seq] == b && java.util.Arrays.equals(image,
                     b * BLOCK, (b + 1) * BLOCK, pattern((int) seq), 0, BLOCK)) {
                     k = Math.max(k, (int) seq + 1);
                 }
@@ -305,7 +307,7 @@ class LiveBackupTest {
             return k;
         }
 
-        /** The 64 KiB chunks written by writes {@code from} .. {@code to - 1}. */
+        /** The 64 KiB chunks written by writes {@code from} .. {@code to - 1} (one disk). */
         TreeSet<Integer> chunks(int from, int to) {
             TreeSet<Integer> s = new TreeSet<>();
             for (int seq = from; seq < to; seq++) {
@@ -368,15 +370,15 @@ class LiveBackupTest {
                 w.awaitCompleted(w.completed() + 200);
                 int total = w.stop();
 
-                byte[] finalImage = w.model(base, total);
+                byte[] finalImage = w.model(base, total, 0);
                 assertEquals(guestSha(qsd, "final"), sha(finalImage), "the writer's model matches the disk");
 
                 byte[] b1 = restore(r1.get(0).backupId());
-                int k = w.writesIn(b1);
+                int k = w.writesIn(b1, 0);
                 assertTrue(before <= k && k <= atGate[0], "the point in time lies within the call: " + before
                     + " <= " + k + " <= " + atGate[0]);
                 assertTrue(total - k >= 1200, "writes after the point in time: " + (total - k));
-                assertEquals(sha(w.model(base, k)), sha(b1), "the backup is the disk after exactly " + k + " writes");
+                assertEquals(sha(w.model(base, k, 0)), sha(b1), "the backup is the disk after exactly " + k + " writes");
 
                 List<DiskResult> r2 = liveApi(qsd, BackupMode.INCREMENTAL, ProgressListener.NONE, new Cancellation());
                 assertTrue(r2.get(0).ok(), r2.toString());
@@ -524,6 +526,70 @@ class LiveBackupTest {
             assertEquals(3L * 65536, inc.get("bytesRead").asLong(), "before, during and after the killed run");
             assertEquals(1, bitmaps(q).size(), bitmaps(q).toString());
             assertNoLeftovers(q);
+        }
+    }
+
+    /** Two disks, written round-robin by one guest during the backup: both backups hold the same instant. */
+    @Test
+    void severalDisksShareOnePointInTime() throws Exception {
+        init();
+        Path a = image();
+        Path b = QemuImages.qcow2(dir.resolve("vdb.qcow2"), "16M");
+        QemuImages.io(b, "qcow2", "write -P 0x44 2M 2M");
+        try (StorageDaemon qsd = StorageDaemon.start(dir, true, a, b);
+             QmpClient q = QmpClient.connect(qsd.testQmp(), Duration.ofSeconds(10));
+             NbdClient ga = guest(qsd);
+             NbdClient gb = NbdClient.connect(qsd.guestUri(1), ClientOptions.defaults())) {
+            byte[][] base = new byte[2][];
+            for (int i = 0; i < 2; i++) {
+                Path raw = dir.resolve("base" + i + ".raw");
+                Proc.run("nbdcopy", qsd.guestUri(i).toString(), raw.toString());
+                base[i] = Files.readAllBytes(raw);
+            }
+            List<DiskResult> r;
+            try (GuestWriter w = new GuestWriter(ga, gb)) {
+                w.awaitCompleted(200);
+                ProgressListener gate = new ProgressListener() {
+                    @Override
+                    public void started(String disk, long totalBytes) {
+                        try {
+                            w.awaitCompleted(w.issued() + 500); // both disks change after the instant
+                        } catch (Exception e) {
+                            throw new AssertionError(e);
+                        }
+                    }
+                };
+                try (Repository repo = Repository.open(repo(), io.jbackup.store.OpenOptions.defaults())) {
+                    LiveSource src = LiveSource.of(qsd.qmp(), List.of(new LiveSource.Disk("vda", "disk0", null),
+                        new LiveSource.Disk("vdb", "disk1", null))).withNbdServer(qsd.nbdServer());
+                    r = new LiveBackup(repo, EngineOptions.defaults(), gate, new Cancellation())
+                        .run(src, "vm1", BackupMode.FULL, ClientOptions.defaults(), Map.of(), null);
+                }
+                w.stop();
+                assertEquals(2, r.size());
+                byte[][] got = new byte[2][];
+                int k = 0;
+                for (int i = 0; i < 2; i++) {
+                    assertTrue(r.get(i).ok(), r.toString());
+                    Path out = dir.resolve("set-" + i + ".raw");
+                    Cli.run("restore", "--repo", repo().toString(), "--vm", "vm1", "--disk", r.get(i).disk(),
+                        "--backup", r.get(i).backupId(), "--to", out.toString()).ok();
+                    got[i] = Files.readAllBytes(out);
+                    k = Math.max(k, w.writesIn(got[i], i));
+                }
+                for (int i = 0; i < 2; i++) {
+                    assertEquals(sha(w.model(base[i], k, i)), sha(got[i]), "disk " + i + " holds the first " + k
+                        + " writes of the guest, like the other disk");
+                }
+            }
+            try (Repository repo = Repository.open(repo(), io.jbackup.store.OpenOptions.defaults())) {
+                assertEquals(repo.backup(r.get(0).backupId()).orElseThrow().labels().get("set"),
+                    repo.backup(r.get(1).backupId()).orElseThrow().labels().get("set"), "one backup set");
+            }
+            assertEquals(1, BlockNodes.node(q, "disk1").bitmaps().size());
+            List<String> exports = new ArrayList<>();
+            q.execute("query-block-exports").forEach(e -> exports.add(e.path("id").asText()));
+            assertEquals(List.of("guest", "guest1"), exports.stream().sorted().toList());
         }
     }
 }

@@ -25,17 +25,31 @@ public final class StorageDaemon implements AutoCloseable {
 
     /** Starts the daemon on {@code image}; sockets go to {@code dir} (short paths: unix sockets allow 107 bytes). */
     public static StorageDaemon start(Path dir, Path image, boolean guestExport) {
+        return start(dir, guestExport, image);
+    }
+
+    /**
+     * Starts the daemon on several images: nodes {@code disk0}, {@code disk1}, ... (file nodes {@code file0}, ...);
+     * with {@code guestExport}, each is exported writable as {@code guest}, {@code guest1}, ...
+     */
+    public static StorageDaemon start(Path dir, boolean guestExport, Path... images) {
         Path qmp = dir.resolve("qmp.sock");
         Path qmp2 = dir.resolve("qmp2.sock");
         Path guestSock = dir.resolve("guest.sock");
         List<String> cmd = new ArrayList<>(List.of("qemu-storage-daemon",
-            "--blockdev", "driver=file,node-name=file0,filename=" + image,
-            "--blockdev", "driver=qcow2,node-name=disk0,file=file0",
             "--chardev", "socket,path=" + qmp + ",server=on,wait=off,id=qmp0", "--monitor", "chardev=qmp0",
             "--chardev", "socket,path=" + qmp2 + ",server=on,wait=off,id=qmp1", "--monitor", "chardev=qmp1"));
+        for (int i = 0; i < images.length; i++) {
+            cmd.addAll(List.of("--blockdev", "driver=file,node-name=file" + i + ",filename=" + images[i],
+                "--blockdev", "driver=qcow2,node-name=disk" + i + ",file=file" + i));
+        }
         if (guestExport) {
-            cmd.addAll(List.of("--nbd-server", "addr.type=unix,addr.path=" + guestSock,
-                "--export", "type=nbd,id=guest,node-name=disk0,name=guest,writable=on"));
+            cmd.addAll(List.of("--nbd-server", "addr.type=unix,addr.path=" + guestSock));
+            for (int i = 0; i < images.length; i++) {
+                String name = guestName(i);
+                cmd.addAll(List.of("--export", "type=nbd,id=" + name + ",node-name=disk" + i + ",name=" + name
+                    + ",writable=on"));
+            }
         }
         Proc.Background bg = Proc.start(dir.resolve("qsd-" + System.nanoTime() + ".log"), cmd.toArray(String[]::new));
         bg.awaitPath(qmp).awaitPath(qmp2);
@@ -63,9 +77,18 @@ public final class StorageDaemon implements AutoCloseable {
         return dir.resolve("guest.sock");
     }
 
-    /** The guest's writable export. */
+    /** The guest's writable export of {@code disk0}. */
     public NbdUri guestUri() {
-        return NbdUri.unix(nbdServer(), "guest", false);
+        return guestUri(0);
+    }
+
+    /** The guest's writable export of disk {@code i}. */
+    public NbdUri guestUri(int i) {
+        return NbdUri.unix(nbdServer(), guestName(i), false);
+    }
+
+    private static String guestName(int i) {
+        return i == 0 ? "guest" : "guest" + i;
     }
 
     public Proc.Background process() {
