@@ -87,8 +87,13 @@ public final class LiveBackup {
                 }
                 LOG.info("QMP {}: QEMU {}", source.qmpSocket(), qmp.version());
                 List<Plan> plans = new ArrayList<>();
+                java.util.Set<String> nodes = new java.util.HashSet<>();
                 for (LiveSource.Disk d : source.disks()) {
-                    plans.add(plan(qmp, d, vm, mode));
+                    Plan p = plan(qmp, d, vm, mode);
+                    if (!nodes.add(p.fleece().node())) {
+                        throw new IllegalArgumentException("node " + p.fleece().node() + " is given for two disks");
+                    }
+                    plans.add(p);
                 }
                 for (Plan p : plans) {
                     if (p.fleece().usePrev()) {
@@ -137,7 +142,8 @@ public final class LiveBackup {
                 + " reports no virtual size; give the format node (e.g. the qcow2 node) with --node");
         }
         String label = vm == null ? d.disk() : vm + "/" + d.disk();
-        String prefix = "jbackup-" + repo.config().id().replace("-", "").substring(0, 8) + "-" + d.disk() + "-";
+        String repoId = repo.config().id().replace("-", "");
+        String prefix = "jbackup-" + repoId.substring(0, Math.min(8, repoId.length())) + "-" + d.disk() + "-";
         String why = null;
         String prev = null;
         Optional<BackupInfo> latest = repo.latestComplete(vm, d.disk());
