@@ -23,6 +23,7 @@ import picocli.CommandLine.Spec;
         VerifyCommand.class,
         RepairCommand.class,
         KeyCommand.class,
+        BitmapCommand.class,
     })
 public final class JBackup implements Runnable {
     @Spec
