@@ -222,6 +222,10 @@ final class Verifier {
                 }
             }
         }
+        if (chunks.isEmpty() && damagedIndexes.isEmpty() && !readable.isEmpty()) {
+            repo.catalog().setVerified(readable.stream().map(BackupInfo::id).toList(), java.time.Instant.now(),
+                options.samplePercent());
+        }
         return new VerifyReport(readable.size(), checked.get(), bytes.get(), chunks, damagedIndexes, markedBad,
             forgotten);
     }
