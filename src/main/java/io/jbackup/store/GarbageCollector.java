@@ -139,7 +139,7 @@ final class GarbageCollector {
             int back = catalog.resurrectAll();
             phase("deferred: " + e.getMessage() + "; gave " + back + " condemned chunks back, nothing deleted");
             return new GcReport(indexesRead, chunksBefore, condemned[0], back, 0, 0, 0, 0, 0, packBytesBefore,
-                packBytesBefore, 0, true, false);
+                packBytesBefore, 0, 0, true, false);
         } catch (IOException | RuntimeException e) {
             catalog.resurrectAll();
             throw e;
@@ -154,6 +154,7 @@ final class GarbageCollector {
 
         // delete and repack
         long[] deleted = {0};
+        long freed = 0;
         int packsDeleted = 0;
         int packsRepacked = 0;
         List<Catalog.PackUsage> sparse = new ArrayList<>();
@@ -161,6 +162,7 @@ final class GarbageCollector {
             PackFormat.TRAILER_SIZE)) {
             if (u.liveChunks() == 0) {
                 deletePack(u.name());
+                freed += u.size();
                 deleted[0] += u.chunkCount();
                 packsDeleted++;
             } else if (u.liveBytes() * 100 < (long) options.repackThresholdPercent() * u.recordBytes()) {
@@ -174,6 +176,7 @@ final class GarbageCollector {
         rp.finish();
         for (Catalog.PackUsage u : rp.done) {
             deletePack(u.name());
+            freed += u.size();
             deleted[0] += u.chunkCount() - u.liveChunks();
             packsDeleted++;
             packsRepacked++;
@@ -186,7 +189,7 @@ final class GarbageCollector {
         }
         long after = catalog.totals().packBytes();
         GcReport r = new GcReport(indexesRead, chunksBefore, condemned[0], resurrected, deleted[0], packsDeleted,
-            packsRepacked, rp.written, rp.copied, packBytesBefore, after, waited, false, false);
+            packsRepacked, rp.written, rp.copied, packBytesBefore, after, freed - rp.writtenBytes, waited, false, false);
         phase(String.format("done: %d packs deleted (%d repacked into %d), %d chunks deleted, %d bytes reclaimed",
             packsDeleted, packsRepacked, rp.written, deleted[0], r.bytesReclaimed()));
         return r;
@@ -219,7 +222,7 @@ final class GarbageCollector {
         phase("dry run: would delete " + packsDeleted + " packs (" + repacked + " repacked) and reclaim about "
             + freed + " bytes");
         return new GcReport(indexesRead, chunksBefore, condemned, 0, deleted, packsDeleted, repacked, 0, copied,
-            packBytesBefore, packBytesBefore - freed, 0, false, true);
+            packBytesBefore, packBytesBefore - freed, freed, 0, false, true);
     }
 
     /**
@@ -259,7 +262,8 @@ final class GarbageCollector {
                         live.set(i);
                         if (resurrect != null) {
                             byte[] d = java.util.Arrays.copyOfRange(buf, off, off + ChunkId.LENGTH);
-                            if (catalog.isCondemned(d)) {
+                            // a chunk stored again meanwhile has a live row: its condemned copy stays garbage
+                            if (catalog.isCondemned(d) && !catalog.hasChunk(d)) {
                                 resurrect.add(d);
                             }
                         }
@@ -334,6 +338,7 @@ final class GarbageCollector {
         final List<Catalog.PackUsage> pendingSources = new ArrayList<>();
         PackWriter out;
         int written;
+        long writtenBytes;
         long copied;
 
         void copy(Catalog.PackUsage u) throws IOException {
@@ -387,6 +392,10 @@ final class GarbageCollector {
             if (p != null) {
                 p.seal();
                 written++;
+                Path f = PackFormat.path(repo.dir(), p.name);
+                if (Files.exists(f)) {
+                    writtenBytes += Files.size(f);
+                }
             }
             // sources copied so far are now fully relocated (except those still being copied: none, one at a time)
             done.addAll(pendingSources);

@@ -13,16 +13,14 @@ package io.jbackup.store;
  * @param packsWritten       new packs written by repacking
  * @param bytesCopied        live record bytes copied by repacking
  * @param packBytesBefore    bytes of all pack files before
- * @param packBytesAfter     bytes of all pack files after
+ * @param packBytesAfter     bytes of all pack files after (including packs that running backups wrote meanwhile)
+ * @param bytesReclaimed     bytes of the pack files gc deleted minus those it wrote (in a dry run, the estimate)
  * @param writersWaited      backups gc waited for before deleting anything
  * @param deferred           gc gave up waiting for running backups and rolled back (nothing was deleted)
  * @param dryRun             nothing was changed
  */
 public record GcReport(long indexesRead, long chunksBefore, long chunksCondemned, long chunksResurrected,
                        long chunksDeleted, int packsDeleted, int packsRepacked, int packsWritten, long bytesCopied,
-                       long packBytesBefore, long packBytesAfter, int writersWaited, boolean deferred, boolean dryRun) {
-    /** Bytes of pack files freed (before minus after; in a dry run, the estimate). */
-    public long bytesReclaimed() {
-        return Math.max(0, packBytesBefore - packBytesAfter);
-    }
+                       long packBytesBefore, long packBytesAfter, long bytesReclaimed, int writersWaited,
+                       boolean deferred, boolean dryRun) {
 }
