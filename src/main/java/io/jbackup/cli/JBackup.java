@@ -23,6 +23,13 @@ import picocli.CommandLine.Spec;
         VerifyCommand.class,
         RepairCommand.class,
         KeyCommand.class,
+        ListCommands.ListCommand.class,
+        ListCommands.ShowCommand.class,
+        ListCommands.StatsCommand.class,
+        MaintenanceCommands.Prune.class,
+        MaintenanceCommands.Protect.class,
+        MaintenanceCommands.Unprotect.class,
+        MaintenanceCommands.Gc.class,
     })
 public final class JBackup implements Runnable {
     @Spec
