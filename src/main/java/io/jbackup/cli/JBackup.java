@@ -30,6 +30,10 @@ import picocli.CommandLine.Spec;
         MaintenanceCommands.Protect.class,
         MaintenanceCommands.Unprotect.class,
         MaintenanceCommands.Gc.class,
+        ScheduleCommands.RunDue.class,
+        ScheduleCommands.Daemon.class,
+        ScheduleCommands.Schedule.class,
+        ScheduleCommands.Log.class,
     })
 public final class JBackup implements Runnable {
     @Spec

@@ -711,17 +711,25 @@ public final class Repository implements AutoCloseable {
      */
     public PruneReport prune(RetentionPolicy policy, String vm, String disk, boolean dryRun, Duration waitLock)
         throws IOException {
+        PruneReport r = prune(policy, b -> (vm == null || vm.equals(b.vm())) && (disk == null || disk.equals(b.disk())),
+            dryRun, waitLock);
+        if (r.disks().isEmpty() && (vm != null || disk != null)) {
+            throw new RepositoryException("no backups of " + (vm == null ? "" : "vm " + vm + " ")
+                + (disk == null ? "" : "disk " + disk + " ") + "in repository " + dir + "; list them with: jbackup list");
+        }
+        return r;
+    }
+
+    /** {@link #prune(RetentionPolicy, String, String, boolean, Duration)} for the backups {@code select} accepts. */
+    public PruneReport prune(RetentionPolicy policy, java.util.function.Predicate<BackupInfo> select, boolean dryRun,
+                             Duration waitLock) throws IOException {
         checkOpen();
         Map<String, List<BackupInfo>> byDisk = new java.util.TreeMap<>();
         for (BackupInfo b : catalog.backups()) {
-            if (vm != null && !vm.equals(b.vm()) || disk != null && !disk.equals(b.disk())) {
+            if (!select.test(b)) {
                 continue;
             }
             byDisk.computeIfAbsent((b.vm() == null ? "" : b.vm()) + "\0" + b.disk(), k -> new ArrayList<>()).add(b);
-        }
-        if (byDisk.isEmpty() && (vm != null || disk != null)) {
-            throw new RepositoryException("no backups of " + (vm == null ? "" : "vm " + vm + " ")
-                + (disk == null ? "" : "disk " + disk + " ") + "in repository " + dir + "; list them with: jbackup list");
         }
         try (FileMutex m = dryRun ? null : FileMutex.acquire(dir.resolve(GC_LOCK), "prune", waitLock)) {
             Set<String> prot = catalog.protectedBackups().keySet();
