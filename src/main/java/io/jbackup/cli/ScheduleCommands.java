@@ -324,7 +324,7 @@ public final class ScheduleCommands {
                     }
                 }
                 out.printf("  last run:  %s%n", m.get("lastRun") == null ? "never"
-                    : ListCommands.local((Instant) m.get("lastRun")) + " (" + m.get("lastStatus") + ")");
+                    : ZONED.format(((Instant) m.get("lastRun")).atZone(jf.zone())) + " (" + m.get("lastStatus") + ")");
                 out.printf("  due now:   %s%n", (Boolean) m.get("due") ? "yes" : "no");
                 @SuppressWarnings("unchecked")
                 List<String> next = (List<String>) m.get("nextText");
