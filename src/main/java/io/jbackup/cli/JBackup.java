@@ -34,6 +34,7 @@ import picocli.CommandLine.Spec;
         ScheduleCommands.Daemon.class,
         ScheduleCommands.Schedule.class,
         ScheduleCommands.Log.class,
+        DemoCommand.class,
     })
 public final class JBackup implements Runnable {
     @Spec
