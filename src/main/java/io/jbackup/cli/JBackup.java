@@ -8,6 +8,7 @@ import picocli.CommandLine.Spec;
 
 /** The top command: only shared options and the list of subcommands. */
 @Command(name = "jbackup",
+    scope = CommandLine.ScopeType.INHERIT, // version and help options reach every subcommand (and its man page)
     mixinStandardHelpOptions = true,
     versionProvider = VersionProvider.class,
     description = "Incremental backup and restore of QEMU/KVM disks over NBD.",
