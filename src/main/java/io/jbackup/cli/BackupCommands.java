@@ -56,10 +56,10 @@ public final class BackupCommands {
         @Option(names = "--note", paramLabel = "TEXT", description = "Free-text note recorded with the backup.")
         String note;
 
-        @Option(names = "--connections", paramLabel = "N", defaultValue = "1",
-            description = "NBD connections per disk when the server allows multi-conn (default: ${DEFAULT-VALUE}; "
-                + "on 2 cores one is as fast as four).")
-        int connections;
+        @Option(names = "--connections", paramLabel = "N",
+            description = "NBD connections per disk, used when the server advertises multi-conn (default: half the "
+                + "cores, 1 to 4; on 2 cores one connection is as fast as four).")
+        Integer connections;
 
         @Option(names = "--buffer-size", paramLabel = "MiB", defaultValue = "64",
             description = "Memory for chunk data in flight per disk, in MiB (default: ${DEFAULT-VALUE}).")
@@ -88,6 +88,9 @@ public final class BackupCommands {
         }
 
         List<DiskJob> jobs() {
+            if (connections == null) {
+                connections = Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors() / 2));
+            }
             if (connections < 1 || connections > 16) {
                 throw new IllegalArgumentException("--connections " + connections + " (expected: 1 .. 16)");
             }
