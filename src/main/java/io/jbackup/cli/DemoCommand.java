@@ -99,24 +99,19 @@ public final class DemoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Path dir = Files.createTempDirectory("jbackup-demo-");
-        Thread cleanup = new Thread(() -> delete(dir), "jbackup-demo-cleanup");
-        if (!keep) {
-            Runtime.getRuntime().addShutdownHook(cleanup);
-        }
         Cancellation cancel = new Cancellation();
-        try {
-            return Interrupts.run(cancel, () -> run(dir, cancel));
-        } finally {
-            if (!keep) {
-                delete(dir);
-                try {
-                    Runtime.getRuntime().removeShutdownHook(cleanup);
-                } catch (IllegalStateException shuttingDown) {
-                    // the hook deletes it
+        // Ctrl-C / SIGTERM cancel the body, which stops its source and deletes the directory before the process
+        // exits (Interrupts waits for the body to return)
+        return Interrupts.run(cancel, () -> {
+            Path dir = Files.createTempDirectory("jbackup-demo-");
+            try {
+                return run(dir, cancel);
+            } finally {
+                if (!keep) {
+                    delete(dir);
                 }
             }
-        }
+        });
     }
 
     private int run(Path dir, Cancellation cancel) throws Exception {
@@ -306,7 +301,7 @@ public final class DemoCommand implements Callable<Integer> {
             serve();
         }
 
-        private void stop() {
+        private synchronized void stop() {
             if (server != null) {
                 server.destroy();
                 try {
@@ -401,7 +396,7 @@ public final class DemoCommand implements Callable<Integer> {
         }
 
         @Override
-        public void close() {
+        public synchronized void close() {
             server.close();
         }
     }
