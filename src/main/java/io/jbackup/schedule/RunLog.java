@@ -170,13 +170,19 @@ public final class RunLog implements AutoCloseable {
         if (!Files.exists(log)) {
             throw new IllegalArgumentException("no run " + id + " in " + dir + "; list the runs with: jbackup log");
         }
-        Instant started = Files.getLastModifiedTime(log).toInstant();
+        Instant started = null;
+        try {
+            started = java.time.LocalDateTime.parse(id.substring(0, 15),
+                DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")).toInstant(ZoneOffset.UTC);
+        } catch (RuntimeException e) {
+            // not a run id we wrote: no start time
+        }
         String firstLine;
         try (var lines = Files.lines(log, StandardCharsets.UTF_8)) {
             firstLine = lines.findFirst().orElse("");
         }
-        return new Summary(id, firstLine.replaceFirst("^\\S+ run \\S+: ", ""), null, null, "running or interrupted",
-            "no summary yet", List.of());
+        return new Summary(id, firstLine.replaceFirst("^\\S+ run \\S+: ", "").replaceFirst(" \\(pid \\d+\\)$", ""),
+            started, null, "running or interrupted", "no summary yet", List.of());
     }
 
     private static Instant parse(String s) {

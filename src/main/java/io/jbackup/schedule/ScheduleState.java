@@ -62,6 +62,7 @@ public final class ScheduleState {
     }
 
     /** Records how {@code task} ended. */
+    @SuppressWarnings("try") // the lock is held by the try block
     public static void update(Path file, String task, Entry entry) throws IOException {
         Files.createDirectories(file.toAbsolutePath().getParent());
         try (FileMutex m = FileMutex.acquire(file.resolveSibling(file.getFileName() + ".lock"), "state update",

@@ -721,6 +721,7 @@ public final class Repository implements AutoCloseable {
     }
 
     /** {@link #prune(RetentionPolicy, String, String, boolean, Duration)} for the backups {@code select} accepts. */
+    @SuppressWarnings("try") // the lock is held by the try block
     public PruneReport prune(RetentionPolicy policy, java.util.function.Predicate<BackupInfo> select, boolean dryRun,
                              Duration waitLock) throws IOException {
         checkOpen();
@@ -756,6 +757,7 @@ public final class Repository implements AutoCloseable {
      * Reclaims space: deletes chunks that no backup uses and rewrites packs that are mostly garbage. Runs with
      * backups going on (see {@link GarbageCollector}); takes the maintenance lock ({@code gc.lock}).
      */
+    @SuppressWarnings("try") // the lock is held by the try block
     public GcReport gc(GcOptions options) throws IOException {
         checkOpen();
         try (FileMutex m = FileMutex.acquire(dir.resolve(GC_LOCK), "gc", options.waitLock())) {
