@@ -132,6 +132,22 @@ final class GarbageCollector {
             return dryRunReport(maxPackId, chunksBefore, condemned[0], deadPerPack, packBytesBefore);
         }
 
+        try {
+            return afterCondemn(maxPackId, chunksBefore, condemned[0], packBytesBefore);
+        } catch (IOException | RuntimeException e) {
+            // whatever failed, no condemned chunk stays unfindable for dedup: deleted packs took theirs along
+            try {
+                catalog.resurrectAll();
+            } catch (IOException | RuntimeException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
+    }
+
+    private GcReport afterCondemn(long maxPackId, long chunksBefore, long condemnedCount, long packBytesBefore)
+        throws IOException {
+        long[] condemned = {condemnedCount};
         int waited;
         try {
             waited = waitForRunningBackups();
@@ -140,9 +156,6 @@ final class GarbageCollector {
             phase("deferred: " + e.getMessage() + "; gave " + back + " condemned chunks back, nothing deleted");
             return new GcReport(indexesRead, chunksBefore, condemned[0], back, 0, 0, 0, 0, 0, packBytesBefore,
                 packBytesBefore, 0, 0, true, false);
-        } catch (IOException | RuntimeException e) {
-            catalog.resurrectAll();
-            throw e;
         }
 
         List<byte[]> resurrect = new ArrayList<>();

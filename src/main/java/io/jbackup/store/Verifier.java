@@ -230,7 +230,15 @@ final class Verifier {
             forgotten);
     }
 
-    private void check(byte[] digest, ChunkLocation loc, Map<String, Damage> damaged) throws IOException {
+    private void check(byte[] digest, ChunkLocation listed, Map<String, Damage> damaged) throws IOException {
+        ChunkLocation loc = listed;
+        if (!Files.exists(PackFormat.path(repo.dir(), loc.pack()))) {
+            // a gc running meanwhile may have repacked the chunk (new location) or deleted it as garbage (none)
+            loc = repo.catalog().findChunk(digest);
+            if (loc == null) {
+                return;
+            }
+        }
         try {
             repo.readRecord(loc, digest, loc.rawLength(), null, -1);
         } catch (ChunkCorruptException e) {
