@@ -38,6 +38,32 @@ class DemoCommandTest {
     }
 
     @Test
+    void sigtermDuringTheDemoLeavesNoDirectoryAndNoQemuNbd() throws Exception {
+        Proc.requireTool("qemu-nbd");
+        java.util.List<String> cmd = java.util.List.of(Path.of(System.getProperty("java.home"), "bin", "java")
+            .toString(), "-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main", "demo");
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String dir = null;
+        try (java.io.BufferedReader r = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream(),
+            java.nio.charset.StandardCharsets.UTF_8))) {
+            for (String line; (line = r.readLine()) != null; ) {
+                if (line.startsWith("jbackup demo in ")) {
+                    dir = line.substring("jbackup demo in ".length()).trim();
+                }
+                if (line.startsWith("Source:")) {
+                    p.toHandle().destroy(); // SIGTERM while qemu-nbd serves and the full backup begins
+                }
+            }
+        }
+        assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
+        assertTrue(dir != null, "the demo printed its directory");
+        assertFalse(Files.exists(Path.of(dir)), "the demo's directory is removed: " + dir);
+        String d = dir;
+        assertFalse(ProcessHandle.allProcesses().anyMatch(h -> h.info().commandLine().orElse("").contains(d)),
+            "no qemu-nbd serving from " + dir + " is left");
+    }
+
+    @Test
     void demoWithQemuNbdAndWithTheBuiltinServerGiveTheSameDisks() {
         Proc.requireTool("qemu-nbd");
         JsonNode q = demo();
