@@ -24,6 +24,7 @@ import picocli.CommandLine.Spec;
         VerifyCommand.class,
         RepairCommand.class,
         KeyCommand.class,
+        BitmapCommand.class,
         ListCommands.ListCommand.class,
         ListCommands.ShowCommand.class,
         ListCommands.StatsCommand.class,
