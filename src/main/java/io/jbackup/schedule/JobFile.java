@@ -39,9 +39,14 @@ import java.util.Set;
  *     connections: 1
  *     labels: {env: prod}
  *     tls: {creds: /etc/pki/qemu}          # or {pskFile: keys.psk, username: qemu}; hostname, verify
- *     qmp: {socket: /run/web1.qmp}         # passed through for live backups (see docs/operations.md)
  *     disks:
  *       - {name: vda, source: "nbd+unix:///vda?socket=/run/web1-nbd.sock", bitmap: jbackup}
+ *   - name: vm2                            # a running QEMU that jbackup drives (docs/live-backup.md):
+ *     vm: vm2                              # fleecing export and bitmaps are jbackup's
+ *     schedule: "0 3 * * *"
+ *     qmp: {socket: /run/vm2/jbackup.qmp, qga: /run/vm2/qga.sock, scratchDir: /var/tmp, timeout: 30}
+ *     disks:
+ *       - {name: vda, node: vda}           # or device: virtio-disk0
  *     retention: {keepLast: 3, keepDaily: 7, keepWeekly: 4, keepMonthly: 12, keepYearly: 2, keepWithin: 2d}
  * verify: {schedule: "0 5 * * 0", sample: 10}
  * gc: {schedule: "0 6 * * 0", repackThreshold: 50}
@@ -58,8 +63,16 @@ public record JobFile(Path file, Path repository, Path passphraseFile, Path stat
                       RetentionPolicy retention) {
     }
 
-    /** One disk of a job: its NBD source and dirty bitmap (null for none). */
-    public record Disk(String name, String source, String bitmap) {
+    /**
+     * One disk of a job: its NBD source and dirty bitmap (null for none), or, for a live job ({@code qmp:}), its
+     * block node or guest device.
+     */
+    public record Disk(String name, String source, String bitmap, String node, String device) {
+    }
+
+    /** Whether the job backs up a running QEMU through QMP ({@code qmp: {socket: ...}}). */
+    static boolean live(Map<String, String> qmp) {
+        return !qmp.isEmpty();
     }
 
     /**
@@ -167,6 +180,18 @@ public record JobFile(Path file, Path repository, Path passphraseFile, Path stat
             }
         }
         String bitmap = c.text(n, "bitmap", false, at);
+        Map<String, String> qmp = c.stringMap(n, "qmp", at);
+        c.keys(n.path("qmp"), at + ".qmp", Set.of("socket", "qga", "qgaTimeout", "nbdServer", "scratchDir",
+            "timeout"));
+        boolean live = live(qmp);
+        if (live && !qmp.containsKey("socket")) {
+            throw c.fail(at + ".qmp", "needs socket: the QMP monitor socket of the running VM");
+        }
+        for (String k : List.of("qgaTimeout", "timeout")) {
+            if (qmp.containsKey(k) && !qmp.get(k).matches("[1-9][0-9]{0,3}")) {
+                throw c.fail(at + ".qmp." + k, "'" + qmp.get(k) + "' (expected seconds, 1 .. 3600)");
+            }
+        }
         int connections = n.has("connections") ? c.integer(n, "connections", at, 1, 16) : 1;
         JsonNode dn = n.get("disks");
         if (dn == null || !dn.isArray() || dn.isEmpty()) {
@@ -180,7 +205,7 @@ public record JobFile(Path file, Path repository, Path passphraseFile, Path stat
             if (d == null || !d.isObject()) {
                 throw c.fail(dat, "must be a mapping {name, source, bitmap}");
             }
-            c.keys(d, dat, Set.of("name", "source", "bitmap"));
+            c.keys(d, dat, Set.of("name", "source", "bitmap", "node", "device"));
             String dname = c.text(d, "name", true, dat);
             if (!dname.matches(NAME)) {
                 throw c.fail(dat + ".name", "'" + dname + "' must be 1-64 letters, digits, '.', '_' or '-'");
@@ -188,17 +213,30 @@ public record JobFile(Path file, Path repository, Path passphraseFile, Path stat
             if (!seen.add(dname)) {
                 throw c.fail(dat + ".name", "disk '" + dname + "' is listed twice");
             }
+            String bm = d.has("bitmap") ? c.text(d, "bitmap", false, dat) : bitmap;
+            if (live) {
+                String node = c.text(d, "node", false, dat);
+                String device = c.text(d, "device", false, dat);
+                if (d.has("source") || (node == null) == (device == null)) {
+                    throw c.fail(dat, "of a live job (qmp:) needs node: NODE or device: DEV, and no source "
+                        + "(jbackup makes the export itself)");
+                }
+                disks.add(new Disk(dname, null, null, node, device));
+                continue;
+            }
+            if (d.has("node") || d.has("device")) {
+                throw c.fail(dat, "has node/device, which need qmp: {socket: ...} on the job");
+            }
             String src = c.text(d, "source", true, dat);
             try {
                 io.jbackup.nbd.client.NbdUri.parse(src);
             } catch (IllegalArgumentException e) {
                 throw c.fail(dat + ".source", e.getMessage());
             }
-            String bm = d.has("bitmap") ? c.text(d, "bitmap", false, dat) : bitmap;
             if (mode == BackupMode.INCREMENTAL && bm == null) {
                 throw c.fail(dat, "mode incremental needs a bitmap (on the job or the disk)");
             }
-            disks.add(new Disk(dname, src, bm));
+            disks.add(new Disk(dname, src, bm, null, null));
         }
         RetentionPolicy retention = null;
         JsonNode rn = n.get("retention");
@@ -221,7 +259,7 @@ public record JobFile(Path file, Path repository, Path passphraseFile, Path stat
         Map<String, String> tls = c.stringMap(n, "tls", at);
         c.keys(n.path("tls"), at + ".tls", Set.of("creds", "pskFile", "username", "hostname", "verify"));
         return new Job(name, vm, schedule, mode, List.copyOf(disks), c.stringMap(n, "labels", at), connections, tls,
-            c.stringMap(n, "qmp", at), retention);
+            qmp, retention);
     }
 
     private static Task task(Ctx c, JsonNode root, String key, String valueKey, double dflt, double min, double max) {

@@ -5,6 +5,8 @@ import io.jbackup.engine.Cancellation;
 import io.jbackup.engine.DiskJob;
 import io.jbackup.engine.DiskResult;
 import io.jbackup.engine.EngineOptions;
+import io.jbackup.engine.LiveBackup;
+import io.jbackup.engine.LiveSource;
 import io.jbackup.engine.ProgressListener;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdUri;
@@ -233,21 +235,35 @@ public final class Scheduler {
     private TaskResult backup(Repository repo, RunLog log, JobFile.Job job, Cancellation cancel)
         throws IOException, InterruptedException {
         String task = jobTask(job.name());
-        List<DiskJob> diskJobs = new ArrayList<>();
         Map<String, String> labels = new HashMap<>(job.labels());
         labels.put("job", job.name());
-        for (JobFile.Disk d : job.disks()) {
-            NbdUri uri = NbdUri.parse(d.source());
-            ClientOptions co = ClientOptions.defaults().withTls(tls(job.tls(), uri)).withConnections(job.connections());
-            diskJobs.add(new DiskJob(job.vm(), d.name(), uri, co, job.mode(), d.bitmap(), labels,
-                "scheduled by " + jobs.file().getFileName()));
+        String note = "scheduled by " + jobs.file().getFileName();
+        List<DiskResult> results;
+        if (JobFile.live(job.qmp())) {
+            Map<String, String> q = job.qmp();
+            List<LiveSource.Disk> ds = job.disks().stream()
+                .map(d -> new LiveSource.Disk(d.name(), d.node(), d.device())).toList();
+            LiveSource src = new LiveSource(Path.of(q.get("socket")), ds, q.containsKey("qga") ? Path.of(q.get("qga"))
+                : null, Duration.ofSeconds(Long.parseLong(q.getOrDefault("qgaTimeout", "30"))),
+                q.containsKey("nbdServer") ? Path.of(q.get("nbdServer")) : null,
+                q.containsKey("scratchDir") ? Path.of(q.get("scratchDir")) : null,
+                Duration.ofSeconds(Long.parseLong(q.getOrDefault("timeout", "30"))));
+            log.line(task + ": backing up " + ds.size() + " disk(s) of the running QEMU at " + src.qmpSocket() + " ("
+                + job.mode().name().toLowerCase() + ")");
+            results = new LiveBackup(repo, engine, ProgressListener.NONE, cancel).run(src, job.vm(), job.mode(),
+                ClientOptions.defaults(), labels, note);
+        } else {
+            List<DiskJob> diskJobs = new ArrayList<>();
+            for (JobFile.Disk d : job.disks()) {
+                NbdUri uri = NbdUri.parse(d.source());
+                ClientOptions co = ClientOptions.defaults().withTls(tls(job.tls(), uri))
+                    .withConnections(job.connections());
+                diskJobs.add(new DiskJob(job.vm(), d.name(), uri, co, job.mode(), d.bitmap(), labels, note));
+            }
+            log.line(task + ": backing up " + job.disks().size() + " disk(s) (" + job.mode().name().toLowerCase()
+                + ")");
+            results = new BackupEngine(repo, engine, ProgressListener.NONE, cancel).run(diskJobs);
         }
-        if (!job.qmp().isEmpty()) {
-            log.line(task + ": qmp options " + job.qmp() + " are passed through; this run backs up from the NBD "
-                + "sources");
-        }
-        log.line(task + ": backing up " + job.disks().size() + " disk(s) (" + job.mode().name().toLowerCase() + ")");
-        List<DiskResult> results = new BackupEngine(repo, engine, ProgressListener.NONE, cancel).run(diskJobs);
         int ok = 0;
         Throwable firstError = null;
         List<String> problems = new ArrayList<>();

@@ -5,6 +5,9 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
+import io.jbackup.testutil.StorageDaemon;
+import io.jbackup.nbd.client.ClientOptions;
+import io.jbackup.nbd.client.NbdClient;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -146,6 +149,47 @@ class ScheduleCommandsTest {
         JsonNode sj = Cli.run("schedule", "--config", jobs.toString(), "--json", "--now", "2026-11-27T03:00:00Z").ok()
             .json();
         assertTrue(sj.get("tasks").get(0).get("due").asBoolean(), "the nightly job did not run on the 27th: " + sj);
+    }
+
+    @Test
+    void aLiveJobBacksUpARunningQemuThroughQmp() throws Exception {
+        Path repo = dir.resolve("repo");
+        Cli.run("init", "--repo", repo.toString(), "--chunk-size", "64K").ok();
+        Path img = QemuImages.qcow2(dir.resolve("vm.qcow2"), "16M");
+        QemuImages.io(img, "qcow2", "write -P 0x11 0 3M", "write -P 0x22 8M 1M");
+        try (StorageDaemon qsd = StorageDaemon.start(dir, img, true)) {
+            Path jobs = dir.resolve("live.yaml");
+            Files.writeString(jobs, String.join("\n",
+                "repository: repo",
+                "timezone: UTC",
+                "jobs:",
+                "  - name: vm1",
+                "    vm: vm1",
+                "    schedule: \"0 3 * * *\"",
+                "    qmp: {socket: \"" + qsd.qmp() + "\", nbdServer: \"" + qsd.nbdServer() + "\", timeout: 20}",
+                "    disks: [{name: vda, node: disk0}]",
+                ""));
+            JsonNode first = Cli.run("run-due", "--config", jobs.toString(), "--now", "2026-11-24T03:30:00Z", "--json")
+                .ok().json();
+            assertEquals("full", first.get("tasks").get(0).get("disks").get(0).get("type").asText(), first.toString());
+            try (NbdClient g = NbdClient.connect(qsd.guestUri(), ClientOptions.defaults())) {
+                byte[] b = new byte[65536];
+                java.util.Arrays.fill(b, (byte) 0x77);
+                g.write(5L << 20, b, 0, b.length, false).get(30, TimeUnit.SECONDS);
+                g.flush().get(30, TimeUnit.SECONDS);
+            }
+            JsonNode second = Cli.run("run-due", "--config", jobs.toString(), "--now", "2026-11-25T03:30:00Z",
+                "--json").ok().json();
+            JsonNode d = second.get("tasks").get(0).get("disks").get(0);
+            assertEquals("incremental", d.get("type").asText(), second.toString());
+            assertTrue(d.get("bytesRead").asLong() <= 1L << 20, "only the guest's write is read: " + d);
+            Path guest = dir.resolve("guest.raw");
+            Proc.run("nbdcopy", qsd.guestUri().toString(), guest.toString());
+            Path out = dir.resolve("live-restored.raw");
+            Cli.run("restore", "--repo", repo.toString(), "--vm", "vm1", "--disk", "vda", "--backup", "latest", "--to",
+                out.toString()).ok();
+            assertEquals(Proc.sha256(guest), Proc.sha256(out));
+        }
     }
 
     @Test

@@ -35,7 +35,6 @@ class JobFileTest {
             schedule: "30 2 * * *"
             bitmap: jbackup
             labels: {env: prod}
-            qmp: {socket: /run/web1.qmp}
             disks:
               - {name: vda, source: "nbd+unix:///vda?socket=/run/web1.sock"}
               - {name: vdb, source: "nbd://127.0.0.1:10809/vdb", bitmap: other}
@@ -44,6 +43,11 @@ class JobFileTest {
             schedule: "0 */4 * * *"
             mode: full
             disks: [{name: db0, source: "nbd://db-host/db0"}]
+          - name: vm2
+            vm: vm2
+            schedule: "0 3 * * *"
+            qmp: {socket: /run/vm2.qmp, qga: /run/vm2-qga.sock, timeout: 20}
+            disks: [{name: vda, node: vda}, {name: vdb, device: virtio-disk1}]
         verify: {schedule: "0 5 * * 0", sample: 10}
         gc: {schedule: "0 6 * * 0"}
         """;
@@ -64,7 +68,11 @@ class JobFileTest {
         assertEquals(BackupMode.AUTO, web.mode());
         assertEquals("jbackup", web.disks().get(0).bitmap(), "job default bitmap");
         assertEquals("other", web.disks().get(1).bitmap());
-        assertEquals(Map.of("socket", "/run/web1.qmp"), web.qmp());
+        assertEquals(Map.of(), web.qmp());
+        JobFile.Job vm2 = jf.jobs().get(2);
+        assertEquals("/run/vm2.qmp", vm2.qmp().get("socket"));
+        assertEquals("vda", vm2.disks().get(0).node());
+        assertEquals("virtio-disk1", vm2.disks().get(1).device());
         assertEquals(3, web.retention().keepLast());
         assertEquals(ZoneId.of("Europe/Berlin"), web.retention().zone());
         assertNull(jf.jobs().get(1).vm());
@@ -75,6 +83,14 @@ class JobFileTest {
         JobFile json = JobFile.read(write("j.json", "{\"repository\": \"/r\", \"jobs\": [{\"name\": \"a\", "
             + "\"schedule\": \"0 1 * * *\", \"disks\": [{\"name\": \"d\", \"source\": \"nbd://h/e\"}]}]}"));
         assertEquals(Path.of("/r"), json.repository());
+    }
+
+    @Test
+    void theShippedExampleIsValid() throws Exception {
+        JobFile jf = JobFile.read(Path.of("examples/jobs.yaml"));
+        assertEquals(3, jf.jobs().size());
+        assertTrue(jf.jobs().stream().anyMatch(j -> !j.qmp().isEmpty()), "the example shows a live job");
+        assertEquals(10.0, jf.verify().value());
     }
 
     @Test
@@ -106,6 +122,14 @@ class JobFileTest {
             new Case("repository: r\ntimezone: Mars/Olympus\njobs: []", "timezone 'Mars/Olympus'"),
             new Case("repository: r\nverify: {schedule: '0 5 * * *', sample: 0}\njobs: [{name: a, schedule: '0 1 * * *',"
                 + " disks: [{name: d, source: 'nbd://h/e'}]}]", "verify.sample"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', qmp: {socket: /q}, disks: [{name: d, "
+                + "source: 'nbd://h/e'}]}]", "needs node: NODE or device: DEV"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', qmp: {qga: /g}, disks: [{name: d, "
+                + "node: n}]}]", "qmp needs socket"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', disks: [{name: d, node: n}]}]",
+                "need qmp: {socket"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', qmp: {socket: /q, timeout: soon}, disks: "
+                + "[{name: d, node: n}]}]", "qmp.timeout 'soon'"),
             new Case("repository: [unclosed", "not valid YAML"));
         int i = 0;
         for (Case c : cases) {
@@ -132,7 +156,8 @@ class JobFileTest {
         Scheduler sch = new Scheduler(jf, OpenOptions.defaults(), EngineOptions.defaults());
         Instant t = Instant.parse("2026-11-24T09:00:00Z");
         List<Scheduler.Planned> plan = sch.plan(t);
-        assertEquals(List.of("job:web1", "job:db", "verify", "gc"), plan.stream().map(Scheduler.Planned::task).toList());
+        assertEquals(List.of("job:web1", "job:db", "job:vm2", "verify", "gc"),
+            plan.stream().map(Scheduler.Planned::task).toList());
         assertTrue(plan.stream().allMatch(Scheduler.Planned::due), "never run: everything is due");
         ScheduleState.update(jf.stateFile(), "job:web1", new ScheduleState.Entry(t, "ok", "fine", "r1"));
         ScheduleState.update(jf.stateFile(), "job:db", new ScheduleState.Entry(t, "ok", "fine", "r1"));
