@@ -250,13 +250,19 @@ public final class Catalog implements AutoCloseable {
         return queryOne("SELECT count(*) FROM chunks", ps -> { }, rs -> rs.getLong(1)).orElse(0L);
     }
 
-    /** Visits every chunk in pack order and offset order, streaming (bounded memory). */
+    /**
+     * Visits every chunk in pack order and offset order, streaming (bounded memory); chunks condemned by a running
+     * gc are included (they are still readable).
+     */
     public void forEachChunk(ChunkVisitor v) throws RepositoryException {
         Connection c = null;
         try {
             c = connect(url, false);
-            try (PreparedStatement ps = c.prepareStatement("SELECT c.digest, p.name, c.offset, c.length, c.raw_length "
-                + "FROM chunks c JOIN packs p ON p.id = c.pack_id ORDER BY c.pack_id, c.offset");
+            try (PreparedStatement ps = c.prepareStatement("SELECT digest, name, offset, length, raw_length FROM ("
+                + "SELECT c.digest, p.name, c.offset, c.length, c.raw_length, c.pack_id FROM chunks c "
+                + "JOIN packs p ON p.id = c.pack_id UNION ALL "
+                + "SELECT g.digest, p.name, g.offset, g.length, g.raw_length, g.pack_id FROM gc_condemned g "
+                + "JOIN packs p ON p.id = g.pack_id) ORDER BY pack_id, offset");
                  ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {
                     v.visit(rs.getBytes(1), new ChunkLocation(rs.getString(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)));
@@ -278,6 +284,7 @@ public final class Catalog implements AutoCloseable {
     /** Forgets chunks (e.g. damaged ones, so the next backup that meets their data stores it again). */
     public void deleteChunks(List<byte[]> digests) throws RepositoryException {
         update("delete chunks", "DELETE FROM chunks WHERE digest = ?", digests, (ps, d) -> ps.setBytes(1, d));
+        update("delete chunks", "DELETE FROM gc_condemned WHERE digest = ?", digests, (ps, d) -> ps.setBytes(1, d));
     }
 
     // ---------------------------------------------------------------------------------------------------- backups
@@ -472,6 +479,336 @@ public final class Catalog implements AutoCloseable {
                 b.completed(), b.imageSize(), b.chunkSize(), b.state(), lb, b.note(), b.source(), b.stats()));
         }
         return out;
+    }
+
+    // ----------------------------------------------------------------------------- protection, verification state
+
+    /** Protects a backup from pruning (or lifts it); returns false if no complete or bad backup has this id. */
+    public boolean setProtected(String id, boolean protect, String reason) throws RepositoryException {
+        return updateOne((protect ? "protect" : "unprotect") + " backup " + id,
+            "UPDATE backups SET protected = ?, protect_reason = ? WHERE id = ? AND state <> 'incomplete'", ps -> {
+                ps.setInt(1, protect ? 1 : 0);
+                ps.setString(2, protect ? reason : null);
+                ps.setString(3, id);
+            }) == 1;
+    }
+
+    /** Ids of protected backups, with the reason given (may be null). */
+    public Map<String, String> protectedBackups() throws RepositoryException {
+        Map<String, String> m = new LinkedHashMap<>();
+        for (String[] r : queryList("SELECT id, protect_reason FROM backups WHERE protected <> 0 ORDER BY id",
+            ps -> { }, rs -> new String[] {rs.getString(1), rs.getString(2)})) {
+            m.put(r[0], r[1]);
+        }
+        return m;
+    }
+
+    /** When a backup was last verified and with which sample percentage. */
+    public record Verification(Instant when, double samplePercent) {
+    }
+
+    /** Records that these backups passed a verify run (sampling {@code samplePercent} of their chunks). */
+    public void setVerified(List<String> ids, Instant when, double samplePercent) throws RepositoryException {
+        update("record verification", "UPDATE backups SET verified_ms = ?, verified_sample = ? WHERE id = ?", ids,
+            (ps, id) -> {
+                ps.setLong(1, when.toEpochMilli());
+                ps.setDouble(2, samplePercent);
+                ps.setString(3, id);
+            });
+    }
+
+    /** The last successful verification of every backup that has one. */
+    public Map<String, Verification> verifications() throws RepositoryException {
+        Map<String, Verification> m = new HashMap<>();
+        for (Object[] r : queryList("SELECT id, verified_ms, verified_sample FROM backups WHERE verified_ms IS NOT NULL",
+            ps -> { }, rs -> new Object[] {rs.getString(1), rs.getLong(2), rs.getDouble(3)})) {
+            m.put((String) r[0], new Verification(Instant.ofEpochMilli((Long) r[1]), (Double) r[2]));
+        }
+        return m;
+    }
+
+    // -------------------------------------------------------------------------------------------------- totals
+
+    /** Repository totals from the catalog alone (no file is read). */
+    public record Totals(long packs, long packBytes, long chunks, long chunkRawBytes, long chunkStoredBytes,
+                         long backups, long completeBackups, long badBackups, long disks, long logicalBytes,
+                         long bytesNew, long bytesDedup, long bytesZero) {
+    }
+
+    /** Counts and sums over packs, chunks and backups. */
+    public Totals totals() throws RepositoryException {
+        synchronized (writeLock) {
+            checkOpen();
+            try (Statement s = writer.createStatement()) {
+                long[] p = new long[2];
+                try (ResultSet rs = s.executeQuery("SELECT count(*), coalesce(sum(size), 0) FROM packs")) {
+                    rs.next();
+                    p[0] = rs.getLong(1);
+                    p[1] = rs.getLong(2);
+                }
+                long[] c = new long[3];
+                try (ResultSet rs = s.executeQuery(
+                    "SELECT count(*), coalesce(sum(raw_length), 0), coalesce(sum(length), 0) FROM chunks")) {
+                    rs.next();
+                    c[0] = rs.getLong(1);
+                    c[1] = rs.getLong(2);
+                    c[2] = rs.getLong(3);
+                }
+                long[] b = new long[8];
+                try (ResultSet rs = s.executeQuery("SELECT count(*), coalesce(sum(state = 'complete'), 0), "
+                    + "coalesce(sum(state = 'bad'), 0), count(DISTINCT disk_id), "
+                    + "coalesce(sum(CASE WHEN state <> 'incomplete' THEN image_size END), 0), "
+                    + "coalesce(sum(bytes_new), 0), coalesce(sum(bytes_dedup), 0), coalesce(sum(bytes_zero), 0) "
+                    + "FROM backups")) {
+                    rs.next();
+                    for (int i = 0; i < b.length; i++) {
+                        b[i] = rs.getLong(i + 1);
+                    }
+                }
+                return new Totals(p[0], p[1], c[0], c[1], c[2], b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]);
+            } catch (SQLException e) {
+                throw fail("sum up the repository", e);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------ garbage collection
+
+    /** The highest pack row id: packs registered later have higher ids (while none above it is deleted). */
+    public long maxPackId() throws RepositoryException {
+        return queryOne("SELECT coalesce(max(id), 0) FROM packs", ps -> { }, rs -> rs.getLong(1)).orElse(0L);
+    }
+
+    /**
+     * Visits every chunk (not condemned) in packs with id at most {@code maxPackId}, streaming (bounded memory), in
+     * no particular order.
+     */
+    public void forEachChunkUpTo(long maxPackId, ChunkVisitor v) throws RepositoryException {
+        Connection c = null;
+        try {
+            c = connect(url, false);
+            try (PreparedStatement ps = c.prepareStatement("SELECT c.digest, p.name, c.offset, c.length, c.raw_length "
+                + "FROM chunks c JOIN packs p ON p.id = c.pack_id WHERE c.pack_id <= ?")) {
+                ps.setLong(1, maxPackId);
+                try (ResultSet rs = ps.executeQuery()) {
+                    while (rs.next()) {
+                        v.visit(rs.getBytes(1), new ChunkLocation(rs.getString(2), rs.getLong(3), rs.getInt(4),
+                            rs.getInt(5)));
+                    }
+                }
+            }
+        } catch (SQLException e) {
+            throw fail("list chunks", e);
+        } finally {
+            closeQuietly(c);
+        }
+    }
+
+    /**
+     * Condemns chunks: moves their rows from {@code chunks} to {@code gc_condemned} in one transaction. From then
+     * on no writer deduplicates against them ({@link #hasChunk} is false), while reads still find them
+     * ({@link #findChunk} falls back to condemned rows) until gc deletes their packs or resurrects them.
+     */
+    public int condemn(List<byte[]> digests) throws RepositoryException {
+        int[] n = {0};
+        synchronized (writeLock) {
+            checkOpen();
+            try {
+                transaction(() -> {
+                    try (PreparedStatement ins = writer.prepareStatement("INSERT OR IGNORE INTO gc_condemned "
+                        + "SELECT digest, pack_id, offset, length, raw_length FROM chunks WHERE digest = ?");
+                         PreparedStatement del = writer.prepareStatement("DELETE FROM chunks WHERE digest = ?")) {
+                        for (byte[] d : digests) {
+                            ins.setBytes(1, d);
+                            n[0] += ins.executeUpdate();
+                            del.setBytes(1, d);
+                            del.executeUpdate();
+                        }
+                    }
+                });
+            } catch (SQLException e) {
+                throw fail("condemn chunks", e);
+            }
+        }
+        return n[0];
+    }
+
+    /** Whether {@code digest} is condemned. */
+    public boolean isCondemned(byte[] digest) throws RepositoryException {
+        return queryOne("SELECT 1 FROM gc_condemned WHERE digest = ?", ps -> ps.setBytes(1, digest), rs -> true)
+            .isPresent();
+    }
+
+    /**
+     * Gives condemned chunks back their rows (a backup turned out to use them). A digest that a writer has stored
+     * again meanwhile keeps its new row; the condemned copy is then garbage.
+     */
+    public int resurrect(List<byte[]> digests) throws RepositoryException {
+        int[] n = {0};
+        synchronized (writeLock) {
+            checkOpen();
+            try {
+                transaction(() -> {
+                    try (PreparedStatement ins = writer.prepareStatement("INSERT OR IGNORE INTO chunks "
+                        + "SELECT digest, pack_id, offset, length, raw_length FROM gc_condemned WHERE digest = ?");
+                         PreparedStatement del = writer.prepareStatement("DELETE FROM gc_condemned WHERE digest = ?")) {
+                        for (byte[] d : digests) {
+                            ins.setBytes(1, d);
+                            ins.executeUpdate();
+                            del.setBytes(1, d);
+                            n[0] += del.executeUpdate();
+                        }
+                    }
+                });
+            } catch (SQLException e) {
+                throw fail("resurrect chunks", e);
+            }
+        }
+        return n[0];
+    }
+
+    /** Gives every condemned chunk back its row (rolls back a gc that did not finish); returns how many. */
+    public int resurrectAll() throws RepositoryException {
+        int[] n = {0};
+        synchronized (writeLock) {
+            checkOpen();
+            try {
+                transaction(() -> {
+                    try (Statement s = writer.createStatement()) {
+                        s.executeUpdate("INSERT OR IGNORE INTO chunks SELECT digest, pack_id, offset, length, raw_length "
+                            + "FROM gc_condemned");
+                        n[0] = s.executeUpdate("DELETE FROM gc_condemned");
+                    }
+                });
+            } catch (SQLException e) {
+                throw fail("resurrect condemned chunks", e);
+            }
+        }
+        return n[0];
+    }
+
+    /** Number of condemned chunks. */
+    public long condemnedCount() throws RepositoryException {
+        return queryOne("SELECT count(*) FROM gc_condemned", ps -> { }, rs -> rs.getLong(1)).orElse(0L);
+    }
+
+    /**
+     * How much of a pack is still used.
+     *
+     * @param recordBytes bytes of all records in the pack (the file minus header, footer and trailer)
+     * @param liveChunks  chunks of the pack with a catalog row
+     * @param liveBytes   record bytes of those chunks
+     */
+    public record PackUsage(String name, long size, int chunkCount, long recordBytes, long liveChunks,
+                            long liveBytes) {
+    }
+
+    /** Usage of every pack with id at most {@code maxPackId}, in id order. */
+    public List<PackUsage> packUsage(long maxPackId, int headerBytes, int footerEntryBytes, int trailerBytes)
+        throws RepositoryException {
+        return queryList("SELECT p.name, p.size, p.chunk_count, count(c.digest), coalesce(sum(c.length), 0) "
+            + "FROM packs p LEFT JOIN chunks c ON c.pack_id = p.id WHERE p.id <= ? GROUP BY p.id ORDER BY p.id",
+            ps -> ps.setLong(1, maxPackId), rs -> new PackUsage(rs.getString(1), rs.getLong(2), rs.getInt(3),
+                rs.getLong(2) - headerBytes - (long) footerEntryBytes * rs.getInt(3) - trailerBytes, rs.getLong(4),
+                rs.getLong(5)));
+    }
+
+    /** The live chunks (with a catalog row) of a pack, in offset order. */
+    public List<ChunkRow> chunksOfPack(String name) throws RepositoryException {
+        return queryList("SELECT c.digest, c.offset, c.length, c.raw_length FROM chunks c JOIN packs p "
+            + "ON p.id = c.pack_id WHERE p.name = ? ORDER BY c.offset", ps -> ps.setString(1, name),
+            rs -> new ChunkRow(rs.getBytes(1), rs.getLong(2), rs.getInt(3), rs.getInt(4)));
+    }
+
+    /**
+     * Registers a pack written by gc from live records of other packs, and points those chunks' rows at it, in
+     * one transaction (the new pack is already sealed and synced).
+     */
+    public void relocate(String name, long size, List<ChunkRow> chunks) throws RepositoryException {
+        synchronized (writeLock) {
+            checkOpen();
+            try {
+                transaction(() -> {
+                    try (PreparedStatement ps = writer.prepareStatement(
+                        "INSERT OR IGNORE INTO packs (name, size, chunk_count, created_ms) VALUES (?, ?, ?, ?)")) {
+                        ps.setString(1, name);
+                        ps.setLong(2, size);
+                        ps.setInt(3, chunks.size());
+                        ps.setLong(4, System.currentTimeMillis());
+                        ps.executeUpdate();
+                    }
+                    long packId;
+                    try (PreparedStatement ps = writer.prepareStatement("SELECT id FROM packs WHERE name = ?")) {
+                        ps.setString(1, name);
+                        try (ResultSet rs = ps.executeQuery()) {
+                            rs.next();
+                            packId = rs.getLong(1);
+                        }
+                    }
+                    try (PreparedStatement ps = writer.prepareStatement("INSERT INTO chunks (digest, pack_id, offset, "
+                        + "length, raw_length) VALUES (?, ?, ?, ?, ?) ON CONFLICT (digest) DO UPDATE SET "
+                        + "pack_id = excluded.pack_id, offset = excluded.offset, length = excluded.length, "
+                        + "raw_length = excluded.raw_length")) {
+                        for (ChunkRow c : chunks) {
+                            ps.setBytes(1, c.digest());
+                            ps.setLong(2, packId);
+                            ps.setLong(3, c.offset());
+                            ps.setInt(4, c.length());
+                            ps.setInt(5, c.rawLength());
+                            ps.addBatch();
+                        }
+                        ps.executeBatch();
+                    }
+                });
+            } catch (SQLException e) {
+                throw fail("relocate chunks to pack " + name, e);
+            }
+        }
+    }
+
+    /**
+     * Forgets the condemned rows of a pack that is about to be deleted; refuses if live chunks still point at it.
+     */
+    public void releasePack(String name) throws RepositoryException {
+        synchronized (writeLock) {
+            checkOpen();
+            try {
+                transaction(() -> {
+                    long packId;
+                    try (PreparedStatement ps = writer.prepareStatement("SELECT id FROM packs WHERE name = ?")) {
+                        ps.setString(1, name);
+                        try (ResultSet rs = ps.executeQuery()) {
+                            if (!rs.next()) {
+                                return;
+                            }
+                            packId = rs.getLong(1);
+                        }
+                    }
+                    try (PreparedStatement ps = writer.prepareStatement("SELECT count(*) FROM chunks WHERE pack_id = ?")) {
+                        ps.setLong(1, packId);
+                        try (ResultSet rs = ps.executeQuery()) {
+                            rs.next();
+                            if (rs.getLong(1) != 0) {
+                                throw new SQLException("pack " + name + " still holds " + rs.getLong(1)
+                                    + " live chunks; it cannot be deleted");
+                            }
+                        }
+                    }
+                    try (PreparedStatement ps = writer.prepareStatement("DELETE FROM gc_condemned WHERE pack_id = ?")) {
+                        ps.setLong(1, packId);
+                        ps.executeUpdate();
+                    }
+                });
+            } catch (SQLException e) {
+                throw fail("release pack " + name, e);
+            }
+        }
+    }
+
+    /** Removes a pack row (its file is already deleted, and no chunk row points at it). */
+    public void deletePack(String name) throws RepositoryException {
+        updateOne("delete pack " + name, "DELETE FROM packs WHERE name = ? AND NOT EXISTS (SELECT 1 FROM chunks c "
+            + "WHERE c.pack_id = packs.id)", ps -> ps.setString(1, name));
     }
 
     // ------------------------------------------------------------------------------------------------------- runs
@@ -670,8 +1007,11 @@ public final class Catalog implements AutoCloseable {
 
         Reader(Connection conn) throws SQLException {
             this.conn = conn;
+            // condemned chunks (a running gc) are still found for reads, never for dedup (see condemn)
             this.find = conn.prepareStatement("SELECT p.name, c.offset, c.length, c.raw_length FROM chunks c "
-                + "JOIN packs p ON p.id = c.pack_id WHERE c.digest = ?");
+                + "JOIN packs p ON p.id = c.pack_id WHERE c.digest = ?1 UNION ALL "
+                + "SELECT p.name, g.offset, g.length, g.raw_length FROM gc_condemned g "
+                + "JOIN packs p ON p.id = g.pack_id WHERE g.digest = ?1 LIMIT 1");
             this.has = conn.prepareStatement("SELECT 1 FROM chunks WHERE digest = ?");
         }
     }

@@ -79,5 +79,21 @@ final class Migrations {
               owner TEXT,
               message TEXT
             )""",
+        },
+        // 2: protection, verification state, gc's condemned chunks
+        new String[] {
+            "ALTER TABLE backups ADD COLUMN protected INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE backups ADD COLUMN protect_reason TEXT",
+            "ALTER TABLE backups ADD COLUMN verified_ms INTEGER",
+            "ALTER TABLE backups ADD COLUMN verified_sample REAL",
+            """
+            CREATE TABLE gc_condemned (
+              digest BLOB PRIMARY KEY,
+              pack_id INTEGER NOT NULL,
+              offset INTEGER NOT NULL,
+              length INTEGER NOT NULL,
+              raw_length INTEGER NOT NULL
+            ) WITHOUT ROWID""",
+            "CREATE INDEX gc_condemned_by_pack ON gc_condemned (pack_id)",
         });
 }

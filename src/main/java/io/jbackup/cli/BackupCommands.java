@@ -6,6 +6,8 @@ import io.jbackup.engine.Cancellation;
 import io.jbackup.engine.DiskJob;
 import io.jbackup.engine.DiskResult;
 import io.jbackup.engine.EngineOptions;
+import io.jbackup.engine.LiveBackup;
+import io.jbackup.engine.LiveSource;
 import io.jbackup.engine.ProgressListener;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdUri;
@@ -38,8 +40,10 @@ public final class BackupCommands {
         JsonMixin json;
         @Mixin
         LoggingMixin logging;
+        @Mixin
+        LiveOptions live;
 
-        @Option(names = "--source", required = true, paramLabel = "[DISK=]URI",
+        @Option(names = "--source", paramLabel = "[DISK=]URI",
             description = "NBD export to back up: nbd://host[:port]/export, nbd+unix:///export?socket=PATH, nbds://..."
                 + " Repeat as DISK=URI for several disks of one VM (backed up in parallel as one set).")
         List<String> sources;
@@ -56,10 +60,10 @@ public final class BackupCommands {
         @Option(names = "--note", paramLabel = "TEXT", description = "Free-text note recorded with the backup.")
         String note;
 
-        @Option(names = "--connections", paramLabel = "N", defaultValue = "1",
-            description = "NBD connections per disk when the server allows multi-conn (default: ${DEFAULT-VALUE}; "
-                + "on 2 cores one is as fast as four).")
-        int connections;
+        @Option(names = "--connections", paramLabel = "N",
+            description = "NBD connections per disk, used when the server advertises multi-conn (default: half the "
+                + "cores, 1 to 4; on 2 cores one connection is as fast as four).")
+        Integer connections;
 
         @Option(names = "--buffer-size", paramLabel = "MiB", defaultValue = "64",
             description = "Memory for chunk data in flight per disk, in MiB (default: ${DEFAULT-VALUE}).")
@@ -75,6 +79,10 @@ public final class BackupCommands {
 
         @Override
         public Integer call() throws Exception {
+            if (live.enabled()) {
+                return callLive();
+            }
+            live.checkUnused();
             List<DiskJob> jobs = jobs();
             EngineOptions eo = EngineOptions.defaults().withBufferBytes((long) bufferMiB << 20)
                 .withRetries(retries, Duration.ofSeconds(1));
@@ -87,10 +95,46 @@ public final class BackupCommands {
             return report(results);
         }
 
-        List<DiskJob> jobs() {
-            if (connections < 1 || connections > 16) {
-                throw new IllegalArgumentException("--connections " + connections + " (expected: 1 .. 16)");
+        /** {@code --qmp}: jbackup makes the export and manages the bitmaps ({@link LiveBackup}). */
+        private int callLive() throws Exception {
+            if (sources != null && !sources.isEmpty()) {
+                throw new IllegalArgumentException("--source and --qmp exclude each other: with --qmp, jbackup makes "
+                    + "the NBD export itself (give the disks with --node or --device)");
             }
+            if (!bitmaps().isEmpty()) {
+                throw new IllegalArgumentException("--bitmap is not used with --qmp: jbackup adds, exports and retires "
+                    + "its own dirty bitmaps");
+            }
+            LiveSource src = live.source(disk);
+            ClientOptions co = ClientOptions.defaults().withTls(tls.toConfig(false)).withConnections(connections());
+            EngineOptions eo = EngineOptions.defaults().withBufferBytes((long) bufferMiB << 20)
+                .withRetries(retries, Duration.ofSeconds(1));
+            ProgressListener progress = ConsoleProgress.forConsole(json.enabled() || logging.quiet);
+            Cancellation cancel = new Cancellation();
+            List<DiskResult> results;
+            try (Repository r = repo.open(LockMode.SHARED)) {
+                results = Interrupts.run(cancel, () -> new LiveBackup(r, eo, progress, cancel).run(src, vm, mode(),
+                    co, labels, note));
+            }
+            return report(results);
+        }
+
+        /** --connections, defaulting to half the cores (1 to 4), validated. */
+        int connections() {
+            int n = connections != null ? connections
+                : Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors() / 2));
+            if (n < 1 || n > 16) {
+                throw new IllegalArgumentException("--connections " + n + " (expected: 1 .. 16)");
+            }
+            return n;
+        }
+
+        List<DiskJob> jobs() {
+            if (sources == null || sources.isEmpty()) {
+                throw new IllegalArgumentException("nothing to back up: give --source [DISK=]URI (an NBD export), "
+                    + "or --qmp SOCKET with --node/--device (a running VM)");
+            }
+            int connections = connections();
             List<DiskJob> jobs = new ArrayList<>();
             for (String s : sources) {
                 String name = disk;
@@ -204,7 +248,7 @@ public final class BackupCommands {
 
         @Override
         List<DiskJob> jobs() {
-            if (bitmapArgs.isEmpty()) {
+            if (bitmapArgs.isEmpty() && sources != null && !sources.isEmpty()) {
                 throw new IllegalArgumentException("incremental needs --bitmap NAME (the dirty bitmap exported as "
                     + "qemu:dirty-bitmap:NAME, e.g. qemu-nbd -B NAME)");
             }

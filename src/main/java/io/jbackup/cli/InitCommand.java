@@ -42,7 +42,8 @@ public final class InitCommand implements Callable<Integer> {
 
     @Option(names = "--compression-level", paramLabel = "N",
         defaultValue = "" + RepositoryOptions.DEFAULT_COMPRESSION_LEVEL,
-        description = "zstd level 1..19, or 0 to store uncompressed (default: ${DEFAULT-VALUE}).")
+        description = "zstd level 1..19, -1..-7 for zstd's fast levels (quicker, larger), or 0 to store uncompressed "
+            + "(default: ${DEFAULT-VALUE}).")
     int compressionLevel;
 
     @Option(names = "--pack-size", paramLabel = "SIZE", defaultValue = "32M", converter = Sizes.class,

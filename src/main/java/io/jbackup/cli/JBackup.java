@@ -8,6 +8,7 @@ import picocli.CommandLine.Spec;
 
 /** The top command: only shared options and the list of subcommands. */
 @Command(name = "jbackup",
+    scope = CommandLine.ScopeType.INHERIT, // version and help options reach every subcommand (and its man page)
     mixinStandardHelpOptions = true,
     versionProvider = VersionProvider.class,
     description = "Incremental backup and restore of QEMU/KVM disks over NBD.",
@@ -24,6 +25,19 @@ import picocli.CommandLine.Spec;
         VerifyCommand.class,
         RepairCommand.class,
         KeyCommand.class,
+        BitmapCommand.class,
+        ListCommands.ListCommand.class,
+        ListCommands.ShowCommand.class,
+        ListCommands.StatsCommand.class,
+        MaintenanceCommands.Prune.class,
+        MaintenanceCommands.Protect.class,
+        MaintenanceCommands.Unprotect.class,
+        MaintenanceCommands.Gc.class,
+        ScheduleCommands.RunDue.class,
+        ScheduleCommands.Daemon.class,
+        ScheduleCommands.Schedule.class,
+        ScheduleCommands.Log.class,
+        DemoCommand.class,
     })
 public final class JBackup implements Runnable {
     @Spec

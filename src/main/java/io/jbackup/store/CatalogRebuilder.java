@@ -18,7 +18,8 @@ import java.util.List;
 /**
  * {@code jbackup repair --rebuild-catalog}: a new catalog from the repository's files alone, under the exclusive
  * lock. Every pack is registered from its footer (or, if the footer is damaged, from a scan of its intact records);
- * every index file becomes a complete backup (bad if it has a {@code .bad} marker); temporary files are removed;
+ * every index file becomes a complete backup (bad if it has a {@code .bad} marker, protected if it has a
+ * {@code .keep} marker); temporary files are removed;
  * finally each backup is checked to reference only chunks that are now registered.
  */
 final class CatalogRebuilder {
@@ -92,6 +93,16 @@ final class CatalogRebuilder {
                         }
                         repo.catalog().setState(b.id(), BackupInfo.BAD, reason);
                         bad++;
+                    }
+                    Path keep = indexes.resolve(b.id() + Repository.KEEP_SUFFIX);
+                    if (Files.exists(keep)) {
+                        String reason = null;
+                        try {
+                            reason = Json.parse(Files.readAllBytes(keep), keep).path("reason").asText(null);
+                        } catch (RepositoryException e) {
+                            LOG.warn("{}: {}", keep, e.getMessage());
+                        }
+                        repo.catalog().setProtected(b.id(), true, reason);
                     }
                     long[] missing = {0};
                     r.forEachBlock((first, buf, len) -> {

@@ -96,7 +96,7 @@ final class ChunkCodec implements AutoCloseable {
         byte codec = PackFormat.CODEC_STORED;
         byte[] plain = data;
         int plainLen = len;
-        if (level > 0) {
+        if (level != 0) {
             byte[] dst = keys == null ? rec : s.tmp(bound);
             int dstOff = keys == null ? payloadStart : 0;
             int clen = s.compressor(level).compressByteArray(dst, dstOff, bound, data, 0, len);

@@ -40,6 +40,7 @@ final class PackWriter {
     private final CompletableFuture<Void> sealed = new CompletableFuture<>();
     private long size;
     private boolean closed;
+    private boolean relocate;
     private IOException poison;
 
     /** Creates the pack's temporary file in {@code tmpDir}; {@code lock} guards appends and closing. */
@@ -77,6 +78,15 @@ final class PackWriter {
         entries.add(new ChunkRow(id, size, len, rawLen));
         size += len;
         return true;
+    }
+
+    /**
+     * Makes {@link #seal} point existing chunk rows at this pack ({@link io.jbackup.catalog.Catalog#relocate})
+     * instead of registering only new digests: gc's repacking.
+     */
+    PackWriter relocating() {
+        relocate = true;
+        return this;
     }
 
     /** Bytes written so far; the caller holds {@code lock}. */
@@ -148,7 +158,11 @@ final class PackWriter {
             FileSync.rename(tmpFile, target);
             renamed = true;
             CrashPoints.reached("pack-synced");
-            repo.catalog().addPack(name, fileSize, rows);
+            if (relocate) {
+                repo.catalog().relocate(name, fileSize, rows);
+            } else {
+                repo.catalog().addPack(name, fileSize, rows);
+            }
             CrashPoints.reached("pack-registered");
             sealed.complete(null);
         } catch (IOException | RuntimeException e) {

@@ -47,6 +47,12 @@ final class PackedBackupWriter implements BackupWriter {
     private final Set<PackWriter> dependencies = ConcurrentHashMap.newKeySet();
     private final AtomicReference<Throwable> failure = new AtomicReference<>();
     private final AtomicReference<State> state = new AtomicReference<>(State.OPEN);
+    private final java.util.concurrent.ExecutorService sealer = java.util.concurrent.Executors.newSingleThreadExecutor(
+        r -> {
+            Thread t = new Thread(r, "pack-sealer");
+            t.setDaemon(true);
+            return t;
+        });
     private boolean drained;
     private final LongAdder chunksNew = new LongAdder();
     private final LongAdder chunksDedup = new LongAdder();
@@ -190,13 +196,33 @@ final class PackedBackupWriter implements BackupWriter {
                 bytesStored.add(recLen);
             }
             if (full != null) {
+                sealInBackground(full);
+            }
+        } finally {
+            codec.release(s);
+        }
+    }
+
+    /**
+     * Seals a full pack on this writer's sealer thread, so the worker that filled it goes on hashing and compressing
+     * while the pack is fsynced and registered. The pack stays in {@code ownPacks} until sealed; commit and abort
+     * seal every own pack again, which waits for a seal in progress ({@link PackWriter#seal()} is idempotent).
+     */
+    private void sealInBackground(PackWriter full) throws IOException {
+        Runnable task = () -> {
+            try {
                 full.seal();
                 synchronized (packLock) {
                     ownPacks.remove(full);
                 }
+            } catch (Throwable t) {
+                fail(t);
             }
-        } finally {
-            codec.release(s);
+        };
+        try {
+            sealer.execute(task);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            task.run(); // commit or abort already began: seal here
         }
     }
 
@@ -284,6 +310,7 @@ final class PackedBackupWriter implements BackupWriter {
             repo.catalog().completeBackup(id(), completed, st);
             CrashPoints.reached("backup-completed");
             state.set(State.DONE);
+            sealer.shutdown();
             permits.release(maxInFlight);
             repo.writerDone(this);
             LOG.info("backup {} of {} complete: {} chunks, {} new, {} dedup, {} zero, {} bytes stored", id(),
@@ -358,6 +385,7 @@ final class PackedBackupWriter implements BackupWriter {
             }
             LOG.info("backup {} of {} aborted", id(), begun.diskLabel());
         } finally {
+            sealer.shutdown();
             if (drained) {
                 permits.release(maxInFlight); // wake puts blocked on a full pipeline: they see the backup is done
             }

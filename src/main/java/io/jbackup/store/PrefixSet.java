@@ -54,6 +54,15 @@ final class PrefixSet {
         return Arrays.binarySearch(values, 0, size, v) >= 0;
     }
 
+    /** The position of {@code v} among the distinct sorted values, or -1: a dense index for a bitset. */
+    int indexOf(long v) {
+        if (!sealed) {
+            throw new IllegalStateException("not sealed");
+        }
+        int i = Arrays.binarySearch(values, 0, size, v);
+        return i >= 0 ? i : -1;
+    }
+
     boolean containsDigest(byte[] d, int off) {
         return contains(ChunkId.prefix(d, off));
     }

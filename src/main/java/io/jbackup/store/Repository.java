@@ -14,6 +14,7 @@ import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
+import java.time.Duration;
 import java.time.Instant;
 import java.time.LocalDate;
 import java.time.LocalDateTime;
@@ -76,6 +77,9 @@ public final class Repository implements AutoCloseable {
     private static final DateTimeFormatter ID_TIME = DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss").withZone(ZoneOffset.UTC);
     static final String TMP_DIR = "tmp";
     static final String BAD_SUFFIX = ".bad";
+    static final String KEEP_SUFFIX = ".keep";
+    static final String DELETED_SUFFIX = ".deleted";
+    static final String GC_LOCK = "gc.lock";
     private static final int MAX_NAME = 255;
     private static final int MAX_NOTE = 64 * 1024;
     private static final int MAX_LABELS = 256;
@@ -257,8 +261,27 @@ public final class Repository implements AutoCloseable {
                 }
             }
         }
+        finishDeletions();
         if (crashed || exclusive) {
             registerOrphanPacks();
+        }
+    }
+
+    /** Completes deletions a crash interrupted: {@code indexes/ID.deleted} files (see {@link #deleteBackup}). */
+    private void finishDeletions() throws IOException {
+        Path indexes = dir.resolve(IndexFile.DIR);
+        if (!Files.isDirectory(indexes)) {
+            return;
+        }
+        List<Path> left = new ArrayList<>();
+        try (DirectoryStream<Path> s = Files.newDirectoryStream(indexes, "*" + DELETED_SUFFIX)) {
+            s.forEach(left::add);
+        }
+        for (Path p : left) {
+            String name = p.getFileName().toString();
+            String id = name.substring(0, name.length() - DELETED_SUFFIX.length());
+            LOG.warn("finishing the deletion of backup {} that an interrupted prune began", id);
+            removeDeleted(id);
         }
     }
 
@@ -605,6 +628,143 @@ public final class Repository implements AutoCloseable {
         return catalog.stateReason(backupId);
     }
 
+    // ------------------------------------------------------------------------------- delete, protect, prune, stats
+
+    /**
+     * Deletes a complete or bad backup: its index file and catalog row, nothing else (every backup has its own full
+     * index, so no other backup depends on it; gc later reclaims chunks nobody uses). Refuses protected backups.
+     *
+     * <p>Order (crash safety): the index is renamed to {@code indexes/ID.deleted} and the directory synced, then the
+     * catalog row is deleted, then the file and the backup's markers. A crash in between is finished by the next
+     * open ({@link #recover}); a backup is never half deleted, and restores that already opened the index go on.
+     */
+    public void deleteBackup(String backupId) throws IOException {
+        checkOpen();
+        BackupInfo b = catalog.backup(backupId).orElseThrow(() -> new RepositoryException("no backup " + backupId
+            + " in repository " + dir + "; list the backups with: jbackup list"));
+        if (BackupInfo.INCOMPLETE.equals(b.state())) {
+            throw new RepositoryException("backup " + backupId + " is incomplete (being written); it cannot be deleted");
+        }
+        if (catalog.protectedBackups().containsKey(backupId)) {
+            throw new RepositoryException("backup " + backupId + " is protected; lift that first with: jbackup "
+                + "unprotect " + backupId);
+        }
+        Path idx = IndexFile.path(dir, backupId);
+        if (Files.exists(idx)) {
+            FileSync.rename(idx, idx.resolveSibling(backupId + DELETED_SUFFIX));
+        }
+        removeDeleted(backupId);
+        LOG.info("deleted backup {} of {}", backupId, b.diskLabel());
+    }
+
+    private void removeDeleted(String backupId) throws IOException {
+        catalog.deleteBackup(backupId);
+        Path indexes = dir.resolve(IndexFile.DIR);
+        for (String suffix : List.of(BAD_SUFFIX, KEEP_SUFFIX, DELETED_SUFFIX)) {
+            Files.deleteIfExists(indexes.resolve(backupId + suffix));
+        }
+    }
+
+    /**
+     * Protects a backup from {@link #prune} and {@link #deleteBackup} (or lifts the protection). Recorded in the
+     * catalog and in a marker file {@code indexes/ID.keep}, so a rebuilt catalog keeps it.
+     */
+    public void setProtected(String backupId, boolean protect, String reason) throws IOException {
+        checkOpen();
+        if (!catalog.setProtected(backupId, protect, reason)) {
+            throw new RepositoryException("cannot " + (protect ? "protect" : "unprotect") + " backup " + backupId
+                + ": no such complete backup");
+        }
+        Path marker = dir.resolve(IndexFile.DIR).resolve(backupId + KEEP_SUFFIX);
+        if (protect) {
+            ObjectNode n = Json.MAPPER.createObjectNode();
+            n.put("reason", reason == null ? "" : reason);
+            n.put("protected", Instant.now().toString());
+            FileSync.writeAtomically(marker, Json.bytes(n));
+        } else {
+            Files.deleteIfExists(marker);
+        }
+    }
+
+    /** Protected backups, with the reason given (may be null). */
+    public Map<String, String> protectedBackups() throws IOException {
+        checkOpen();
+        return catalog.protectedBackups();
+    }
+
+    /** The last successful verification of each backup that has one. */
+    public Map<String, Catalog.Verification> verifications() throws IOException {
+        checkOpen();
+        return catalog.verifications();
+    }
+
+    /** Repository totals from the catalog (no pack or index is read). */
+    public Catalog.Totals totals() throws IOException {
+        checkOpen();
+        return catalog.totals();
+    }
+
+    /**
+     * Applies a retention policy to every disk (narrowed by {@code vm} and {@code disk} when not null) and, unless
+     * {@code dryRun}, deletes the backups it does not keep ({@link #deleteBackup}). Takes the maintenance lock
+     * ({@code gc.lock}) for its duration, so it never runs during a gc.
+     */
+    public PruneReport prune(RetentionPolicy policy, String vm, String disk, boolean dryRun, Duration waitLock)
+        throws IOException {
+        PruneReport r = prune(policy, b -> (vm == null || vm.equals(b.vm())) && (disk == null || disk.equals(b.disk())),
+            dryRun, waitLock);
+        if (r.disks().isEmpty() && (vm != null || disk != null)) {
+            throw new RepositoryException("no backups of " + (vm == null ? "" : "vm " + vm + " ")
+                + (disk == null ? "" : "disk " + disk + " ") + "in repository " + dir + "; list them with: jbackup list");
+        }
+        return r;
+    }
+
+    /** {@link #prune(RetentionPolicy, String, String, boolean, Duration)} for the backups {@code select} accepts. */
+    @SuppressWarnings("try") // the lock is held by the try block
+    public PruneReport prune(RetentionPolicy policy, java.util.function.Predicate<BackupInfo> select, boolean dryRun,
+                             Duration waitLock) throws IOException {
+        checkOpen();
+        Map<String, List<BackupInfo>> byDisk = new java.util.TreeMap<>();
+        for (BackupInfo b : catalog.backups()) {
+            if (!select.test(b)) {
+                continue;
+            }
+            byDisk.computeIfAbsent((b.vm() == null ? "" : b.vm()) + "\0" + b.disk(), k -> new ArrayList<>()).add(b);
+        }
+        try (FileMutex m = dryRun ? null : FileMutex.acquire(dir.resolve(GC_LOCK), "prune", waitLock)) {
+            Set<String> prot = catalog.protectedBackups().keySet();
+            List<PruneReport.Disk> out = new ArrayList<>();
+            for (List<BackupInfo> l : byDisk.values()) {
+                List<Retention.Decision> ds = Retention.apply(policy, l, prot);
+                out.add(new PruneReport.Disk(l.get(0).vm(), l.get(0).disk(), ds));
+                if (!dryRun) {
+                    for (Retention.Decision d : ds) {
+                        if (!d.keep()) {
+                            deleteBackup(d.backup().id());
+                        }
+                    }
+                }
+            }
+            PruneReport r = new PruneReport(policy.describe(), dryRun, out);
+            LOG.info("prune ({}){}: {} kept, {} removed", policy.describe(), dryRun ? " dry run" : "", r.kept(),
+                r.removed());
+            return r;
+        }
+    }
+
+    /**
+     * Reclaims space: deletes chunks that no backup uses and rewrites packs that are mostly garbage. Runs with
+     * backups going on (see {@link GarbageCollector}); takes the maintenance lock ({@code gc.lock}).
+     */
+    @SuppressWarnings("try") // the lock is held by the try block
+    public GcReport gc(GcOptions options) throws IOException {
+        checkOpen();
+        try (FileMutex m = FileMutex.acquire(dir.resolve(GC_LOCK), "gc", options.waitLock())) {
+            return new GarbageCollector(this, options).run();
+        }
+    }
+
     // ------------------------------------------------------------------------------------------- maintenance, runs
 
     /** Checks the selected backups' chunks; see {@link Verifier}. {@code repair} needs the exclusive lock. */
@@ -729,7 +889,19 @@ public final class Repository implements AutoCloseable {
                 + backupId + ", disk offset " + diskOffset + ")") + " is not in the catalog; if the catalog is out of "
                 + "date, rebuild it with: jbackup repair --rebuild-catalog; otherwise run jbackup verify");
         }
-        return readRecord(loc, digest, expectedLen, backupId, diskOffset);
+        try {
+            return readRecord(loc, digest, expectedLen, backupId, diskOffset);
+        } catch (RepositoryException e) {
+            if (Files.exists(PackFormat.path(dir, loc.pack()))) {
+                throw e;
+            }
+            // gc repacked the chunk meanwhile and deleted the old pack: read it where the catalog says now
+            ChunkLocation moved = catalog.findChunk(digest);
+            if (moved == null || moved.equals(loc)) {
+                throw e;
+            }
+            return readRecord(moved, digest, expectedLen, backupId, diskOffset);
+        }
     }
 
     byte[] readRecord(ChunkLocation loc, byte[] digest, int expectedLen, String backupId, long diskOffset)

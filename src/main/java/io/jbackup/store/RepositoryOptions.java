@@ -6,7 +6,8 @@ package io.jbackup.store;
  *
  * @param chunkSize        default chunk size: a power of two from 64 KiB to 4 MiB (default 1 MiB)
  * @param encryption       {@link Encryption#NONE} or {@link Encryption#AES_256_GCM}
- * @param compressionLevel zstd level 1..19 (default {@value #DEFAULT_COMPRESSION_LEVEL}), or 0 to store chunks
+ * @param compressionLevel zstd level 1..19, or a fast level -1..-7 (zstd --fast=N: quicker, larger), default
+ *                         {@value #DEFAULT_COMPRESSION_LEVEL}, or 0 to store chunks
  *                         uncompressed
  * @param packSize         target pack file size: a pack is sealed once it reaches it (1 MiB..1 GiB, default 32 MiB)
  */
@@ -20,6 +21,7 @@ public record RepositoryOptions(int chunkSize, Encryption encryption, int compre
      */
     public static final int DEFAULT_COMPRESSION_LEVEL = 1;
     public static final int MAX_COMPRESSION_LEVEL = 19;
+    public static final int MIN_COMPRESSION_LEVEL = -7;
     public static final long MIN_PACK_SIZE = 1L << 20;
     public static final long MAX_PACK_SIZE = 1L << 30;
     public static final long DEFAULT_PACK_SIZE = 32L << 20;
@@ -29,9 +31,9 @@ public record RepositoryOptions(int chunkSize, Encryption encryption, int compre
         if (encryption == null) {
             throw new IllegalArgumentException("encryption must be given (none or aes-256-gcm)");
         }
-        if (compressionLevel < 0 || compressionLevel > MAX_COMPRESSION_LEVEL) {
+        if (compressionLevel < MIN_COMPRESSION_LEVEL || compressionLevel > MAX_COMPRESSION_LEVEL) {
             throw new IllegalArgumentException("compression level " + compressionLevel + " is out of range (expected: 0 "
-                + "for none, or 1.." + MAX_COMPRESSION_LEVEL + ")");
+                + "for none, 1.." + MAX_COMPRESSION_LEVEL + ", or " + MIN_COMPRESSION_LEVEL + "..-1 for zstd's fast levels)");
         }
         if (packSize < MIN_PACK_SIZE || packSize > MAX_PACK_SIZE) {
             throw new IllegalArgumentException("pack size " + packSize + " is out of range (expected: " + MIN_PACK_SIZE

@@ -222,11 +222,23 @@ final class Verifier {
                 }
             }
         }
+        if (chunks.isEmpty() && damagedIndexes.isEmpty() && !readable.isEmpty()) {
+            repo.catalog().setVerified(readable.stream().map(BackupInfo::id).toList(), java.time.Instant.now(),
+                options.samplePercent());
+        }
         return new VerifyReport(readable.size(), checked.get(), bytes.get(), chunks, damagedIndexes, markedBad,
             forgotten);
     }
 
-    private void check(byte[] digest, ChunkLocation loc, Map<String, Damage> damaged) throws IOException {
+    private void check(byte[] digest, ChunkLocation listed, Map<String, Damage> damaged) throws IOException {
+        ChunkLocation loc = listed;
+        if (!Files.exists(PackFormat.path(repo.dir(), loc.pack()))) {
+            // a gc running meanwhile may have repacked the chunk (new location) or deleted it as garbage (none)
+            loc = repo.catalog().findChunk(digest);
+            if (loc == null) {
+                return;
+            }
+        }
         try {
             repo.readRecord(loc, digest, loc.rawLength(), null, -1);
         } catch (ChunkCorruptException e) {

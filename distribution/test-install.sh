@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# mvn verify: installs the tarball to a temporary prefix and checks the installed jbackup runs.
+# usage: test-install.sh TARBALL VERSION
+set -euo pipefail
+tarball=$1
+version=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "install test FAILED: $*" >&2; exit 1; }
+
+tar -xzf "$tarball" -C "$work"
+"$work/jbackup-$version/install.sh" --prefix "$work/prefix" > "$work/install.log" || fail "install.sh: $(cat "$work/install.log")"
+p=$work/prefix
+
+out=$("$p/bin/jbackup" --version | head -1) || fail "jbackup --version exited $?"
+case $out in "jbackup $version"*) ;; *) fail "jbackup --version printed: $out" ;; esac
+
+# through a symlink, as /usr/bin/jbackup -> /opt/jbackup/bin/jbackup would be
+ln -s "$p/bin/jbackup" "$work/jb"
+"$work/jb" --version > /dev/null || fail "jbackup through a symlink"
+
+for page in jbackup jbackup-prune jbackup-gc jbackup-run-due jbackup-demo; do
+  [ -s "$p/share/man/man1/$page.1" ] || fail "man page $page.1 missing"
+done
+grep -q '^\.TH "JBACKUP' "$p/share/man/man1/jbackup-prune.1" || fail "jbackup-prune.1 is not a troff man page"
+bash -c "source '$p/share/bash-completion/completions/jbackup' && complete -p jbackup" > /dev/null \
+  || fail "bash completion does not register"
+for u in jbackup.service jbackup.timer jbackup-daemon.service; do
+  [ -s "$p/lib/systemd/system/$u" ] || fail "systemd unit $u missing"
+done
+grep -q "ExecStart=$p/bin/jbackup run-due" "$p/lib/systemd/system/jbackup.service" || fail "@PREFIX@ not replaced"
+[ -f "$p/share/doc/jbackup/README.md" ] || fail "docs missing"
+
+# the installed class path is complete (netty, sqlite and zstd natives, jackson, cron-utils)
+"$p/bin/jbackup" demo --builtin > "$work/demo.log" 2>&1 || fail "jbackup demo --builtin: $(cat "$work/demo.log")"
+grep -q "Both backups restore bit-exact" "$work/demo.log" || fail "demo output: $(cat "$work/demo.log")"
+
+"$work/jbackup-$version/install.sh" --prefix "$p" --uninstall > /dev/null
+[ ! -e "$p/bin/jbackup" ] && [ ! -e "$p/lib/jbackup" ] || fail "--uninstall left files"
+echo "install test passed: $tarball installs to a prefix and runs ($out)"

@@ -1,0 +1,269 @@
+package io.jbackup.cli;
+
+import io.jbackup.catalog.Catalog;
+import io.jbackup.store.BackupInfo;
+import io.jbackup.store.BackupStats;
+import io.jbackup.store.LockMode;
+import io.jbackup.store.Repository;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneId;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+
+/** {@code jbackup list | show | stats}: what the repository holds. */
+public final class ListCommands {
+    static final DateTimeFormatter LOCAL = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss", Locale.ROOT);
+
+    private ListCommands() {
+    }
+
+    /** A backup as {@code list}/{@code show} print it (and as their JSON). */
+    record BackupView(String id, String vm, String disk, String type, String parent, Instant created,
+                      Instant completed, String state, String stateReason, boolean isProtected, String protectReason,
+                      Instant verified, Double verifiedSamplePercent, long imageSize, int chunkSize, long chunks,
+                      Map<String, String> labels, String note, Map<String, String> source, BackupStats stats) {
+
+        static BackupView of(BackupInfo b, Map<String, String> prot, Map<String, Catalog.Verification> ver,
+                             String stateReason) {
+            Catalog.Verification v = ver.get(b.id());
+            return new BackupView(b.id(), b.vm(), b.disk(), b.type(), b.parentId(), b.created(), b.completed(),
+                b.state(), stateReason, prot.containsKey(b.id()), prot.get(b.id()), v == null ? null : v.when(),
+                v == null ? null : v.samplePercent(), b.imageSize(), b.chunkSize(), b.chunkCount(), b.labels(),
+                b.note(), b.source(), b.stats());
+        }
+
+        String diskLabel() {
+            return vm == null ? disk : vm + "/" + disk;
+        }
+
+        /** complete / bad / incomplete, verification and protection in a few characters. */
+        String stateText() {
+            String s = switch (state) {
+                case BackupInfo.COMPLETE -> verified == null ? "unverified"
+                    : "verified " + LOCAL.format(verified.atZone(ZoneId.systemDefault())).substring(0, 10)
+                    + (verifiedSamplePercent != null && verifiedSamplePercent < 100
+                    ? String.format(Locale.ROOT, " (%.0f%%)", verifiedSamplePercent) : "");
+                default -> state;
+            };
+            return isProtected ? s + ", protected" : s;
+        }
+    }
+
+    static String local(Instant t) {
+        return t == null ? "-" : LOCAL.format(t.atZone(ZoneId.systemDefault()));
+    }
+
+    @Command(name = "list", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "List backups per VM and disk, oldest first: time (local), type, disk size, new and "
+            + "deduplicated bytes, stored bytes, labels and state (verified, bad, protected).")
+    static final class ListCommand implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Mixin
+        RepoOptions repo;
+        @Mixin
+        JsonMixin json;
+        @Mixin
+        LoggingMixin logging;
+
+        @Option(names = "--vm", paramLabel = "NAME", description = "Only backups of this VM.")
+        String vm;
+
+        @Option(names = "--disk", paramLabel = "NAME", description = "Only backups of this disk.")
+        String disk;
+
+        @Option(names = "--label", paramLabel = "KEY=VALUE", description = "Only backups with this label (repeatable).")
+        Map<String, String> labels = new LinkedHashMap<>();
+
+        @Override
+        public Integer call() throws Exception {
+            List<BackupView> views = new ArrayList<>();
+            try (Repository r = repo.open(LockMode.SHARED)) {
+                Map<String, String> prot = r.protectedBackups();
+                Map<String, Catalog.Verification> ver = r.verifications();
+                for (BackupInfo b : r.listBackups()) {
+                    if (vm != null && !vm.equals(b.vm()) || disk != null && !disk.equals(b.disk())
+                        || !b.labels().entrySet().containsAll(labels.entrySet())) {
+                        continue;
+                    }
+                    views.add(BackupView.of(b, prot, ver, BackupInfo.BAD.equals(b.state()) ? r.badReason(b.id()) : null));
+                }
+            }
+            if (json.enabled()) {
+                json.print(views);
+                return ExitCodes.OK;
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            if (views.isEmpty()) {
+                out.println("No backups" + (vm != null || disk != null || !labels.isEmpty() ? " match." : " yet."));
+                out.flush();
+                return ExitCodes.OK;
+            }
+            Map<String, List<BackupView>> byDisk = new TreeMap<>();
+            for (BackupView v : views) {
+                byDisk.computeIfAbsent(v.diskLabel(), k -> new ArrayList<>()).add(v);
+            }
+            String fmt = "  %-22s  %-19s  %-11s  %9s  %9s  %9s  %9s  %s%n";
+            for (Map.Entry<String, List<BackupView>> e : byDisk.entrySet()) {
+                out.printf("%s (%d backup%s)%n", e.getKey(), e.getValue().size(), e.getValue().size() == 1 ? "" : "s");
+                out.printf(fmt, "ID", "CREATED", "TYPE", "SIZE", "NEW", "DEDUP", "STORED", "STATE / LABELS");
+                for (BackupView v : e.getValue()) {
+                    String lbl = v.labels().isEmpty() ? "" : "  " + v.labels().entrySet().stream()
+                        .map(x -> x.getKey() + "=" + x.getValue()).collect(Collectors.joining(","));
+                    out.printf(fmt, v.id(), local(v.created()), v.type(), Sizes.format(v.imageSize()),
+                        Sizes.format(v.stats().bytesNew()), Sizes.format(v.stats().bytesDedup()),
+                        Sizes.format(v.stats().bytesStored()), v.stateText() + lbl);
+                }
+            }
+            out.flush();
+            return ExitCodes.OK;
+        }
+    }
+
+    @Command(name = "show", mixinStandardHelpOptions = true,
+        description = "Show one backup in full: times, parent, sizes, counters, labels, note, source, state.")
+    static final class ShowCommand implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Mixin
+        RepoOptions repo;
+        @Mixin
+        JsonMixin json;
+        @Mixin
+        LoggingMixin logging;
+
+        @Parameters(paramLabel = "ID", description = "Backup id, unique id prefix, 'latest' or '@TIME' (the last two "
+            + "with --disk).")
+        String ref;
+
+        @Option(names = "--vm", paramLabel = "NAME", description = "VM of the disk (for latest, @TIME).")
+        String vm;
+
+        @Option(names = "--disk", paramLabel = "NAME", description = "Disk (for latest, @TIME).")
+        String disk;
+
+        @Override
+        public Integer call() throws Exception {
+            BackupView v;
+            try (Repository r = repo.open(LockMode.SHARED)) {
+                BackupInfo b = r.resolve(vm, disk, ref);
+                v = BackupView.of(b, r.protectedBackups(), r.verifications(),
+                    BackupInfo.BAD.equals(b.state()) ? r.badReason(b.id()) : null);
+            }
+            if (json.enabled()) {
+                json.print(v);
+                return ExitCodes.OK;
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            String f = "%-12s %s%n";
+            out.printf(f, "backup:", v.id());
+            out.printf(f, "disk:", v.diskLabel());
+            out.printf(f, "type:", v.type() + (v.parent() == null ? "" : " (parent " + v.parent() + ")"));
+            out.printf(f, "created:", local(v.created()) + " (" + v.created() + ")");
+            out.printf(f, "completed:", v.completed() == null ? "-" : local(v.completed()) + " (took "
+                + ConsoleProgress.duration(Duration.between(v.created(), v.completed()).toMillis() / 1000.0) + ")");
+            out.printf(f, "state:", v.state() + (v.stateReason() == null ? "" : ": " + v.stateReason()));
+            out.printf(f, "verified:", v.verified() == null ? "never" : local(v.verified())
+                + String.format(Locale.ROOT, " (sample %.0f%%)", v.verifiedSamplePercent()));
+            out.printf(f, "protected:", v.isProtected() ? "yes" + (v.protectReason() == null || v.protectReason().isEmpty()
+                ? "" : " (" + v.protectReason() + ")") : "no");
+            out.printf(f, "size:", v.imageSize() + " bytes (" + Sizes.format(v.imageSize()) + "), " + v.chunks()
+                + " chunks of " + Sizes.format(v.chunkSize()));
+            BackupStats s = v.stats();
+            out.printf(f, "written:", s.chunksTotal() + " chunks: " + s.chunksNew() + " new (" + Sizes.format(s.bytesNew())
+                + "), " + s.chunksDedup() + " deduplicated (" + Sizes.format(s.bytesDedup()) + "), " + s.chunksZero()
+                + " zero (" + Sizes.format(s.bytesZero()) + ")");
+            out.printf(f, "stored:", Sizes.format(s.bytesStored()) + " added to packs");
+            if (!v.labels().isEmpty()) {
+                out.printf(f, "labels:", v.labels().entrySet().stream().map(x -> x.getKey() + "=" + x.getValue())
+                    .collect(Collectors.joining(", ")));
+            }
+            if (v.note() != null) {
+                out.printf(f, "note:", v.note());
+            }
+            for (Map.Entry<String, String> e : new TreeMap<>(v.source()).entrySet()) {
+                out.printf(f, "source." + e.getKey() + ":", e.getValue());
+            }
+            out.flush();
+            return ExitCodes.OK;
+        }
+    }
+
+    /** Repository totals as printed by {@code stats}. */
+    record StatsView(String repository, String id, long disks, long backups, long completeBackups, long badBackups,
+                     long logicalBytes, long bytesNew, long bytesDedup, long bytesZero, long chunks,
+                     long chunkRawBytes, long chunkStoredBytes, long packs, long packBytes, double dedupRatio,
+                     double compressionRatio, double spaceSavingPercent) {
+    }
+
+    @Command(name = "stats", mixinStandardHelpOptions = true,
+        description = {"Repository totals: backups, disks, logical size, unique data, stored bytes, and the dedup "
+            + "and compression ratios.",
+            "dedup ratio = logical size of all backups (every byte a restore of each would write) / unique chunk "
+                + "data; compression ratio = unique chunk data / its stored records."})
+    static final class StatsCommand implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Mixin
+        RepoOptions repo;
+        @Mixin
+        JsonMixin json;
+        @Mixin
+        LoggingMixin logging;
+
+        @Override
+        public Integer call() throws Exception {
+            StatsView v;
+            try (Repository r = repo.open(LockMode.SHARED)) {
+                Catalog.Totals t = r.totals();
+                double dedup = t.chunkRawBytes() == 0 ? 0 : (double) t.logicalBytes() / t.chunkRawBytes();
+                double comp = t.chunkStoredBytes() == 0 ? 0 : (double) t.chunkRawBytes() / t.chunkStoredBytes();
+                double saving = t.logicalBytes() == 0 ? 0 : 100.0 * (1 - (double) t.packBytes() / t.logicalBytes());
+                v = new StatsView(r.dir().toString(), r.config().id(), t.disks(), t.backups(), t.completeBackups(),
+                    t.badBackups(), t.logicalBytes(), t.bytesNew(), t.bytesDedup(), t.bytesZero(), t.chunks(),
+                    t.chunkRawBytes(), t.chunkStoredBytes(), t.packs(), t.packBytes(), round(dedup), round(comp),
+                    round(saving));
+            }
+            if (json.enabled()) {
+                json.print(v);
+                return ExitCodes.OK;
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            String f = "%-22s %s%n";
+            out.printf(f, "repository:", v.repository() + " (id " + v.id() + ")");
+            out.printf(f, "backups:", v.backups() + " (" + v.completeBackups() + " complete, " + v.badBackups()
+                + " bad) of " + v.disks() + " disk" + (v.disks() == 1 ? "" : "s"));
+            out.printf(f, "logical size:", Sizes.format(v.logicalBytes()) + " (sum of the backups' disk sizes)");
+            out.printf(f, "read by backups:", Sizes.format(v.bytesNew()) + " new, " + Sizes.format(v.bytesDedup())
+                + " deduplicated, " + Sizes.format(v.bytesZero()) + " zero");
+            out.printf(f, "unique chunks:", v.chunks() + " holding " + Sizes.format(v.chunkRawBytes()));
+            out.printf(f, "stored:", Sizes.format(v.chunkStoredBytes()) + " in records, " + Sizes.format(v.packBytes())
+                + " in " + v.packs() + " pack file" + (v.packs() == 1 ? "" : "s"));
+            out.printf(Locale.ROOT, "%-22s %.2fx%n", "dedup ratio:", v.dedupRatio());
+            out.printf(Locale.ROOT, "%-22s %.2fx%n", "compression ratio:", v.compressionRatio());
+            out.printf(Locale.ROOT, "%-22s %.1f%%%n", "space saved:", v.spaceSavingPercent());
+            out.flush();
+            return ExitCodes.OK;
+        }
+
+        private static double round(double d) {
+            return Math.round(d * 100) / 100.0;
+        }
+    }
+}

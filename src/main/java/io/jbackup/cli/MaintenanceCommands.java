@@ -1,0 +1,273 @@
+package io.jbackup.cli;
+
+import io.jbackup.store.GcOptions;
+import io.jbackup.store.GcReport;
+import io.jbackup.store.LockMode;
+import io.jbackup.store.PruneReport;
+import io.jbackup.store.Repository;
+import io.jbackup.store.Retention;
+import io.jbackup.store.RetentionPolicy;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.time.Duration;
+import java.time.ZoneId;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/** {@code jbackup prune | protect | unprotect | gc}: retention and space. */
+public final class MaintenanceCommands {
+    private MaintenanceCommands() {
+    }
+
+    /** The retention options of {@code prune} (also used by job files). */
+    static final class RetentionOptions {
+        @Option(names = "--keep-last", paramLabel = "N", description = "Keep the N newest backups of each disk.")
+        int last;
+        @Option(names = "--keep-hourly", paramLabel = "N", description = "Keep the newest backup of each of the last "
+            + "N hours that have backups.")
+        int hourly;
+        @Option(names = "--keep-daily", paramLabel = "N", description = "... of each of the last N days.")
+        int daily;
+        @Option(names = "--keep-weekly", paramLabel = "N", description = "... of each of the last N ISO weeks.")
+        int weekly;
+        @Option(names = "--keep-monthly", paramLabel = "N", description = "... of each of the last N months.")
+        int monthly;
+        @Option(names = "--keep-yearly", paramLabel = "N", description = "... of each of the last N years.")
+        int yearly;
+        @Option(names = "--keep-within", paramLabel = "SPAN", description = "Keep every backup created within SPAN "
+            + "before the disk's newest backup: e.g. 36h, 14d, 2w, 6m, 1y, 1y6m, P14D.")
+        String within;
+        @Option(names = "--zone", paramLabel = "ZONE", description = "Time zone in which hours, days, weeks, months "
+            + "and years are counted, e.g. Europe/Berlin (default: the system's).")
+        String zone;
+
+        RetentionPolicy policy() {
+            ZoneId z;
+            try {
+                z = zone == null ? ZoneId.systemDefault() : ZoneId.of(zone);
+            } catch (java.time.DateTimeException e) {
+                throw new IllegalArgumentException("--zone " + zone + " is not a time zone (e.g. UTC, Europe/Berlin)");
+            }
+            return new RetentionPolicy(last, hourly, daily, weekly, monthly, yearly,
+                within == null ? null : RetentionPolicy.Span.parse(within), z);
+        }
+    }
+
+    @Command(name = "prune", mixinStandardHelpOptions = true, sortOptions = false, description = {
+        "Delete the backups that the retention rules do not keep, per disk (restic/borg semantics: the newest "
+            + "backup in each hour, day, ISO week, month or year bucket is kept).",
+        "Protected backups (jbackup protect) and bad ones are never removed. A deleted backup's index and catalog "
+            + "row go; its chunks stay until jbackup gc. Use --dry-run first: it shows which rule keeps each backup."})
+    static final class Prune implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Mixin
+        RepoOptions repo;
+        @Mixin
+        RetentionOptions retention;
+        @Mixin
+        JsonMixin json;
+        @Mixin
+        LoggingMixin logging;
+
+        @Option(names = "--vm", paramLabel = "NAME", description = "Only the disks of this VM.")
+        String vm;
+        @Option(names = "--disk", paramLabel = "NAME", description = "Only this disk.")
+        String disk;
+        @Option(names = {"-n", "--dry-run"}, description = "Only print what would be kept and removed, and why.")
+        boolean dryRun;
+
+        @Override
+        public Integer call() throws Exception {
+            RetentionPolicy p = retention.policy(); // validated before the repository is opened
+            PruneReport r;
+            try (Repository repository = repo.open(LockMode.SHARED)) {
+                long run = repository.startRun("prune " + p.describe() + (dryRun ? " --dry-run" : ""));
+                try {
+                    r = repository.prune(p, vm, disk, dryRun, repo.waitLock());
+                } catch (Exception e) {
+                    repository.finishRun(run, "failed", e.getMessage());
+                    throw e;
+                }
+                repository.finishRun(run, "ok", r.kept() + " kept, " + r.removed() + " removed");
+            }
+            if (json.enabled()) {
+                json.print(toJson(r));
+            } else {
+                print(spec.commandLine().getOut(), r);
+            }
+            return ExitCodes.OK;
+        }
+
+        static Map<String, Object> toJson(PruneReport r) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("policy", r.policy());
+            m.put("dryRun", r.dryRun());
+            m.put("kept", r.kept());
+            m.put("removed", r.removed());
+            m.put("disks", r.disks().stream().map(d -> {
+                Map<String, Object> dm = new LinkedHashMap<>();
+                dm.put("vm", d.vm());
+                dm.put("disk", d.disk());
+                dm.put("backups", d.decisions().stream().map(x -> {
+                    Map<String, Object> b = new LinkedHashMap<>();
+                    b.put("id", x.backup().id());
+                    b.put("created", x.backup().created());
+                    b.put("action", x.keep() ? "keep" : "remove");
+                    b.put("reasons", x.reasons());
+                    return b;
+                }).toList());
+                return dm;
+            }).toList());
+            return m;
+        }
+
+        static void print(PrintWriter out, PruneReport r) {
+            out.printf("Policy: %s%s%n", r.policy(), r.dryRun() ? " (dry run: nothing is removed)" : "");
+            for (PruneReport.Disk d : r.disks()) {
+                out.printf("%s%n", d.vm() == null ? d.disk() : d.vm() + "/" + d.disk());
+                for (Retention.Decision x : d.decisions()) {
+                    out.printf("  %-6s  %-22s  %s  %s%n", x.keep() ? "keep" : "remove", x.backup().id(),
+                        ListCommands.local(x.backup().created()), String.join(", ", x.reasons()));
+                }
+            }
+            out.printf("%d kept, %d %s.%s%n", r.kept(), r.removed(), r.dryRun() ? "would be removed" : "removed",
+                !r.dryRun() && r.removed() > 0 ? " Run jbackup gc to reclaim their space." : "");
+            out.flush();
+        }
+    }
+
+    /** protect / unprotect. */
+    abstract static class ProtectBase implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Mixin
+        RepoOptions repo;
+        @Mixin
+        LoggingMixin logging;
+
+        @Parameters(paramLabel = "ID", arity = "1..*", description = "Backup ids (or unique prefixes).")
+        List<String> ids;
+
+        abstract boolean protect();
+
+        String reason() {
+            return null;
+        }
+
+        @Override
+        public Integer call() throws Exception {
+            try (Repository r = repo.open(LockMode.SHARED)) {
+                for (String ref : ids) {
+                    String id = r.resolve(null, null, ref).id();
+                    r.setProtected(id, protect(), reason());
+                    spec.commandLine().getOut().printf("%s backup %s%n", protect() ? "Protected" : "Unprotected", id);
+                }
+            }
+            spec.commandLine().getOut().flush();
+            return ExitCodes.OK;
+        }
+    }
+
+    @Command(name = "protect", mixinStandardHelpOptions = true,
+        description = "Protect backups from prune (and deletion) until jbackup unprotect.")
+    static final class Protect extends ProtectBase {
+        @Option(names = "--reason", paramLabel = "TEXT", description = "Why (shown by jbackup show).")
+        String why;
+
+        @Override
+        boolean protect() {
+            return true;
+        }
+
+        @Override
+        String reason() {
+            return why;
+        }
+    }
+
+    @Command(name = "unprotect", mixinStandardHelpOptions = true, description = "Lift the protection of backups.")
+    static final class Unprotect extends ProtectBase {
+        @Override
+        boolean protect() {
+            return false;
+        }
+    }
+
+    @Command(name = "gc", mixinStandardHelpOptions = true, sortOptions = false, description = {
+        "Reclaim space: delete chunks no backup uses and rewrite packs that are mostly garbage.",
+        "Safe while backups run: chunks a running backup may use are decided only after it finishes. One gc or "
+            + "prune at a time (lock file gc.lock)."})
+    static final class Gc implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Mixin
+        RepoOptions repo;
+        @Mixin
+        JsonMixin json;
+        @Mixin
+        LoggingMixin logging;
+
+        @Option(names = "--repack-threshold", paramLabel = "PCT", defaultValue = "50",
+            description = "Rewrite packs whose live bytes are below PCT percent (0: never; default: ${DEFAULT-VALUE}).")
+        int threshold;
+
+        @Option(names = "--max-wait", paramLabel = "SECONDS", defaultValue = "86400",
+            description = "Wait at most this long for running backups before giving up without deleting anything "
+                + "(default: ${DEFAULT-VALUE}).")
+        long maxWaitSeconds;
+
+        @Option(names = {"-n", "--dry-run"}, description = "Only report what would be reclaimed.")
+        boolean dryRun;
+
+        @Override
+        public Integer call() throws Exception {
+            if (maxWaitSeconds < 0) {
+                throw new IllegalArgumentException("--max-wait " + maxWaitSeconds + " is negative");
+            }
+            PrintWriter err = spec.commandLine().getErr();
+            boolean chatty = !json.enabled() && !logging.quiet;
+            GcOptions o = new GcOptions(threshold, Duration.ofSeconds(maxWaitSeconds), repo.waitLock(), dryRun,
+                chatty ? line -> {
+                    err.println("gc: " + line);
+                    err.flush();
+                } : null);
+            GcReport r;
+            try (Repository repository = repo.open(LockMode.SHARED)) {
+                long run = repository.startRun("gc" + (dryRun ? " --dry-run" : ""));
+                try {
+                    r = repository.gc(o);
+                } catch (Exception e) {
+                    repository.finishRun(run, "failed", e.getMessage());
+                    throw e;
+                }
+                repository.finishRun(run, r.deferred() ? "deferred" : "ok", Sizes.format(r.bytesReclaimed())
+                    + " reclaimed");
+            }
+            if (json.enabled()) {
+                json.print(r);
+            } else {
+                PrintWriter out = spec.commandLine().getOut();
+                out.printf("%s%d of %d chunks unused (%d kept for backups that finished meanwhile); %d packs deleted, "
+                        + "%d of them repacked into %d new packs (%s copied).%n", dryRun ? "Dry run: " : "",
+                    r.chunksCondemned(), r.chunksBefore(), r.chunksResurrected(), r.packsDeleted(), r.packsRepacked(),
+                    r.packsWritten(), Sizes.format(r.bytesCopied()));
+                out.printf("%s %s (pack files: %s before, %s after).%n", dryRun ? "Would reclaim about" : "Reclaimed",
+                    Sizes.format(r.bytesReclaimed()), Sizes.format(r.packBytesBefore()), Sizes.format(r.packBytesAfter()));
+                if (r.deferred()) {
+                    out.println("Deferred: running backups did not finish within --max-wait; nothing was deleted.");
+                }
+                out.flush();
+            }
+            return ExitCodes.OK;
+        }
+    }
+}

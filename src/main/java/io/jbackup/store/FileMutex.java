@@ -1,0 +1,134 @@
+package io.jbackup.store;
+
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.HashSet;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * A named exclusive lock between processes and threads: an OS file lock on {@code file}, plus a JVM-wide set of
+ * held files (Java file locks belong to the whole JVM, so two threads of one process are kept apart here). While
+ * held, the file contains one line naming the holder ({@code pid}, host, since, what), which {@link #holder} reads
+ * for messages. The OS releases the lock when the process dies, so it cannot go stale; the leftover text is only
+ * informative.
+ *
+ * <p>Used for gc and prune ({@code DIR/gc.lock}: one maintenance run at a time) and for scheduled backups
+ * ({@code DIR/locks/disk-*.lock}: one backup of a disk at a time).
+ */
+public final class FileMutex implements AutoCloseable {
+    private static final Set<Path> HELD = new HashSet<>();
+    private static final long POLL_MILLIS = 100;
+    private static final int MAX_HOLDER_TEXT = 1024;
+
+    private final Path key;
+    private final FileChannel ch;
+    private final FileLock lock;
+    private boolean released;
+
+    private FileMutex(Path key, FileChannel ch, FileLock lock) {
+        this.key = key;
+        this.ch = ch;
+        this.lock = lock;
+    }
+
+    /** Takes the lock if it is free; {@code what} describes the holder for others' messages. */
+    public static Optional<FileMutex> tryAcquire(Path file, String what) throws IOException {
+        Files.createDirectories(file.toAbsolutePath().getParent());
+        Path key = file.toAbsolutePath().normalize();
+        synchronized (HELD) {
+            if (HELD.contains(key)) {
+                return Optional.empty();
+            }
+            FileChannel ch = FileChannel.open(key, StandardOpenOption.CREATE, StandardOpenOption.READ,
+                StandardOpenOption.WRITE);
+            FileLock fl;
+            try {
+                fl = ch.tryLock();
+            } catch (IOException | RuntimeException e) {
+                ch.close();
+                throw e;
+            }
+            if (fl == null) {
+                ch.close();
+                return Optional.empty();
+            }
+            try {
+                String text = "pid " + ProcessHandle.current().pid() + " on " + Owner.current().host() + " since "
+                    + Instant.now() + ": " + what + "\n";
+                byte[] b = text.getBytes(StandardCharsets.UTF_8);
+                ch.truncate(0);
+                FileSync.writeFully(ch, ByteBuffer.wrap(b, 0, Math.min(b.length, MAX_HOLDER_TEXT)), 0);
+            } catch (IOException e) {
+                fl.release();
+                ch.close();
+                throw e;
+            }
+            HELD.add(key);
+            return Optional.of(new FileMutex(key, ch, fl));
+        }
+    }
+
+    /**
+     * Takes the lock, waiting up to {@code wait} for its holder; throws {@link RepositoryLockedException} naming the
+     * holder when it cannot.
+     */
+    public static FileMutex acquire(Path file, String what, Duration wait) throws IOException {
+        long deadline = System.nanoTime() + Math.min(wait.toNanos(), Long.MAX_VALUE / 4);
+        while (true) {
+            Optional<FileMutex> m = tryAcquire(file, what);
+            if (m.isPresent()) {
+                return m.get();
+            }
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                throw new RepositoryLockedException(file + " is locked by " + holder(file) + "; "
+                    + (wait.isZero() ? "retry later, or wait for it with --wait-lock SECONDS"
+                    : "gave up after waiting " + wait.toSeconds() + " s"));
+            }
+            try {
+                Thread.sleep(Math.max(1, Math.min(POLL_MILLIS, left / 1_000_000)));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new InterruptedIOException("interrupted while waiting for " + file);
+            }
+        }
+    }
+
+    /** Who holds (or last held) the lock, as written by its holder. */
+    public static String holder(Path file) {
+        try {
+            byte[] b = Files.readAllBytes(file);
+            String s = new String(b, 0, Math.min(b.length, MAX_HOLDER_TEXT), StandardCharsets.UTF_8).trim();
+            return s.isEmpty() ? "another process" : s;
+        } catch (IOException e) {
+            return "another process";
+        }
+    }
+
+    @Override
+    public void close() {
+        synchronized (HELD) {
+            if (released) {
+                return;
+            }
+            released = true;
+            HELD.remove(key);
+            try {
+                lock.release();
+                ch.close();
+            } catch (IOException ignored) {
+                // closing the channel releases the lock in any case
+            }
+        }
+    }
+}

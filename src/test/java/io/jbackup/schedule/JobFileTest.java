@@ -1,0 +1,175 @@
+package io.jbackup.schedule;
+
+import io.jbackup.engine.BackupMode;
+import io.jbackup.engine.EngineOptions;
+import io.jbackup.store.OpenOptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.time.ZoneId;
+import java.time.ZonedDateTime;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Job files are validated up front; due times follow cron in the file's zone and the state file. */
+class JobFileTest {
+    @TempDir
+    Path tmp;
+
+    static final String GOOD = """
+        # nightly backups
+        repository: repo
+        timezone: Europe/Berlin
+        jobs:
+          - name: web1
+            vm: web1
+            schedule: "30 2 * * *"
+            bitmap: jbackup
+            labels: {env: prod}
+            disks:
+              - {name: vda, source: "nbd+unix:///vda?socket=/run/web1.sock"}
+              - {name: vdb, source: "nbd://127.0.0.1:10809/vdb", bitmap: other}
+            retention: {keepLast: 3, keepDaily: 7, keepWithin: 2d}
+          - name: db
+            schedule: "0 */4 * * *"
+            mode: full
+            disks: [{name: db0, source: "nbd://db-host/db0"}]
+          - name: vm2
+            vm: vm2
+            schedule: "0 3 * * *"
+            qmp: {socket: /run/vm2.qmp, qga: /run/vm2-qga.sock, timeout: 20}
+            disks: [{name: vda, node: vda}, {name: vdb, device: virtio-disk1}]
+        verify: {schedule: "0 5 * * 0", sample: 10}
+        gc: {schedule: "0 6 * * 0"}
+        """;
+
+    private Path write(String name, String text) throws Exception {
+        Path f = tmp.resolve(name);
+        Files.writeString(f, text);
+        return f;
+    }
+
+    @Test
+    void readsAFullJobFile() throws Exception {
+        JobFile jf = JobFile.read(write("nightly.yaml", GOOD));
+        assertEquals(tmp.resolve("repo"), jf.repository(), "relative to the job file");
+        assertEquals(tmp.resolve("repo").resolve("schedule").resolve("nightly.json"), jf.stateFile());
+        assertEquals(ZoneId.of("Europe/Berlin"), jf.zone());
+        JobFile.Job web = jf.jobs().get(0);
+        assertEquals(BackupMode.AUTO, web.mode());
+        assertEquals("jbackup", web.disks().get(0).bitmap(), "job default bitmap");
+        assertEquals("other", web.disks().get(1).bitmap());
+        assertEquals(Map.of(), web.qmp());
+        JobFile.Job vm2 = jf.jobs().get(2);
+        assertEquals("/run/vm2.qmp", vm2.qmp().get("socket"));
+        assertEquals("vda", vm2.disks().get(0).node());
+        assertEquals("virtio-disk1", vm2.disks().get(1).device());
+        assertEquals(3, web.retention().keepLast());
+        assertEquals(ZoneId.of("Europe/Berlin"), web.retention().zone());
+        assertNull(jf.jobs().get(1).vm());
+        assertNull(jf.jobs().get(1).retention());
+        assertEquals(10.0, jf.verify().value());
+        assertEquals(50.0, jf.gc().value(), "default repack threshold");
+        // JSON is accepted too
+        JobFile json = JobFile.read(write("j.json", "{\"repository\": \"/r\", \"jobs\": [{\"name\": \"a\", "
+            + "\"schedule\": \"0 1 * * *\", \"disks\": [{\"name\": \"d\", \"source\": \"nbd://h/e\"}]}]}"));
+        assertEquals(Path.of("/r"), json.repository());
+    }
+
+    @Test
+    void theShippedExampleIsValid() throws Exception {
+        JobFile jf = JobFile.read(Path.of("examples/jobs.yaml"));
+        assertEquals(3, jf.jobs().size());
+        assertTrue(jf.jobs().stream().anyMatch(j -> !j.qmp().isEmpty()), "the example shows a live job");
+        assertEquals(10.0, jf.verify().value());
+    }
+
+    @Test
+    void errorsNameTheFileAndTheField() throws Exception {
+        record Case(String yaml, String expected) {
+        }
+        List<Case> cases = List.of(
+            new Case("jobs: []", "repository is missing"),
+            new Case("repository: r\njobs: []", "jobs is missing or empty"),
+            new Case("repository: r\nrepositry: x\njobs: []", "repositry is not a known key"),
+            new Case("repository: r\njobs: [{name: a, schedule: '61 * * * *', disks: [{name: d, source: 'nbd://h/e'}]}]",
+                "jobs[0].schedule"),
+            new Case("repository: r\njobs: [{name: a, schedule: '* * *', disks: [{name: d, source: 'nbd://h/e'}]}]",
+                "has 3 fields"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', mode: sometimes, disks: [{name: d, "
+                + "source: 'nbd://h/e'}]}]", "jobs[0].mode 'sometimes'"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', mode: incremental, disks: [{name: d, "
+                + "source: 'nbd://h/e'}]}]", "needs a bitmap"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', disks: [{name: d, source: 'http://x'}]}]",
+                "jobs[0].disks[0].source"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', disks: [{name: d, source: 'nbd://h/e'}]},"
+                + "{name: a, schedule: '0 2 * * *', disks: [{name: e, source: 'nbd://h/e'}]}]", "used by two jobs"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', disks: [{name: d, source: 'nbd://h/e'}]},"
+                + "{name: b, schedule: '0 2 * * *', disks: [{name: d, source: 'nbd://h/e'}]}]", "backed up by two jobs"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', retention: {}, disks: [{name: d, "
+                + "source: 'nbd://h/e'}]}]", "every backup would be removed"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', retention: {keepDayly: 3}, disks: "
+                + "[{name: d, source: 'nbd://h/e'}]}]", "retention.keepDayly is not a known key"),
+            new Case("repository: r\ntimezone: Mars/Olympus\njobs: []", "timezone 'Mars/Olympus'"),
+            new Case("repository: r\nverify: {schedule: '0 5 * * *', sample: 0}\njobs: [{name: a, schedule: '0 1 * * *',"
+                + " disks: [{name: d, source: 'nbd://h/e'}]}]", "verify.sample"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', qmp: {socket: /q}, disks: [{name: d, "
+                + "source: 'nbd://h/e'}]}]", "needs node: NODE or device: DEV"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', qmp: {qga: /g}, disks: [{name: d, "
+                + "node: n}]}]", "qmp needs socket"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', disks: [{name: d, node: n}]}]",
+                "need qmp: {socket"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', qmp: {socket: /q, timeout: soon}, disks: "
+                + "[{name: d, node: n}]}]", "qmp.timeout 'soon'"),
+            new Case("repository: [unclosed", "not valid YAML"));
+        int i = 0;
+        for (Case c : cases) {
+            Path f = write("bad" + (i++) + ".yaml", c.yaml());
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> JobFile.read(f), c.yaml());
+            assertTrue(e.getMessage().contains(f.toString()) && e.getMessage().contains(c.expected()),
+                c.expected() + " <- " + e.getMessage());
+        }
+    }
+
+    @Test
+    void cronFiresInTheFileZoneAndDueFollowsTheState() throws Exception {
+        CronSchedule s = CronSchedule.parse("30 2 * * *");
+        ZonedDateTime now = ZonedDateTime.parse("2026-11-24T10:00:00+01:00[Europe/Berlin]");
+        assertEquals(ZonedDateTime.parse("2026-11-24T02:30:00+01:00[Europe/Berlin]"), s.lastFire(now).orElseThrow());
+        assertEquals(ZonedDateTime.parse("2026-11-25T02:30:00+01:00[Europe/Berlin]"), s.nextFire(now).orElseThrow());
+        ZonedDateTime exactly = ZonedDateTime.parse("2026-11-24T02:30:00+01:00[Europe/Berlin]");
+        assertEquals(exactly, s.lastFire(exactly).orElseThrow(), "a fire at now is past");
+        CronSchedule secs = CronSchedule.parse("*/10 * * * * *");
+        assertEquals(ZonedDateTime.parse("2026-11-24T10:00:10+01:00[Europe/Berlin]"), secs.nextFire(now).orElseThrow());
+
+        Path f = write("j.yaml", GOOD);
+        JobFile jf = JobFile.read(f);
+        Scheduler sch = new Scheduler(jf, OpenOptions.defaults(), EngineOptions.defaults());
+        Instant t = Instant.parse("2026-11-24T09:00:00Z");
+        List<Scheduler.Planned> plan = sch.plan(t);
+        assertEquals(List.of("job:web1", "job:db", "job:vm2", "verify", "gc"),
+            plan.stream().map(Scheduler.Planned::task).toList());
+        assertTrue(plan.stream().allMatch(Scheduler.Planned::due), "never run: everything is due");
+        ScheduleState.update(jf.stateFile(), "job:web1", new ScheduleState.Entry(t, "ok", "fine", "r1"));
+        ScheduleState.update(jf.stateFile(), "job:db", new ScheduleState.Entry(t, "ok", "fine", "r1"));
+        plan = sch.plan(t.plusSeconds(60));
+        assertFalse(plan.get(0).due());
+        assertFalse(plan.get(1).due());
+        // db fires every 4 hours (Berlin 12:00 = 11:00Z), web1 at 02:30 Berlin
+        assertTrue(sch.plan(Instant.parse("2026-11-24T11:00:00Z")).get(1).due());
+        assertFalse(sch.plan(Instant.parse("2026-11-25T01:29:00Z")).get(0).due());
+        assertTrue(sch.plan(Instant.parse("2026-11-25T01:30:00Z")).get(0).due());
+        assertEquals(ZonedDateTime.parse("2026-11-24T12:00:00+01:00[Europe/Berlin]"),
+            sch.nextFire(t.plusSeconds(60)).orElseThrow());
+        assertEquals("fine", ScheduleState.read(jf.stateFile()).get("job:web1").message());
+    }
+}
