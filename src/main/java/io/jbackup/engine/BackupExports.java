@@ -283,7 +283,7 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
                 LOG.warn("cannot remove the temporary overlay directory {}: {}", overlayDir, e.toString());
             }
         }
-        cache.clear();
+        cache.close();
         for (BackupReader r : readers.values()) {
             try {
                 r.close();

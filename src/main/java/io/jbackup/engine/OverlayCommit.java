@@ -85,7 +85,7 @@ public final class OverlayCommit {
                 result = commit(repo, files, parent, overlay, note, cancel);
             } finally {
                 overlay.close();
-                cache.clear();
+                cache.close();
             }
         }
         if (!keep) {

@@ -34,6 +34,7 @@ public final class ChunkCache {
     private final LinkedHashMap<Object, ByteBuf> entries = new LinkedHashMap<>(256, 0.75f, true);
     private final Map<Object, List<CompletableFuture<ByteBuf>>> loading = new HashMap<>();
     private long bytes;
+    private boolean closed;
     private long hits;
     private long misses;
 
@@ -141,9 +142,9 @@ public final class ChunkCache {
         return entries.containsKey(key) || loading.containsKey(key);
     }
 
-    /** Takes over {@code b}'s reference (released at once if it does not fit). */
+    /** Takes over {@code b}'s reference (released at once if it does not fit, or after {@link #close}). */
     private void put(Object key, ByteBuf b) {
-        if (b.readableBytes() > maxBytes) {
+        if (closed || b.readableBytes() > maxBytes) {
             b.release();
             return;
         }
@@ -160,6 +161,15 @@ public final class ChunkCache {
             bytes -= victim.readableBytes();
             victim.release();
         }
+    }
+
+    /**
+     * Drops every entry and caches nothing from now on (loads still running complete their callers but are not
+     * kept). Buffers still used by replies are freed when those are done.
+     */
+    public synchronized void close() {
+        closed = true;
+        clear();
     }
 
     /** Drops every entry (buffers still used by replies are freed when those are done). */
