@@ -203,4 +203,39 @@ class ServeWritableTest {
         assertEquals(2, noSuch.exitCode(), noSuch.toString()); // latest is now the committed backup: no overlay
         assertTrue(noSuch.stderr().contains("no overlay"), noSuch.stderr());
     }
+
+    @Test
+    void encryptedRepositoryServesAndCommitsOverlays() throws Exception {
+        Path pass = Files.writeString(dir.resolve("pass"), "correct horse\n");
+        Cli.run("init", "--repo", repo().toString(), "--chunk-size", "64K", "--encryption", "aes-256-gcm",
+            "--passphrase-file", pass.toString()).ok();
+        Path img = QemuImages.qcow2(dir.resolve("enc.qcow2"), "4M");
+        QemuImages.io(img, "qcow2", "write -P 0x11 0 2M", "write -P 0x22 3M 512k");
+        String id;
+        try (Proc.Background s = QemuImages.qemuNbd(dir, img, "qcow2", "-r", "-A")) {
+            id = Cli.run("full", "--repo", repo().toString(), "--passphrase-file", pass.toString(), "--disk", "vda",
+                "--source", QemuImages.uriOf(s), "--json").ok().json().get("disks").get(0).get("backupId").asText();
+        }
+        Path snap = QemuImages.toRaw(img, dir.resolve("enc-snap.raw"));
+        Path sock = dir.resolve("enc.sock");
+        String uri = "nbd+unix:///vda@latest?socket=" + sock;
+        try (Repository r = Repository.open(repo(), OpenOptions.defaults().withPassphrase("correct horse"));
+             BackupServer s = BackupServer.start(r, ServerConfig.builder().unixSocket(sock).build(),
+                 BackupServer.Options.writable(8 << 20, 4, OverlayFiles.defaultDir(repo()), false))) {
+            Path seen = dir.resolve("enc-seen.raw");
+            Proc.run("nbdcopy", uri, seen.toString());
+            assertEquals(Proc.sha256(snap), Proc.sha256(seen));
+            Proc.run("qemu-io", "-f", "raw", "-c", "write -P 0x77 1M 128k", uri);
+        }
+        Path expected = dir.resolve("enc-expected.raw");
+        Files.copy(snap, expected);
+        QemuImages.io(expected, "raw", "write -P 0x77 1M 128k");
+        JsonNode c = Cli.run("commit-overlay", "--repo", repo().toString(), "--passphrase-file", pass.toString(),
+            "--export", "vda@" + id, "--json").ok().json();
+        assertEquals(2, c.get("chunks").asLong(), c.toString());
+        Path out = dir.resolve("enc-restored.raw");
+        Cli.run("restore", "--repo", repo().toString(), "--passphrase-file", pass.toString(), "--disk", "vda",
+            "--backup", c.get("backupId").asText(), "--to", out.toString()).ok();
+        assertEquals(Proc.sha256(expected), Proc.sha256(out));
+    }
 }
