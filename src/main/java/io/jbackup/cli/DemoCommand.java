@@ -523,24 +523,7 @@ public final class DemoCommand implements Callable<Integer> {
     }
 
     private static void delete(Path dir) {
-        try {
-            if (Files.exists(dir)) {
-                Files.walkFileTree(dir, new SimpleFileVisitor<>() {
-                    @Override
-                    public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
-                        Files.deleteIfExists(file);
-                        return FileVisitResult.CONTINUE;
-                    }
-
-                    @Override
-                    public FileVisitResult postVisitDirectory(Path d, IOException exc) throws IOException {
-                        Files.deleteIfExists(d);
-                        return FileVisitResult.CONTINUE;
-                    }
-                });
-            }
-        } catch (IOException e) {
-            // best effort: a temporary directory left behind is harmless
-        }
+        DemoImage.deleteTree(dir);
     }
+
 }

@@ -139,6 +139,21 @@ final class DemoImage implements AutoCloseable {
             }
             server = null;
         }
+        deleteTree(dir);
+    }
+
+    @Override
+    public void close() {
+        cleanup();
+        try {
+            Runtime.getRuntime().removeShutdownHook(hook);
+        } catch (IllegalStateException e) {
+            // already shutting down: the hook runs (or ran) cleanup
+        }
+    }
+
+    /** Deletes a temporary directory and everything in it; best effort (a directory left behind is harmless). */
+    static void deleteTree(Path dir) {
         try {
             if (Files.exists(dir)) {
                 Files.walkFileTree(dir, new SimpleFileVisitor<>() {
@@ -156,17 +171,7 @@ final class DemoImage implements AutoCloseable {
                 });
             }
         } catch (IOException e) {
-            // best effort: a temp directory left behind is harmless
-        }
-    }
-
-    @Override
-    public void close() {
-        cleanup();
-        try {
-            Runtime.getRuntime().removeShutdownHook(hook);
-        } catch (IllegalStateException e) {
-            // already shutting down: the hook runs (or ran) cleanup
+            // best effort
         }
     }
 }
