@@ -195,6 +195,13 @@ public final class Catalog implements AutoCloseable {
      * is, and a digest already known elsewhere keeps its first location (the later copy is unreferenced).
      */
     public void addPack(String name, long size, List<ChunkRow> chunks) throws RepositoryException {
+        writePack(name, size, chunks, "INSERT OR IGNORE INTO chunks (digest, pack_id, offset, length, raw_length) "
+            + "VALUES (?, ?, ?, ?, ?)", "register pack ");
+    }
+
+    /** Registers pack {@code name} (if new) and writes its chunk rows with {@code chunkSql}, in one transaction. */
+    private void writePack(String name, long size, List<ChunkRow> chunks, String chunkSql, String what)
+        throws RepositoryException {
         synchronized (writeLock) {
             checkOpen();
             try {
@@ -215,8 +222,7 @@ public final class Catalog implements AutoCloseable {
                             packId = rs.getLong(1);
                         }
                     }
-                    try (PreparedStatement ps = writer.prepareStatement(
-                        "INSERT OR IGNORE INTO chunks (digest, pack_id, offset, length, raw_length) VALUES (?, ?, ?, ?, ?)")) {
+                    try (PreparedStatement ps = writer.prepareStatement(chunkSql)) {
                         for (ChunkRow c : chunks) {
                             ps.setBytes(1, c.digest());
                             ps.setLong(2, packId);
@@ -229,7 +235,7 @@ public final class Catalog implements AutoCloseable {
                     }
                 });
             } catch (SQLException e) {
-                throw fail("register pack " + name, e);
+                throw fail(what + name, e);
             }
         }
     }
@@ -725,45 +731,9 @@ public final class Catalog implements AutoCloseable {
      * one transaction (the new pack is already sealed and synced).
      */
     public void relocate(String name, long size, List<ChunkRow> chunks) throws RepositoryException {
-        synchronized (writeLock) {
-            checkOpen();
-            try {
-                transaction(() -> {
-                    try (PreparedStatement ps = writer.prepareStatement(
-                        "INSERT OR IGNORE INTO packs (name, size, chunk_count, created_ms) VALUES (?, ?, ?, ?)")) {
-                        ps.setString(1, name);
-                        ps.setLong(2, size);
-                        ps.setInt(3, chunks.size());
-                        ps.setLong(4, System.currentTimeMillis());
-                        ps.executeUpdate();
-                    }
-                    long packId;
-                    try (PreparedStatement ps = writer.prepareStatement("SELECT id FROM packs WHERE name = ?")) {
-                        ps.setString(1, name);
-                        try (ResultSet rs = ps.executeQuery()) {
-                            rs.next();
-                            packId = rs.getLong(1);
-                        }
-                    }
-                    try (PreparedStatement ps = writer.prepareStatement("INSERT INTO chunks (digest, pack_id, offset, "
-                        + "length, raw_length) VALUES (?, ?, ?, ?, ?) ON CONFLICT (digest) DO UPDATE SET "
-                        + "pack_id = excluded.pack_id, offset = excluded.offset, length = excluded.length, "
-                        + "raw_length = excluded.raw_length")) {
-                        for (ChunkRow c : chunks) {
-                            ps.setBytes(1, c.digest());
-                            ps.setLong(2, packId);
-                            ps.setLong(3, c.offset());
-                            ps.setInt(4, c.length());
-                            ps.setInt(5, c.rawLength());
-                            ps.addBatch();
-                        }
-                        ps.executeBatch();
-                    }
-                });
-            } catch (SQLException e) {
-                throw fail("relocate chunks to pack " + name, e);
-            }
-        }
+        writePack(name, size, chunks, "INSERT INTO chunks (digest, pack_id, offset, length, raw_length) VALUES "
+            + "(?, ?, ?, ?, ?) ON CONFLICT (digest) DO UPDATE SET pack_id = excluded.pack_id, offset = excluded.offset, "
+            + "length = excluded.length, raw_length = excluded.raw_length", "relocate chunks to pack ");
     }
 
     /**

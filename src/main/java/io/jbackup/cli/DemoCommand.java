@@ -34,7 +34,6 @@ import picocli.CommandLine.Spec;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
@@ -473,24 +472,9 @@ public final class DemoCommand implements Callable<Integer> {
     }
 
     private static void run(String... cmd) throws IOException {
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
-            .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
-        byte[] o = p.getInputStream().readAllBytes();
-        try {
-            if (!p.waitFor(60, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-                throw new ExternalToolException("timed out: " + String.join(" ", cmd));
-            }
-        } catch (InterruptedException e) {
-            p.destroyForcibly();
-            Thread.currentThread().interrupt();
-            throw new java.io.InterruptedIOException("interrupted: " + String.join(" ", cmd));
-        }
-        if (p.exitValue() != 0) {
-            throw new ExternalToolException("command failed (exit " + p.exitValue() + "): " + String.join(" ", cmd)
-                + ": " + new String(o, StandardCharsets.UTF_8).trim());
-        }
+        DemoImage.run(cmd);
     }
+
 
     static String sha256(Path file) throws IOException {
         MessageDigest md = newSha();

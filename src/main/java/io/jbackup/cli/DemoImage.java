@@ -106,7 +106,8 @@ final class DemoImage implements AutoCloseable {
             + debianPackage + ": sudo apt-get install -y " + debianPackage);
     }
 
-    private static void run(String... cmd) throws IOException {
+    /** Runs an external tool (stdin from /dev/null, 60 s limit); fails with its output when it exits non-zero. */
+    static void run(String... cmd) throws IOException {
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectInput(ProcessBuilder.Redirect.from(
             new java.io.File("/dev/null"))).start();
         byte[] out = p.getInputStream().readAllBytes();
