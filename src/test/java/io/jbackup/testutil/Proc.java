@@ -94,6 +94,31 @@ public final class Proc {
             return this;
         }
 
+        /**
+         * Waits until a unix socket at {@code path} accepts connections: the path appears at bind(), a moment before
+         * listen(), and a connect in between is refused. Only for servers that survive a probe connection (qemu-nbd
+         * with {@code -t}, nbdkit, jbackup serve).
+         */
+        public Background awaitSocket(Path path) {
+            awaitPath(path);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+            while (true) {
+                try (java.nio.channels.SocketChannel ch = java.nio.channels.SocketChannel.open(
+                    java.net.UnixDomainSocketAddress.of(path))) {
+                    return this;
+                } catch (IOException e) {
+                    if (!process.isAlive()) {
+                        throw new AssertionError("process exited before listening on " + path + "\n" + readLog());
+                    }
+                    if (System.nanoTime() > deadline) {
+                        throw new AssertionError("timed out waiting for " + path + " to accept connections\n"
+                            + readLog());
+                    }
+                    sleep(20);
+                }
+            }
+        }
+
         /** Waits until a TCP port accepts connections. */
         public Background awaitPort(int port) {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);

@@ -67,7 +67,7 @@ public final class QemuImages {
         }
         cmd[i] = image.toString();
         Proc.Background bg = Proc.start(dir.resolve(sock.getFileName() + ".log"), cmd);
-        return bg.awaitPath(sock);
+        return bg.awaitSocket(sock); // -t: the probe connection does not end the server
     }
 
     /** The unix socket path of a {@link #qemuNbd} handle. */
