@@ -233,6 +233,14 @@ public final class Catalog implements AutoCloseable {
                         }
                         ps.executeBatch();
                     }
+                    // a chunk stored again is healed: backups that use it read the new copy
+                    try (PreparedStatement ps = writer.prepareStatement("DELETE FROM damaged_chunks WHERE digest = ?")) {
+                        for (ChunkRow c : chunks) {
+                            ps.setBytes(1, c.digest());
+                            ps.addBatch();
+                        }
+                        ps.executeBatch();
+                    }
                 });
             } catch (SQLException e) {
                 throw fail(what + name, e);
@@ -291,6 +299,99 @@ public final class Catalog implements AutoCloseable {
     public void deleteChunks(List<byte[]> digests) throws RepositoryException {
         update("delete chunks", "DELETE FROM chunks WHERE digest = ?", digests, (ps, d) -> ps.setBytes(1, d));
         update("delete chunks", "DELETE FROM gc_condemned WHERE digest = ?", digests, (ps, d) -> ps.setBytes(1, d));
+    }
+
+    /** A chunk found damaged at {@code location}: what was wrong and when it was found. */
+    public record DamagedChunk(ChunkLocation location, String problem, Instant found) {
+    }
+
+    /**
+     * Quarantines a damaged chunk: if its row still points at {@code at}, moves it from {@code chunks} (or
+     * {@code gc_condemned}) to {@code damaged_chunks}, in one transaction. From then on no backup deduplicates
+     * against it ({@link #hasChunk} is false), so the next backup that meets its data stores it again, which heals
+     * every backup that uses it; {@link #damagedChunk} still tells readers where it was and what was wrong.
+     * Returns false if the row points elsewhere (moved or stored again meanwhile) or is gone.
+     */
+    public boolean quarantine(byte[] digest, ChunkLocation at, String problem) throws RepositoryException {
+        boolean[] moved = {false};
+        synchronized (writeLock) {
+            checkOpen();
+            try {
+                transaction(() -> {
+                    for (String table : new String[] {"chunks", "gc_condemned"}) {
+                        try (PreparedStatement del = writer.prepareStatement("DELETE FROM " + table + " WHERE digest = ? "
+                            + "AND offset = ? AND pack_id = (SELECT id FROM packs WHERE name = ?)")) {
+                            del.setBytes(1, digest);
+                            del.setLong(2, at.offset());
+                            del.setString(3, at.pack());
+                            moved[0] |= del.executeUpdate() > 0;
+                        }
+                    }
+                    if (moved[0]) {
+                        try (PreparedStatement ins = writer.prepareStatement("INSERT OR REPLACE INTO damaged_chunks "
+                            + "(digest, pack, offset, length, raw_length, problem, found_ms) VALUES (?, ?, ?, ?, ?, ?, ?)")) {
+                            ins.setBytes(1, digest);
+                            ins.setString(2, at.pack());
+                            ins.setLong(3, at.offset());
+                            ins.setInt(4, at.length());
+                            ins.setInt(5, at.rawLength());
+                            ins.setString(6, problem == null ? "damaged" : problem);
+                            ins.setLong(7, System.currentTimeMillis());
+                            ins.executeUpdate();
+                        }
+                    }
+                });
+            } catch (SQLException e) {
+                throw fail("quarantine a damaged chunk", e);
+            }
+        }
+        return moved[0];
+    }
+
+    /** Where a quarantined chunk was and what was wrong with it, or empty. */
+    public Optional<DamagedChunk> damagedChunk(byte[] digest) throws RepositoryException {
+        return queryOne("SELECT pack, offset, length, raw_length, problem, found_ms FROM damaged_chunks WHERE digest = ?",
+            ps -> ps.setBytes(1, digest), rs -> new DamagedChunk(new ChunkLocation(rs.getString(1), rs.getLong(2),
+                rs.getInt(3), rs.getInt(4)), rs.getString(5), Instant.ofEpochMilli(rs.getLong(6))));
+    }
+
+    /** Every quarantined chunk (digest to damage), for verify to check again. */
+    public Map<byte[], DamagedChunk> damagedChunks() throws RepositoryException {
+        Map<byte[], DamagedChunk> m = new LinkedHashMap<>();
+        for (Object[] row : queryList("SELECT digest, pack, offset, length, raw_length, problem, found_ms "
+            + "FROM damaged_chunks ORDER BY pack, offset", ps -> { }, rs -> new Object[] {rs.getBytes(1),
+                new DamagedChunk(new ChunkLocation(rs.getString(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)),
+                    rs.getString(6), Instant.ofEpochMilli(rs.getLong(7)))})) {
+            m.put((byte[]) row[0], (DamagedChunk) row[1]);
+        }
+        return m;
+    }
+
+    /**
+     * Gives a quarantined chunk its row back (a later check found the record intact, e.g. the pack was restored
+     * from a copy), unless the chunk was stored again meanwhile. Returns whether the row came back.
+     */
+    public boolean reinstate(byte[] digest) throws RepositoryException {
+        boolean[] done = {false};
+        synchronized (writeLock) {
+            checkOpen();
+            try {
+                transaction(() -> {
+                    try (PreparedStatement ins = writer.prepareStatement("INSERT OR IGNORE INTO chunks "
+                        + "SELECT d.digest, p.id, d.offset, d.length, d.raw_length FROM damaged_chunks d "
+                        + "JOIN packs p ON p.name = d.pack WHERE d.digest = ?");
+                         PreparedStatement del = writer.prepareStatement("DELETE FROM damaged_chunks WHERE digest = ?")) {
+                        ins.setBytes(1, digest);
+                        done[0] = ins.executeUpdate() > 0;
+                        del.setBytes(1, digest);
+                        del.executeUpdate();
+                    }
+                });
+            } catch (SQLException e) {
+                throw fail("reinstate a chunk", e);
+            }
+        }
+        return done[0];
     }
 
     // ---------------------------------------------------------------------------------------------------- backups

@@ -498,6 +498,16 @@ public final class Repository implements AutoCloseable {
 
     /** Opens a complete (or bad) backup for reading; its index is verified first. */
     public BackupReader openBackup(String backupId) throws IOException {
+        return openBackup(backupId, false);
+    }
+
+    /**
+     * Opens a complete (or bad) backup for reading. Its index is verified first; if that fails and {@code salvage}
+     * is set ({@code restore --ignore-errors}), the damaged index is read anyway with the chunk count and size the
+     * catalog gives ({@link IndexFile.Reader#salvage}): every chunk is still verified against its digest, and
+     * positions whose entry is damaged or lost fail one by one, naming the damaged index.
+     */
+    public BackupReader openBackup(String backupId, boolean salvage) throws IOException {
         checkOpen();
         BackupInfo info = catalog.backup(backupId).orElseThrow(() -> new RepositoryException("no backup "
             + backupId + " in repository " + dir + "; list the backups with: jbackup list"));
@@ -505,7 +515,20 @@ public final class Repository implements AutoCloseable {
             throw new RepositoryException("backup " + backupId + " is incomplete (still being written, or interrupted "
                 + "and not yet cleaned up); choose a complete backup");
         }
-        IndexFile.Reader r = IndexFile.Reader.open(IndexFile.path(dir, backupId), this::metaMac, codec.encrypted());
+        Path file = IndexFile.path(dir, backupId);
+        IndexFile.Reader r;
+        try {
+            r = IndexFile.Reader.open(file, this::metaMac, codec.encrypted());
+        } catch (RepositoryException e) {
+            if (!salvage || !Files.exists(file)) {
+                throw e;
+            }
+            LOG.warn("backup {}: {}; salvaging: every chunk its entries name is still verified", backupId,
+                e.getMessage());
+            r = IndexFile.Reader.salvage(file, info.chunkCount(), info.chunkSize(), Json.MAPPER.createObjectNode()
+                .put("id", backupId).put("imageSize", info.imageSize()));
+            return new PackedBackupReader(this, info, r, e.getMessage());
+        }
         if (!backupId.equals(r.metadata().path("id").asText()) || r.chunkSize() != info.chunkSize()
             || r.metadata().path("imageSize").asLong() != info.imageSize()) {
             r.close();
@@ -885,22 +908,51 @@ public final class Repository implements AutoCloseable {
         checkOpen();
         ChunkLocation loc = catalog.findChunk(digest);
         if (loc == null) {
+            Optional<Catalog.DamagedChunk> d = catalog.damagedChunk(digest);
+            if (d.isPresent()) {
+                ChunkLocation at = d.get().location();
+                throw new ChunkCorruptException(PackFormat.path(dir, at.pack()), at.offset(), ChunkId.hex(digest),
+                    backupId, diskOffset, d.get().problem() + ", found " + d.get().found()
+                    + "; the next backup that reads this data stores it again");
+            }
             throw new RepositoryException("chunk " + ChunkId.hex(digest) + (backupId == null ? "" : " (backup "
                 + backupId + ", disk offset " + diskOffset + ")") + " is not in the catalog; if the catalog is out of "
                 + "date, rebuild it with: jbackup repair --rebuild-catalog; otherwise run jbackup verify");
         }
         try {
-            return readRecord(loc, digest, expectedLen, backupId, diskOffset);
+            try {
+                return readRecord(loc, digest, expectedLen, backupId, diskOffset);
+            } catch (RepositoryException e) {
+                if (Files.exists(PackFormat.path(dir, loc.pack()))) {
+                    throw e;
+                }
+                // gc repacked the chunk meanwhile and deleted the old pack: read it where the catalog says now
+                ChunkLocation moved = catalog.findChunk(digest);
+                if (moved == null || moved.equals(loc)) {
+                    throw e;
+                }
+                loc = moved;
+                return readRecord(moved, digest, expectedLen, backupId, diskOffset);
+            }
+        } catch (ChunkCorruptException e) {
+            quarantine(digest, loc, e.problem());
+            throw e;
+        }
+    }
+
+    /**
+     * Takes a chunk found damaged at {@code at} out of deduplication ({@link Catalog#quarantine}), so the next
+     * backup that meets its data stores it again and heals every backup that uses it.
+     */
+    void quarantine(byte[] digest, ChunkLocation at, String problem) {
+        try {
+            if (catalog.quarantine(digest, at, problem)) {
+                LOG.warn("chunk {} in pack {} at offset {} is damaged ({}); it is no longer used for deduplication: "
+                    + "the next backup that reads its data stores it again", ChunkId.hex(digest), at.pack(),
+                    at.offset(), problem);
+            }
         } catch (RepositoryException e) {
-            if (Files.exists(PackFormat.path(dir, loc.pack()))) {
-                throw e;
-            }
-            // gc repacked the chunk meanwhile and deleted the old pack: read it where the catalog says now
-            ChunkLocation moved = catalog.findChunk(digest);
-            if (moved == null || moved.equals(loc)) {
-                throw e;
-            }
-            return readRecord(moved, digest, expectedLen, backupId, diskOffset);
+            LOG.warn("cannot record damaged chunk {} in the catalog: {}", ChunkId.hex(digest), e.getMessage());
         }
     }
 
@@ -920,6 +972,10 @@ public final class Repository implements AutoCloseable {
                 if (e.getMessage() != null && e.getMessage().contains("truncated")) {
                     throw new ChunkCorruptException(pack, loc.offset(), ChunkId.hex(digest), backupId, diskOffset,
                         "pack is truncated");
+                }
+                if (e.getCause() instanceof java.nio.file.NoSuchFileException) {
+                    throw new ChunkCorruptException(pack, loc.offset(), ChunkId.hex(digest), backupId, diskOffset,
+                        "pack file is missing");
                 }
                 throw e;
             }
