@@ -70,22 +70,55 @@ public final class Catalog implements AutoCloseable {
             throw new RepositoryException("catalog " + file + " is missing; rebuild it from the packs and index files "
                 + "with: jbackup repair --rebuild-catalog --repo " + file.getParent());
         }
+        Path wal = file.resolveSibling(file.getFileName() + "-wal");
+        boolean walLeft;
+        try {
+            walLeft = Files.exists(wal) && Files.size(wal) > 0;
+        } catch (java.io.IOException e) {
+            walLeft = true;
+        }
         Catalog c;
         try {
             c = new Catalog(file, connect("jdbc:sqlite:" + file.toAbsolutePath(), true));
         } catch (SQLException e) {
-            throw new RepositoryException("cannot open catalog " + file + ": " + e.getMessage(), e);
+            throw damaged(file, e.getMessage(), e);
         }
         try {
+            if (walLeft) {
+                // a write-ahead log left by a crash, by a process using the catalog now, or copied from elsewhere:
+                // SQLite applies it without knowing whose it is, so check the structure it yields
+                c.quickCheck();
+            }
             c.migrate(repositoryId);
         } catch (SQLException | RepositoryException e) {
             c.close();
             if (e instanceof RepositoryException r) {
                 throw r;
             }
-            throw c.fail("migrate", (SQLException) e);
+            throw damaged(file, e.getMessage(), e);
         }
         return c;
+    }
+
+    private static RepositoryException damaged(Path file, String problem, Throwable cause) {
+        return new RepositoryException("catalog " + file + " is damaged or not a catalog (" + problem + "); rebuild it "
+            + "from the packs and index files with: jbackup repair --rebuild-catalog --repo " + file.getParent()
+            + " (the damaged file is kept as catalog.db.old-TIME)", cause);
+    }
+
+    private void quickCheck() throws SQLException, RepositoryException {
+        List<String> problems = new ArrayList<>();
+        try (Statement s = writer.createStatement(); ResultSet rs = s.executeQuery("PRAGMA quick_check(5)")) {
+            while (rs.next()) {
+                if (!"ok".equals(rs.getString(1))) {
+                    problems.add(rs.getString(1));
+                }
+            }
+        }
+        if (!problems.isEmpty()) {
+            throw damaged(file, "its write-ahead log " + file.getFileName() + "-wal does not fit it: "
+                + String.join("; ", problems), null);
+        }
     }
 
     private static Connection connect(String url, boolean write) throws SQLException {
@@ -1058,7 +1091,8 @@ public final class Catalog implements AutoCloseable {
         String hint = msg != null && (msg.contains("SQLITE_BUSY") || msg.contains("locked"))
             ? "; another process holds the catalog too long, retry"
             : msg != null && (msg.contains("SQLITE_CORRUPT") || msg.contains("malformed") || msg.contains("SQLITE_NOTADB"))
-            ? "; rebuild it with: jbackup repair --rebuild-catalog --repo " + file.getParent()
+            ? "; the catalog is damaged: rebuild it from the packs and index files with: jbackup repair "
+                + "--rebuild-catalog --repo " + file.getParent() + " (the damaged file is kept as catalog.db.old-TIME)"
             : "";
         return new RepositoryException("catalog " + file + ": cannot " + what + ": " + msg + hint, e);
     }
