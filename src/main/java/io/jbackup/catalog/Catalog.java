@@ -77,6 +77,15 @@ public final class Catalog implements AutoCloseable {
         } catch (java.io.IOException e) {
             walLeft = true;
         }
+        // 0600 before SQLite writes anything; SQLite gives catalog.db-wal and -shm the mode of catalog.db
+        try {
+            if (!Files.exists(file)) {
+                Files.createFile(file);
+                io.jbackup.store.FilePermissions.restrict(file, io.jbackup.store.FilePermissions.OWNER_FILE);
+            }
+        } catch (java.io.IOException e) {
+            throw new RepositoryException("cannot create catalog " + file + ": " + e.getMessage(), e);
+        }
         Catalog c;
         try {
             c = new Catalog(file, connect("jdbc:sqlite:" + file.toAbsolutePath(), true));

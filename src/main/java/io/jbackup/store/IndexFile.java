@@ -69,6 +69,17 @@ final class IndexFile {
         return b;
     }
 
+    /** Whether the index file's header says its MACs are keyed; false if it cannot be read. */
+    static boolean isKeyed(Path file) {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            ByteBuffer b = ByteBuffer.allocate(16);
+            FileSync.readFully(ch, b, 0, file);
+            return b.getLong(0) == MAGIC && (b.getInt(12) & FLAG_KEYED) != 0;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
     static Path path(Path repoDir, String backupId) {
         return repoDir.resolve(DIR).resolve(backupId + SUFFIX);
     }

@@ -143,20 +143,29 @@ public final class Repository implements AutoCloseable {
             }
         }
         Files.createDirectories(dir);
+        FilePermissions.restrict(dir, FilePermissions.OWNER_DIR);
         for (String d : List.of(PackFormat.DIR, IndexFile.DIR, TMP_DIR, RepositoryLock.RECORD_DIR)) {
             Files.createDirectories(dir.resolve(d));
         }
         Files.createFile(dir.resolve(RepositoryLock.LOCK_FILE));
         RepositoryConfig config = new RepositoryConfig(UUID.randomUUID().toString(), RepositoryConfig.FORMAT_VERSION,
             opts.chunkSize(), opts.encryption(), opts.compressionLevel(), opts.packSize(),
-            Instant.now().truncatedTo(ChronoUnit.SECONDS));
-        byte[] master = null;
+            Instant.now().truncatedTo(ChronoUnit.SECONDS), null);
+        RepositoryKeys keys = null;
         if (opts.encryption() == Encryption.AES_256_GCM) {
-            master = new byte[RepositoryKeys.KEY_LENGTH];
+            byte[] master = new byte[RepositoryKeys.KEY_LENGTH];
             RANDOM.nextBytes(master);
-            KeyFile kf = KeyFile.seal(master, passphraseOrNull, config.id(), RANDOM);
-            Files.createDirectories(dir.resolve(KeyFile.DIR));
-            FileSync.writeAtomically(KeyFile.path(dir), kf.toJson());
+            try {
+                KeyFile kf = KeyFile.seal(master, passphraseOrNull, config.id(), RANDOM);
+                Path keyDir = Files.createDirectories(dir.resolve(KeyFile.DIR));
+                FilePermissions.restrict(keyDir, FilePermissions.OWNER_DIR);
+                FileSync.writeAtomically(KeyFile.path(dir), kf.toJson());
+                FilePermissions.restrict(KeyFile.path(dir), FilePermissions.OWNER_FILE);
+                keys = RepositoryKeys.derive(master, config.id());
+            } finally {
+                Arrays.fill(master, (byte) 0);
+            }
+            config = config.withMac(keys);
         }
         Catalog.open(dir.resolve(Catalog.FILE_NAME), config.id(), true).close();
         // config.json last: its presence is what makes DIR a repository
@@ -164,24 +173,57 @@ public final class Repository implements AutoCloseable {
         FileSync.syncDir(dir);
         LOG.info("created repository {} (id {}, chunk size {}, encryption {}, zstd level {})", dir, config.id(),
             config.defaultChunkSize(), config.encryption(), config.compressionLevel());
-        RepositoryKeys keys = master == null ? null : RepositoryKeys.derive(master, config.id());
-        if (master != null) {
-            Arrays.fill(master, (byte) 0);
-        }
         return openWith(dir, config, keys, OpenOptions.defaults());
     }
 
     /** Opens an existing repository (see {@link OpenOptions}). */
     public static Repository open(Path dir, OpenOptions opts) throws IOException {
         RepositoryConfig config = RepositoryConfig.read(dir);
-        RepositoryKeys keys = null;
-        if (config.encryption() == Encryption.AES_256_GCM) {
-            keys = unlock(dir, config, opts);
-        }
+        RepositoryKeys keys = unlock(dir, config, opts);
         return openWith(dir, config, keys, opts);
     }
 
+    /**
+     * The keys of an encrypted repository (null for a plain one), once the config has passed its checks: the MAC
+     * of an encrypted config; for a plain config, that nothing says the repository is encrypted (a config edited
+     * to "encryption": "none" would make new backups plaintext).
+     */
     private static RepositoryKeys unlock(Path dir, RepositoryConfig config, OpenOptions opts) throws IOException {
+        if (config.encryption() == Encryption.NONE) {
+            refuseDowngrade(dir);
+            return null;
+        }
+        RepositoryKeys keys = unseal(dir, config, opts);
+        config.checkMac(keys, dir);
+        return keys;
+    }
+
+    private static void refuseDowngrade(Path dir) throws IOException {
+        Path file = dir.resolve(RepositoryConfig.FILE_NAME);
+        String why = null;
+        if (Files.exists(KeyFile.path(dir))) {
+            why = KeyFile.DIR + "/" + KeyFile.FILE_NAME + " exists";
+        } else {
+            Path indexes = dir.resolve(IndexFile.DIR);
+            if (Files.isDirectory(indexes)) {
+                try (DirectoryStream<Path> s = Files.newDirectoryStream(indexes, "*" + IndexFile.SUFFIX)) {
+                    for (Path idx : s) {
+                        if (IndexFile.isKeyed(idx)) {
+                            why = "index " + idx.getFileName() + " is authenticated with a repository key";
+                        }
+                        break; // one is enough: all indexes of a repository are alike
+                    }
+                }
+            }
+        }
+        if (why != null) {
+            throw new RepositoryException(file + " says \"encryption\": \"none\", but " + why + ": the config was "
+                + "altered to turn encryption off (new backups would be written in plaintext); restore config.json "
+                + "from a copy. Nothing was changed");
+        }
+    }
+
+    private static RepositoryKeys unseal(Path dir, RepositoryConfig config, OpenOptions opts) throws IOException {
         KeyFile kf = KeyFile.read(dir, config.id());
         char[] pass = opts.passphrase() == null ? null : opts.passphrase().get();
         if (pass == null || pass.length == 0) {
@@ -809,7 +851,7 @@ public final class Repository implements AutoCloseable {
 
     static Repository openForRebuild(Path dir, OpenOptions opts, CatalogRebuilder.Step prepare) throws IOException {
         RepositoryConfig config = RepositoryConfig.read(dir);
-        RepositoryKeys keys = config.encryption() == Encryption.AES_256_GCM ? unlock(dir, config, opts) : null;
+        RepositoryKeys keys = unlock(dir, config, opts);
         RepositoryLock lock = RepositoryLock.acquire(dir, LockMode.EXCLUSIVE, opts.waitLock());
         Catalog catalog = null;
         try {
