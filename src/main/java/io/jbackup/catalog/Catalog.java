@@ -70,22 +70,64 @@ public final class Catalog implements AutoCloseable {
             throw new RepositoryException("catalog " + file + " is missing; rebuild it from the packs and index files "
                 + "with: jbackup repair --rebuild-catalog --repo " + file.getParent());
         }
+        Path wal = file.resolveSibling(file.getFileName() + "-wal");
+        boolean walLeft;
+        try {
+            walLeft = Files.exists(wal) && Files.size(wal) > 0;
+        } catch (java.io.IOException e) {
+            walLeft = true;
+        }
+        // 0600 before SQLite writes anything; SQLite gives catalog.db-wal and -shm the mode of catalog.db
+        try {
+            if (!Files.exists(file)) {
+                Files.createFile(file);
+                io.jbackup.store.FilePermissions.restrict(file, io.jbackup.store.FilePermissions.OWNER_FILE);
+            }
+        } catch (java.io.IOException e) {
+            throw new RepositoryException("cannot create catalog " + file + ": " + e.getMessage(), e);
+        }
         Catalog c;
         try {
             c = new Catalog(file, connect("jdbc:sqlite:" + file.toAbsolutePath(), true));
         } catch (SQLException e) {
-            throw new RepositoryException("cannot open catalog " + file + ": " + e.getMessage(), e);
+            throw damaged(file, e.getMessage(), e);
         }
         try {
+            if (walLeft) {
+                // a write-ahead log left by a crash, by a process using the catalog now, or copied from elsewhere:
+                // SQLite applies it without knowing whose it is, so check the structure it yields
+                c.quickCheck();
+            }
             c.migrate(repositoryId);
         } catch (SQLException | RepositoryException e) {
             c.close();
             if (e instanceof RepositoryException r) {
                 throw r;
             }
-            throw c.fail("migrate", (SQLException) e);
+            throw damaged(file, e.getMessage(), e);
         }
         return c;
+    }
+
+    private static RepositoryException damaged(Path file, String problem, Throwable cause) {
+        return new RepositoryException("catalog " + file + " is damaged or not a catalog (" + problem + "); rebuild it "
+            + "from the packs and index files with: jbackup repair --rebuild-catalog --repo " + file.getParent()
+            + " (the damaged file is kept as catalog.db.old-TIME)", cause);
+    }
+
+    private void quickCheck() throws SQLException, RepositoryException {
+        List<String> problems = new ArrayList<>();
+        try (Statement s = writer.createStatement(); ResultSet rs = s.executeQuery("PRAGMA quick_check(5)")) {
+            while (rs.next()) {
+                if (!"ok".equals(rs.getString(1))) {
+                    problems.add(rs.getString(1));
+                }
+            }
+        }
+        if (!problems.isEmpty()) {
+            throw damaged(file, "its write-ahead log " + file.getFileName() + "-wal does not fit it: "
+                + String.join("; ", problems), null);
+        }
     }
 
     private static Connection connect(String url, boolean write) throws SQLException {
@@ -233,6 +275,14 @@ public final class Catalog implements AutoCloseable {
                         }
                         ps.executeBatch();
                     }
+                    // a chunk stored again is healed: backups that use it read the new copy
+                    try (PreparedStatement ps = writer.prepareStatement("DELETE FROM damaged_chunks WHERE digest = ?")) {
+                        for (ChunkRow c : chunks) {
+                            ps.setBytes(1, c.digest());
+                            ps.addBatch();
+                        }
+                        ps.executeBatch();
+                    }
                 });
             } catch (SQLException e) {
                 throw fail(what + name, e);
@@ -291,6 +341,99 @@ public final class Catalog implements AutoCloseable {
     public void deleteChunks(List<byte[]> digests) throws RepositoryException {
         update("delete chunks", "DELETE FROM chunks WHERE digest = ?", digests, (ps, d) -> ps.setBytes(1, d));
         update("delete chunks", "DELETE FROM gc_condemned WHERE digest = ?", digests, (ps, d) -> ps.setBytes(1, d));
+    }
+
+    /** A chunk found damaged at {@code location}: what was wrong and when it was found. */
+    public record DamagedChunk(ChunkLocation location, String problem, Instant found) {
+    }
+
+    /**
+     * Quarantines a damaged chunk: if its row still points at {@code at}, moves it from {@code chunks} (or
+     * {@code gc_condemned}) to {@code damaged_chunks}, in one transaction. From then on no backup deduplicates
+     * against it ({@link #hasChunk} is false), so the next backup that meets its data stores it again, which heals
+     * every backup that uses it; {@link #damagedChunk} still tells readers where it was and what was wrong.
+     * Returns false if the row points elsewhere (moved or stored again meanwhile) or is gone.
+     */
+    public boolean quarantine(byte[] digest, ChunkLocation at, String problem) throws RepositoryException {
+        boolean[] moved = {false};
+        synchronized (writeLock) {
+            checkOpen();
+            try {
+                transaction(() -> {
+                    for (String table : new String[] {"chunks", "gc_condemned"}) {
+                        try (PreparedStatement del = writer.prepareStatement("DELETE FROM " + table + " WHERE digest = ? "
+                            + "AND offset = ? AND pack_id = (SELECT id FROM packs WHERE name = ?)")) {
+                            del.setBytes(1, digest);
+                            del.setLong(2, at.offset());
+                            del.setString(3, at.pack());
+                            moved[0] |= del.executeUpdate() > 0;
+                        }
+                    }
+                    if (moved[0]) {
+                        try (PreparedStatement ins = writer.prepareStatement("INSERT OR REPLACE INTO damaged_chunks "
+                            + "(digest, pack, offset, length, raw_length, problem, found_ms) VALUES (?, ?, ?, ?, ?, ?, ?)")) {
+                            ins.setBytes(1, digest);
+                            ins.setString(2, at.pack());
+                            ins.setLong(3, at.offset());
+                            ins.setInt(4, at.length());
+                            ins.setInt(5, at.rawLength());
+                            ins.setString(6, problem == null ? "damaged" : problem);
+                            ins.setLong(7, System.currentTimeMillis());
+                            ins.executeUpdate();
+                        }
+                    }
+                });
+            } catch (SQLException e) {
+                throw fail("quarantine a damaged chunk", e);
+            }
+        }
+        return moved[0];
+    }
+
+    /** Where a quarantined chunk was and what was wrong with it, or empty. */
+    public Optional<DamagedChunk> damagedChunk(byte[] digest) throws RepositoryException {
+        return queryOne("SELECT pack, offset, length, raw_length, problem, found_ms FROM damaged_chunks WHERE digest = ?",
+            ps -> ps.setBytes(1, digest), rs -> new DamagedChunk(new ChunkLocation(rs.getString(1), rs.getLong(2),
+                rs.getInt(3), rs.getInt(4)), rs.getString(5), Instant.ofEpochMilli(rs.getLong(6))));
+    }
+
+    /** Every quarantined chunk (digest to damage), for verify to check again. */
+    public Map<byte[], DamagedChunk> damagedChunks() throws RepositoryException {
+        Map<byte[], DamagedChunk> m = new LinkedHashMap<>();
+        for (Object[] row : queryList("SELECT digest, pack, offset, length, raw_length, problem, found_ms "
+            + "FROM damaged_chunks ORDER BY pack, offset", ps -> { }, rs -> new Object[] {rs.getBytes(1),
+                new DamagedChunk(new ChunkLocation(rs.getString(2), rs.getLong(3), rs.getInt(4), rs.getInt(5)),
+                    rs.getString(6), Instant.ofEpochMilli(rs.getLong(7)))})) {
+            m.put((byte[]) row[0], (DamagedChunk) row[1]);
+        }
+        return m;
+    }
+
+    /**
+     * Gives a quarantined chunk its row back (a later check found the record intact, e.g. the pack was restored
+     * from a copy), unless the chunk was stored again meanwhile. Returns whether the row came back.
+     */
+    public boolean reinstate(byte[] digest) throws RepositoryException {
+        boolean[] done = {false};
+        synchronized (writeLock) {
+            checkOpen();
+            try {
+                transaction(() -> {
+                    try (PreparedStatement ins = writer.prepareStatement("INSERT OR IGNORE INTO chunks "
+                        + "SELECT d.digest, p.id, d.offset, d.length, d.raw_length FROM damaged_chunks d "
+                        + "JOIN packs p ON p.name = d.pack WHERE d.digest = ?");
+                         PreparedStatement del = writer.prepareStatement("DELETE FROM damaged_chunks WHERE digest = ?")) {
+                        ins.setBytes(1, digest);
+                        done[0] = ins.executeUpdate() > 0;
+                        del.setBytes(1, digest);
+                        del.executeUpdate();
+                    }
+                });
+            } catch (SQLException e) {
+                throw fail("reinstate a chunk", e);
+            }
+        }
+        return done[0];
     }
 
     // ---------------------------------------------------------------------------------------------------- backups
@@ -957,7 +1100,8 @@ public final class Catalog implements AutoCloseable {
         String hint = msg != null && (msg.contains("SQLITE_BUSY") || msg.contains("locked"))
             ? "; another process holds the catalog too long, retry"
             : msg != null && (msg.contains("SQLITE_CORRUPT") || msg.contains("malformed") || msg.contains("SQLITE_NOTADB"))
-            ? "; rebuild it with: jbackup repair --rebuild-catalog --repo " + file.getParent()
+            ? "; the catalog is damaged: rebuild it from the packs and index files with: jbackup repair "
+                + "--rebuild-catalog --repo " + file.getParent() + " (the damaged file is kept as catalog.db.old-TIME)"
             : "";
         return new RepositoryException("catalog " + file + ": cannot " + what + ": " + msg + hint, e);
     }

@@ -95,5 +95,18 @@ final class Migrations {
               raw_length INTEGER NOT NULL
             ) WITHOUT ROWID""",
             "CREATE INDEX gc_condemned_by_pack ON gc_condemned (pack_id)",
+        },
+        // 3: chunks found damaged: out of the dedup index until a backup stores them again
+        new String[] {
+            """
+            CREATE TABLE damaged_chunks (
+              digest BLOB PRIMARY KEY,
+              pack TEXT NOT NULL,
+              offset INTEGER NOT NULL,
+              length INTEGER NOT NULL,
+              raw_length INTEGER NOT NULL,
+              problem TEXT NOT NULL,
+              found_ms INTEGER NOT NULL
+            ) WITHOUT ROWID""",
         });
 }

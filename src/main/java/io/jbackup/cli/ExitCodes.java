@@ -3,6 +3,7 @@ package io.jbackup.cli;
 import io.jbackup.engine.BackupRefusedException;
 import io.jbackup.nbd.protocol.NbdProtocolException;
 import io.jbackup.store.ChunkCorruptException;
+import io.jbackup.store.IndexCorruptException;
 import io.jbackup.store.RepositoryException;
 import picocli.CommandLine;
 
@@ -18,7 +19,7 @@ import picocli.CommandLine;
  *   <tr><td>4</td><td>source error: the NBD server or QMP peer failed or misbehaved, or a qemu tool jbackup
  *       runs is missing or failed</td></tr>
  *   <tr><td>5</td><td>repository error: missing, locked, corrupt, wrong passphrase, disk full</td></tr>
- *   <tr><td>6</td><td>verification found damage</td></tr>
+ *   <tr><td>6</td><td>damage: verify found some, or a restore or read met a damaged chunk or index</td></tr>
  *   <tr><td>7</td><td>interrupted (Ctrl-C / SIGTERM); the repository is consistent</td></tr>
  * </table>
  */
@@ -44,7 +45,7 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
                 || c instanceof BackupRefusedException) {
                 return USAGE;
             }
-            if (c instanceof ChunkCorruptException) {
+            if (c instanceof ChunkCorruptException || c instanceof IndexCorruptException) {
                 return DAMAGE;
             }
             if (c instanceof RepositoryException) {

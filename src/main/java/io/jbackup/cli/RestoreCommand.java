@@ -87,7 +87,7 @@ public final class RestoreCommand implements Callable<Integer> {
             Map<String, String> targetByDisk = targets(selected);
             Interrupts.run(cancel, () -> {
                 for (BackupInfo b : selected) {
-                    try (BackupReader reader = r.openBackup(b.id());
+                    try (BackupReader reader = r.openBackup(b.id(), ignoreErrors);
                          RestoreTarget target = openTarget(targetByDisk.get(b.disk()), b.imageSize())) {
                         results.add(new DiskRestore(reader, target, ignoreErrors, readAhead, progress, cancel).run());
                     }

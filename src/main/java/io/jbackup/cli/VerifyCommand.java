@@ -44,8 +44,10 @@ public final class VerifyCommand implements Callable<Integer> {
         description = "Check a random sample of PCT percent of the chunks (default: ${DEFAULT-VALUE}).")
     double samplePercent;
 
-    @Option(names = "--repair", description = "Mark the backups that use damaged chunks bad and forget those chunks, "
-        + "so the next backup that meets their data stores it again (takes the exclusive lock).")
+    @Option(names = "--repair", description = "Mark the backups that use damaged chunks or have a damaged index bad, "
+        + "and copy the intact records of packs with a damaged footer into new packs (takes the exclusive lock). "
+        + "Without it, verify already stops using damaged chunks for deduplication, so the next backup that meets "
+        + "their data stores it again.")
     boolean repair;
 
     @Override
@@ -65,7 +67,8 @@ public final class VerifyCommand implements Callable<Integer> {
                 throw e;
             }
             String summary = report.chunksChecked() + " chunks checked, " + report.damagedChunks().size()
-                + " damaged, " + report.damagedIndexes().size() + " damaged indexes";
+                + " damaged, " + report.damagedIndexes().size() + " damaged indexes, " + report.damagedPacks().size()
+                + " damaged pack footers";
             repo.finishRun(run, report.ok() ? "ok" : "damaged", summary);
             if (json.enabled()) {
                 json.print(report);
@@ -96,12 +99,20 @@ public final class VerifyCommand implements Callable<Integer> {
         for (VerifyReport.DamagedIndex d : r.damagedIndexes()) {
             out.printf("DAMAGED index of backup %s: %s%n", d.backupId(), d.problem());
         }
+        for (VerifyReport.DamagedPack p : r.damagedPacks()) {
+            out.printf("DAMAGED pack footer %s: %s%n  its records were checked one by one above; no backup loses data "
+                + "through the footer alone%n", p.pack(), p.problem());
+        }
+        if (r.packsRewritten() > 0) {
+            out.printf("Copied the intact records of %d packs with a damaged footer into new packs.%n",
+                r.packsRewritten());
+        }
         for (String id : r.backupsMarkedBad()) {
             out.printf("Marked backup %s bad.%n", id);
         }
         if (r.chunksForgotten() > 0) {
-            out.printf("Forgot %d damaged chunks: the next backup that reads their data stores them again.%n",
-                r.chunksForgotten());
+            out.printf("%d damaged chunks are no longer used for deduplication: the next backup that reads their "
+                + "data stores them again, which heals every backup that uses them.%n", r.chunksForgotten());
         }
         if (r.ok()) {
             out.printf("No damage found.%n");
@@ -109,9 +120,10 @@ public final class VerifyCommand implements Callable<Integer> {
             Set<String> affected = new LinkedHashSet<>();
             r.damagedChunks().forEach(c -> c.uses().forEach(u -> affected.add(u.backupId())));
             r.damagedIndexes().forEach(d -> affected.add(d.backupId()));
-            out.printf("Damage found: %d chunks, %d indexes; %d backups affected.%s%n", r.damagedChunks().size(),
-                r.damagedIndexes().size(), affected.size(), r.backupsMarkedBad().isEmpty()
-                    ? " Run again with --repair to mark them bad." : "");
+            out.printf("Damage found: %d chunks, %d indexes, %d pack footers; %d backups affected.%s%n",
+                r.damagedChunks().size(), r.damagedIndexes().size(), r.damagedPacks().size(), affected.size(),
+                r.backupsMarkedBad().isEmpty() && r.packsRewritten() == 0
+                    ? " Run again with --repair to mark them bad and rewrite damaged pack footers." : "");
         }
         out.flush();
     }

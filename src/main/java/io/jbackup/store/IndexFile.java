@@ -56,9 +56,28 @@ final class IndexFile {
     static final int IN_MEMORY_ENTRY_BYTES = 8 << 20;
     static final String DIR = "indexes";
     static final String SUFFIX = ".idx";
+    /** The digest a salvaged reader gives for a position its damaged file no longer holds (never a real digest). */
+    static final byte[] LOST = lost();
     private static final int IO_BLOCK = 1 << 20;
 
     private IndexFile() {
+    }
+
+    private static byte[] lost() {
+        byte[] b = new byte[ChunkId.LENGTH];
+        Arrays.fill(b, (byte) 0xff);
+        return b;
+    }
+
+    /** Whether the index file's header says its MACs are keyed; false if it cannot be read. */
+    static boolean isKeyed(Path file) {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            ByteBuffer b = ByteBuffer.allocate(16);
+            FileSync.readFully(ch, b, 0, file);
+            return b.getLong(0) == MAGIC && (b.getInt(12) & FLAG_KEYED) != 0;
+        } catch (IOException e) {
+            return false;
+        }
     }
 
     static Path path(Path repoDir, String backupId) {
@@ -239,14 +258,49 @@ final class IndexFile {
         private final int chunkSize;
         private final JsonNode metadata;
         private final byte[] entries; // null when read by position
+        private final long present; // entries the file holds: chunkCount, unless salvaged from a truncated file
 
         private Reader(Path file, FileChannel ch, long chunkCount, int chunkSize, JsonNode metadata, byte[] entries) {
+            this(file, ch, chunkCount, chunkSize, metadata, entries, chunkCount);
+        }
+
+        private Reader(Path file, FileChannel ch, long chunkCount, int chunkSize, JsonNode metadata, byte[] entries,
+                       long present) {
             this.file = file;
             this.ch = ch;
             this.chunkCount = chunkCount;
             this.chunkSize = chunkSize;
             this.metadata = metadata;
             this.entries = entries;
+            this.present = present;
+        }
+
+        /**
+         * Opens an index that failed {@link #open} to salvage what it can ({@code restore --ignore-errors}), trusting
+         * nothing in the file but the entry positions: the chunk count and size come from the catalog. Entries the
+         * file still holds are returned as they are (a reader verifies every chunk against its digest, so a damaged
+         * entry names a chunk that is in no pack and fails there); positions past the end of a truncated file read
+         * as {@link #LOST}.
+         */
+        static Reader salvage(Path file, long chunkCount, int chunkSize, JsonNode metadata) throws IOException {
+            FileChannel ch = FileChannel.open(file, StandardOpenOption.READ);
+            try {
+                long present = Math.max(0, Math.min(chunkCount, (ch.size() - PREAMBLE_SIZE) / ChunkId.LENGTH));
+                long entryBytes = chunkCount * ChunkId.LENGTH;
+                byte[] entries = null;
+                if (entryBytes <= IN_MEMORY_ENTRY_BYTES) {
+                    entries = new byte[(int) entryBytes];
+                    FileSync.readFully(ch, ByteBuffer.wrap(entries, 0, (int) (present * ChunkId.LENGTH)), PREAMBLE_SIZE,
+                        file);
+                    for (long i = present; i < chunkCount; i++) {
+                        System.arraycopy(LOST, 0, entries, (int) (i * ChunkId.LENGTH), ChunkId.LENGTH);
+                    }
+                }
+                return new Reader(file, ch, chunkCount, chunkSize, metadata, entries, present);
+            } catch (IOException | RuntimeException e) {
+                ch.close();
+                throw e;
+            }
         }
 
         /**
@@ -341,8 +395,8 @@ final class IndexFile {
         }
 
         private static RepositoryException corrupt(Path file, String what) {
-            return new RepositoryException("index " + file + " " + what + "; the backup cannot be read from it "
-                + "(run jbackup verify)");
+            return new IndexCorruptException("index " + file + " " + what + "; the backup cannot be read from it "
+                + "(run jbackup verify; restore --ignore-errors salvages what the file still holds)");
         }
 
         long chunkCount() {
@@ -364,6 +418,8 @@ final class IndexFile {
             }
             if (entries != null) {
                 System.arraycopy(entries, (int) (index * ChunkId.LENGTH), out, 0, ChunkId.LENGTH);
+            } else if (index >= present) {
+                System.arraycopy(LOST, 0, out, 0, ChunkId.LENGTH);
             } else {
                 FileSync.readFully(ch, ByteBuffer.wrap(out, 0, ChunkId.LENGTH), entryOffset(index), file);
             }

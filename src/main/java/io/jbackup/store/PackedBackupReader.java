@@ -10,11 +10,17 @@ final class PackedBackupReader implements BackupReader {
     private final Repository repo;
     private final BackupInfo info;
     private final IndexFile.Reader index;
+    private final String indexDamage; // null unless the index was salvaged
 
     PackedBackupReader(Repository repo, BackupInfo info, IndexFile.Reader index) {
+        this(repo, info, index, null);
+    }
+
+    PackedBackupReader(Repository repo, BackupInfo info, IndexFile.Reader index, String indexDamage) {
         this.repo = repo;
         this.info = info;
         this.index = index;
+        this.indexDamage = indexDamage;
     }
 
     @Override
@@ -61,7 +67,20 @@ final class PackedBackupReader implements BackupReader {
         if (ChunkId.isZeroDigest(d)) {
             return new byte[len];
         }
-        return repo.readChunk(d, len, info.id(), i * info.chunkSize());
+        if (indexDamage == null) {
+            return repo.readChunk(d, len, info.id(), i * info.chunkSize());
+        }
+        if (java.util.Arrays.equals(d, IndexFile.LOST)) {
+            throw new RepositoryException("the entry of disk offset " + i * info.chunkSize() + " is lost: " + indexDamage);
+        }
+        try {
+            return repo.readChunk(d, len, info.id(), i * info.chunkSize());
+        } catch (ChunkCorruptException e) {
+            throw e;
+        } catch (RepositoryException e) {
+            throw new RepositoryException("the entry of disk offset " + i * info.chunkSize() + " names chunk "
+                + ChunkId.hex(d) + ", which is in no pack: the entry is probably damaged (" + indexDamage + ")", e);
+        }
     }
 
     @Override

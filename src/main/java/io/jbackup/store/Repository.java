@@ -143,20 +143,29 @@ public final class Repository implements AutoCloseable {
             }
         }
         Files.createDirectories(dir);
+        FilePermissions.restrict(dir, FilePermissions.OWNER_DIR);
         for (String d : List.of(PackFormat.DIR, IndexFile.DIR, TMP_DIR, RepositoryLock.RECORD_DIR)) {
             Files.createDirectories(dir.resolve(d));
         }
         Files.createFile(dir.resolve(RepositoryLock.LOCK_FILE));
         RepositoryConfig config = new RepositoryConfig(UUID.randomUUID().toString(), RepositoryConfig.FORMAT_VERSION,
             opts.chunkSize(), opts.encryption(), opts.compressionLevel(), opts.packSize(),
-            Instant.now().truncatedTo(ChronoUnit.SECONDS));
-        byte[] master = null;
+            Instant.now().truncatedTo(ChronoUnit.SECONDS), null);
+        RepositoryKeys keys = null;
         if (opts.encryption() == Encryption.AES_256_GCM) {
-            master = new byte[RepositoryKeys.KEY_LENGTH];
+            byte[] master = new byte[RepositoryKeys.KEY_LENGTH];
             RANDOM.nextBytes(master);
-            KeyFile kf = KeyFile.seal(master, passphraseOrNull, config.id(), RANDOM);
-            Files.createDirectories(dir.resolve(KeyFile.DIR));
-            FileSync.writeAtomically(KeyFile.path(dir), kf.toJson());
+            try {
+                KeyFile kf = KeyFile.seal(master, passphraseOrNull, config.id(), RANDOM);
+                Path keyDir = Files.createDirectories(dir.resolve(KeyFile.DIR));
+                FilePermissions.restrict(keyDir, FilePermissions.OWNER_DIR);
+                FileSync.writeAtomically(KeyFile.path(dir), kf.toJson());
+                FilePermissions.restrict(KeyFile.path(dir), FilePermissions.OWNER_FILE);
+                keys = RepositoryKeys.derive(master, config.id());
+            } finally {
+                Arrays.fill(master, (byte) 0);
+            }
+            config = config.withMac(keys);
         }
         Catalog.open(dir.resolve(Catalog.FILE_NAME), config.id(), true).close();
         // config.json last: its presence is what makes DIR a repository
@@ -164,24 +173,57 @@ public final class Repository implements AutoCloseable {
         FileSync.syncDir(dir);
         LOG.info("created repository {} (id {}, chunk size {}, encryption {}, zstd level {})", dir, config.id(),
             config.defaultChunkSize(), config.encryption(), config.compressionLevel());
-        RepositoryKeys keys = master == null ? null : RepositoryKeys.derive(master, config.id());
-        if (master != null) {
-            Arrays.fill(master, (byte) 0);
-        }
         return openWith(dir, config, keys, OpenOptions.defaults());
     }
 
     /** Opens an existing repository (see {@link OpenOptions}). */
     public static Repository open(Path dir, OpenOptions opts) throws IOException {
         RepositoryConfig config = RepositoryConfig.read(dir);
-        RepositoryKeys keys = null;
-        if (config.encryption() == Encryption.AES_256_GCM) {
-            keys = unlock(dir, config, opts);
-        }
+        RepositoryKeys keys = unlock(dir, config, opts);
         return openWith(dir, config, keys, opts);
     }
 
+    /**
+     * The keys of an encrypted repository (null for a plain one), once the config has passed its checks: the MAC
+     * of an encrypted config; for a plain config, that nothing says the repository is encrypted (a config edited
+     * to "encryption": "none" would make new backups plaintext).
+     */
     private static RepositoryKeys unlock(Path dir, RepositoryConfig config, OpenOptions opts) throws IOException {
+        if (config.encryption() == Encryption.NONE) {
+            refuseDowngrade(dir);
+            return null;
+        }
+        RepositoryKeys keys = unseal(dir, config, opts);
+        config.checkMac(keys, dir);
+        return keys;
+    }
+
+    private static void refuseDowngrade(Path dir) throws IOException {
+        Path file = dir.resolve(RepositoryConfig.FILE_NAME);
+        String why = null;
+        if (Files.exists(KeyFile.path(dir))) {
+            why = KeyFile.DIR + "/" + KeyFile.FILE_NAME + " exists";
+        } else {
+            Path indexes = dir.resolve(IndexFile.DIR);
+            if (Files.isDirectory(indexes)) {
+                try (DirectoryStream<Path> s = Files.newDirectoryStream(indexes, "*" + IndexFile.SUFFIX)) {
+                    for (Path idx : s) {
+                        if (IndexFile.isKeyed(idx)) {
+                            why = "index " + idx.getFileName() + " is authenticated with a repository key";
+                        }
+                        break; // one is enough: all indexes of a repository are alike
+                    }
+                }
+            }
+        }
+        if (why != null) {
+            throw new RepositoryException(file + " says \"encryption\": \"none\", but " + why + ": the config was "
+                + "altered to turn encryption off (new backups would be written in plaintext); restore config.json "
+                + "from a copy. Nothing was changed");
+        }
+    }
+
+    private static RepositoryKeys unseal(Path dir, RepositoryConfig config, OpenOptions opts) throws IOException {
         KeyFile kf = KeyFile.read(dir, config.id());
         char[] pass = opts.passphrase() == null ? null : opts.passphrase().get();
         if (pass == null || pass.length == 0) {
@@ -498,6 +540,16 @@ public final class Repository implements AutoCloseable {
 
     /** Opens a complete (or bad) backup for reading; its index is verified first. */
     public BackupReader openBackup(String backupId) throws IOException {
+        return openBackup(backupId, false);
+    }
+
+    /**
+     * Opens a complete (or bad) backup for reading. Its index is verified first; if that fails and {@code salvage}
+     * is set ({@code restore --ignore-errors}), the damaged index is read anyway with the chunk count and size the
+     * catalog gives ({@link IndexFile.Reader#salvage}): every chunk is still verified against its digest, and
+     * positions whose entry is damaged or lost fail one by one, naming the damaged index.
+     */
+    public BackupReader openBackup(String backupId, boolean salvage) throws IOException {
         checkOpen();
         BackupInfo info = catalog.backup(backupId).orElseThrow(() -> new RepositoryException("no backup "
             + backupId + " in repository " + dir + "; list the backups with: jbackup list"));
@@ -505,7 +557,20 @@ public final class Repository implements AutoCloseable {
             throw new RepositoryException("backup " + backupId + " is incomplete (still being written, or interrupted "
                 + "and not yet cleaned up); choose a complete backup");
         }
-        IndexFile.Reader r = IndexFile.Reader.open(IndexFile.path(dir, backupId), this::metaMac, codec.encrypted());
+        Path file = IndexFile.path(dir, backupId);
+        IndexFile.Reader r;
+        try {
+            r = IndexFile.Reader.open(file, this::metaMac, codec.encrypted());
+        } catch (RepositoryException e) {
+            if (!salvage || !Files.exists(file)) {
+                throw e;
+            }
+            LOG.warn("backup {}: {}; salvaging: every chunk its entries name is still verified", backupId,
+                e.getMessage());
+            r = IndexFile.Reader.salvage(file, info.chunkCount(), info.chunkSize(), Json.MAPPER.createObjectNode()
+                .put("id", backupId).put("imageSize", info.imageSize()));
+            return new PackedBackupReader(this, info, r, e.getMessage());
+        }
         if (!backupId.equals(r.metadata().path("id").asText()) || r.chunkSize() != info.chunkSize()
             || r.metadata().path("imageSize").asLong() != info.imageSize()) {
             r.close();
@@ -786,7 +851,7 @@ public final class Repository implements AutoCloseable {
 
     static Repository openForRebuild(Path dir, OpenOptions opts, CatalogRebuilder.Step prepare) throws IOException {
         RepositoryConfig config = RepositoryConfig.read(dir);
-        RepositoryKeys keys = config.encryption() == Encryption.AES_256_GCM ? unlock(dir, config, opts) : null;
+        RepositoryKeys keys = unlock(dir, config, opts);
         RepositoryLock lock = RepositoryLock.acquire(dir, LockMode.EXCLUSIVE, opts.waitLock());
         Catalog catalog = null;
         try {
@@ -885,22 +950,51 @@ public final class Repository implements AutoCloseable {
         checkOpen();
         ChunkLocation loc = catalog.findChunk(digest);
         if (loc == null) {
+            Optional<Catalog.DamagedChunk> d = catalog.damagedChunk(digest);
+            if (d.isPresent()) {
+                ChunkLocation at = d.get().location();
+                throw new ChunkCorruptException(PackFormat.path(dir, at.pack()), at.offset(), ChunkId.hex(digest),
+                    backupId, diskOffset, d.get().problem() + ", found " + d.get().found()
+                    + "; the next backup that reads this data stores it again");
+            }
             throw new RepositoryException("chunk " + ChunkId.hex(digest) + (backupId == null ? "" : " (backup "
                 + backupId + ", disk offset " + diskOffset + ")") + " is not in the catalog; if the catalog is out of "
                 + "date, rebuild it with: jbackup repair --rebuild-catalog; otherwise run jbackup verify");
         }
         try {
-            return readRecord(loc, digest, expectedLen, backupId, diskOffset);
+            try {
+                return readRecord(loc, digest, expectedLen, backupId, diskOffset);
+            } catch (RepositoryException e) {
+                if (Files.exists(PackFormat.path(dir, loc.pack()))) {
+                    throw e;
+                }
+                // gc repacked the chunk meanwhile and deleted the old pack: read it where the catalog says now
+                ChunkLocation moved = catalog.findChunk(digest);
+                if (moved == null || moved.equals(loc)) {
+                    throw e;
+                }
+                loc = moved;
+                return readRecord(moved, digest, expectedLen, backupId, diskOffset);
+            }
+        } catch (ChunkCorruptException e) {
+            quarantine(digest, loc, e.problem());
+            throw e;
+        }
+    }
+
+    /**
+     * Takes a chunk found damaged at {@code at} out of deduplication ({@link Catalog#quarantine}), so the next
+     * backup that meets its data stores it again and heals every backup that uses it.
+     */
+    void quarantine(byte[] digest, ChunkLocation at, String problem) {
+        try {
+            if (catalog.quarantine(digest, at, problem)) {
+                LOG.warn("chunk {} in pack {} at offset {} is damaged ({}); it is no longer used for deduplication: "
+                    + "the next backup that reads its data stores it again", ChunkId.hex(digest), at.pack(),
+                    at.offset(), problem);
+            }
         } catch (RepositoryException e) {
-            if (Files.exists(PackFormat.path(dir, loc.pack()))) {
-                throw e;
-            }
-            // gc repacked the chunk meanwhile and deleted the old pack: read it where the catalog says now
-            ChunkLocation moved = catalog.findChunk(digest);
-            if (moved == null || moved.equals(loc)) {
-                throw e;
-            }
-            return readRecord(moved, digest, expectedLen, backupId, diskOffset);
+            LOG.warn("cannot record damaged chunk {} in the catalog: {}", ChunkId.hex(digest), e.getMessage());
         }
     }
 
@@ -920,6 +1014,10 @@ public final class Repository implements AutoCloseable {
                 if (e.getMessage() != null && e.getMessage().contains("truncated")) {
                     throw new ChunkCorruptException(pack, loc.offset(), ChunkId.hex(digest), backupId, diskOffset,
                         "pack is truncated");
+                }
+                if (e.getCause() instanceof java.nio.file.NoSuchFileException) {
+                    throw new ChunkCorruptException(pack, loc.offset(), ChunkId.hex(digest), backupId, diskOffset,
+                        "pack file is missing");
                 }
                 throw e;
             }

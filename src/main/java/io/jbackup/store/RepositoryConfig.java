@@ -28,9 +28,17 @@ import java.time.format.DateTimeParseException;
  *
  * A reader refuses a {@code formatVersion} newer than {@link #FORMAT_VERSION} (the repository was written by a newer
  * jbackup) rather than guess.
+ *
+ * <p><b>Integrity in an encrypted repository.</b> The file also holds {@code "mac"}: 64 hex digits, HMAC-SHA256 under
+ * the metadata subkey over the canonical form of the other fields ({@link #canonical}: the JSON above without
+ * {@code mac}, fields in this order, no whitespace). {@link Repository#open} checks it right after unlocking the key,
+ * so nobody without the key can change the chunk size, compression or pack size undetected; an encrypted config
+ * without a valid MAC is refused. The key cannot check a config that says {@code "encryption": "none"}, so a plain
+ * config is refused while {@code keys/repository.key} exists or an index file is keyed: a config edited to disable
+ * encryption (a downgrade that would write new backups in plaintext) does not open.
  */
 public record RepositoryConfig(String id, int formatVersion, int defaultChunkSize, Encryption encryption,
-                               int compressionLevel, long packSize, Instant created) {
+                               int compressionLevel, long packSize, Instant created, String mac) {
     public static final String FORMAT = "jbackup-repository";
     public static final int FORMAT_VERSION = 1;
     static final String FILE_NAME = "config.json";
@@ -41,7 +49,45 @@ public record RepositoryConfig(String id, int formatVersion, int defaultChunkSiz
         return new RepositoryOptions(defaultChunkSize, encryption, compressionLevel, packSize);
     }
 
+    /** The bytes the MAC covers: every field but {@code mac}, in a fixed order. */
+    byte[] canonical() {
+        return Json.bytes(node());
+    }
+
+    /** The file's content: the canonical fields, plus {@code mac} when set. */
     byte[] toJson() {
+        ObjectNode n = node();
+        if (mac != null) {
+            n.put("mac", mac);
+        }
+        return Json.bytes(n);
+    }
+
+    /** This config with its MAC under {@code keys} (an encrypted repository). */
+    RepositoryConfig withMac(RepositoryKeys keys) {
+        return new RepositoryConfig(id, formatVersion, defaultChunkSize, encryption, compressionLevel, packSize,
+            created, computeMac(keys));
+    }
+
+    private String computeMac(RepositoryKeys keys) {
+        return java.util.HexFormat.of().formatHex(MetaMac.create(keys).update(canonical()).finish());
+    }
+
+    /** Checks the MAC of an encrypted repository's config against {@code keys}, the key just unlocked. */
+    void checkMac(RepositoryKeys keys, Path dir) throws RepositoryException {
+        Path file = dir.resolve(FILE_NAME);
+        if (mac == null) {
+            throw new RepositoryException(file + " has no \"mac\" field, but the repository is encrypted: the file was "
+                + "replaced or edited (or written by an older jbackup); restore it from a copy");
+        }
+        if (!java.security.MessageDigest.isEqual(mac.getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+            computeMac(keys).getBytes(java.nio.charset.StandardCharsets.US_ASCII))) {
+            throw new RepositoryException(file + " fails its MAC: it was altered by someone without the repository key "
+                + "(or belongs to another repository); restore it from a copy. Nothing was changed");
+        }
+    }
+
+    private ObjectNode node() {
         ObjectNode n = Json.MAPPER.createObjectNode();
         n.put("format", FORMAT);
         n.put("formatVersion", formatVersion);
@@ -51,7 +97,7 @@ public record RepositoryConfig(String id, int formatVersion, int defaultChunkSiz
         n.put("encryption", encryption.text());
         n.put("compressionLevel", compressionLevel);
         n.put("packSize", packSize);
-        return Json.bytes(n);
+        return n;
     }
 
     /** Reads and validates {@code dir/config.json}. */
@@ -86,8 +132,12 @@ public record RepositoryConfig(String id, int formatVersion, int defaultChunkSiz
             if (id.isEmpty()) {
                 throw new IllegalArgumentException("id is missing");
             }
+            String mac = n.hasNonNull("mac") ? n.get("mac").asText() : null;
+            if (mac != null && !mac.matches("[0-9a-f]{64}")) {
+                throw new IllegalArgumentException("mac is not 64 hex digits");
+            }
             return new RepositoryConfig(id, version, o.chunkSize(), o.encryption(), o.compressionLevel(),
-                o.packSize(), Instant.parse(n.path("created").asText()));
+                o.packSize(), Instant.parse(n.path("created").asText()), mac);
         } catch (IllegalArgumentException | DateTimeParseException e) {
             throw new RepositoryException(file + " is invalid: " + e.getMessage(), e);
         }

@@ -37,6 +37,7 @@ final class Verifier {
 
     private final Repository repo;
     private final VerifyOptions options;
+    private final AtomicLong quarantined = new AtomicLong();
 
     private record Damage(String pack, long offset, String problem) {
     }
@@ -90,6 +91,25 @@ final class Verifier {
             referenced.seal();
         }
 
+        // (1b) chunks quarantined earlier: intact again (e.g. the pack was put back from a copy) → back in use
+        int reinstated = 0;
+        for (Map.Entry<byte[], io.jbackup.catalog.Catalog.DamagedChunk> e : repo.catalog().damagedChunks().entrySet()) {
+            ChunkLocation at = e.getValue().location();
+            if (Files.exists(PackFormat.path(repo.dir(), at.pack()))) {
+                try {
+                    repo.readRecord(at, e.getKey(), at.rawLength(), null, -1);
+                    if (repo.catalog().reinstate(e.getKey())) {
+                        reinstated++;
+                    }
+                } catch (RepositoryException stillDamaged) {
+                    LOG.debug("chunk {} is still damaged: {}", ChunkId.hex(e.getKey()), stillDamaged.getMessage());
+                }
+            }
+        }
+        if (reinstated > 0) {
+            LOG.info("{} chunks found damaged earlier read intact now; they are in use again", reinstated);
+        }
+
         // (2) check chunk records in pack order
         PrefixSet known = new PrefixSet();
         Map<String, Damage> damaged = new ConcurrentHashMap<>();
@@ -131,18 +151,47 @@ final class Verifier {
         }
         known.seal();
 
-        // (3) referenced chunks missing from the catalog
+        // (3) referenced chunks missing from the catalog: quarantined earlier (damaged), or unknown
+        Set<String> missing = new LinkedHashSet<>();
         for (BackupInfo b : readable) {
             try (IndexFile.Reader r = IndexFile.Reader.open(IndexFile.path(repo.dir(), b.id()), repo::metaMac,
                 repo.codec().encrypted())) {
                 r.forEachBlock((first, buf, len) -> {
                     for (int off = 0; off < len; off += ChunkId.LENGTH) {
                         if (!isZero(buf, off) && !known.containsDigest(buf, off)) {
-                            damaged.putIfAbsent(HexFormat.of().formatHex(buf, off, off + ChunkId.LENGTH),
-                                new Damage(null, -1, "missing: not in the catalog"));
+                            missing.add(HexFormat.of().formatHex(buf, off, off + ChunkId.LENGTH));
                         }
                     }
                 });
+            }
+        }
+        for (String hex : missing) {
+            if (damaged.containsKey(hex)) {
+                continue;
+            }
+            byte[] digest = HexFormat.of().parseHex(hex);
+            if (repo.catalog().findChunk(digest) != null) {
+                continue; // stored meanwhile (a backup running during verify)
+            }
+            var q = repo.catalog().damagedChunk(digest);
+            damaged.put(hex, q.map(d -> new Damage(PackFormat.path(repo.dir(), d.location().pack()).toString(),
+                d.location().offset(), d.problem() + " (found " + d.found() + ")"))
+                .orElse(new Damage(null, -1, "missing: not in the catalog")));
+        }
+
+        // (3b) pack footers, when the whole repository is verified: only a rebuild of the catalog reads them
+        List<VerifyReport.DamagedPack> damagedPacks = new ArrayList<>();
+        if (everything && options.samplePercent() >= 100) {
+            for (io.jbackup.catalog.PackRow p : repo.catalog().packs()) {
+                Path file = PackFormat.path(repo.dir(), p.name());
+                if (!Files.exists(file)) {
+                    continue; // its chunks are reported missing above
+                }
+                try {
+                    PackReader.readFooter(file, p.name(), repo::metaMac, repo.codec().encrypted());
+                } catch (RepositoryException e) {
+                    damagedPacks.add(new VerifyReport.DamagedPack(file.toString(), e.getMessage()));
+                }
             }
         }
 
@@ -187,16 +236,13 @@ final class Verifier {
 
         // repair
         List<String> markedBad = new ArrayList<>();
-        long forgotten = 0;
-        if (options.repair() && (!chunks.isEmpty() || !damagedIndexes.isEmpty())) {
-            List<byte[]> forget = new ArrayList<>();
-            for (VerifyReport.DamagedChunk c : chunks) {
-                if (c.pack() != null) {
-                    forget.add(HexFormat.of().parseHex(c.digest()));
-                }
+        int rewritten = 0;
+        if (options.repair()) {
+            for (VerifyReport.DamagedPack p : damagedPacks) {
+                rewritten += rewritePack(Repository.packName(Path.of(p.pack()))) ? 1 : 0;
             }
-            repo.catalog().deleteChunks(forget);
-            forgotten = forget.size();
+        }
+        if (options.repair() && (!chunks.isEmpty() || !damagedIndexes.isEmpty())) {
             Map<String, String> reasons = new LinkedHashMap<>();
             for (VerifyReport.DamagedChunk c : chunks) {
                 for (VerifyReport.Use u : c.uses()) {
@@ -226,8 +272,50 @@ final class Verifier {
             repo.catalog().setVerified(readable.stream().map(BackupInfo::id).toList(), java.time.Instant.now(),
                 options.samplePercent());
         }
-        return new VerifyReport(readable.size(), checked.get(), bytes.get(), chunks, damagedIndexes, markedBad,
-            forgotten);
+        return new VerifyReport(readable.size(), checked.get(), bytes.get(), chunks, damagedIndexes,
+            List.copyOf(damagedPacks), markedBad, quarantined.get(), rewritten);
+    }
+
+    /**
+     * Copies the intact records of a pack whose footer is damaged into a new pack (sealed and registered like gc's
+     * repacking, {@link io.jbackup.catalog.Catalog#relocate}), then deletes the old pack. Damaged records were
+     * quarantined when they were checked and are not copied. Needs the exclusive lock (repair).
+     */
+    private boolean rewritePack(String name) throws IOException {
+        var catalog = repo.catalog();
+        List<io.jbackup.catalog.ChunkRow> rows = catalog.chunksOfPack(name);
+        Object lock = new Object();
+        PackWriter out = rows.isEmpty() ? null : new PackWriter(repo, repo.tmpDir(), lock).relocating();
+        ChunkCodec codec = repo.codec();
+        ChunkCodec.Scratch s = codec.borrow();
+        try {
+            for (io.jbackup.catalog.ChunkRow row : rows) {
+                ChunkLocation at = new ChunkLocation(name, row.offset(), row.length(), row.rawLength());
+                try {
+                    repo.readRecord(at, row.digest(), row.rawLength(), null, -1);
+                } catch (ChunkCorruptException e) {
+                    repo.quarantine(row.digest(), at, e.problem());
+                    continue;
+                }
+                byte[] rec = s.record(row.length());
+                repo.packFiles().read(name, java.nio.ByteBuffer.wrap(rec, 0, row.length()), row.offset());
+                synchronized (lock) {
+                    out.append(row.digest(), rec, row.length(), row.rawLength());
+                }
+            }
+        } finally {
+            codec.release(s);
+        }
+        if (out != null) {
+            out.seal();
+        }
+        catalog.releasePack(name);
+        repo.packFiles().forget(name);
+        Files.deleteIfExists(PackFormat.path(repo.dir(), name));
+        catalog.deletePack(name);
+        LOG.warn("pack {} had a damaged footer: its {} intact records were copied into pack {} and it was deleted",
+            name, rows.size(), out == null ? "(none)" : out.name);
+        return true;
     }
 
     private void check(byte[] digest, ChunkLocation listed, Map<String, Damage> damaged) throws IOException {
@@ -244,6 +332,10 @@ final class Verifier {
         } catch (ChunkCorruptException e) {
             damaged.put(ChunkId.hex(digest), new Damage(PackFormat.path(repo.dir(), loc.pack()).toString(),
                 loc.offset(), e.problem()));
+            // out of deduplication at once, so the next backup that meets the data stores it again
+            if (repo.catalog().quarantine(digest, loc, e.problem())) {
+                quarantined.incrementAndGet();
+            }
         } catch (RepositoryException e) {
             // e.g. the pack file is missing
             damaged.put(ChunkId.hex(digest), new Damage(PackFormat.path(repo.dir(), loc.pack()).toString(),

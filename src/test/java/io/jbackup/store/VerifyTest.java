@@ -85,10 +85,15 @@ class VerifyTest {
             assertEquals(2, d.useCount());
             assertEquals(7, v.chunksChecked(), "7 distinct chunks");
 
-            // verifying only backup b still finds it and names both users
+            // the first verify took it out of deduplication; verifying only backup b still names it, where it lies
+            // and both users (3 chunks read: the damaged one is not read again)
+            assertNull(repo.catalog().findChunk(s.digest));
+            assertTrue(repo.catalog().damagedChunk(s.digest).isPresent());
             VerifyReport vb = repo.verify(new VerifyOptions(List.of(s.b), 100, false));
-            assertEquals(4, vb.chunksChecked());
+            assertEquals(3, vb.chunksChecked());
             assertEquals(2, vb.damagedChunks().get(0).useCount());
+            assertEquals(pack.toString(), vb.damagedChunks().get(0).pack());
+            assertEquals(s.loc.offset(), vb.damagedChunks().get(0).packOffset());
 
             try (BackupReader r = repo.openBackup(s.b)) {
                 ChunkCorruptException e = assertThrows(ChunkCorruptException.class, () -> r.readChunk(3));
@@ -125,6 +130,27 @@ class VerifyTest {
                 assertArrayEquals(Data.chunk(7, CS), r.readChunk(3), "the old backup reads the healed chunk");
             }
             assertTrue(repo.verify(VerifyOptions.all()).ok());
+        }
+    }
+
+    @Test
+    void aChunkFoundDamagedIsUsedAgainOnceItsRecordReadsIntact() throws Exception {
+        Setup s = setup(Encryption.NONE);
+        Path pack = PackFormat.path(s.dir, s.loc.pack());
+        long at = s.loc.offset() + PackFormat.RECORD_HEADER_SIZE + 5;
+        flipByte(pack, at);
+        try (Repository repo = Repository.open(s.dir, OpenOptions.defaults())) {
+            assertEquals(1, repo.verify(VerifyOptions.all()).chunksForgotten());
+            assertTrue(!repo.catalog().hasChunk(s.digest), "no longer offered for deduplication");
+        }
+        flipByte(pack, at); // the pack put back as it was (e.g. from a copy)
+        try (Repository repo = Repository.open(s.dir, OpenOptions.defaults())) {
+            assertTrue(repo.verify(VerifyOptions.all()).ok());
+            assertEquals(s.loc, repo.catalog().findChunk(s.digest));
+            assertTrue(repo.catalog().damagedChunk(s.digest).isEmpty());
+            try (BackupReader r = repo.openBackup(s.a)) {
+                assertArrayEquals(Data.chunk(7, CS), r.readChunk(1));
+            }
         }
     }
 
