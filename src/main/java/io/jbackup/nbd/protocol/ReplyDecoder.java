@@ -318,6 +318,10 @@ public final class ReplyDecoder extends ByteToMessageDecoder {
         long offset = -1;
         if (type.code() == NbdReplyChunkType.ERROR_OFFSET.code()) {
             offset = p.readLong();
+            if (offset < 0) {
+                throw new NbdProtocolException(String.format("ERROR_OFFSET chunk for cookie 0x%x names offset %s, "
+                    + "beyond any export (2^63 - 1)", cookie, Long.toUnsignedString(offset)));
+            }
         }
         return new NbdReply.Error(cookie, flags, type, errorValue(code), message, offset);
     }
