@@ -40,9 +40,13 @@ public final class ServeCommand implements Callable<Integer> {
     @Mixin
     LoggingMixin logging;
 
+    /** Where {@code serve} listens when neither {@code --listen} nor {@code --socket} is given: loopback only. */
+    static final String DEFAULT_LISTEN = "127.0.0.1:10809";
+
     @Option(names = "--listen", paramLabel = "HOST:PORT",
-        description = "TCP address to listen on, e.g. 127.0.0.1:10809 or [::]:10809 (default: 127.0.0.1:10809 "
-            + "when --socket is not given).")
+        description = "TCP address to listen on (default: " + DEFAULT_LISTEN + " when --socket is not given). "
+            + "Without a host (:PORT) only loopback is used; other hosts must be named, e.g. 0.0.0.0:10809 or "
+            + "[::]:10809 for every interface (then use --tls=require with --tls-creds or --tls-psk-file).")
     String listen;
 
     @Option(names = "--socket", paramLabel = "PATH", description = "Unix socket to listen on.")
@@ -84,7 +88,7 @@ public final class ServeCommand implements Callable<Integer> {
         }
         ServerConfig.Builder b = ServerConfig.builder().maxConnections(maxConnections);
         if (listen == null && socket == null) {
-            listen = "127.0.0.1:10809";
+            listen = DEFAULT_LISTEN;
         }
         if (listen != null) {
             b.tcp(parseListen(listen));
@@ -169,7 +173,8 @@ public final class ServeCommand implements Callable<Integer> {
         if (port < 0 || port > 65535) {
             throw new IllegalArgumentException("--listen " + listen + ": port out of range (0 .. 65535)");
         }
-        return new InetSocketAddress(host.isEmpty() ? "0.0.0.0" : host, port);
+        // no host: loopback, never every interface by accident
+        return new InetSocketAddress(host.isEmpty() ? "127.0.0.1" : host, port);
     }
 
     private static String hostPort(SocketAddress a) {

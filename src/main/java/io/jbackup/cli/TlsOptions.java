@@ -15,8 +15,9 @@ public final class TlsOptions {
     TlsMode mode;
 
     @Option(names = "--tls-creds", paramLabel = "DIR",
-        description = "X.509 credentials directory in qemu layout: ca-cert.pem, client-cert.pem, client-key.pem "
-            + "(server-cert.pem, server-key.pem for serve).")
+        description = "X.509 credentials directory in qemu layout: ca-cert.pem, client-cert.pem, client-key.pem. "
+            + "For serve: server-cert.pem, server-key.pem, and ca-cert.pem, which turns on client certificate "
+            + "verification: only clients with a certificate issued by that CA are accepted.")
     Path x509Dir;
 
     @Option(names = "--tls-psk-file", paramLabel = "FILE",
@@ -31,7 +32,8 @@ public final class TlsOptions {
         description = "Host name expected in the server certificate (default: the URI host; localhost for unix sockets).")
     String hostname;
 
-    @Option(names = "--tls-no-verify", description = "X.509: do not verify the peer certificate (insecure; testing only).")
+    @Option(names = "--tls-no-verify", description = "X.509: do not verify the peer certificate; for serve: accept "
+        + "clients without a client certificate (insecure; testing only).")
     boolean noVerify;
 
     /**

@@ -416,8 +416,19 @@ final class Handshake implements AutoCloseable {
         String desc = description;
         for (OptionReply r : replies) {
             if (r instanceof OptionReply.InfoExport e) {
+                if (export != null && (export.size() != e.size()
+                    || export.transmissionFlags() != e.transmissionFlags())) {
+                    throw new NbdProtocolException("server " + uri + " sent NBD_INFO_EXPORT twice for export '" + name
+                        + "' with different values (size " + Long.toUnsignedString(export.size()) + " then "
+                        + Long.toUnsignedString(e.size()) + ", flags 0x" + Integer.toHexString(
+                        export.transmissionFlags()) + " then 0x" + Integer.toHexString(e.transmissionFlags()) + ")");
+                }
                 export = e;
             } else if (r instanceof OptionReply.InfoBlockSize b) {
+                if (bs != null && !bs.equals(b)) {
+                    throw new NbdProtocolException("server " + uri + " sent NBD_INFO_BLOCK_SIZE twice for export '"
+                        + name + "' with different values (" + bs + " then " + b + ")");
+                }
                 bs = b;
             } else if (r instanceof OptionReply.InfoName n) {
                 canonical = n.name();
@@ -438,11 +449,12 @@ final class Handshake implements AutoCloseable {
         int max = ExportInfo.DEFAULT_MAX_BLOCK;
         if (bs != null) {
             if (bs.minimum() < 1 || bs.minimum() > 65536 || Long.bitCount(bs.minimum()) != 1
-                || Long.bitCount(bs.preferred()) != 1 || bs.preferred() < bs.minimum()
+                || Long.bitCount(bs.preferred()) != 1 || bs.preferred() < Math.max(bs.minimum(), 512)
                 || bs.maximum() < bs.preferred()) {
-                throw new NbdProtocolException("server " + uri + " sent invalid block sizes: minimum " + bs.minimum()
-                    + ", preferred " + bs.preferred() + ", maximum " + bs.maximum() + " (minimum and preferred must be "
-                    + "powers of 2, minimum <= 64 KiB <= ..., minimum <= preferred <= maximum)");
+                throw new NbdProtocolException("server " + uri + " sent invalid block sizes for export '" + name
+                    + "': minimum " + bs.minimum() + ", preferred " + bs.preferred() + ", maximum " + bs.maximum()
+                    + " (doc/proto.md: the minimum is a power of 2 up to 64 KiB, the preferred a power of 2 of at "
+                    + "least max(minimum, 512), the maximum at least the preferred)");
             }
             min = (int) bs.minimum();
             pref = (int) Math.min(bs.preferred(), 1 << 30);
@@ -452,10 +464,19 @@ final class Handshake implements AutoCloseable {
             min, pref, max));
     }
 
+    /**
+     * Refuses sizes jbackup cannot address: above 2^63 - 1 (negative as a Java long), or not a multiple of the
+     * minimum block size (the tail could not be read with requests the server must accept).
+     */
     private ExportInfo validate(ExportInfo info) throws NbdProtocolException {
         if (info.size() < 0) {
             throw new NbdProtocolException("server " + uri + " reports export size " + Long.toUnsignedString(
-                info.size()) + ", more than jbackup supports (2^63 - 1)");
+                info.size()) + " for '" + info.name() + "', more than jbackup supports (2^63 - 1)");
+        }
+        if (info.size() % info.minBlock() != 0) {
+            throw new NbdProtocolException("server " + uri + " reports export size " + info.size() + " for '"
+                + info.name() + "', which is not a multiple of its minimum block size " + info.minBlock()
+                + ": the last " + info.size() % info.minBlock() + " bytes could not be read with aligned requests");
         }
         return info;
     }

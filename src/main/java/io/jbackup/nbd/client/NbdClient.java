@@ -247,7 +247,10 @@ public final class NbdClient implements AutoCloseable {
      * {@code NBD_CMD_BLOCK_STATUS} for every negotiated meta context in one request. The result maps each context name
      * to its extents: contiguous from {@code offset}, non-empty, clipped to the export size; they may cover less or
      * (the last one) more than {@code length}. With {@code reqOne} each context has exactly one extent, no longer than
-     * the request.
+     * the request. A reply that breaks these rules (descriptors past the requested end, a zero-length one, several or
+     * a longer one with {@code reqOne}, more than 2^20 descriptors in one chunk, {@link
+     * io.jbackup.nbd.protocol.ReplyDecoder#DEFAULT_MAX_METADATA_PAYLOAD}) fails with {@link
+     * io.jbackup.nbd.protocol.NbdProtocolException} and ends the connection.
      */
     public CompletableFuture<Map<String, List<Extent>>> blockStatus(long offset, long length, boolean reqOne) {
         if (!structured || metaContexts.isEmpty()) {

@@ -213,11 +213,13 @@ abstract class Request {
         }
 
         private void cover(long at, long len, String what) throws NbdProtocolException {
-            long end = at + len;
-            if (at < offset || len > length || end > offset + length) {
-                throw new NbdProtocolException(String.format("%s chunk [%d, %d) for %s (cookie %s) lies outside the "
-                    + "request [%d, %d)", what, at, end, describe(), cookieText(), offset, offset + length));
+            // no at + len before the range check: a hostile offset near 2^63 would overflow it
+            if (at < offset || len > length || at - offset > length - len) {
+                throw new NbdProtocolException(String.format("%s chunk [%d, %s) for %s (cookie %s) lies outside the "
+                    + "request [%d, %d)", what, at, Long.toUnsignedString(at + len), describe(), cookieText(), offset,
+                    offset + length));
             }
+            long end = at + len;
             if (ranges == null && at == nextOffset) {
                 nextOffset = end;
             } else {
@@ -280,23 +282,31 @@ abstract class Request {
             }
             boolean reqOne = (flags & NbdConstants.CMD_FLAG_REQ_ONE) != 0;
             List<NbdReply.BlockDescriptor> ds = b.descriptors();
-            List<Extent> extents = new ArrayList<>(reqOne ? 1 : ds.size());
+            if (reqOne && ds.size() != 1) {
+                throw new NbdProtocolException(String.format("BLOCK_STATUS chunk for context %s in reply to %s with "
+                    + "REQ_ONE (cookie %s) has %d descriptors; it must have exactly one", name, describe(),
+                    cookieText(), ds.size()));
+            }
+            List<Extent> extents = new ArrayList<>(ds.size());
             long at = offset;
             long limit = offset + length;
-            for (NbdReply.BlockDescriptor d : ds) {
+            for (int i = 0; i < ds.size(); i++) {
                 if (at >= limit) {
-                    // only the last descriptor may reach past the request; later ones are ignored
-                    break;
+                    // descriptors cover consecutive ranges from the request offset; only the last may reach past
+                    // the requested end (doc/proto.md), so one that starts there is a lie about the range
+                    throw new NbdProtocolException(String.format("BLOCK_STATUS chunk for context %s in reply to %s "
+                        + "(cookie %s): descriptor %d of %d starts at offset %d, past the end of the request (%d); "
+                        + "only the last descriptor may extend past it", name, describe(), cookieText(), i + 1,
+                        ds.size(), at, limit));
                 }
-                long len = d.length();
-                if (reqOne) {
-                    len = Math.min(len, length);
+                long len = ds.get(i).length();
+                if (reqOne && len > length) {
+                    throw new NbdProtocolException(String.format("BLOCK_STATUS chunk for context %s in reply to %s "
+                        + "with REQ_ONE (cookie %s) describes %d bytes, more than the %d requested", name, describe(),
+                        cookieText(), len, length));
                 }
-                extents.add(new Extent(at, len, (int) d.status()));
+                extents.add(new Extent(at, len, (int) ds.get(i).status()));
                 at += len;
-                if (reqOne) {
-                    break;
-                }
             }
             result.put(name, extents);
         }

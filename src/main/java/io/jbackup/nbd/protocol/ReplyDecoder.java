@@ -209,6 +209,11 @@ public final class ReplyDecoder extends ByteToMessageDecoder {
         } else if (type.isError()) {
             requireLength(chunkLength <= maxMetadataPayload, "exceeds the limit of " + maxMetadataPayload);
             state = State.READ_CHUNK_PAYLOAD;
+            if (chunkLength == 0) {
+                // an unknown error type without payload: complete it now, with the header's bytes (netty refuses
+                // a decode() call that emits a message without reading anything)
+                decodeChunkPayload(in, out);
+            }
         } else {
             throw new NbdProtocolException(String.format("structured reply chunk of unknown type %s for cookie 0x%x"
                 + " (a client must disconnect on unknown non-error chunks)", type, cookie));
@@ -313,6 +318,10 @@ public final class ReplyDecoder extends ByteToMessageDecoder {
         long offset = -1;
         if (type.code() == NbdReplyChunkType.ERROR_OFFSET.code()) {
             offset = p.readLong();
+            if (offset < 0) {
+                throw new NbdProtocolException(String.format("ERROR_OFFSET chunk for cookie 0x%x names offset %s, "
+                    + "beyond any export (2^63 - 1)", cookie, Long.toUnsignedString(offset)));
+            }
         }
         return new NbdReply.Error(cookie, flags, type, errorValue(code), message, offset);
     }

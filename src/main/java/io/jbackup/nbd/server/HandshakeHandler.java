@@ -65,6 +65,8 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
     private NbdExport cached;
     private String cachedName;
     private boolean finished;
+    /** Replies back up (the client does not read them): reading is suspended until the channel is writable. */
+    private boolean resumeWhenWritable;
 
     HandshakeHandler(ServerContext server, ServerOptionDecoder decoder) {
         this.server = server;
@@ -490,10 +492,31 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
         resume();
     }
 
+    /**
+     * Lets the decoder deliver the next option, unless the client is not reading its replies (the channel is not
+     * writable): then reading stops until the replies drain, so a client that pipelines options without reading
+     * cannot make the server queue replies without bound.
+     */
     private void resume() {
-        if (!finished && ctx.channel().isActive()) {
-            decoder.resume();
+        if (finished || !ctx.channel().isActive()) {
+            return;
         }
+        if (!ctx.channel().isWritable()) {
+            resumeWhenWritable = true;
+            ctx.channel().config().setAutoRead(false);
+            return;
+        }
+        decoder.resume();
+    }
+
+    @Override
+    public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+        if (resumeWhenWritable && ctx.channel().isWritable()) {
+            resumeWhenWritable = false;
+            ctx.channel().config().setAutoRead(true);
+            resume();
+        }
+        ctx.fireChannelWritabilityChanged();
     }
 
     private void close() {

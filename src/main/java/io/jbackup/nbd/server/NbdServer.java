@@ -190,6 +190,16 @@ public final class NbdServer implements AutoCloseable {
         return socketPath;
     }
 
+    /** Reply bytes queued in the server, not yet written to any socket (tests check that this stays bounded). */
+    long pendingWriteBytesForTest() {
+        long n = 0;
+        for (Channel ch : connections) {
+            io.netty.channel.ChannelOutboundBuffer b = ch.unsafe().outboundBuffer();
+            n += b == null ? 0 : b.totalPendingWriteBytes();
+        }
+        return n;
+    }
+
     /** Connections currently open. */
     public int connectionCount() {
         return connectionCount.get();

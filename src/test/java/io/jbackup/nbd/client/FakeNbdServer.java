@@ -128,6 +128,12 @@ final class FakeNbdServer implements AutoCloseable {
          * given contexts for SET_META_CONTEXT (any query), export {@code size} with {@code tflags}.
          */
         void handshake(long size, int tflags, boolean structured, Map<String, Integer> contexts) throws IOException {
+            handshake(size, tflags, structured, contexts, List.of(infoExport(size, tflags)));
+        }
+
+        /** As above, but GO is answered with the given {@code NBD_REP_INFO} payloads (then ACK). */
+        void handshake(long size, int tflags, boolean structured, Map<String, Integer> contexts, List<byte[]> goInfos)
+            throws IOException {
             greeting(NbdConstants.FLAG_FIXED_NEWSTYLE | NbdConstants.FLAG_NO_ZEROES);
             clientFlags();
             while (true) {
@@ -144,15 +150,26 @@ final class FakeNbdServer implements AutoCloseable {
                         optReply(10, 1, new byte[0]);
                     }
                     case 7 -> {
-                        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(12);
-                        b.putShort((short) 0).putLong(size).putShort((short) tflags);
-                        optReply(7, 3, b.array());
+                        for (byte[] info : goInfos) {
+                            optReply(7, 3, info);
+                        }
                         optReply(7, 1, new byte[0]);
                         return;
                     }
                     default -> optReply(o.code(), 0x80000001, new byte[0]);
                 }
             }
+        }
+
+        /** {@code NBD_INFO_EXPORT}: size and transmission flags. */
+        static byte[] infoExport(long size, int tflags) {
+            return java.nio.ByteBuffer.allocate(12).putShort((short) 0).putLong(size).putShort((short) tflags).array();
+        }
+
+        /** {@code NBD_INFO_BLOCK_SIZE}: minimum, preferred, maximum (unsigned 32-bit). */
+        static byte[] infoBlockSize(long min, long preferred, long max) {
+            return java.nio.ByteBuffer.allocate(14).putShort((short) 3).putInt((int) min).putInt((int) preferred)
+                .putInt((int) max).array();
         }
 
         Req request() throws IOException {
