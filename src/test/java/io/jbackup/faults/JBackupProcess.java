@@ -31,7 +31,22 @@ final class JBackupProcess implements AutoCloseable {
 
     /** Starts {@code jbackup ARGS}; {@code env} adds environment variables (may be empty). */
     static JBackupProcess start(Path dir, String name, Map<String, String> env, String... args) {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        return start(dir, name, env, List.of(), args);
+    }
+
+    /**
+     * Starts {@code jbackup ARGS} under {@code ulimit -f KIB} (bash): no file it writes can grow past that many KiB;
+     * the JVM ignores SIGXFSZ, so such a write fails with EFBIG ("File too large").
+     */
+    static JBackupProcess startLimited(Path dir, String name, long kib, String... args) {
+        return start(dir, name, Map.of(), List.of("bash", "-c", "ulimit -f " + kib + " && exec \"$@\"", "bash"),
+            args);
+    }
+
+    private static JBackupProcess start(Path dir, String name, Map<String, String> env, List<String> prefix,
+                                        String... args) {
+        List<String> cmd = new ArrayList<>(prefix);
+        cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
             "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
             "io.jbackup.cli.Main"));
         cmd.addAll(List.of(args));
