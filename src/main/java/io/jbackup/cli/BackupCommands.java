@@ -75,20 +75,24 @@ public final class BackupCommands {
         int retries;
 
         @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "120",
-            description = "Longest wait for any answer of the NBD server (handshake or one request); a server silent "
-                + "that long counts as a dropped connection: jbackup reconnects (see --retries) and then fails with "
-                + "exit code 4 (default: ${DEFAULT-VALUE}).")
+            description = "Longest wait for the NBD server's reply to one request (and for its handshake, at most "
+                + "30 s); a server silent that long counts as a dropped connection: jbackup reconnects (see "
+                + "--retries) and then fails with exit code 4 (default: ${DEFAULT-VALUE}).")
         long timeoutSeconds;
 
         abstract BackupMode mode();
 
-        /** {@code co} with {@code --timeout} applied to the handshake and every request (connect: at most 10 s). */
+        /**
+         * {@code co} with {@code --timeout} as the request timeout, and as the connect and handshake timeouts when
+         * shorter than their defaults (10 s, 30 s).
+         */
         ClientOptions withTimeout(ClientOptions co) {
             if (timeoutSeconds < 1 || timeoutSeconds > 86_400) {
                 throw new IllegalArgumentException("--timeout " + timeoutSeconds + " (expected: 1 .. 86400 seconds)");
             }
             Duration t = Duration.ofSeconds(timeoutSeconds);
-            return co.withRequestTimeout(t).withHandshakeTimeout(t)
+            return co.withRequestTimeout(t)
+                .withHandshakeTimeout(t.compareTo(co.handshakeTimeout()) < 0 ? t : co.handshakeTimeout())
                 .withConnectTimeout(t.compareTo(co.connectTimeout()) < 0 ? t : co.connectTimeout());
         }
 

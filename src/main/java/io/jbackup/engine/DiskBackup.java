@@ -173,7 +173,12 @@ public final class DiskBackup {
         if (!client.metaContexts().containsKey(dirtyContext())) {
             String available;
             try {
-                List<String> bitmaps = NbdClient.listMetaContexts(job.uri(), job.client(),
+                // a second connection, only for this message: a server serving one client at a time (qemu-nbd
+                // without -e) would keep it waiting for the whole handshake timeout, so give up sooner
+                java.time.Duration cap = java.time.Duration.ofSeconds(5);
+                ClientOptions lo = job.client().handshakeTimeout().compareTo(cap) > 0
+                    ? job.client().withHandshakeTimeout(cap) : job.client();
+                List<String> bitmaps = NbdClient.listMetaContexts(job.uri(), lo,
                     NbdConstants.CONTEXT_DIRTY_BITMAP_PREFIX);
                 available = bitmaps.isEmpty() ? "the export offers no dirty bitmaps (qemu-nbd needs -B NAME)"
                     : "the export offers " + String.join(", ", bitmaps);
