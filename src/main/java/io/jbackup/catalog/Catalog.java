@@ -3,6 +3,7 @@ package io.jbackup.catalog;
 import io.jbackup.store.BackupInfo;
 import io.jbackup.store.BackupStats;
 import io.jbackup.store.RepositoryException;
+import io.jbackup.store.RepositoryFullException;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -90,6 +91,10 @@ public final class Catalog implements AutoCloseable {
         try {
             c = new Catalog(file, connect("jdbc:sqlite:" + file.toAbsolutePath(), true));
         } catch (SQLException e) {
+            RepositoryFullException full = RepositoryFullException.of(file.getParent(), e);
+            if (full != null) {
+                throw new RepositoryException("cannot open catalog " + file + ": " + full.getMessage(), full);
+            }
             throw damaged(file, e.getMessage(), e);
         }
         try {
@@ -987,11 +992,21 @@ public final class Catalog implements AutoCloseable {
             work.run();
             writer.commit();
         } catch (SQLException | RuntimeException e) {
-            writer.rollback();
+            // SQLite may have rolled back already (SQLITE_FULL, I/O errors): then rollback and the COMMIT of
+            // setAutoCommit(true) fail with "no transaction is active", which must not hide the real error
+            try {
+                writer.rollback();
+            } catch (SQLException r) {
+                e.addSuppressed(r);
+            }
+            try {
+                writer.setAutoCommit(true);
+            } catch (SQLException r) {
+                e.addSuppressed(r);
+            }
             throw e;
-        } finally {
-            writer.setAutoCommit(true);
         }
+        writer.setAutoCommit(true);
     }
 
     @FunctionalInterface
@@ -1097,6 +1112,10 @@ public final class Catalog implements AutoCloseable {
 
     private RepositoryException fail(String what, SQLException e) {
         String msg = e.getMessage();
+        RepositoryFullException full = RepositoryFullException.of(file.getParent(), e);
+        if (full != null) {
+            return new RepositoryException("catalog " + file + ": cannot " + what + ": " + full.getMessage(), full);
+        }
         String hint = msg != null && (msg.contains("SQLITE_BUSY") || msg.contains("locked"))
             ? "; another process holds the catalog too long, retry"
             : msg != null && (msg.contains("SQLITE_CORRUPT") || msg.contains("malformed") || msg.contains("SQLITE_NOTADB"))

@@ -70,10 +70,31 @@ public final class BackupCommands {
         int bufferMiB;
 
         @Option(names = "--retries", paramLabel = "N", defaultValue = "5",
-            description = "Reconnect attempts after a dropped NBD connection (default: ${DEFAULT-VALUE}).")
+            description = "Reconnect attempts after a dropped or silent NBD connection, counted since the backup last "
+                + "made progress; then the backup fails with exit code 4 (default: ${DEFAULT-VALUE}).")
         int retries;
 
+        @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "120",
+            description = "Longest wait for the NBD server's reply to one request (and for its handshake, at most "
+                + "30 s); a server silent that long counts as a dropped connection: jbackup reconnects (see "
+                + "--retries) and then fails with exit code 4 (default: ${DEFAULT-VALUE}).")
+        long timeoutSeconds;
+
         abstract BackupMode mode();
+
+        /**
+         * {@code co} with {@code --timeout} as the request timeout, and as the connect and handshake timeouts when
+         * shorter than their defaults (10 s, 30 s).
+         */
+        ClientOptions withTimeout(ClientOptions co) {
+            if (timeoutSeconds < 1 || timeoutSeconds > 86_400) {
+                throw new IllegalArgumentException("--timeout " + timeoutSeconds + " (expected: 1 .. 86400 seconds)");
+            }
+            Duration t = Duration.ofSeconds(timeoutSeconds);
+            return co.withRequestTimeout(t)
+                .withHandshakeTimeout(t.compareTo(co.handshakeTimeout()) < 0 ? t : co.handshakeTimeout())
+                .withConnectTimeout(t.compareTo(co.connectTimeout()) < 0 ? t : co.connectTimeout());
+        }
 
         abstract Map<String, String> bitmaps();
 
@@ -106,7 +127,8 @@ public final class BackupCommands {
                     + "its own dirty bitmaps");
             }
             LiveSource src = live.source(disk);
-            ClientOptions co = ClientOptions.defaults().withTls(tls.toConfig(false)).withConnections(connections());
+            ClientOptions co = withTimeout(ClientOptions.defaults().withTls(tls.toConfig(false))
+                .withConnections(connections()));
             EngineOptions eo = EngineOptions.defaults().withBufferBytes((long) bufferMiB << 20)
                 .withRetries(retries, Duration.ofSeconds(1));
             ProgressListener progress = ConsoleProgress.forConsole(json.enabled() || logging.quiet);
@@ -151,7 +173,8 @@ public final class BackupCommands {
                     throw new IllegalArgumentException("name the disk: --disk NAME, or --source NAME=URI");
                 }
                 NbdUri u = NbdUri.parse(uri);
-                ClientOptions co = ClientOptions.defaults().withTls(tls.toConfig(u.tls())).withConnections(connections);
+                ClientOptions co = withTimeout(ClientOptions.defaults().withTls(tls.toConfig(u.tls()))
+                    .withConnections(connections));
                 Map<String, String> bm = bitmaps();
                 String bitmap = bm.containsKey(name) ? bm.get(name) : bm.get("");
                 jobs.add(new DiskJob(vm, name, u, co, mode(), bitmap, labels, note));

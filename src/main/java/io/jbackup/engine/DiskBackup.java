@@ -63,6 +63,10 @@ public final class DiskBackup {
     private NbdClient client;
     private java.util.Set<String> contexts = java.util.Set.of();
     private int retriesUsed;
+    /** Successful reads and block-status windows so far (copy thread only): what "progress" means for retries. */
+    private long steps;
+    private long stepsAtReconnect = -1;
+    private int attemptsWithoutProgress;
     private final AtomicLong bytesRead = new AtomicLong();
 
     public DiskBackup(Repository repo, DiskJob job, EngineOptions options, ProgressListener progress,
@@ -169,7 +173,12 @@ public final class DiskBackup {
         if (!client.metaContexts().containsKey(dirtyContext())) {
             String available;
             try {
-                List<String> bitmaps = NbdClient.listMetaContexts(job.uri(), job.client(),
+                // a second connection, only for this message: a server serving one client at a time (qemu-nbd
+                // without -e) would keep it waiting for the whole handshake timeout, so give up sooner
+                java.time.Duration cap = java.time.Duration.ofSeconds(5);
+                ClientOptions lo = job.client().handshakeTimeout().compareTo(cap) > 0
+                    ? job.client().withHandshakeTimeout(cap) : job.client();
+                List<String> bitmaps = NbdClient.listMetaContexts(job.uri(), lo,
                     NbdConstants.CONTEXT_DIRTY_BITMAP_PREFIX);
                 available = bitmaps.isEmpty() ? "the export offers no dirty bitmaps (qemu-nbd needs -B NAME)"
                     : "the export offers " + String.join(", ", bitmaps);
@@ -265,6 +274,7 @@ public final class DiskBackup {
                 long before = planner.coveredEnd();
                 feed(planner, status.join(), haveAlloc, haveDepth, incremental);
                 status = null;
+                steps++;
                 if (planner.coveredEnd() <= before) {
                     throw new NbdProtocolException("the server's block status for " + label
                         + " did not advance past offset " + before);
@@ -367,6 +377,7 @@ public final class DiskBackup {
             return transportError != null ? transportError : e;
         }
         bytesRead.addAndGet(c.task().bytesToRead());
+        steps++;
         CompletableFuture<Void> put = writer.putChunk(c.task().index(), c.buffer(), c.task().length());
         put.whenComplete((v, e) -> {
             pool.release(c.buffer());
@@ -378,15 +389,28 @@ public final class DiskBackup {
         return transportError;
     }
 
+    /**
+     * Reconnects after a transport failure (dropped connection, or a server silent past the request timeout).
+     * Attempts are counted since the last reconnect after which the backup made progress: a server that accepts
+     * connections but never answers uses up the retries like one that refuses them, instead of being reconnected
+     * to forever. The wait doubles with each attempt without progress (capped at 30 s).
+     */
     private void reconnect(long size, String label, Throwable cause) throws IOException, InterruptedException {
         closeQuietly(client);
         client = null;
+        if (steps != stepsAtReconnect) {
+            attemptsWithoutProgress = 0;
+        }
         long backoff = Math.max(1, options.retryBackoff().toMillis());
+        for (int i = 0; i < attemptsWithoutProgress; i++) {
+            backoff = Math.min(30_000, backoff * 2);
+        }
         IOException last = cause instanceof IOException io ? io : new IOException(cause);
-        for (int attempt = 1; attempt <= options.retries(); attempt++) {
+        while (attemptsWithoutProgress < options.retries()) {
+            attemptsWithoutProgress++;
             retriesUsed++;
             String msg = "connection to " + job.uri() + " lost (" + cause.getMessage() + "); reconnecting in "
-                + backoff + " ms (attempt " + attempt + " of " + options.retries() + ")";
+                + backoff + " ms (attempt " + attemptsWithoutProgress + " of " + options.retries() + ")";
             LOG.warn("{}: {}", label, msg);
             progress.message(label, msg);
             long deadline = System.currentTimeMillis() + backoff;
@@ -407,14 +431,15 @@ public final class DiskBackup {
                         + " instead of " + contexts + "; not resuming");
                 }
                 client = c;
+                stepsAtReconnect = steps;
                 return;
             } catch (IOException e) {
                 last = e;
                 backoff = Math.min(30_000, backoff * 2);
             }
         }
-        throw new IOException("giving up on " + job.uri() + " after " + options.retries() + " reconnect attempts: "
-            + last.getMessage(), last);
+        throw new IOException("giving up on " + job.uri() + " after " + options.retries() + " reconnect attempts "
+            + "without progress: " + last.getMessage(), last);
     }
 
     private void drain(LinkedBlockingQueue<Completion> completions, int inFlight, BufferPool pool)

@@ -7,7 +7,8 @@ import java.time.Duration;
  *
  * @param bufferBytes      memory for chunk data between NBD reads and the repository (bounds the pipeline)
  * @param statusWindow     bytes of the disk asked per BLOCK_STATUS request
- * @param retries          reconnect attempts after a dropped NBD connection, per failure streak
+ * @param retries          reconnect attempts after a dropped or silent NBD connection, counted since the backup last
+ *                         made progress (a read or block-status reply)
  * @param retryBackoff     first wait before reconnecting; doubles each attempt (capped at 30 s)
  * @param parallelDisks    disks of one set backed up at once
  */

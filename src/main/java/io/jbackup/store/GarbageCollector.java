@@ -85,6 +85,13 @@ final class GarbageCollector {
     }
 
     GcReport run() throws IOException {
+        // sealed packs that never got their catalog rows (the catalog failed, e.g. on a full disk): register them,
+        // so that what nobody uses is reclaimed below (a pack a running backup is sealing right now is registered
+        // twice, harmlessly: rows are inserted if absent; its chunks are protected like any running backup's)
+        int orphans = repo.registerOrphanPacks();
+        if (orphans > 0) {
+            LOG.warn("gc: registered {} sealed pack(s) that were missing from the catalog", orphans);
+        }
         int rolledBack = catalog.resurrectAll();
         if (rolledBack > 0) {
             LOG.warn("gc: a previous gc did not finish; gave {} condemned chunks back their catalog rows", rolledBack);

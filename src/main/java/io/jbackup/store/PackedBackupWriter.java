@@ -133,8 +133,9 @@ final class PackedBackupWriter implements BackupWriter {
                     store(index, data, length);
                     f.complete(null);
                 } catch (Throwable t) {
-                    fail(t);
-                    f.completeExceptionally(t);
+                    Throwable x = RepositoryFullException.translate(repo.dir(), t);
+                    fail(x);
+                    f.completeExceptionally(x);
                 } finally {
                     permits.release();
                 }
@@ -326,6 +327,10 @@ final class PackedBackupWriter implements BackupWriter {
                 }
             }
             abortNow();
+            RepositoryFullException full = RepositoryFullException.of(repo.dir(), e);
+            if (full != null && full != e) {
+                throw new RepositoryException("backup " + id() + " failed: " + full.getMessage(), full);
+            }
             throw e;
         }
     }

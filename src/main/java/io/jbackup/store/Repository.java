@@ -469,6 +469,10 @@ public final class Repository implements AutoCloseable {
                     return w;
                 } catch (IOException | RuntimeException e) {
                     catalog.deleteBackup(id);
+                    RepositoryFullException full = RepositoryFullException.of(dir, e);
+                    if (full != null) {
+                        throw full;
+                    }
                     throw e;
                 }
             }

@@ -21,6 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * data matches a pruned backup (so it deduplicates against chunks that gc finds unused). Afterwards the backup
  * that existed before and the one made during gc restore bit-exact, and verify finds nothing.
  */
+@org.junit.jupiter.api.Tag("reliability")
 class GcConcurrentTest {
     @TempDir
     Path dir;
