@@ -1,6 +1,7 @@
 package io.jbackup.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.jbackup.testutil.TestFiles;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
@@ -184,17 +185,6 @@ class CatalogLossTest {
     }
 
     private static Path copy(String name) throws IOException {
-        Path to = dir.resolve(name).resolve("repo");
-        try (Stream<Path> s = Files.walk(base)) {
-            for (Path p : (Iterable<Path>) s::iterator) {
-                Path t = to.resolve(base.relativize(p).toString());
-                if (Files.isDirectory(p)) {
-                    Files.createDirectories(t);
-                } else {
-                    Files.copy(p, t);
-                }
-            }
-        }
-        return to;
+        return TestFiles.copyTree(base, dir.resolve(name).resolve("repo"));
     }
 }

@@ -5,6 +5,7 @@ import io.jbackup.catalog.ChunkLocation;
 import io.jbackup.store.BackupReader;
 import io.jbackup.store.OpenOptions;
 import io.jbackup.store.Repository;
+import io.jbackup.testutil.TestFiles;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
@@ -295,18 +296,7 @@ class OnDiskDamageTest {
     }
 
     private static Path copy(int n) throws IOException {
-        Path to = dir.resolve("case" + n).resolve("repo");
-        try (var s = Files.walk(base)) {
-            for (Path p : (Iterable<Path>) s::iterator) {
-                Path t = to.resolve(base.relativize(p).toString());
-                if (Files.isDirectory(p)) {
-                    Files.createDirectories(t);
-                } else {
-                    Files.copy(p, t);
-                }
-            }
-        }
-        return to;
+        return TestFiles.copyTree(base, dir.resolve("case" + n).resolve("repo"));
     }
 
     private static Path packFile(Path repo, String pack) {

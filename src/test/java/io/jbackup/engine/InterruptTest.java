@@ -8,6 +8,7 @@ import io.jbackup.store.RepositoryOptions;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -20,6 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** SIGTERM during a backup: exit code 7, no half backup in the repository, and the next run completes. */
+@Tag("reliability")
 class InterruptTest {
     @TempDir
     Path dir;

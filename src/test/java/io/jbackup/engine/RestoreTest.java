@@ -6,9 +6,11 @@ import io.jbackup.catalog.ChunkLocation;
 import io.jbackup.store.BackupReader;
 import io.jbackup.store.OpenOptions;
 import io.jbackup.store.Repository;
+import io.jbackup.testutil.TestFiles;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -147,11 +149,12 @@ class RestoreTest {
     }
 
     @Test
+    @Tag("reliability")
     void damagedChunkStopsTheRestoreOrIsZeroedWithIgnoreErrors() throws IOException {
         // copy the repository, then flip a byte in the payload of the chunk at 12.5M of backup 1 (0x55 data, which
         // backup 0 does not have)
         Path repo = dir.resolve("damaged-repo");
-        copyTree(chain.repo(), repo);
+        TestFiles.copyTree(chain.repo(), repo);
         String id = chain.ids().get(1);
         int index = (12 << 20) / CHUNK + 8;
         List<Long> positions = new ArrayList<>();
@@ -202,16 +205,4 @@ class RestoreTest {
             ok.toString()).ok();
     }
 
-    private static void copyTree(Path from, Path to) throws IOException {
-        try (var s = Files.walk(from)) {
-            for (Path p : (Iterable<Path>) s::iterator) {
-                Path t = to.resolve(from.relativize(p).toString());
-                if (Files.isDirectory(p)) {
-                    Files.createDirectories(t);
-                } else if (!p.getFileName().toString().startsWith("lock")) {
-                    Files.copy(p, t);
-                }
-            }
-        }
-    }
 }

@@ -11,6 +11,7 @@ import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
 import io.jbackup.testutil.TlsFixtures;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -29,6 +30,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * {@code jbackup serve} with TLS required: TLS-PSK through the command line ({@code --tls-psk-file}, a child JVM)
  * and X.509 with client certificates, read by nbdinfo, nbdcopy and qemu-img; plaintext clients are refused.
  */
+@Tag("reliability")
 class ServeTlsTest {
     private static final ObjectMapper JSON = new ObjectMapper();
 

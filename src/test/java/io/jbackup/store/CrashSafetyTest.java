@@ -1,5 +1,6 @@
 package io.jbackup.store;
 
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -23,6 +24,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * each kill that the next command finds a consistent repository: every complete backup restores bit-exact, nothing
  * incomplete or temporary is left, and backups the writer reported committed are there.
  */
+@Tag("reliability")
 class CrashSafetyTest {
     private static final int CS = 64 * 1024;
     private static final long SIZE = 80L * CS + 123;

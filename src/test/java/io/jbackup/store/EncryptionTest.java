@@ -1,6 +1,7 @@
 package io.jbackup.store;
 
 import io.jbackup.catalog.ChunkLocation;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -21,6 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+@Tag("reliability")
 class EncryptionTest {
     static final int CS = 64 * 1024;
     static final String PASS = "correct horse battery staple";

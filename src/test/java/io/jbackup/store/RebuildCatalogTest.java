@@ -1,6 +1,7 @@
 package io.jbackup.store;
 
 import io.jbackup.catalog.Catalog;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -13,6 +14,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+@Tag("reliability")
 class RebuildCatalogTest {
     static final int CS = 64 * 1024;
     static final long SIZE = 50L * CS + 7;

@@ -3,6 +3,7 @@ package io.jbackup.nbd.client;
 import io.jbackup.nbd.protocol.NbdConstants;
 import io.jbackup.nbd.protocol.NbdError;
 import io.jbackup.nbd.protocol.NbdProtocolException;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -28,6 +29,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * every case ends in a typed exception that names the problem, every in-flight request fails, nothing hangs.
  */
 @Timeout(30)
+@Tag("reliability")
 class BrokenServerTest {
     static final long SIZE = 1 << 20;
     static final int TFLAGS = NbdConstants.TFLAG_HAS_FLAGS | NbdConstants.TFLAG_READ_ONLY;

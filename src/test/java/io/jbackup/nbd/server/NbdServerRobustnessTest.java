@@ -21,6 +21,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -30,6 +31,7 @@ import org.junit.jupiter.api.io.TempDir;
  * A raw-socket client sends malformed handshakes and requests; each misbehaving connection is dropped or answered
  * with the right error, and the server keeps serving a well-behaved client meanwhile.
  */
+@Tag("reliability")
 class NbdServerRobustnessTest {
     private static final int MIB = 1 << 20;
     private static final int READ = 0;

@@ -19,6 +19,7 @@ import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -27,6 +28,7 @@ import org.junit.jupiter.api.io.TempDir;
  * TLS with real clients: TLS-PSK and X.509 (client certificates required) with nbdinfo, nbdcopy, qemu-img and
  * qemu-io; {@code --tls=require} refuses plaintext; optional TLS serves both kinds of clients.
  */
+@Tag("reliability")
 class NbdServerTlsTest {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final int MIB = 1 << 20;
