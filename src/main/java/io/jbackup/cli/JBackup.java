@@ -32,6 +32,7 @@ import picocli.CommandLine.Spec;
         MaintenanceCommands.Prune.class,
         MaintenanceCommands.Protect.class,
         MaintenanceCommands.Unprotect.class,
+        MaintenanceCommands.Forget.class,
         MaintenanceCommands.Gc.class,
         ScheduleCommands.RunDue.class,
         ScheduleCommands.Daemon.class,

@@ -202,6 +202,83 @@ public final class MaintenanceCommands {
         }
     }
 
+    @Command(name = "forget", aliases = "delete", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {
+            "Delete the given backups: their indexes and catalog rows. No other backup depends on them (every "
+                + "backup has a complete index), so every other backup still restores. Their chunks stay until "
+                + "jbackup gc. Bad backups can be deleted this way; protected ones cannot (jbackup unprotect first).",
+            "Every id is checked before anything is deleted: if one is unknown or protected, nothing is deleted."})
+    static final class Forget implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Mixin
+        RepoOptions repo;
+        @Mixin
+        JsonMixin json;
+        @Mixin
+        LoggingMixin logging;
+
+        @Option(names = "--vm", paramLabel = "NAME", description = "The VM of the disk that 'latest' or @TIME refer to.")
+        String vm;
+        @Option(names = "--disk", paramLabel = "NAME",
+            description = "The disk that 'latest' or @TIME refer to (and that ids must belong to).")
+        String disk;
+        @Option(names = {"-n", "--dry-run"}, description = "Only print what would be deleted.")
+        boolean dryRun;
+        @Parameters(paramLabel = "ID", arity = "1..*",
+            description = "Backup ids (or unique prefixes), or 'latest' / @TIME with --disk.")
+        List<String> refs;
+
+        @Override
+        public Integer call() throws Exception {
+            List<io.jbackup.store.BackupInfo> backups = new java.util.ArrayList<>();
+            try (Repository repository = repo.open(LockMode.SHARED)) {
+                for (String ref : refs) {
+                    io.jbackup.store.BackupInfo b = repository.resolve(vm, disk, ref);
+                    if (backups.stream().noneMatch(x -> x.id().equals(b.id()))) {
+                        backups.add(b);
+                    }
+                }
+                if (!dryRun) {
+                    List<String> ids = backups.stream().map(io.jbackup.store.BackupInfo::id).toList();
+                    long run = repository.startRun("forget " + String.join(" ", ids));
+                    try {
+                        repository.deleteBackups(ids, repo.waitLock());
+                    } catch (Exception e) {
+                        repository.finishRun(run, "failed", e.getMessage());
+                        throw e;
+                    }
+                    repository.finishRun(run, "ok", ids.size() + " deleted");
+                }
+            }
+            if (json.enabled()) {
+                Map<String, Object> m = new LinkedHashMap<>();
+                m.put("dryRun", dryRun);
+                m.put("backups", backups.stream().map(b -> {
+                    Map<String, Object> bm = new LinkedHashMap<>();
+                    bm.put("id", b.id());
+                    bm.put("vm", b.vm());
+                    bm.put("disk", b.disk());
+                    bm.put("created", b.created());
+                    bm.put("action", dryRun ? "would delete" : "deleted");
+                    return bm;
+                }).toList());
+                json.print(m);
+            } else {
+                PrintWriter out = spec.commandLine().getOut();
+                for (io.jbackup.store.BackupInfo b : backups) {
+                    out.printf("%s backup %s of %s from %s%n", dryRun ? "Would delete" : "Deleted", b.id(),
+                        b.diskLabel(), ListCommands.local(b.created()));
+                }
+                if (!dryRun) {
+                    out.printf("Run jbackup gc to reclaim the space of chunks no other backup uses.%n");
+                }
+                out.flush();
+            }
+            return ExitCodes.OK;
+        }
+    }
+
     @Command(name = "gc", mixinStandardHelpOptions = true, sortOptions = false, description = {
         "Reclaim space: delete chunks no backup uses and rewrite packs that are mostly garbage.",
         "Safe while backups run: chunks a running backup may use are decided only after it finishes. One gc or "

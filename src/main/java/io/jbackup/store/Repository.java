@@ -726,6 +726,33 @@ public final class Repository implements AutoCloseable {
         LOG.info("deleted backup {} of {}", backupId, b.diskLabel());
     }
 
+    /**
+     * Deletes the given backups ({@link #deleteBackup}) under the maintenance lock ({@code gc.lock}), as prune does.
+     * Every id is checked first: if one is unknown, incomplete or protected, nothing is deleted.
+     */
+    @SuppressWarnings("try") // the lock is held by the try block
+    public void deleteBackups(List<String> backupIds, Duration waitLock) throws IOException {
+        checkOpen();
+        Set<String> prot = catalog.protectedBackups().keySet();
+        for (String id : backupIds) {
+            BackupInfo b = catalog.backup(id).orElseThrow(() -> new RepositoryException("no backup " + id
+                + " in repository " + dir + "; list the backups with: jbackup list; nothing was deleted"));
+            if (BackupInfo.INCOMPLETE.equals(b.state())) {
+                throw new RepositoryException("backup " + id + " is incomplete (being written); it cannot be "
+                    + "deleted; nothing was deleted");
+            }
+            if (prot.contains(id)) {
+                throw new RepositoryException("backup " + id + " is protected; lift that first with: jbackup "
+                    + "unprotect " + id + "; nothing was deleted");
+            }
+        }
+        try (FileMutex m = FileMutex.acquire(dir.resolve(GC_LOCK), "forget", waitLock)) {
+            for (String id : backupIds) {
+                deleteBackup(id);
+            }
+        }
+    }
+
     private void removeDeleted(String backupId) throws IOException {
         catalog.deleteBackup(backupId);
         Path indexes = dir.resolve(IndexFile.DIR);

@@ -121,4 +121,54 @@ class MaintenanceCommandsTest {
         Cli.run("unprotect", "--repo", r, vda.get(0)).ok();
         assertEquals(1, Cli.run("prune", "--repo", r, "--keep-last", "1", "--json").ok().json().get("removed").asInt());
     }
+
+    @Test
+    void forgetDeletesChosenBackupsOnlyAndRefusesProtectedOnesWithoutDeletingAnything() throws Exception {
+        Path repo = tmp.resolve("repo");
+        String r = repo.toString();
+        Cli.run("init", "--repo", r, "--chunk-size", "64K").ok();
+        String a = backup(repo, null, "vda", Map.of(), 0, 1, 2);
+        String b = backup(repo, null, "vda", Map.of(), 0, 1, 3);
+        String c = backup(repo, null, "vda", Map.of(), 0, 4, 3);
+        String other = backup(repo, null, "vdb", Map.of(), 5);
+
+        Cli.Result dry = Cli.run("forget", "--repo", r, "--dry-run", a).ok();
+        assertTrue(dry.stdout().contains("Would delete backup " + a + " of vda"), dry.stdout());
+        assertEquals(4, Cli.run("list", "--repo", r, "--json").ok().json().size(), "a dry run deletes nothing");
+
+        Cli.run("protect", "--repo", r, c).ok();
+        Cli.Result refused = Cli.run("forget", "--repo", r, a, c);
+        assertEquals(ExitCodes.REPOSITORY, refused.exitCode(), refused.toString());
+        assertTrue(refused.stderr().contains("backup " + c + " is protected") && refused.stderr().contains(
+            "jbackup unprotect " + c) && refused.stderr().contains("nothing was deleted"), refused.stderr());
+        assertEquals(4, Cli.run("list", "--repo", r, "--json").ok().json().size(), "nothing was deleted");
+
+        // a bad backup can be deleted too; 'latest' needs the disk
+        try (Repository rr = Repository.open(repo, OpenOptions.defaults())) {
+            rr.markBad(a, "test");
+        }
+        JsonNode fj = Cli.run("forget", "--repo", r, a.substring(0, a.length() - 2), "--json").ok().json();
+        assertEquals(1, fj.get("backups").size(), fj.toString());
+        assertEquals(a, fj.get("backups").get(0).get("id").asText());
+        assertEquals("deleted", fj.get("backups").get(0).get("action").asText());
+        Cli.Result latest = Cli.run("delete", "--repo", r, "--disk", "vdb", "latest").ok();
+        assertTrue(latest.stdout().contains("Deleted backup " + other + " of vdb"), latest.stdout());
+        List<String> left = new ArrayList<>();
+        Cli.run("list", "--repo", r, "--json").ok().json().forEach(n -> left.add(n.get("id").asText()));
+        assertEquals(List.of(b, c), left);
+        assertFalse(Files.exists(repo.resolve("indexes").resolve(a + ".idx")));
+        assertFalse(Files.exists(repo.resolve("indexes").resolve(a + ".bad")));
+
+        // chunk 2 was a's alone, 5 the other disk's: gc reclaims both; b and c still read back whole
+        JsonNode gc = Cli.run("gc", "--repo", r, "--repack-threshold", "100", "--json").ok().json();
+        assertEquals(2, gc.get("chunksCondemned").asLong(), gc.toString());
+        Cli.run("verify", "--repo", r).ok();
+        try (Repository rr = Repository.open(repo, OpenOptions.defaults());
+             var rb = rr.openBackup(b); var rc = rr.openBackup(c)) {
+            assertArrayEquals(data(0), rb.readChunk(0));
+            assertArrayEquals(data(1), rb.readChunk(1));
+            assertArrayEquals(data(3), rb.readChunk(2));
+            assertArrayEquals(data(4), rc.readChunk(1));
+        }
+    }
 }
