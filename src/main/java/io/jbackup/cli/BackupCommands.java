@@ -90,10 +90,7 @@ public final class BackupCommands {
             if (timeoutSeconds < 1 || timeoutSeconds > 86_400) {
                 throw new IllegalArgumentException("--timeout " + timeoutSeconds + " (expected: 1 .. 86400 seconds)");
             }
-            Duration t = Duration.ofSeconds(timeoutSeconds);
-            return co.withRequestTimeout(t)
-                .withHandshakeTimeout(t.compareTo(co.handshakeTimeout()) < 0 ? t : co.handshakeTimeout())
-                .withConnectTimeout(t.compareTo(co.connectTimeout()) < 0 ? t : co.connectTimeout());
+            return co.withTimeout(Duration.ofSeconds(timeoutSeconds));
         }
 
         abstract Map<String, String> bitmaps();

@@ -37,6 +37,8 @@ import java.util.Set;
  *     mode: auto                           # full | incremental | auto (default)
  *     bitmap: jbackup                      # default dirty bitmap of the disks
  *     connections: 1
+ *     timeout: 120                         # seconds to wait for one NBD reply (and at most 30 s for a handshake)
+ *     retries: 5                           # reconnects without progress before the disk fails
  *     labels: {env: prod}
  *     tls: {creds: /etc/pki/qemu}          # or {pskFile: keys.psk, username: qemu}; hostname, verify
  *     disks:
@@ -60,7 +62,10 @@ public record JobFile(Path file, Path repository, Path passphraseFile, Path stat
     /** One scheduled backup set. */
     public record Job(String name, String vm, CronSchedule schedule, BackupMode mode, List<Disk> disks,
                       Map<String, String> labels, int connections, Map<String, String> tls, Map<String, String> qmp,
-                      RetentionPolicy retention) {
+                      RetentionPolicy retention, int timeoutSeconds, int retries) {
+        /** Defaults of {@code timeout} and {@code retries}, the same as {@code jbackup full}'s. */
+        public static final int DEFAULT_TIMEOUT = 120;
+        public static final int DEFAULT_RETRIES = 5;
     }
 
     /**
@@ -154,8 +159,8 @@ public record JobFile(Path file, Path repository, Path passphraseFile, Path stat
         if (n == null || !n.isObject()) {
             throw c.fail(at, "must be a mapping");
         }
-        c.keys(n, at, Set.of("name", "vm", "schedule", "mode", "bitmap", "connections", "labels", "tls", "qmp",
-            "disks", "retention"));
+        c.keys(n, at, Set.of("name", "vm", "schedule", "mode", "bitmap", "connections", "timeout", "retries",
+            "labels", "tls", "qmp", "disks", "retention"));
         String name = c.text(n, "name", true, at);
         if (!name.matches(NAME)) {
             throw c.fail(at + ".name", "'" + name + "' must be 1-64 letters, digits, '.', '_' or '-'");
@@ -193,6 +198,8 @@ public record JobFile(Path file, Path repository, Path passphraseFile, Path stat
             }
         }
         int connections = n.has("connections") ? c.integer(n, "connections", at, 1, 16) : 1;
+        int timeout = n.has("timeout") ? c.integer(n, "timeout", at, 1, 86_400) : Job.DEFAULT_TIMEOUT;
+        int retries = n.has("retries") ? c.integer(n, "retries", at, 0, 100) : Job.DEFAULT_RETRIES;
         JsonNode dn = n.get("disks");
         if (dn == null || !dn.isArray() || dn.isEmpty()) {
             throw c.fail(at + ".disks", "is missing or empty; list the disks as {name: vda, source: NBD-URI}");
@@ -259,7 +266,7 @@ public record JobFile(Path file, Path repository, Path passphraseFile, Path stat
         Map<String, String> tls = c.stringMap(n, "tls", at);
         c.keys(n.path("tls"), at + ".tls", Set.of("creds", "pskFile", "username", "hostname", "verify"));
         return new Job(name, vm, schedule, mode, List.copyOf(disks), c.stringMap(n, "labels", at), connections, tls,
-            qmp, retention);
+            qmp, retention, timeout, retries);
     }
 
     private static Task task(Ctx c, JsonNode root, String key, String valueKey, double dflt, double min, double max) {

@@ -239,6 +239,8 @@ public final class Scheduler {
         labels.put("job", job.name());
         String note = "scheduled by " + jobs.file().getFileName();
         List<DiskResult> results;
+        Duration timeout = Duration.ofSeconds(job.timeoutSeconds());
+        EngineOptions eo = engine.withRetries(job.retries(), engine.retryBackoff());
         if (JobFile.live(job.qmp())) {
             Map<String, String> q = job.qmp();
             List<LiveSource.Disk> ds = job.disks().stream()
@@ -250,19 +252,19 @@ public final class Scheduler {
                 Duration.ofSeconds(Long.parseLong(q.getOrDefault("timeout", "30"))));
             log.line(task + ": backing up " + ds.size() + " disk(s) of the running QEMU at " + src.qmpSocket() + " ("
                 + job.mode().name().toLowerCase() + ")");
-            results = new LiveBackup(repo, engine, ProgressListener.NONE, cancel).run(src, job.vm(), job.mode(),
-                ClientOptions.defaults(), labels, note);
+            results = new LiveBackup(repo, eo, ProgressListener.NONE, cancel).run(src, job.vm(), job.mode(),
+                ClientOptions.defaults().withTimeout(timeout), labels, note);
         } else {
             List<DiskJob> diskJobs = new ArrayList<>();
             for (JobFile.Disk d : job.disks()) {
                 NbdUri uri = NbdUri.parse(d.source());
                 ClientOptions co = ClientOptions.defaults().withTls(tls(job.tls(), uri))
-                    .withConnections(job.connections());
+                    .withConnections(job.connections()).withTimeout(timeout);
                 diskJobs.add(new DiskJob(job.vm(), d.name(), uri, co, job.mode(), d.bitmap(), labels, note));
             }
             log.line(task + ": backing up " + job.disks().size() + " disk(s) (" + job.mode().name().toLowerCase()
                 + ")");
-            results = new BackupEngine(repo, engine, ProgressListener.NONE, cancel).run(diskJobs);
+            results = new BackupEngine(repo, eo, ProgressListener.NONE, cancel).run(diskJobs);
         }
         int ok = 0;
         Throwable firstError = null;

@@ -152,6 +152,37 @@ class ScheduleCommandsTest {
     }
 
     @Test
+    void aJobsTimeoutAndRetriesBoundASilentSource() throws Exception {
+        Path repo = dir.resolve("repo");
+        Cli.run("init", "--repo", repo.toString(), "--chunk-size", "64K").ok();
+        Path sock = dir.resolve("slow.sock");
+        Path jobs = dir.resolve("slow.yaml");
+        Files.writeString(jobs, String.join("\n",
+            "repository: repo",
+            "jobs:",
+            "  - name: slow",
+            "    schedule: \"0 2 * * *\"",
+            "    mode: full",
+            "    timeout: 2",
+            "    retries: 0",
+            "    disks: [{name: vda, source: \"nbd+unix:///?socket=" + sock + "\"}]",
+            ""));
+        // every read takes 60 s: the job's 2 s timeout (not the default 120 s) must end it, without a reconnect
+        try (Proc.Background s = Proc.start(dir.resolve("nbdkit.log"), "nbdkit", "-f", "-U", sock.toString(),
+            "--filter=delay", "pattern", "4M", "delay-read=60").awaitPath(sock)) {
+            Process p = jvm("slow", "run-due", "--config", jobs.toString(), "--now", "2026-11-24T02:30:00Z", "--json");
+            assertTrue(p.waitFor(100, TimeUnit.SECONDS), "run-due gave up on the silent source: " + err("slow"));
+            assertEquals(ExitCodes.SOURCE, p.exitValue(), err("slow"));
+            JsonNode r = new ObjectMapper().readTree(dir.resolve("slow.out").toFile());
+            JsonNode task = r.get("tasks").get(0);
+            assertEquals("failed", task.get("status").asText(), r.toString());
+            assertTrue(task.toString().contains("within 2000 ms") && task.toString().contains(
+                "after 0 reconnect attempts"), r.toString());
+        }
+        assertEquals(0, Cli.run("list", "--repo", repo.toString(), "--json").ok().json().size(), "nothing committed");
+    }
+
+    @Test
     void aLiveJobBacksUpARunningQemuThroughQmp() throws Exception {
         Path repo = dir.resolve("repo");
         Cli.run("init", "--repo", repo.toString(), "--chunk-size", "64K").ok();

@@ -42,6 +42,8 @@ class JobFileTest {
           - name: db
             schedule: "0 */4 * * *"
             mode: full
+            timeout: 30
+            retries: 2
             disks: [{name: db0, source: "nbd://db-host/db0"}]
           - name: vm2
             vm: vm2
@@ -76,6 +78,10 @@ class JobFileTest {
         assertEquals(3, web.retention().keepLast());
         assertEquals(ZoneId.of("Europe/Berlin"), web.retention().zone());
         assertNull(jf.jobs().get(1).vm());
+        assertEquals(120, web.timeoutSeconds(), "default: as jbackup full --timeout");
+        assertEquals(5, web.retries());
+        assertEquals(30, jf.jobs().get(1).timeoutSeconds());
+        assertEquals(2, jf.jobs().get(1).retries());
         assertNull(jf.jobs().get(1).retention());
         assertEquals(10.0, jf.verify().value());
         assertEquals(50.0, jf.gc().value(), "default repack threshold");
@@ -130,6 +136,10 @@ class JobFileTest {
                 "need qmp: {socket"),
             new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', qmp: {socket: /q, timeout: soon}, disks: "
                 + "[{name: d, node: n}]}]", "qmp.timeout 'soon'"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', timeout: 0, disks: [{name: d, "
+                + "source: 'nbd://h/e'}]}]", "jobs[0].timeout"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', retries: 101, disks: [{name: d, "
+                + "source: 'nbd://h/e'}]}]", "jobs[0].retries"),
             new Case("repository: [unclosed", "not valid YAML"));
         int i = 0;
         for (Case c : cases) {

@@ -103,6 +103,20 @@ public record ClientOptions(TlsConfig tls, List<String> metaContexts, Duration c
             connections, maxReplyPayload, maxRequestSize);
     }
 
+    /**
+     * One bound for a whole backup's patience: {@code t} as the request timeout, and as the connect and handshake
+     * timeouts where it is shorter than theirs (it never lengthens them). {@code t} must be 1 s .. 1 day.
+     */
+    public ClientOptions withTimeout(Duration t) {
+        if (t == null || t.compareTo(Duration.ofSeconds(1)) < 0 || t.compareTo(Duration.ofDays(1)) > 0) {
+            throw new IllegalArgumentException("timeout " + (t == null ? null : t.toSeconds() + " s")
+                + " (expected: 1 .. 86400 seconds)");
+        }
+        return withRequestTimeout(t)
+            .withHandshakeTimeout(t.compareTo(handshakeTimeout) < 0 ? t : handshakeTimeout)
+            .withConnectTimeout(t.compareTo(connectTimeout) < 0 ? t : connectTimeout);
+    }
+
     public ClientOptions withMaxInFlight(int v) {
         return new ClientOptions(tls, metaContexts, connectTimeout, handshakeTimeout, requestTimeout, v,
             connections, maxReplyPayload, maxRequestSize);
