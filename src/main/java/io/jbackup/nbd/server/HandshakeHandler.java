@@ -48,6 +48,7 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
     static final String NAME = "handshake";
     static final String OPTION_DECODER = "optionDecoder";
     static final String REQUEST_DECODER = "requestDecoder";
+    static final String REQUEST_GUARD = "requestGuard";
     static final String TRANSMISSION = "transmission";
 
     private final ServerContext server;
@@ -444,7 +445,10 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
         ctx.flush();
         var pipeline = ctx.pipeline();
         pipeline.replace(this, TRANSMISSION, th);
-        pipeline.addAfter(OPTION_DECODER, REQUEST_DECODER, new ServerRequestDecoder(maxPayload(export), export.readOnly()));
+        ServerRequestDecoder decoder = new ServerRequestDecoder(maxPayload(export), export.readOnly());
+        pipeline.addAfter(OPTION_DECODER, REQUEST_DECODER, decoder);
+        pipeline.addBefore(REQUEST_DECODER, REQUEST_GUARD, new StalledRequestGuard(decoder,
+            server.config.requestTimeout(), peer));
         // removing the option decoder hands any bytes it still buffers to the request decoder
         pipeline.remove(OPTION_DECODER);
         ctx.channel().config().setAutoRead(true);

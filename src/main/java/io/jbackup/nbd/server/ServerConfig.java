@@ -21,13 +21,17 @@ import java.time.Duration;
  *                           socket); beyond it the server stops reading, so a client that does not read its
  *                           replies cannot make the server buffer more
  * @param handshakeTimeout   a connection still negotiating after this long is closed (defeats slowloris)
+ * @param requestTimeout     in transmission, a request that has partly arrived must make progress (more bytes) within
+ *                           this long while the server is reading, or the connection is closed; idle connections
+ *                           with no request under way are not affected (a VM may leave its disk idle for hours)
  * @param shutdownTimeout    on {@link NbdServer#close()}, how long in-flight requests may take to finish
  * @param ioThreads          network event loop threads
  * @param blockingThreads    threads for {@link ExportProvider} calls and export close
  */
 public record ServerConfig(InetSocketAddress tcpAddress, Path unixSocket, TlsConfig tls, int maxConnections,
                            int maxOptionLength, int maxPayload, int maxInFlight, long maxInFlightBytes,
-                           Duration handshakeTimeout, Duration shutdownTimeout, int ioThreads, int blockingThreads) {
+                           Duration handshakeTimeout, Duration requestTimeout, Duration shutdownTimeout, int ioThreads,
+                           int blockingThreads) {
 
     public ServerConfig {
         if (tcpAddress == null && unixSocket == null) {
@@ -46,6 +50,9 @@ public record ServerConfig(InetSocketAddress tcpAddress, Path unixSocket, TlsCon
         }
         if (handshakeTimeout == null || handshakeTimeout.isNegative() || handshakeTimeout.isZero()) {
             throw new IllegalArgumentException("handshakeTimeout: " + handshakeTimeout + " (expected: > 0)");
+        }
+        if (requestTimeout == null || requestTimeout.isNegative() || requestTimeout.isZero()) {
+            throw new IllegalArgumentException("requestTimeout: " + requestTimeout + " (expected: > 0)");
         }
         if (shutdownTimeout == null || shutdownTimeout.isNegative()) {
             throw new IllegalArgumentException("shutdownTimeout: " + shutdownTimeout + " (expected: >= 0)");
@@ -75,6 +82,7 @@ public record ServerConfig(InetSocketAddress tcpAddress, Path unixSocket, TlsCon
         private int maxInFlight = 128;
         private long maxInFlightBytes = 64L << 20;
         private Duration handshakeTimeout = Duration.ofSeconds(10);
+        private Duration requestTimeout = Duration.ofSeconds(60);
         private Duration shutdownTimeout = Duration.ofSeconds(10);
         private int ioThreads = Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors()));
         private int blockingThreads = 8;
@@ -128,6 +136,11 @@ public record ServerConfig(InetSocketAddress tcpAddress, Path unixSocket, TlsCon
             return this;
         }
 
+        public Builder requestTimeout(Duration d) {
+            this.requestTimeout = d;
+            return this;
+        }
+
         public Builder shutdownTimeout(Duration d) {
             this.shutdownTimeout = d;
             return this;
@@ -145,7 +158,8 @@ public record ServerConfig(InetSocketAddress tcpAddress, Path unixSocket, TlsCon
 
         public ServerConfig build() {
             return new ServerConfig(tcpAddress, unixSocket, tls, maxConnections, maxOptionLength, maxPayload,
-                maxInFlight, maxInFlightBytes, handshakeTimeout, shutdownTimeout, ioThreads, blockingThreads);
+                maxInFlight, maxInFlightBytes, handshakeTimeout, requestTimeout, shutdownTimeout, ioThreads,
+                blockingThreads);
         }
     }
 }

@@ -50,6 +50,12 @@ public final class ServerRequestDecoder extends ByteToMessageDecoder {
         this.skipAllPayloads = skipAllPayloads;
     }
 
+    /** Whether part of a request (header or WRITE payload) has arrived and the rest has not. */
+    public boolean midRequest() {
+        return state == State.PAYLOAD || state == State.SKIP_PAYLOAD
+            || (state == State.HEADER && actualReadableBytes() > 0);
+    }
+
     @Override
     protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out) throws Exception {
         for (;;) {

@@ -59,7 +59,7 @@ class HostileClientTest {
             .add("rw", "writable", () -> new MemoryExport("rw", "writable", new byte[MIB], false));
         sock = dir.resolve("nbd.sock");
         server = NbdServer.start(ServerConfig.builder().unixSocket(sock).handshakeTimeout(Duration.ofSeconds(3))
-            .maxConnections(64).maxPayload(2 * MIB).maxInFlightBytes(8L * MIB).build(), provider);
+            .requestTimeout(Duration.ofSeconds(3)).maxConnections(64).maxPayload(2 * MIB).maxInFlightBytes(8L * MIB).build(), provider);
     }
 
     @AfterAll
@@ -135,7 +135,8 @@ class HostileClientTest {
     /**
      * While rounds of hostile clients run, qemu-img and nbdcopy copy the export and raw clients read it: every copy
      * is bit-exact. Meanwhile a slowloris, a half-sent request and a client that never reads hold their
-     * connections without stopping anyone else.
+     * connections without stopping anyone else; the first two are cut off by the handshake and request timeouts, and
+     * an idle connection outlives both.
      */
     @Test
     void wellBehavedClientsGetCorrectDataWhileHostileOnesAreCutOff() throws Exception {
@@ -172,7 +173,9 @@ class HostileClientTest {
         // connections that stay: a slowloris handshake, half a request, a client that never reads its replies
         try (RawNbdClient slowloris = new RawNbdClient(sock);
              RawNbdClient half = new RawNbdClient(sock).handshake();
+             RawNbdClient idle = new RawNbdClient(sock).handshake();
              RawNbdClient deaf = new RawNbdClient(sock).handshake().timeout(300)) {
+            idle.go("disk", true);
             slowloris.read(18);
             slowloris.write(new byte[] {0, 0});
             half.go("rw", true);
@@ -201,6 +204,12 @@ class HostileClientTest {
             waitUntil(() -> (hostileRounds.get() > 1 && rawReads.get() > 0) || !errors.isEmpty(),
                 "hostile rounds and raw reads");
             assertTrue(slowloris.closedByServer(), "the slowloris is closed by the handshake timeout (3 s)");
+            assertTrue(half.closedByServer(), "half a WRITE, then nothing: closed by the request timeout (3 s)");
+            // a connection with no request under way may idle far longer than the request timeout
+            idle.sendRequest(0, READ, 9, 4096, 4096, null);
+            RawNbdClient.Chunk ch = idle.readReply(4096);
+            assertEquals(9, ch.cookie());
+            assertEquals(0, ch.error(), "the idle connection still serves");
         } finally {
             stop.set(true);
             for (Thread t : threads) {
