@@ -157,7 +157,7 @@ public final class HandshakeDecoder extends ByteToMessageDecoder {
         int flags = in.readUnsignedShort();
         in.skipBytes(need - 10);
         state = State.DONE;
-        out.add(new ExportNameReply(size, flags));
+        out.add(new ExportNameReply(size, flags, !exportNameNoZeroes));
     }
 
     private void decodeOptionReply(ByteBuf in, List<Object> out) throws NbdProtocolException {

@@ -1,7 +1,8 @@
 package io.jbackup.nbd.protocol;
 
 /**
- * The newstyle greeting: {@code NBDMAGIC(8) IHAVEOPT(8) handshake-flags(2)}.
+ * The newstyle greeting: {@code NBDMAGIC(8) IHAVEOPT(8) handshake-flags(2)}. Decoded by the client's
+ * {@link HandshakeDecoder}, encoded by the server's option reply encoder.
  *
  * @param handshakeFlags the 16-bit handshake flags ({@link NbdConstants#FLAG_FIXED_NEWSTYLE},
  *                       {@link NbdConstants#FLAG_NO_ZEROES}); unknown bits are kept and ignored by the client

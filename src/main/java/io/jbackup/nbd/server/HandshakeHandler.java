@@ -1,9 +1,12 @@
 package io.jbackup.nbd.server;
 
+import io.jbackup.nbd.protocol.ClientFlags;
+import io.jbackup.nbd.protocol.ExportNameReply;
 import io.jbackup.nbd.protocol.NbdConstants;
 import io.jbackup.nbd.protocol.NbdInfoType;
 import io.jbackup.nbd.protocol.NbdOption;
 import io.jbackup.nbd.protocol.NbdOptionReplyType;
+import io.jbackup.nbd.protocol.ServerGreeting;
 import io.jbackup.nbd.tls.TlsHandshakeCompletion;
 import io.jbackup.nbd.tls.TlsMode;
 import io.netty.buffer.ByteBuf;

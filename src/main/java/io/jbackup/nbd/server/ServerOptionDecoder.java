@@ -1,5 +1,6 @@
 package io.jbackup.nbd.server;
 
+import io.jbackup.nbd.protocol.ClientFlags;
 import io.jbackup.nbd.protocol.NbdConstants;
 import io.jbackup.nbd.protocol.NbdProtocolException;
 import io.netty.buffer.ByteBuf;

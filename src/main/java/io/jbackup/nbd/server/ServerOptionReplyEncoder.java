@@ -1,6 +1,8 @@
 package io.jbackup.nbd.server;
 
+import io.jbackup.nbd.protocol.ExportNameReply;
 import io.jbackup.nbd.protocol.NbdConstants;
+import io.jbackup.nbd.protocol.ServerGreeting;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;

@@ -1,6 +1,7 @@
 package io.jbackup.nbd.fuzz;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
+import io.jbackup.nbd.protocol.ExportNameReply;
 import io.jbackup.nbd.protocol.HandshakeDecoder;
 import io.jbackup.nbd.protocol.OptionReply;
 import io.jbackup.nbd.protocol.ServerGreeting;

@@ -1,7 +1,7 @@
 package io.jbackup.nbd.fuzz;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import io.jbackup.nbd.server.ClientFlags;
+import io.jbackup.nbd.protocol.ClientFlags;
 import io.jbackup.nbd.server.OptionRequest;
 import io.jbackup.nbd.server.OptionTooLong;
 import io.jbackup.nbd.server.ServerOptionDecoder;

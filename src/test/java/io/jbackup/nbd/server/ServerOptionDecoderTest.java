@@ -1,5 +1,6 @@
 package io.jbackup.nbd.server;
 
+import io.jbackup.nbd.protocol.ClientFlags;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;

@@ -1,5 +1,7 @@
 package io.jbackup.nbd.server;
 
+import io.jbackup.nbd.protocol.ExportNameReply;
+import io.jbackup.nbd.protocol.ServerGreeting;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
