@@ -123,9 +123,63 @@ class ConcurrentRunsFaultTest {
             + shaOf.size() + " backups, " + skipped + " duplicate runs skipped, backups lost 0");
     }
 
+    /**
+     * An incremental copies its parent's index when it starts; deleting the parent meanwhile ({@code forget}, as a
+     * prune could) and running gc before the incremental commits must not take away the chunks it still refers to.
+     */
+    @Test
+    void forgettingTheParentAndGcDuringAnIncrementalLoseNothing() throws Exception {
+        Random rnd = new Random(SEED + 1);
+        System.out.printf("ConcurrentRunsFaultTest (forget parent): seed %d%n", SEED + 1);
+        Path repo = dir.resolve("repo2");
+        String r = repo.toString();
+        Cli.run("init", "--repo", r, "--chunk-size", "64K", "--pack-size", "1M").ok();
+        FaultImage img = new FaultImage(dir, 8 << 20, 6 << 20, rnd);
+        String parent;
+        try (Proc.Background src = img.serve()) {
+            parent = Cli.run("full", "--repo", r, "--disk", "vda", "--source", QemuImages.uriOf(src), "--json").ok()
+                .json().get("disks").get(0).get("backupId").asText();
+        }
+        System.out.println("  changed: " + img.mutate());
+        String sha = Proc.sha256(img.snapshot(dir.resolve("after.raw")));
+        try (Proc.Background src = img.serveThrottled(2_000_000)) {
+            JBackupProcess inc = JBackupProcess.start(dir, "inc", Map.of(), "incremental", "--repo", r, "--disk",
+                "vda", "--bitmap", FaultImage.BITMAP, "--source", QemuImages.uriOf(src), "--json");
+            long deadline = System.nanoTime() + 60_000_000_000L;
+            while (Cli.run("list", "--repo", r, "--json").ok().json().size() < 2 && inc.process.isAlive()
+                && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            assertTrue(inc.process.isAlive(), "the incremental is still running: " + inc.stderr());
+            Cli.run("forget", "--repo", r, parent).ok();
+            JsonNode gc = Cli.run("gc", "--repo", r, "--json").ok().json();
+            System.out.println("  forgot the parent, then gc during the incremental: " + gc);
+            assertEquals(0, inc.await(120), inc.stdout() + inc.stderr());
+            JsonNode d = inc.json().get("disks").get(0);
+            assertEquals("incremental", d.get("type").asText(), d.toString());
+            assertEquals(parent, d.get("parentId").asText(), d.toString());
+            assertEquals(sha, restoreSha(r, null, d.get("backupId").asText()), "the incremental restores bit-exact");
+        }
+        // gc again with nothing running: still nothing the incremental needs goes
+        Cli.run("gc", "--repo", r).ok();
+        Cli.run("verify", "--repo", r).ok();
+        JsonNode list = Cli.run("list", "--repo", r, "--json").ok().json();
+        assertEquals(1, list.size(), list.toString());
+        assertEquals(sha, restoreSha(r, null, list.get(0).get("id").asText()));
+    }
+
     private String restoreSha(String r, String id) throws Exception {
+        return restoreSha(r, "web1", id);
+    }
+
+    private String restoreSha(String r, String vm, String id) throws Exception {
         Path out = dir.resolve("restore-" + id + ".raw");
-        Cli.run("restore", "--repo", r, "--vm", "web1", "--disk", "vda", "--backup", id, "--to", out.toString()).ok();
+        List<String> args = new ArrayList<>(List.of("restore", "--repo", r, "--disk", "vda", "--backup", id, "--to",
+            out.toString()));
+        if (vm != null) {
+            args.addAll(List.of("--vm", vm));
+        }
+        Cli.run(args.toArray(String[]::new)).ok();
         String sha = Proc.sha256(out);
         Files.delete(out);
         return sha;
