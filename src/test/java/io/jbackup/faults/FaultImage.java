@@ -79,9 +79,13 @@ final class FaultImage {
         return QemuImages.toRaw(image, raw);
     }
 
-    /** Serves the image read-only with its bitmap and allocation depth: {@code qemu-nbd -r -B b -A}. */
+    /**
+     * Serves the image read-only with its bitmap and allocation depth: {@code qemu-nbd -r -B b -A -e 8}. Several
+     * connections at once (like qemu-storage-daemon or a VM's NBD server): a stalled connection that a proxy keeps
+     * open must not hold the only slot while the backup reconnects.
+     */
     Proc.Background serve() {
-        return QemuImages.qemuNbd(dir, image, "qcow2", "-r", "-B", BITMAP, "-A");
+        return QemuImages.qemuNbd(dir, image, "qcow2", "-r", "-B", BITMAP, "-A", "-e", "8");
     }
 
     /**
