@@ -299,15 +299,7 @@ public final class DemoCommand implements Callable<Integer> {
 
         private synchronized void stop() {
             if (server != null) {
-                server.destroy();
-                try {
-                    if (!server.waitFor(5, TimeUnit.SECONDS)) {
-                        server.destroyForcibly();
-                        server.waitFor(5, TimeUnit.SECONDS);
-                    }
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
+                DemoImage.stop(server);
                 server = null;
             }
         }

@@ -129,15 +129,7 @@ final class DemoImage implements AutoCloseable {
 
     private synchronized void cleanup() {
         if (server != null) {
-            server.destroy();
-            try {
-                if (!server.waitFor(5, TimeUnit.SECONDS)) {
-                    server.destroyForcibly();
-                    server.waitFor(5, TimeUnit.SECONDS);
-                }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+            stop(server);
             server = null;
         }
         deleteTree(dir);
@@ -150,6 +142,19 @@ final class DemoImage implements AutoCloseable {
             Runtime.getRuntime().removeShutdownHook(hook);
         } catch (IllegalStateException e) {
             // already shutting down: the hook runs (or ran) cleanup
+        }
+    }
+
+    /** Stops a helper process: SIGTERM, then SIGKILL if it is still there after 5 s. */
+    static void stop(Process p) {
+        p.destroy();
+        try {
+            if (!p.waitFor(5, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                p.waitFor(5, TimeUnit.SECONDS);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 

@@ -709,15 +709,7 @@ public final class Repository implements AutoCloseable {
      */
     public void deleteBackup(String backupId) throws IOException {
         checkOpen();
-        BackupInfo b = catalog.backup(backupId).orElseThrow(() -> new RepositoryException("no backup " + backupId
-            + " in repository " + dir + "; list the backups with: jbackup list"));
-        if (BackupInfo.INCOMPLETE.equals(b.state())) {
-            throw new RepositoryException("backup " + backupId + " is incomplete (being written); it cannot be deleted");
-        }
-        if (catalog.protectedBackups().containsKey(backupId)) {
-            throw new RepositoryException("backup " + backupId + " is protected; lift that first with: jbackup "
-                + "unprotect " + backupId);
-        }
+        BackupInfo b = deletable(backupId, catalog.protectedBackups().keySet(), "");
         Path idx = IndexFile.path(dir, backupId);
         if (Files.exists(idx)) {
             FileSync.rename(idx, idx.resolveSibling(backupId + DELETED_SUFFIX));
@@ -735,22 +727,28 @@ public final class Repository implements AutoCloseable {
         checkOpen();
         Set<String> prot = catalog.protectedBackups().keySet();
         for (String id : backupIds) {
-            BackupInfo b = catalog.backup(id).orElseThrow(() -> new RepositoryException("no backup " + id
-                + " in repository " + dir + "; list the backups with: jbackup list; nothing was deleted"));
-            if (BackupInfo.INCOMPLETE.equals(b.state())) {
-                throw new RepositoryException("backup " + id + " is incomplete (being written); it cannot be "
-                    + "deleted; nothing was deleted");
-            }
-            if (prot.contains(id)) {
-                throw new RepositoryException("backup " + id + " is protected; lift that first with: jbackup "
-                    + "unprotect " + id + "; nothing was deleted");
-            }
+            deletable(id, prot, "; nothing was deleted");
         }
         try (FileMutex m = FileMutex.acquire(dir.resolve(GC_LOCK), "forget", waitLock)) {
             for (String id : backupIds) {
                 deleteBackup(id);
             }
         }
+    }
+
+    /** The backup {@code backupId} if it may be deleted (known, complete or bad, not protected); else why not. */
+    private BackupInfo deletable(String backupId, Set<String> protectedIds, String suffix) throws IOException {
+        BackupInfo b = catalog.backup(backupId).orElseThrow(() -> new RepositoryException("no backup " + backupId
+            + " in repository " + dir + "; list the backups with: jbackup list" + suffix));
+        if (BackupInfo.INCOMPLETE.equals(b.state())) {
+            throw new RepositoryException("backup " + backupId + " is incomplete (being written); it cannot be "
+                + "deleted" + suffix);
+        }
+        if (protectedIds.contains(backupId)) {
+            throw new RepositoryException("backup " + backupId + " is protected; lift that first with: jbackup "
+                + "unprotect " + backupId + suffix);
+        }
+        return b;
     }
 
     private void removeDeleted(String backupId) throws IOException {
