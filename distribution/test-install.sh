@@ -29,6 +29,15 @@ for u in jbackup.service jbackup.timer jbackup-daemon.service; do
   [ -s "$p/lib/systemd/system/$u" ] || fail "systemd unit $u missing"
 done
 grep -q "ExecStart=$p/bin/jbackup run-due" "$p/lib/systemd/system/jbackup.service" || fail "@PREFIX@ not replaced"
+# the installed units as systemd reads them: ExecStart exists, Environment= is one assignment, and the man pages
+# of Documentation= are the installed ones
+if command -v systemd-analyze > /dev/null; then
+  out=$(cd "$p/lib/systemd/system" && MANPATH=$p/share/man systemd-analyze verify \
+    ./jbackup.service ./jbackup.timer ./jbackup-daemon.service 2>&1) || fail "systemd-analyze verify: $out"
+  [ -z "$out" ] || fail "systemd-analyze verify: $out"
+else
+  echo "systemd-analyze not found: the installed units are not verified"
+fi
 [ -f "$p/share/doc/jbackup/README.md" ] || fail "docs missing"
 
 # the installed class path is complete (netty, sqlite and zstd natives, jackson, cron-utils)
