@@ -23,6 +23,11 @@ for page in jbackup jbackup-prune jbackup-gc jbackup-run-due jbackup-demo; do
   [ -s "$p/share/man/man1/$page.1" ] || fail "man page $page.1 missing"
 done
 grep -q '^\.TH "JBACKUP' "$p/share/man/man1/jbackup-prune.1" || fail "jbackup-prune.1 is not a troff man page"
+for page in "$p"/share/man/man1/jbackup*.1; do
+  for section in 'EXIT STATUS' ENVIRONMENT FILES EXAMPLES; do
+    grep -q "^\.SH \"$section\"" "$page" || fail "man page $(basename "$page") has no $section section"
+  done
+done
 bash -c "source '$p/share/bash-completion/completions/jbackup' && complete -p jbackup" > /dev/null \
   || fail "bash completion does not register"
 for u in jbackup.service jbackup.timer jbackup-daemon.service; do
@@ -32,9 +37,9 @@ grep -q "ExecStart=$p/bin/jbackup run-due" "$p/lib/systemd/system/jbackup.servic
 # the installed units as systemd reads them: ExecStart exists, Environment= is one assignment, and the man pages
 # of Documentation= are the installed ones
 if command -v systemd-analyze > /dev/null; then
-  out=$(cd "$p/lib/systemd/system" && MANPATH=$p/share/man systemd-analyze verify \
-    ./jbackup.service ./jbackup.timer ./jbackup-daemon.service 2>&1) || fail "systemd-analyze verify: $out"
-  [ -z "$out" ] || fail "systemd-analyze verify: $out"
+  units_out=$(cd "$p/lib/systemd/system" && MANPATH=$p/share/man systemd-analyze verify \
+    ./jbackup.service ./jbackup.timer ./jbackup-daemon.service 2>&1) || fail "systemd-analyze verify: $units_out"
+  [ -z "$units_out" ] || fail "systemd-analyze verify: $units_out"
 else
   echo "systemd-analyze not found: the installed units are not verified"
 fi

@@ -8,20 +8,8 @@ import io.jbackup.store.RepositoryException;
 import picocli.CommandLine;
 
 /**
- * Every exit code jbackup returns, and the one place exceptions are mapped to them.
- *
- * <table>
- *   <tr><th>code</th><th>meaning</th></tr>
- *   <tr><td>0</td><td>success</td></tr>
- *   <tr><td>1</td><td>unexpected internal error (a bug: please report it with the log)</td></tr>
- *   <tr><td>2</td><td>usage error: bad option or argument</td></tr>
- *   <tr><td>3</td><td>partial: some disks or ranges failed, the rest succeeded</td></tr>
- *   <tr><td>4</td><td>source error: the NBD server or QMP peer failed or misbehaved, or a qemu tool jbackup
- *       runs is missing or failed</td></tr>
- *   <tr><td>5</td><td>repository error: missing, locked, corrupt, wrong passphrase, disk full</td></tr>
- *   <tr><td>6</td><td>damage: verify found some, or a restore or read met a damaged chunk or index</td></tr>
- *   <tr><td>7</td><td>interrupted (Ctrl-C / SIGTERM); the repository is consistent</td></tr>
- * </table>
+ * Every exit code jbackup returns, what each means ({@link #TABLE}: the EXIT STATUS of every command's
+ * {@code --help} and man page), and the one place exceptions are mapped to them.
  */
 public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
     public static final int OK = 0;
@@ -32,6 +20,22 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
     public static final int REPOSITORY = 5;
     public static final int DAMAGE = 6;
     public static final int INTERRUPTED = 7;
+
+    /**
+     * Code and meaning of every exit code, in code order: the EXIT STATUS section of each command's {@code --help}
+     * and man page (set by {@link ManualSections}), written only here.
+     */
+    public static final java.util.List<java.util.Map.Entry<Integer, String>> TABLE = java.util.List.of(
+        java.util.Map.entry(OK, "success"),
+        java.util.Map.entry(INTERNAL, "internal error (a bug: run again with -vv and report it with the log)"),
+        java.util.Map.entry(USAGE, "usage error: a bad option or argument, or an incremental that is not safe "
+            + "(the message names the fix: jbackup full or jbackup auto)"),
+        java.util.Map.entry(PARTIAL, "partial: some disks or ranges failed, the rest succeeded"),
+        java.util.Map.entry(SOURCE, "source error: the NBD server or QMP peer failed or misbehaved, or a qemu tool "
+            + "jbackup runs is missing or failed"),
+        java.util.Map.entry(REPOSITORY, "repository error: missing, locked, corrupt, wrong passphrase, disk full"),
+        java.util.Map.entry(DAMAGE, "damage: verify found some, or a restore or read met a damaged chunk or index"),
+        java.util.Map.entry(INTERRUPTED, "interrupted (Ctrl-C, SIGTERM); the repository keeps no half backup"));
 
     @Override
     public int getExitCode(Throwable t) {

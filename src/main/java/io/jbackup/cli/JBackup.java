@@ -11,6 +11,7 @@ import picocli.CommandLine.Spec;
     scope = CommandLine.ScopeType.INHERIT, // version and help options reach every subcommand (and its man page)
     mixinStandardHelpOptions = true,
     versionProvider = VersionProvider.class,
+    modelTransformer = ManualSections.class, // exit codes, environment, files, examples of every command
     description = "Incremental backup and restore of QEMU/KVM disks over NBD.",
     subcommands = {
         HelpCommand.class,
