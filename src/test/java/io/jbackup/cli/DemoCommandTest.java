@@ -78,4 +78,23 @@ class DemoCommandTest {
         assertTrue(text.stdout().contains("1. full backup") && text.stdout().contains("2. incremental")
             && text.stdout().contains("Both backups restore bit-exact."), text.stdout());
     }
+    /** The README's demo needs only a JDK: with no qemu tool on the PATH it falls back to the built-in server. */
+    @Test
+    void demoRunsWithNoQemuToolOnThePath(@org.junit.jupiter.api.io.TempDir Path emptyBin) throws Exception {
+        java.util.List<String> cmd = java.util.List.of(Path.of(System.getProperty("java.home"), "bin", "java")
+            .toString(), "-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main", "demo", "--json");
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT);
+        pb.environment().put("PATH", emptyBin.toString()); // no qemu-img, qemu-io, qemu-nbd, nbdkit, nothing
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), out);
+        JsonNode j = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out);
+        assertTrue(j.get("ok").asBoolean(), out);
+        assertTrue(j.get("source").asText().contains("built-in"), out);
+        for (JsonNode r : j.get("restores")) {
+            assertEquals(r.get("sha256Disk").asText(), r.get("sha256Restored").asText(), out);
+        }
+        assertFalse(Files.exists(Path.of(j.get("directory").asText())), "the demo cleans up: " + out);
+    }
 }
