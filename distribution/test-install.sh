@@ -37,7 +37,9 @@ grep -q "ExecStart=$p/bin/jbackup run-due" "$p/lib/systemd/system/jbackup.servic
 # the installed units as systemd reads them: ExecStart exists, Environment= is one assignment, and the man pages
 # of Documentation= are the installed ones
 if command -v systemd-analyze > /dev/null; then
-  units_out=$(cd "$p/lib/systemd/system" && MANPATH=$p/share/man systemd-analyze verify \
+  man_check=()
+  command -v man > /dev/null || man_check=(--man=no) # no man(1) to look the pages up with
+  units_out=$(cd "$p/lib/systemd/system" && MANPATH=$p/share/man systemd-analyze verify "${man_check[@]}" \
     ./jbackup.service ./jbackup.timer ./jbackup-daemon.service 2>&1) || fail "systemd-analyze verify: $units_out"
   [ -z "$units_out" ] || fail "systemd-analyze verify: $units_out"
 else
