@@ -11,6 +11,12 @@ import java.util.Map;
  */
 final class CommandExamples {
     private static final String SOCK = "'nbd+unix:///?socket=/run/vm1.sock'";
+    private static final List<Entry> KEY_EXPORT = List.of(
+        new Entry("Keep a copy of the sealed key (with config.json) somewhere safe",
+            "jbackup key export --repo /backup/repo"));
+    private static final List<Entry> BITMAP_ADD = List.of(
+        new Entry("Start tracking changes of an offline qcow2 at the time of a full backup",
+            "jbackup bitmap add --image vm1.qcow2 --name b1"));
 
     private static final Map<String, List<Entry>> EXAMPLES = Map.ofEntries(
         Map.entry("jbackup", List.of(
@@ -32,7 +38,8 @@ final class CommandExamples {
             new Entry("Full backup of a running VM through its QMP socket",
                 "jbackup full --repo /backup/repo --vm vm1 --qmp /run/vm1/jbackup.qmp --node vda=vda"))),
         Map.entry("jbackup incremental", List.of(
-            new Entry("Only what bitmap b1 marks: qemu-nbd -r -A -B b1 -t -k /run/vm1.sock -f qcow2 vm1.qcow2 serves it",
+            new Entry("Only what bitmap b1 marks; "
+                + "qemu-nbd -r -A -B b1 -t -k /run/vm1.sock -f qcow2 vm1.qcow2 serves it",
                 "jbackup incremental --repo /backup/repo --disk vda --bitmap b1 --source " + SOCK))),
         Map.entry("jbackup auto", List.of(
             new Entry("Incremental when it is safe, else full, saying why",
@@ -63,18 +70,10 @@ final class CommandExamples {
         Map.entry("jbackup repair", List.of(
             new Entry("Rebuild a lost or damaged catalog from the packs and indexes",
                 "jbackup repair --repo /backup/repo --rebuild-catalog"))),
-        Map.entry("jbackup key", List.of(
-            new Entry("Keep a copy of the sealed key (with config.json) somewhere safe",
-                "jbackup key export --repo /backup/repo"))),
-        Map.entry("jbackup key export", List.of(
-            new Entry("Keep a copy of the sealed key (with config.json) somewhere safe",
-                "jbackup key export --repo /backup/repo"))),
-        Map.entry("jbackup bitmap", List.of(
-            new Entry("Start tracking changes of an offline qcow2 at the time of a full backup",
-                "jbackup bitmap add --image vm1.qcow2 --name b1"))),
-        Map.entry("jbackup bitmap add", List.of(
-            new Entry("Start tracking changes of an offline qcow2 at the time of a full backup",
-                "jbackup bitmap add --image vm1.qcow2 --name b1"))),
+        Map.entry("jbackup key", KEY_EXPORT),
+        Map.entry("jbackup key export", KEY_EXPORT),
+        Map.entry("jbackup bitmap", BITMAP_ADD),
+        Map.entry("jbackup bitmap add", BITMAP_ADD),
         Map.entry("jbackup bitmap list", List.of(
             new Entry("The persistent bitmaps of an image", "jbackup bitmap list --image vm1.qcow2"))),
         Map.entry("jbackup bitmap remove", List.of(

@@ -1,5 +1,6 @@
 package io.jbackup.packaging;
 
+import io.jbackup.testutil.Proc;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -58,7 +59,7 @@ class SystemdUnitsTest {
 
     @Test
     void everyShippedUnitPassesSystemdAnalyzeVerify() throws Exception {
-        Assumptions.assumeTrue(onPath("systemd-analyze"), "systemd-analyze is not installed (apt-get install systemd)");
+        Assumptions.assumeTrue(Proc.onPath("systemd-analyze"), "systemd-analyze is not installed (.ci/install-deps installs it)");
         List<Path> units = installUnits();
         for (String dir : List.of("distribution-systemd", "examples-systemd")) {
             List<String> cmd = new ArrayList<>(List.of("systemd-analyze", "verify",
@@ -149,14 +150,5 @@ class SystemdUnitsTest {
             words.add(w.toString());
         }
         return words;
-    }
-
-    private static boolean onPath(String tool) {
-        for (String d : System.getenv().getOrDefault("PATH", "").split(":")) {
-            if (!d.isEmpty() && Files.isExecutable(Path.of(d, tool))) {
-                return true;
-            }
-        }
-        return false;
     }
 }
