@@ -72,7 +72,7 @@ final class KeySlots {
                 + " holds no key file (*.key); put back your copy from jbackup key export");
         }
         List<String> damaged = new ArrayList<>();
-        int tried = 0;
+        List<String> tried = new ArrayList<>();
         for (Path f : files) {
             KeyFile k;
             try {
@@ -82,19 +82,19 @@ final class KeySlots {
                 damaged.add(e.getMessage());
                 continue;
             }
-            tried++;
+            tried.add(KeyFile.DIR + "/" + f.getFileName());
             Optional<byte[]> master = k.unseal(passphrase);
             if (master.isPresent()) {
                 LOG.debug("repository {} opened with key slot {}", dir, k.id());
                 return new Unlocked(k, master.get());
             }
         }
-        if (tried == 0) {
+        if (tried.isEmpty()) {
             throw new RepositoryException("no key slot of repository " + dir + " can be read: "
                 + String.join("; ", damaged));
         }
         throw new WrongPassphraseException("wrong passphrase for repository " + dir + ": it opens none of its "
-            + tried + " key slot" + (tried == 1 ? "" : "s") + " in " + KeyFile.DIR + "/"
+            + "keys (" + String.join(", ", tried) + ")"
             + (damaged.isEmpty() ? "" : " (unreadable, and perhaps the one it would open: "
             + String.join("; ", damaged) + ")")
             + "; check JBACKUP_PASSPHRASE or --passphrase-file. Nothing was changed");

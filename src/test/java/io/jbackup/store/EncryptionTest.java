@@ -76,7 +76,7 @@ class EncryptionTest {
                 assertEquals(-1, indexOf(content, marker), "plaintext found in " + f);
             }
         }
-        String key = Repository.exportKey(dir);
+        String key = KeyManager.export(dir, null);
         assertTrue(key.contains("\"sealedKey\"") && key.contains("\"scrypt\""), key);
     }
 
