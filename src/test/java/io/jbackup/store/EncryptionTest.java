@@ -144,11 +144,7 @@ class EncryptionTest {
     @Test
     void openedWithoutItsKeyTheRepositoryListsButRefusesEverythingThatNeedsTheKey() throws Exception {
         Path dir = tmp.resolve("repo");
-        String id;
-        try (Repository repo = Repository.init(dir, new RepositoryOptions(CS, Encryption.AES_256_GCM, 1),
-            PASS.toCharArray())) {
-            id = writeOne(repo);
-        }
+        String id = initWithOne(dir);
         Map<String, String> before = data(dir);
         OpenOptions keyless = OpenOptions.defaults().withKeyOptional(true);
         try (Repository r = Repository.open(dir, keyless)) {
@@ -185,11 +181,7 @@ class EncryptionTest {
     @Test
     void everyKeySlotOpensAndNoneOpensAnAlteredConfig() throws Exception {
         Path dir = tmp.resolve("repo");
-        String id;
-        try (Repository repo = Repository.init(dir, new RepositoryOptions(CS, Encryption.AES_256_GCM, 1),
-            PASS.toCharArray())) {
-            id = writeOne(repo);
-        }
+        String id = initWithOne(dir);
         String added;
         try (KeyManager km = KeyManager.open(dir, PASS::toCharArray, java.time.Duration.ZERO)) {
             assertEquals("repository", km.currentId());
@@ -231,6 +223,14 @@ class EncryptionTest {
             () -> Repository.open(dir, OpenOptions.defaults()).close());
         assertTrue(down.getMessage().contains("keys/" + added + ".key exists") && down.getMessage().contains("plaintext"),
             down.getMessage());
+    }
+
+    /** An encrypted repository (passphrase PASS) with one backup ({@link #writeOne}); returns its id. */
+    private String initWithOne(Path dir) throws Exception {
+        try (Repository repo = Repository.init(dir, new RepositoryOptions(CS, Encryption.AES_256_GCM, 1),
+            PASS.toCharArray())) {
+            return writeOne(repo);
+        }
     }
 
     /** The files a key-less open must never change: config, keys, packs, indexes, tmp. */
