@@ -15,7 +15,7 @@ import picocli.CommandLine;
  *   <tr><th>code</th><th>meaning</th></tr>
  *   <tr><td>0</td><td>success</td></tr>
  *   <tr><td>1</td><td>unexpected internal error (a bug: please report it with the log)</td></tr>
- *   <tr><td>2</td><td>usage error: bad option or argument</td></tr>
+ *   <tr><td>2</td><td>usage error: bad option or argument, unsafe incremental, refused key change</td></tr>
  *   <tr><td>3</td><td>partial: some disks or ranges failed, the rest succeeded</td></tr>
  *   <tr><td>4</td><td>source error: the NBD server or QMP peer failed or misbehaved, or a qemu tool jbackup
  *       runs is missing or failed</td></tr>
