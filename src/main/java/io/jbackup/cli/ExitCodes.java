@@ -4,6 +4,7 @@ import io.jbackup.engine.BackupRefusedException;
 import io.jbackup.nbd.protocol.NbdProtocolException;
 import io.jbackup.store.ChunkCorruptException;
 import io.jbackup.store.IndexCorruptException;
+import io.jbackup.store.KeyRefusedException;
 import io.jbackup.store.RepositoryException;
 import picocli.CommandLine;
 
@@ -46,7 +47,7 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
     public static int forException(Throwable t) {
         for (Throwable c = t; c != null; c = c.getCause()) {
             if (c instanceof CommandLine.ParameterException || c instanceof IllegalArgumentException
-                || c instanceof BackupRefusedException) {
+                || c instanceof BackupRefusedException || c instanceof KeyRefusedException) {
                 return USAGE;
             }
             if (c instanceof ChunkCorruptException || c instanceof IndexCorruptException) {

@@ -3,7 +3,6 @@ package io.jbackup.cli;
 import io.jbackup.catalog.Catalog;
 import io.jbackup.store.BackupInfo;
 import io.jbackup.store.BackupStats;
-import io.jbackup.store.LockMode;
 import io.jbackup.store.Repository;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -70,8 +69,10 @@ public final class ListCommands {
     }
 
     @Command(name = "list", mixinStandardHelpOptions = true, sortOptions = false,
-        description = "List backups per VM and disk, oldest first: time (local), type, disk size, new and "
-            + "deduplicated bytes, stored bytes, labels and state (verified, bad, protected).")
+        description = {"List backups per VM and disk, oldest first: time (local), type, disk size, new and "
+            + "deduplicated bytes, stored bytes, labels and state (verified, bad, protected).",
+            "Reads only the catalog: an encrypted repository is listed without its passphrase (see docs/security.md "
+                + "for what that shows)."})
     static final class ListCommand implements Callable<Integer> {
         @Spec
         CommandSpec spec;
@@ -94,7 +95,7 @@ public final class ListCommands {
         @Override
         public Integer call() throws Exception {
             List<BackupView> views = new ArrayList<>();
-            try (Repository r = repo.open(LockMode.SHARED)) {
+            try (Repository r = repo.openCatalog()) {
                 Map<String, String> prot = r.protectedBackups();
                 Map<String, Catalog.Verification> ver = r.verifications();
                 for (BackupInfo b : r.listBackups()) {
@@ -137,7 +138,8 @@ public final class ListCommands {
     }
 
     @Command(name = "show", mixinStandardHelpOptions = true,
-        description = "Show one backup in full: times, parent, sizes, counters, labels, note, source, state.")
+        description = {"Show one backup in full: times, parent, sizes, counters, labels, note, source, state.",
+            "Reads only the catalog: needs no passphrase, also for an encrypted repository."})
     static final class ShowCommand implements Callable<Integer> {
         @Spec
         CommandSpec spec;
@@ -161,7 +163,7 @@ public final class ListCommands {
         @Override
         public Integer call() throws Exception {
             BackupView v;
-            try (Repository r = repo.open(LockMode.SHARED)) {
+            try (Repository r = repo.openCatalog()) {
                 BackupInfo b = r.resolve(vm, disk, ref);
                 v = BackupView.of(b, r.protectedBackups(), r.verifications(),
                     BackupInfo.BAD.equals(b.state()) ? r.badReason(b.id()) : null);
@@ -216,7 +218,8 @@ public final class ListCommands {
         description = {"Repository totals: backups, disks, logical size, unique data, stored bytes, and the dedup "
             + "and compression ratios.",
             "dedup ratio = logical size of all backups (every byte a restore of each would write) / unique chunk "
-                + "data; compression ratio = unique chunk data / its stored records."})
+                + "data; compression ratio = unique chunk data / its stored records.",
+            "Reads only the catalog: needs no passphrase, also for an encrypted repository."})
     static final class StatsCommand implements Callable<Integer> {
         @Spec
         CommandSpec spec;
@@ -230,7 +233,7 @@ public final class ListCommands {
         @Override
         public Integer call() throws Exception {
             StatsView v;
-            try (Repository r = repo.open(LockMode.SHARED)) {
+            try (Repository r = repo.openCatalog()) {
                 Catalog.Totals t = r.totals();
                 double dedup = t.chunkRawBytes() == 0 ? 0 : (double) t.logicalBytes() / t.chunkRawBytes();
                 double comp = t.chunkStoredBytes() == 0 ? 0 : (double) t.chunkRawBytes() / t.chunkStoredBytes();

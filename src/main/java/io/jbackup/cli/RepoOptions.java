@@ -86,15 +86,23 @@ public final class RepoOptions {
         if (p != null) {
             return p;
         }
+        return askTwice(repo(), "nothing was created");
+    }
+
+    /**
+     * A new passphrase typed twice on the terminal (no echo); null without a terminal. Typed differently: an
+     * {@link IllegalArgumentException} ending with {@code outcome}.
+     */
+    static char[] askTwice(Path repo, String outcome) {
         Console c = System.console();
         if (c == null) {
             return null;
         }
-        char[] first = c.readPassword("New passphrase for repository %s: ", repo());
+        char[] first = c.readPassword("New passphrase for repository %s: ", repo);
         char[] second = c.readPassword("Repeat the passphrase: ");
         try {
             if (first == null || second == null || !Arrays.equals(first, second)) {
-                throw new IllegalArgumentException("the passphrases differ; nothing was created");
+                throw new IllegalArgumentException("the passphrases differ; " + outcome);
             }
             return first.clone();
         } finally {
@@ -107,7 +115,8 @@ public final class RepoOptions {
         }
     }
 
-    private char[] fromFileOrEnv() {
+    /** The passphrase from {@code --passphrase-file} or the environment, never a prompt; null if neither. */
+    char[] fromFileOrEnv() {
         if (passphraseFile != null) {
             return readPassphraseFile(passphraseFile);
         }
@@ -155,6 +164,15 @@ public final class RepoOptions {
     /** Options to open the repository with {@code mode}. */
     public OpenOptions openOptions(LockMode mode) {
         return OpenOptions.defaults().withLockMode(mode).withWaitLock(waitLock()).withPassphrase(passphrase());
+    }
+
+    /**
+     * Opens the repository (shared) for a command that reads only the catalog ({@code list}, {@code show}): an
+     * encrypted repository opens without its key unless a passphrase is given by file or environment (no prompt).
+     */
+    public Repository openCatalog() throws IOException {
+        return Repository.open(repo(), OpenOptions.defaults().withLockMode(LockMode.SHARED).withWaitLock(waitLock())
+            .withPassphrase(this::fromFileOrEnv).withKeyOptional(true));
     }
 
     /** Opens the repository with {@code mode}. */

@@ -19,9 +19,12 @@ import java.security.SecureRandom;
 import java.time.Instant;
 import java.util.Arrays;
 import java.util.Base64;
+import java.util.Optional;
 
 /**
- * The sealed repository key, {@code keys/repository.key} (JSON):
+ * One key slot of an encrypted repository: the master key sealed under one passphrase, in {@code keys/ID.key}
+ * ({@link KeySlots}; the first slot, written by {@code init}, is {@code keys/repository.key}, id {@code repository}).
+ * JSON:
  *
  * <pre>{@code
  * {
@@ -32,9 +35,14 @@ import java.util.Base64;
  *   "kdf": { "algorithm": "scrypt", "N": 32768, "r": 8, "p": 1, "salt": "<16 bytes, base64>" },
  *   "cipher": "aes-256-gcm",
  *   "nonce": "<12 bytes, base64>",
- *   "sealedKey": "<48 bytes, base64: the 32-byte master key encrypted, then the 16-byte GCM tag>"
+ *   "sealedKey": "<48 bytes, base64: the 32-byte master key encrypted, then the 16-byte GCM tag>",
+ *   "label": "offsite admin",       // optional, informational
+ *   "host": "backup1"               // optional: where the slot was added
  * }
  * }</pre>
+ *
+ * The slot's id is its file name without {@code .key}. {@code created}, {@code label} and {@code host} are
+ * informational and not authenticated.
  *
  * The key-encryption key is scrypt(passphrase as UTF-8, salt, N, r, p, 32 bytes). The GCM additional data is
  * {@code "jbackup-key v1 " + repository id}, so the tag authenticates the whole sealed key and binds it to its
@@ -45,6 +53,7 @@ import java.util.Base64;
 final class KeyFile {
     static final String DIR = "keys";
     static final String FILE_NAME = "repository.key";
+    static final String SUFFIX = ".key";
     static final String FORMAT = "jbackup-key";
     static final int LOG2_N = 15;
     static final int R = 8;
@@ -54,6 +63,7 @@ final class KeyFile {
     private static final int MAX_P = 16;
     private static final int MAX_FILE_SIZE = 16 * 1024;
 
+    private final String id;
     private final String repositoryId;
     private final int n;
     private final int r;
@@ -62,9 +72,14 @@ final class KeyFile {
     private final byte[] nonce;
     private final byte[] sealedKey;
     private final Instant created;
+    private final String label;
+    private final String host;
 
-    private KeyFile(String repositoryId, int n, int r, int p, byte[] salt, byte[] nonce, byte[] sealedKey,
-                    Instant created) {
+    private KeyFile(String id, String repositoryId, int n, int r, int p, byte[] salt, byte[] nonce, byte[] sealedKey,
+                    Instant created, String label, String host) {
+        this.id = id;
+        this.label = label;
+        this.host = host;
         this.repositoryId = repositoryId;
         this.n = n;
         this.r = r;
@@ -75,12 +90,43 @@ final class KeyFile {
         this.created = created;
     }
 
+    /** The first slot, written by {@code init}. */
     static Path path(Path repoDir) {
         return repoDir.resolve(DIR).resolve(FILE_NAME);
     }
 
-    /** Seals {@code masterKey} under {@code passphrase}. */
-    static KeyFile seal(byte[] masterKey, char[] passphrase, String repositoryId, SecureRandom random) {
+    /** The file of slot {@code id}. */
+    static Path path(Path repoDir, String id) {
+        return repoDir.resolve(DIR).resolve(id + SUFFIX);
+    }
+
+    /** The slot id of a key file: its name without {@code .key}. */
+    static String idOf(Path file) {
+        String n = file.getFileName().toString();
+        return n.endsWith(SUFFIX) ? n.substring(0, n.length() - SUFFIX.length()) : n;
+    }
+
+    String id() {
+        return id;
+    }
+
+    Instant created() {
+        return created;
+    }
+
+    /** May be null. */
+    String label() {
+        return label;
+    }
+
+    /** May be null. */
+    String host() {
+        return host;
+    }
+
+    /** Seals {@code masterKey} under {@code passphrase} as slot {@code id}; {@code label}/{@code host} may be null. */
+    static KeyFile seal(String id, byte[] masterKey, char[] passphrase, String repositoryId, String label, String host,
+                        SecureRandom random) {
         byte[] salt = new byte[16];
         byte[] nonce = new byte[12];
         random.nextBytes(salt);
@@ -92,7 +138,8 @@ final class KeyFile {
             c.init(Cipher.ENCRYPT_MODE, new SecretKeySpec(kek, "AES"), new GCMParameterSpec(128, nonce));
             c.updateAAD(aad(repositoryId));
             byte[] sealed = c.doFinal(masterKey);
-            return new KeyFile(repositoryId, n, R, P, salt, nonce, sealed, Instant.now());
+            return new KeyFile(id, repositoryId, n, R, P, salt, nonce, sealed,
+                Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS), label, host);
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException("AES-GCM is not available in this JVM", e);
         } finally {
@@ -100,17 +147,16 @@ final class KeyFile {
         }
     }
 
-    /** Opens the sealed key; a wrong passphrase throws {@link WrongPassphraseException}. */
-    byte[] unseal(char[] passphrase, Path repoDir) throws WrongPassphraseException {
+    /** Opens the sealed key: the master key, or empty if the passphrase is not this slot's (the tag fails). */
+    Optional<byte[]> unseal(char[] passphrase) {
         byte[] kek = kek(passphrase, salt, n, r, p);
         try {
             Cipher c = Cipher.getInstance("AES/GCM/NoPadding");
             c.init(Cipher.DECRYPT_MODE, new SecretKeySpec(kek, "AES"), new GCMParameterSpec(128, nonce));
             c.updateAAD(aad(repositoryId));
-            return c.doFinal(sealedKey);
+            return Optional.of(c.doFinal(sealedKey));
         } catch (AEADBadTagException e) {
-            throw new WrongPassphraseException("wrong passphrase for repository " + repoDir + " (key file "
-                + DIR + "/" + FILE_NAME + "); nothing was changed");
+            return Optional.empty();
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException("AES-GCM is not available in this JVM", e);
         } finally {
@@ -147,12 +193,17 @@ final class KeyFile {
         o.put("cipher", "aes-256-gcm");
         o.put("nonce", b64.encodeToString(nonce));
         o.put("sealedKey", b64.encodeToString(sealedKey));
+        if (label != null) {
+            o.put("label", label);
+        }
+        if (host != null) {
+            o.put("host", host);
+        }
         return Json.bytes(o);
     }
 
-    /** Reads and validates the key file of the repository at {@code repoDir}. */
-    static KeyFile read(Path repoDir, String expectedRepositoryId) throws IOException {
-        Path file = path(repoDir);
+    /** Reads and validates a key slot file of repository {@code expectedRepositoryId}. */
+    static KeyFile read(Path file, String expectedRepositoryId) throws IOException {
         byte[] bytes;
         try {
             if (Files.size(file) > MAX_FILE_SIZE) {
@@ -161,11 +212,11 @@ final class KeyFile {
             }
             bytes = Files.readAllBytes(file);
         } catch (NoSuchFileException e) {
-            throw new RepositoryException("repository " + repoDir + " is encrypted but its key file " + file
-                + " is missing; restore it from your exported copy (jbackup key export)");
+            throw new RepositoryException("key file " + file + " is missing; restore it from your exported copy "
+                + "(jbackup key export)");
         }
-        JsonNode o = Json.parse(bytes, file);
         try {
+            JsonNode o = Json.parse(bytes, file);
             if (!FORMAT.equals(o.path("format").asText()) || o.path("version").asInt() != 1) {
                 throw new IllegalArgumentException("not a version 1 jbackup key file");
             }
@@ -191,10 +242,16 @@ final class KeyFile {
             if (!repo.equals(expectedRepositoryId)) {
                 throw new IllegalArgumentException("it belongs to repository " + repo + ", not " + expectedRepositoryId);
             }
-            return new KeyFile(repo, n, r, p, salt, nonce, sealed, Instant.parse(o.path("created").asText()));
-        } catch (IllegalArgumentException | java.time.DateTimeException e) {
+            return new KeyFile(idOf(file), repo, n, r, p, salt, nonce, sealed, Instant.parse(o.path("created").asText()),
+                text(o, "label"), text(o, "host"));
+        } catch (IllegalArgumentException | java.time.DateTimeException | RepositoryException e) {
             throw new RepositoryException("key file " + file + " is invalid: " + e.getMessage()
                 + "; restore it from your exported copy (jbackup key export)", e);
         }
+    }
+
+    private static String text(JsonNode o, String field) {
+        JsonNode v = o.get(field);
+        return v == null || v.isNull() ? null : v.asText();
     }
 }

@@ -11,8 +11,13 @@ import java.util.function.Supplier;
  * @param lockMode      {@link LockMode#SHARED} for backups and restores, {@link LockMode#EXCLUSIVE} for maintenance
  * @param waitLock      how long to wait for a conflicting lock to go away before failing (zero: fail at once)
  * @param workerThreads size of the hash/compress/encrypt pool; 0 means one per available processor
+ * @param keyOptional   for commands that read only the catalog ({@code list}, {@code show}): when the repository is
+ *                      encrypted and {@code passphrase} supplies nothing, open it without its key. Such an instance
+ *                      only answers catalog queries; everything that needs the key fails with
+ *                      {@link PassphraseRequiredException} ({@link Repository#hasKey()} is false)
  */
-public record OpenOptions(Supplier<char[]> passphrase, LockMode lockMode, Duration waitLock, int workerThreads) {
+public record OpenOptions(Supplier<char[]> passphrase, LockMode lockMode, Duration waitLock, int workerThreads,
+                          boolean keyOptional) {
     public static final int MAX_WORKER_THREADS = 256;
 
     public OpenOptions {
@@ -29,11 +34,11 @@ public record OpenOptions(Supplier<char[]> passphrase, LockMode lockMode, Durati
 
     /** Shared lock, no wait, no passphrase, one worker per processor. */
     public static OpenOptions defaults() {
-        return new OpenOptions(null, LockMode.SHARED, Duration.ZERO, 0);
+        return new OpenOptions(null, LockMode.SHARED, Duration.ZERO, 0, false);
     }
 
     public OpenOptions withPassphrase(Supplier<char[]> p) {
-        return new OpenOptions(p, lockMode, waitLock, workerThreads);
+        return new OpenOptions(p, lockMode, waitLock, workerThreads, keyOptional);
     }
 
     /** A passphrase given as a string (tests and callers that already hold it). */
@@ -42,15 +47,20 @@ public record OpenOptions(Supplier<char[]> passphrase, LockMode lockMode, Durati
     }
 
     public OpenOptions withLockMode(LockMode m) {
-        return new OpenOptions(passphrase, m, waitLock, workerThreads);
+        return new OpenOptions(passphrase, m, waitLock, workerThreads, keyOptional);
     }
 
     public OpenOptions withWaitLock(Duration d) {
-        return new OpenOptions(passphrase, lockMode, d, workerThreads);
+        return new OpenOptions(passphrase, lockMode, d, workerThreads, keyOptional);
     }
 
     public OpenOptions withWorkerThreads(int n) {
-        return new OpenOptions(passphrase, lockMode, waitLock, n);
+        return new OpenOptions(passphrase, lockMode, waitLock, n, keyOptional);
+    }
+
+    /** See {@link #keyOptional()}. */
+    public OpenOptions withKeyOptional(boolean optional) {
+        return new OpenOptions(passphrase, lockMode, waitLock, workerThreads, optional);
     }
 
     /** The effective number of worker threads. */

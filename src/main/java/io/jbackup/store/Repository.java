@@ -46,7 +46,8 @@ import java.util.stream.Collectors;
  *
  * <pre>
  * config.json              format version, id, chunk size, encryption, compression ({@link RepositoryConfig})
- * keys/repository.key      the sealed repository key, encrypted repositories only ({@link KeyFile})
+ * keys/ID.key              key slots: the master key sealed under each passphrase, encrypted repositories only
+ *                          ({@link KeySlots}; init writes keys/repository.key)
  * catalog.db (-wal, -shm)  SQLite catalog, a rebuildable cache ({@link Catalog})
  * packs/hh/NAME.pack       sealed, immutable pack files of chunk records ({@link PackFormat})
  * indexes/ID.idx           one immutable index per complete backup ({@link IndexFile})
@@ -96,6 +97,8 @@ public final class Repository implements AutoCloseable {
     private final ConcurrentHashMap<ChunkId, PackWriter> pending = new ConcurrentHashMap<>();
     private final Set<PackedBackupWriter> writers = ConcurrentHashMap.newKeySet();
     private final Path ownTmp;
+    /** An encrypted repository opened without its key (catalog queries only). */
+    private final boolean keyless;
     private volatile boolean closed;
 
     private Repository(Path dir, RepositoryConfig config, RepositoryLock lock, Catalog catalog, RepositoryKeys keys,
@@ -106,6 +109,7 @@ public final class Repository implements AutoCloseable {
         this.catalog = catalog;
         this.workerThreads = workerThreads;
         this.codec = new ChunkCodec(config.compressionLevel(), keys, 2 * workerThreads + 8);
+        this.keyless = keys == null && config.encryption() != Encryption.NONE;
         this.packFiles = new PackFiles(dir);
         this.ownTmp = dir.resolve(TMP_DIR).resolve(Owner.current().token())
             .resolve(Integer.toString(INSTANCES.incrementAndGet()));
@@ -156,11 +160,8 @@ public final class Repository implements AutoCloseable {
             byte[] master = new byte[RepositoryKeys.KEY_LENGTH];
             RANDOM.nextBytes(master);
             try {
-                KeyFile kf = KeyFile.seal(master, passphraseOrNull, config.id(), RANDOM);
-                Path keyDir = Files.createDirectories(dir.resolve(KeyFile.DIR));
-                FilePermissions.restrict(keyDir, FilePermissions.OWNER_DIR);
-                FileSync.writeAtomically(KeyFile.path(dir), kf.toJson());
-                FilePermissions.restrict(KeyFile.path(dir), FilePermissions.OWNER_FILE);
+                KeySlots.write(dir, KeyFile.seal(KeyFile.idOf(KeyFile.path(dir)), master, passphraseOrNull,
+                    config.id(), null, Owner.current().host(), RANDOM));
                 keys = RepositoryKeys.derive(master, config.id());
             } finally {
                 Arrays.fill(master, (byte) 0);
@@ -179,8 +180,31 @@ public final class Repository implements AutoCloseable {
     /** Opens an existing repository (see {@link OpenOptions}). */
     public static Repository open(Path dir, OpenOptions opts) throws IOException {
         RepositoryConfig config = RepositoryConfig.read(dir);
+        if (opts.keyOptional() && config.encryption() != Encryption.NONE) {
+            char[] pass = opts.passphrase() == null ? null : opts.passphrase().get();
+            if (pass == null || pass.length == 0) {
+                return openWithoutKey(dir, config, opts);
+            }
+            opts = opts.withPassphrase(() -> pass);
+        }
         RepositoryKeys keys = unlock(dir, config, opts);
         return openWith(dir, config, keys, opts);
+    }
+
+    /**
+     * An encrypted repository opened without its key, for commands that read only the catalog: read-only, no crash
+     * recovery, and every operation that needs the key fails with {@link PassphraseRequiredException}.
+     */
+    private static Repository openWithoutKey(Path dir, RepositoryConfig config, OpenOptions opts) throws IOException {
+        Path catalogFile = dir.resolve(Catalog.FILE_NAME);
+        if (!Files.exists(catalogFile)) {
+            throw new PassphraseRequiredException("catalog " + catalogFile + " is missing, and without it nothing can "
+                + "be listed without the key: rebuilding it reads the authenticated index files and pack footers, so "
+                + "it needs the passphrase of this encrypted repository: jbackup repair --rebuild-catalog --repo "
+                + dir + " with JBACKUP_PASSPHRASE or --passphrase-file FILE");
+        }
+        LOG.debug("repository {} is encrypted and no passphrase was given: opening its catalog only", dir);
+        return openWith(dir, config, null, opts);
     }
 
     /**
@@ -201,8 +225,9 @@ public final class Repository implements AutoCloseable {
     private static void refuseDowngrade(Path dir) throws IOException {
         Path file = dir.resolve(RepositoryConfig.FILE_NAME);
         String why = null;
-        if (Files.exists(KeyFile.path(dir))) {
-            why = KeyFile.DIR + "/" + KeyFile.FILE_NAME + " exists";
+        List<Path> slots = KeySlots.files(dir);
+        if (!slots.isEmpty()) {
+            why = KeyFile.DIR + "/" + slots.get(0).getFileName() + " exists";
         } else {
             Path indexes = dir.resolve(IndexFile.DIR);
             if (Files.isDirectory(indexes)) {
@@ -224,15 +249,10 @@ public final class Repository implements AutoCloseable {
     }
 
     private static RepositoryKeys unseal(Path dir, RepositoryConfig config, OpenOptions opts) throws IOException {
-        KeyFile kf = KeyFile.read(dir, config.id());
-        char[] pass = opts.passphrase() == null ? null : opts.passphrase().get();
-        if (pass == null || pass.length == 0) {
-            throw new RepositoryException("repository " + dir + " is encrypted: give its passphrase with "
-                + "JBACKUP_PASSPHRASE, --passphrase-file FILE, or type it on a terminal");
-        }
+        char[] pass = KeySlots.passphrase(dir, opts.passphrase());
         byte[] master = null;
         try {
-            master = kf.unseal(pass, dir);
+            master = KeySlots.unlock(dir, config.id(), pass).masterKey();
             return RepositoryKeys.derive(master, config.id());
         } finally {
             Arrays.fill(pass, '\0');
@@ -249,7 +269,9 @@ public final class Repository implements AutoCloseable {
         try {
             catalog = Catalog.open(dir.resolve(Catalog.FILE_NAME), config.id(), false);
             Repository r = new Repository(dir, config, lock, catalog, keys, opts.effectiveWorkers());
-            r.recover();
+            if (!r.keyless) {
+                r.recover(); // needs the key (index and footer MACs); the next open with it recovers
+            }
             return r;
         } catch (IOException | RuntimeException e) {
             if (catalog != null) {
@@ -258,19 +280,6 @@ public final class Repository implements AutoCloseable {
             lock.close();
             throw e;
         }
-    }
-
-    /**
-     * Prints nothing, needs no passphrase: returns the sealed key file of an encrypted repository (JSON) for
-     * safekeeping. Without it (or the passphrase), an encrypted repository cannot be read.
-     */
-    public static String exportKey(Path dir) throws IOException {
-        RepositoryConfig config = RepositoryConfig.read(dir);
-        if (config.encryption() == Encryption.NONE) {
-            throw new RepositoryException("repository " + dir + " is not encrypted; it has no key to export");
-        }
-        KeyFile.read(dir, config.id()); // validates
-        return Files.readString(KeyFile.path(dir));
     }
 
     // ----------------------------------------------------------------------------------------------- recovery
@@ -419,6 +428,7 @@ public final class Repository implements AutoCloseable {
      */
     public BackupWriter beginBackup(BackupSpec spec) throws IOException {
         checkOpen();
+        requireKey();
         int chunkSize = spec.chunkSize() == 0 ? config.defaultChunkSize() : spec.chunkSize();
         validate(spec, chunkSize);
         IndexFile.Reader parent = null;
@@ -555,6 +565,7 @@ public final class Repository implements AutoCloseable {
      */
     public BackupReader openBackup(String backupId, boolean salvage) throws IOException {
         checkOpen();
+        requireKey();
         BackupInfo info = catalog.backup(backupId).orElseThrow(() -> new RepositoryException("no backup "
             + backupId + " in repository " + dir + "; list the backups with: jbackup list"));
         if (BackupInfo.INCOMPLETE.equals(info.state())) {
@@ -680,6 +691,7 @@ public final class Repository implements AutoCloseable {
      */
     public void markBad(String backupId, String reason) throws IOException {
         checkOpen();
+        requireKey();
         String why = reason == null || reason.isBlank() ? "marked bad" : reason;
         if (!catalog.setState(backupId, BackupInfo.BAD, why)) {
             throw new RepositoryException("cannot mark backup " + backupId + " bad: no such complete backup");
@@ -709,6 +721,7 @@ public final class Repository implements AutoCloseable {
      */
     public void deleteBackup(String backupId) throws IOException {
         checkOpen();
+        requireKey();
         BackupInfo b = deletable(backupId, catalog.protectedBackups().keySet(), "");
         Path idx = IndexFile.path(dir, backupId);
         if (Files.exists(idx)) {
@@ -725,6 +738,7 @@ public final class Repository implements AutoCloseable {
     @SuppressWarnings("try") // the lock is held by the try block
     public void deleteBackups(List<String> backupIds, Duration waitLock) throws IOException {
         checkOpen();
+        requireKey();
         Set<String> prot = catalog.protectedBackups().keySet();
         for (String id : backupIds) {
             deletable(id, prot, "; nothing was deleted");
@@ -765,6 +779,7 @@ public final class Repository implements AutoCloseable {
      */
     public void setProtected(String backupId, boolean protect, String reason) throws IOException {
         checkOpen();
+        requireKey();
         if (!catalog.setProtected(backupId, protect, reason)) {
             throw new RepositoryException("cannot " + (protect ? "protect" : "unprotect") + " backup " + backupId
                 + ": no such complete backup");
@@ -819,6 +834,7 @@ public final class Repository implements AutoCloseable {
     public PruneReport prune(RetentionPolicy policy, java.util.function.Predicate<BackupInfo> select, boolean dryRun,
                              Duration waitLock) throws IOException {
         checkOpen();
+        requireKey();
         Map<String, List<BackupInfo>> byDisk = new java.util.TreeMap<>();
         for (BackupInfo b : catalog.backups()) {
             if (!select.test(b)) {
@@ -854,6 +870,7 @@ public final class Repository implements AutoCloseable {
     @SuppressWarnings("try") // the lock is held by the try block
     public GcReport gc(GcOptions options) throws IOException {
         checkOpen();
+        requireKey();
         try (FileMutex m = FileMutex.acquire(dir.resolve(GC_LOCK), "gc", options.waitLock())) {
             return new GarbageCollector(this, options).run();
         }
@@ -864,6 +881,7 @@ public final class Repository implements AutoCloseable {
     /** Checks the selected backups' chunks; see {@link Verifier}. {@code repair} needs the exclusive lock. */
     public VerifyReport verify(VerifyOptions options) throws IOException {
         checkOpen();
+        requireKey();
         if (options.repair() && lock.mode() != LockMode.EXCLUSIVE) {
             throw new IllegalStateException("verify with repair needs the repository opened with the exclusive lock");
         }
@@ -926,10 +944,16 @@ public final class Repository implements AutoCloseable {
     }
 
     ChunkCodec codec() {
+        if (keyless) {
+            throw new IllegalStateException("repository " + dir + " was opened without its key");
+        }
         return codec;
     }
 
     MetaMac metaMac() {
+        if (keyless) {
+            throw new IllegalStateException("repository " + dir + " was opened without its key");
+        }
         return MetaMac.create(codec.keys());
     }
 
@@ -1029,6 +1053,7 @@ public final class Repository implements AutoCloseable {
 
     byte[] readRecord(ChunkLocation loc, byte[] digest, int expectedLen, String backupId, long diskOffset)
         throws IOException {
+        requireKey();
         Path pack = PackFormat.path(dir, loc.pack());
         if (loc.length() <= PackFormat.RECORD_HEADER_SIZE || loc.length() > PackFormat.MAX_RECORD_SIZE) {
             throw new ChunkCorruptException(pack, loc.offset(), ChunkId.hex(digest), backupId, diskOffset,
@@ -1056,6 +1081,19 @@ public final class Repository implements AutoCloseable {
                 e.getMessage());
         } finally {
             codec.release(s);
+        }
+    }
+
+    /** Whether the repository was opened with its key (always true for a plain repository). */
+    public boolean hasKey() {
+        return !keyless;
+    }
+
+    private void requireKey() throws PassphraseRequiredException {
+        if (keyless) {
+            throw new PassphraseRequiredException("repository " + dir + " is encrypted and was opened without its "
+                + "key, for listing only; this needs the passphrase: give it with JBACKUP_PASSPHRASE, "
+                + "--passphrase-file FILE, or type it on a terminal");
         }
     }
 

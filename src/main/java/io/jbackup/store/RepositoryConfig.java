@@ -34,7 +34,7 @@ import java.time.format.DateTimeParseException;
  * {@code mac}, fields in this order, no whitespace). {@link Repository#open} checks it right after unlocking the key,
  * so nobody without the key can change the chunk size, compression or pack size undetected; an encrypted config
  * without a valid MAC is refused. The key cannot check a config that says {@code "encryption": "none"}, so a plain
- * config is refused while {@code keys/repository.key} exists or an index file is keyed: a config edited to disable
+ * config is refused while a key slot {@code keys/*.key} exists or an index file is keyed: a config edited to disable
  * encryption (a downgrade that would write new backups in plaintext) does not open.
  */
 public record RepositoryConfig(String id, int formatVersion, int defaultChunkSize, Encryption encryption,

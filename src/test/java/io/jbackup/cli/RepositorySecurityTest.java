@@ -182,6 +182,13 @@ class RepositorySecurityTest {
         assertEquals(Proc.sha256(tmp.resolve("d.raw")), Proc.sha256(out));
         outputs.add(jbackup(Map.of("JBACKUP_PASSPHRASE", "Wrong-" + PASS), 5, "list", "--repo", repo.toString(),
             "-vvv"));
+        // key management: the current passphrase, and new ones, reach no output either
+        Path newFile = Files.writeString(tmp.resolve("new.txt"), "New-" + PASS + "\n");
+        outputs.add(jbackup(env, 0, "key", "add", "--repo", repo.toString(), "--new-passphrase-file",
+            newFile.toString(), "-vvv"));
+        outputs.add(jbackup(Map.of(), 0, "key", "passwd", "--repo", repo.toString(), "--passphrase-file",
+            newFile.toString(), "--new-passphrase-file", Files.writeString(tmp.resolve("newer.txt"), "Newer-" + PASS)
+                .toString(), "-vvv"));
         outputs.add(jbackup(Map.of(), 5, "verify", "--repo", repo.toString(), "--passphrase-file",
             wrongFile.toString(), "-vvv"));
         String all = String.join("\n", outputs);

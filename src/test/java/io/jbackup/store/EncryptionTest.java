@@ -76,7 +76,7 @@ class EncryptionTest {
                 assertEquals(-1, indexOf(content, marker), "plaintext found in " + f);
             }
         }
-        String key = Repository.exportKey(dir);
+        String key = KeyManager.export(dir, null);
         assertTrue(key.contains("\"sealedKey\"") && key.contains("\"scrypt\""), key);
     }
 
@@ -139,6 +139,105 @@ class EncryptionTest {
             RepositoryException e = assertThrows(RepositoryException.class, () -> repo.openBackup(id));
             assertTrue(e.getMessage().contains("MAC"), e.getMessage());
         }
+    }
+
+    @Test
+    void openedWithoutItsKeyTheRepositoryListsButRefusesEverythingThatNeedsTheKey() throws Exception {
+        Path dir = tmp.resolve("repo");
+        String id = initWithOne(dir);
+        Map<String, String> before = data(dir);
+        OpenOptions keyless = OpenOptions.defaults().withKeyOptional(true);
+        try (Repository r = Repository.open(dir, keyless)) {
+            assertFalse(r.hasKey());
+            assertEquals(id, r.listBackups().get(0).id());
+            assertEquals(id, r.resolve("vm", "vda", "latest").id());
+            assertEquals(2, r.totals().chunks());
+            for (Map.Entry<String, org.junit.jupiter.api.function.Executable> e : Map.<String,
+                org.junit.jupiter.api.function.Executable>of(
+                "beginBackup", () -> r.beginBackup(BackupSpec.full("vm", "vdb", CS)),
+                "openBackup", () -> r.openBackup(id),
+                "verify", () -> r.verify(VerifyOptions.all()),
+                "gc", () -> r.gc(GcOptions.defaults()),
+                "markBad", () -> r.markBad(id, "x"),
+                "setProtected", () -> r.setProtected(id, true, "x"),
+                "deleteBackup", () -> r.deleteBackup(id)).entrySet()) {
+                PassphraseRequiredException x = assertThrows(PassphraseRequiredException.class, e.getValue(),
+                    e.getKey());
+                assertTrue(x.getMessage().contains("JBACKUP_PASSPHRASE"), x.getMessage());
+            }
+        }
+        assertEquals(before, data(dir), "nothing written without the key: no plaintext chunk, no unkeyed index");
+        // a plain repository ignores the option; a given passphrase is still checked
+        assertThrows(WrongPassphraseException.class,
+            () -> Repository.open(dir, keyless.withPassphrase("wrong")).close());
+        try (Repository r = Repository.open(dir, keyless.withPassphrase(PASS))) {
+            assertTrue(r.hasKey());
+            try (BackupReader br = r.openBackup(id)) {
+                assertArrayEquals(marked(2), br.readChunk(1));
+            }
+        }
+    }
+
+    @Test
+    void everyKeySlotOpensAndNoneOpensAnAlteredConfig() throws Exception {
+        Path dir = tmp.resolve("repo");
+        String id = initWithOne(dir);
+        String added;
+        try (KeyManager km = KeyManager.open(dir, PASS::toCharArray, java.time.Duration.ZERO)) {
+            assertEquals("repository", km.currentId());
+            added = km.add("second".toCharArray(), null).id();
+        }
+        for (String p : new String[] {PASS, "second"}) {
+            try (Repository r = Repository.open(dir, OpenOptions.defaults().withPassphrase(p));
+                 BackupReader br = r.openBackup(id)) {
+                assertArrayEquals(marked(1), br.readChunk(0));
+            }
+        }
+        // the config MAC still guards the config, whichever key opens it
+        Path config = dir.resolve("config.json");
+        byte[] original = Files.readAllBytes(config);
+        com.fasterxml.jackson.databind.node.ObjectNode edited =
+            (com.fasterxml.jackson.databind.node.ObjectNode) Json.MAPPER.readTree(original);
+        edited.put("packSize", 1 << 20);
+        Files.write(config, Json.MAPPER.writeValueAsBytes(edited));
+        assertFalse(java.util.Arrays.equals(original, Files.readAllBytes(config)));
+        for (String p : new String[] {PASS, "second"}) {
+            RepositoryException x = assertThrows(RepositoryException.class,
+                () -> Repository.open(dir, OpenOptions.defaults().withPassphrase(p)).close());
+            assertTrue(x.getMessage().contains("fails its MAC"), x.getMessage());
+            x = assertThrows(RepositoryException.class,
+                () -> KeyManager.open(dir, p::toCharArray, java.time.Duration.ZERO).close());
+            assertTrue(x.getMessage().contains("fails its MAC"), x.getMessage());
+        }
+        // a downgrade is refused while any slot is there, also when init's slot is gone and no index exists
+        Files.write(config, original);
+        try (KeyManager km = KeyManager.open(dir, "second"::toCharArray, java.time.Duration.ZERO)) {
+            km.remove("repository");
+        }
+        Files.delete(IndexFile.path(dir, id));
+        edited = (com.fasterxml.jackson.databind.node.ObjectNode) Json.MAPPER.readTree(original);
+        edited.put("encryption", "none");
+        edited.remove("mac");
+        Files.write(config, Json.MAPPER.writeValueAsBytes(edited));
+        RepositoryException down = assertThrows(RepositoryException.class,
+            () -> Repository.open(dir, OpenOptions.defaults()).close());
+        assertTrue(down.getMessage().contains("keys/" + added + ".key exists") && down.getMessage().contains("plaintext"),
+            down.getMessage());
+    }
+
+    /** An encrypted repository (passphrase PASS) with one backup ({@link #writeOne}); returns its id. */
+    private String initWithOne(Path dir) throws Exception {
+        try (Repository repo = Repository.init(dir, new RepositoryOptions(CS, Encryption.AES_256_GCM, 1),
+            PASS.toCharArray())) {
+            return writeOne(repo);
+        }
+    }
+
+    /** The files a key-less open must never change: config, keys, packs, indexes, tmp. */
+    private static Map<String, String> data(Path dir) throws Exception {
+        Map<String, String> m = new TreeMap<>(snapshot(dir));
+        m.keySet().removeIf(k -> k.startsWith("catalog.db") || k.startsWith("locks") || k.equals("lock"));
+        return m;
     }
 
     private static Map<String, String> snapshot(Path dir) throws Exception {

@@ -1,0 +1,139 @@
+package io.jbackup.store;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Optional;
+import java.util.function.Supplier;
+
+/**
+ * The key slots of an encrypted repository: every file {@code keys/*.key} is one {@link KeyFile}, the same master key
+ * sealed under a different passphrase. Any slot opens the repository; a slot that cannot be read is skipped (and
+ * named if no other slot opens), so one damaged file does not lock the others out. Slots are written atomically
+ * (temporary file created 0600, fsync, rename, directory fsync) and never rewrite anything else.
+ */
+final class KeySlots {
+    private static final Logger LOG = LoggerFactory.getLogger(KeySlots.class);
+    private static final int ID_BYTES = 4;
+
+    /** The master key and the slot whose passphrase opened it. */
+    record Unlocked(KeyFile slot, byte[] masterKey) {
+    }
+
+    private KeySlots() {
+    }
+
+    /** The slot files, by name; empty if there is no {@code keys/} directory. */
+    static List<Path> files(Path dir) throws IOException {
+        Path keys = dir.resolve(KeyFile.DIR);
+        List<Path> out = new ArrayList<>();
+        if (!Files.isDirectory(keys)) {
+            return out;
+        }
+        try (DirectoryStream<Path> s = Files.newDirectoryStream(keys, "*" + KeyFile.SUFFIX)) {
+            for (Path p : s) {
+                if (Files.isRegularFile(p)) {
+                    out.add(p);
+                }
+            }
+        }
+        out.sort(null);
+        return out;
+    }
+
+    /**
+     * The passphrase from {@code supplier}, or a {@link PassphraseRequiredException} naming the ways to give it.
+     */
+    static char[] passphrase(Path dir, Supplier<char[]> supplier) throws PassphraseRequiredException {
+        char[] pass = supplier == null ? null : supplier.get();
+        if (pass == null || pass.length == 0) {
+            throw new PassphraseRequiredException("repository " + dir + " is encrypted: give its passphrase with "
+                + "JBACKUP_PASSPHRASE, --passphrase-file FILE, or type it on a terminal");
+        }
+        return pass;
+    }
+
+    /**
+     * Finds the slot {@code passphrase} opens. Unreadable slots are skipped with a warning; if none opens, the
+     * error is a {@link WrongPassphraseException} that also names the unreadable ones (the passphrase may be theirs).
+     */
+    static Unlocked unlock(Path dir, String repositoryId, char[] passphrase) throws IOException {
+        List<Path> files = files(dir);
+        if (files.isEmpty()) {
+            throw new RepositoryException("repository " + dir + " is encrypted but " + dir.resolve(KeyFile.DIR)
+                + " holds no key file (*.key); put back your copy from jbackup key export");
+        }
+        List<String> damaged = new ArrayList<>();
+        List<String> tried = new ArrayList<>();
+        for (Path f : files) {
+            KeyFile k;
+            try {
+                k = KeyFile.read(f, repositoryId);
+            } catch (RepositoryException e) {
+                LOG.warn("skipping key slot {}: {}", f, e.getMessage());
+                damaged.add(e.getMessage());
+                continue;
+            }
+            tried.add(KeyFile.DIR + "/" + f.getFileName());
+            Optional<byte[]> master = k.unseal(passphrase);
+            if (master.isPresent()) {
+                LOG.debug("repository {} opened with key slot {}", dir, k.id());
+                return new Unlocked(k, master.get());
+            }
+        }
+        if (tried.isEmpty()) {
+            throw new RepositoryException("no key slot of repository " + dir + " can be read: "
+                + String.join("; ", damaged));
+        }
+        throw new WrongPassphraseException("wrong passphrase for repository " + dir + ": it opens none of its "
+            + "keys (" + String.join(", ", tried) + ")"
+            + (damaged.isEmpty() ? "" : " (unreadable, and perhaps the one it would open: "
+            + String.join("; ", damaged) + ")")
+            + "; check JBACKUP_PASSPHRASE or --passphrase-file. Nothing was changed");
+    }
+
+    /**
+     * Seals {@code masterKey} under {@code passphrase} in a new slot with a random id and writes it; returns it.
+     */
+    static KeyFile add(Path dir, String repositoryId, byte[] masterKey, char[] passphrase, String label,
+                       SecureRandom random) throws IOException {
+        String id;
+        do {
+            byte[] b = new byte[ID_BYTES];
+            random.nextBytes(b);
+            id = HexFormat.of().formatHex(b);
+        } while (Files.exists(KeyFile.path(dir, id)));
+        KeyFile k = KeyFile.seal(id, masterKey, passphrase, repositoryId, label, Owner.current().host(), random);
+        write(dir, k);
+        return k;
+    }
+
+    /** Writes slot {@code k} atomically to {@code keys/ID.key}, mode 0600 from its first byte on. */
+    static void write(Path dir, KeyFile k) throws IOException {
+        Path keyDir = dir.resolve(KeyFile.DIR);
+        if (!Files.isDirectory(keyDir)) {
+            Files.createDirectories(keyDir);
+            FilePermissions.restrict(keyDir, FilePermissions.OWNER_DIR);
+        }
+        Path file = KeyFile.path(dir, k.id());
+        Path tmp = file.resolveSibling(file.getFileName() + ".tmp"); // the name FileSync.writeAtomically writes
+        Files.deleteIfExists(tmp);
+        Files.createFile(tmp);
+        FilePermissions.restrict(tmp, FilePermissions.OWNER_FILE);
+        FileSync.writeAtomically(file, k.toJson());
+    }
+
+    /** Deletes slot file {@code file} durably. */
+    static void delete(Path file) throws IOException {
+        Files.delete(file);
+        FileSync.syncDir(file.getParent());
+    }
+}
