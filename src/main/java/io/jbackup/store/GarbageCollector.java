@@ -2,6 +2,7 @@ package io.jbackup.store;
 
 import io.jbackup.catalog.Catalog;
 import io.jbackup.catalog.ChunkRow;
+import io.jbackup.text.Human;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -90,7 +91,7 @@ final class GarbageCollector {
         // twice, harmlessly: rows are inserted if absent; its chunks are protected like any running backup's)
         int orphans = repo.registerOrphanPacks();
         if (orphans > 0) {
-            LOG.warn("gc: registered {} sealed pack(s) that were missing from the catalog", orphans);
+            LOG.warn("gc: registered {} that were missing from the catalog", Human.count(orphans, "sealed pack"));
         }
         int rolledBack = catalog.resurrectAll();
         if (rolledBack > 0) {
@@ -308,7 +309,7 @@ final class GarbageCollector {
         if (running.isEmpty()) {
             return 0;
         }
-        phase("wait: " + running.size() + " backup(s) running (" + String.join(", ", running.keySet())
+        phase("wait: " + Human.count(running.size(), "backup") + " running (" + String.join(", ", running.keySet())
             + "); their chunks are decided once they finish");
         long deadline = System.nanoTime() + Math.min(options.maxWait().toNanos(), Long.MAX_VALUE / 4);
         Map<String, String> left = new HashMap<>(running);
@@ -329,7 +330,7 @@ final class GarbageCollector {
                 return running.size();
             }
             if (System.nanoTime() > deadline) {
-                throw new DeferredException("backup(s) " + String.join(", ", left.keySet()) + " still running after "
+                throw new DeferredException((left.size() == 1 ? "backup " : "backups ") + String.join(", ", left.keySet()) + " still running after "
                     + options.maxWait().toSeconds() + " s");
             }
             try {
