@@ -43,6 +43,14 @@ public final class Human {
         return n < 1024 ? count(n, "byte") : bytes(n) + " (" + n + " bytes)";
     }
 
+    /** {@code "30 s"}, {@code "1500 ms"}, {@code "-1 s"}: a duration as a user reads it (not {@code PT30S}). */
+    public static String duration(java.time.Duration d) {
+        if (d == null) {
+            return "none";
+        }
+        return d.toMillis() % 1000 == 0 ? d.toSeconds() + " s" : d.toMillis() + " ms";
+    }
+
     /** {@code count(1, "backup") -> "1 backup"}, {@code count(2, "backup") -> "2 backups"}. */
     public static String count(long n, String singular) {
         return count(n, singular, singular + "s");

@@ -49,6 +49,16 @@ class PrintedValuesTest {
         assertEquals("1 pack file", Human.count(1, "pack file"));
     }
 
+    @Test
+    void durationsInMessagesAreSecondsNotIso() {
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+            () -> new io.jbackup.engine.LiveSource(Path.of("/run/q.sock"),
+                java.util.List.of(new io.jbackup.engine.LiveSource.Disk("vda", "vda", null)), Path.of("/run/qga.sock"),
+                java.time.Duration.ofSeconds(-1), null, null, java.time.Duration.ofSeconds(30)));
+        assertEquals("guest agent timeout -1 s (expected: > 0)", e.getMessage());
+        assertEquals("1500 ms", Human.duration(java.time.Duration.ofMillis(1500)));
+    }
+
     private static void backup(Path repo, String disk, long size, Map<String, String> source) throws Exception {
         try (Repository r = Repository.open(repo, OpenOptions.defaults());
              BackupWriter w = r.beginBackup(new BackupSpec(null, disk, size, 0, null, BackupSpec.FULL, Map.of(),
