@@ -67,9 +67,10 @@ public final class VerifyCommand implements Callable<Integer> {
                 repo.finishRun(run, "failed", e.getMessage());
                 throw e;
             }
-            String summary = report.chunksChecked() + " chunks checked, " + report.damagedChunks().size()
-                + " damaged, " + report.damagedIndexes().size() + " damaged indexes, " + report.damagedPacks().size()
-                + " damaged pack footers";
+            String summary = Human.count(report.chunksChecked(), "chunk") + " checked, "
+                + report.damagedChunks().size() + " damaged, "
+                + Human.count(report.damagedIndexes().size(), "damaged index", "damaged indexes") + ", "
+                + Human.count(report.damagedPacks().size(), "damaged pack footer");
             repo.finishRun(run, report.ok() ? "ok" : "damaged", summary);
             if (json.enabled()) {
                 json.print(report);

@@ -305,8 +305,8 @@ public final class Scheduler {
         double sample = jobs.verify().value();
         log.line("verify: checking " + sample + "% of the chunks");
         VerifyReport r = repo.verify(new VerifyOptions(List.of(), sample, false));
-        String msg = r.chunksChecked() + " chunks checked, " + r.damagedChunks().size() + " damaged, "
-            + r.damagedIndexes().size() + " damaged indexes";
+        String msg = Human.count(r.chunksChecked(), "chunk") + " checked, " + r.damagedChunks().size() + " damaged, "
+            + Human.count(r.damagedIndexes().size(), "damaged index", "damaged indexes");
         log.line("verify: " + msg);
         return new TaskResult(VERIFY, r.ok() ? "ok" : "failed", r.ok() ? msg : "damage found: " + msg
             + "; run jbackup verify for details", List.of(), null);
@@ -315,8 +315,8 @@ public final class Scheduler {
     private TaskResult gc(Repository repo, RunLog log) throws IOException {
         GcReport r = repo.gc(GcOptions.defaults().withRepackThreshold((int) jobs.gc().value())
             .withProgress(line -> log.line("gc: " + line)));
-        String msg = r.deferred() ? "deferred: backups kept running" : r.bytesReclaimed() + " bytes reclaimed, "
-            + r.packsDeleted() + " packs deleted";
+        String msg = r.deferred() ? "deferred: backups kept running" : Human.bytes(r.bytesReclaimed()) + " reclaimed, "
+            + Human.count(r.packsDeleted(), "pack") + " deleted";
         return new TaskResult(GC, "ok", msg, List.of(), null);
     }
 

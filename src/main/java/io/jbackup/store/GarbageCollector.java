@@ -101,7 +101,7 @@ final class GarbageCollector {
         long chunksBefore = catalog.chunkCount();
         long maxPackId = catalog.maxPackId();
 
-        phase("snapshot: " + chunksBefore + " chunks in packs up to #" + maxPackId);
+        phase("snapshot: " + Human.count(chunksBefore, "chunk") + " in packs up to #" + maxPackId);
         candidates = new PrefixSet();
         catalog.forEachChunkUpTo(maxPackId, (d, loc) -> candidates.addDigest(d, 0));
         candidates.seal();
@@ -135,7 +135,7 @@ final class GarbageCollector {
             catalog.condemn(batch);
             batch.clear();
         }
-        phase("sweep: " + condemned[0] + " of " + chunksBefore + " chunks are used by no backup");
+        phase("sweep: " + condemned[0] + " of " + Human.count(chunksBefore, "chunk") + " used by no backup");
         if (options.dryRun()) {
             return dryRunReport(maxPackId, chunksBefore, condemned[0], deadPerPack, packBytesBefore);
         }
@@ -240,8 +240,8 @@ final class GarbageCollector {
                 repacked++;
             }
         }
-        phase("dry run: would delete " + packsDeleted + " packs (" + repacked + " repacked) and reclaim about "
-            + freed + " bytes");
+        phase("dry run: would delete " + Human.count(packsDeleted, "pack") + " (" + repacked + " repacked) and reclaim "
+            + "about " + Human.bytes(freed));
         return new GcReport(indexesRead, chunksBefore, condemned, 0, deleted, packsDeleted, repacked, 0, copied,
             packBytesBefore, packBytesBefore - freed, freed, 0, false, true);
     }

@@ -81,6 +81,9 @@ class PrintedValuesTest {
         assertTrue(verify.stdout().contains("used by 1 backup "), verify.stdout());
         assertTrue(verify.stdout().contains("Checked 1 chunk "), verify.stdout());
 
+        Cli.Result gc = Cli.run("gc", "--repo", r).ok();
+        assertTrue(gc.stdout().contains("0 of 1 chunk unused"), gc.stdout());
+
         Cli.Result stats = Cli.run("stats", "--repo", r).ok();
         assertTrue(stats.stdout().contains("1 pack file") && stats.stdout().contains("of 1 disk"), stats.stdout());
 
