@@ -7,6 +7,7 @@ import io.jbackup.engine.OverlayFiles;
 import io.jbackup.store.BackupInfo;
 import io.jbackup.store.LockMode;
 import io.jbackup.store.Repository;
+import io.jbackup.text.Human;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -84,8 +85,8 @@ public final class CommitOverlayCommand implements Callable<Integer> {
         } else {
             System.out.println((r.vm() == null ? "" : r.vm() + "/") + r.disk() + ": overlay " + r.overlay()
                 + " committed as backup " + r.backupId() + " (incremental on " + r.parentId() + "): "
-                + r.chunks() + " chunks changed (" + r.zeroChunks() + " now zero), "
-                + ConsoleProgress.bytes(r.bytesNew()) + " new" + (r.overlayKept() ? "; overlay kept"
+                + Human.count(r.chunks(), "chunk") + " changed (" + r.zeroChunks() + " now zero), "
+                + Sizes.format(r.bytesNew()) + " new" + (r.overlayKept() ? "; overlay kept"
                 : "; overlay deleted"));
         }
         return ExitCodes.OK;

@@ -1,6 +1,7 @@
 package io.jbackup.cli;
 
 import io.jbackup.engine.ProgressListener;
+import io.jbackup.text.Human;
 
 import java.io.PrintStream;
 import java.util.LinkedHashMap;
@@ -120,19 +121,9 @@ public final class ConsoleProgress implements ProgressListener {
         return s.length() <= 16 ? s : "…" + s.substring(s.length() - 15);
     }
 
-    /** 1536 -> "1.5 KiB". */
+    /** 1536 -> "1.5 KiB": {@link Human#bytes(long)}. */
     public static String bytes(long n) {
-        if (n < 1024) {
-            return n + " B";
-        }
-        String[] units = {"KiB", "MiB", "GiB", "TiB", "PiB"};
-        double v = n;
-        int u = -1;
-        while (v >= 1024 && u < units.length - 1) {
-            v /= 1024;
-            u++;
-        }
-        return String.format(Locale.ROOT, "%.1f %s", v, units[u]);
+        return Human.bytes(n);
     }
 
     static String duration(double secs) {

@@ -4,6 +4,7 @@ import io.jbackup.catalog.Catalog;
 import io.jbackup.store.BackupInfo;
 import io.jbackup.store.BackupStats;
 import io.jbackup.store.Repository;
+import io.jbackup.text.Human;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -122,7 +123,7 @@ public final class ListCommands {
             }
             String fmt = "  %-22s  %-19s  %-11s  %9s  %9s  %9s  %9s  %s%n";
             for (Map.Entry<String, List<BackupView>> e : byDisk.entrySet()) {
-                out.printf("%s (%d backup%s)%n", e.getKey(), e.getValue().size(), e.getValue().size() == 1 ? "" : "s");
+                out.printf("%s (%s)%n", e.getKey(), Human.count(e.getValue().size(), "backup"));
                 out.printf(fmt, "ID", "CREATED", "TYPE", "SIZE", "NEW", "DEDUP", "STORED", "STATE / LABELS");
                 for (BackupView v : e.getValue()) {
                     String lbl = v.labels().isEmpty() ? "" : "  " + v.labels().entrySet().stream()
@@ -185,10 +186,10 @@ public final class ListCommands {
                 + String.format(Locale.ROOT, " (sample %.0f%%)", v.verifiedSamplePercent()));
             out.printf(f, "protected:", v.isProtected() ? "yes" + (v.protectReason() == null || v.protectReason().isEmpty()
                 ? "" : " (" + v.protectReason() + ")") : "no");
-            out.printf(f, "size:", v.imageSize() + " bytes (" + Sizes.format(v.imageSize()) + "), " + v.chunks()
-                + " chunks of " + Sizes.format(v.chunkSize()));
+            out.printf(f, "size:", Human.exact(v.imageSize()) + ", " + Human.count(v.chunks(), "chunk") + " of "
+                + Sizes.format(v.chunkSize()));
             BackupStats s = v.stats();
-            out.printf(f, "written:", s.chunksTotal() + " chunks: " + s.chunksNew() + " new (" + Sizes.format(s.bytesNew())
+            out.printf(f, "written:", Human.count(s.chunksTotal(), "chunk") + ": " + s.chunksNew() + " new (" + Sizes.format(s.bytesNew())
                 + "), " + s.chunksDedup() + " deduplicated (" + Sizes.format(s.bytesDedup()) + "), " + s.chunksZero()
                 + " zero (" + Sizes.format(s.bytesZero()) + ")");
             out.printf(f, "stored:", Sizes.format(s.bytesStored()) + " added to packs");
@@ -196,11 +197,13 @@ public final class ListCommands {
                 out.printf(f, "labels:", v.labels().entrySet().stream().map(x -> x.getKey() + "=" + x.getValue())
                     .collect(Collectors.joining(", ")));
             }
-            if (v.note() != null) {
+            if (v.note() != null && !v.note().isBlank()) {
                 out.printf(f, "note:", v.note());
             }
             for (Map.Entry<String, String> e : new TreeMap<>(v.source()).entrySet()) {
-                out.printf(f, "source." + e.getKey() + ":", e.getValue());
+                if (e.getValue() != null && !e.getValue().isBlank()) { // e.g. the default export "": nothing to show
+                    out.printf(f, "source." + e.getKey() + ":", e.getValue());
+                }
             }
             out.flush();
             return ExitCodes.OK;
@@ -251,13 +254,13 @@ public final class ListCommands {
             String f = "%-22s %s%n";
             out.printf(f, "repository:", v.repository() + " (id " + v.id() + ")");
             out.printf(f, "backups:", v.backups() + " (" + v.completeBackups() + " complete, " + v.badBackups()
-                + " bad) of " + v.disks() + " disk" + (v.disks() == 1 ? "" : "s"));
+                + " bad) of " + Human.count(v.disks(), "disk"));
             out.printf(f, "logical size:", Sizes.format(v.logicalBytes()) + " (sum of the backups' disk sizes)");
             out.printf(f, "read by backups:", Sizes.format(v.bytesNew()) + " new, " + Sizes.format(v.bytesDedup())
                 + " deduplicated, " + Sizes.format(v.bytesZero()) + " zero");
             out.printf(f, "unique chunks:", v.chunks() + " holding " + Sizes.format(v.chunkRawBytes()));
             out.printf(f, "stored:", Sizes.format(v.chunkStoredBytes()) + " in records, " + Sizes.format(v.packBytes())
-                + " in " + v.packs() + " pack file" + (v.packs() == 1 ? "" : "s"));
+                + " in " + Human.count(v.packs(), "pack file"));
             out.printf(Locale.ROOT, "%-22s %.2fx%n", "dedup ratio:", v.dedupRatio());
             out.printf(Locale.ROOT, "%-22s %.2fx%n", "compression ratio:", v.compressionRatio());
             out.printf(Locale.ROOT, "%-22s %.1f%%%n", "space saved:", v.spaceSavingPercent());

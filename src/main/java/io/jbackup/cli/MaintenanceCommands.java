@@ -7,6 +7,7 @@ import io.jbackup.store.PruneReport;
 import io.jbackup.store.Repository;
 import io.jbackup.store.Retention;
 import io.jbackup.store.RetentionPolicy;
+import io.jbackup.text.Human;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -333,10 +334,11 @@ public final class MaintenanceCommands {
                 json.print(r);
             } else {
                 PrintWriter out = spec.commandLine().getOut();
-                out.printf("%s%d of %d chunks unused (%d kept for backups that finished meanwhile); %d packs deleted, "
-                        + "%d of them repacked into %d new packs (%s copied).%n", dryRun ? "Dry run: " : "",
-                    r.chunksCondemned(), r.chunksBefore(), r.chunksResurrected(), r.packsDeleted(), r.packsRepacked(),
-                    r.packsWritten(), Sizes.format(r.bytesCopied()));
+                out.printf("%s%d of %s unused (%d kept for backups that finished meanwhile); %s deleted, "
+                        + "%d of them repacked into %s (%s copied).%n", dryRun ? "Dry run: " : "",
+                    r.chunksCondemned(), Human.count(r.chunksBefore(), "chunk"), r.chunksResurrected(),
+                    Human.count(r.packsDeleted(), "pack"), r.packsRepacked(), Human.count(r.packsWritten(), "new pack"),
+                    Sizes.format(r.bytesCopied()));
                 out.printf("%s %s (pack files: %s before, %s after).%n", dryRun ? "Would reclaim about" : "Reclaimed",
                     Sizes.format(r.bytesReclaimed()), Sizes.format(r.packBytesBefore()), Sizes.format(r.packBytesAfter()));
                 if (r.deferred()) {

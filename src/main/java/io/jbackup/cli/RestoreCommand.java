@@ -2,14 +2,9 @@ package io.jbackup.cli;
 
 import io.jbackup.engine.Cancellation;
 import io.jbackup.engine.DiskRestore;
-import io.jbackup.engine.FileTarget;
-import io.jbackup.engine.NbdTarget;
 import io.jbackup.engine.ProgressListener;
 import io.jbackup.engine.RestoreResult;
 import io.jbackup.engine.RestoreTarget;
-import io.jbackup.nbd.client.ClientOptions;
-import io.jbackup.nbd.client.NbdClient;
-import io.jbackup.nbd.client.NbdUri;
 import io.jbackup.store.BackupInfo;
 import io.jbackup.store.BackupReader;
 import io.jbackup.store.LockMode;
@@ -19,8 +14,6 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -31,8 +24,8 @@ import java.util.concurrent.Callable;
 
 /** {@code jbackup restore}: write the image of a backup to a file, a block device or an NBD export. */
 @Command(name = "restore", mixinStandardHelpOptions = true,
-    description = "Write the image of a backup to a raw file (created sparse), an existing file or block device, "
-        + "or an NBD export (e.g. qemu-nbd serving a new qcow2). Every chunk is verified as it is read.")
+    description = "Write the image of a backup to a new raw or qcow2 file (created sparse), an existing file or "
+        + "block device, or an NBD export. Every chunk is verified as it is read.")
 public final class RestoreCommand implements Callable<Integer> {
     @Mixin
     RepoOptions repo;
@@ -55,9 +48,15 @@ public final class RestoreCommand implements Callable<Integer> {
     String backup;
 
     @Option(names = "--to", required = true, paramLabel = "TARGET",
-        description = "Raw file, block device or NBD URI. With --vm and several disks: a directory (DIR/DISK.raw) "
-            + "or DISK=TARGET, repeated.")
+        description = "Image file (raw, or qcow2 for a .qcow2 name), block device or NBD URI. With --vm and no "
+            + "--disk: a directory, created when missing, that gets DIR/DISK.raw (DISK.qcow2 with --format qcow2) "
+            + "per disk, and/or DISK=TARGET, repeated.")
     List<String> targets;
+
+    @Option(names = "--format", paramLabel = "raw|qcow2",
+        description = "Image format of a file target (default: qcow2 for a .qcow2 name, else raw). qcow2 is written "
+            + "sparse through qemu-img and qemu-nbd (package qemu-utils).")
+    String format;
 
     @Option(names = "--zero", description = "Write zero chunks into an existing file or device (they may hold old "
         + "data); new files get holes instead.")
@@ -79,16 +78,19 @@ public final class RestoreCommand implements Callable<Integer> {
         if (disk == null && vm == null) {
             throw new IllegalArgumentException("name what to restore: --disk NAME, or --vm NAME for a whole backup set");
         }
+        RestoreTargets.Format fmt = RestoreTargets.Format.parse(format);
         ProgressListener progress = ConsoleProgress.forConsole(json.enabled() || logging.quiet);
         Cancellation cancel = new Cancellation();
         List<RestoreResult> results = new ArrayList<>();
         try (Repository r = repo.open(LockMode.SHARED)) {
             List<BackupInfo> selected = select(r);
-            Map<String, String> targetByDisk = targets(selected);
+            Map<String, RestoreTargets.Plan> plans = RestoreTargets.plan(selected.stream().map(BackupInfo::disk)
+                .toList(), targets, disk == null, fmt, this::note);
             Interrupts.run(cancel, () -> {
                 for (BackupInfo b : selected) {
                     try (BackupReader reader = r.openBackup(b.id(), ignoreErrors);
-                         RestoreTarget target = openTarget(targetByDisk.get(b.disk()), b.imageSize())) {
+                         RestoreTarget target = RestoreTargets.open(plans.get(b.disk()), b.imageSize(), force, zero,
+                             tls)) {
                         results.add(new DiskRestore(reader, target, ignoreErrors, readAhead, progress, cancel).run());
                     }
                 }
@@ -104,9 +106,9 @@ public final class RestoreCommand implements Callable<Integer> {
         } else {
             for (RestoreResult x : results) {
                 System.out.println(String.format(Locale.ROOT,
-                    "%s: restored backup %s to %s: %s image, %s written, %s zero, %.1f s (%.0f MB/s)",
-                    x.disk(), x.backupId(), x.target(), ConsoleProgress.bytes(x.imageSize()),
-                    ConsoleProgress.bytes(x.bytesWritten()), ConsoleProgress.bytes(x.bytesZero()), x.seconds(), x.mbps()));
+                    "%s: restored backup %s to %s (%s): %s image, %s written, %s zero, %.1f s (%.0f MB/s)",
+                    x.disk(), x.backupId(), x.target(), x.format(), Sizes.format(x.imageSize()),
+                    Sizes.format(x.bytesWritten()), Sizes.format(x.bytesZero()), x.seconds(), x.mbps()));
                 for (RestoreResult.DamagedRange d : x.damaged()) {
                     System.out.println("  damaged, written as zeros: offset " + d.offset() + " length " + d.length()
                         + ": " + d.error());
@@ -153,50 +155,9 @@ public final class RestoreCommand implements Callable<Integer> {
         return out;
     }
 
-    private Map<String, String> targets(List<BackupInfo> selected) {
-        Map<String, String> m = new LinkedHashMap<>();
-        if (selected.size() == 1 && targets.size() == 1 && !looksNamed(targets.get(0))) {
-            m.put(selected.get(0).disk(), targets.get(0));
-            return m;
+    private void note(String text) {
+        if (!logging.quiet) {
+            System.err.println("jbackup: note: " + text);
         }
-        for (String t : targets) {
-            if (looksNamed(t)) {
-                int eq = t.indexOf('=');
-                m.put(t.substring(0, eq), t.substring(eq + 1));
-            }
-        }
-        for (BackupInfo b : selected) {
-            if (!m.containsKey(b.disk())) {
-                if (targets.size() == 1 && Files.isDirectory(Path.of(targets.get(0)))) {
-                    m.put(b.disk(), Path.of(targets.get(0)).resolve(b.disk() + ".raw").toString());
-                } else {
-                    throw new IllegalArgumentException("no target for disk " + b.disk() + ": give --to DIR (an "
-                        + "existing directory) or --to " + b.disk() + "=TARGET");
-                }
-            }
-        }
-        return m;
-    }
-
-    private static boolean looksNamed(String t) {
-        int eq = t.indexOf('=');
-        int scheme = t.indexOf("://");
-        int slash = t.indexOf('/');
-        return eq > 0 && (scheme < 0 || eq < scheme) && (slash < 0 || eq < slash);
-    }
-
-    private RestoreTarget openTarget(String target, long size) throws IOException {
-        if (target.startsWith("nbd://") || target.startsWith("nbds://") || target.startsWith("nbd+unix://")
-            || target.startsWith("nbds+unix://")) {
-            NbdUri u = NbdUri.parse(target);
-            NbdClient c = NbdClient.connect(u, ClientOptions.defaults().withTls(tls.toConfig(u.tls())));
-            try {
-                return new NbdTarget(c, size, 64);
-            } catch (RuntimeException e) {
-                c.close();
-                throw e;
-            }
-        }
-        return FileTarget.open(Path.of(target), size, force, zero);
     }
 }

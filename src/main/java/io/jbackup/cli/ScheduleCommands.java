@@ -6,6 +6,7 @@ import io.jbackup.schedule.JobFile;
 import io.jbackup.schedule.RunLog;
 import io.jbackup.schedule.Scheduler;
 import io.jbackup.store.OpenOptions;
+import io.jbackup.text.Human;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -89,7 +90,7 @@ public final class ScheduleCommands {
                 parts.add(t.task() + ": " + t.message());
             }
         }
-        return "jbackup: run " + r.runId() + ": " + r.failedCount() + " of " + r.tasks().size() + " task(s) failed: "
+        return "jbackup: run " + r.runId() + ": " + r.failedCount() + " of " + Human.count(r.tasks().size(), "task") + " failed: "
             + String.join("; ", parts) + " (log: jbackup log --config " + jf.file() + " --run " + r.runId() + ")";
     }
 
@@ -197,7 +198,7 @@ public final class ScheduleCommands {
             }, "jbackup-daemon-stop");
             Runtime.getRuntime().addShutdownHook(hook);
             PrintWriter err = spec.commandLine().getErr();
-            err.println("jbackup daemon: " + jf.jobs().size() + " job(s) from " + jf.file() + ", repository "
+            err.println("jbackup daemon: " + Human.count(jf.jobs().size(), "job") + " from " + jf.file() + ", repository "
                 + jf.repository() + ", zone " + jf.zone());
             err.flush();
             try {

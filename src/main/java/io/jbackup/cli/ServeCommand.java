@@ -6,6 +6,7 @@ import io.jbackup.engine.OverlayFiles;
 import io.jbackup.nbd.server.ServerConfig;
 import io.jbackup.store.LockMode;
 import io.jbackup.store.Repository;
+import io.jbackup.text.Human;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -127,7 +128,7 @@ public final class ServeCommand implements Callable<Integer> {
                 throw new IllegalArgumentException(e.getMessage(), e);
             }
             try (BackupServer server = started) {
-                System.out.println("jbackup: serving " + server.exports().list().size() + " exports of "
+                System.out.println("jbackup: serving " + Human.count(server.exports().list().size(), "export") + " of "
                     + repo.repo() + (writable ? " writable (overlays in " + server.exports().overlayDir()
                     + (discardChanges ? ", discarded at exit" : "") + ")" : " read-only")
                     + (server.server().tcpAddress() != null ? " on nbd://" + hostPort(server.server().tcpAddress())

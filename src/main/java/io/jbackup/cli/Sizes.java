@@ -1,5 +1,6 @@
 package io.jbackup.cli;
 
+import io.jbackup.text.Human;
 import picocli.CommandLine.ITypeConverter;
 
 import java.util.Locale;
@@ -42,16 +43,8 @@ final class Sizes implements ITypeConverter<Long> {
         }
     }
 
-    /** {@code 1.5 MiB}-style text. */
+    /** {@code 1.25 GiB}-style text: {@link Human#bytes(long)}. */
     static String format(long bytes) {
-        String[] units = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-        double v = bytes;
-        int u = 0;
-        while (v >= 1024 && u < units.length - 1) {
-            v /= 1024;
-            u++;
-        }
-        return u == 0 ? bytes + " B" : (v == Math.rint(v) ? String.format(Locale.ROOT, "%.0f %s", v, units[u])
-            : String.format(Locale.ROOT, "%.1f %s", v, units[u]));
+        return Human.bytes(bytes);
     }
 }

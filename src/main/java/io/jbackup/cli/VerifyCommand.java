@@ -4,6 +4,7 @@ import io.jbackup.store.LockMode;
 import io.jbackup.store.Repository;
 import io.jbackup.store.VerifyOptions;
 import io.jbackup.store.VerifyReport;
+import io.jbackup.text.Human;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -66,9 +67,10 @@ public final class VerifyCommand implements Callable<Integer> {
                 repo.finishRun(run, "failed", e.getMessage());
                 throw e;
             }
-            String summary = report.chunksChecked() + " chunks checked, " + report.damagedChunks().size()
-                + " damaged, " + report.damagedIndexes().size() + " damaged indexes, " + report.damagedPacks().size()
-                + " damaged pack footers";
+            String summary = Human.count(report.chunksChecked(), "chunk") + " checked, "
+                + report.damagedChunks().size() + " damaged, "
+                + Human.count(report.damagedIndexes().size(), "damaged index", "damaged indexes") + ", "
+                + Human.count(report.damagedPacks().size(), "damaged pack footer");
             repo.finishRun(run, report.ok() ? "ok" : "damaged", summary);
             if (json.enabled()) {
                 json.print(report);
@@ -81,8 +83,8 @@ public final class VerifyCommand implements Callable<Integer> {
 
     private void print(VerifyReport r, Repository repo) {
         PrintWriter out = spec.commandLine().getOut();
-        out.printf("Checked %d chunks (%s) used by %d backups in %s.%n", r.chunksChecked(),
-            Sizes.format(r.bytesChecked()), r.backupsChecked(), repo.dir());
+        out.printf("Checked %s (%s) used by %s in %s.%n", Human.count(r.chunksChecked(), "chunk"),
+            Sizes.format(r.bytesChecked()), Human.count(r.backupsChecked(), "backup"), repo.dir());
         for (VerifyReport.DamagedChunk c : r.damagedChunks()) {
             out.printf("DAMAGED chunk %s%s: %s%n", c.digest(),
                 c.pack() == null ? "" : " in pack " + c.pack() + " at offset " + c.packOffset(), c.problem());
@@ -90,7 +92,7 @@ public final class VerifyCommand implements Callable<Integer> {
                 out.printf("  used by backup %s (%s) at disk offset %d%n", u.backupId(), u.disk(), u.diskOffset());
             }
             if (c.useCount() > c.uses().size()) {
-                out.printf("  ... and %d more uses%n", c.useCount() - c.uses().size());
+                out.printf("  ... and %s%n", Human.count(c.useCount() - c.uses().size(), "more use"));
             }
             if (c.useCount() == 0) {
                 out.printf("  used by no backup (a later backup that meets its data would reuse it)%n");

@@ -123,8 +123,8 @@ public final class DiskRestore {
             d = new ArrayList<>(damaged);
         }
         d.sort(Comparator.comparingLong(RestoreResult.DamagedRange::offset));
-        return new RestoreResult(disk, reader.info().id(), target.toString(), size, written.get(), zero, secs,
-            secs > 0 ? size / secs / 1e6 : 0, d);
+        return new RestoreResult(disk, reader.info().id(), target.description(), target.format(), size, written.get(),
+            zero, secs, secs > 0 ? size / secs / 1e6 : 0, d);
     }
 
     private record Done(long index, byte[] data, Throwable err) {

@@ -1,5 +1,6 @@
 package io.jbackup.engine;
 
+import io.jbackup.text.Human;
 import java.time.Duration;
 
 /**
@@ -24,7 +25,7 @@ public record EngineOptions(long bufferBytes, long statusWindow, int retries, Du
             throw new IllegalArgumentException("retries " + retries + " (expected: 0 .. 100)");
         }
         if (retryBackoff == null || retryBackoff.isNegative()) {
-            throw new IllegalArgumentException("retry backoff " + retryBackoff + " (expected: >= 0)");
+            throw new IllegalArgumentException("retry backoff " + Human.duration(retryBackoff) + " (expected: >= 0)");
         }
         if (parallelDisks < 1 || parallelDisks > 64) {
             throw new IllegalArgumentException("parallel disks " + parallelDisks + " (expected: 1 .. 64)");

@@ -35,6 +35,10 @@ public final class FileTarget implements RestoreTarget {
      * @param zero       write zero chunks into an existing file or device
      */
     public static FileTarget open(Path path, long size, boolean overwrite, boolean zero) throws IOException {
+        if (Files.isDirectory(path)) {
+            throw new IllegalArgumentException("restore target " + path + " is a directory; name a file in it (e.g. "
+                + path.resolve("DISK.raw") + "), or restore a whole VM with --vm NAME --to " + path);
+        }
         boolean exists = Files.exists(path);
         boolean device = exists && !Files.isRegularFile(path);
         if (exists && !device && !overwrite && Files.size(path) > 0) {
@@ -106,7 +110,17 @@ public final class FileTarget implements RestoreTarget {
     }
 
     @Override
-    public String toString() {
+    public String description() {
         return path.toString();
+    }
+
+    @Override
+    public String format() {
+        return "raw";
+    }
+
+    @Override
+    public String toString() {
+        return description();
     }
 }

@@ -240,7 +240,8 @@ public final class LiveBackup {
             actions.add(QmpClient.action("block-dirty-bitmap-remove", QmpClient.args("node", node, "name", o)));
         }
         qmp.transaction(actions);
-        String msg = "merged bitmap(s) " + others + " left by an interrupted run into " + prev;
+        String msg = (others.size() == 1 ? "merged bitmap " : "merged bitmaps ") + others
+            + " left by an interrupted run into " + prev;
         LOG.warn("{}: {}", p.label(), msg);
         progress.message(p.label(), msg);
     }

@@ -1,5 +1,6 @@
 package io.jbackup.engine;
 
+import io.jbackup.text.Human;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashSet;
@@ -52,10 +53,10 @@ public record LiveSource(Path qmpSocket, List<Disk> disks, Path qgaSocket, Durat
             }
         }
         if (qmpTimeout == null || qmpTimeout.isNegative() || qmpTimeout.isZero()) {
-            throw new IllegalArgumentException("QMP timeout " + qmpTimeout + " (expected: > 0)");
+            throw new IllegalArgumentException("QMP timeout " + Human.duration(qmpTimeout) + " (expected: > 0)");
         }
         if (qgaSocket != null && (qgaTimeout == null || qgaTimeout.isNegative() || qgaTimeout.isZero())) {
-            throw new IllegalArgumentException("guest agent timeout " + qgaTimeout + " (expected: > 0)");
+            throw new IllegalArgumentException("guest agent timeout " + Human.duration(qgaTimeout) + " (expected: > 0)");
         }
     }
 

@@ -116,4 +116,20 @@ public final class NbdTarget implements RestoreTarget {
     public void close() throws IOException {
         client.close();
     }
+
+    /** The export's URI ({@code nbd+unix:///EXPORT?socket=PATH}, {@code nbd://HOST/EXPORT}). */
+    @Override
+    public String description() {
+        return client.uri().toString();
+    }
+
+    @Override
+    public String format() {
+        return "nbd";
+    }
+
+    @Override
+    public String toString() {
+        return description();
+    }
 }

@@ -2,8 +2,17 @@ package io.jbackup.engine;
 
 import java.io.IOException;
 
-/** Where a restore writes: a file, a block device or an NBD export. Methods may be called from several threads. */
+/**
+ * Where a restore writes: a file, a block device or an NBD export. Methods may be called from several threads.
+ * {@link #description()} and {@link #format()} are what users see in the summary and in {@code --json}.
+ */
 public interface RestoreTarget extends AutoCloseable {
+    /** The target as the user named it: a path or an NBD URI (never an object identity). */
+    String description();
+
+    /** The image format written: {@code raw}, {@code qcow2}, or {@code nbd} (whatever the NBD server stores). */
+    String format();
+
     /** Writes {@code length} bytes of {@code data} at {@code offset}. */
     void write(long offset, byte[] data, int length) throws IOException;
 

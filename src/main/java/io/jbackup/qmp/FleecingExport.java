@@ -2,6 +2,7 @@ package io.jbackup.qmp;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jbackup.text.Human;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -129,7 +130,7 @@ public final class FleecingExport implements AutoCloseable {
     public record Options(Path scratchDir, Path nbdServer, Duration timeout) {
         public Options {
             if (timeout == null || timeout.isNegative() || timeout.isZero()) {
-                throw new IllegalArgumentException("QMP timeout " + timeout + " (expected: > 0)");
+                throw new IllegalArgumentException("QMP timeout " + Human.duration(timeout) + " (expected: > 0)");
             }
         }
     }

@@ -2,6 +2,7 @@ package io.jbackup.qmp;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jbackup.text.Human;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -45,7 +46,7 @@ public final class GuestAgent implements AutoCloseable {
     /** Connects and synchronizes; {@code timeout} applies to each command (fsfreeze has its own). */
     public static GuestAgent connect(Path socket, Duration timeout) throws QmpConnectionException, QmpException {
         if (timeout == null || timeout.isNegative() || timeout.isZero()) {
-            throw new IllegalArgumentException("guest agent timeout " + timeout + " (expected: > 0)");
+            throw new IllegalArgumentException("guest agent timeout " + Human.duration(timeout) + " (expected: > 0)");
         }
         GuestAgent g = new GuestAgent(socket, timeout);
         g.channel = JsonChannel.open(socket, "guest agent", MAX_MESSAGE_BYTES, true, g.inbox::add, g.inbox::add);

@@ -3,6 +3,7 @@ package io.jbackup.qmp;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jbackup.text.Human;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -72,7 +73,7 @@ public final class QmpClient implements AutoCloseable {
     public static QmpClient connect(Path socket, Duration timeout, int maxMessageBytes) throws QmpConnectionException,
         QmpException {
         if (timeout == null || timeout.isNegative() || timeout.isZero()) {
-            throw new IllegalArgumentException("QMP timeout " + timeout + " (expected: > 0)");
+            throw new IllegalArgumentException("QMP timeout " + Human.duration(timeout) + " (expected: > 0)");
         }
         QmpClient c = new QmpClient(socket, timeout);
         c.channel = JsonChannel.open(socket, "QMP", maxMessageBytes, false, c::onMessage, c::onClose);
@@ -352,7 +353,7 @@ public final class QmpClient implements AutoCloseable {
     }
 
     static String seconds(Duration d) {
-        return d.toMillis() % 1000 == 0 ? d.toSeconds() + " s" : d.toMillis() + " ms";
+        return Human.duration(d);
     }
 
     private static QmpConnectionException asConnection(Throwable t) {

@@ -22,6 +22,7 @@ import io.jbackup.store.Repository;
 import io.jbackup.store.RepositoryLockedException;
 import io.jbackup.store.VerifyOptions;
 import io.jbackup.store.VerifyReport;
+import io.jbackup.text.Human;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -165,7 +166,7 @@ public final class Scheduler {
             long failed = results.stream().filter(TaskResult::failed).count();
             List<String> failures = results.stream().filter(TaskResult::failed)
                 .map(r -> r.task() + ": " + r.message()).toList();
-            String summary = results.size() + " task(s): " + results.stream().filter(r -> "ok".equals(r.status()))
+            String summary = Human.count(results.size(), "task") + ": " + results.stream().filter(r -> "ok".equals(r.status()))
                 .count() + " ok, " + failed + " failed, " + results.stream().filter(r -> "skipped".equals(r.status()))
                 .count() + " skipped";
             log.finish(failed == 0 ? "ok" : "failed", summary, failures);
@@ -250,7 +251,7 @@ public final class Scheduler {
                 q.containsKey("nbdServer") ? Path.of(q.get("nbdServer")) : null,
                 q.containsKey("scratchDir") ? Path.of(q.get("scratchDir")) : null,
                 Duration.ofSeconds(Long.parseLong(q.getOrDefault("timeout", "30"))));
-            log.line(task + ": backing up " + ds.size() + " disk(s) of the running QEMU at " + src.qmpSocket() + " ("
+            log.line(task + ": backing up " + Human.count(ds.size(), "disk") + " of the running QEMU at " + src.qmpSocket() + " ("
                 + job.mode().name().toLowerCase() + ")");
             results = new LiveBackup(repo, eo, ProgressListener.NONE, cancel).run(src, job.vm(), job.mode(),
                 ClientOptions.defaults().withTimeout(timeout), labels, note);
@@ -262,7 +263,7 @@ public final class Scheduler {
                     .withConnections(job.connections()).withTimeout(timeout);
                 diskJobs.add(new DiskJob(job.vm(), d.name(), uri, co, job.mode(), d.bitmap(), labels, note));
             }
-            log.line(task + ": backing up " + job.disks().size() + " disk(s) (" + job.mode().name().toLowerCase()
+            log.line(task + ": backing up " + Human.count(job.disks().size(), "disk") + " (" + job.mode().name().toLowerCase()
                 + ")");
             results = new BackupEngine(repo, eo, ProgressListener.NONE, cancel).run(diskJobs);
         }
@@ -296,7 +297,7 @@ public final class Scheduler {
             }
         }
         String status = ok == results.size() ? "ok" : ok == 0 ? "failed" : "partial";
-        String msg = ok == results.size() ? ok + " disk(s) backed up" : String.join("; ", problems);
+        String msg = ok == results.size() ? Human.count(ok, "disk") + " backed up" : String.join("; ", problems);
         return new TaskResult(task, status, msg, results, firstError);
     }
 
@@ -304,8 +305,8 @@ public final class Scheduler {
         double sample = jobs.verify().value();
         log.line("verify: checking " + sample + "% of the chunks");
         VerifyReport r = repo.verify(new VerifyOptions(List.of(), sample, false));
-        String msg = r.chunksChecked() + " chunks checked, " + r.damagedChunks().size() + " damaged, "
-            + r.damagedIndexes().size() + " damaged indexes";
+        String msg = Human.count(r.chunksChecked(), "chunk") + " checked, " + r.damagedChunks().size() + " damaged, "
+            + Human.count(r.damagedIndexes().size(), "damaged index", "damaged indexes");
         log.line("verify: " + msg);
         return new TaskResult(VERIFY, r.ok() ? "ok" : "failed", r.ok() ? msg : "damage found: " + msg
             + "; run jbackup verify for details", List.of(), null);
@@ -314,8 +315,8 @@ public final class Scheduler {
     private TaskResult gc(Repository repo, RunLog log) throws IOException {
         GcReport r = repo.gc(GcOptions.defaults().withRepackThreshold((int) jobs.gc().value())
             .withProgress(line -> log.line("gc: " + line)));
-        String msg = r.deferred() ? "deferred: backups kept running" : r.bytesReclaimed() + " bytes reclaimed, "
-            + r.packsDeleted() + " packs deleted";
+        String msg = r.deferred() ? "deferred: backups kept running" : Human.bytes(r.bytesReclaimed()) + " reclaimed, "
+            + Human.count(r.packsDeleted(), "pack") + " deleted";
         return new TaskResult(GC, "ok", msg, List.of(), null);
     }
 

@@ -2,6 +2,7 @@ package io.jbackup.store;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.jbackup.catalog.Catalog;
+import io.jbackup.text.Human;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -115,8 +116,8 @@ final class CatalogRebuilder {
                         }
                     });
                     if (missing[0] > 0) {
-                        problems.add("backup " + b.id() + " (" + b.diskLabel() + ") references " + missing[0]
-                            + " chunk(s) found in no pack; restoring it will fail there (see jbackup verify)");
+                        problems.add("backup " + b.id() + " (" + b.diskLabel() + ") references "
+                            + Human.count(missing[0], "chunk") + " found in no pack; restoring it will fail there (see jbackup verify)");
                     }
                 } catch (RepositoryException e) {
                     problems.add(e.getMessage() + "; skipped");
@@ -125,7 +126,7 @@ final class CatalogRebuilder {
             for (String p : problems) {
                 LOG.warn("{}", p);
             }
-            repo.finishRun(run, problems.isEmpty() ? "ok" : "problems", problems.size() + " problem(s)");
+            repo.finishRun(run, problems.isEmpty() ? "ok" : "problems", Human.count(problems.size(), "problem"));
             LOG.info("catalog rebuilt: {} packs, {} chunks, {} backups ({} bad)", packs, chunks, backups, bad);
         } finally {
             repo.close();

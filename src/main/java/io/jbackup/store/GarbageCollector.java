@@ -2,6 +2,7 @@ package io.jbackup.store;
 
 import io.jbackup.catalog.Catalog;
 import io.jbackup.catalog.ChunkRow;
+import io.jbackup.text.Human;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -90,7 +91,7 @@ final class GarbageCollector {
         // twice, harmlessly: rows are inserted if absent; its chunks are protected like any running backup's)
         int orphans = repo.registerOrphanPacks();
         if (orphans > 0) {
-            LOG.warn("gc: registered {} sealed pack(s) that were missing from the catalog", orphans);
+            LOG.warn("gc: registered {} that were missing from the catalog", Human.count(orphans, "sealed pack"));
         }
         int rolledBack = catalog.resurrectAll();
         if (rolledBack > 0) {
@@ -100,7 +101,7 @@ final class GarbageCollector {
         long chunksBefore = catalog.chunkCount();
         long maxPackId = catalog.maxPackId();
 
-        phase("snapshot: " + chunksBefore + " chunks in packs up to #" + maxPackId);
+        phase("snapshot: " + Human.count(chunksBefore, "chunk") + " in packs up to #" + maxPackId);
         candidates = new PrefixSet();
         catalog.forEachChunkUpTo(maxPackId, (d, loc) -> candidates.addDigest(d, 0));
         candidates.seal();
@@ -134,7 +135,7 @@ final class GarbageCollector {
             catalog.condemn(batch);
             batch.clear();
         }
-        phase("sweep: " + condemned[0] + " of " + chunksBefore + " chunks are used by no backup");
+        phase("sweep: " + condemned[0] + " of " + Human.count(chunksBefore, "chunk") + " used by no backup");
         if (options.dryRun()) {
             return dryRunReport(maxPackId, chunksBefore, condemned[0], deadPerPack, packBytesBefore);
         }
@@ -239,8 +240,8 @@ final class GarbageCollector {
                 repacked++;
             }
         }
-        phase("dry run: would delete " + packsDeleted + " packs (" + repacked + " repacked) and reclaim about "
-            + freed + " bytes");
+        phase("dry run: would delete " + Human.count(packsDeleted, "pack") + " (" + repacked + " repacked) and reclaim "
+            + "about " + Human.bytes(freed));
         return new GcReport(indexesRead, chunksBefore, condemned, 0, deleted, packsDeleted, repacked, 0, copied,
             packBytesBefore, packBytesBefore - freed, freed, 0, false, true);
     }
@@ -308,7 +309,7 @@ final class GarbageCollector {
         if (running.isEmpty()) {
             return 0;
         }
-        phase("wait: " + running.size() + " backup(s) running (" + String.join(", ", running.keySet())
+        phase("wait: " + Human.count(running.size(), "backup") + " running (" + String.join(", ", running.keySet())
             + "); their chunks are decided once they finish");
         long deadline = System.nanoTime() + Math.min(options.maxWait().toNanos(), Long.MAX_VALUE / 4);
         Map<String, String> left = new HashMap<>(running);
@@ -329,7 +330,7 @@ final class GarbageCollector {
                 return running.size();
             }
             if (System.nanoTime() > deadline) {
-                throw new DeferredException("backup(s) " + String.join(", ", left.keySet()) + " still running after "
+                throw new DeferredException((left.size() == 1 ? "backup " : "backups ") + String.join(", ", left.keySet()) + " still running after "
                     + options.maxWait().toSeconds() + " s");
             }
             try {

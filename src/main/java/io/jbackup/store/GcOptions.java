@@ -1,5 +1,6 @@
 package io.jbackup.store;
 
+import io.jbackup.text.Human;
 import java.time.Duration;
 import java.util.function.Consumer;
 
@@ -24,7 +25,7 @@ public record GcOptions(int repackThresholdPercent, Duration maxWait, Duration w
             throw new IllegalArgumentException("repack threshold " + repackThresholdPercent + "% (expected: 0 .. 100)");
         }
         if (maxWait == null || maxWait.isNegative()) {
-            throw new IllegalArgumentException("gc max wait " + maxWait + " (expected: >= 0)");
+            throw new IllegalArgumentException("gc max wait " + Human.duration(maxWait) + " (expected: >= 0)");
         }
         waitLock = waitLock == null ? Duration.ZERO : waitLock;
         if (waitLock.isNegative()) {

@@ -36,7 +36,7 @@ class BitmapCommandTest {
         assertEquals(131072, bms.get(1).get("granularity").asLong());
         assertTrue(!bms.get(1).get("recording").asBoolean() && !bms.get(1).get("inUse").asBoolean());
         String text = Cli.run("bitmap", "list", "--image", f).ok().stdout();
-        assertTrue(text.contains("old  granularity 128.0 KiB  disabled"), text);
+        assertTrue(text.contains("old  granularity 128 KiB  disabled"), text);
         // the bitmaps are real: qemu-img sees them
         assertTrue(Proc.run("qemu-img", "info", f).contains("name: jb-1"));
 

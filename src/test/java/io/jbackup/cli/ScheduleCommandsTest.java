@@ -131,7 +131,7 @@ class ScheduleCommandsTest {
         Cli.Result f = Cli.run("run-due", "--config", broken.toString(), "--now", "2026-11-27T02:30:00Z");
         assertEquals(ExitCodes.SOURCE, f.exitCode(), f.toString());
         assertEquals(1, f.stderr().lines().count(), f.stderr());
-        assertTrue(f.stderr().contains("1 of 1 task(s) failed: job:web1: web1/vda:")
+        assertTrue(f.stderr().contains("1 of 1 task failed: job:web1: web1/vda:")
             && f.stderr().contains("jbackup log --config " + broken + " --run "), f.stderr());
         String runId = f.stderr().replaceAll("(?s).* --run (\\S+)\\).*", "$1");
         Cli.Result lg = Cli.run("log", "--config", broken.toString(), "--run", runId).ok();

@@ -6,6 +6,7 @@ import io.jbackup.nbd.protocol.NbdReply;
 import io.jbackup.nbd.protocol.NbdRequest;
 import io.jbackup.nbd.protocol.ReplyData;
 import io.jbackup.nbd.protocol.ReplyDecoder;
+import io.jbackup.text.Human;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -241,7 +242,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter implements 
                 String first = inFlight.isEmpty() ? "" : " (e.g. " + inFlight.values().iterator().next().describe()
                     + ")";
                 fail(new NbdProtocolException("server " + peer + " closed the connection" + (n == 0 ? ""
-                    : " with " + n + " request(s) unanswered" + first)));
+                    : " with " + Human.count(n, "request") + " unanswered" + first)));
             }
         }
         cancelTimeoutCheck();
@@ -282,8 +283,8 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter implements 
             Request r = e.getValue();
             if (now - r.deadlineNanos > 0) {
                 fail(new NbdTimeoutException(String.format("no reply from %s to %s (cookie %s) within %d ms; closing "
-                    + "the connection (%d request(s) in flight)", peer, r.describe(), r.cookieText(),
-                    TimeUnit.NANOSECONDS.toMillis(requestTimeoutNanos), inFlight.size())));
+                    + "the connection (%s in flight)", peer, r.describe(), r.cookieText(),
+                    TimeUnit.NANOSECONDS.toMillis(requestTimeoutNanos), Human.count(inFlight.size(), "request"))));
                 return;
             }
         }
@@ -316,8 +317,8 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter implements 
         } else {
             ctx.executor().schedule(() -> {
                 if (ctx.channel().isActive()) {
-                    fail(new IOException(String.format("NBD client for %s closed with %d request(s) unanswered",
-                        peer, inFlight.size() + pending.size())));
+                    fail(new IOException(String.format("NBD client for %s closed with %s unanswered",
+                        peer, Human.count(inFlight.size() + pending.size(), "request"))));
                 }
             }, graceNanos, TimeUnit.NANOSECONDS);
         }

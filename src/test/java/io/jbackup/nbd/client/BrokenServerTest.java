@@ -175,7 +175,7 @@ class BrokenServerTest {
             c.request();
             c.socket.close();
         });
-        assertProtocolError(t, "closed the connection with 1 request(s) unanswered (e.g. READ of 4096 bytes at "
+        assertProtocolError(t, "closed the connection with 1 request unanswered (e.g. READ of 4096 bytes at "
             + "offset 0)");
     }
 

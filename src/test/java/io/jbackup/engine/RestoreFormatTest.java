@@ -1,0 +1,205 @@
+package io.jbackup.engine;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.jbackup.testutil.Cli;
+import io.jbackup.testutil.Proc;
+import io.jbackup.testutil.QemuImages;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@code restore --format raw|qcow2} (by default from the target's extension), {@code --vm V --to DIR} (a directory,
+ * created when missing, one file per disk), and the human form of the target in the summary.
+ */
+class RestoreFormatTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @TempDir
+    static Path dir;
+    static BackupChain chain;
+
+    @BeforeAll
+    static void build() {
+        chain = BackupChain.build(dir);
+    }
+
+    private static Cli.Result restore(String... extra) {
+        List<String> a = new ArrayList<>(List.of("restore", "--repo", chain.repo().toString(), "--disk", "vda"));
+        a.addAll(List.of(extra));
+        return Cli.run(a.toArray(String[]::new));
+    }
+
+    private static String formatOf(Path image) throws IOException {
+        return JSON.readTree(Proc.run("qemu-img", "info", "--output=json", image.toString())).get("format").asText();
+    }
+
+    private static Proc.Result compare(Path image, String format, Path rawReference) {
+        return Proc.exec(Duration.ofSeconds(60), "qemu-img", "compare", "-f", format, "-F", "raw", image.toString(),
+            rawReference.toString());
+    }
+
+    @Test
+    void qcow2ExtensionWritesASparseQcow2() throws IOException {
+        for (int i = 0; i < chain.ids().size(); i++) {
+            Path q = dir.resolve("restored" + i + ".qcow2");
+            Cli.Result r = restore("--backup", chain.ids().get(i), "--to", q.toString());
+            r.ok();
+            assertEquals("qcow2", formatOf(q), r.toString());
+            Proc.Result cmp = compare(q, "qcow2", chain.snapshots().get(i));
+            assertEquals(0, cmp.exitCode(), cmp.toString());
+            assertTrue(r.stdout().contains("to " + q + " (qcow2)"), r.stdout());
+            // sparse: only the data chunks are allocated in the qcow2
+            long data = 0;
+            for (JsonNode e : JSON.readTree(Proc.run("qemu-img", "map", "--output=json", q.toString()))) {
+                if (e.get("data").asBoolean()) {
+                    data += e.get("length").asLong();
+                }
+            }
+            assertTrue(data < BackupChain.SIZE / 2, "allocated " + data + " of " + BackupChain.SIZE);
+        }
+        // no temporary sockets or files left next to the image
+        try (var s = Files.list(dir)) {
+            assertTrue(s.noneMatch(p -> p.getFileName().toString().endsWith(".jbackup-tmp")), "leftovers");
+        }
+    }
+
+    @Test
+    void formatOptionOverridesTheExtensionAndJsonNamesIt() throws IOException {
+        Path rawNamedQcow2 = dir.resolve("asked-raw.qcow2");
+        JsonNode j = restore("--to", rawNamedQcow2.toString(), "--format", "raw", "--json").ok().json();
+        assertEquals("raw", j.get("disks").get(0).get("format").asText(), j.toString());
+        assertEquals("raw", formatOf(rawNamedQcow2));
+        assertEquals(Proc.sha256(chain.snapshots().get(2)), Proc.sha256(rawNamedQcow2));
+
+        Path qcowNamedImg = dir.resolve("asked-qcow2.img");
+        JsonNode q = restore("--to", qcowNamedImg.toString(), "--format", "qcow2", "--json").ok().json();
+        assertEquals("qcow2", q.get("disks").get(0).get("format").asText(), q.toString());
+        assertEquals(qcowNamedImg.toString(), q.get("disks").get(0).get("target").asText(), q.toString());
+        assertEquals("qcow2", formatOf(qcowNamedImg));
+        assertEquals(0, compare(qcowNamedImg, "qcow2", chain.snapshots().get(2)).exitCode());
+
+        Cli.Result bad = restore("--to", dir.resolve("x.raw").toString(), "--format", "vmdk");
+        assertEquals(2, bad.exitCode(), bad.toString());
+        assertTrue(bad.stderr().contains("raw") && bad.stderr().contains("qcow2"), bad.stderr());
+    }
+
+    @Test
+    void existingQcow2IsRefusedWithoutForce() throws IOException {
+        Path q = dir.resolve("existing.qcow2");
+        restore("--to", q.toString()).ok();
+        String before = Proc.sha256(q);
+        Cli.Result refused = restore("--backup", chain.ids().get(0), "--to", q.toString());
+        assertEquals(2, refused.exitCode(), refused.toString());
+        assertTrue(refused.stderr().contains("--force"), refused.stderr());
+        assertEquals(before, Proc.sha256(q), "a refused restore leaves the file alone");
+        restore("--backup", chain.ids().get(0), "--to", q.toString(), "--force").ok();
+        assertEquals(0, compare(q, "qcow2", chain.snapshots().get(0)).exitCode());
+    }
+
+    @Test
+    void unknownExtensionIsRawWithANote() throws IOException {
+        Path v = dir.resolve("restored.vmdk");
+        Cli.Result r = restore("--to", v.toString()).ok();
+        assertTrue(r.stderr().contains("note") && r.stderr().contains("raw") && r.stderr().contains("--format"),
+            r.stderr());
+        assertFalse(r.stdout().contains("note"), "the note is not command output: " + r.stdout());
+        assertEquals("raw", formatOf(v));
+        assertEquals(Proc.sha256(chain.snapshots().get(2)), Proc.sha256(v));
+
+        Cli.Result plain = restore("--to", dir.resolve("restored-plain.raw").toString()).ok();
+        assertFalse(plain.stderr().contains("note"), plain.stderr());
+        Cli.Result quiet = restore("--to", dir.resolve("restored-quiet.vmdk").toString(), "-q").ok();
+        assertFalse(quiet.stderr().contains("note"), quiet.stderr());
+    }
+
+    @Test
+    void vmToAnExistingOrMissingDirectoryWritesOneFilePerDisk() throws IOException {
+        Path repo = dir.resolve("vmrepo");
+        Cli.run("init", "--repo", repo.toString(), "--chunk-size", "64K").ok();
+        Path a = QemuImages.qcow2(dir.resolve("web-vda.qcow2"), "4M");
+        QemuImages.io(a, "qcow2", "write -P 0x0a 0 1M");
+        try (Proc.Background s = QemuImages.qemuNbd(dir, a, "qcow2", "-r", "-A")) {
+            Cli.run("full", "--repo", repo.toString(), "--vm", "web", "--source", "vda=" + QemuImages.uriOf(s)).ok();
+        }
+        String ref = Proc.sha256(QemuImages.toRaw(a, dir.resolve("web-vda-ref.raw")));
+
+        Path existing = Files.createDirectories(dir.resolve("restore-existing"));
+        Cli.run("restore", "--repo", repo.toString(), "--vm", "web", "--to", existing.toString()).ok();
+        assertEquals(ref, Proc.sha256(existing.resolve("vda.raw")));
+
+        Path missing = dir.resolve("restore-missing/sub");
+        Cli.run("restore", "--repo", repo.toString(), "--vm", "web", "--to", missing.toString()).ok();
+        assertTrue(Files.isDirectory(missing), "created as a directory");
+        assertEquals(ref, Proc.sha256(missing.resolve("vda.raw")));
+
+        Path q = dir.resolve("restore-qcow2");
+        Cli.run("restore", "--repo", repo.toString(), "--vm", "web", "--to", q.toString(), "--format", "qcow2").ok();
+        assertEquals("qcow2", formatOf(q.resolve("vda.qcow2")));
+        assertEquals(0, compare(q.resolve("vda.qcow2"), "qcow2", dir.resolve("web-vda-ref.raw")).exitCode());
+
+        Cli.Result unknownDisk = Cli.run("restore", "--repo", repo.toString(), "--vm", "web", "--to",
+            "vdx=" + dir.resolve("vdx.raw"));
+        assertEquals(2, unknownDisk.exitCode(), unknownDisk.toString());
+        assertTrue(unknownDisk.stderr().contains("no disk vdx"), unknownDisk.stderr());
+
+        // one disk (--disk) into a directory: a clear refusal, not "Is a directory" (exit 1)
+        Cli.Result intoDir = Cli.run("restore", "--repo", repo.toString(), "--vm", "web", "--disk", "vda", "--to",
+            existing.toString());
+        assertEquals(2, intoDir.exitCode(), intoDir.toString());
+        assertTrue(intoDir.stderr().contains("is a directory"), intoDir.stderr());
+
+        Path file = Files.writeString(dir.resolve("not-a-dir"), "x");
+        Cli.Result notDir = Cli.run("restore", "--repo", repo.toString(), "--vm", "web", "--to", file.toString());
+        assertEquals(2, notDir.exitCode(), notDir.toString());
+        assertTrue(notDir.stderr().contains("directory"), notDir.stderr());
+        assertEquals("x", Files.readString(file));
+    }
+
+    @Test
+    void nbdTargetIsNamedByItsUri() throws IOException {
+        Path q = QemuImages.qcow2(dir.resolve("nbd-target.qcow2"), "16M");
+        try (Proc.Background nbd = QemuImages.qemuNbd(dir, q, "qcow2")) {
+            String uri = QemuImages.uriOf(nbd);
+            Cli.Result r = restore("--to", uri).ok();
+            assertTrue(r.stdout().contains("to " + uri + " "), r.stdout());
+            assertFalse(r.stdout().contains("NbdTarget@"), r.stdout());
+            JsonNode j = restore("--to", uri, "--json").ok().json();
+            assertEquals(uri, j.get("disks").get(0).get("target").asText(), j.toString());
+        }
+        assertEquals(0, compare(q, "qcow2", chain.snapshots().get(2)).exitCode());
+    }
+
+    @Test
+    void qcow2WithoutQemuImgExitsFourNamingThePackage() throws Exception {
+        Path q = dir.resolve("no-tools.qcow2");
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+            "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
+            "io.jbackup.cli.Main", "restore", "--repo", chain.repo().toString(), "--disk", "vda", "--to",
+            q.toString()));
+        Path err = dir.resolve("no-tools.err");
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(err.toFile())
+            .redirectOutput(dir.resolve("no-tools.out").toFile()).redirectInput(new File("/dev/null"));
+        pb.environment().put("PATH", dir.resolve("no-such-bin").toString());
+        Process p = pb.start();
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        String stderr = Files.readString(err);
+        assertEquals(4, p.exitValue(), stderr);
+        assertTrue(stderr.contains("qemu-utils") && stderr.contains("--format raw"), stderr);
+        assertFalse(Files.exists(q), "nothing written");
+    }
+}
