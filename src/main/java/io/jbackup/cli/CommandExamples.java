@@ -72,6 +72,17 @@ final class CommandExamples {
                 "jbackup repair --repo /backup/repo --rebuild-catalog"))),
         Map.entry("jbackup key", KEY_EXPORT),
         Map.entry("jbackup key export", KEY_EXPORT),
+        Map.entry("jbackup key list", List.of(
+            new Entry("The passphrases (key slots) that open the repository", "jbackup key list --repo /backup/repo"))),
+        Map.entry("jbackup key add", List.of(
+            new Entry("A second passphrase, e.g. for a colleague (asked twice on the terminal)",
+                "jbackup key add --repo /backup/repo --label alice"))),
+        Map.entry("jbackup key passwd", List.of(
+            new Entry("Change the passphrase; no data is rewritten",
+                "jbackup key passwd --repo /backup/repo --new-passphrase-file /root/new.pass"))),
+        Map.entry("jbackup key remove", List.of(
+            new Entry("Remove a key by its id from jbackup key list (never the last one)",
+                "jbackup key remove --repo /backup/repo 3f2a9c1e"))),
         Map.entry("jbackup bitmap", BITMAP_ADD),
         Map.entry("jbackup bitmap add", BITMAP_ADD),
         Map.entry("jbackup bitmap list", List.of(
