@@ -51,9 +51,9 @@ public final class BackupEngine {
         if (jobs.isEmpty()) {
             throw new IllegalArgumentException("no disks to back up: give --source URI (or NAME=URI, repeatable)");
         }
-        List<FileMutex> locks = lockDisks(repo, options, cancel, jobs.get(0).vm(), jobs.stream().map(DiskJob::disk)
-            .toList(), jobs.get(0).mode().name().toLowerCase(Locale.ROOT) + " backup"
-            + (jobs.get(0).note() == null ? "" : ", " + jobs.get(0).note()));
+        DiskJob first = jobs.get(0);
+        List<FileMutex> locks = lockDisks(repo, options, cancel, jobs.stream().map(j -> new DiskKey(j.vm(), j.disk()))
+            .toList(), first.mode().name().toLowerCase(Locale.ROOT) + " backup", first.note());
         try {
             return runLocked(jobs);
         } finally {
@@ -61,17 +61,24 @@ public final class BackupEngine {
         }
     }
 
+    /** A disk of a set: VM (or null) and disk name. */
+    record DiskKey(String vm, String disk) {
+        String label() {
+            return vm == null ? disk : vm + "/" + disk;
+        }
+    }
+
     /**
      * Takes the disk locks of a set, in name order (so two sets that share disks cannot deadlock while waiting);
-     * all or none. {@code what} says what the run does, for the holder text.
+     * all or none. {@code kind} and {@code note} say what the run does, for the holder text.
      */
-    static List<FileMutex> lockDisks(Repository repo, EngineOptions options, Cancellation cancel, String vm,
-                                     List<String> disks, String what) throws IOException {
+    static List<FileMutex> lockDisks(Repository repo, EngineOptions options, Cancellation cancel, List<DiskKey> disks,
+                                     String kind, String note) throws IOException {
         List<FileMutex> held = new ArrayList<>();
         try {
-            for (String d : new java.util.TreeSet<>(disks)) {
-                held.add(DiskLock.acquire(repo.dir(), vm, d, "jbackup " + what + " of "
-                    + (vm == null ? d : vm + "/" + d), options.diskLockWait(), cancel::isCancelled));
+            for (DiskKey d : disks.stream().distinct().sorted(java.util.Comparator.comparing(DiskKey::label)).toList()) {
+                held.add(DiskLock.acquire(repo.dir(), d.vm(), d.disk(), "jbackup " + kind + " of " + d.label()
+                    + (note == null ? "" : " (" + note + ")"), options.diskLockWait(), cancel::isCancelled));
             }
             return held;
         } catch (IOException | RuntimeException e) {

@@ -74,9 +74,9 @@ public final class LiveBackup {
     public List<DiskResult> run(LiveSource source, String vm, BackupMode mode, ClientOptions client,
                                 Map<String, String> labels, String note) throws IOException, InterruptedException {
         // before QEMU is touched: a second run would take the first one's QEMU objects for leftovers of a crash
-        List<FileMutex> locks = BackupEngine.lockDisks(repo, options, cancel, vm, source.disks().stream()
-            .map(LiveSource.Disk::disk).toList(), mode.name().toLowerCase(java.util.Locale.ROOT) + " live backup ("
-            + (note == null ? "QMP " + source.qmpSocket() : note) + ")");
+        List<FileMutex> locks = BackupEngine.lockDisks(repo, options, cancel, source.disks().stream()
+            .map(d -> new BackupEngine.DiskKey(vm, d.disk())).toList(), mode.name().toLowerCase(java.util.Locale.ROOT)
+            + " live backup", note == null ? "QMP " + source.qmpSocket() : note);
         try {
             try (QmpClient qmp = QmpClient.connect(source.qmpSocket(), source.qmpTimeout())) {
                 if (!qmp.versionAtLeast(5, 2)) {
