@@ -52,8 +52,7 @@ public final class DiskLock {
                 throw new DiskBusyException(label, f, FileMutex.holderOf(f), wait);
             }
             if (!logged) {
-                LOG.info("disk {} is being backed up by {}; waiting{}", label, FileMutex.holder(f),
-                    wait.compareTo(NO_LIMIT) >= 0 ? "" : " up to " + describe(wait));
+                LOG.info("disk {} is being backed up by {}; waiting {}", label, FileMutex.holder(f), waiting(wait));
                 logged = true;
             }
             if (stop.getAsBoolean()) {
@@ -69,12 +68,14 @@ public final class DiskLock {
         }
     }
 
-    /** A wait for messages: {@code 90s}, {@code 10m}, {@code 2h}, or {@code no limit}. */
+    /** A wait for messages: {@code 90s}, {@code 10m}, {@code 2h}. */
     static String describe(Duration d) {
-        if (d.compareTo(NO_LIMIT) >= 0) {
-            return "without limit";
-        }
         long s = d.toSeconds();
         return s % 3600 == 0 && s > 0 ? s / 3600 + "h" : s % 60 == 0 && s > 0 ? s / 60 + "m" : s + "s";
+    }
+
+    /** {@code up to 10m}, or {@code without limit} for {@link #NO_LIMIT}. */
+    static String waiting(Duration d) {
+        return d.compareTo(NO_LIMIT) >= 0 ? "without limit" : "up to " + describe(d);
     }
 }

@@ -93,7 +93,7 @@ public final class FileMutex implements AutoCloseable {
             if (left <= 0) {
                 throw new RepositoryLockedException(file + " is locked by " + holder(file) + "; "
                     + (wait.isZero() ? "retry later, or wait for it with --wait-lock[=DURATION]"
-                    : "gave up after waiting " + wait.toSeconds() + " s"));
+                    : "gave up after waiting " + DiskLock.describe(wait)));
             }
             try {
                 Thread.sleep(Math.max(1, Math.min(POLL_MILLIS, left / 1_000_000)));

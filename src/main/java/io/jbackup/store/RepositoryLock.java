@@ -120,10 +120,10 @@ final class RepositoryLock implements AutoCloseable {
             if (left <= 0) {
                 throw new RepositoryLockedException("repository " + dir + " is locked: " + conflict + "; "
                     + (wait.isZero() ? "retry later, or wait for it with --wait-lock[=DURATION]"
-                    : "gave up after waiting " + wait.toSeconds() + " s (--wait-lock)"));
+                    : "gave up after waiting " + DiskLock.describe(wait) + " (--wait-lock)"));
             }
             if (!waitedLogged) {
-                LOG.info("repository {} is locked ({}); waiting up to {} s", dir, conflict, wait.toSeconds());
+                LOG.info("repository {} is locked ({}); waiting {}", dir, conflict, DiskLock.waiting(wait));
                 waitedLogged = true;
             }
             try {

@@ -1,5 +1,7 @@
 package io.jbackup.faults;
 
+import io.jbackup.store.DiskLock;
+import io.jbackup.store.FileMutex;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
@@ -169,6 +171,35 @@ class BusyResourcesTest {
             Cli.run("restore", "--repo", repo, "--disk", "vda", "--backup", b.get("id").asText(), "--to",
                 out.toString()).ok();
             assertEquals(sha, Proc.sha256(out), "backup " + b.get("id").asText());
+        }
+    }
+
+    @Test
+    void runDueSkipsAJobWhoseDiskAnotherBackupHoldsAndRunsItNextTime() throws Exception {
+        String repo = initRepo();
+        FaultImage img = new FaultImage(dir, 2 << 20, 1 << 20, new Random(17));
+        try (Proc.Background src = img.serve()) {
+            Path jobs = dir.resolve("jobs.yaml");
+            Files.writeString(jobs, String.join("\n", "repository: " + repo, "timezone: UTC", "jobs:",
+                "  - name: web1", "    vm: web1", "    schedule: \"0 2 * * *\"", "    mode: full", "    disks:",
+                "      - {name: vda, source: \"" + QemuImages.uriOf(src) + "\"}", ""));
+            String now = "2026-11-24T02:30:00Z";
+            // this JVM backs up web1/vda (as a "jbackup full" from the shell would)
+            try (FileMutex held = DiskLock.acquire(Path.of(repo), "web1", "vda", "jbackup full backup of web1/vda",
+                Duration.ZERO, () -> false)) {
+                var r = Cli.run("run-due", "--config", jobs.toString(), "--now", now, "--json");
+                assertEquals(0, r.exitCode(), r.stderr());
+                var t = r.json().get("tasks").get(0);
+                assertEquals("skipped", t.get("status").asText(), t.toString());
+                assertTrue(t.get("message").asText().contains("disk web1/vda is being backed up by pid "
+                    + ProcessHandle.current().pid() + " on " + host()), t.toString());
+            }
+            assertEquals(0, Cli.run("list", "--repo", repo, "--json").ok().json().size(), "nothing was backed up");
+            // still due: the next run backs it up
+            var t = Cli.run("run-due", "--config", jobs.toString(), "--now", now, "--json").ok().json()
+                .get("tasks").get(0);
+            assertEquals("ok", t.get("status").asText(), t.toString());
+            assertEquals(1, Cli.run("list", "--repo", repo, "--json").ok().json().size());
         }
     }
 
