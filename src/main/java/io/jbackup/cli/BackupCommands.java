@@ -103,13 +103,16 @@ public final class BackupCommands {
             live.checkUnused();
             List<DiskJob> jobs = jobs();
             EngineOptions eo = EngineOptions.defaults().withBufferBytes((long) bufferMiB << 20)
-                .withRetries(retries, Duration.ofSeconds(1));
+                .withRetries(retries, Duration.ofSeconds(1)).withDiskLockWait(repo.waitLock());
             ProgressListener progress = ConsoleProgress.forConsole(json.enabled() || logging.quiet);
             Cancellation cancel = new Cancellation();
-            List<DiskResult> results;
-            try (Repository r = repo.open(LockMode.SHARED)) {
-                results = Interrupts.run(cancel, () -> new BackupEngine(r, eo, progress, cancel).run(jobs));
-            }
+            // the repository closes inside Interrupts.run: after Ctrl-C it is closed (its lock record and tmp/
+            // removed) before the process exits
+            List<DiskResult> results = Interrupts.run(cancel, () -> {
+                try (Repository r = repo.open(LockMode.SHARED)) {
+                    return new BackupEngine(r, eo, progress, cancel).run(jobs);
+                }
+            });
             return report(results);
         }
 
@@ -127,14 +130,14 @@ public final class BackupCommands {
             ClientOptions co = withTimeout(ClientOptions.defaults().withTls(tls.toConfig(false))
                 .withConnections(connections()));
             EngineOptions eo = EngineOptions.defaults().withBufferBytes((long) bufferMiB << 20)
-                .withRetries(retries, Duration.ofSeconds(1));
+                .withRetries(retries, Duration.ofSeconds(1)).withDiskLockWait(repo.waitLock());
             ProgressListener progress = ConsoleProgress.forConsole(json.enabled() || logging.quiet);
             Cancellation cancel = new Cancellation();
-            List<DiskResult> results;
-            try (Repository r = repo.open(LockMode.SHARED)) {
-                results = Interrupts.run(cancel, () -> new LiveBackup(r, eo, progress, cancel).run(src, vm, mode(),
-                    co, labels, note));
-            }
+            List<DiskResult> results = Interrupts.run(cancel, () -> {
+                try (Repository r = repo.open(LockMode.SHARED)) {
+                    return new LiveBackup(r, eo, progress, cancel).run(src, vm, mode(), co, labels, note);
+                }
+            });
             return report(results);
         }
 

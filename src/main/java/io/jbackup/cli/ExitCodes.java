@@ -2,7 +2,9 @@ package io.jbackup.cli;
 
 import io.jbackup.engine.BackupRefusedException;
 import io.jbackup.nbd.protocol.NbdProtocolException;
+import io.jbackup.nbd.server.SocketPathException;
 import io.jbackup.store.ChunkCorruptException;
+import io.jbackup.store.DiskBusyException;
 import io.jbackup.store.IndexCorruptException;
 import io.jbackup.store.KeyRefusedException;
 import io.jbackup.store.RepositoryException;
@@ -47,7 +49,8 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
     public static int forException(Throwable t) {
         for (Throwable c = t; c != null; c = c.getCause()) {
             if (c instanceof CommandLine.ParameterException || c instanceof IllegalArgumentException
-                || c instanceof BackupRefusedException || c instanceof KeyRefusedException) {
+                || c instanceof BackupRefusedException || c instanceof KeyRefusedException
+                || c instanceof SocketPathException || c instanceof DiskBusyException) { // busy: nothing was changed
                 return USAGE;
             }
             if (c instanceof ChunkCorruptException || c instanceof IndexCorruptException) {

@@ -23,7 +23,7 @@ import java.util.function.Supplier;
 /**
  * Repository options shared by every command that opens a repository: {@code --repo DIR} (or {@code JBACKUP_REPO}),
  * the passphrase of an encrypted repository ({@code --passphrase-file FILE}, else {@code JBACKUP_PASSPHRASE}, else a
- * prompt when standard input is a terminal), and {@code --wait-lock SECONDS}.
+ * prompt when standard input is a terminal), and {@code --wait-lock[=DURATION]}.
  */
 public final class RepoOptions {
     static final String ENV_REPO = "JBACKUP_REPO";
@@ -41,10 +41,12 @@ public final class RepoOptions {
             + ENV_PASSPHRASE + ", else a prompt on the terminal).")
     Path passphraseFile;
 
-    @Option(names = "--wait-lock", paramLabel = "SECONDS", defaultValue = "0",
-        description = "If another jbackup holds the repository lock, wait up to SECONDS for it instead of failing "
-            + "(for cron jobs; default: ${DEFAULT-VALUE}).")
-    long waitLockSeconds;
+    @Option(names = "--wait-lock", paramLabel = "DURATION", arity = "0..1", defaultValue = "0",
+        fallbackValue = WaitDuration.UNLIMITED, converter = WaitDuration.class,
+        description = "If another jbackup holds the repository lock, or (backups) is backing up the same disk, wait "
+            + "up to DURATION for it instead of failing: 30s, 10m, 1h, a number of seconds; without a value, wait "
+            + "as long as it takes (Ctrl-C stops waiting). Default: fail at once (exit 2 for a busy disk).")
+    Duration waitLock;
 
     /** The repository directory, from {@code --repo} or {@code JBACKUP_REPO}. */
     public Path repo() {
@@ -58,11 +60,9 @@ public final class RepoOptions {
         throw new IllegalArgumentException("no repository given: pass --repo DIR or set " + ENV_REPO);
     }
 
+    /** {@code --wait-lock}: how long to wait for a repository or disk lock (zero: not at all). */
     public Duration waitLock() {
-        if (waitLockSeconds < 0) {
-            throw new IllegalArgumentException("--wait-lock " + waitLockSeconds + " is negative");
-        }
-        return Duration.ofSeconds(waitLockSeconds);
+        return waitLock == null ? Duration.ZERO : waitLock;
     }
 
     /**

@@ -125,23 +125,22 @@ public final class ScheduleCommands {
         @Option(names = "--config", required = true, paramLabel = "FILE", description = "The job file (YAML or JSON).")
         Path config;
 
-        @Option(names = "--wait-lock", paramLabel = "SECONDS", defaultValue = "0",
-            description = "Queue for disks another run is backing up, up to SECONDS (default: ${DEFAULT-VALUE}: skip).")
-        long waitSeconds;
+        @Option(names = "--wait-lock", paramLabel = "DURATION", arity = "0..1", defaultValue = "0",
+            fallbackValue = WaitDuration.UNLIMITED, converter = WaitDuration.class,
+            description = "Queue for tasks and disks another run is busy with, up to DURATION (30s, 10m, 1h, a number "
+                + "of seconds; without a value: as long as it takes). Default: skip them.")
+        Duration wait;
 
         @Option(names = "--now", hidden = true, paramLabel = "INSTANT", description = "Pretend it is this time (tests).")
         String now;
 
         @Override
         public Integer call() throws Exception {
-            if (waitSeconds < 0) {
-                throw new IllegalArgumentException("--wait-lock " + waitSeconds + " is negative");
-            }
             JobFile jf = JobFile.read(config);
             Instant at = parseNow(now);
             Scheduler s = new Scheduler(jf, openOptions(jf), EngineOptions.defaults());
             Cancellation cancel = new Cancellation();
-            Scheduler.RunResult r = Interrupts.run(cancel, () -> s.runDue(at, cancel, Duration.ofSeconds(waitSeconds)));
+            Scheduler.RunResult r = Interrupts.run(cancel, () -> s.runDue(at, cancel, wait));
             PrintWriter out = spec.commandLine().getOut();
             if (json.enabled()) {
                 json.print(toJson(r));

@@ -1,12 +1,17 @@
 package io.jbackup.engine;
 
+import io.jbackup.store.DiskBusyException;
+import io.jbackup.store.DiskLock;
+import io.jbackup.store.FileMutex;
 import io.jbackup.store.Repository;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.ExecutionException;
@@ -18,6 +23,10 @@ import java.util.concurrent.Future;
  * Backs up one backup set: several disks of one VM (or one standalone disk), in parallel. Every disk of a run
  * gets the same {@code set} label, so the set can be listed and restored together. A disk that fails does not stop
  * the others; the caller sees each disk's {@link DiskResult}.
+ *
+ * <p>Before anything is read, the run takes the {@link DiskLock} of every disk of the set (waiting up to
+ * {@link EngineOptions#diskLockWait()}); a disk another run is backing up fails the whole run with
+ * {@link DiskBusyException}. Every entry point goes through here, so every backup holds its disks' locks.
  */
 public final class BackupEngine {
     private static final Logger LOG = LoggerFactory.getLogger(BackupEngine.class);
@@ -34,8 +43,52 @@ public final class BackupEngine {
         this.cancel = cancel;
     }
 
-    /** Runs every job; never throws for a single disk's failure (see {@link DiskResult#status()}). */
-    public List<DiskResult> run(List<DiskJob> jobs) throws InterruptedException {
+    /**
+     * Runs every job; never throws for a single disk's failure (see {@link DiskResult#status()}). Throws
+     * {@link DiskBusyException} (nothing started) when another run holds a disk's lock.
+     */
+    public List<DiskResult> run(List<DiskJob> jobs) throws IOException, InterruptedException {
+        if (jobs.isEmpty()) {
+            throw new IllegalArgumentException("no disks to back up: give --source URI (or NAME=URI, repeatable)");
+        }
+        DiskJob first = jobs.get(0);
+        List<FileMutex> locks = lockDisks(repo, options, cancel, jobs.stream().map(j -> new DiskKey(j.vm(), j.disk()))
+            .toList(), first.mode().name().toLowerCase(Locale.ROOT) + " backup", first.note());
+        try {
+            return runLocked(jobs);
+        } finally {
+            locks.forEach(FileMutex::close);
+        }
+    }
+
+    /** A disk of a set: VM (or null) and disk name. */
+    record DiskKey(String vm, String disk) {
+        String label() {
+            return vm == null ? disk : vm + "/" + disk;
+        }
+    }
+
+    /**
+     * Takes the disk locks of a set, in name order (so two sets that share disks cannot deadlock while waiting);
+     * all or none. {@code kind} and {@code note} say what the run does, for the holder text.
+     */
+    static List<FileMutex> lockDisks(Repository repo, EngineOptions options, Cancellation cancel, List<DiskKey> disks,
+                                     String kind, String note) throws IOException {
+        List<FileMutex> held = new ArrayList<>();
+        try {
+            for (DiskKey d : disks.stream().distinct().sorted(java.util.Comparator.comparing(DiskKey::label)).toList()) {
+                held.add(DiskLock.acquire(repo.dir(), d.vm(), d.disk(), "jbackup " + kind + " of " + d.label()
+                    + (note == null ? "" : " (" + note + ")"), options.diskLockWait(), cancel::isCancelled));
+            }
+            return held;
+        } catch (IOException | RuntimeException e) {
+            held.forEach(FileMutex::close);
+            throw e;
+        }
+    }
+
+    /** {@link #run} for a caller that holds the disks' locks already ({@link LiveBackup}). */
+    List<DiskResult> runLocked(List<DiskJob> jobs) throws InterruptedException {
         if (jobs.isEmpty()) {
             throw new IllegalArgumentException("no disks to back up: give --source URI (or NAME=URI, repeatable)");
         }

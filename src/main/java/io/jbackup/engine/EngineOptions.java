@@ -12,8 +12,11 @@ import java.time.Duration;
  *                         made progress (a read or block-status reply)
  * @param retryBackoff     first wait before reconnecting; doubles each attempt (capped at 30 s)
  * @param parallelDisks    disks of one set backed up at once
+ * @param diskLockWait     how long to wait for another run backing up the same disk (its disk lock) before failing
+ *                         with {@link io.jbackup.store.DiskBusyException}; zero: fail at once
  */
-public record EngineOptions(long bufferBytes, long statusWindow, int retries, Duration retryBackoff, int parallelDisks) {
+public record EngineOptions(long bufferBytes, long statusWindow, int retries, Duration retryBackoff, int parallelDisks,
+                            Duration diskLockWait) {
     public EngineOptions {
         if (bufferBytes < (1 << 20) || bufferBytes > (8L << 30)) {
             throw new IllegalArgumentException("buffer size " + bufferBytes + " (expected: 1 MiB .. 8 GiB)");
@@ -30,17 +33,24 @@ public record EngineOptions(long bufferBytes, long statusWindow, int retries, Du
         if (parallelDisks < 1 || parallelDisks > 64) {
             throw new IllegalArgumentException("parallel disks " + parallelDisks + " (expected: 1 .. 64)");
         }
+        if (diskLockWait == null || diskLockWait.isNegative()) {
+            throw new IllegalArgumentException("disk lock wait " + diskLockWait + " (expected: >= 0)");
+        }
     }
 
     public static EngineOptions defaults() {
-        return new EngineOptions(64L << 20, 1L << 30, 5, Duration.ofSeconds(1), 4);
+        return new EngineOptions(64L << 20, 1L << 30, 5, Duration.ofSeconds(1), 4, Duration.ZERO);
     }
 
     public EngineOptions withRetries(int n, Duration backoff) {
-        return new EngineOptions(bufferBytes, statusWindow, n, backoff, parallelDisks);
+        return new EngineOptions(bufferBytes, statusWindow, n, backoff, parallelDisks, diskLockWait);
     }
 
     public EngineOptions withBufferBytes(long n) {
-        return new EngineOptions(n, statusWindow, retries, retryBackoff, parallelDisks);
+        return new EngineOptions(n, statusWindow, retries, retryBackoff, parallelDisks, diskLockWait);
+    }
+
+    public EngineOptions withDiskLockWait(Duration wait) {
+        return new EngineOptions(bufferBytes, statusWindow, retries, retryBackoff, parallelDisks, wait);
     }
 }

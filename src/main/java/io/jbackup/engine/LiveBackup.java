@@ -9,15 +9,14 @@ import io.jbackup.qmp.GuestAgent;
 import io.jbackup.qmp.QmpClient;
 import io.jbackup.qmp.QmpException;
 import io.jbackup.store.BackupInfo;
+import io.jbackup.store.FileMutex;
 import io.jbackup.store.Repository;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
@@ -74,11 +73,11 @@ public final class LiveBackup {
      */
     public List<DiskResult> run(LiveSource source, String vm, BackupMode mode, ClientOptions client,
                                 Map<String, String> labels, String note) throws IOException, InterruptedException {
-        List<FileChannel> locks = new ArrayList<>();
+        // before QEMU is touched: a second run would take the first one's QEMU objects for leftovers of a crash
+        List<FileMutex> locks = BackupEngine.lockDisks(repo, options, cancel, source.disks().stream()
+            .map(d -> new BackupEngine.DiskKey(vm, d.disk())).toList(), mode.name().toLowerCase(java.util.Locale.ROOT)
+            + " live backup", note == null ? "QMP " + source.qmpSocket() : note);
         try {
-            for (LiveSource.Disk d : source.disks()) {
-                locks.add(lock(vm, d.disk(), source));
-            }
             try (QmpClient qmp = QmpClient.connect(source.qmpSocket(), source.qmpTimeout())) {
                 if (!qmp.versionAtLeast(5, 2)) {
                     throw new QmpException("query-version", "Unsupported", "QEMU " + qmp.version() + " at "
@@ -103,33 +102,8 @@ public final class LiveBackup {
                 return backUp(qmp, source, plans, vm, client, labels, note);
             }
         } finally {
-            for (FileChannel l : locks) {
-                l.close(); // releases the lock; the empty file stays (deleting it would race a waiting run)
-            }
+            locks.forEach(FileMutex::close);
         }
-    }
-
-    /**
-     * One live run per repository and disk at a time on this host: a second run would take the first one's QEMU
-     * objects for leftovers of a crashed run. The lock is {@code flock}-style, so a killed run releases it.
-     */
-    private FileChannel lock(String vm, String disk, LiveSource source) throws IOException {
-        Path file = Path.of(System.getProperty("java.io.tmpdir"), token(vm, disk) + ".lock");
-        FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-        try {
-            if (ch.tryLock() == null) {
-                ch.close();
-                throw new BackupRefusedException("another jbackup run is backing up " + (vm == null ? disk
-                    : vm + "/" + disk) + " into this repository from QEMU right now (lock " + file
-                    + " is held); wait for it to finish");
-            }
-        } catch (java.nio.channels.OverlappingFileLockException e) {
-            ch.close();
-            throw new BackupRefusedException("this process is already backing up " + disk + " live (lock " + file
-                + ")");
-        }
-        LOG.debug("locked {} for {}", file, source.qmpSocket());
-        return ch;
     }
 
     // ---------------------------------------------------------------- planning
@@ -323,7 +297,7 @@ public final class LiveBackup {
             }
             List<DiskResult> raw;
             try {
-                raw = new BackupEngine(repo, options, progress, cancel).run(jobs);
+                raw = new BackupEngine(repo, options, progress, cancel).runLocked(jobs);
             } catch (IllegalStateException e) { // CancellationException, or a cancelled worker of a multi-disk set
                 List<String> lost = plans.stream().map(p -> fleece.lost(p.source().disk()).orElse(null))
                     .filter(java.util.Objects::nonNull).toList();

@@ -3,6 +3,8 @@ package io.jbackup.qmp;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jbackup.text.Human;
+import io.jbackup.nbd.server.SocketPathException;
+import io.jbackup.nbd.server.UnixSockets;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -151,6 +153,7 @@ public final class FleecingExport implements AutoCloseable {
     private boolean ownDir;
     private Path serverSocket;
     private boolean ownServer;
+    private Object serverSocketIdentity;
     private volatile boolean snapshotTaken;
     private volatile boolean tearingDown;
     private boolean closed;
@@ -353,8 +356,15 @@ public final class FleecingExport implements AutoCloseable {
      */
     public Map<String, String> export() throws IOException {
         if (options.nbdServer() == null) {
-            serverSocket = dir.resolve("nbd.sock");
-            Files.deleteIfExists(serverSocket);
+            // named after the run's first disk: runs of other VMs may share a --scratch-dir
+            serverSocket = dir.resolve(disks.get(0).token() + "-nbd.sock");
+            try {
+                UnixSockets.claim(serverSocket, "--scratch-dir");
+            } catch (SocketPathException e) {
+                throw new SocketPathException(e.path(), e.reason(), e.getMessage() + (e.reason()
+                    == SocketPathException.Reason.IN_USE ? " (if an interrupted jbackup run left QEMU's NBD server "
+                    + "running, stop it with the QMP command nbd-server-stop)" : ""));
+            }
             try {
                 qmp.execute("nbd-server-start", QmpClient.args("addr", Map.of("type", "unix",
                     "data", Map.of("path", serverSocket.toString()))));
@@ -368,7 +378,7 @@ public final class FleecingExport implements AutoCloseable {
                 throw e;
             }
             ownServer = true;
-            files.add(serverSocket);
+            serverSocketIdentity = UnixSockets.identity(serverSocket);
         } else {
             serverSocket = options.nbdServer().toAbsolutePath();
         }
@@ -452,6 +462,7 @@ public final class FleecingExport implements AutoCloseable {
         }
         if (ownServer) {
             step("stop the private NBD server", () -> qmp.execute("nbd-server-stop"));
+            UnixSockets.removeIfOurs(serverSocket, serverSocketIdentity);
         }
         if (snapshotTaken) {
             for (Disk d : disks) {

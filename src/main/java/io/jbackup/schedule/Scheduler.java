@@ -12,6 +12,7 @@ import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdUri;
 import io.jbackup.nbd.tls.TlsConfig;
 import io.jbackup.nbd.tls.TlsMode;
+import io.jbackup.store.DiskBusyException;
 import io.jbackup.store.FileMutex;
 import io.jbackup.store.GcOptions;
 import io.jbackup.store.GcReport;
@@ -45,10 +46,12 @@ import java.util.Optional;
  * recorded in the {@link ScheduleState} file, or when it never ran. Missed runs are not repeated: however many fire
  * times passed, one run catches up.
  *
- * <p><b>Locks</b>: a job holds a {@link FileMutex} per disk ({@code REPOSITORY/locks/disk-VM--DISK.lock}), verify
- * and gc one per task ({@code locks/task-NAME.lock}). A run that finds a lock taken skips the task with a message
- * naming the holder (or, with a lock wait, queues for it); after taking the locks it reads the state again, so a
- * task that another run just did is not done twice. Nothing here can corrupt the repository: backups, prune and gc
+ * <p><b>Locks</b>: every task holds a {@link FileMutex} of its own ({@code REPOSITORY/locks/task-NAME.lock}; for a
+ * job {@code task-job-NAME.lock}), and a job's backup takes the disk locks in the engine like every backup
+ * ({@link io.jbackup.store.DiskLock}). A run that finds a lock taken (or a disk busy with another backup, e.g. a
+ * {@code jbackup full} from the shell) skips the task with a message naming the holder (or, with a lock wait,
+ * queues for it); after taking the task lock it reads the state again, so a task that another run just did is not
+ * done twice. Nothing here can corrupt the repository: backups, prune and gc
  * have their own locks and write order.
  *
  * <p><b>Log</b>: a run that has anything to do writes {@code REPOSITORY/logs/RUN.log} ({@link RunLog}); a run with
@@ -176,29 +179,20 @@ public final class Scheduler {
 
     private TaskResult runTask(Repository repo, RunLog log, Planned p, Instant now, Cancellation cancel,
                                Duration lockWait) throws IOException, InterruptedException {
-        List<Path> lockFiles = new ArrayList<>();
-        JobFile.Job job = null;
-        if (p.task().startsWith("job:")) {
-            job = jobs.jobs().stream().filter(j -> jobTask(j.name()).equals(p.task())).findFirst().orElseThrow();
-            for (JobFile.Disk d : job.disks()) {
-                lockFiles.add(diskLock(repo.dir(), job.vm(), d.name()));
-            }
-        } else {
-            lockFiles.add(repo.dir().resolve("locks").resolve("task-" + p.task() + ".lock"));
-        }
-        List<FileMutex> held = new ArrayList<>();
+        JobFile.Job job = p.task().startsWith("job:") ? jobs.jobs().stream()
+            .filter(j -> jobTask(j.name()).equals(p.task())).findFirst().orElseThrow() : null;
+        Path lockFile = repo.dir().resolve("locks").resolve("task-" + p.task().replace(':', '-') + ".lock");
+        FileMutex held = null;
         try {
-            for (Path f : lockFiles) {
-                Optional<FileMutex> m = lockWait.isZero() ? FileMutex.tryAcquire(f, "run-due " + p.task())
-                    : Optional.of(FileMutex.acquire(f, "run-due " + p.task(), lockWait));
-                if (m.isEmpty()) {
-                    String msg = "skipped: " + f.getFileName().toString().replaceFirst("\\.lock$", "") + " is busy ("
-                        + FileMutex.holder(f) + "); it runs at its next due time";
-                    log.line(p.task() + ": " + msg);
-                    return new TaskResult(p.task(), "skipped", msg, List.of(), null);
-                }
-                held.add(m.get());
+            Optional<FileMutex> m = lockWait.isZero() ? FileMutex.tryAcquire(lockFile, "run-due " + p.task())
+                : Optional.of(FileMutex.acquire(lockFile, "run-due " + p.task(), lockWait));
+            if (m.isEmpty()) {
+                String msg = "skipped: " + lockFile.getFileName().toString().replaceFirst("\\.lock$", "")
+                    + " is busy (" + FileMutex.holder(lockFile) + "); it runs at its next due time";
+                log.line(p.task() + ": " + msg);
+                return new TaskResult(p.task(), "skipped", msg, List.of(), null);
             }
+            held = m.get();
             // another run may have done it while we waited for the locks
             Planned again = planned(p.task(), p.schedule(), now.atZone(jobs.zone()),
                 ScheduleState.read(jobs.stateFile()));
@@ -211,8 +205,13 @@ public final class Scheduler {
             Instant started = now;
             TaskResult r;
             try {
-                r = job != null ? backup(repo, log, job, cancel) : p.task().equals(VERIFY) ? verify(repo, log)
-                    : gc(repo, log);
+                r = job != null ? backup(repo, log, job, cancel, lockWait) : p.task().equals(VERIFY)
+                    ? verify(repo, log) : gc(repo, log);
+            } catch (DiskBusyException e) {
+                // another run (the shell, another job) is backing up a disk of the job: like a busy task lock
+                String msg = "skipped: " + e.getMessage() + "; it runs at its next due time";
+                log.line(p.task() + ": " + msg);
+                return new TaskResult(p.task(), "skipped", msg, List.of(), null);
             } catch (IOException | RuntimeException e) {
                 String msg = describe(e);
                 log.line(p.task() + ": failed: " + msg);
@@ -222,18 +221,13 @@ public final class Scheduler {
                 log.id()));
             return r;
         } finally {
-            for (FileMutex m : held) {
-                m.close();
+            if (held != null) {
+                held.close();
             }
         }
     }
 
-    /** {@code REPOSITORY/locks/disk-VM--DISK.lock} ({@code _} for a standalone disk). */
-    public static Path diskLock(Path repoDir, String vm, String disk) {
-        return repoDir.resolve("locks").resolve("disk-" + (vm == null ? "_" : vm) + "--" + disk + ".lock");
-    }
-
-    private TaskResult backup(Repository repo, RunLog log, JobFile.Job job, Cancellation cancel)
+    private TaskResult backup(Repository repo, RunLog log, JobFile.Job job, Cancellation cancel, Duration lockWait)
         throws IOException, InterruptedException {
         String task = jobTask(job.name());
         Map<String, String> labels = new HashMap<>(job.labels());
@@ -241,7 +235,7 @@ public final class Scheduler {
         String note = "scheduled by " + jobs.file().getFileName();
         List<DiskResult> results;
         Duration timeout = Duration.ofSeconds(job.timeoutSeconds());
-        EngineOptions eo = engine.withRetries(job.retries(), engine.retryBackoff());
+        EngineOptions eo = engine.withRetries(job.retries(), engine.retryBackoff()).withDiskLockWait(lockWait);
         if (JobFile.live(job.qmp())) {
             Map<String, String> q = job.qmp();
             List<LiveSource.Disk> ds = job.disks().stream()

@@ -63,8 +63,8 @@ public final class FileMutex implements AutoCloseable {
                 return Optional.empty();
             }
             try {
-                String text = "pid " + ProcessHandle.current().pid() + " on " + Owner.current().host() + " since "
-                    + Instant.now() + ": " + what + "\n";
+                String text = Holder.line(ProcessHandle.current().pid(), Owner.current().host(), Instant.now(), what)
+                    + "\n";
                 byte[] b = text.getBytes(StandardCharsets.UTF_8);
                 ch.truncate(0);
                 FileSync.writeFully(ch, ByteBuffer.wrap(b, 0, Math.min(b.length, MAX_HOLDER_TEXT)), 0);
@@ -92,8 +92,8 @@ public final class FileMutex implements AutoCloseable {
             long left = deadline - System.nanoTime();
             if (left <= 0) {
                 throw new RepositoryLockedException(file + " is locked by " + holder(file) + "; "
-                    + (wait.isZero() ? "retry later, or wait for it with --wait-lock SECONDS"
-                    : "gave up after waiting " + wait.toSeconds() + " s"));
+                    + (wait.isZero() ? "retry later, or wait for it with --wait-lock[=DURATION]"
+                    : "gave up after waiting " + DiskLock.describe(wait)));
             }
             try {
                 Thread.sleep(Math.max(1, Math.min(POLL_MILLIS, left / 1_000_000)));
@@ -102,6 +102,42 @@ public final class FileMutex implements AutoCloseable {
                 throw new InterruptedIOException("interrupted while waiting for " + file);
             }
         }
+    }
+
+    /**
+     * The holder of a lock as its line records it: {@code pid N on HOST since INSTANT: WHAT}.
+     *
+     * @param pid   process id of the holder
+     * @param host  host it runs on
+     * @param since when it took the lock
+     * @param what  what it does (command, VM, disk)
+     */
+    public record Holder(long pid, String host, Instant since, String what) {
+        private static final java.util.regex.Pattern LINE =
+            java.util.regex.Pattern.compile("pid (\\d+) on (\\S+) since (\\S+): (.*)", java.util.regex.Pattern.DOTALL);
+
+        static String line(long pid, String host, Instant since, String what) {
+            return "pid " + pid + " on " + host + " since " + since + ": " + what;
+        }
+
+        /** Parses a holder line; empty when it is not one (an older or damaged file). */
+        static Optional<Holder> parse(String text) {
+            java.util.regex.Matcher m = LINE.matcher(text.trim());
+            if (!m.matches()) {
+                return Optional.empty();
+            }
+            try {
+                return Optional.of(new Holder(Long.parseLong(m.group(1)), m.group(2), Instant.parse(m.group(3)),
+                    m.group(4)));
+            } catch (RuntimeException e) {
+                return Optional.empty();
+            }
+        }
+    }
+
+    /** The holder of the lock on {@code file} as written by it, if the file names one. */
+    public static Optional<Holder> holderOf(Path file) {
+        return Holder.parse(holder(file));
     }
 
     /** Who holds (or last held) the lock, as written by its holder. */

@@ -304,7 +304,8 @@ public final class Repository implements AutoCloseable {
                     Optional<Owner> o = Owner.parseToken(name);
                     boolean mine = name.equals(Owner.current().token());
                     if (!mine && (exclusive || o.isPresent() && o.get().knownDead())) {
-                        LOG.warn("removing {} left by {} (an interrupted backup; its sealed packs are kept)", p,
+                        // routine after a killed or interrupted run: only -v tells
+                        LOG.info("removing {} left by {} (an interrupted backup; its sealed packs are kept)", p,
                             o.map(Owner::id).orElse("an unknown process"));
                         FileSync.deleteTree(p);
                         crashed = true;

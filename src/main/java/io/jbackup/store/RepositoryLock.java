@@ -119,11 +119,11 @@ final class RepositoryLock implements AutoCloseable {
             long left = deadline - System.nanoTime();
             if (left <= 0) {
                 throw new RepositoryLockedException("repository " + dir + " is locked: " + conflict + "; "
-                    + (wait.isZero() ? "retry later, or wait for it with --wait-lock SECONDS"
-                    : "gave up after waiting " + wait.toSeconds() + " s (--wait-lock)"));
+                    + (wait.isZero() ? "retry later, or wait for it with --wait-lock[=DURATION]"
+                    : "gave up after waiting " + DiskLock.describe(wait) + " (--wait-lock)"));
             }
             if (!waitedLogged) {
-                LOG.info("repository {} is locked ({}); waiting up to {} s", dir, conflict, wait.toSeconds());
+                LOG.info("repository {} is locked ({}); waiting {}", dir, conflict, DiskLock.waiting(wait));
                 waitedLogged = true;
             }
             try {
@@ -208,12 +208,13 @@ final class RepositoryLock implements AutoCloseable {
             }
             boolean dead = r.owner().knownDead();
             if (dead || mode == LockMode.EXCLUSIVE) {
-                LOG.warn("removing stale lock record {}: {} — {}", r.file().getFileName(), r.describe(),
+                // routine after a killed or interrupted run: only -v tells (the lock itself was never stale)
+                LOG.info("removing stale lock record {}: {} — {}", r.file().getFileName(), r.describe(),
                     dead ? "that process is gone" : "it cannot hold the lock while we hold it exclusively");
                 try {
                     Files.deleteIfExists(r.file());
                 } catch (IOException e) {
-                    LOG.warn("cannot remove stale lock record {}: {}", r.file(), e.toString());
+                    LOG.info("cannot remove stale lock record {}: {}", r.file(), e.toString());
                 }
             }
         }

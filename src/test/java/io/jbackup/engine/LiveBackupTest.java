@@ -6,6 +6,7 @@ import io.jbackup.nbd.client.NbdClient;
 import io.jbackup.qmp.BlockNodes;
 import io.jbackup.qmp.FakeGuestAgent;
 import io.jbackup.qmp.QmpClient;
+import io.jbackup.store.DiskBusyException;
 import io.jbackup.store.Repository;
 import io.jbackup.store.RepositoryOptions;
 import io.jbackup.testutil.Cli;
@@ -425,10 +426,12 @@ class LiveBackupTest {
                                 case 1 -> q.execute("block-export-del", QmpClient.args("id", export, "mode", "hard"));
                                 case 2 -> {
                                     // a second run on the same disk meanwhile is refused before it touches QEMU
-                                    BackupRefusedException busy = org.junit.jupiter.api.Assertions.assertThrows(
-                                        BackupRefusedException.class, () -> liveApi(qsd, BackupMode.AUTO,
+                                    // (the disk lock, named after its holder)
+                                    DiskBusyException busy = org.junit.jupiter.api.Assertions.assertThrows(
+                                        DiskBusyException.class, () -> liveApi(qsd, BackupMode.AUTO,
                                             ProgressListener.NONE, new Cancellation()));
-                                    assertTrue(busy.getMessage().contains("already backing up vda"), busy.getMessage());
+                                    assertTrue(busy.getMessage().contains("disk vda is being backed up by pid "
+                                        + ProcessHandle.current().pid()), busy.getMessage());
                                     cancel.cancel("test: interrupted");
                                 }
                                 default -> q.execute("block-job-cancel", QmpClient.args("device", export + "-fleece",

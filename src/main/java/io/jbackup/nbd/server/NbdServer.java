@@ -18,10 +18,7 @@ import io.netty.util.concurrent.GlobalEventExecutor;
 import java.io.IOException;
 import java.net.SocketAddress;
 import java.net.UnixDomainSocketAddress;
-import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
@@ -74,6 +71,7 @@ public final class NbdServer implements AutoCloseable {
     private final AtomicBoolean closed = new AtomicBoolean();
     private SocketAddress tcpAddress;
     private Path socketPath;
+    private Object socketIdentity;
 
     private NbdServer(ServerConfig config, ExportProvider provider) throws IOException {
         this.config = config;
@@ -93,8 +91,9 @@ public final class NbdServer implements AutoCloseable {
     }
 
     /**
-     * Starts listening. Fails if an address is in use ({@link java.net.BindException}) or TLS credentials cannot be
-     * loaded. A stale Unix socket file at the path is replaced; any other existing file is an error.
+     * Starts listening. Fails if an address is in use ({@link java.net.BindException}; for the Unix socket a
+     * {@link SocketPathException} when a server accepts on it or the path is not a socket) or TLS credentials cannot
+     * be loaded. A stale Unix socket file at the path is replaced ({@link UnixSockets#claim}).
      */
     public static NbdServer start(ServerConfig config, ExportProvider exports) throws IOException {
         NbdServer s = new NbdServer(config, exports);
@@ -119,25 +118,14 @@ public final class NbdServer implements AutoCloseable {
         }
         if (config.unixSocket() != null) {
             Path p = config.unixSocket().toAbsolutePath();
-            removeStaleSocket(p);
+            UnixSockets.claim(p, "--socket");
             ServerBootstrap b = bootstrap().channel(NioServerDomainSocketChannel.class);
             Channel ch = bindOrThrow(b, UnixDomainSocketAddress.of(p), "Unix socket " + p);
             listeners.add(ch);
             socketPath = p;
+            socketIdentity = UnixSockets.identity(p);
             log.info("NBD server listening on unix:{}", p);
         }
-    }
-
-    private static void removeStaleSocket(Path p) throws IOException {
-        if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
-            return;
-        }
-        BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
-        if (!a.isOther()) {
-            throw new java.net.BindException("cannot listen on " + p + ": the path exists and is not a socket; "
-                + "remove it or choose another --socket path");
-        }
-        Files.delete(p);
     }
 
     private Channel bindOrThrow(ServerBootstrap b, SocketAddress address, String what) throws IOException {
@@ -247,11 +235,7 @@ public final class NbdServer implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         if (socketPath != null) {
-            try {
-                Files.deleteIfExists(socketPath);
-            } catch (IOException e) {
-                log.warn("cannot remove socket {}: {}", socketPath, e.toString());
-            }
+            UnixSockets.removeIfOurs(socketPath, socketIdentity);
         }
         log.info("NBD server stopped");
     }
