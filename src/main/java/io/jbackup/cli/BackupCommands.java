@@ -189,7 +189,11 @@ public final class BackupCommands {
                     firstError = r.error();
                 }
             }
-            String status = ok == results.size() ? "ok" : ok == 0 ? "failed" : "partial";
+            // auto made a full backup because the bitmap is missing though the disk has a parent: done, but not as
+            // asked (every night would silently be a full one), so exit 3
+            boolean notAsAsked = results.stream().anyMatch(r -> r.ok() && r.fallbackReason() != null
+                && r.fallbackReason().notAsAsked());
+            String status = ok == results.size() && !notAsAsked ? "ok" : ok == 0 ? "failed" : "partial";
             if (json.enabled()) {
                 Map<String, Object> out = new LinkedHashMap<>();
                 out.put("status", status);
@@ -213,7 +217,7 @@ public final class BackupCommands {
                 }
             }
             if (ok == results.size()) {
-                return ExitCodes.OK;
+                return notAsAsked ? ExitCodes.PARTIAL : ExitCodes.OK;
             }
             if (ok > 0) {
                 return ExitCodes.PARTIAL;
