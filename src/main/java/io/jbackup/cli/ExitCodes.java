@@ -15,7 +15,8 @@ import picocli.CommandLine;
  *   <tr><td>0</td><td>success</td></tr>
  *   <tr><td>1</td><td>unexpected internal error (a bug: please report it with the log)</td></tr>
  *   <tr><td>2</td><td>usage error: bad option or argument</td></tr>
- *   <tr><td>3</td><td>partial: some disks or ranges failed, the rest succeeded</td></tr>
+ *   <tr><td>3</td><td>partial: some disks or ranges failed, the rest succeeded; or {@code auto} made a full
+ *       backup because the named bitmap is missing though the disk has a parent (done, but not as asked)</td></tr>
  *   <tr><td>4</td><td>source error: the NBD server or QMP peer failed or misbehaved, or a qemu tool jbackup
  *       runs is missing or failed</td></tr>
  *   <tr><td>5</td><td>repository error: missing, locked, corrupt, wrong passphrase, disk full</td></tr>
