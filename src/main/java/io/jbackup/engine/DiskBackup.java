@@ -168,13 +168,13 @@ public final class DiskBackup {
 
     /** Null when an incremental is safe; otherwise why not. */
     private Refusal incrementalRefusal(long size, int repoChunk) throws IOException {
-        if (job.bitmap() == null) {
-            return new Refusal(FallbackReason.NO_BITMAP, "no --bitmap given", List.of());
-        }
         Optional<BackupInfo> parent = repo.latestComplete(job.vm(), job.disk());
         if (parent.isEmpty()) {
             return new Refusal(FallbackReason.NO_PARENT, "there is no complete backup of disk " + job.disk()
                 + (job.vm() == null ? "" : " of VM " + job.vm()) + " to build on", List.of());
+        }
+        if (job.bitmap() == null) {
+            return new Refusal(FallbackReason.NO_BITMAP, "no --bitmap given", List.of());
         }
         BackupInfo p = parent.get();
         if (!client.metaContexts().containsKey(dirtyContext())) {

@@ -22,7 +22,7 @@ public interface ProgressListener {
      * (callers do not log it as well, so that it appears once); by default it is logged at INFO.
      */
     default void message(String disk, String text) {
-        org.slf4j.LoggerFactory.getLogger(ProgressListener.class).info("{}: {}", disk, text);
+        org.slf4j.LoggerFactory.getLogger("jbackup").info("{}: {}", disk, text);
     }
 
     /**
@@ -31,7 +31,7 @@ public interface ProgressListener {
      * {@code --json}, still shows it on standard error and in its run log).
      */
     default void warning(String disk, String text) {
-        org.slf4j.LoggerFactory.getLogger(ProgressListener.class).warn("{}: {}", disk, text);
+        org.slf4j.LoggerFactory.getLogger("jbackup").warn("{}: {}", disk, text);
     }
 
     /** The job on {@code disk} finished (successfully or not). */
