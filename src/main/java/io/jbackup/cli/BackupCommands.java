@@ -110,10 +110,16 @@ public final class BackupCommands {
             // removed) before the process exits
             List<DiskResult> results = Interrupts.run(cancel, () -> {
                 try (Repository r = repo.open(LockMode.SHARED)) {
-                    return new BackupEngine(r, eo, progress, cancel).run(jobs);
+                    return backUp(r, jobs, eo, progress, cancel);
                 }
             });
             return report(results);
+        }
+
+        /** Runs the jobs (with the repository open); {@code --rotate-bitmap} runs its own. */
+        List<DiskResult> backUp(Repository r, List<DiskJob> jobs, EngineOptions eo, ProgressListener progress,
+                                Cancellation cancel) throws Exception {
+            return new BackupEngine(r, eo, progress, cancel).run(jobs);
         }
 
         /** {@code --qmp}: jbackup makes the export and manages the bitmaps ({@link LiveBackup}). */
@@ -192,7 +198,11 @@ public final class BackupCommands {
                     firstError = r.error();
                 }
             }
-            String status = ok == results.size() ? "ok" : ok == 0 ? "failed" : "partial";
+            // auto made a full backup because the bitmap is missing though the disk has a parent: done, but not as
+            // asked (every night would silently be a full one), so exit 3
+            boolean notAsAsked = results.stream().anyMatch(r -> r.ok() && r.fallbackReason() != null
+                && r.fallbackReason().notAsAsked());
+            String status = ok == results.size() && !notAsAsked ? "ok" : ok == 0 ? "failed" : "partial";
             if (json.enabled()) {
                 Map<String, Object> out = new LinkedHashMap<>();
                 out.put("status", status);
@@ -216,7 +226,7 @@ public final class BackupCommands {
                 }
             }
             if (ok == results.size()) {
-                return ExitCodes.OK;
+                return notAsAsked ? ExitCodes.PARTIAL : ExitCodes.OK;
             }
             if (ok > 0) {
                 return ExitCodes.PARTIAL;
@@ -239,11 +249,78 @@ public final class BackupCommands {
         }
     }
 
-    /** Bitmap option shared by incremental and auto. */
+    /** Bitmap options shared by incremental and auto, and offline bitmap rotation ({@link OfflineRotation}). */
     abstract static class WithBitmap extends Base {
         @Option(names = "--bitmap", paramLabel = "[DISK=]NAME",
-            description = "Dirty bitmap exported as qemu:dirty-bitmap:NAME (qemu-nbd -B NAME); DISK=NAME per disk.")
+            description = "Dirty bitmap exported as qemu:dirty-bitmap:NAME (qemu-nbd -B NAME); DISK=NAME per disk. "
+                + "With --rotate-bitmap: the bitmap to start from when the disk's last backup records none.")
         List<String> bitmapArgs = new ArrayList<>();
+
+        @Option(names = "--rotate-bitmap",
+            description = "Offline qcow2 image (--image): jbackup adds the next dirty bitmap, serves the image "
+                + "read-only with qemu-nbd -r -A -B CURRENT, backs up, and removes the old bitmap only after the "
+                + "backup committed. The current bitmap is recorded with each backup: the command line stays the "
+                + "same every run.")
+        boolean rotateBitmap;
+
+        @Option(names = "--image", paramLabel = "FILE",
+            description = "The offline qcow2 image for --rotate-bitmap (not open in a VM or another qemu-nbd).")
+        java.nio.file.Path image;
+
+        @Override
+        List<DiskJob> jobs() {
+            if (!rotateBitmap) {
+                if (image != null) {
+                    throw new IllegalArgumentException("--image is used with --rotate-bitmap (jbackup then serves the "
+                        + "image itself); for an export you serve, give --source URI");
+                }
+                return super.jobs();
+            }
+            if (image == null) {
+                throw new IllegalArgumentException("--rotate-bitmap needs --image FILE (the offline qcow2 image)");
+            }
+            if (sources != null && !sources.isEmpty()) {
+                throw new IllegalArgumentException("--rotate-bitmap serves --image itself with qemu-nbd: drop --source");
+            }
+            if (disk == null) {
+                throw new IllegalArgumentException("name the disk: --disk NAME");
+            }
+            if (bitmapArgs.size() > 1 || bitmapArgs.stream().anyMatch(b -> b.indexOf('=') > 0)) {
+                throw new IllegalArgumentException("--rotate-bitmap backs up one disk: give at most one --bitmap NAME");
+            }
+            withTimeout(ClientOptions.defaults()); // validates --timeout now
+            return List.of();
+        }
+
+        @Override
+        List<DiskResult> backUp(Repository r, List<DiskJob> jobs, EngineOptions eo, ProgressListener progress,
+                                Cancellation cancel) throws Exception {
+            if (!rotateBitmap) {
+                return super.backUp(r, jobs, eo, progress, cancel);
+            }
+            String label = vm == null ? disk : vm + "/" + disk;
+            OfflineRotation.Plan plan = OfflineRotation.plan(r, image, vm, disk, bitmaps().get(""), progress);
+            if (mode() == BackupMode.INCREMENTAL && plan.current() == null) {
+                throw new IllegalArgumentException("no bitmap is recorded with the last backup of " + label + " and "
+                    + "no --bitmap was given: start the chain with 'jbackup auto --rotate-bitmap' (a full backup the "
+                    + "first time)");
+            }
+            Map<String, String> l = new LinkedHashMap<>(labels);
+            l.put(OfflineRotation.LABEL, plan.next());
+            List<DiskResult> results;
+            try (OfflineRotation.Served served = OfflineRotation.serve(image, plan)) {
+                ClientOptions co = withTimeout(ClientOptions.defaults().withConnections(connections()));
+                DiskJob job = new DiskJob(vm, disk, served.uri(), co, mode(), plan.current(), l, note);
+                results = new BackupEngine(r, eo, progress, cancel).run(List.of(job));
+            }
+            if (results.get(0).ok()) {
+                OfflineRotation.retire(image, plan, progress, label);
+            } else {
+                progress.warning(label, "kept the bitmaps of " + image + ": the next run starts again from "
+                    + (plan.current() == null ? "a full backup" : plan.current()));
+            }
+            return results;
+        }
 
         @Override
         Map<String, String> bitmaps() {
@@ -271,7 +348,7 @@ public final class BackupCommands {
 
         @Override
         List<DiskJob> jobs() {
-            if (bitmapArgs.isEmpty() && sources != null && !sources.isEmpty()) {
+            if (bitmapArgs.isEmpty() && sources != null && !sources.isEmpty() && !rotateBitmap) {
                 throw new IllegalArgumentException("incremental needs --bitmap NAME (the dirty bitmap exported as "
                     + "qemu:dirty-bitmap:NAME, e.g. qemu-nbd -B NAME)");
             }

@@ -3,7 +3,11 @@ package io.jbackup.cli;
 import io.jbackup.engine.ProgressListener;
 import io.jbackup.text.Human;
 
+import org.slf4j.LoggerFactory;
+
 import java.io.PrintStream;
+import java.time.LocalTime;
+import java.time.format.DateTimeFormatter;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
@@ -13,8 +17,11 @@ import java.util.Map;
  * nothing but messages (cron stays quiet, the command prints a one-line summary at the end).
  */
 public final class ConsoleProgress implements ProgressListener {
+    /** The log's time format ({@link LoggingMixin}). */
+    private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("HH:mm:ss.SSS");
     private final PrintStream err;
     private final boolean tty;
+    private final boolean timestamps;
     private final Map<String, State> disks = new LinkedHashMap<>();
     private int linesDrawn;
 
@@ -31,17 +38,26 @@ public final class ConsoleProgress implements ProgressListener {
     }
 
     public ConsoleProgress(PrintStream err, boolean tty) {
-        this.err = err;
-        this.tty = tty;
+        this(err, tty, false);
     }
 
-    /** A progress listener for this process: a bar when stderr is a terminal and not quiet, else silent. */
+    /** @param timestamps prefix messages with the time of day, as the log lines at {@code -v} are */
+    public ConsoleProgress(PrintStream err, boolean tty, boolean timestamps) {
+        this.err = err;
+        this.tty = tty;
+        this.timestamps = timestamps;
+    }
+
+    /**
+     * A progress listener for this process: a bar when stderr is a terminal and not quiet, else silent. Messages
+     * carry a timestamp when the log is verbose ({@code -v}: INFO enabled), like the log lines around them.
+     */
     public static ProgressListener forConsole(boolean quiet) {
         boolean tty = System.console() != null && !"dumb".equals(System.getenv("TERM"));
         if (quiet) {
             return ProgressListener.NONE;
         }
-        return new ConsoleProgress(System.err, tty);
+        return new ConsoleProgress(System.err, tty, LoggerFactory.getLogger(ConsoleProgress.class).isInfoEnabled());
     }
 
     @Override
@@ -63,8 +79,15 @@ public final class ConsoleProgress implements ProgressListener {
     @Override
     public synchronized void message(String disk, String text) {
         clear();
-        err.println("jbackup: " + disk + ": " + text);
+        String time = timestamps ? LocalTime.now().format(TIME) + " " : "";
+        err.println(time + "jbackup: " + disk + ": " + text);
         redraw();
+    }
+
+    /** Printed like {@link #message}: one line per event (the engine does not log it as well). */
+    @Override
+    public void warning(String disk, String text) {
+        message(disk, text);
     }
 
     @Override

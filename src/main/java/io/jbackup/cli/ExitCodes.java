@@ -33,7 +33,8 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
         java.util.Map.entry(INTERNAL, "internal error (a bug: run again with -vv and report it with the log)"),
         java.util.Map.entry(USAGE, "usage error: a bad option or argument, or an incremental that is not safe "
             + "(the message names the fix: jbackup full or jbackup auto)"),
-        java.util.Map.entry(PARTIAL, "partial: some disks or ranges failed, the rest succeeded"),
+        java.util.Map.entry(PARTIAL, "partial: some disks or ranges failed, the rest succeeded; or auto made a full "
+            + "backup because the named bitmap is missing though the disk has a parent (done, but not as asked)"),
         java.util.Map.entry(SOURCE, "source error: the NBD server or QMP peer failed or misbehaved, or a qemu tool "
             + "jbackup runs is missing or failed"),
         java.util.Map.entry(REPOSITORY, "repository error: missing, locked, corrupt, wrong passphrase, disk full"),

@@ -39,7 +39,8 @@ public final class LoggingMixin {
         System.setProperty("org.slf4j.simpleLogger.defaultLogLevel",
             System.getProperty("org.slf4j.simpleLogger.defaultLogLevel", level));
         System.setProperty("org.slf4j.simpleLogger.logFile", "System.err");
-        System.setProperty("org.slf4j.simpleLogger.showDateTime", "true");
+        // timestamps only when asked for more output: at the default level a warning is one plain line
+        System.setProperty("org.slf4j.simpleLogger.showDateTime", Boolean.toString(v >= 1));
         System.setProperty("org.slf4j.simpleLogger.dateTimeFormat", "HH:mm:ss.SSS");
         System.setProperty("org.slf4j.simpleLogger.showShortLogName", "true");
         System.setProperty("org.slf4j.simpleLogger.levelInBrackets", "true");

@@ -48,8 +48,9 @@ import java.util.concurrent.atomic.AtomicReference;
  *       worker pool; the buffer returns to the pool when the put completes.</li>
  * </ol>
  * A dropped connection is retried with exponential backoff: in-flight reads are drained, the client reconnects,
- * and the failed chunks are read again; chunks already put stay. Any other failure or cancellation aborts the
- * writer, so the repository keeps no half backup.
+ * and the failed chunks are read again; chunks already put stay. A protocol violation is not retried (it recurs on
+ * every connection; see {@link SourceFailures}). Any other failure or cancellation aborts the writer, so the
+ * repository keeps no half backup.
  */
 public final class DiskBackup {
     private static final Logger LOG = LoggerFactory.getLogger(DiskBackup.class);
@@ -100,9 +101,10 @@ public final class DiskBackup {
         try {
             long size = client.info().size();
             Decision d = decide(size);
-            if (d.reason() != null) {
+            if (d.fallback() != null && d.fallback().code().notAsAsked()) {
+                progress.warning(label, d.reason());
+            } else if (d.reason() != null) {
                 progress.message(label, d.reason());
-                LOG.info("{}: {}", label, d.reason());
             }
             Map<String, String> source = new LinkedHashMap<>();
             source.put("uri", job.uri().toString());
@@ -123,8 +125,9 @@ public final class DiskBackup {
                 double secs = (System.nanoTime() - t0) / 1e9;
                 BackupStats st = info.stats() != null ? info.stats() : writer.stats();
                 long read = bytesRead.get();
+                Refusal fb = d.fallback();
                 return new DiskResult(job.vm(), job.disk(), "ok", info.id(), info.type(), info.parentId(), d.reason(),
-                    size, read, st.bytesNew(), st.bytesDedup(), st.bytesZero(), st.bytesStored(), secs,
+                    fb == null ? null : fb.code(), fb == null ? List.of() : fb.offered(), size, read, st.bytesNew(), st.bytesDedup(), st.bytesZero(), st.bytesStored(), secs,
                     secs > 0 ? read / secs / 1e6 : 0, retriesUsed, null);
             } catch (Throwable t) {
                 writer.abort();
@@ -138,64 +141,61 @@ public final class DiskBackup {
     }
 
     /** The outcome of the safety checks: incremental with a parent, or full with the reason. */
-    record Decision(boolean incremental, BackupInfo parent, int chunkSize, String reason) {
+    record Decision(boolean incremental, BackupInfo parent, int chunkSize, String reason, Refusal fallback) {
+    }
+
+    /** Why an incremental is not safe: the stable code, the message, and the bitmaps the export offers. */
+    record Refusal(FallbackReason code, String message, List<String> offered) {
     }
 
     private Decision decide(long size) throws IOException {
         int repoChunk = repo.config().defaultChunkSize();
         if (job.mode() == BackupMode.FULL) {
-            return new Decision(false, null, repoChunk, null);
+            return new Decision(false, null, repoChunk, null, null);
         }
-        String refusal = incrementalRefusal(size, repoChunk);
+        Refusal refusal = incrementalRefusal(size, repoChunk);
         Optional<BackupInfo> parent = repo.latestComplete(job.vm(), job.disk());
         if (refusal == null) {
             return new Decision(true, parent.orElseThrow(), parent.get().chunkSize(),
-                job.mode() == BackupMode.AUTO ? "incremental from " + parent.get().id() : null);
+                job.mode() == BackupMode.AUTO ? "incremental from " + parent.get().id() : null, null);
         }
         if (job.mode() == BackupMode.INCREMENTAL) {
-            throw new BackupRefusedException("cannot back up " + job.disk() + " incrementally: " + refusal
+            throw new BackupRefusedException("cannot back up " + job.disk() + " incrementally: " + refusal.message()
                 + "; run 'jbackup full' (or 'jbackup auto', which falls back to a full backup)");
         }
-        return new Decision(false, null, repoChunk, "full backup: " + refusal);
+        return new Decision(false, null, repoChunk, "full backup: " + refusal.message(), refusal);
     }
 
     /** Null when an incremental is safe; otherwise why not. */
-    private String incrementalRefusal(long size, int repoChunk) throws IOException {
-        if (job.bitmap() == null) {
-            return "no --bitmap given";
-        }
+    private Refusal incrementalRefusal(long size, int repoChunk) throws IOException {
         Optional<BackupInfo> parent = repo.latestComplete(job.vm(), job.disk());
         if (parent.isEmpty()) {
-            return "there is no complete backup of disk " + job.disk() + (job.vm() == null ? "" : " of VM " + job.vm())
-                + " to build on";
+            return new Refusal(FallbackReason.NO_PARENT, "there is no complete backup of disk " + job.disk()
+                + (job.vm() == null ? "" : " of VM " + job.vm()) + " to build on", List.of());
+        }
+        if (job.bitmap() == null) {
+            return new Refusal(FallbackReason.NO_BITMAP, "no --bitmap given", List.of());
         }
         BackupInfo p = parent.get();
         if (!client.metaContexts().containsKey(dirtyContext())) {
-            String available;
-            try {
-                // a second connection, only for this message: a server serving one client at a time (qemu-nbd
-                // without -e) would keep it waiting for the whole handshake timeout, so give up sooner
-                java.time.Duration cap = java.time.Duration.ofSeconds(5);
-                ClientOptions lo = job.client().handshakeTimeout().compareTo(cap) > 0
-                    ? job.client().withHandshakeTimeout(cap) : job.client();
-                List<String> bitmaps = NbdClient.listMetaContexts(job.uri(), lo,
-                    NbdConstants.CONTEXT_DIRTY_BITMAP_PREFIX);
-                available = bitmaps.isEmpty() ? "the export offers no dirty bitmaps (qemu-nbd needs -B NAME)"
-                    : "the export offers " + String.join(", ", bitmaps);
-            } catch (IOException e) {
-                available = "the export's bitmaps could not be listed: " + e.getMessage();
-            }
-            return "bitmap '" + job.bitmap() + "' is not exported by " + job.uri() + " (" + available + ")";
+            // listed during the handshake of this connection (a second one could wait on a one-client server)
+            List<String> bitmaps = client.offeredBitmaps();
+            String available = bitmaps.isEmpty() ? "the export offers no dirty bitmaps (qemu-nbd needs -B NAME)"
+                : "the export offers " + String.join(", ", bitmaps);
+            return new Refusal(FallbackReason.BITMAP_MISSING, "bitmap '" + job.bitmap() + "' is not exported by "
+                + job.uri() + " (" + available + ")", bitmaps);
         }
         if (p.imageSize() != size) {
-            return "the export size changed from " + p.imageSize() + " to " + size + " bytes since backup " + p.id();
+            return new Refusal(FallbackReason.SIZE_CHANGED, "the export size changed from " + p.imageSize() + " to "
+                + size + " bytes since backup " + p.id(), List.of());
         }
         if (p.chunkSize() != repoChunk) {
-            return "the parent backup " + p.id() + " uses chunk size " + p.chunkSize()
-                + " but the repository now uses " + repoChunk;
+            return new Refusal(FallbackReason.CHUNK_SIZE_CHANGED, "the parent backup " + p.id() + " uses chunk size "
+                + p.chunkSize() + " but the repository now uses " + repoChunk, List.of());
         }
         if (!"complete".equals(p.state())) {
-            return "the parent backup " + p.id() + " is " + p.state();
+            return new Refusal(FallbackReason.PARENT_INCOMPLETE, "the parent backup " + p.id() + " is " + p.state(),
+                List.of());
         }
         return null;
     }
@@ -248,9 +248,9 @@ public final class DiskBackup {
                 if (transportError == null) {
                     transportError = failureOf(status);
                 }
-                if (transportError instanceof NbdCommandException ce && !ce.error().equals(NbdError.ESHUTDOWN)) {
+                if (!SourceFailures.isTransient(transportError)) {
                     drain(completions, readsInFlight, pool);
-                    throw asIo(transportError, "block status of " + label);
+                    throw asIo(transportError, "reading " + label);
                 }
                 if (readsInFlight > 0) {
                     c = completions.poll(100, TimeUnit.MILLISECONDS);
@@ -411,8 +411,7 @@ public final class DiskBackup {
             retriesUsed++;
             String msg = "connection to " + job.uri() + " lost (" + cause.getMessage() + "); reconnecting in "
                 + backoff + " ms (attempt " + attemptsWithoutProgress + " of " + options.retries() + ")";
-            LOG.warn("{}: {}", label, msg);
-            progress.message(label, msg);
+            progress.warning(label, msg);
             long deadline = System.currentTimeMillis() + backoff;
             while (System.currentTimeMillis() < deadline) {
                 cancel.check();
@@ -434,6 +433,9 @@ public final class DiskBackup {
                 stepsAtReconnect = steps;
                 return;
             } catch (IOException e) {
+                if (!SourceFailures.isTransient(e)) {
+                    throw e; // a server that breaks the protocol breaks it again on the next connection
+                }
                 last = e;
                 backoff = Math.min(30_000, backoff * 2);
             }

@@ -2,6 +2,8 @@ package io.jbackup.engine;
 
 import com.fasterxml.jackson.annotation.JsonIgnore;
 
+import java.util.List;
+
 /**
  * The outcome of one disk's backup, as printed by {@code --json}.
  *
@@ -12,6 +14,8 @@ import com.fasterxml.jackson.annotation.JsonIgnore;
  * @param type         "full" or "incremental"
  * @param parentId     parent backup id for incrementals
  * @param reason       why this type was chosen (auto) or why it failed
+ * @param fallbackReason why an incremental was not safe (auto made a full backup), as a stable code; else null
+ * @param bitmapsOffered with {@link FallbackReason#BITMAP_MISSING}: the bitmaps the export offers; else empty
  * @param imageSize    export size in bytes
  * @param bytesRead    bytes read from the NBD source
  * @param bytesNew     chunk bytes stored as new chunks (before compression)
@@ -24,9 +28,22 @@ import com.fasterxml.jackson.annotation.JsonIgnore;
  * @param error        the failure, for exit-code mapping (not serialized)
  */
 public record DiskResult(String vm, String disk, String status, String backupId, String type, String parentId,
-                         String reason, long imageSize, long bytesRead, long bytesNew, long bytesDedup, long bytesZero,
+                         String reason, FallbackReason fallbackReason, List<String> bitmapsOffered, long imageSize,
+                         long bytesRead, long bytesNew, long bytesDedup, long bytesZero,
                          long bytesStored, double seconds, double readMBps, int retries,
                          @JsonIgnore Throwable error) {
+    public DiskResult {
+        bitmapsOffered = bitmapsOffered == null ? List.of() : List.copyOf(bitmapsOffered);
+    }
+
+    /** A result without a fallback (full or incremental as asked, or a failure). */
+    public DiskResult(String vm, String disk, String status, String backupId, String type, String parentId,
+                      String reason, long imageSize, long bytesRead, long bytesNew, long bytesDedup, long bytesZero,
+                      long bytesStored, double seconds, double readMBps, int retries, Throwable error) {
+        this(vm, disk, status, backupId, type, parentId, reason, null, List.of(), imageSize, bytesRead, bytesNew,
+            bytesDedup, bytesZero, bytesStored, seconds, readMBps, retries, error);
+    }
+
     public boolean ok() {
         return "ok".equals(status);
     }

@@ -144,8 +144,7 @@ public final class LiveBackup {
         if (!persistent) {
             String msg = "node " + nodeName + " is " + node.driver() + ", not qcow2: its dirty bitmap is not "
                 + "persistent and is lost when QEMU stops (the next backup after that is a full one)";
-            LOG.warn("{}: {}", label, msg);
-            progress.message(label, msg);
+            progress.warning(label, msg);
         }
         String newBitmap = prefix + (lastGeneration(node, prefix) + 1);
         FleecingExport.Disk f = new FleecingExport.Disk(d.disk(), nodeName, node.size(), token(vm, d.disk()),
@@ -216,8 +215,7 @@ public final class LiveBackup {
         qmp.transaction(actions);
         String msg = (others.size() == 1 ? "merged bitmap " : "merged bitmaps ") + others
             + " left by an interrupted run into " + prev;
-        LOG.warn("{}: {}", p.label(), msg);
-        progress.message(p.label(), msg);
+        progress.warning(p.label(), msg);
     }
 
     private static long lastGeneration(BlockNodes.Node node, String prefix) {
@@ -317,7 +315,7 @@ public final class LiveBackup {
         } finally {
             fleece.close();
             for (String w : fleece.warnings()) {
-                progress.message(vm == null ? plans.get(0).label() : vm, w);
+                progress.warning(vm == null ? plans.get(0).label() : vm, w);
             }
         }
         return results;

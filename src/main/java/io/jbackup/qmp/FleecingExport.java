@@ -563,7 +563,7 @@ public final class FleecingExport implements AutoCloseable {
             s.run();
         } catch (IOException | RuntimeException e) {
             String msg = "could not " + what + ": " + e.getMessage();
-            LOG.warn(msg);
+            LOG.debug(msg); // reported once, by the caller (progress warning)
             warnings.add(msg);
         }
     }

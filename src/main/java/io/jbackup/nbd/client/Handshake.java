@@ -4,6 +4,7 @@ import io.jbackup.nbd.protocol.ClientFlags;
 import io.jbackup.nbd.protocol.ExportNameReply;
 import io.jbackup.nbd.protocol.HandshakeDecoder;
 import io.jbackup.nbd.protocol.HandshakeEncoder;
+import io.jbackup.nbd.protocol.NbdConnectionClosedException;
 import io.jbackup.nbd.protocol.NbdConstants;
 import io.jbackup.nbd.protocol.NbdHeaderMode;
 import io.jbackup.nbd.protocol.NbdInfoType;
@@ -105,8 +106,14 @@ final class Handshake implements AutoCloseable {
         }
     }
 
-    /** The outcome of a successful negotiation, ready for transmission. */
-    record Negotiated(ExportInfo info, boolean structured, Map<Integer, String> contexts) {
+    /**
+     * The outcome of a successful negotiation, ready for transmission.
+     *
+     * @param offeredBitmaps when a {@code qemu:dirty-bitmap:} context was asked for and not granted, the bitmap
+     *                       names the export offers (listed on this connection); otherwise empty
+     */
+    record Negotiated(ExportInfo info, boolean structured, Map<Integer, String> contexts,
+                      List<String> offeredBitmaps) {
     }
 
     final NbdUri uri;
@@ -190,7 +197,7 @@ final class Handshake implements AutoCloseable {
                 + ": " + c, c);
         }
         if (o == CLOSED) {
-            throw new NbdProtocolException("server " + uri + " closed the connection while jbackup waited for "
+            throw new NbdConnectionClosedException("server " + uri + " closed the connection while jbackup waited for "
                 + waitingFor);
         }
         return o;
@@ -318,6 +325,7 @@ final class Handshake implements AutoCloseable {
     Negotiated negotiate(List<String> metaContexts) throws IOException {
         boolean structured = false;
         Map<Integer, String> contexts = new LinkedHashMap<>();
+        List<String> offered = List.of();
         if (greeting.fixedNewstyle()) {
             structured = negotiateStructuredReplies();
             if (structured && !metaContexts.isEmpty()) {
@@ -342,12 +350,13 @@ final class Handshake implements AutoCloseable {
                 }
                 if (contexts.size() < metaContexts.size()) {
                     LOG.debug("{}: server selected meta contexts {} of {}", uri, contexts.values(), metaContexts);
+                    offered = bitmapsIfMissing(metaContexts, contexts.values());
                 }
             }
             List<OptionReply> r = option(OptionRequest.go(uri.export(), INFO_REQUESTS));
             OptionReply fin = last(r);
             if (fin instanceof OptionReply.Ack) {
-                return new Negotiated(exportInfo(uri.export(), "", r, true), structured, contexts);
+                return new Negotiated(exportInfo(uri.export(), "", r, true), structured, contexts, offered);
             }
             OptionReply.Error e = (OptionReply.Error) fin;
             if (!e.type().equals(NbdOptionReplyType.ERR_UNSUP)) {
@@ -358,7 +367,33 @@ final class Handshake implements AutoCloseable {
         if (tls && !greeting.fixedNewstyle()) {
             throw new IllegalStateException("TLS without fixed newstyle");
         }
-        return new Negotiated(exportName(), structured, contexts);
+        return new Negotiated(exportName(), structured, contexts, offered);
+    }
+
+    /**
+     * When a requested dirty bitmap was not granted: the bitmaps the export does offer, asked with
+     * {@code NBD_OPT_LIST_META_CONTEXT} on this connection before GO (a second connection would wait forever on a
+     * server that serves one client at a time, such as qemu-nbd without {@code -e}). Empty if none was missing, or
+     * if the server refuses the listing (it only serves a message).
+     */
+    private List<String> bitmapsIfMissing(List<String> requested, java.util.Collection<String> granted)
+        throws IOException {
+        String prefix = NbdConstants.CONTEXT_DIRTY_BITMAP_PREFIX;
+        if (requested.stream().noneMatch(c -> c.startsWith(prefix) && !granted.contains(c))) {
+            return List.of();
+        }
+        try {
+            List<String> names = new ArrayList<>();
+            for (String c : listMetaContexts(List.of(prefix))) {
+                if (c.startsWith(prefix) && !names.contains(c.substring(prefix.length()))) {
+                    names.add(c.substring(prefix.length()));
+                }
+            }
+            return List.copyOf(names);
+        } catch (NbdHandshakeException e) {
+            LOG.debug("{}: cannot list the export's bitmaps: {}", uri, e.getMessage());
+            return List.of();
+        }
     }
 
     boolean negotiateStructuredReplies() throws IOException {
@@ -387,13 +422,10 @@ final class Handshake implements AutoCloseable {
         Object o;
         try {
             o = next("the reply to NBD_OPT_EXPORT_NAME");
-        } catch (NbdProtocolException e) {
-            if (e.getMessage().contains("closed the connection")) {
-                throw new NbdHandshakeException("server " + uri + " closed the connection after NBD_OPT_EXPORT_NAME '"
-                    + uri.export() + "': the export does not exist or needs TLS (list exports with: jbackup inspect "
-                    + "--list URI)", null);
-            }
-            throw e;
+        } catch (NbdConnectionClosedException e) {
+            throw new NbdHandshakeException("server " + uri + " closed the connection after NBD_OPT_EXPORT_NAME '"
+                + uri.export() + "': the export does not exist or needs TLS (list exports with: jbackup inspect "
+                + "--list URI)", null);
         }
         if (!(o instanceof ExportNameReply r)) {
             throw new NbdProtocolException("expected the EXPORT_NAME reply from " + uri + ", got " + o);

@@ -54,6 +54,7 @@ public final class NbdClient implements AutoCloseable {
     private final ExportInfo info;
     private final boolean structured;
     private final Map<String, Integer> metaContexts;
+    private final List<String> offeredBitmaps;
     private final List<Connection> connections;
     private final int requestSize;
     private final AtomicInteger roundRobin = new AtomicInteger();
@@ -68,6 +69,7 @@ public final class NbdClient implements AutoCloseable {
         Map<String, Integer> m = new LinkedHashMap<>();
         first.contexts().forEach((id, name) -> m.put(name, id));
         this.metaContexts = Collections.unmodifiableMap(m);
+        this.offeredBitmaps = first.offeredBitmaps();
         this.connections = List.copyOf(connections);
         int size = Math.min(opts.maxRequestSize(), info.maxBlock());
         size -= size % info.minBlock();
@@ -183,6 +185,15 @@ public final class NbdClient implements AutoCloseable {
 
     public ExportInfo info() {
         return info;
+    }
+
+    /**
+     * When a {@code qemu:dirty-bitmap:NAME} context was asked for and the server did not grant it: the names of the
+     * bitmaps the export offers, listed during this connection's handshake. Empty otherwise (or when the server
+     * offers none, or refused the listing).
+     */
+    public List<String> offeredBitmaps() {
+        return offeredBitmaps;
     }
 
     /** Negotiated meta contexts: name to id on the first connection (only those the server selected). */

@@ -1,6 +1,7 @@
 package io.jbackup.nbd.client;
 
 import io.jbackup.nbd.protocol.NbdCommand;
+import io.jbackup.nbd.protocol.NbdConnectionClosedException;
 import io.jbackup.nbd.protocol.NbdProtocolException;
 import io.jbackup.nbd.protocol.NbdReply;
 import io.jbackup.nbd.protocol.NbdRequest;
@@ -68,7 +69,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter implements 
             requestTimeoutNanos / 10));
         timeoutCheck = ctx.executor().scheduleAtFixedRate(this::checkTimeouts, tick, tick, TimeUnit.NANOSECONDS);
         if (!ctx.channel().isActive()) {
-            fail(new NbdProtocolException("server " + peer + " closed the connection right after the handshake"));
+            fail(new NbdConnectionClosedException("server " + peer + " closed the connection right after the handshake"));
         }
     }
 
@@ -241,7 +242,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter implements 
             } else {
                 String first = inFlight.isEmpty() ? "" : " (e.g. " + inFlight.values().iterator().next().describe()
                     + ")";
-                fail(new NbdProtocolException("server " + peer + " closed the connection" + (n == 0 ? ""
+                fail(new NbdConnectionClosedException("server " + peer + " closed the connection" + (n == 0 ? ""
                     : " with " + Human.count(n, "request") + " unanswered" + first)));
             }
         }

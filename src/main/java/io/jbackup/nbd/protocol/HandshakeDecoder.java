@@ -104,7 +104,7 @@ public final class HandshakeDecoder extends ByteToMessageDecoder {
             String where = describeState();
             state = State.BAD_MESSAGE;
             in.skipBytes(have);
-            throw new DecoderException(new NbdProtocolException("server closed the connection in the middle of "
+            throw new DecoderException(new NbdConnectionClosedException("server closed the connection in the middle of "
                 + where + " (" + have + " bytes of it received)"));
         }
     }

@@ -136,7 +136,7 @@ public final class ReplyDecoder extends ByteToMessageDecoder {
             };
             state = State.BAD_MESSAGE;
             in.skipBytes(in.readableBytes());
-            throw new DecoderException(new NbdProtocolException("server closed the connection in the middle of "
+            throw new DecoderException(new NbdConnectionClosedException("server closed the connection in the middle of "
                 + where));
         }
     }
