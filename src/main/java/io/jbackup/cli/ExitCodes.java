@@ -1,20 +1,39 @@
 package io.jbackup.cli;
 
 import io.jbackup.engine.BackupRefusedException;
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
+import io.jbackup.nbd.client.NbdCommandException;
+import io.jbackup.nbd.client.NbdConnectException;
+import io.jbackup.nbd.client.NbdHandshakeException;
+import io.jbackup.nbd.client.NbdTimeoutException;
 import io.jbackup.nbd.protocol.NbdProtocolException;
+import io.jbackup.nbd.tls.NbdTlsException;
+import io.jbackup.qmp.QmpConnectionException;
+import io.jbackup.qmp.QmpException;
+import io.jbackup.qmp.QmpTimeoutException;
 import io.jbackup.store.ChunkCorruptException;
 import io.jbackup.store.IndexCorruptException;
+import io.jbackup.store.NotARepositoryException;
 import io.jbackup.store.RepositoryException;
+import io.jbackup.store.RepositoryFullException;
+import io.jbackup.store.RepositoryLockedException;
+import io.jbackup.store.WrongPassphraseException;
 import picocli.CommandLine;
 
+import java.util.List;
+import java.util.concurrent.CancellationException;
+
 /**
- * Every exit code jbackup returns, and the one place exceptions are mapped to them.
+ * Every exit code jbackup returns, and the one place exceptions are mapped to them and to the error codes of
+ * {@code --json} ({@code {"status":"error","exitCode":N,"error":{"code":"...","message":"..."}}}).
  *
  * <table>
  *   <tr><th>code</th><th>meaning</th></tr>
  *   <tr><td>0</td><td>success</td></tr>
  *   <tr><td>1</td><td>unexpected internal error (a bug: please report it with the log)</td></tr>
- *   <tr><td>2</td><td>usage error: bad option or argument</td></tr>
+ *   <tr><td>2</td><td>usage error: bad option or argument, something named that does not exist, an unsafe
+ *       incremental</td></tr>
  *   <tr><td>3</td><td>partial: some disks or ranges failed, the rest succeeded</td></tr>
  *   <tr><td>4</td><td>source error: the NBD server or QMP peer failed or misbehaved, or a qemu tool jbackup
  *       runs is missing or failed</td></tr>
@@ -22,6 +41,11 @@ import picocli.CommandLine;
  *   <tr><td>6</td><td>damage: verify found some, or a restore or read met a damaged chunk or index</td></tr>
  *   <tr><td>7</td><td>interrupted (Ctrl-C / SIGTERM); the repository is consistent</td></tr>
  * </table>
+ *
+ * <p>The mapping is by exception type only (never by message or package). An exception matches a rule if it is
+ * an instance of the rule's type; the causes are tried in turn, the outermost first, and the first rule in
+ * {@link #RULES} that matches wins. A plain {@code IllegalArgumentException} or {@code IllegalStateException} is
+ * a failed internal check, so it matches nothing and ends as {@link #INTERNAL} unless a cause matches.
  */
 public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
     public static final int OK = 0;
@@ -33,6 +57,51 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
     public static final int DAMAGE = 6;
     public static final int INTERRUPTED = 7;
 
+    /** The error code of an exception no rule matches (exit {@link #INTERNAL}). */
+    public static final String INTERNAL_CODE = "internal";
+
+    /**
+     * How one class of failure is reported: exit code and the stable kebab-case {@code --json} error code
+     * (documented in docs/operations.md, "Exit codes and JSON errors").
+     */
+    public record Failure(int exitCode, String code) {
+    }
+
+    private record Rule(Class<? extends Throwable> type, Failure failure) {
+    }
+
+    private static Rule rule(Class<? extends Throwable> type, int exitCode, String code) {
+        return new Rule(type, new Failure(exitCode, code));
+    }
+
+    /** Most specific first: subclasses before their superclasses. Adding an exception type is one line here. */
+    private static final List<Rule> RULES = List.of(
+        rule(CommandLine.ParameterException.class, USAGE, "usage"),
+        rule(NotFoundException.class, USAGE, "not-found"),
+        rule(UsageException.class, USAGE, "usage"),
+        rule(BackupRefusedException.class, USAGE, "backup-refused"),
+        rule(ChunkCorruptException.class, DAMAGE, "damage"),
+        rule(IndexCorruptException.class, DAMAGE, "damage"),
+        rule(NotARepositoryException.class, REPOSITORY, "not-a-repository"),
+        rule(RepositoryLockedException.class, REPOSITORY, "repository-locked"),
+        rule(WrongPassphraseException.class, REPOSITORY, "wrong-passphrase"),
+        rule(RepositoryFullException.class, REPOSITORY, "repository-full"),
+        rule(RepositoryException.class, REPOSITORY, "repository"),
+        rule(NbdConnectException.class, SOURCE, "source-unreachable"),
+        rule(NbdTimeoutException.class, SOURCE, "source-timeout"),
+        rule(NbdProtocolException.class, SOURCE, "source-protocol"),
+        rule(NbdHandshakeException.class, SOURCE, "source-refused"),
+        rule(NbdCommandException.class, SOURCE, "source-error"),
+        rule(NbdTlsException.class, SOURCE, "tls"),
+        rule(QmpTimeoutException.class, SOURCE, "source-timeout"),
+        rule(QmpConnectionException.class, SOURCE, "qmp-unreachable"),
+        rule(QmpException.class, SOURCE, "qmp-error"),
+        rule(ExternalToolException.class, SOURCE, "external-tool"),
+        rule(InterruptedException.class, INTERRUPTED, "interrupted"),
+        rule(CancellationException.class, INTERRUPTED, "interrupted"));
+
+    private static final Failure INTERNAL_FAILURE = new Failure(INTERNAL, INTERNAL_CODE);
+
     @Override
     public int getExitCode(Throwable t) {
         return forException(t);
@@ -40,29 +109,19 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
 
     /** Maps an exception (or its causes) to an exit code. */
     public static int forException(Throwable t) {
-        for (Throwable c = t; c != null; c = c.getCause()) {
-            if (c instanceof CommandLine.ParameterException || c instanceof IllegalArgumentException
-                || c instanceof BackupRefusedException) {
-                return USAGE;
-            }
-            if (c instanceof ChunkCorruptException || c instanceof IndexCorruptException) {
-                return DAMAGE;
-            }
-            if (c instanceof RepositoryException) {
-                return REPOSITORY;
-            }
-            if (c instanceof NbdProtocolException || c instanceof ExternalToolException || isSourcePackage(c)) {
-                return SOURCE;
-            }
-            if (c instanceof InterruptedException || c instanceof java.util.concurrent.CancellationException) {
-                return INTERRUPTED;
-            }
-        }
-        return INTERNAL;
+        return classify(t).exitCode();
     }
 
-    private static boolean isSourcePackage(Throwable c) {
-        String n = c.getClass().getName();
-        return n.startsWith("io.jbackup.nbd.") || n.startsWith("io.jbackup.qmp.");
+    /** Maps an exception (or its causes) to its exit code and error code. */
+    public static Failure classify(Throwable t) {
+        int depth = 0;
+        for (Throwable c = t; c != null && depth < 64; c = c.getCause() == c ? null : c.getCause(), depth++) {
+            for (Rule r : RULES) {
+                if (r.type().isInstance(c)) {
+                    return r.failure();
+                }
+            }
+        }
+        return INTERNAL_FAILURE;
     }
 }

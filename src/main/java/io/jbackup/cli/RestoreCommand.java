@@ -1,5 +1,7 @@
 package io.jbackup.cli;
 
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import io.jbackup.engine.Cancellation;
 import io.jbackup.engine.DiskRestore;
 import io.jbackup.engine.FileTarget;
@@ -77,7 +79,7 @@ public final class RestoreCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (disk == null && vm == null) {
-            throw new IllegalArgumentException("name what to restore: --disk NAME, or --vm NAME for a whole backup set");
+            throw new UsageException("name what to restore: --disk NAME, or --vm NAME for a whole backup set");
         }
         ProgressListener progress = ConsoleProgress.forConsole(json.enabled() || logging.quiet);
         Cancellation cancel = new Cancellation();
@@ -101,7 +103,7 @@ public final class RestoreCommand implements Callable<Integer> {
             out.put("status", damaged ? "partial" : "ok");
             out.put("disks", results);
             json.print(out);
-        } else {
+        } else if (damaged || !logging.quiet) { // damaged ranges are always listed
             for (RestoreResult x : results) {
                 System.out.println(String.format(Locale.ROOT,
                     "%s: restored backup %s to %s: %s image, %s written, %s zero, %.1f s (%.0f MB/s)",
@@ -128,7 +130,7 @@ public final class RestoreCommand implements Callable<Integer> {
             }
         }
         if (ofVm.isEmpty()) {
-            throw new IllegalArgumentException("no complete backups of VM " + vm + " in the repository; "
+            throw new NotFoundException("no complete backups of VM " + vm + " in the repository; "
                 + "'jbackup list' shows what there is");
         }
         BackupInfo anchor = r.resolve(vm, ofVm.get(0).disk(), backup);
@@ -170,7 +172,7 @@ public final class RestoreCommand implements Callable<Integer> {
                 if (targets.size() == 1 && Files.isDirectory(Path.of(targets.get(0)))) {
                     m.put(b.disk(), Path.of(targets.get(0)).resolve(b.disk() + ".raw").toString());
                 } else {
-                    throw new IllegalArgumentException("no target for disk " + b.disk() + ": give --to DIR (an "
+                    throw new UsageException("no target for disk " + b.disk() + ": give --to DIR (an "
                         + "existing directory) or --to " + b.disk() + "=TARGET");
                 }
             }

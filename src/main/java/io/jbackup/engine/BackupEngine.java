@@ -1,5 +1,6 @@
 package io.jbackup.engine;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.store.Repository;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -37,7 +38,7 @@ public final class BackupEngine {
     /** Runs every job; never throws for a single disk's failure (see {@link DiskResult#status()}). */
     public List<DiskResult> run(List<DiskJob> jobs) throws InterruptedException {
         if (jobs.isEmpty()) {
-            throw new IllegalArgumentException("no disks to back up: give --source URI (or NAME=URI, repeatable)");
+            throw new UsageException("no disks to back up: give --source URI (or NAME=URI, repeatable)");
         }
         String set = UUID.randomUUID().toString().substring(0, 8);
         List<DiskJob> labelled = new ArrayList<>();

@@ -1,5 +1,6 @@
 package io.jbackup.engine;
 
+import io.jbackup.error.UsageException;
 import java.time.Duration;
 
 /**
@@ -15,19 +16,19 @@ import java.time.Duration;
 public record EngineOptions(long bufferBytes, long statusWindow, int retries, Duration retryBackoff, int parallelDisks) {
     public EngineOptions {
         if (bufferBytes < (1 << 20) || bufferBytes > (8L << 30)) {
-            throw new IllegalArgumentException("buffer size " + bufferBytes + " (expected: 1 MiB .. 8 GiB)");
+            throw new UsageException("buffer size " + bufferBytes + " (expected: 1 MiB .. 8 GiB)");
         }
         if (statusWindow < (1 << 20) || statusWindow > (1L << 31)) {
-            throw new IllegalArgumentException("block-status window " + statusWindow + " (expected: 1 MiB .. 2 GiB)");
+            throw new UsageException("block-status window " + statusWindow + " (expected: 1 MiB .. 2 GiB)");
         }
         if (retries < 0 || retries > 100) {
-            throw new IllegalArgumentException("retries " + retries + " (expected: 0 .. 100)");
+            throw new UsageException("retries " + retries + " (expected: 0 .. 100)");
         }
         if (retryBackoff == null || retryBackoff.isNegative()) {
-            throw new IllegalArgumentException("retry backoff " + retryBackoff + " (expected: >= 0)");
+            throw new UsageException("retry backoff " + retryBackoff + " (expected: >= 0)");
         }
         if (parallelDisks < 1 || parallelDisks > 64) {
-            throw new IllegalArgumentException("parallel disks " + parallelDisks + " (expected: 1 .. 64)");
+            throw new UsageException("parallel disks " + parallelDisks + " (expected: 1 .. 64)");
         }
     }
 

@@ -1,5 +1,6 @@
 package io.jbackup.qmp;
 
+import io.jbackup.error.UsageException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.slf4j.Logger;
@@ -243,7 +244,7 @@ public final class FleecingExport implements AutoCloseable {
         } else {
             dir = options.scratchDir().toAbsolutePath();
             if (!Files.isDirectory(dir)) {
-                throw new IllegalArgumentException("scratch directory " + dir + " does not exist (create it, "
+                throw new UsageException("scratch directory " + dir + " does not exist (create it, "
                     + "writable by QEMU, or leave out --scratch-dir)");
             }
         }

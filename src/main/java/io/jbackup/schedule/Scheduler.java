@@ -1,5 +1,6 @@
 package io.jbackup.schedule;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.engine.BackupEngine;
 import io.jbackup.engine.Cancellation;
 import io.jbackup.engine.DiskJob;
@@ -324,7 +325,7 @@ public final class Scheduler {
         Path psk = t.containsKey("pskFile") ? Path.of(t.get("pskFile")) : null;
         if (creds == null && psk == null) {
             if (uri.tls()) {
-                throw new IllegalArgumentException("source " + uri + " needs TLS credentials: tls: {creds: DIR} or "
+                throw new UsageException("source " + uri + " needs TLS credentials: tls: {creds: DIR} or "
                     + "{pskFile: FILE}");
             }
             return TlsConfig.OFF;

@@ -1,5 +1,6 @@
 package io.jbackup.store;
 
+import io.jbackup.error.UsageException;
 import java.time.Duration;
 import java.util.function.Consumer;
 
@@ -21,14 +22,14 @@ public record GcOptions(int repackThresholdPercent, Duration maxWait, Duration w
 
     public GcOptions {
         if (repackThresholdPercent < 0 || repackThresholdPercent > 100) {
-            throw new IllegalArgumentException("repack threshold " + repackThresholdPercent + "% (expected: 0 .. 100)");
+            throw new UsageException("repack threshold " + repackThresholdPercent + "% (expected: 0 .. 100)");
         }
         if (maxWait == null || maxWait.isNegative()) {
-            throw new IllegalArgumentException("gc max wait " + maxWait + " (expected: >= 0)");
+            throw new UsageException("gc max wait " + maxWait + " (expected: >= 0)");
         }
         waitLock = waitLock == null ? Duration.ZERO : waitLock;
         if (waitLock.isNegative()) {
-            throw new IllegalArgumentException("lock wait " + waitLock + " is negative");
+            throw new UsageException("lock wait " + waitLock + " is negative");
         }
         progress = progress == null ? s -> { } : progress;
     }
