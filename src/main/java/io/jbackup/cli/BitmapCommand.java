@@ -1,9 +1,9 @@
 package io.jbackup.cli;
 
-import io.jbackup.error.NotFoundException;
-import io.jbackup.error.UsageException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;

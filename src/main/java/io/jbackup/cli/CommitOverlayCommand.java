@@ -1,10 +1,10 @@
 package io.jbackup.cli;
 
-import io.jbackup.error.NotFoundException;
 import io.jbackup.engine.BackupExports;
 import io.jbackup.engine.Cancellation;
 import io.jbackup.engine.OverlayCommit;
 import io.jbackup.engine.OverlayFiles;
+import io.jbackup.error.NotFoundException;
 import io.jbackup.store.BackupInfo;
 import io.jbackup.store.LockMode;
 import io.jbackup.store.Repository;

@@ -1,7 +1,7 @@
 package io.jbackup.cli;
 
-import io.jbackup.error.UsageException;
 import io.jbackup.engine.LiveSource;
+import io.jbackup.error.UsageException;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;

@@ -1,6 +1,7 @@
 package io.jbackup.cli;
 
 import io.jbackup.error.NotFoundException;
+
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.charset.StandardCharsets;

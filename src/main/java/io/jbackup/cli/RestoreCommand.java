@@ -1,7 +1,5 @@
 package io.jbackup.cli;
 
-import io.jbackup.error.NotFoundException;
-import io.jbackup.error.UsageException;
 import io.jbackup.engine.Cancellation;
 import io.jbackup.engine.DiskRestore;
 import io.jbackup.engine.FileTarget;
@@ -9,6 +7,8 @@ import io.jbackup.engine.NbdTarget;
 import io.jbackup.engine.ProgressListener;
 import io.jbackup.engine.RestoreResult;
 import io.jbackup.engine.RestoreTarget;
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdClient;
 import io.jbackup.nbd.client.NbdUri;

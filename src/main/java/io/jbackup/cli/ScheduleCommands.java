@@ -1,13 +1,13 @@
 package io.jbackup.cli;
 
-import io.jbackup.error.NotFoundException;
-import io.jbackup.store.NotARepositoryException;
-import io.jbackup.error.UsageException;
 import io.jbackup.engine.Cancellation;
 import io.jbackup.engine.EngineOptions;
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import io.jbackup.schedule.JobFile;
 import io.jbackup.schedule.RunLog;
 import io.jbackup.schedule.Scheduler;
+import io.jbackup.store.NotARepositoryException;
 import io.jbackup.store.OpenOptions;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;

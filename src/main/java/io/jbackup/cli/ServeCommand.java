@@ -1,9 +1,9 @@
 package io.jbackup.cli;
 
-import io.jbackup.error.UsageException;
 import io.jbackup.engine.BackupExports;
 import io.jbackup.engine.BackupServer;
 import io.jbackup.engine.OverlayFiles;
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.server.ServerConfig;
 import io.jbackup.store.LockMode;
 import io.jbackup.store.Repository;

@@ -1,6 +1,7 @@
 package io.jbackup.engine;
 
 import io.jbackup.error.UsageException;
+
 import java.time.Duration;
 
 /**

@@ -1,10 +1,10 @@
 package io.jbackup.engine;
 
-import io.jbackup.error.NotFoundException;
-import io.jbackup.error.UsageException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.server.OverlayExport;
 import io.jbackup.store.BackupInfo;
 import io.jbackup.store.RepositoryException;

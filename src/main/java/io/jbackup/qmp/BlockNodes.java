@@ -1,8 +1,8 @@
 package io.jbackup.qmp;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import io.jbackup.error.NotFoundException;
 import io.jbackup.error.UsageException;
-import com.fasterxml.jackson.databind.JsonNode;
 
 import java.util.ArrayList;
 import java.util.List;

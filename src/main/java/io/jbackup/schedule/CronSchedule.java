@@ -1,12 +1,12 @@
 package io.jbackup.schedule;
 
-import io.jbackup.error.UsageException;
 import com.cronutils.descriptor.CronDescriptor;
 import com.cronutils.model.Cron;
 import com.cronutils.model.CronType;
 import com.cronutils.model.definition.CronDefinitionBuilder;
 import com.cronutils.model.time.ExecutionTime;
 import com.cronutils.parser.CronParser;
+import io.jbackup.error.UsageException;
 
 import java.time.ZonedDateTime;
 import java.util.Locale;

@@ -1,11 +1,11 @@
 package io.jbackup.schedule;
 
-import io.jbackup.error.NotFoundException;
-import io.jbackup.error.UsageException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.jbackup.engine.BackupMode;
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import io.jbackup.store.RetentionPolicy;
 
 import java.io.IOException;

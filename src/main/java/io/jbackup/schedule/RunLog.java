@@ -1,10 +1,10 @@
 package io.jbackup.schedule;
 
-import io.jbackup.error.NotFoundException;
-import io.jbackup.error.UsageException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 

@@ -1,6 +1,5 @@
 package io.jbackup.schedule;
 
-import io.jbackup.error.UsageException;
 import io.jbackup.engine.BackupEngine;
 import io.jbackup.engine.Cancellation;
 import io.jbackup.engine.DiskJob;
@@ -9,6 +8,7 @@ import io.jbackup.engine.EngineOptions;
 import io.jbackup.engine.LiveBackup;
 import io.jbackup.engine.LiveSource;
 import io.jbackup.engine.ProgressListener;
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdUri;
 import io.jbackup.nbd.tls.TlsConfig;

@@ -1,6 +1,7 @@
 package io.jbackup.store;
 
 import io.jbackup.error.UsageException;
+
 import java.util.Locale;
 
 /** How chunk records are protected in a repository, chosen once at {@code jbackup init}. */

@@ -1,6 +1,7 @@
 package io.jbackup.store;
 
 import io.jbackup.error.UsageException;
+
 import java.time.Duration;
 import java.util.function.Supplier;
 

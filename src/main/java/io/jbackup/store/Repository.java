@@ -1,12 +1,12 @@
 package io.jbackup.store;
 
-import io.jbackup.error.NotFoundException;
-import io.jbackup.error.UsageException;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jbackup.catalog.Catalog;
 import io.jbackup.catalog.ChunkLocation;
 import io.jbackup.catalog.ChunkRow;
 import io.jbackup.catalog.PackRow;
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
