@@ -235,6 +235,8 @@ class BadArgumentsTest {
             ExitCodes.USAGE, "usage"));
         c.add(new Case("serve: --cache-size -1", List.of("serve", "--repo", r, "--socket", "/nonexistent/s.sock",
             "--cache-size", "-1"), ExitCodes.USAGE, "usage"));
+        c.add(new Case("serve: cache bigger than the direct memory", List.of("serve", "--repo", r, "--socket",
+            tmp.resolve("serve.sock").toString(), "--cache-size", "16000000"), ExitCodes.USAGE, "usage"));
         c.add(new Case("commit-overlay: no overlay", List.of("commit-overlay", "--repo", r, "--overlay",
             tmp.resolve("none.overlay").toString()), ExitCodes.USAGE, null));
         c.add(new Case("key export: plain repository", List.of("key", "export", "--repo", r), ExitCodes.REPOSITORY,
