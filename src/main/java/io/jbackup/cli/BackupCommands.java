@@ -9,6 +9,7 @@ import io.jbackup.engine.EngineOptions;
 import io.jbackup.engine.LiveBackup;
 import io.jbackup.engine.LiveSource;
 import io.jbackup.engine.ProgressListener;
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdUri;
 import io.jbackup.store.LockMode;
@@ -88,7 +89,7 @@ public final class BackupCommands {
          */
         ClientOptions withTimeout(ClientOptions co) {
             if (timeoutSeconds < 1 || timeoutSeconds > 86_400) {
-                throw new IllegalArgumentException("--timeout " + timeoutSeconds + " (expected: 1 .. 86400 seconds)");
+                throw new UsageException("--timeout " + timeoutSeconds + " (expected: 1 .. 86400 seconds)");
             }
             return co.withTimeout(Duration.ofSeconds(timeoutSeconds));
         }
@@ -125,11 +126,11 @@ public final class BackupCommands {
         /** {@code --qmp}: jbackup makes the export and manages the bitmaps ({@link LiveBackup}). */
         private int callLive() throws Exception {
             if (sources != null && !sources.isEmpty()) {
-                throw new IllegalArgumentException("--source and --qmp exclude each other: with --qmp, jbackup makes "
+                throw new UsageException("--source and --qmp exclude each other: with --qmp, jbackup makes "
                     + "the NBD export itself (give the disks with --node or --device)");
             }
             if (!bitmaps().isEmpty()) {
-                throw new IllegalArgumentException("--bitmap is not used with --qmp: jbackup adds, exports and retires "
+                throw new UsageException("--bitmap is not used with --qmp: jbackup adds, exports and retires "
                     + "its own dirty bitmaps");
             }
             LiveSource src = live.source(disk);
@@ -152,14 +153,14 @@ public final class BackupCommands {
             int n = connections != null ? connections
                 : Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors() / 2));
             if (n < 1 || n > 16) {
-                throw new IllegalArgumentException("--connections " + n + " (expected: 1 .. 16)");
+                throw new UsageException("--connections " + n + " (expected: 1 .. 16)");
             }
             return n;
         }
 
         List<DiskJob> jobs() {
             if (sources == null || sources.isEmpty()) {
-                throw new IllegalArgumentException("nothing to back up: give --source [DISK=]URI (an NBD export), "
+                throw new UsageException("nothing to back up: give --source [DISK=]URI (an NBD export), "
                     + "or --qmp SOCKET with --node/--device (a running VM)");
             }
             int connections = connections();
@@ -173,10 +174,10 @@ public final class BackupCommands {
                     name = s.substring(0, eq);
                     uri = s.substring(eq + 1);
                 } else if (sources.size() > 1) {
-                    throw new IllegalArgumentException("with several --source options, write each as DISK=URI");
+                    throw new UsageException("with several --source options, write each as DISK=URI");
                 }
                 if (name == null) {
-                    throw new IllegalArgumentException("name the disk: --disk NAME, or --source NAME=URI");
+                    throw new UsageException("name the disk: --disk NAME, or --source NAME=URI");
                 }
                 NbdUri u = NbdUri.parse(uri);
                 ClientOptions co = withTimeout(ClientOptions.defaults().withTls(tls.toConfig(u.tls()))
@@ -191,37 +192,42 @@ public final class BackupCommands {
         int report(List<DiskResult> results) {
             int ok = 0;
             Throwable firstError = null;
+            List<String> failures = new ArrayList<>();
             for (DiskResult r : results) {
                 if (r.ok()) {
                     ok++;
-                } else if (firstError == null) {
-                    firstError = r.error();
+                } else {
+                    firstError = firstError == null ? r.error() : firstError;
+                    failures.add(label(r) + ": " + r.reason());
                 }
             }
             // auto made a full backup because the bitmap is missing though the disk has a parent: done, but not as
             // asked (every night would silently be a full one), so exit 3
             boolean notAsAsked = results.stream().anyMatch(r -> r.ok() && r.fallbackReason() != null
                 && r.fallbackReason().notAsAsked());
-            String status = ok == results.size() && !notAsAsked ? "ok" : ok == 0 ? "failed" : "partial";
+            for (String f : failures) { // stderr, with or without --json
+                System.err.println("jbackup: error: " + f);
+            }
             if (json.enabled()) {
                 Map<String, Object> out = new LinkedHashMap<>();
-                out.put("status", status);
+                if (ok == 0) { // every disk failed: the error object of any failed command, plus the disks
+                    out.putAll(ErrorHandler.errorJson(ExitCodes.classify(firstError), String.join("; ", failures)));
+                } else {
+                    out.put("status", ok == results.size() && !notAsAsked ? "ok" : "partial");
+                }
                 out.put("disks", results);
                 json.print(out);
-            } else {
+            } else if (!logging.quiet) {
                 for (DiskResult r : results) {
-                    String who = (r.vm() == null ? "" : r.vm() + "/") + r.disk();
                     if (r.ok()) {
                         System.out.println(String.format(Locale.ROOT,
                             "%s: %s backup %s: %s disk, %s read, %s new, %s deduplicated, %s zero, %s stored, "
                                 + "%.1f s (%.0f MB/s)%s",
-                            who, r.type(), r.backupId(), ConsoleProgress.bytes(r.imageSize()),
+                            label(r), r.type(), r.backupId(), ConsoleProgress.bytes(r.imageSize()),
                             ConsoleProgress.bytes(r.bytesRead()), ConsoleProgress.bytes(r.bytesNew()),
                             ConsoleProgress.bytes(r.bytesDedup()), ConsoleProgress.bytes(r.bytesZero()),
                             ConsoleProgress.bytes(r.bytesStored()), r.seconds(), r.readMBps(),
                             r.reason() == null ? "" : " [" + r.reason() + "]"));
-                    } else {
-                        System.err.println("jbackup: error: " + who + ": " + r.reason());
                     }
                 }
             }
@@ -232,6 +238,10 @@ public final class BackupCommands {
                 return ExitCodes.PARTIAL;
             }
             return ExitCodes.forException(firstError);
+        }
+
+        private static String label(DiskResult r) {
+            return (r.vm() == null ? "" : r.vm() + "/") + r.disk();
         }
     }
 
@@ -349,7 +359,7 @@ public final class BackupCommands {
         @Override
         List<DiskJob> jobs() {
             if (bitmapArgs.isEmpty() && sources != null && !sources.isEmpty() && !rotateBitmap) {
-                throw new IllegalArgumentException("incremental needs --bitmap NAME (the dirty bitmap exported as "
+                throw new UsageException("incremental needs --bitmap NAME (the dirty bitmap exported as "
                     + "qemu:dirty-bitmap:NAME, e.g. qemu-nbd -B NAME)");
             }
             return super.jobs();

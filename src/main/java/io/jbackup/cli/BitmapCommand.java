@@ -2,6 +2,8 @@ package io.jbackup.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -43,7 +45,7 @@ public final class BitmapCommand implements Runnable {
             image.toString()));
         String format = info.path("format").asText();
         if (!format.equals("qcow2")) {
-            throw new IllegalArgumentException(image + " is a " + format + " image; persistent dirty bitmaps need "
+            throw new UsageException(image + " is a " + format + " image; persistent dirty bitmaps need "
                 + "qcow2 (convert it: qemu-img convert -O qcow2 " + image + " NEW.qcow2)");
         }
         List<Bitmap> out = new ArrayList<>();
@@ -109,7 +111,7 @@ public final class BitmapCommand implements Runnable {
         @Override
         public Integer call() throws IOException {
             if (bitmaps(image).stream().anyMatch(b -> b.name().equals(name))) {
-                throw new IllegalArgumentException(image + " already has a bitmap named " + name
+                throw new UsageException(image + " already has a bitmap named " + name
                     + " (list them: jbackup bitmap list --image " + image + ")");
             }
             List<String> args = new ArrayList<>(List.of("bitmap", "--add", "-f", "qcow2"));
@@ -118,7 +120,7 @@ public final class BitmapCommand implements Runnable {
             }
             if (granularity != null) {
                 if (granularity < 512 || Long.bitCount(granularity) != 1 || granularity > (1L << 31)) {
-                    throw new IllegalArgumentException("--granularity " + granularity
+                    throw new UsageException("--granularity " + granularity
                         + " (expected: a power of two from 512 to 2 GiB)");
                 }
                 args.addAll(List.of("-g", granularity.toString()));
@@ -147,7 +149,7 @@ public final class BitmapCommand implements Runnable {
         public Integer call() throws IOException {
             List<Bitmap> bms = bitmaps(image);
             if (bms.stream().noneMatch(b -> b.name().equals(name))) {
-                throw new IllegalArgumentException(image + " has no bitmap named " + name + " (it has: "
+                throw new NotFoundException(image + " has no bitmap named " + name + " (it has: "
                     + (bms.isEmpty() ? "none" : String.join(", ", bms.stream().map(Bitmap::name).toList())) + ")");
             }
             QemuImg.check(image, "bitmap", "--remove", "-f", "qcow2", image.toString(), name);

@@ -4,6 +4,7 @@ import io.jbackup.engine.BackupExports;
 import io.jbackup.engine.Cancellation;
 import io.jbackup.engine.OverlayCommit;
 import io.jbackup.engine.OverlayFiles;
+import io.jbackup.error.NotFoundException;
 import io.jbackup.store.BackupInfo;
 import io.jbackup.store.LockMode;
 import io.jbackup.store.Repository;
@@ -65,12 +66,12 @@ public final class CommitOverlayCommand implements Callable<Integer> {
             if (file == null) {
                 BackupInfo b = BackupExports.resolve(rp, which.export);
                 if (b == null) {
-                    throw new IllegalArgumentException("no backup for export '" + which.export + "' in "
+                    throw new NotFoundException("no backup for export '" + which.export + "' in "
                         + repo.repo() + "; name the overlay file with --overlay FILE");
                 }
                 file = OverlayFiles.fileFor(overlayDir != null ? overlayDir : OverlayFiles.defaultDir(rp.dir()), b);
                 if (!Files.exists(OverlayFiles.metaFileOf(file))) {
-                    throw new IllegalArgumentException("no overlay " + file + " for export '" + which.export
+                    throw new NotFoundException("no overlay " + file + " for export '" + which.export
                         + "' (backup " + b.id() + "); if 'latest' moved on since it was served, name the overlay "
                         + "file with --overlay FILE");
                 }
@@ -82,7 +83,7 @@ public final class CommitOverlayCommand implements Callable<Integer> {
         }
         if (json.enabled()) {
             json.print(r);
-        } else {
+        } else if (!logging.quiet) {
             System.out.println((r.vm() == null ? "" : r.vm() + "/") + r.disk() + ": overlay " + r.overlay()
                 + " committed as backup " + r.backupId() + " (incremental on " + r.parentId() + "): "
                 + Human.count(r.chunks(), "chunk") + " changed (" + r.zeroChunks() + " now zero), "

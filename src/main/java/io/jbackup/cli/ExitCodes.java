@@ -1,18 +1,44 @@
 package io.jbackup.cli;
 
 import io.jbackup.engine.BackupRefusedException;
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
+import io.jbackup.nbd.client.NbdCommandException;
+import io.jbackup.nbd.client.NbdConnectException;
+import io.jbackup.nbd.client.NbdHandshakeException;
+import io.jbackup.nbd.client.NbdTimeoutException;
+import io.jbackup.nbd.protocol.NbdConnectionClosedException;
 import io.jbackup.nbd.protocol.NbdProtocolException;
 import io.jbackup.nbd.server.SocketPathException;
+import io.jbackup.nbd.tls.NbdTlsException;
+import io.jbackup.qmp.QmpConnectionException;
+import io.jbackup.qmp.QmpException;
+import io.jbackup.qmp.QmpTimeoutException;
 import io.jbackup.store.ChunkCorruptException;
 import io.jbackup.store.DiskBusyException;
 import io.jbackup.store.IndexCorruptException;
 import io.jbackup.store.KeyRefusedException;
+import io.jbackup.store.NotARepositoryException;
+import io.jbackup.store.PassphraseRequiredException;
 import io.jbackup.store.RepositoryException;
+import io.jbackup.store.RepositoryFullException;
+import io.jbackup.store.RepositoryLockedException;
+import io.jbackup.store.WrongPassphraseException;
 import picocli.CommandLine;
 
+import java.util.List;
+import java.util.concurrent.CancellationException;
+
 /**
- * Every exit code jbackup returns, what each means ({@link #TABLE}: the EXIT STATUS of every command's
- * {@code --help} and man page), and the one place exceptions are mapped to them.
+ * Every exit code jbackup returns, and the one place exceptions are mapped to them and to the error codes of
+ * {@code --json} ({@code {"status":"error","exitCode":N,"error":{"code":"...","message":"..."}}}).
+ *
+ * <p>What each code means is {@link #TABLE}: the EXIT STATUS of every command's {@code --help} and man page.
+ *
+ * <p>The mapping is by exception type only (never by message or package). An exception matches a rule if it is
+ * an instance of the rule's type; the causes are tried in turn, the outermost first, and the first rule in
+ * {@link #RULES} that matches wins. A plain {@code IllegalArgumentException} or {@code IllegalStateException} is
+ * a failed internal check, so it matches nothing and ends as {@link #INTERNAL} unless a cause matches.
  */
 public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
     public static final int OK = 0;
@@ -31,15 +57,67 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
     public static final java.util.List<java.util.Map.Entry<Integer, String>> TABLE = java.util.List.of(
         java.util.Map.entry(OK, "success"),
         java.util.Map.entry(INTERNAL, "internal error (a bug: run again with -vv and report it with the log)"),
-        java.util.Map.entry(USAGE, "usage error: a bad option or argument, or an incremental that is not safe "
-            + "(the message names the fix: jbackup full or jbackup auto)"),
+        java.util.Map.entry(USAGE, "usage error: a bad option or argument, something named that does not exist, "
+            + "an incremental that is not safe (the message names the fix: jbackup full or jbackup auto), a disk "
+            + "another run is backing up or a socket a running server uses (nothing was changed), a refused key change"),
         java.util.Map.entry(PARTIAL, "partial: some disks or ranges failed, the rest succeeded; or auto made a full "
             + "backup because the named bitmap is missing though the disk has a parent (done, but not as asked)"),
         java.util.Map.entry(SOURCE, "source error: the NBD server or QMP peer failed or misbehaved, or a qemu tool "
             + "jbackup runs is missing or failed"),
-        java.util.Map.entry(REPOSITORY, "repository error: missing, locked, corrupt, wrong passphrase, disk full"),
+        java.util.Map.entry(REPOSITORY, "repository error: not a repository, locked, corrupt, wrong or missing "
+            + "passphrase, disk full"),
         java.util.Map.entry(DAMAGE, "damage: verify found some, or a restore or read met a damaged chunk or index"),
         java.util.Map.entry(INTERRUPTED, "interrupted (Ctrl-C, SIGTERM); the repository keeps no half backup"));
+
+    /** The error code of an exception no rule matches (exit {@link #INTERNAL}). */
+    public static final String INTERNAL_CODE = "internal";
+
+    /**
+     * How one class of failure is reported: exit code and the stable kebab-case {@code --json} error code
+     * (documented in docs/operations.md, "Exit codes and JSON errors").
+     */
+    public record Failure(int exitCode, String code) {
+    }
+
+    private record Rule(Class<? extends Throwable> type, Failure failure) {
+    }
+
+    private static Rule rule(Class<? extends Throwable> type, int exitCode, String code) {
+        return new Rule(type, new Failure(exitCode, code));
+    }
+
+    /** Most specific first: subclasses before their superclasses. Adding an exception type is one line here. */
+    private static final List<Rule> RULES = List.of(
+        rule(CommandLine.ParameterException.class, USAGE, "usage"),
+        rule(NotFoundException.class, USAGE, "not-found"),
+        rule(UsageException.class, USAGE, "usage"),
+        rule(BackupRefusedException.class, USAGE, "backup-refused"),
+        rule(DiskBusyException.class, USAGE, "disk-busy"), // nothing was changed: wait with --wait-lock
+        rule(SocketPathException.class, USAGE, "socket-in-use"),
+        rule(KeyRefusedException.class, USAGE, "key-refused"),
+        rule(ChunkCorruptException.class, DAMAGE, "damage"),
+        rule(IndexCorruptException.class, DAMAGE, "damage"),
+        rule(NotARepositoryException.class, REPOSITORY, "not-a-repository"),
+        rule(RepositoryLockedException.class, REPOSITORY, "repository-locked"),
+        rule(WrongPassphraseException.class, REPOSITORY, "wrong-passphrase"),
+        rule(PassphraseRequiredException.class, REPOSITORY, "passphrase-required"),
+        rule(RepositoryFullException.class, REPOSITORY, "repository-full"),
+        rule(RepositoryException.class, REPOSITORY, "repository"),
+        rule(NbdConnectException.class, SOURCE, "source-unreachable"),
+        rule(NbdTimeoutException.class, SOURCE, "source-timeout"),
+        rule(NbdConnectionClosedException.class, SOURCE, "source-disconnected"),
+        rule(NbdProtocolException.class, SOURCE, "source-protocol"),
+        rule(NbdHandshakeException.class, SOURCE, "source-refused"),
+        rule(NbdCommandException.class, SOURCE, "source-error"),
+        rule(NbdTlsException.class, SOURCE, "tls"),
+        rule(QmpTimeoutException.class, SOURCE, "source-timeout"),
+        rule(QmpConnectionException.class, SOURCE, "qmp-unreachable"),
+        rule(QmpException.class, SOURCE, "qmp-error"),
+        rule(ExternalToolException.class, SOURCE, "external-tool"),
+        rule(InterruptedException.class, INTERRUPTED, "interrupted"),
+        rule(CancellationException.class, INTERRUPTED, "interrupted"));
+
+    private static final Failure INTERNAL_FAILURE = new Failure(INTERNAL, INTERNAL_CODE);
 
     @Override
     public int getExitCode(Throwable t) {
@@ -48,30 +126,19 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
 
     /** Maps an exception (or its causes) to an exit code. */
     public static int forException(Throwable t) {
-        for (Throwable c = t; c != null; c = c.getCause()) {
-            if (c instanceof CommandLine.ParameterException || c instanceof IllegalArgumentException
-                || c instanceof BackupRefusedException || c instanceof KeyRefusedException
-                || c instanceof SocketPathException || c instanceof DiskBusyException) { // busy: nothing was changed
-                return USAGE;
-            }
-            if (c instanceof ChunkCorruptException || c instanceof IndexCorruptException) {
-                return DAMAGE;
-            }
-            if (c instanceof RepositoryException) {
-                return REPOSITORY;
-            }
-            if (c instanceof NbdProtocolException || c instanceof ExternalToolException || isSourcePackage(c)) {
-                return SOURCE;
-            }
-            if (c instanceof InterruptedException || c instanceof java.util.concurrent.CancellationException) {
-                return INTERRUPTED;
-            }
-        }
-        return INTERNAL;
+        return classify(t).exitCode();
     }
 
-    private static boolean isSourcePackage(Throwable c) {
-        String n = c.getClass().getName();
-        return n.startsWith("io.jbackup.nbd.") || n.startsWith("io.jbackup.qmp.");
+    /** Maps an exception (or its causes) to its exit code and error code. */
+    public static Failure classify(Throwable t) {
+        int depth = 0;
+        for (Throwable c = t; c != null && depth < 64; c = c.getCause() == c ? null : c.getCause(), depth++) {
+            for (Rule r : RULES) {
+                if (r.type().isInstance(c)) {
+                    return r.failure();
+                }
+            }
+        }
+        return INTERNAL_FAILURE;
     }
 }

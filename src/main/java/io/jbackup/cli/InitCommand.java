@@ -1,5 +1,6 @@
 package io.jbackup.cli;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.store.Encryption;
 import io.jbackup.store.Repository;
 import io.jbackup.store.RepositoryConfig;
@@ -53,7 +54,7 @@ public final class InitCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (chunkSize > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("--chunk-size " + chunkSize + " is not a power of two from 64K to 4M");
+            throw new UsageException("--chunk-size " + chunkSize + " is not a power of two from 64K to 4M");
         }
         RepositoryOptions opts = new RepositoryOptions((int) chunkSize, Encryption.parse(encryption), compressionLevel,
             packSize);
@@ -76,6 +77,9 @@ public final class InitCommand implements Callable<Integer> {
             m.put("compressionLevel", config.compressionLevel());
             m.put("packSize", config.packSize());
             json.print(m);
+            return ExitCodes.OK;
+        }
+        if (logging.quiet) {
             return ExitCodes.OK;
         }
         PrintWriter out = spec.commandLine().getOut();

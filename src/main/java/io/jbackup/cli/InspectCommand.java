@@ -1,5 +1,6 @@
 package io.jbackup.cli;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.ExportInfo;
 import io.jbackup.nbd.client.Extents;
@@ -61,18 +62,18 @@ public final class InspectCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         if (demo) {
             if (uriText != null || list) {
-                throw new IllegalArgumentException("--demo takes no URI and no --list");
+                throw new UsageException("--demo takes no URI and no --list");
             }
             return runDemo();
         }
         if (uriText == null) {
-            throw new IllegalArgumentException("give the NBD URI to inspect (or --demo)");
+            throw new UsageException("give the NBD URI to inspect (or --demo)");
         }
         NbdUri uri = NbdUri.parse(uriText);
         ClientOptions opts = ClientOptions.defaults().withTls(tls.toConfig(uri.tls()));
         if (list) {
             if (!maps.isEmpty()) {
-                throw new IllegalArgumentException("--list and --map cannot be combined");
+                throw new UsageException("--list and --map cannot be combined");
             }
             printList(NbdClient.listExports(uri, opts));
             return ExitCodes.OK;
@@ -211,11 +212,11 @@ public final class InspectCommand implements Callable<Integer> {
         }
         // a server may serve one client at a time (qemu-nbd's default): ask again only after closing
         if (!structured) {
-            throw new IllegalArgumentException("the server " + uri + " has no structured replies, so it offers no "
+            throw new UsageException("the server " + uri + " has no structured replies, so it offers no "
                 + "meta contexts ('" + missing + "' requested)");
         }
         List<String> offered = new ArrayList<>(new LinkedHashSet<>(NbdClient.listMetaContexts(uri, opts)));
-        throw new IllegalArgumentException("the server does not offer meta context '" + missing + "' on " + uri
+        throw new UsageException("the server does not offer meta context '" + missing + "' on " + uri
             + "; it offers: " + (offered.isEmpty() ? "none" : String.join(", ", offered)));
     }
 

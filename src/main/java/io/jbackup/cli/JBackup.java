@@ -55,7 +55,9 @@ public final class JBackup implements Runnable {
         CommandLine cl = new CommandLine(new JBackup());
         cl.setCaseInsensitiveEnumValuesAllowed(true);
         cl.setExitCodeExceptionMapper(new ExitCodes());
-        cl.setExecutionExceptionHandler(new ErrorHandler());
+        ErrorHandler errors = new ErrorHandler();
+        cl.setExecutionExceptionHandler(errors);
+        cl.setParameterExceptionHandler(errors);
         return cl;
     }
 }

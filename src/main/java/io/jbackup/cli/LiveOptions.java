@@ -1,6 +1,7 @@
 package io.jbackup.cli;
 
 import io.jbackup.engine.LiveSource;
+import io.jbackup.error.UsageException;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
@@ -59,7 +60,7 @@ public final class LiveOptions {
     /** Rejects live-only options without {@code --qmp}. */
     void checkUnused() {
         if (!nodes.isEmpty() || !devices.isEmpty() || qga != null || nbdServer != null || scratchDir != null) {
-            throw new IllegalArgumentException("--node, --device, --qga, --nbd-server and --scratch-dir need --qmp "
+            throw new UsageException("--node, --device, --qga, --nbd-server and --scratch-dir need --qmp "
                 + "SOCKET");
         }
     }
@@ -67,11 +68,11 @@ public final class LiveOptions {
     /** The source; {@code disk} names a single unnamed node or device. */
     LiveSource source(String disk) {
         if (qgaTimeout < 1 || qgaTimeout > 3600 || qmpTimeout < 1 || qmpTimeout > 3600) {
-            throw new IllegalArgumentException("--qga-timeout and --qmp-timeout are seconds in 1 .. 3600");
+            throw new UsageException("--qga-timeout and --qmp-timeout are seconds in 1 .. 3600");
         }
         int count = nodes.size() + devices.size();
         if (count == 0) {
-            throw new IllegalArgumentException("--qmp needs the disks to back up: --node [DISK=]NODE or "
+            throw new UsageException("--qmp needs the disks to back up: --node [DISK=]NODE or "
                 + "--device [DISK=]DEV");
         }
         List<LiveSource.Disk> disks = new ArrayList<>();
@@ -93,7 +94,7 @@ public final class LiveOptions {
             return new String[] {arg.substring(0, eq), arg.substring(eq + 1)};
         }
         if (count > 1) {
-            throw new IllegalArgumentException("with several disks, write each as " + option + " DISK=NAME");
+            throw new UsageException("with several disks, write each as " + option + " DISK=NAME");
         }
         return new String[] {disk != null ? disk : arg, arg};
     }

@@ -11,7 +11,8 @@ public final class LoggingMixin {
     @Option(names = {"-v", "--verbose"}, description = "More log output on standard error (-v info, -vv debug, -vvv trace).")
     boolean[] verbose = new boolean[0];
 
-    @Option(names = {"-q", "--quiet"}, description = "Only errors on standard error.")
+    @Option(names = {"-q", "--quiet"}, description = "Only errors on standard error, and on success nothing on "
+        + "standard output but what was asked for (no summaries; list, show and dry runs still print).")
     boolean quiet;
 
     /** Configures slf4j-simple from the raw arguments; must run before any logger is created. */

@@ -1,5 +1,6 @@
 package io.jbackup.cli;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.store.GcOptions;
 import io.jbackup.store.GcReport;
 import io.jbackup.store.LockMode;
@@ -18,6 +19,7 @@ import picocli.CommandLine.Spec;
 import java.io.PrintWriter;
 import java.time.Duration;
 import java.time.ZoneId;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -55,7 +57,7 @@ public final class MaintenanceCommands {
             try {
                 z = zone == null ? ZoneId.systemDefault() : ZoneId.of(zone);
             } catch (java.time.DateTimeException e) {
-                throw new IllegalArgumentException("--zone " + zone + " is not a time zone (e.g. UTC, Europe/Berlin)");
+                throw new UsageException("--zone " + zone + " is not a time zone (e.g. UTC, Europe/Berlin)");
             }
             return new RetentionPolicy(last, hourly, daily, weekly, monthly, yearly,
                 within == null ? null : RetentionPolicy.Span.parse(within), z);
@@ -102,7 +104,7 @@ public final class MaintenanceCommands {
             }
             if (json.enabled()) {
                 json.print(toJson(r));
-            } else {
+            } else if (dryRun || !logging.quiet) {
                 print(spec.commandLine().getOut(), r);
             }
             return ExitCodes.OK;
@@ -153,6 +155,8 @@ public final class MaintenanceCommands {
         @Mixin
         RepoOptions repo;
         @Mixin
+        JsonMixin json;
+        @Mixin
         LoggingMixin logging;
 
         @Parameters(paramLabel = "ID", arity = "1..*", description = "Backup ids (or unique prefixes).")
@@ -166,14 +170,26 @@ public final class MaintenanceCommands {
 
         @Override
         public Integer call() throws Exception {
+            List<String> resolved = new ArrayList<>();
             try (Repository r = repo.open(LockMode.SHARED)) {
-                for (String ref : ids) {
-                    String id = r.resolve(null, null, ref).id();
+                for (String ref : ids) { // every id first: a typo changes nothing
+                    resolved.add(r.resolve(null, null, ref).id());
+                }
+                for (String id : resolved) {
                     r.setProtected(id, protect(), reason());
-                    spec.commandLine().getOut().printf("%s backup %s%n", protect() ? "Protected" : "Unprotected", id);
                 }
             }
-            spec.commandLine().getOut().flush();
+            if (json.enabled()) {
+                Map<String, Object> out = new LinkedHashMap<>();
+                out.put("status", "ok");
+                out.put(protect() ? "protected" : "unprotected", resolved);
+                json.print(out);
+            } else if (!logging.quiet) {
+                for (String id : resolved) {
+                    spec.commandLine().getOut().printf("%s backup %s%n", protect() ? "Protected" : "Unprotected", id);
+                }
+                spec.commandLine().getOut().flush();
+            }
             return ExitCodes.OK;
         }
     }
@@ -265,7 +281,7 @@ public final class MaintenanceCommands {
                     return bm;
                 }).toList());
                 json.print(m);
-            } else {
+            } else if (dryRun || !logging.quiet) {
                 PrintWriter out = spec.commandLine().getOut();
                 for (io.jbackup.store.BackupInfo b : backups) {
                     out.printf("%s backup %s of %s from %s%n", dryRun ? "Would delete" : "Deleted", b.id(),
@@ -309,7 +325,7 @@ public final class MaintenanceCommands {
         @Override
         public Integer call() throws Exception {
             if (maxWaitSeconds < 0) {
-                throw new IllegalArgumentException("--max-wait " + maxWaitSeconds + " is negative");
+                throw new UsageException("--max-wait " + maxWaitSeconds + " is negative");
             }
             PrintWriter err = spec.commandLine().getErr();
             boolean chatty = !json.enabled() && !logging.quiet;
@@ -332,7 +348,7 @@ public final class MaintenanceCommands {
             }
             if (json.enabled()) {
                 json.print(r);
-            } else {
+            } else if (dryRun || !logging.quiet) {
                 PrintWriter out = spec.commandLine().getOut();
                 out.printf("%s%d of %s unused (%d kept for backups that finished meanwhile); %s deleted, "
                         + "%d of them repacked into %s (%s copied).%n", dryRun ? "Dry run: " : "",

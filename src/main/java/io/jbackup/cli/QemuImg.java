@@ -1,5 +1,7 @@
 package io.jbackup.cli;
 
+import io.jbackup.error.NotFoundException;
+
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.charset.StandardCharsets;
@@ -80,7 +82,7 @@ final class QemuImg {
                 + "which manages bitmaps through QEMU (qemu-img: " + msg + ")");
         }
         if (msg.contains("No such file")) {
-            throw new IllegalArgumentException("no image " + image + " (" + msg + ")");
+            throw new NotFoundException("no image " + image + " (" + msg + ")");
         }
         throw new ExternalToolException("qemu-img " + String.join(" ", args) + " failed: " + msg);
     }

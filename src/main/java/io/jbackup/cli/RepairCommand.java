@@ -1,5 +1,6 @@
 package io.jbackup.cli;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.store.LockMode;
 import io.jbackup.store.RebuildReport;
 import io.jbackup.store.Repository;
@@ -34,11 +35,14 @@ public final class RepairCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (!rebuildCatalog) {
-            throw new IllegalArgumentException("nothing to repair: give --rebuild-catalog");
+            throw new UsageException("nothing to repair: give --rebuild-catalog");
         }
         RebuildReport r = Repository.rebuildCatalog(repoOptions.repo(), repoOptions.openOptions(LockMode.EXCLUSIVE));
         if (json.enabled()) {
             json.print(r);
+            return ExitCodes.OK;
+        }
+        if (logging.quiet && r.problems().isEmpty()) {
             return ExitCodes.OK;
         }
         PrintWriter out = spec.commandLine().getOut();

@@ -1,5 +1,7 @@
 package io.jbackup.cli;
 
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import io.jbackup.store.LockMode;
 import io.jbackup.store.OpenOptions;
 import io.jbackup.store.Repository;
@@ -57,7 +59,7 @@ public final class RepoOptions {
         if (e != null && !e.isBlank()) {
             return Path.of(e);
         }
-        throw new IllegalArgumentException("no repository given: pass --repo DIR or set " + ENV_REPO);
+        throw new UsageException("no repository given: pass --repo DIR or set " + ENV_REPO);
     }
 
     /** {@code --wait-lock}: how long to wait for a repository or disk lock (zero: not at all). */
@@ -102,7 +104,7 @@ public final class RepoOptions {
         char[] second = c.readPassword("Repeat the passphrase: ");
         try {
             if (first == null || second == null || !Arrays.equals(first, second)) {
-                throw new IllegalArgumentException("the passphrases differ; " + outcome);
+                throw new UsageException("the passphrases differ; " + outcome);
             }
             return first.clone();
         } finally {
@@ -131,14 +133,14 @@ public final class RepoOptions {
         byte[] b;
         try {
             if (Files.size(file) > MAX_PASSPHRASE_FILE) {
-                throw new IllegalArgumentException("passphrase file " + file + " is over " + MAX_PASSPHRASE_FILE
+                throw new UsageException("passphrase file " + file + " is over " + MAX_PASSPHRASE_FILE
                     + " bytes; it should hold just the passphrase");
             }
             b = Files.readAllBytes(file);
         } catch (NoSuchFileException e) {
-            throw new IllegalArgumentException("passphrase file " + file + " does not exist");
+            throw new NotFoundException("passphrase file " + file + " does not exist");
         } catch (IOException e) {
-            throw new IllegalArgumentException("cannot read passphrase file " + file + ": " + e.getMessage(), e);
+            throw new UsageException("cannot read passphrase file " + file + ": " + e.getMessage(), e);
         }
         try {
             CharBuffer cb = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
@@ -151,11 +153,11 @@ public final class RepoOptions {
             cb.get(p, 0, end);
             Arrays.fill(cb.array(), '\0');
             if (p.length == 0) {
-                throw new IllegalArgumentException("passphrase file " + file + " is empty");
+                throw new UsageException("passphrase file " + file + " is empty");
             }
             return p;
         } catch (CharacterCodingException e) {
-            throw new IllegalArgumentException("passphrase file " + file + " is not UTF-8 text");
+            throw new UsageException("passphrase file " + file + " is not UTF-8 text");
         } finally {
             Arrays.fill(b, (byte) 0);
         }

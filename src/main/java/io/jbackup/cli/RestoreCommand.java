@@ -5,6 +5,8 @@ import io.jbackup.engine.DiskRestore;
 import io.jbackup.engine.ProgressListener;
 import io.jbackup.engine.RestoreResult;
 import io.jbackup.engine.RestoreTarget;
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import io.jbackup.store.BackupInfo;
 import io.jbackup.store.BackupReader;
 import io.jbackup.store.LockMode;
@@ -76,7 +78,7 @@ public final class RestoreCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (disk == null && vm == null) {
-            throw new IllegalArgumentException("name what to restore: --disk NAME, or --vm NAME for a whole backup set");
+            throw new UsageException("name what to restore: --disk NAME, or --vm NAME for a whole backup set");
         }
         RestoreTargets.Format fmt = RestoreTargets.Format.parse(format);
         ProgressListener progress = ConsoleProgress.forConsole(json.enabled() || logging.quiet);
@@ -103,7 +105,7 @@ public final class RestoreCommand implements Callable<Integer> {
             out.put("status", damaged ? "partial" : "ok");
             out.put("disks", results);
             json.print(out);
-        } else {
+        } else if (damaged || !logging.quiet) { // damaged ranges are always listed
             for (RestoreResult x : results) {
                 System.out.println(String.format(Locale.ROOT,
                     "%s: restored backup %s to %s (%s): %s image, %s written, %s zero, %.1f s (%.0f MB/s)",
@@ -130,7 +132,7 @@ public final class RestoreCommand implements Callable<Integer> {
             }
         }
         if (ofVm.isEmpty()) {
-            throw new IllegalArgumentException("no complete backups of VM " + vm + " in the repository; "
+            throw new NotFoundException("no complete backups of VM " + vm + " in the repository; "
                 + "'jbackup list' shows what there is");
         }
         BackupInfo anchor = r.resolve(vm, ofVm.get(0).disk(), backup);

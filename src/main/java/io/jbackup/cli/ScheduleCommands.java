@@ -2,9 +2,12 @@ package io.jbackup.cli;
 
 import io.jbackup.engine.Cancellation;
 import io.jbackup.engine.EngineOptions;
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import io.jbackup.schedule.JobFile;
 import io.jbackup.schedule.RunLog;
 import io.jbackup.schedule.Scheduler;
+import io.jbackup.store.NotARepositoryException;
 import io.jbackup.store.OpenOptions;
 import io.jbackup.text.Human;
 import picocli.CommandLine.ArgGroup;
@@ -58,7 +61,7 @@ public final class ScheduleCommands {
         try {
             return Instant.parse(now);
         } catch (java.time.format.DateTimeParseException e) {
-            throw new IllegalArgumentException("--now " + now + " (expected an ISO-8601 instant, e.g. 2026-11-24T02:30:00Z)");
+            throw new UsageException("--now " + now + " (expected an ISO-8601 instant, e.g. 2026-11-24T02:30:00Z)");
         }
     }
 
@@ -267,7 +270,7 @@ public final class ScheduleCommands {
         @Override
         public Integer call() throws Exception {
             if (count < 1 || count > 1000) {
-                throw new IllegalArgumentException("--count " + count + " (expected: 1 .. 1000)");
+                throw new UsageException("--count " + count + " (expected: 1 .. 1000)");
             }
             JobFile jf = JobFile.read(config);
             Instant at = parseNow(now);
@@ -376,12 +379,13 @@ public final class ScheduleCommands {
             } else {
                 String e = RepoOptions.env.get(RepoOptions.ENV_REPO);
                 if (e == null || e.isBlank()) {
-                    throw new IllegalArgumentException("give --config FILE or --repo DIR (or set JBACKUP_REPO)");
+                    throw new UsageException("give --config FILE or --repo DIR (or set JBACKUP_REPO)");
                 }
                 repo = Path.of(e);
             }
-            if (!Files.isDirectory(repo)) {
-                throw new IllegalArgumentException("repository " + repo + " does not exist");
+            if (!Files.isRegularFile(repo.resolve("config.json"))) {
+                throw new NotARepositoryException("no jbackup repository at " + repo + " (" + repo.resolve("config.json")
+                    + " is missing); give the repository with --repo DIR or the job file with --config FILE");
             }
             PrintWriter out = spec.commandLine().getOut();
             if (run != null) {
@@ -389,13 +393,13 @@ public final class ScheduleCommands {
                 if (id.equals("latest")) {
                     List<RunLog.Summary> all = RunLog.list(repo);
                     if (all.isEmpty()) {
-                        throw new IllegalArgumentException("no scheduled runs are recorded in " + repo);
+                        throw new NotFoundException("no scheduled runs are recorded in " + repo);
                     }
                     id = all.get(0).id();
                 }
                 Path f = RunLog.logFile(repo, id);
                 if (!Files.exists(f)) {
-                    throw new IllegalArgumentException("no run " + id + " in " + repo.resolve(RunLog.DIR)
+                    throw new NotFoundException("no run " + id + " in " + repo.resolve(RunLog.DIR)
                         + "; list the runs with: jbackup log");
                 }
                 if (json.enabled()) {
@@ -410,7 +414,7 @@ public final class ScheduleCommands {
                 return ExitCodes.OK;
             }
             if (last < 1) {
-                throw new IllegalArgumentException("--last " + last + " (expected: at least 1)");
+                throw new UsageException("--last " + last + " (expected: at least 1)");
             }
             List<RunLog.Summary> runs = RunLog.list(repo);
             runs = runs.subList(0, Math.min(last, runs.size()));

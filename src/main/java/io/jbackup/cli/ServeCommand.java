@@ -3,6 +3,7 @@ package io.jbackup.cli;
 import io.jbackup.engine.BackupExports;
 import io.jbackup.engine.BackupServer;
 import io.jbackup.engine.OverlayFiles;
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.server.ServerConfig;
 import io.jbackup.store.LockMode;
 import io.jbackup.store.Repository;
@@ -11,6 +12,8 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
+import java.io.OutputStream;
+import java.io.PrintStream;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.nio.file.Path;
@@ -82,10 +85,10 @@ public final class ServeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if ((overlayDir != null || discardChanges) && !writable) {
-            throw new IllegalArgumentException("--overlay-dir and --discard-changes go with --writable");
+            throw new UsageException("--overlay-dir and --discard-changes go with --writable");
         }
         if (cacheMiB < 0 || cacheMiB > (1L << 24)) {
-            throw new IllegalArgumentException("--cache-size " + cacheMiB + " (expected: 0 .. 16777216 MiB)");
+            throw new UsageException("--cache-size " + cacheMiB + " (expected: 0 .. 16777216 MiB)");
         }
         ServerConfig.Builder b = ServerConfig.builder().maxConnections(maxConnections);
         if (listen == null && socket == null) {
@@ -125,10 +128,11 @@ public final class ServeCommand implements Callable<Integer> {
             try {
                 started = BackupServer.start(r, config, opts);
             } catch (java.net.BindException e) {
-                throw new IllegalArgumentException(e.getMessage(), e);
+                throw new UsageException(e.getMessage(), e);
             }
             try (BackupServer server = started) {
-                System.out.println("jbackup: serving " + Human.count(server.exports().list().size(), "export") + " of "
+                PrintStream status = logging.quiet ? new PrintStream(OutputStream.nullOutputStream()) : System.out;
+                status.println("jbackup: serving " + Human.count(server.exports().list().size(), "export") + " of "
                     + repo.repo() + (writable ? " writable (overlays in " + server.exports().overlayDir()
                     + (discardChanges ? ", discarded at exit" : "") + ")" : " read-only")
                     + (server.server().tcpAddress() != null ? " on nbd://" + hostPort(server.server().tcpAddress())
@@ -145,7 +149,7 @@ public final class ServeCommand implements Callable<Integer> {
                         + " bytes changed in backup " + k.backupId() + "); save it as a new backup with: jbackup "
                         + "commit-overlay --repo " + repo.repo() + " --overlay " + k.file());
                 }
-                System.out.println("jbackup: stopped");
+                status.println("jbackup: stopped");
                 System.out.flush();
             }
         } finally {
@@ -162,17 +166,17 @@ public final class ServeCommand implements Callable<Integer> {
     static InetSocketAddress parseListen(String listen) {
         int colon = listen.lastIndexOf(':');
         if (colon < 0) {
-            throw new IllegalArgumentException("--listen " + listen + " (expected: HOST:PORT, e.g. 127.0.0.1:10809)");
+            throw new UsageException("--listen " + listen + " (expected: HOST:PORT, e.g. 127.0.0.1:10809)");
         }
         String host = listen.substring(0, colon).replace("[", "").replace("]", "");
         int port;
         try {
             port = Integer.parseInt(listen.substring(colon + 1));
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("--listen " + listen + ": port is not a number");
+            throw new UsageException("--listen " + listen + ": port is not a number");
         }
         if (port < 0 || port > 65535) {
-            throw new IllegalArgumentException("--listen " + listen + ": port out of range (0 .. 65535)");
+            throw new UsageException("--listen " + listen + ": port out of range (0 .. 65535)");
         }
         // no host: loopback, never every interface by accident
         return new InetSocketAddress(host.isEmpty() ? "127.0.0.1" : host, port);

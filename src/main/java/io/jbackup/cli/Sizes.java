@@ -1,6 +1,7 @@
 package io.jbackup.cli;
 
 import io.jbackup.text.Human;
+import io.jbackup.error.UsageException;
 import picocli.CommandLine.ITypeConverter;
 
 import java.util.Locale;
@@ -39,7 +40,7 @@ final class Sizes implements ITypeConverter<Long> {
             }
             return n * mult;
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("'" + value + "' is not a size (examples: 64K, 1M, 4MiB, 1048576)");
+            throw new UsageException("'" + value + "' is not a size (examples: 64K, 1M, 4MiB, 1048576)");
         }
     }
 

@@ -1,5 +1,6 @@
 package io.jbackup.cli;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.tls.TlsConfig;
 import io.jbackup.nbd.tls.TlsMode;
 import picocli.CommandLine.Option;
@@ -46,7 +47,7 @@ public final class TlsOptions {
             m = (uriWantsTls || haveCreds) ? TlsMode.REQUIRE : TlsMode.OFF;
         }
         if (uriWantsTls && m != TlsMode.REQUIRE) {
-            throw new IllegalArgumentException("an nbds:// URI requires TLS; drop --tls=" + mode.name().toLowerCase()
+            throw new UsageException("an nbds:// URI requires TLS; drop --tls=" + mode.name().toLowerCase()
                 + " or use nbd://");
         }
         if (m == TlsMode.OFF) {
@@ -64,7 +65,7 @@ public final class TlsOptions {
      */
     public TlsConfig toServerConfig() {
         if (hostname != null) {
-            throw new IllegalArgumentException("--tls-hostname is a client option; the server presents the "
+            throw new UsageException("--tls-hostname is a client option; the server presents the "
                 + "certificate in --tls-creds DIR/server-cert.pem");
         }
         TlsConfig c = toConfig(false);

@@ -74,7 +74,7 @@ public final class VerifyCommand implements Callable<Integer> {
             repo.finishRun(run, report.ok() ? "ok" : "damaged", summary);
             if (json.enabled()) {
                 json.print(report);
-            } else {
+            } else if (!report.ok() || !logging.quiet) { // damage is always reported
                 print(report, repo);
             }
             return report.ok() ? ExitCodes.OK : ExitCodes.DAMAGE;

@@ -3,6 +3,7 @@ package io.jbackup.engine;
 import io.jbackup.store.DiskBusyException;
 import io.jbackup.store.DiskLock;
 import io.jbackup.store.FileMutex;
+import io.jbackup.error.UsageException;
 import io.jbackup.store.Repository;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -90,7 +91,7 @@ public final class BackupEngine {
     /** {@link #run} for a caller that holds the disks' locks already ({@link LiveBackup}). */
     List<DiskResult> runLocked(List<DiskJob> jobs) throws InterruptedException {
         if (jobs.isEmpty()) {
-            throw new IllegalArgumentException("no disks to back up: give --source URI (or NAME=URI, repeatable)");
+            throw new UsageException("no disks to back up: give --source URI (or NAME=URI, repeatable)");
         }
         String set = UUID.randomUUID().toString().substring(0, 8);
         List<DiskJob> labelled = new ArrayList<>();

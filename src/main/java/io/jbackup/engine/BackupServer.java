@@ -1,5 +1,6 @@
 package io.jbackup.engine;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.server.ChunkCache;
 import io.jbackup.nbd.server.NbdServer;
 import io.jbackup.nbd.server.ServerConfig;
@@ -35,10 +36,10 @@ public final class BackupServer implements AutoCloseable {
     public record Options(long cacheBytes, int readAhead, BackupExports.Writable writable) {
         public Options {
             if (cacheBytes < 0) {
-                throw new IllegalArgumentException("cache size " + cacheBytes + " (expected: >= 0)");
+                throw new UsageException("cache size " + cacheBytes + " (expected: >= 0)");
             }
             if (readAhead < 0 || readAhead > 256) {
-                throw new IllegalArgumentException("read-ahead " + readAhead + " (expected: 0 .. 256)");
+                throw new UsageException("read-ahead " + readAhead + " (expected: 0 .. 256)");
             }
         }
 

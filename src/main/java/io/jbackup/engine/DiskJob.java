@@ -1,5 +1,6 @@
 package io.jbackup.engine;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdUri;
 
@@ -21,15 +22,15 @@ public record DiskJob(String vm, String disk, NbdUri uri, ClientOptions client, 
                       Map<String, String> labels, String note) {
     public DiskJob {
         if (disk == null || !disk.matches("[A-Za-z0-9][A-Za-z0-9._-]{0,63}")) {
-            throw new IllegalArgumentException("disk name '" + disk
+            throw new UsageException("disk name '" + disk
                 + "' (expected: 1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit)");
         }
         if (vm != null && !vm.matches("[A-Za-z0-9][A-Za-z0-9._-]{0,127}")) {
-            throw new IllegalArgumentException("VM name '" + vm
+            throw new UsageException("VM name '" + vm
                 + "' (expected: 1-128 characters of letters, digits, '.', '_' or '-')");
         }
         if (mode == BackupMode.INCREMENTAL && (bitmap == null || bitmap.isEmpty())) {
-            throw new IllegalArgumentException("an incremental backup needs --bitmap NAME (the dirty bitmap exported "
+            throw new UsageException("an incremental backup needs --bitmap NAME (the dirty bitmap exported "
                 + "as qemu:dirty-bitmap:NAME, e.g. qemu-nbd -B NAME)");
         }
         labels = labels == null ? Map.of() : Map.copyOf(labels);

@@ -1,5 +1,6 @@
 package io.jbackup.engine;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.store.BackupReader;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -42,7 +43,7 @@ public final class DiskRestore {
     public DiskRestore(BackupReader reader, RestoreTarget target, boolean ignoreErrors, int readAhead,
                        ProgressListener progress, Cancellation cancel) {
         if (readAhead < 1 || readAhead > 1024) {
-            throw new IllegalArgumentException("read-ahead " + readAhead + " (expected: 1 .. 1024)");
+            throw new UsageException("read-ahead " + readAhead + " (expected: 1 .. 1024)");
         }
         this.reader = reader;
         this.target = target;

@@ -9,7 +9,7 @@ import java.util.List;
  *
  * @param vm           VM name or null
  * @param disk         disk name
- * @param status       "ok" or "failed"
+ * @param status       "ok" or "failed" (per disk; the command's own status is "error" when every disk failed)
  * @param backupId     the new backup's id (null when failed)
  * @param type         "full" or "incremental"
  * @param parentId     parent backup id for incrementals

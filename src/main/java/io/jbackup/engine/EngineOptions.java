@@ -1,6 +1,8 @@
 package io.jbackup.engine;
 
 import io.jbackup.text.Human;
+import io.jbackup.error.UsageException;
+
 import java.time.Duration;
 
 /**
@@ -19,19 +21,19 @@ public record EngineOptions(long bufferBytes, long statusWindow, int retries, Du
                             Duration diskLockWait) {
     public EngineOptions {
         if (bufferBytes < (1 << 20) || bufferBytes > (8L << 30)) {
-            throw new IllegalArgumentException("buffer size " + bufferBytes + " (expected: 1 MiB .. 8 GiB)");
+            throw new UsageException("buffer size " + bufferBytes + " (expected: 1 MiB .. 8 GiB)");
         }
         if (statusWindow < (1 << 20) || statusWindow > (1L << 31)) {
-            throw new IllegalArgumentException("block-status window " + statusWindow + " (expected: 1 MiB .. 2 GiB)");
+            throw new UsageException("block-status window " + statusWindow + " (expected: 1 MiB .. 2 GiB)");
         }
         if (retries < 0 || retries > 100) {
-            throw new IllegalArgumentException("retries " + retries + " (expected: 0 .. 100)");
+            throw new UsageException("retries " + retries + " (expected: 0 .. 100)");
         }
         if (retryBackoff == null || retryBackoff.isNegative()) {
-            throw new IllegalArgumentException("retry backoff " + Human.duration(retryBackoff) + " (expected: >= 0)");
+            throw new UsageException("retry backoff " + Human.duration(retryBackoff) + " (expected: >= 0)");
         }
         if (parallelDisks < 1 || parallelDisks > 64) {
-            throw new IllegalArgumentException("parallel disks " + parallelDisks + " (expected: 1 .. 64)");
+            throw new UsageException("parallel disks " + parallelDisks + " (expected: 1 .. 64)");
         }
         if (diskLockWait == null || diskLockWait.isNegative()) {
             throw new IllegalArgumentException("disk lock wait " + diskLockWait + " (expected: >= 0)");

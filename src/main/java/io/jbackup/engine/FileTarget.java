@@ -1,5 +1,7 @@
 package io.jbackup.engine;
 
+import io.jbackup.error.UsageException;
+
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -41,14 +43,19 @@ public final class FileTarget implements RestoreTarget {
         }
         boolean exists = Files.exists(path);
         boolean device = exists && !Files.isRegularFile(path);
+        if (device && !isBlockDevice(path)) {
+            throw new UsageException("restore target " + path + " is " + kind(path) + "; restore to a file name, a "
+                + "block device or an NBD URI (to check that a backup reads back without writing it anywhere, use: "
+                + "jbackup verify --backup ID)");
+        }
         if (exists && !device && !overwrite && Files.size(path) > 0) {
-            throw new IllegalArgumentException("restore target " + path + " exists; pass --force to overwrite it, "
+            throw new UsageException("restore target " + path + " exists; pass --force to overwrite it, "
                 + "or choose a new file name");
         }
         if (!exists || (!device && Files.size(path) == 0)) {
             Path parent = path.toAbsolutePath().getParent();
             if (parent != null && !Files.isDirectory(parent)) {
-                throw new IllegalArgumentException("restore target directory " + parent + " does not exist");
+                throw new UsageException("restore target directory " + parent + " does not exist");
             }
             try (java.io.RandomAccessFile raf = new java.io.RandomAccessFile(path.toFile(), "rw")) {
                 raf.setLength(size); // sparse: every chunk reads as zero until written
@@ -65,11 +72,38 @@ public final class FileTarget implements RestoreTarget {
             long devSize = ch.size();
             if (devSize > 0 && devSize < size) {
                 ch.close();
-                throw new IllegalArgumentException("restore target " + path + " has " + devSize
+                throw new UsageException("restore target " + path + " has " + devSize
                     + " bytes, the image needs " + size);
             }
         }
         return new FileTarget(path, ch, false, zero);
+    }
+
+    /** The file type bits of {@code stat}'s mode: block device, character device, directory, FIFO, socket. */
+    private static final int S_IFMT = 0170000;
+    private static final int S_IFBLK = 0060000;
+
+    private static int mode(Path path) throws IOException {
+        try {
+            return (Integer) Files.getAttribute(path, "unix:mode");
+        } catch (UnsupportedOperationException e) {
+            return 0; // no unix attributes: treat every non-regular file as a device, as before
+        }
+    }
+
+    private static boolean isBlockDevice(Path path) throws IOException {
+        int m = mode(path);
+        return m == 0 || (m & S_IFMT) == S_IFBLK;
+    }
+
+    private static String kind(Path path) throws IOException {
+        return switch (mode(path) & S_IFMT) {
+            case 0020000 -> "a character device";
+            case 0040000 -> "a directory";
+            case 0010000 -> "a FIFO";
+            case 0140000 -> "a socket";
+            default -> "not a regular file or block device";
+        };
     }
 
     @Override

@@ -1,5 +1,6 @@
 package io.jbackup.engine;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdUri;
 import io.jbackup.qmp.BlockNodes;
@@ -90,7 +91,7 @@ public final class LiveBackup {
                 for (LiveSource.Disk d : source.disks()) {
                     Plan p = plan(qmp, d, vm, mode);
                     if (!nodes.add(p.fleece().node())) {
-                        throw new IllegalArgumentException("node " + p.fleece().node() + " is given for two disks");
+                        throw new UsageException("node " + p.fleece().node() + " is given for two disks");
                     }
                     plans.add(p);
                 }

@@ -1,6 +1,8 @@
 package io.jbackup.engine;
 
 import io.jbackup.text.Human;
+import io.jbackup.error.UsageException;
+
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashSet;
@@ -33,30 +35,30 @@ public record LiveSource(Path qmpSocket, List<Disk> disks, Path qgaSocket, Durat
     public record Disk(String disk, String node, String device) {
         public Disk {
             if ((node == null) == (device == null)) {
-                throw new IllegalArgumentException("disk " + disk + ": give either a block node or a device");
+                throw new UsageException("disk " + disk + ": give either a block node or a device");
             }
         }
     }
 
     public LiveSource {
         if (qmpSocket == null) {
-            throw new IllegalArgumentException("no QMP socket (--qmp SOCKET)");
+            throw new UsageException("no QMP socket (--qmp SOCKET)");
         }
         if (disks == null || disks.isEmpty()) {
-            throw new IllegalArgumentException("no disks: give --node [DISK=]NODE or --device [DISK=]DEV");
+            throw new UsageException("no disks: give --node [DISK=]NODE or --device [DISK=]DEV");
         }
         disks = List.copyOf(disks);
         Set<String> names = new HashSet<>();
         for (Disk d : disks) {
             if (!names.add(d.disk())) {
-                throw new IllegalArgumentException("disk name " + d.disk() + " is given twice");
+                throw new UsageException("disk name " + d.disk() + " is given twice");
             }
         }
         if (qmpTimeout == null || qmpTimeout.isNegative() || qmpTimeout.isZero()) {
-            throw new IllegalArgumentException("QMP timeout " + Human.duration(qmpTimeout) + " (expected: > 0)");
+            throw new UsageException("QMP timeout " + Human.duration(qmpTimeout) + " (expected: > 0)");
         }
         if (qgaSocket != null && (qgaTimeout == null || qgaTimeout.isNegative() || qgaTimeout.isZero())) {
-            throw new IllegalArgumentException("guest agent timeout " + Human.duration(qgaTimeout) + " (expected: > 0)");
+            throw new UsageException("guest agent timeout " + Human.duration(qgaTimeout) + " (expected: > 0)");
         }
     }
 

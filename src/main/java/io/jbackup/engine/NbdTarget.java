@@ -1,5 +1,6 @@
 package io.jbackup.engine;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.client.NbdClient;
 
 import java.io.IOException;
@@ -24,11 +25,11 @@ public final class NbdTarget implements RestoreTarget {
 
     public NbdTarget(NbdClient client, long size, int maxInFlight) {
         if (client.info().readOnly()) {
-            throw new IllegalArgumentException("the NBD restore target is read-only; export it writable "
+            throw new UsageException("the NBD restore target is read-only; export it writable "
                 + "(qemu-nbd without -r)");
         }
         if (client.info().size() < size) {
-            throw new IllegalArgumentException("the NBD restore target has " + client.info().size()
+            throw new UsageException("the NBD restore target has " + client.info().size()
                 + " bytes, the image needs " + size + "; create it with qemu-img create -f qcow2 FILE " + size);
         }
         this.client = client;

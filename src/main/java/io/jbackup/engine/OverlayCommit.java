@@ -1,5 +1,7 @@
 package io.jbackup.engine;
 
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.server.ChunkCache;
 import io.jbackup.nbd.server.ChunkedImageExport;
 import io.jbackup.nbd.server.OverlayExport;
@@ -69,10 +71,10 @@ public final class OverlayCommit {
         throws IOException {
         OverlayFiles.Meta m = files.meta();
         if (!m.repositoryId().equals(repo.config().id())) {
-            throw new IllegalArgumentException("overlay " + files.data() + " was made on a backup of repository "
+            throw new UsageException("overlay " + files.data() + " was made on a backup of repository "
                 + m.repositoryId() + ", not of " + repo.dir() + " (" + repo.config().id() + ")");
         }
-        BackupInfo parent = repo.backup(m.backupId()).orElseThrow(() -> new IllegalArgumentException("overlay "
+        BackupInfo parent = repo.backup(m.backupId()).orElseThrow(() -> new NotFoundException("overlay "
             + files.data() + " was made on backup " + m.backupId() + ", which is no longer in the repository; "
             + "the overlay alone is not an image and cannot be committed"));
         Result result;

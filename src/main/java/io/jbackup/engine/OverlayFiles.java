@@ -3,6 +3,8 @@ package io.jbackup.engine;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.server.OverlayExport;
 import io.jbackup.store.BackupInfo;
 import io.jbackup.store.RepositoryException;
@@ -145,14 +147,14 @@ public final class OverlayFiles implements AutoCloseable {
         try {
             ch = FileChannel.open(metaFile, StandardOpenOption.READ, StandardOpenOption.WRITE);
         } catch (NoSuchFileException e) {
-            throw new IllegalArgumentException("no overlay at " + data + " (its description " + metaFile
+            throw new NotFoundException("no overlay at " + data + " (its description " + metaFile
                 + " is missing); overlays are made by jbackup serve --writable");
         }
         try {
             FileLock lock = lock(ch, data);
             Meta m = read(ch, metaFile);
             if (!Files.exists(data) || !Files.exists(OverlayExport.mapFileOf(data))) {
-                throw new IllegalArgumentException("overlay " + data + " has no data or map file: nothing was ever "
+                throw new UsageException("overlay " + data + " has no data or map file: nothing was ever "
                     + "written through it, or it was discarded");
             }
             return new OverlayFiles(data, m, ch, lock);

@@ -1,6 +1,8 @@
 package io.jbackup.qmp;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -80,7 +82,7 @@ public final class BlockNodes {
                 return n;
             }
         }
-        throw new IllegalArgumentException("QEMU at " + qmp.socket() + " has no block node '" + nodeName
+        throw new NotFoundException("QEMU at " + qmp.socket() + " has no block node '" + nodeName
             + "'; named nodes: " + describe(all.stream().map(n -> n.name() + " (" + n.driver() + ")").toList())
             + " (give --node NAME, or --device DEV to use a guest device's node)");
     }
@@ -101,13 +103,13 @@ public final class BlockNodes {
             known.add((drive.isEmpty() ? qdevId : drive) + (node.isEmpty() ? " (no medium)" : " -> " + node));
             if (device.equals(drive) || device.equals(qdev) || (!qdevId.isEmpty() && device.equals(qdevId))) {
                 if (node.isEmpty()) {
-                    throw new IllegalArgumentException("device " + device + " has no medium inserted; nothing to "
+                    throw new UsageException("device " + device + " has no medium inserted; nothing to "
                         + "back up");
                 }
                 return node;
             }
         }
-        throw new IllegalArgumentException("QEMU at " + qmp.socket() + " has no block device '" + device
+        throw new NotFoundException("QEMU at " + qmp.socket() + " has no block device '" + device
             + "'; devices: " + describe(known) + " (qemu-storage-daemon has no devices: give --node NAME)");
     }
 

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jbackup.text.Human;
 import io.jbackup.nbd.server.SocketPathException;
 import io.jbackup.nbd.server.UnixSockets;
+import io.jbackup.error.UsageException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -247,7 +248,7 @@ public final class FleecingExport implements AutoCloseable {
         } else {
             dir = options.scratchDir().toAbsolutePath();
             if (!Files.isDirectory(dir)) {
-                throw new IllegalArgumentException("scratch directory " + dir + " does not exist (create it, "
+                throw new UsageException("scratch directory " + dir + " does not exist (create it, "
                     + "writable by QEMU, or leave out --scratch-dir)");
             }
         }

@@ -6,6 +6,7 @@ import com.cronutils.model.CronType;
 import com.cronutils.model.definition.CronDefinitionBuilder;
 import com.cronutils.model.time.ExecutionTime;
 import com.cronutils.parser.CronParser;
+import io.jbackup.error.UsageException;
 
 import java.time.ZonedDateTime;
 import java.util.Locale;
@@ -35,12 +36,12 @@ public final class CronSchedule {
     /** Parses and validates; the message names the expression and the expected forms. */
     public static CronSchedule parse(String text) {
         if (text == null || text.isBlank()) {
-            throw new IllegalArgumentException("empty cron expression");
+            throw new UsageException("empty cron expression");
         }
         String t = text.trim().replaceAll("\\s+", " ");
         int fields = t.split(" ").length;
         if (fields != 5 && fields != 6) {
-            throw new IllegalArgumentException("cron expression '" + text + "' has " + fields + " fields; write 5 "
+            throw new UsageException("cron expression '" + text + "' has " + fields + " fields; write 5 "
                 + "(minute hour day-of-month month day-of-week, e.g. '30 2 * * *') or 6 with seconds first");
         }
         try {
@@ -48,7 +49,7 @@ public final class CronSchedule {
             c.validate();
             return new CronSchedule(t, c);
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("cron expression '" + text + "' is invalid: " + e.getMessage());
+            throw new UsageException("cron expression '" + text + "' is invalid: " + e.getMessage());
         }
     }
 

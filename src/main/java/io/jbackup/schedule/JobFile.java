@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.jbackup.engine.BackupMode;
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import io.jbackup.store.RetentionPolicy;
 
 import java.io.IOException;
@@ -91,16 +93,16 @@ public record JobFile(Path file, Path repository, Path passphraseFile, Path stat
     /** Reads and validates a job file. */
     public static JobFile read(Path file) throws IOException {
         if (!Files.isRegularFile(file)) {
-            throw new IllegalArgumentException("job file " + file + " does not exist");
+            throw new NotFoundException("job file " + file + " does not exist");
         }
         if (Files.size(file) > MAX_FILE) {
-            throw new IllegalArgumentException("job file " + file + " is over 1 MiB; is it the right file?");
+            throw new UsageException("job file " + file + " is over 1 MiB; is it the right file?");
         }
         JsonNode root;
         try {
             root = new ObjectMapper(new YAMLFactory()).readTree(Files.readAllBytes(file));
         } catch (IOException e) {
-            throw new IllegalArgumentException("job file " + file + " is not valid YAML/JSON: "
+            throw new UsageException("job file " + file + " is not valid YAML/JSON: "
                 + e.getMessage().lines().findFirst().orElse(""));
         }
         return parse(file, root);
@@ -299,7 +301,7 @@ public record JobFile(Path file, Path repository, Path passphraseFile, Path stat
     /** Where in which file: builds the messages. */
     private record Ctx(Path file) {
         IllegalArgumentException fail(String at, String what) {
-            return new IllegalArgumentException("job file " + file + (at.isEmpty() ? "" : ": " + at) + " " + what);
+            return new UsageException("job file " + file + (at.isEmpty() ? "" : ": " + at) + " " + what);
         }
 
         void keys(JsonNode n, String at, Set<String> allowed) {

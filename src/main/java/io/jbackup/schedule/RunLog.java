@@ -3,6 +3,8 @@ package io.jbackup.schedule;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -168,7 +170,7 @@ public final class RunLog implements AutoCloseable {
         }
         Path log = dir.resolve(id + ".log");
         if (!Files.exists(log)) {
-            throw new IllegalArgumentException("no run " + id + " in " + dir + "; list the runs with: jbackup log");
+            throw new NotFoundException("no run " + id + " in " + dir + "; list the runs with: jbackup log");
         }
         Instant started = null;
         try {
@@ -196,7 +198,7 @@ public final class RunLog implements AutoCloseable {
     /** The log file of run {@code id}. */
     public static Path logFile(Path repoDir, String id) {
         if (!id.matches("[0-9]{8}-[0-9]{6}-[0-9a-f]{6}")) {
-            throw new IllegalArgumentException("'" + id + "' is not a run id (yyyyMMdd-HHmmss-xxxxxx); list the runs "
+            throw new UsageException("'" + id + "' is not a run id (yyyyMMdd-HHmmss-xxxxxx); list the runs "
                 + "with: jbackup log");
         }
         return repoDir.resolve(DIR).resolve(id + ".log");

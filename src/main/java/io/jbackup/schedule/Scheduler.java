@@ -8,6 +8,7 @@ import io.jbackup.engine.EngineOptions;
 import io.jbackup.engine.LiveBackup;
 import io.jbackup.engine.LiveSource;
 import io.jbackup.engine.ProgressListener;
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdUri;
 import io.jbackup.nbd.tls.TlsConfig;
@@ -319,7 +320,7 @@ public final class Scheduler {
         Path psk = t.containsKey("pskFile") ? Path.of(t.get("pskFile")) : null;
         if (creds == null && psk == null) {
             if (uri.tls()) {
-                throw new IllegalArgumentException("source " + uri + " needs TLS credentials: tls: {creds: DIR} or "
+                throw new UsageException("source " + uri + " needs TLS credentials: tls: {creds: DIR} or "
                     + "{pskFile: FILE}");
             }
             return TlsConfig.OFF;

@@ -1,5 +1,7 @@
 package io.jbackup.store;
 
+import io.jbackup.error.UsageException;
+
 import java.util.Locale;
 
 /** How chunk records are protected in a repository, chosen once at {@code jbackup init}. */
@@ -33,7 +35,7 @@ public enum Encryption {
                 }
             }
         }
-        throw new IllegalArgumentException("unknown encryption '" + s + "' (expected: none or aes-256-gcm)");
+        throw new UsageException("unknown encryption '" + s + "' (expected: none or aes-256-gcm)");
     }
 
     @Override

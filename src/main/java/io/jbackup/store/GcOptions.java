@@ -1,6 +1,8 @@
 package io.jbackup.store;
 
 import io.jbackup.text.Human;
+import io.jbackup.error.UsageException;
+
 import java.time.Duration;
 import java.util.function.Consumer;
 
@@ -22,14 +24,14 @@ public record GcOptions(int repackThresholdPercent, Duration maxWait, Duration w
 
     public GcOptions {
         if (repackThresholdPercent < 0 || repackThresholdPercent > 100) {
-            throw new IllegalArgumentException("repack threshold " + repackThresholdPercent + "% (expected: 0 .. 100)");
+            throw new UsageException("repack threshold " + repackThresholdPercent + "% (expected: 0 .. 100)");
         }
         if (maxWait == null || maxWait.isNegative()) {
-            throw new IllegalArgumentException("gc max wait " + Human.duration(maxWait) + " (expected: >= 0)");
+            throw new UsageException("gc max wait " + Human.duration(maxWait) + " (expected: >= 0)");
         }
         waitLock = waitLock == null ? Duration.ZERO : waitLock;
         if (waitLock.isNegative()) {
-            throw new IllegalArgumentException("lock wait " + waitLock + " is negative");
+            throw new UsageException("lock wait " + waitLock + " is negative");
         }
         progress = progress == null ? s -> { } : progress;
     }

@@ -1,5 +1,7 @@
 package io.jbackup.store;
 
+import io.jbackup.error.UsageException;
+
 import java.time.Duration;
 import java.util.function.Supplier;
 
@@ -24,10 +26,10 @@ public record OpenOptions(Supplier<char[]> passphrase, LockMode lockMode, Durati
         lockMode = lockMode == null ? LockMode.SHARED : lockMode;
         waitLock = waitLock == null ? Duration.ZERO : waitLock;
         if (waitLock.isNegative()) {
-            throw new IllegalArgumentException("lock wait " + waitLock + " is negative");
+            throw new UsageException("lock wait " + waitLock + " is negative");
         }
         if (workerThreads < 0 || workerThreads > MAX_WORKER_THREADS) {
-            throw new IllegalArgumentException("worker threads " + workerThreads + " out of range (expected: 0 for "
+            throw new UsageException("worker threads " + workerThreads + " out of range (expected: 0 for "
                 + "one per processor, or 1.." + MAX_WORKER_THREADS + ")");
         }
     }

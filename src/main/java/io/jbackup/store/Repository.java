@@ -5,6 +5,8 @@ import io.jbackup.catalog.Catalog;
 import io.jbackup.catalog.ChunkLocation;
 import io.jbackup.catalog.ChunkRow;
 import io.jbackup.catalog.PackRow;
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -132,7 +134,7 @@ public final class Repository implements AutoCloseable {
      */
     public static Repository init(Path dir, RepositoryOptions opts, char[] passphraseOrNull) throws IOException {
         if (opts.encryption() == Encryption.AES_256_GCM && (passphraseOrNull == null || passphraseOrNull.length == 0)) {
-            throw new IllegalArgumentException("encryption aes-256-gcm needs a passphrase: set JBACKUP_PASSPHRASE, "
+            throw new UsageException("encryption aes-256-gcm needs a passphrase: set JBACKUP_PASSPHRASE, "
                 + "pass --passphrase-file FILE, or run on a terminal to be asked");
         }
         if (Files.exists(dir)) {
@@ -498,39 +500,39 @@ public final class Repository implements AutoCloseable {
         checkName(s.disk(), "disk name", false);
         checkName(s.vm(), "vm name", true);
         if (s.imageSize() < 0) {
-            throw new IllegalArgumentException("image size " + s.imageSize() + " is negative");
+            throw new UsageException("image size " + s.imageSize() + " is negative");
         }
         RepositoryOptions.validateChunkSize(chunkSize, "chunk size");
         long chunks = (s.imageSize() + chunkSize - 1) / chunkSize;
         if (chunks > IndexFile.MAX_CHUNKS) {
-            throw new IllegalArgumentException("image size " + s.imageSize() + " needs " + chunks + " chunks of "
+            throw new UsageException("image size " + s.imageSize() + " needs " + chunks + " chunks of "
                 + chunkSize + " bytes (at most " + IndexFile.MAX_CHUNKS + "); use a bigger chunk size");
         }
         if (BackupSpec.FULL.equals(s.type())) {
             if (s.parentId() != null) {
-                throw new IllegalArgumentException("a full backup has no parent (got " + s.parentId() + "); drop the "
+                throw new UsageException("a full backup has no parent (got " + s.parentId() + "); drop the "
                     + "parent, or make it an incremental backup");
             }
         } else if (BackupSpec.INCREMENTAL.equals(s.type())) {
             if (s.parentId() == null || s.parentId().isBlank()) {
-                throw new IllegalArgumentException("an incremental backup needs a parent backup id (usually the "
+                throw new UsageException("an incremental backup needs a parent backup id (usually the "
                     + "latest complete backup of the disk)");
             }
         } else {
-            throw new IllegalArgumentException("backup type '" + s.type() + "' is unknown (expected: full or "
+            throw new UsageException("backup type '" + s.type() + "' is unknown (expected: full or "
                 + "incremental)");
         }
         if (s.labels().size() > MAX_LABELS) {
-            throw new IllegalArgumentException(s.labels().size() + " labels (at most " + MAX_LABELS + ")");
+            throw new UsageException(s.labels().size() + " labels (at most " + MAX_LABELS + ")");
         }
         for (Map.Entry<String, String> e : s.labels().entrySet()) {
             checkName(e.getKey(), "label name", false);
             if (e.getValue() == null || e.getValue().length() > 4096) {
-                throw new IllegalArgumentException("label " + e.getKey() + " has no value or one over 4096 characters");
+                throw new UsageException("label " + e.getKey() + " has no value or one over 4096 characters");
             }
         }
         if (s.note() != null && s.note().length() > MAX_NOTE) {
-            throw new IllegalArgumentException("note is " + s.note().length() + " characters (at most " + MAX_NOTE + ")");
+            throw new UsageException("note is " + s.note().length() + " characters (at most " + MAX_NOTE + ")");
         }
     }
 
@@ -539,10 +541,10 @@ public final class Repository implements AutoCloseable {
             if (nullable) {
                 return;
             }
-            throw new IllegalArgumentException(what + " is missing");
+            throw new UsageException(what + " is missing");
         }
         if (n.isBlank() || n.length() > MAX_NAME || n.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
-            throw new IllegalArgumentException(what + " '" + n + "' must be 1.." + MAX_NAME
+            throw new UsageException(what + " '" + n + "' must be 1.." + MAX_NAME
                 + " characters without control characters");
         }
     }
@@ -623,16 +625,16 @@ public final class Repository implements AutoCloseable {
     public BackupInfo resolve(String vm, String disk, String ref) throws IOException {
         checkOpen();
         if (ref == null || ref.isBlank()) {
-            throw new IllegalArgumentException("empty backup reference; give a backup id (or a unique prefix), "
+            throw new UsageException("empty backup reference; give a backup id (or a unique prefix), "
                 + "'latest' or '@TIME'");
         }
         String what = disk == null ? null : vm == null ? disk : vm + "/" + disk;
         if (ref.equals("latest") || ref.startsWith("@")) {
             if (disk == null) {
-                throw new IllegalArgumentException("'" + ref + "' needs the disk (and vm) it refers to");
+                throw new UsageException("'" + ref + "' needs the disk (and vm) it refers to");
             }
             Instant at = ref.equals("latest") ? null : parseTime(ref.substring(1));
-            return catalog.latestComplete(vm, disk, at).orElseThrow(() -> new RepositoryException(
+            return catalog.latestComplete(vm, disk, at).orElseThrow(() -> new NotFoundException(
                 "no complete backup of " + what + (at == null ? "" : " at or before " + at)
                     + " in repository " + dir + "; list the backups with: jbackup list"));
         }
@@ -651,13 +653,13 @@ public final class Repository implements AutoCloseable {
         }
         if (matches.isEmpty()) {
             if (!all.isEmpty()) {
-                throw new RepositoryException("backup " + all.get(0).id() + " matching '" + ref + "' is of "
+                throw new NotFoundException("backup " + all.get(0).id() + " matching '" + ref + "' is of "
                     + all.get(0).diskLabel() + ", not " + (what == null ? vm : what));
             }
-            throw new RepositoryException("no backup matches '" + ref + "' in repository " + dir
+            throw new NotFoundException("no backup matches '" + ref + "' in repository " + dir
                 + "; list the backups with: jbackup list");
         }
-        throw new RepositoryException("'" + ref + "' is ambiguous: it matches " + matches.size() + " backups ("
+        throw new UsageException("'" + ref + "' is ambiguous: it matches " + matches.size() + " backups ("
             + matches.stream().limit(5).map(BackupInfo::id).collect(Collectors.joining(", "))
             + (matches.size() > 5 ? ", ..." : "") + "); type more characters of the id");
     }
@@ -681,7 +683,7 @@ public final class Repository implements AutoCloseable {
         try {
             return LocalDate.parse(s).plusDays(1).atStartOfDay(ZoneId.systemDefault()).toInstant().minusMillis(1);
         } catch (DateTimeParseException e) {
-            throw new IllegalArgumentException("cannot read time '" + s + "'; use ISO-8601, e.g. 2026-11-24T20:15:30Z, "
+            throw new UsageException("cannot read time '" + s + "'; use ISO-8601, e.g. 2026-11-24T20:15:30Z, "
                 + "2026-11-24T21:15:30 (local time) or 2026-11-24 (end of that day)");
         }
     }
@@ -695,7 +697,7 @@ public final class Repository implements AutoCloseable {
         requireKey();
         String why = reason == null || reason.isBlank() ? "marked bad" : reason;
         if (!catalog.setState(backupId, BackupInfo.BAD, why)) {
-            throw new RepositoryException("cannot mark backup " + backupId + " bad: no such complete backup");
+            throw new NotFoundException("cannot mark backup " + backupId + " bad: no such complete backup");
         }
         ObjectNode n = Json.MAPPER.createObjectNode();
         n.put("reason", why);
@@ -782,7 +784,7 @@ public final class Repository implements AutoCloseable {
         checkOpen();
         requireKey();
         if (!catalog.setProtected(backupId, protect, reason)) {
-            throw new RepositoryException("cannot " + (protect ? "protect" : "unprotect") + " backup " + backupId
+            throw new NotFoundException("cannot " + (protect ? "protect" : "unprotect") + " backup " + backupId
                 + ": no such complete backup");
         }
         Path marker = dir.resolve(IndexFile.DIR).resolve(backupId + KEEP_SUFFIX);
@@ -824,7 +826,7 @@ public final class Repository implements AutoCloseable {
         PruneReport r = prune(policy, b -> (vm == null || vm.equals(b.vm())) && (disk == null || disk.equals(b.disk())),
             dryRun, waitLock);
         if (r.disks().isEmpty() && (vm != null || disk != null)) {
-            throw new RepositoryException("no backups of " + (vm == null ? "" : "vm " + vm + " ")
+            throw new NotFoundException("no backups of " + (vm == null ? "" : "vm " + vm + " ")
                 + (disk == null ? "" : "disk " + disk + " ") + "in repository " + dir + "; list them with: jbackup list");
         }
         return r;

@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import java.io.IOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -103,6 +105,10 @@ public record RepositoryConfig(String id, int formatVersion, int defaultChunkSiz
     /** Reads and validates {@code dir/config.json}. */
     static RepositoryConfig read(Path dir) throws IOException {
         Path file = dir.resolve(FILE_NAME);
+        if (Files.exists(dir) && !Files.isDirectory(dir)) {
+            throw new NotARepositoryException(dir + " is not a directory, so it is not a jbackup repository; give the "
+                + "repository directory with --repo DIR (create one with: jbackup init --repo NEWDIR)");
+        }
         byte[] bytes;
         try {
             if (Files.size(file) > MAX_FILE_SIZE) {
@@ -111,8 +117,13 @@ public record RepositoryConfig(String id, int formatVersion, int defaultChunkSiz
             }
             bytes = Files.readAllBytes(file);
         } catch (NoSuchFileException e) {
-            throw new RepositoryException("no jbackup repository at " + dir + " (" + file + " is missing); create one "
-                + "with: jbackup init --repo " + dir);
+            throw new NotARepositoryException("no jbackup repository at " + dir + " (" + file + " is missing); create "
+                + "one with: jbackup init --repo " + dir);
+        } catch (AccessDeniedException e) {
+            throw new NotARepositoryException("cannot read " + file + ": permission denied; run jbackup as the user "
+                + "that owns the repository (or root)", e);
+        } catch (FileSystemException e) {
+            throw new NotARepositoryException("cannot read the repository config " + file + ": " + e.getMessage(), e);
         }
         JsonNode n = Json.parse(bytes, file);
         if (!FORMAT.equals(n.path("format").asText())) {

@@ -1,5 +1,7 @@
 package io.jbackup.store;
 
+import io.jbackup.error.UsageException;
+
 /**
  * What {@code jbackup init} fixes for a repository's life. Validated up front: every bad value is rejected with
  * the accepted range.
@@ -29,14 +31,14 @@ public record RepositoryOptions(int chunkSize, Encryption encryption, int compre
     public RepositoryOptions {
         validateChunkSize(chunkSize, "chunk size");
         if (encryption == null) {
-            throw new IllegalArgumentException("encryption must be given (none or aes-256-gcm)");
+            throw new UsageException("encryption must be given (none or aes-256-gcm)");
         }
         if (compressionLevel < MIN_COMPRESSION_LEVEL || compressionLevel > MAX_COMPRESSION_LEVEL) {
-            throw new IllegalArgumentException("compression level " + compressionLevel + " is out of range (expected: 0 "
+            throw new UsageException("compression level " + compressionLevel + " is out of range (expected: 0 "
                 + "for none, 1.." + MAX_COMPRESSION_LEVEL + ", or " + MIN_COMPRESSION_LEVEL + "..-1 for zstd's fast levels)");
         }
         if (packSize < MIN_PACK_SIZE || packSize > MAX_PACK_SIZE) {
-            throw new IllegalArgumentException("pack size " + packSize + " is out of range (expected: " + MIN_PACK_SIZE
+            throw new UsageException("pack size " + packSize + " is out of range (expected: " + MIN_PACK_SIZE
                 + ".." + MAX_PACK_SIZE + " bytes)");
         }
     }
@@ -70,7 +72,7 @@ public record RepositoryOptions(int chunkSize, Encryption encryption, int compre
     /** Rejects a chunk size that is not a power of two from 64 KiB to 4 MiB. */
     static void validateChunkSize(long size, String what) {
         if (size < MIN_CHUNK_SIZE || size > MAX_CHUNK_SIZE || Long.bitCount(size) != 1) {
-            throw new IllegalArgumentException(what + " " + size + " is not a power of two from 64 KiB to 4 MiB "
+            throw new UsageException(what + " " + size + " is not a power of two from 64 KiB to 4 MiB "
                 + "(use 64K, 128K, 256K, 512K, 1M, 2M or 4M)");
         }
     }

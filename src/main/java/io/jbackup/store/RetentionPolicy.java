@@ -1,5 +1,7 @@
 package io.jbackup.store;
 
+import io.jbackup.error.UsageException;
+
 import java.time.Duration;
 import java.time.Period;
 import java.time.ZoneId;
@@ -36,7 +38,7 @@ public record RetentionPolicy(int keepLast, int keepHourly, int keepDaily, int k
         check(keepYearly, "keep-yearly");
         zone = zone == null ? ZoneId.systemDefault() : zone;
         if (keepLast + keepHourly + keepDaily + keepWeekly + keepMonthly + keepYearly == 0 && keepWithin == null) {
-            throw new IllegalArgumentException("no retention rule given, so every backup would be removed; give at "
+            throw new UsageException("no retention rule given, so every backup would be removed; give at "
                 + "least one of --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, "
                 + "--keep-yearly, --keep-within");
         }
@@ -44,7 +46,7 @@ public record RetentionPolicy(int keepLast, int keepHourly, int keepDaily, int k
 
     private static void check(int n, String name) {
         if (n < 0 || n > MAX_COUNT) {
-            throw new IllegalArgumentException("--" + name + " " + n + " (expected: 0 .. " + MAX_COUNT
+            throw new UsageException("--" + name + " " + n + " (expected: 0 .. " + MAX_COUNT
                 + "; 0 means the rule is not used)");
         }
     }
@@ -84,7 +86,7 @@ public record RetentionPolicy(int keepLast, int keepHourly, int keepDaily, int k
 
         public Span {
             if (period.isNegative() || duration.isNegative() || period.isZero() && duration.isZero()) {
-                throw new IllegalArgumentException("keep-within span '" + text + "' must be positive");
+                throw new UsageException("keep-within span '" + text + "' must be positive");
             }
         }
 
@@ -98,7 +100,7 @@ public record RetentionPolicy(int keepLast, int keepHourly, int keepDaily, int k
                         num(m.group(4))));
                     return new Span(p, Duration.ofHours(num(m.group(5))), s.trim());
                 } catch (ArithmeticException | NumberFormatException e) {
-                    throw new IllegalArgumentException("keep-within span '" + s + "' is too large");
+                    throw new UsageException("keep-within span '" + s + "' is too large");
                 }
             }
             String iso = t.toUpperCase(Locale.ROOT);
@@ -114,7 +116,7 @@ public record RetentionPolicy(int keepLast, int keepHourly, int keepDaily, int k
             } catch (RuntimeException e) {
                 // fall through to the message
             }
-            throw new IllegalArgumentException("cannot read keep-within span '" + s + "'; write e.g. 36h, 14d, 2w, "
+            throw new UsageException("cannot read keep-within span '" + s + "'; write e.g. 36h, 14d, 2w, "
                 + "6m (months), 1y, 1y6m, or ISO-8601 P14D");
         }
 

@@ -1,6 +1,7 @@
 package io.jbackup.store;
 
 import io.jbackup.catalog.ChunkLocation;
+import io.jbackup.error.NotFoundException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -262,7 +263,7 @@ final class Verifier {
                     try {
                         repo.markBad(e.getKey(), e.getValue());
                         markedBad.add(e.getKey());
-                    } catch (RepositoryException ex) {
+                    } catch (RepositoryException | NotFoundException ex) {
                         LOG.warn("cannot mark {} bad: {}", e.getKey(), ex.getMessage());
                     }
                 }

@@ -1,5 +1,7 @@
 package io.jbackup.store;
 
+import io.jbackup.error.UsageException;
+
 import java.util.List;
 
 /**
@@ -15,7 +17,7 @@ public record VerifyOptions(List<String> backupIds, double samplePercent, boolea
     public VerifyOptions {
         backupIds = backupIds == null ? List.of() : List.copyOf(backupIds);
         if (!(samplePercent > 0 && samplePercent <= 100)) {
-            throw new IllegalArgumentException("sample percentage " + samplePercent + " is out of range (expected: "
+            throw new UsageException("sample percentage " + samplePercent + " is out of range (expected: "
                 + "more than 0, at most 100)");
         }
     }

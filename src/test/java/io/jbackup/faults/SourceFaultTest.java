@@ -71,7 +71,9 @@ class SourceFaultTest {
         }
         JsonNode d = result.get("disks").get(0);
         assertEquals(4, code, "source error: " + result);
-        assertEquals("failed", result.get("status").asText());
+        assertEquals("error", result.get("status").asText(), "the --json error object: " + result);
+        assertEquals(4, result.get("exitCode").asInt(), result.toString());
+        assertTrue(result.get("error").get("code").asText().startsWith("source-"), result.toString());
         assertTrue(d.get("reason").asText().contains("giving up on nbd+unix:///?socket=")
             && d.get("reason").asText().contains("after 2 reconnect attempts"), d.toString());
         assertNoBackupsAndClean();

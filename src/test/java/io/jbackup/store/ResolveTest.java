@@ -1,5 +1,7 @@
 package io.jbackup.store;
 
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -39,16 +41,17 @@ class ResolveTest {
             assertEquals(a1, repo.resolve("vm", "vda", "@" + a2.created().minusMillis(1)));
             assertEquals(a2, repo.resolve("vm", "vda", "@" + Instant.now().plusSeconds(3600)));
 
-            RepositoryException e = assertThrows(RepositoryException.class,
+            // what the user named does not exist or is ambiguous: usage errors (exit 2), not repository errors
+            UsageException e = assertThrows(NotFoundException.class,
                 () -> repo.resolve("vm", "vda", "@" + a1.created().minusSeconds(60)));
             assertTrue(e.getMessage().contains("no complete backup of vm/vda at or before"), e.getMessage());
-            e = assertThrows(RepositoryException.class, () -> repo.resolve(null, null, a1.id().substring(0, 8)));
+            e = assertThrows(UsageException.class, () -> repo.resolve(null, null, a1.id().substring(0, 8)));
             assertTrue(e.getMessage().contains("ambiguous") && e.getMessage().contains(a1.id()), e.getMessage());
-            e = assertThrows(RepositoryException.class, () -> repo.resolve(null, null, "1999"));
+            e = assertThrows(NotFoundException.class, () -> repo.resolve(null, null, "1999"));
             assertTrue(e.getMessage().contains("no backup matches '1999'"), e.getMessage());
-            e = assertThrows(RepositoryException.class, () -> repo.resolve(null, "disk.img", a1.id()));
+            e = assertThrows(NotFoundException.class, () -> repo.resolve(null, "disk.img", a1.id()));
             assertTrue(e.getMessage().contains("is of vm/vda, not disk.img"), e.getMessage());
-            IllegalArgumentException ie = assertThrows(IllegalArgumentException.class,
+            UsageException ie = assertThrows(UsageException.class,
                 () -> repo.resolve("vm", "vda", "@yesterday"));
             assertTrue(ie.getMessage().contains("ISO-8601"), ie.getMessage());
             assertEquals(a1.created().toEpochMilli() <= Repository.parseTime("2999-01-01").toEpochMilli(), true);

@@ -1,5 +1,6 @@
 package io.jbackup.nbd.client;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.protocol.NbdConstants;
 import io.jbackup.nbd.tls.TlsConfig;
 
@@ -41,12 +42,12 @@ public record ClientOptions(TlsConfig tls, List<String> metaContexts, Duration c
         metaContexts = List.copyOf(metaContexts == null ? List.of() : metaContexts);
         for (String c : metaContexts) {
             if (c.indexOf(':') <= 0 || c.getBytes(StandardCharsets.UTF_8).length > NbdConstants.MAX_STRING_LENGTH) {
-                throw new IllegalArgumentException("meta context '" + c + "' must be NAMESPACE:NAME (e.g. "
+                throw new UsageException("meta context '" + c + "' must be NAMESPACE:NAME (e.g. "
                     + "base:allocation, qemu:allocation-depth, qemu:dirty-bitmap:BITMAP), at most 4096 bytes");
             }
         }
         if (metaContexts.stream().distinct().count() != metaContexts.size()) {
-            throw new IllegalArgumentException("meta contexts listed twice: " + metaContexts);
+            throw new UsageException("meta contexts listed twice: " + metaContexts);
         }
         positive(connectTimeout, "connectTimeout");
         positive(handshakeTimeout, "handshakeTimeout");

@@ -1,5 +1,6 @@
 package io.jbackup.nbd.client;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.protocol.NbdConstants;
 
 import java.io.ByteArrayOutputStream;
@@ -30,26 +31,26 @@ public record NbdUri(String scheme, String host, int port, Path socket, String e
 
     public NbdUri {
         if (scheme == null || export == null) {
-            throw new IllegalArgumentException("NBD URI scheme and export must be set");
+            throw new UsageException("NBD URI scheme and export must be set");
         }
         boolean unix = scheme.endsWith("+unix");
         if (!(scheme.equals("nbd") || scheme.equals("nbds") || scheme.equals("nbd+unix")
             || scheme.equals("nbds+unix"))) {
-            throw new IllegalArgumentException("unsupported NBD URI scheme '" + scheme
+            throw new UsageException("unsupported NBD URI scheme '" + scheme
                 + "'; use nbd://, nbds://, nbd+unix:// or nbds+unix://");
         }
         if (tls != scheme.startsWith("nbds")) {
-            throw new IllegalArgumentException("scheme " + scheme + " and tls=" + tls + " disagree");
+            throw new UsageException("scheme " + scheme + " and tls=" + tls + " disagree");
         }
         if (unix) {
             if (socket == null || host != null || port != 0) {
-                throw new IllegalArgumentException(scheme + " URIs need a socket path and no host or port");
+                throw new UsageException(scheme + " URIs need a socket path and no host or port");
             }
         } else if (host == null || host.isEmpty() || socket != null || port < 1 || port > 65535) {
-            throw new IllegalArgumentException(scheme + " URIs need a host and a port in 1..65535, no socket");
+            throw new UsageException(scheme + " URIs need a host and a port in 1..65535, no socket");
         }
         if (export.getBytes(StandardCharsets.UTF_8).length > NbdConstants.MAX_STRING_LENGTH) {
-            throw new IllegalArgumentException("export name longer than " + NbdConstants.MAX_STRING_LENGTH + " bytes");
+            throw new UsageException("export name longer than " + NbdConstants.MAX_STRING_LENGTH + " bytes");
         }
     }
 
@@ -80,40 +81,40 @@ public record NbdUri(String scheme, String host, int port, Path socket, String e
      */
     public static NbdUri parse(String uri) {
         if (uri == null || uri.isBlank()) {
-            throw new IllegalArgumentException("empty NBD URI; " + FORMS);
+            throw new UsageException("empty NBD URI; " + FORMS);
         }
         URI u;
         try {
             u = new URI(uri.trim());
         } catch (URISyntaxException e) {
-            throw new IllegalArgumentException("malformed NBD URI '" + uri + "': " + e.getReason() + " at index "
+            throw new UsageException("malformed NBD URI '" + uri + "': " + e.getReason() + " at index "
                 + e.getIndex() + "; " + FORMS);
         }
         String scheme = u.getScheme();
         if (scheme == null) {
-            throw new IllegalArgumentException("NBD URI '" + uri + "' has no scheme; " + FORMS);
+            throw new UsageException("NBD URI '" + uri + "' has no scheme; " + FORMS);
         }
         scheme = scheme.toLowerCase(java.util.Locale.ROOT);
         boolean tls = scheme.startsWith("nbds");
         if (!(scheme.equals("nbd") || scheme.equals("nbds") || scheme.equals("nbd+unix")
             || scheme.equals("nbds+unix"))) {
-            throw new IllegalArgumentException("unsupported scheme '" + u.getScheme() + "' in '" + uri + "'; "
+            throw new UsageException("unsupported scheme '" + u.getScheme() + "' in '" + uri + "'; "
                 + FORMS);
         }
         if (u.isOpaque()) {
-            throw new IllegalArgumentException("NBD URI '" + uri + "' must have '//' after the scheme; " + FORMS);
+            throw new UsageException("NBD URI '" + uri + "' must have '//' after the scheme; " + FORMS);
         }
         if (u.getRawFragment() != null) {
-            throw new IllegalArgumentException("NBD URI '" + uri + "' must not have a #fragment");
+            throw new UsageException("NBD URI '" + uri + "' must not have a #fragment");
         }
         if (u.getRawUserInfo() != null) {
-            throw new IllegalArgumentException("NBD URI '" + uri + "': user names in URIs are not supported; "
+            throw new UsageException("NBD URI '" + uri + "': user names in URIs are not supported; "
                 + "use --tls-username for TLS-PSK");
         }
         String rawPath = u.getRawPath() == null ? "" : u.getRawPath();
         String export = rawPath.isEmpty() ? "" : decode(rawPath.substring(1), uri);
         if (!rawPath.isEmpty() && !rawPath.startsWith("/")) {
-            throw new IllegalArgumentException("NBD URI '" + uri + "': the export must follow a '/'");
+            throw new UsageException("NBD URI '" + uri + "': the export must follow a '/'");
         }
         Path socket = null;
         if (u.getRawQuery() != null && !u.getRawQuery().isEmpty()) {
@@ -123,39 +124,39 @@ public record NbdUri(String scheme, String host, int port, Path socket, String e
                 String value = eq < 0 ? "" : decode(param.substring(eq + 1), uri);
                 if (key.equals("socket")) {
                     if (value.isEmpty()) {
-                        throw new IllegalArgumentException("NBD URI '" + uri + "': socket= needs a path");
+                        throw new UsageException("NBD URI '" + uri + "': socket= needs a path");
                     }
                     socket = Path.of(value);
                 } else {
-                    throw new IllegalArgumentException("NBD URI '" + uri + "': unsupported query parameter '" + key
+                    throw new UsageException("NBD URI '" + uri + "': unsupported query parameter '" + key
                         + "' (only socket= for nbd+unix:// URIs)");
                 }
             }
         }
         if (scheme.endsWith("+unix")) {
             if (u.getRawAuthority() != null && !u.getRawAuthority().isEmpty()) {
-                throw new IllegalArgumentException("NBD URI '" + uri + "': " + scheme + " URIs have no host; write "
+                throw new UsageException("NBD URI '" + uri + "': " + scheme + " URIs have no host; write "
                     + scheme + ":///EXPORT?socket=PATH (three slashes)");
             }
             if (socket == null) {
-                throw new IllegalArgumentException("NBD URI '" + uri + "': " + scheme + " URIs need ?socket=PATH");
+                throw new UsageException("NBD URI '" + uri + "': " + scheme + " URIs need ?socket=PATH");
             }
             return unix(socket, export, tls);
         }
         if (socket != null) {
-            throw new IllegalArgumentException("NBD URI '" + uri + "': socket= is only valid with nbd+unix:// or "
+            throw new UsageException("NBD URI '" + uri + "': socket= is only valid with nbd+unix:// or "
                 + "nbds+unix://");
         }
         String host = u.getHost();
         if (host == null || host.isEmpty()) {
-            throw new IllegalArgumentException("NBD URI '" + uri + "' has no (valid) host; " + FORMS);
+            throw new UsageException("NBD URI '" + uri + "' has no (valid) host; " + FORMS);
         }
         if (host.startsWith("[") && host.endsWith("]")) {
             host = host.substring(1, host.length() - 1);
         }
         int port = u.getPort() == -1 ? NbdConstants.DEFAULT_PORT : u.getPort();
         if (port < 1 || port > 65535) {
-            throw new IllegalArgumentException("NBD URI '" + uri + "': port " + port + " is not in 1..65535");
+            throw new UsageException("NBD URI '" + uri + "': port " + port + " is not in 1..65535");
         }
         return tcp(host, port, export, tls);
     }
@@ -206,7 +207,7 @@ public record NbdUri(String scheme, String host, int port, Path socket, String e
                 int hi = i + 2 < s.length() ? Character.digit(s.charAt(i + 1), 16) : -1;
                 int lo = i + 2 < s.length() ? Character.digit(s.charAt(i + 2), 16) : -1;
                 if (hi < 0 || lo < 0) {
-                    throw new IllegalArgumentException("NBD URI '" + uri + "': bad percent escape at '"
+                    throw new UsageException("NBD URI '" + uri + "': bad percent escape at '"
                         + s.substring(i) + "'");
                 }
                 out.write(hi * 16 + lo);

@@ -1,5 +1,6 @@
 package io.jbackup.nbd.server;
 
+import io.jbackup.error.UsageException;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.PooledByteBufAllocator;
@@ -49,7 +50,7 @@ public final class ChunkCache {
         this(maxBytes, PooledByteBufAllocator.DEFAULT);
         long limit = PlatformDependent.maxDirectMemory();
         if (limit > 0 && maxBytes > limit - DIRECT_RESERVE) {
-            throw new IllegalArgumentException("a chunk cache of " + (maxBytes >> 20) + " MiB does not fit the JVM's "
+            throw new UsageException("a chunk cache of " + (maxBytes >> 20) + " MiB does not fit the JVM's "
                 + "direct memory limit of " + (limit >> 20) + " MiB (64 MiB of it are kept for network buffers); "
                 + "use a smaller --cache-size or raise the limit, e.g. JBACKUP_OPTS=\"-Xmx512m -XX:+UseParallelGC "
                 + "-XX:MaxDirectMemorySize=" + ((maxBytes + DIRECT_RESERVE + (1 << 20) - 1) >> 20) + "m\"");

@@ -1,5 +1,6 @@
 package io.jbackup.nbd.server;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.tls.TlsConfig;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
@@ -35,7 +36,7 @@ public record ServerConfig(InetSocketAddress tcpAddress, Path unixSocket, TlsCon
 
     public ServerConfig {
         if (tcpAddress == null && unixSocket == null) {
-            throw new IllegalArgumentException("the NBD server needs a TCP address or a Unix socket path to listen on");
+            throw new UsageException("the NBD server needs a TCP address or a Unix socket path to listen on");
         }
         if (tls == null) {
             tls = TlsConfig.OFF;

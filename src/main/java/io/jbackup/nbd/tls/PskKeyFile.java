@@ -1,5 +1,7 @@
 package io.jbackup.nbd.tls;
 
+import io.jbackup.error.UsageException;
+
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
@@ -167,14 +169,14 @@ public final class PskKeyFile {
     public static void write(Path file, String user, byte[] key) throws IOException {
         if (user == null || user.isEmpty() || user.indexOf(':') >= 0 || user.indexOf('\n') >= 0
             || user.indexOf('\r') >= 0) {
-            throw new IllegalArgumentException("PSK username must be non-empty without ':' or line breaks: '"
+            throw new UsageException("PSK username must be non-empty without ':' or line breaks: '"
                 + user + "'");
         }
         if (user.getBytes(StandardCharsets.UTF_8).length > MAX_IDENTITY_BYTES) {
-            throw new IllegalArgumentException("PSK username longer than " + MAX_IDENTITY_BYTES + " bytes");
+            throw new UsageException("PSK username longer than " + MAX_IDENTITY_BYTES + " bytes");
         }
         if (key == null || key.length == 0 || key.length > MAX_KEY_BYTES) {
-            throw new IllegalArgumentException("PSK key must be 1.." + MAX_KEY_BYTES + " bytes");
+            throw new UsageException("PSK key must be 1.." + MAX_KEY_BYTES + " bytes");
         }
         Path abs = file.toAbsolutePath();
         Path dir = abs.getParent();

@@ -1,5 +1,7 @@
 package io.jbackup.nbd.tls;
 
+import io.jbackup.error.UsageException;
+
 import java.nio.file.Path;
 
 /**
@@ -30,11 +32,11 @@ public record TlsConfig(TlsMode mode, Path x509Dir, Path pskFile, String pskUser
             throw new IllegalArgumentException("TLS mode must be set");
         }
         if (mode != TlsMode.OFF && x509Dir == null && pskFile == null) {
-            throw new IllegalArgumentException(
+            throw new UsageException(
                 "TLS mode " + mode + " needs credentials: --tls-creds DIR (X.509) or --tls-psk-file FILE (PSK)");
         }
         if (x509Dir != null && pskFile != null) {
-            throw new IllegalArgumentException("choose X.509 (--tls-creds) or PSK (--tls-psk-file), not both");
+            throw new UsageException("choose X.509 (--tls-creds) or PSK (--tls-psk-file), not both");
         }
     }
 

@@ -1,0 +1,37 @@
+package io.jbackup.cli;
+
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
+import io.jbackup.nbd.client.NbdConnectException;
+import io.jbackup.store.NotARepositoryException;
+import io.jbackup.store.RepositoryException;
+import io.jbackup.store.RepositoryLockedException;
+import org.junit.jupiter.api.Test;
+
+import java.io.UncheckedIOException;
+import java.util.concurrent.CompletionException;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/** The exception → exit code and error code table: by type only, the outermost matching cause wins. */
+class ExitCodesTest {
+    private static void assertFailure(int exit, String code, Throwable t) {
+        assertEquals(new ExitCodes.Failure(exit, code), ExitCodes.classify(t), t.toString());
+    }
+
+    @Test
+    void internalChecksAreBugsAndUserMistakesAreUsageErrors() {
+        assertFailure(1, "internal", new IllegalArgumentException("chunk 3 must be 65536 bytes"));
+        assertFailure(1, "internal", new IllegalStateException("not sealed"));
+        assertFailure(1, "internal", new NullPointerException());
+        assertFailure(2, "usage", new UsageException("--connections 0 (expected: 1 .. 16)"));
+        assertFailure(2, "not-found", new NotFoundException("no backup matches 'NOPE'"));
+        assertFailure(2, "usage", new CompletionException(new UsageException("bad")));
+        assertFailure(5, "repository-locked", new IllegalStateException("wrapped",
+            new RepositoryLockedException("locked")));
+        assertFailure(5, "not-a-repository", new NotARepositoryException("no jbackup repository at x"));
+        assertFailure(5, "repository", new RepositoryException("x"));
+        assertFailure(4, "source-unreachable", new UncheckedIOException(new NbdConnectException("no socket", null)));
+        assertFailure(7, "interrupted", new InterruptedException());
+    }
+}
