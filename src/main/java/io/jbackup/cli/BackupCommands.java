@@ -281,22 +281,22 @@ public final class BackupCommands {
         List<DiskJob> jobs() {
             if (!rotateBitmap) {
                 if (image != null) {
-                    throw new IllegalArgumentException("--image is used with --rotate-bitmap (jbackup then serves the "
+                    throw new UsageException("--image is used with --rotate-bitmap (jbackup then serves the "
                         + "image itself); for an export you serve, give --source URI");
                 }
                 return super.jobs();
             }
             if (image == null) {
-                throw new IllegalArgumentException("--rotate-bitmap needs --image FILE (the offline qcow2 image)");
+                throw new UsageException("--rotate-bitmap needs --image FILE (the offline qcow2 image)");
             }
             if (sources != null && !sources.isEmpty()) {
-                throw new IllegalArgumentException("--rotate-bitmap serves --image itself with qemu-nbd: drop --source");
+                throw new UsageException("--rotate-bitmap serves --image itself with qemu-nbd: drop --source");
             }
             if (disk == null) {
-                throw new IllegalArgumentException("name the disk: --disk NAME");
+                throw new UsageException("name the disk: --disk NAME");
             }
             if (bitmapArgs.size() > 1 || bitmapArgs.stream().anyMatch(b -> b.indexOf('=') > 0)) {
-                throw new IllegalArgumentException("--rotate-bitmap backs up one disk: give at most one --bitmap NAME");
+                throw new UsageException("--rotate-bitmap backs up one disk: give at most one --bitmap NAME");
             }
             withTimeout(ClientOptions.defaults()); // validates --timeout now
             return List.of();
@@ -311,7 +311,7 @@ public final class BackupCommands {
             String label = vm == null ? disk : vm + "/" + disk;
             OfflineRotation.Plan plan = OfflineRotation.plan(r, image, vm, disk, bitmaps().get(""), progress);
             if (mode() == BackupMode.INCREMENTAL && plan.current() == null) {
-                throw new IllegalArgumentException("no bitmap is recorded with the last backup of " + label + " and "
+                throw new UsageException("no bitmap is recorded with the last backup of " + label + " and "
                     + "no --bitmap was given: start the chain with 'jbackup auto --rotate-bitmap' (a full backup the "
                     + "first time)");
             }

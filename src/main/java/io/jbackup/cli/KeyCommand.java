@@ -1,5 +1,6 @@
 package io.jbackup.cli;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.store.KeyInfo;
 import io.jbackup.store.KeyManager;
 import picocli.CommandLine.Command;
@@ -52,7 +53,7 @@ public final class KeyCommand implements Runnable {
             }
             char[] p = RepoOptions.askTwice(repo, "nothing was changed");
             if (p == null) {
-                throw new IllegalArgumentException("no new passphrase: give it with --new-passphrase-file FILE (its "
+                throw new UsageException("no new passphrase: give it with --new-passphrase-file FILE (its "
                     + "first line), or run on a terminal to type it twice; " + RepoOptions.ENV_PASSPHRASE
                     + " and --passphrase-file give the current one");
             }

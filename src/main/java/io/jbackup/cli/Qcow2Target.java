@@ -1,5 +1,6 @@
 package io.jbackup.cli;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.engine.NbdTarget;
 import io.jbackup.engine.RestoreTarget;
 import io.jbackup.nbd.client.ClientOptions;
@@ -47,24 +48,24 @@ final class Qcow2Target implements RestoreTarget {
      */
     static Qcow2Target create(Path target, long size, boolean overwrite) throws IOException {
         if (Files.isDirectory(target)) {
-            throw new IllegalArgumentException("restore target " + target + " is a directory; name a file in it "
+            throw new UsageException("restore target " + target + " is a directory; name a file in it "
                 + "(e.g. " + target.resolve("DISK.qcow2") + ")");
         }
         if (Files.exists(target) && !Files.isRegularFile(target)) {
-            throw new IllegalArgumentException("restore target " + target + " is not a regular file; a qcow2 is "
+            throw new UsageException("restore target " + target + " is not a regular file; a qcow2 is "
                 + "written to a file (use --format raw to write the image to a device)");
         }
         if (Files.exists(target) && !overwrite && Files.size(target) > 0) {
-            throw new IllegalArgumentException("restore target " + target + " exists; pass --force to replace it, "
+            throw new UsageException("restore target " + target + " exists; pass --force to replace it, "
                 + "or choose a new file name");
         }
         if (size % 512 != 0) {
-            throw new IllegalArgumentException("the image has " + size + " bytes, not a multiple of 512, which a "
+            throw new UsageException("the image has " + size + " bytes, not a multiple of 512, which a "
                 + "qcow2 cannot hold exactly; restore it with --format raw");
         }
         Path parent = target.toAbsolutePath().getParent();
         if (!Files.isDirectory(parent)) {
-            throw new IllegalArgumentException("restore target directory " + parent + " does not exist");
+            throw new UsageException("restore target directory " + parent + " does not exist");
         }
         String path = System.getenv().getOrDefault("PATH", "/usr/bin:/bin");
         Path qemuNbd;

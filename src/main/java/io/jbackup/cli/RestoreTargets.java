@@ -1,5 +1,6 @@
 package io.jbackup.cli;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.engine.FileTarget;
 import io.jbackup.engine.NbdTarget;
 import io.jbackup.engine.RestoreTarget;
@@ -47,7 +48,7 @@ final class RestoreTargets {
                     return f;
                 }
             }
-            throw new IllegalArgumentException("--format " + s + ": expected raw or qcow2 (for another format, "
+            throw new UsageException("--format " + s + ": expected raw or qcow2 (for another format, "
                 + "restore a raw image and convert it with qemu-img convert -O FORMAT)");
         }
     }
@@ -80,12 +81,12 @@ final class RestoreTargets {
         }
         for (String d : named.keySet()) {
             if (!disks.contains(d)) {
-                throw new IllegalArgumentException("--to " + d + "=...: no disk " + d + " is being restored (disks: "
+                throw new UsageException("--to " + d + "=...: no disk " + d + " is being restored (disks: "
                     + String.join(", ", disks) + ")");
             }
         }
         if (unnamed.size() > 1) {
-            throw new IllegalArgumentException("--to is given " + unnamed.size() + " times without a disk name; "
+            throw new UsageException("--to is given " + unnamed.size() + " times without a disk name; "
                 + (wholeSet ? "give one directory, or name each disk: --to DISK=TARGET" : "give one target"));
         }
         Map<String, Plan> m = new LinkedHashMap<>();
@@ -100,7 +101,7 @@ final class RestoreTargets {
                 continue;
             }
             if (unnamed.isEmpty()) {
-                throw new IllegalArgumentException("no target for disk " + d + ": give --to DIR (a directory for "
+                throw new UsageException("no target for disk " + d + ": give --to DIR (a directory for "
                     + "DIR/" + d + ".raw) or --to " + d + "=TARGET");
             }
             if (dir == null) {
@@ -115,7 +116,7 @@ final class RestoreTargets {
     private static Plan planOne(String target, Format format, Consumer<String> notes) {
         if (isNbd(target)) {
             if (format == Format.QCOW2) {
-                throw new IllegalArgumentException("--format qcow2 with an NBD target: the format is the NBD "
+                throw new UsageException("--format qcow2 with an NBD target: the format is the NBD "
                     + "server's (e.g. qemu-nbd -f qcow2); leave out --format");
             }
             return new Plan(target, null);
@@ -140,19 +141,19 @@ final class RestoreTargets {
 
     private static Path directory(String target) {
         if (isNbd(target)) {
-            throw new IllegalArgumentException("--to " + target + ": a whole VM restores into a directory; "
+            throw new UsageException("--to " + target + ": a whole VM restores into a directory; "
                 + "for an NBD target name the disk: --to DISK=" + target);
         }
         Path dir = Path.of(target);
         if (Files.exists(dir) && !Files.isDirectory(dir)) {
-            throw new IllegalArgumentException("--to " + target + " is not a directory: a whole VM (--vm without "
+            throw new UsageException("--to " + target + " is not a directory: a whole VM (--vm without "
                 + "--disk) restores into a directory, one image per disk; name another directory, or give "
                 + "--to DISK=TARGET per disk");
         }
         try {
             return Files.createDirectories(dir);
         } catch (IOException e) {
-            throw new IllegalArgumentException("cannot create the restore directory " + dir + ": "
+            throw new UsageException("cannot create the restore directory " + dir + ": "
                 + (e instanceof java.nio.file.AccessDeniedException ? "permission denied" : e.getMessage()), e);
         }
     }

@@ -1,5 +1,6 @@
 package io.jbackup.cli;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.store.DiskLock;
 import picocli.CommandLine.ITypeConverter;
 
@@ -29,7 +30,7 @@ final class WaitDuration implements ITypeConverter<Duration> {
         }
         Matcher m = FORM.matcher(v);
         if (!m.matches()) {
-            throw new IllegalArgumentException("'" + value + "' is not a duration (expected e.g. 30s, 10m, 1h, 2d, "
+            throw new UsageException("'" + value + "' is not a duration (expected e.g. 30s, 10m, 1h, 2d, "
                 + "a number of seconds, or no value to wait without limit)");
         }
         long n = Long.parseLong(m.group(1));

@@ -50,7 +50,7 @@ public final class BackupEngine {
      */
     public List<DiskResult> run(List<DiskJob> jobs) throws IOException, InterruptedException {
         if (jobs.isEmpty()) {
-            throw new IllegalArgumentException("no disks to back up: give --source URI (or NAME=URI, repeatable)");
+            throw new UsageException("no disks to back up: give --source URI (or NAME=URI, repeatable)");
         }
         DiskJob first = jobs.get(0);
         List<FileMutex> locks = lockDisks(repo, options, cancel, jobs.stream().map(j -> new DiskKey(j.vm(), j.disk()))

@@ -38,7 +38,7 @@ public final class FileTarget implements RestoreTarget {
      */
     public static FileTarget open(Path path, long size, boolean overwrite, boolean zero) throws IOException {
         if (Files.isDirectory(path)) {
-            throw new IllegalArgumentException("restore target " + path + " is a directory; name a file in it (e.g. "
+            throw new UsageException("restore target " + path + " is a directory; name a file in it (e.g. "
                 + path.resolve("DISK.raw") + "), or restore a whole VM with --vm NAME --to " + path);
         }
         boolean exists = Files.exists(path);

@@ -1,5 +1,6 @@
 package io.jbackup.nbd.client;
 
+import io.jbackup.error.UsageException;
 import io.jbackup.nbd.protocol.ClientFlags;
 import io.jbackup.nbd.protocol.ExportNameReply;
 import io.jbackup.nbd.protocol.HandshakeDecoder;
@@ -257,7 +258,7 @@ final class Handshake implements AutoCloseable {
         TlsConfig cfg = opts.tls();
         if (uri.tls()) {
             if (!cfg.enabled()) {
-                throw new IllegalArgumentException(uri.scheme() + ":// requires TLS credentials: give --tls-creds DIR "
+                throw new UsageException(uri.scheme() + ":// requires TLS credentials: give --tls-creds DIR "
                     + "(X.509) or --tls-psk-file FILE (PSK)");
             }
             return cfg.withMode(TlsMode.REQUIRE);
