@@ -10,11 +10,14 @@ import io.jbackup.store.BackupInfo;
 import io.jbackup.store.BackupReader;
 import io.jbackup.store.BackupSpec;
 import io.jbackup.store.BackupWriter;
+import io.jbackup.store.DiskLock;
+import io.jbackup.store.FileMutex;
 import io.jbackup.store.Repository;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
+import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
@@ -120,7 +123,11 @@ public final class OverlayCommit {
         BackupSpec spec = new BackupSpec(parent.vm(), parent.disk(), size, cs, parent.id(), BackupSpec.INCREMENTAL,
             labels, n, source);
         long zero = 0;
-        try (BackupWriter w = repo.beginBackup(spec)) {
+        String label = parent.vm() == null ? parent.disk() : parent.vm() + "/" + parent.disk();
+        // the disk lock of every backup: no other backup of this disk writes while the overlay is committed
+        try (FileMutex lock = DiskLock.acquire(repo.dir(), parent.vm(), parent.disk(), "jbackup commit-overlay of "
+                 + label, Duration.ZERO, cancel::isCancelled);
+             BackupWriter w = repo.beginBackup(spec)) {
             Deque<long[]> order = new ArrayDeque<>();
             Deque<CompletableFuture<ReadResult>> reads = new ArrayDeque<>();
             List<CompletableFuture<Void>> puts = new ArrayList<>();

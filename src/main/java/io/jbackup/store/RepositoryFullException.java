@@ -53,6 +53,9 @@ public final class RepositoryFullException extends RepositoryException {
 
     private static String kind(Throwable t) {
         for (Throwable c = t; c != null; c = c.getCause()) {
+            if (c instanceof org.sqlite.SQLiteException se && isFull(se.getResultCode())) {
+                return "full";
+            }
             String m = c.getMessage();
             if (m == null) {
                 continue;
@@ -67,6 +70,14 @@ public final class RepositoryFullException extends RepositoryException {
             }
         }
         return null;
+    }
+
+    /**
+     * SQLite's codes for a file system without room: SQLITE_FULL, and the shared-memory index of the write-ahead
+     * log that cannot grow (SQLITE_IOERR_SHMSIZE: its -shm file is extended when the log grows, also by readers).
+     */
+    private static boolean isFull(org.sqlite.SQLiteErrorCode code) {
+        return code == org.sqlite.SQLiteErrorCode.SQLITE_FULL || code == org.sqlite.SQLiteErrorCode.SQLITE_IOERR_SHMSIZE;
     }
 
     private static String firstMessage(Throwable t) {

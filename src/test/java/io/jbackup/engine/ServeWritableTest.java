@@ -193,6 +193,15 @@ class ServeWritableTest {
             }
             assertEquals(overlaySha, Proc.sha256(overlay), "the kept overlay was not touched");
         }
+        // a commit is a backup of the disk: it takes the disk lock, and a running backup of the disk refuses it
+        try (var held = io.jbackup.store.DiskLock.acquire(repo(), null, "vda", "a backup in this test",
+                java.time.Duration.ZERO, () -> false)) {
+            Cli.Result busy = Cli.run("commit-overlay", "--repo", repo().toString(), "--overlay",
+                overlays.resolve("vda@" + id + ".overlay").toString(), "--keep-overlay", "--json");
+            assertEquals(2, busy.exitCode(), busy.toString());
+            assertEquals("disk-busy", busy.json().get("error").get("code").asText(), busy.toString());
+            assertTrue(busy.stderr().contains("a backup in this test"), busy.stderr());
+        }
         // committed with --keep-overlay, by file; the commit is the image the client saw
         JsonNode c = Cli.run("commit-overlay", "--repo", repo().toString(), "--overlay",
             overlays.resolve("vda@" + id + ".overlay").toString(), "--keep-overlay", "--note", "fixed config", "--json")
