@@ -43,7 +43,9 @@ public final class LoggingMixin {
         // timestamps only when asked for more output: at the default level a warning is one plain line
         System.setProperty("org.slf4j.simpleLogger.showDateTime", Boolean.toString(v >= 1));
         System.setProperty("org.slf4j.simpleLogger.dateTimeFormat", "HH:mm:ss.SSS");
-        System.setProperty("org.slf4j.simpleLogger.showShortLogName", "true");
+        // the logger and thread names help a bug report, not a user reading a warning
+        System.setProperty("org.slf4j.simpleLogger.showShortLogName", Boolean.toString(v >= 1));
+        System.setProperty("org.slf4j.simpleLogger.showThreadName", Boolean.toString(v >= 2));
         System.setProperty("org.slf4j.simpleLogger.levelInBrackets", "true");
         // netty is chatty at debug
         System.setProperty("org.slf4j.simpleLogger.log.io.netty", v >= 3 ? "debug" : "warn");

@@ -63,8 +63,8 @@ public final class FileMutex implements AutoCloseable {
                 return Optional.empty();
             }
             try {
-                String text = Holder.line(ProcessHandle.current().pid(), Owner.current().host(), Instant.now(), what)
-                    + "\n";
+                Instant since = Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS); // read by people
+                String text = Holder.line(ProcessHandle.current().pid(), Owner.current().host(), since, what) + "\n";
                 byte[] b = text.getBytes(StandardCharsets.UTF_8);
                 ch.truncate(0);
                 FileSync.writeFully(ch, ByteBuffer.wrap(b, 0, Math.min(b.length, MAX_HOLDER_TEXT)), 0);

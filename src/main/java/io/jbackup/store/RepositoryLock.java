@@ -144,7 +144,7 @@ final class RepositoryLock implements AutoCloseable {
         n.put("host", me.host());
         n.put("start", me.startMillis());
         n.put("mode", mode.name().toLowerCase(Locale.ROOT));
-        n.put("since", Instant.now().toString());
+        n.put("since", Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS).toString());
         String cmd = System.getProperty("sun.java.command", "");
         n.put("command", cmd.length() > 200 ? cmd.substring(0, 200) : cmd);
         Path record = rdir.resolve(me.token() + ".json");
