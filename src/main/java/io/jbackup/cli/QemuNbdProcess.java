@@ -1,0 +1,184 @@
+package io.jbackup.cli;
+
+import io.jbackup.nbd.client.NbdUri;
+
+import java.io.File;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.OptionalInt;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One {@code qemu-nbd} process serving on a Unix socket in a private temporary directory (created with mode 0700, so
+ * the socket is ours alone), its output (stdout and stderr) in a log file next to the socket, stdin from
+ * {@code /dev/null}.
+ *
+ * <p>{@link #start} returns once the socket accepts connections; {@link #stop} ends qemu-nbd (SIGTERM, then SIGKILL
+ * after {@link #STOP_GRACE}); {@link #awaitExit} waits for a qemu-nbd that ends by itself (one started without
+ * {@code -t} exits when its client disconnects); {@link #log} is its output, for messages; {@link #close} stops it if
+ * it still runs and always deletes the directory. Safe to close from a shutdown hook and from the owner at once.
+ */
+final class QemuNbdProcess implements AutoCloseable {
+    /** How long qemu-nbd may take until its socket accepts connections. */
+    static final Duration START_LIMIT = Duration.ofSeconds(30);
+    /** How long {@link #stop} waits after SIGTERM before it sends SIGKILL. */
+    static final Duration STOP_GRACE = Duration.ofSeconds(10);
+    /** The socket's file name in the directory. */
+    static final String SOCKET = "nbd.sock";
+    /** The log's file name in the directory. */
+    static final String LOG = "qemu-nbd.log";
+    private static final long POLL_MILLIS = 20;
+
+    private final Path dir;
+    private final Process process;
+
+    private QemuNbdProcess(Path dir, Process process) {
+        this.dir = dir;
+        this.process = process;
+    }
+
+    /** Finds {@code qemu-nbd} on {@code PATH}; an {@link ExternalToolException} naming the package when missing. */
+    static Path locate() throws ExternalToolException {
+        return QemuImg.locate("qemu-nbd", System.getenv().getOrDefault("PATH", "/usr/bin:/bin"));
+    }
+
+    /**
+     * Creates a private directory {@code DIR} ({@code PREFIX} and a random suffix, in {@code parent} or, when that is
+     * null, in the system's temporary directory), runs {@code QEMU_NBD -k DIR/nbd.sock ARGS...} there and waits (at
+     * most {@link #START_LIMIT}) until the socket accepts connections.
+     *
+     * @param qemuNbd the binary ({@link #locate()})
+     * @param args    qemu-nbd's options and the image, without {@code -k}
+     * @param failure the start of the message when qemu-nbd exits or does not accept in time; {@code ": "} and
+     *                qemu-nbd's output follow
+     * @throws ExternalToolException   qemu-nbd exited or did not accept in time
+     * @throws InterruptedIOException when the thread is interrupted while waiting
+     *                                 (on any failure qemu-nbd is stopped and the directory deleted)
+     */
+    static QemuNbdProcess start(Path qemuNbd, Path parent, String prefix, List<String> args, String failure)
+        throws IOException {
+        Path dir = parent == null ? Files.createTempDirectory(prefix) : Files.createTempDirectory(parent, prefix);
+        QemuNbdProcess q;
+        try {
+            List<String> cmd = new ArrayList<>(List.of(qemuNbd.toString(), "-k", dir.resolve(SOCKET).toString()));
+            cmd.addAll(args);
+            q = new QemuNbdProcess(dir, new ProcessBuilder(cmd).redirectErrorStream(true)
+                .redirectOutput(dir.resolve(LOG).toFile()).redirectInput(ProcessBuilder.Redirect.from(
+                    new File("/dev/null"))).start());
+        } catch (IOException | RuntimeException e) {
+            deleteDirectory(dir);
+            throw e;
+        }
+        try {
+            q.awaitSocket(failure);
+            return q;
+        } catch (IOException | RuntimeException e) {
+            q.close();
+            throw e;
+        }
+    }
+
+    private void awaitSocket(String failure) throws IOException {
+        long deadline = System.nanoTime() + START_LIMIT.toNanos();
+        while (!accepts()) {
+            if (!process.isAlive() || System.nanoTime() - deadline > 0) {
+                throw new ExternalToolException(failure + ": " + log());
+            }
+            try {
+                Thread.sleep(POLL_MILLIS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new InterruptedIOException("interrupted while starting qemu-nbd");
+            }
+        }
+    }
+
+    private boolean accepts() {
+        return Files.exists(socket());
+    }
+
+    /** The socket qemu-nbd serves on. */
+    Path socket() {
+        return dir.resolve(SOCKET);
+    }
+
+    /** {@code nbd+unix:///?socket=SOCKET}: the default export on {@link #socket()}. */
+    NbdUri uri() {
+        return NbdUri.unix(socket(), "", false);
+    }
+
+    /** The private directory holding the socket and the log; {@link #close} deletes it. */
+    Path directory() {
+        return dir;
+    }
+
+    /** What qemu-nbd printed so far, without surrounding white space; "no output" when its log is gone. */
+    String log() throws IOException {
+        Path log = dir.resolve(LOG);
+        return Files.exists(log) ? Files.readString(log).strip() : "no output";
+    }
+
+    /**
+     * Waits for qemu-nbd to exit by itself.
+     *
+     * @return its exit code, or empty when it still runs after {@code timeout}
+     * @throws InterruptedIOException when the thread is interrupted while waiting
+     */
+    OptionalInt awaitExit(Duration timeout) throws InterruptedIOException {
+        try {
+            return process.waitFor(timeout.toNanos(), TimeUnit.NANOSECONDS) ? OptionalInt.of(process.exitValue())
+                : OptionalInt.empty();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted while waiting for qemu-nbd to exit");
+        }
+    }
+
+    /**
+     * Stops qemu-nbd if it still runs: SIGTERM, then SIGKILL if it is still there after {@link #STOP_GRACE}. Returns
+     * once it is gone (or after 5 more seconds); an interrupt sends SIGKILL at once and stays set.
+     */
+    void stop() {
+        if (!process.isAlive()) {
+            return;
+        }
+        process.destroy();
+        try {
+            if (!process.waitFor(STOP_GRACE.toNanos(), TimeUnit.NANOSECONDS)) {
+                process.destroyForcibly();
+                process.waitFor(5, TimeUnit.SECONDS);
+            }
+        } catch (InterruptedException e) {
+            process.destroyForcibly();
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** Stops qemu-nbd ({@link #stop}) and deletes the directory with the socket and the log. */
+    @Override
+    public synchronized void close() {
+        stop();
+        deleteDirectory(dir);
+    }
+
+    /** Deletes the directory and the files in it; best effort (an empty directory left in /tmp is harmless). */
+    private static void deleteDirectory(Path dir) {
+        try {
+            if (Files.isDirectory(dir)) {
+                try (var s = Files.list(dir)) {
+                    for (Path p : s.toList()) {
+                        Files.deleteIfExists(p);
+                    }
+                }
+            }
+            Files.deleteIfExists(dir);
+        } catch (IOException e) {
+            // best effort
+        }
+    }
+}
