@@ -1,5 +1,7 @@
 package io.jbackup.cli;
 
+import io.jbackup.nbd.client.ClientOptions;
+import io.jbackup.nbd.client.NbdClient;
 import io.jbackup.nbd.client.NbdUri;
 
 import java.io.File;
@@ -18,7 +20,8 @@ import java.util.concurrent.TimeUnit;
  * the socket is ours alone), its output (stdout and stderr) in a log file next to the socket, stdin from
  * {@code /dev/null}.
  *
- * <p>{@link #start} returns once the socket accepts connections; {@link #stop} ends qemu-nbd (SIGTERM, then SIGKILL
+ * <p>{@link #start} returns once qemu-nbd answers on the socket (a socket file alone is not enough: qemu-nbd creates
+ * it before it opens the image, and before it listens); {@link #stop} ends qemu-nbd (SIGTERM, then SIGKILL
  * after {@link #STOP_GRACE}); {@link #awaitExit} waits for a qemu-nbd that ends by itself (one started without
  * {@code -t} exits when its client disconnects); {@link #log} is its output, for messages; {@link #close} stops it if
  * it still runs and always deletes the directory. Safe to close from a shutdown hook and from the owner at once.
@@ -33,6 +36,7 @@ final class QemuNbdProcess implements AutoCloseable {
     /** The log's file name in the directory. */
     static final String LOG = "qemu-nbd.log";
     private static final long POLL_MILLIS = 20;
+    private static final ClientOptions PROBE = ClientOptions.defaults().withTimeout(Duration.ofSeconds(5));
 
     private final Path dir;
     private final Process process;
@@ -98,8 +102,23 @@ final class QemuNbdProcess implements AutoCloseable {
         }
     }
 
-    private boolean accepts() {
-        return Files.exists(socket());
+    /**
+     * Whether qemu-nbd answers on the socket: an NBD handshake that lists the exports and ends with
+     * {@code NBD_OPT_ABORT}. A bare connect that closes at once is not enough: qemu-nbd logs a failed write for it;
+     * and no export is opened, so a qemu-nbd without {@code -t} does not take the probe for its one client.
+     */
+    private boolean accepts() throws InterruptedIOException {
+        if (!Files.exists(socket())) {
+            return false;
+        }
+        try {
+            NbdClient.listExports(uri(), PROBE);
+            return true;
+        } catch (InterruptedIOException e) {
+            throw e;
+        } catch (IOException | RuntimeException e) {
+            return false; // not listening yet (or already gone: the caller checks whether it still runs)
+        }
     }
 
     /** The socket qemu-nbd serves on. */
