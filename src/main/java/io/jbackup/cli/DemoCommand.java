@@ -47,7 +47,6 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.TimeUnit;
 
 /**
  * {@code jbackup demo}: the whole cycle on a sample disk in a temporary directory, then cleans up (also on
@@ -221,13 +220,11 @@ public final class DemoCommand implements Callable<Integer> {
     static final class QemuSource implements Source {
         private final Path dir;
         private final Path image;
-        private final Path sock;
-        private Process server;
+        private QemuNbdProcess server;
 
         QemuSource(Path dir) throws IOException {
             this.dir = dir;
             this.image = dir.resolve("disk0.qcow2");
-            this.sock = dir.resolve("nbd.sock");
             Path raw = dir.resolve("initial.raw");
             Files.write(raw, initialData());
             run("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw.toString(), image.toString());
@@ -244,27 +241,13 @@ public final class DemoCommand implements Callable<Integer> {
         }
 
         private void serve() throws IOException {
-            Path log = dir.resolve("qemu-nbd.log");
-            Files.deleteIfExists(sock);
-            server = new ProcessBuilder("qemu-nbd", "-r", "-t", "-f", "qcow2", "-B", BITMAP, "-A", "-k", sock.toString(),
-                image.toString()).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-            while (!Files.exists(sock)) {
-                if (!server.isAlive() || System.nanoTime() > deadline) {
-                    throw new ExternalToolException("qemu-nbd did not start: " + Files.readString(log).trim());
-                }
-                try {
-                    Thread.sleep(20);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new java.io.InterruptedIOException("interrupted while starting qemu-nbd");
-                }
-            }
+            server = QemuNbdProcess.start(QemuNbdProcess.locate(), dir, "qemu-nbd-",
+                List.of("-r", "-t", "-f", "qcow2", "-B", BITMAP, "-A", image.toString()), "qemu-nbd did not start");
         }
 
         @Override
         public NbdUri uri() {
-            return NbdUri.unix(sock, "", false);
+            return server.uri();
         }
 
         @Override
@@ -299,7 +282,7 @@ public final class DemoCommand implements Callable<Integer> {
 
         private synchronized void stop() {
             if (server != null) {
-                DemoImage.stop(server);
+                server.close();
                 server = null;
             }
         }

@@ -9,12 +9,14 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.SimpleFileVisitor;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
  * The built-in demo for {@code jbackup inspect --demo}: a 64 MiB qcow2 overlay over a backing file, with a
- * persistent dirty bitmap {@code demo}, served read-only by {@code qemu-nbd} on a unix socket in a temporary
- * directory. {@link #close()} (also run from a shutdown hook on Ctrl-C) stops qemu-nbd and deletes the directory.
+ * persistent dirty bitmap {@code demo}, served read-only by {@code qemu-nbd} ({@link QemuNbdProcess}) on a unix
+ * socket in a temporary directory. {@link #close()} (also run from a shutdown hook on Ctrl-C) stops qemu-nbd and
+ * deletes the directory.
  *
  * <p>Contents (written with qemu-io):
  * <pre>
@@ -29,7 +31,7 @@ final class DemoImage implements AutoCloseable {
 
     private final Path dir;
     private final Thread hook;
-    private Process server;
+    private QemuNbdProcess server;
     private NbdUri uri;
 
     private DemoImage(Path dir) {
@@ -42,7 +44,7 @@ final class DemoImage implements AutoCloseable {
     static DemoImage start() throws IOException {
         String qemuImg = find("qemu-img", "qemu-utils");
         String qemuIo = find("qemu-io", "qemu-utils");
-        String qemuNbd = find("qemu-nbd", "qemu-utils");
+        Path qemuNbd = QemuNbdProcess.locate();
         DemoImage d = new DemoImage(Files.createTempDirectory("jbackup-demo-"));
         try {
             Path base = d.dir.resolve("base.qcow2");
@@ -53,24 +55,13 @@ final class DemoImage implements AutoCloseable {
             run(qemuImg, "bitmap", "--add", top.toString(), BITMAP);
             run(qemuIo, "-f", "qcow2", "-c", "write -P 0x33 1M 1M", "-c", "write -P 0x44 32M 512k",
                 "-c", "discard 16M 512k", "-c", "write -z 40M 1M", top.toString());
-            Path sock = d.dir.resolve("nbd.sock");
-            Path log = d.dir.resolve("qemu-nbd.log");
-            d.server = new ProcessBuilder(qemuNbd, "-r", "-t", "-f", "qcow2", "-B", BITMAP, "-A", "-k",
-                sock.toString(), top.toString()).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-            while (!Files.exists(sock)) {
-                if (!d.server.isAlive() || System.nanoTime() > deadline) {
-                    throw new ExternalToolException("qemu-nbd did not start serving " + top + ": "
-                        + Files.readString(log).trim());
-                }
-                Thread.sleep(20);
-            }
-            d.uri = NbdUri.unix(sock, "", false);
+            // assigned before the wait: the shutdown hook stops a qemu-nbd that is still starting
+            QemuNbdProcess server = QemuNbdProcess.launch(qemuNbd, d.dir, "nbd-",
+                List.of("-r", "-t", "-f", "qcow2", "-B", BITMAP, "-A", top.toString()));
+            d.server = server;
+            server.awaitAccepting("qemu-nbd did not start serving " + top);
+            d.uri = server.uri();
             return d;
-        } catch (InterruptedException e) {
-            d.close();
-            Thread.currentThread().interrupt();
-            throw new java.io.InterruptedIOException("interrupted while starting the demo");
         } catch (IOException | RuntimeException e) {
             d.close();
             throw e;
@@ -129,7 +120,7 @@ final class DemoImage implements AutoCloseable {
 
     private synchronized void cleanup() {
         if (server != null) {
-            stop(server);
+            server.close();
             server = null;
         }
         deleteTree(dir);
@@ -142,19 +133,6 @@ final class DemoImage implements AutoCloseable {
             Runtime.getRuntime().removeShutdownHook(hook);
         } catch (IllegalStateException e) {
             // already shutting down: the hook runs (or ran) cleanup
-        }
-    }
-
-    /** Stops a helper process: SIGTERM, then SIGKILL if it is still there after 5 s. */
-    static void stop(Process p) {
-        p.destroy();
-        try {
-            if (!p.waitFor(5, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-                p.waitFor(5, TimeUnit.SECONDS);
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
         }
     }
 

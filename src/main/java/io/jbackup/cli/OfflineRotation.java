@@ -6,13 +6,10 @@ import io.jbackup.store.BackupInfo;
 import io.jbackup.store.Repository;
 
 import java.io.IOException;
-import java.io.InterruptedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.concurrent.TimeUnit;
 
 /**
  * {@code jbackup auto|incremental --image FILE --rotate-bitmap}: the dirty bitmaps of an offline qcow2 image, kept in
@@ -85,63 +82,35 @@ final class OfflineRotation {
 
     /** A running {@code qemu-nbd -r} serving the image on a socket in a private directory. */
     static final class Served implements AutoCloseable {
-        private final Path dir;
-        private final Process process;
-        private final NbdUri uri;
+        private final QemuNbdProcess server;
 
-        private Served(Path dir, Process process, NbdUri uri) {
-            this.dir = dir;
-            this.process = process;
-            this.uri = uri;
+        private Served(QemuNbdProcess server) {
+            this.server = server;
         }
 
         NbdUri uri() {
-            return uri;
+            return server.uri();
         }
 
         @Override
         public void close() {
-            DemoImage.stop(process);
-            DemoImage.deleteTree(dir);
+            server.close();
         }
     }
 
     /**
      * Adds the next bitmap, then serves the image read-only with {@code qemu-nbd -r -A -t} and, when the current
-     * bitmap is usable, {@code -B CURRENT}. Waits until the socket exists.
+     * bitmap is usable, {@code -B CURRENT}. Waits until qemu-nbd answers on the socket.
      */
     static Served serve(Path image, Plan plan) throws IOException {
         QemuImg.check(image, "bitmap", "--add", "-f", "qcow2", image.toString(), plan.next());
-        String qemuNbd = QemuImg.locate("qemu-nbd", System.getenv().getOrDefault("PATH", "/usr/bin:/bin")).toString();
-        Path dir = Files.createTempDirectory("jbackup-image-");
-        Path sock = dir.resolve("nbd.sock");
-        Path log = dir.resolve("qemu-nbd.log");
-        List<String> cmd = new ArrayList<>(List.of(qemuNbd, "-r", "-A", "-t", "-f", "qcow2", "-k", sock.toString()));
+        List<String> args = new ArrayList<>(List.of("-r", "-A", "-t", "-f", "qcow2"));
         if (plan.usable()) {
-            cmd.addAll(List.of("-B", plan.current()));
+            args.addAll(List.of("-B", plan.current()));
         }
-        cmd.add(image.toString());
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile())
-            .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
-        Served s = new Served(dir, p, NbdUri.unix(sock, "", false));
-        try {
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-            while (!Files.exists(sock)) {
-                if (!p.isAlive() || System.nanoTime() > deadline) {
-                    throw new ExternalToolException("qemu-nbd did not start serving " + image + ": "
-                        + (Files.exists(log) ? Files.readString(log).trim() : "no output"));
-                }
-                Thread.sleep(10);
-            }
-            return s;
-        } catch (InterruptedException e) {
-            s.close();
-            Thread.currentThread().interrupt();
-            throw new InterruptedIOException("interrupted while starting qemu-nbd for " + image);
-        } catch (IOException | RuntimeException e) {
-            s.close();
-            throw e;
-        }
+        args.add(image.toString());
+        return new Served(QemuNbdProcess.start(QemuNbdProcess.locate(), null, "jbackup-image-", args,
+            "qemu-nbd did not start serving " + image));
     }
 
     /**

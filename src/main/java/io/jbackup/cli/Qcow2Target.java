@@ -5,37 +5,35 @@ import io.jbackup.engine.NbdTarget;
 import io.jbackup.engine.RestoreTarget;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdClient;
-import io.jbackup.nbd.client.NbdUri;
 
 import java.io.IOException;
-import java.io.InterruptedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.concurrent.TimeUnit;
+import java.time.Duration;
+import java.util.List;
+import java.util.OptionalInt;
 
 /**
  * A new qcow2 image as restore target: {@code qemu-img create -f qcow2} makes it (under a temporary name next to the
- * target), {@code qemu-nbd -f qcow2} serves it on a private Unix socket, and the restore writes through an
- * {@link NbdTarget}. Zero chunks are not written at all (a new qcow2 reads as zeros), so only the data is allocated;
+ * target), {@code qemu-nbd -f qcow2} serves it on a private Unix socket ({@link QemuNbdProcess}), and the restore
+ * writes through an {@link NbdTarget}. Zero chunks are not written at all (a new qcow2 reads as zeros), so only the data is allocated;
  * no raw copy is needed, so it takes no more space than the qcow2 itself. When the restore has flushed, closing stops
  * qemu-nbd (which writes the qcow2's metadata) and renames the image into place; a failed or interrupted restore
  * deletes it, and an existing target is only replaced at that point.
  */
 final class Qcow2Target implements RestoreTarget {
-    private static final long STOP_SECONDS = 60;
+    private static final Duration STOP_WAIT = Duration.ofSeconds(60);
 
     private final Path target;
     private final Path temp;
-    private final Path socketDir;
-    private final Process server;
+    private final QemuNbdProcess server;
     private final NbdTarget nbd;
     private boolean flushed;
 
-    private Qcow2Target(Path target, Path temp, Path socketDir, Process server, NbdTarget nbd) {
+    private Qcow2Target(Path target, Path temp, QemuNbdProcess server, NbdTarget nbd) {
         this.target = target;
         this.temp = temp;
-        this.socketDir = socketDir;
         this.server = server;
         this.nbd = nbd;
     }
@@ -76,48 +74,26 @@ final class Qcow2Target implements RestoreTarget {
             throw new ExternalToolException(e.getMessage() + "; or restore a raw image with --format raw");
         }
         Path temp = parent.resolve("." + target.getFileName() + ".jbackup-tmp");
-        Path socketDir = Files.createTempDirectory("jbackup-restore-"); // 0700: the socket is ours alone
-        Process server = null;
+        QemuNbdProcess server = null;
         try {
             Files.deleteIfExists(temp); // left by a killed restore
             QemuImg.check(temp, "create", "-q", "-f", "qcow2", temp.toString(), Long.toString(size));
-            Path sock = socketDir.resolve("nbd.sock");
-            Path log = socketDir.resolve("qemu-nbd.log");
             // no -t: qemu-nbd exits (after writing the qcow2 metadata) when the restore disconnects
-            server = new ProcessBuilder(qemuNbd.toString(), "-f", "qcow2", "-k", sock.toString(), temp.toString())
-                .redirectErrorStream(true).redirectOutput(log.toFile())
-                .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
-            awaitSocket(server, sock, log, target);
-            NbdClient c = NbdClient.connect(NbdUri.unix(sock, "", false), ClientOptions.defaults());
+            server = QemuNbdProcess.start(qemuNbd, null, "jbackup-restore-", List.of("-f", "qcow2", temp.toString()),
+                "qemu-nbd did not start serving the new qcow2 for " + target);
+            NbdClient c = NbdClient.connect(server.uri(), ClientOptions.defaults());
             try {
-                return new Qcow2Target(target, temp, socketDir, server, new NbdTarget(c, size, 64));
+                return new Qcow2Target(target, temp, server, new NbdTarget(c, size, 64));
             } catch (RuntimeException e) {
                 c.close();
                 throw e;
             }
         } catch (IOException | RuntimeException e) {
             if (server != null) {
-                server.destroyForcibly();
+                server.close();
             }
             Files.deleteIfExists(temp);
-            deleteTree(socketDir);
             throw e;
-        }
-    }
-
-    private static void awaitSocket(Process server, Path sock, Path log, Path target) throws IOException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (!Files.exists(sock)) {
-            if (!server.isAlive() || System.nanoTime() > deadline) {
-                throw new ExternalToolException("qemu-nbd did not start serving the new qcow2 for " + target + ": "
-                    + Files.readString(log).strip());
-            }
-            try {
-                Thread.sleep(20);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new InterruptedIOException("interrupted while starting qemu-nbd");
-            }
         }
     }
 
@@ -151,42 +127,25 @@ final class Qcow2Target implements RestoreTarget {
             int exit = awaitExit();
             if (flushed && exit != 0) {
                 throw new ExternalToolException("qemu-nbd exited with code " + exit + " after the restore to "
-                    + target + ": " + Files.readString(socketDir.resolve("qemu-nbd.log")).strip());
+                    + target + ": " + server.log());
             }
             if (flushed) {
                 Files.move(temp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
             }
         } finally {
-            server.destroyForcibly();
+            server.close();
             Files.deleteIfExists(temp);
-            deleteTree(socketDir);
         }
     }
 
     private int awaitExit() throws IOException {
-        try {
-            if (!server.waitFor(STOP_SECONDS, TimeUnit.SECONDS)) {
-                server.destroy();
-                if (!server.waitFor(10, TimeUnit.SECONDS)) {
-                    server.destroyForcibly();
-                }
-                throw new ExternalToolException("qemu-nbd serving " + temp + " did not exit within " + STOP_SECONDS
-                    + " s after the restore; the image was not kept");
-            }
-            return server.exitValue();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new InterruptedIOException("interrupted while waiting for qemu-nbd to finish " + temp);
+        OptionalInt exit = server.awaitExit(STOP_WAIT);
+        if (exit.isEmpty()) {
+            server.stop();
+            throw new ExternalToolException("qemu-nbd serving " + temp + " did not exit within " + STOP_WAIT.toSeconds()
+                + " s after the restore; the image was not kept");
         }
-    }
-
-    private static void deleteTree(Path dir) throws IOException {
-        try (var s = Files.list(dir)) {
-            for (Path p : s.toList()) {
-                Files.deleteIfExists(p);
-            }
-        }
-        Files.deleteIfExists(dir);
+        return exit.getAsInt();
     }
 
     @Override

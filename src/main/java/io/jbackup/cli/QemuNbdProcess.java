@@ -54,32 +54,21 @@ final class QemuNbdProcess implements AutoCloseable {
     /**
      * Creates a private directory {@code DIR} ({@code PREFIX} and a random suffix, in {@code parent} or, when that is
      * null, in the system's temporary directory), runs {@code QEMU_NBD -k DIR/nbd.sock ARGS...} there and waits (at
-     * most {@link #START_LIMIT}) until the socket accepts connections.
+     * most {@link #START_LIMIT}) until it answers on the socket.
      *
      * @param qemuNbd the binary ({@link #locate()})
      * @param args    qemu-nbd's options and the image, without {@code -k}
-     * @param failure the start of the message when qemu-nbd exits or does not accept in time; {@code ": "} and
+     * @param failure the start of the message when qemu-nbd exits or does not answer in time; {@code ": "} and
      *                qemu-nbd's output follow
-     * @throws ExternalToolException   qemu-nbd exited or did not accept in time
+     * @throws ExternalToolException   qemu-nbd exited or did not answer in time
      * @throws InterruptedIOException when the thread is interrupted while waiting
      *                                 (on any failure qemu-nbd is stopped and the directory deleted)
      */
     static QemuNbdProcess start(Path qemuNbd, Path parent, String prefix, List<String> args, String failure)
         throws IOException {
-        Path dir = parent == null ? Files.createTempDirectory(prefix) : Files.createTempDirectory(parent, prefix);
-        QemuNbdProcess q;
+        QemuNbdProcess q = launch(qemuNbd, parent, prefix, args);
         try {
-            List<String> cmd = new ArrayList<>(List.of(qemuNbd.toString(), "-k", dir.resolve(SOCKET).toString()));
-            cmd.addAll(args);
-            q = new QemuNbdProcess(dir, new ProcessBuilder(cmd).redirectErrorStream(true)
-                .redirectOutput(dir.resolve(LOG).toFile()).redirectInput(ProcessBuilder.Redirect.from(
-                    new File("/dev/null"))).start());
-        } catch (IOException | RuntimeException e) {
-            deleteDirectory(dir);
-            throw e;
-        }
-        try {
-            q.awaitSocket(failure);
+            q.awaitAccepting(failure);
             return q;
         } catch (IOException | RuntimeException e) {
             q.close();
@@ -87,7 +76,32 @@ final class QemuNbdProcess implements AutoCloseable {
         }
     }
 
-    private void awaitSocket(String failure) throws IOException {
+    /**
+     * The first half of {@link #start}: the directory and the process, without waiting. For an owner that must be
+     * able to {@link #close} it (e.g. from a shutdown hook) while {@link #awaitAccepting} waits; on a failure of
+     * that, the owner closes it.
+     */
+    static QemuNbdProcess launch(Path qemuNbd, Path parent, String prefix, List<String> args) throws IOException {
+        Path dir = parent == null ? Files.createTempDirectory(prefix) : Files.createTempDirectory(parent, prefix);
+        try {
+            List<String> cmd = new ArrayList<>(List.of(qemuNbd.toString(), "-k", dir.resolve(SOCKET).toString()));
+            cmd.addAll(args);
+            return new QemuNbdProcess(dir, new ProcessBuilder(cmd).redirectErrorStream(true)
+                .redirectOutput(dir.resolve(LOG).toFile()).redirectInput(ProcessBuilder.Redirect.from(
+                    new File("/dev/null"))).start());
+        } catch (IOException | RuntimeException e) {
+            deleteDirectory(dir);
+            throw e;
+        }
+    }
+
+    /**
+     * The second half of {@link #start}: waits (at most {@link #START_LIMIT}) until qemu-nbd answers on the socket.
+     *
+     * @throws ExternalToolException   {@code FAILURE: OUTPUT} when qemu-nbd exited or did not answer in time
+     * @throws InterruptedIOException when the thread is interrupted while waiting
+     */
+    void awaitAccepting(String failure) throws IOException {
         long deadline = System.nanoTime() + START_LIMIT.toNanos();
         while (!accepts()) {
             if (!process.isAlive() || System.nanoTime() - deadline > 0) {
