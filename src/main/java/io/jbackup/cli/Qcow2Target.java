@@ -17,10 +17,10 @@ import java.util.OptionalInt;
 /**
  * A new qcow2 image as restore target: {@code qemu-img create -f qcow2} makes it (under a temporary name next to the
  * target), {@code qemu-nbd -f qcow2} serves it on a private Unix socket ({@link QemuNbdProcess}), and the restore
- * writes through an {@link NbdTarget}. Zero chunks are not written at all (a new qcow2 reads as zeros), so only the data is allocated;
- * no raw copy is needed, so it takes no more space than the qcow2 itself. When the restore has flushed, closing stops
- * qemu-nbd (which writes the qcow2's metadata) and renames the image into place; a failed or interrupted restore
- * deletes it, and an existing target is only replaced at that point.
+ * writes through an {@link NbdTarget}. Zero chunks are not written at all (a new qcow2 reads as zeros), so only the
+ * data is allocated; no raw copy is needed, so it takes no more space than the qcow2 itself. When the restore has
+ * flushed, closing stops qemu-nbd (which writes the qcow2's metadata) and renames the image into place; a failed or
+ * interrupted restore deletes it, and an existing target is only replaced at that point.
  */
 final class Qcow2Target implements RestoreTarget {
     private static final Duration STOP_WAIT = Duration.ofSeconds(60);
