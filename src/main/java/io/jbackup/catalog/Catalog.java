@@ -1,9 +1,9 @@
 package io.jbackup.catalog;
 
-import io.jbackup.store.BackupInfo;
-import io.jbackup.store.BackupStats;
-import io.jbackup.store.RepositoryException;
-import io.jbackup.store.RepositoryFullException;
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.BackupStats;
+import io.jbackup.model.RepositoryException;
+import io.jbackup.model.RepositoryFullException;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -82,7 +82,7 @@ public final class Catalog implements AutoCloseable {
         try {
             if (!Files.exists(file)) {
                 Files.createFile(file);
-                io.jbackup.store.FilePermissions.restrict(file, io.jbackup.store.FilePermissions.OWNER_FILE);
+                restrictToOwner(file);
             }
         } catch (java.io.IOException e) {
             throw new RepositoryException("cannot create catalog " + file + ": " + e.getMessage(), e);
@@ -112,6 +112,15 @@ public final class Catalog implements AutoCloseable {
             throw damaged(file, e.getMessage(), e);
         }
         return c;
+    }
+
+    /** {@code rw-------} (as the store's {@code FilePermissions.OWNER_FILE}); nothing on a non-POSIX file system. */
+    private static void restrictToOwner(Path file) throws java.io.IOException {
+        try {
+            Files.setPosixFilePermissions(file, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+        } catch (UnsupportedOperationException e) {
+            // no POSIX permissions on this file system
+        }
     }
 
     private static RepositoryException damaged(Path file, String problem, Throwable cause) {

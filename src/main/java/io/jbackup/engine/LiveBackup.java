@@ -9,7 +9,7 @@ import io.jbackup.qmp.FsFreeze;
 import io.jbackup.qmp.GuestAgent;
 import io.jbackup.qmp.QmpClient;
 import io.jbackup.qmp.QmpException;
-import io.jbackup.store.BackupInfo;
+import io.jbackup.model.BackupInfo;
 import io.jbackup.store.FileMutex;
 import io.jbackup.store.Repository;
 import org.slf4j.Logger;

@@ -1,5 +1,8 @@
 package io.jbackup.store;
 
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.RepositoryException;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import io.jbackup.catalog.Catalog;
 import io.jbackup.text.Human;

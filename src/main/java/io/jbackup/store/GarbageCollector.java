@@ -1,5 +1,7 @@
 package io.jbackup.store;
 
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.RepositoryException;
 import io.jbackup.catalog.Catalog;
 import io.jbackup.catalog.ChunkRow;
 import io.jbackup.text.Human;

@@ -1,5 +1,7 @@
 package io.jbackup.store;
 
+import io.jbackup.model.RepositoryException;
+
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;

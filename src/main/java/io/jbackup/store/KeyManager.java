@@ -1,5 +1,7 @@
 package io.jbackup.store;
 
+import io.jbackup.model.RepositoryException;
+
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.slf4j.Logger;

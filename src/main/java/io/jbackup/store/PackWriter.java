@@ -1,5 +1,6 @@
 package io.jbackup.store;
 
+import io.jbackup.model.RepositoryException;
 import io.jbackup.catalog.ChunkRow;
 
 import java.io.IOException;

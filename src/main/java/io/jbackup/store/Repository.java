@@ -1,5 +1,10 @@
 package io.jbackup.store;
 
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.BackupStats;
+import io.jbackup.model.RepositoryException;
+import io.jbackup.model.RepositoryFullException;
+
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jbackup.catalog.Catalog;
 import io.jbackup.catalog.ChunkLocation;

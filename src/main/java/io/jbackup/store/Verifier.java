@@ -1,5 +1,7 @@
 package io.jbackup.store;
 
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.RepositoryException;
 import io.jbackup.catalog.ChunkLocation;
 import io.jbackup.error.NotFoundException;
 import org.slf4j.Logger;

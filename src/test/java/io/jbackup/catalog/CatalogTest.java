@@ -1,8 +1,8 @@
 package io.jbackup.catalog;
 
-import io.jbackup.store.BackupInfo;
-import io.jbackup.store.BackupStats;
-import io.jbackup.store.RepositoryException;
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.BackupStats;
+import io.jbackup.model.RepositoryException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

@@ -1,5 +1,6 @@
 package io.jbackup.store;
 
+import io.jbackup.model.RepositoryException;
 import io.jbackup.catalog.ChunkLocation;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;

@@ -1,5 +1,6 @@
 package io.jbackup.store;
 
+import io.jbackup.model.BackupInfo;
 import io.jbackup.error.NotFoundException;
 import io.jbackup.error.UsageException;
 import org.junit.jupiter.api.Test;

@@ -1,5 +1,7 @@
 package io.jbackup.store;
 
+import io.jbackup.model.BackupInfo;
+
 import org.junit.jupiter.api.Test;
 
 import java.time.Instant;
