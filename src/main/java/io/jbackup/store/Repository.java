@@ -7,6 +7,7 @@ import io.jbackup.model.RepositoryFullException;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jbackup.catalog.Catalog;
+import io.jbackup.catalog.SqliteCatalog;
 import io.jbackup.catalog.ChunkLocation;
 import io.jbackup.catalog.ChunkRow;
 import io.jbackup.catalog.PackRow;
@@ -175,7 +176,7 @@ public final class Repository implements AutoCloseable {
             }
             config = config.withMac(keys);
         }
-        Catalog.open(dir.resolve(Catalog.FILE_NAME), config.id(), true).close();
+        SqliteCatalog.open(dir.resolve(SqliteCatalog.FILE_NAME), config.id(), true).close();
         // config.json last: its presence is what makes DIR a repository
         FileSync.writeAtomically(dir.resolve(RepositoryConfig.FILE_NAME), config.toJson());
         FileSync.syncDir(dir);
@@ -203,7 +204,7 @@ public final class Repository implements AutoCloseable {
      * recovery, and every operation that needs the key fails with {@link PassphraseRequiredException}.
      */
     private static Repository openWithoutKey(Path dir, RepositoryConfig config, OpenOptions opts) throws IOException {
-        Path catalogFile = dir.resolve(Catalog.FILE_NAME);
+        Path catalogFile = dir.resolve(SqliteCatalog.FILE_NAME);
         if (!Files.exists(catalogFile)) {
             throw new PassphraseRequiredException("catalog " + catalogFile + " is missing, and without it nothing can "
                 + "be listed without the key: rebuilding it reads the authenticated index files and pack footers, so "
@@ -274,7 +275,7 @@ public final class Repository implements AutoCloseable {
         RepositoryLock lock = RepositoryLock.acquire(dir, opts.lockMode(), opts.waitLock());
         Catalog catalog = null;
         try {
-            catalog = Catalog.open(dir.resolve(Catalog.FILE_NAME), config.id(), false);
+            catalog = SqliteCatalog.open(dir.resolve(SqliteCatalog.FILE_NAME), config.id(), false);
             Repository r = new Repository(dir, config, lock, catalog, keys, opts.effectiveWorkers());
             if (!r.keyless) {
                 r.recover(); // needs the key (index and footer MACs); the next open with it recovers
@@ -911,7 +912,7 @@ public final class Repository implements AutoCloseable {
         Catalog catalog = null;
         try {
             prepare.run(config);
-            catalog = Catalog.open(dir.resolve(Catalog.FILE_NAME), config.id(), true);
+            catalog = SqliteCatalog.open(dir.resolve(SqliteCatalog.FILE_NAME), config.id(), true);
             return new Repository(dir, config, lock, catalog, keys, opts.effectiveWorkers());
         } catch (IOException | RuntimeException e) {
             if (catalog != null) {

@@ -36,7 +36,7 @@ class CatalogTest {
     @Test
     void migratesToTheCurrentSchemaInWalModeAndRefusesForeignOrNewerCatalogs() throws Exception {
         Path db = tmp.resolve("catalog.db");
-        Catalog.open(db, "repo-1", true).close();
+        SqliteCatalog.open(db, "repo-1", true).close();
         try (Connection c = DriverManager.getConnection("jdbc:sqlite:" + db); Statement s = c.createStatement()) {
             try (ResultSet rs = s.executeQuery("PRAGMA user_version")) {
                 assertEquals(Migrations.ALL.size(), rs.getInt(1));
@@ -45,20 +45,20 @@ class CatalogTest {
                 assertEquals("wal", rs.getString(1));
             }
         }
-        RepositoryException e = assertThrows(RepositoryException.class, () -> Catalog.open(db, "repo-2", false));
+        RepositoryException e = assertThrows(RepositoryException.class, () -> SqliteCatalog.open(db, "repo-2", false));
         assertTrue(e.getMessage().contains("belongs to repository repo-1"), e.getMessage());
         try (Connection c = DriverManager.getConnection("jdbc:sqlite:" + db); Statement s = c.createStatement()) {
             s.execute("PRAGMA user_version=" + (Migrations.ALL.size() + 1));
         }
-        e = assertThrows(RepositoryException.class, () -> Catalog.open(db, "repo-1", false));
+        e = assertThrows(RepositoryException.class, () -> SqliteCatalog.open(db, "repo-1", false));
         assertTrue(e.getMessage().contains("upgrade jbackup"), e.getMessage());
-        e = assertThrows(RepositoryException.class, () -> Catalog.open(tmp.resolve("none.db"), "x", false));
+        e = assertThrows(RepositoryException.class, () -> SqliteCatalog.open(tmp.resolve("none.db"), "x", false));
         assertTrue(e.getMessage().contains("repair --rebuild-catalog"), e.getMessage());
     }
 
     @Test
     void packsChunksAndBackupsRoundTrip() throws Exception {
-        try (Catalog c = Catalog.open(tmp.resolve("catalog.db"), "r", true)) {
+        try (Catalog c = SqliteCatalog.open(tmp.resolve("catalog.db"), "r", true)) {
             c.addPack("aa".repeat(16), 1000, List.of(new ChunkRow(digest(1), 32, 100, 200),
                 new ChunkRow(digest(2), 132, 50, 60)));
             // idempotent, and a digest already known keeps its first location
