@@ -98,6 +98,7 @@ public final class Repository implements AutoCloseable {
     private final RepositoryConfig config;
     private final RepositoryLock lock;
     private final Catalog catalog;
+    private final DedupLookups dedupLookups;
     private final ChunkCodec codec;
     private final PackFiles packFiles;
     private final ThreadPoolExecutor pool;
@@ -115,6 +116,7 @@ public final class Repository implements AutoCloseable {
         this.config = config;
         this.lock = lock;
         this.catalog = catalog;
+        this.dedupLookups = new DedupLookups(catalog);
         this.workerThreads = workerThreads;
         this.codec = new ChunkCodec(config.compressionLevel(), keys, 2 * workerThreads + 8);
         this.keyless = keys == null && config.encryption() != Encryption.NONE;
@@ -950,6 +952,11 @@ public final class Repository implements AutoCloseable {
 
     Catalog catalog() {
         return catalog;
+    }
+
+    /** The batched dedup lookups of every writer of this repository. */
+    DedupLookups dedupLookups() {
+        return dedupLookups;
     }
 
     ChunkCodec codec() {
