@@ -47,11 +47,16 @@ final class SqliteChunkIndex implements ChunkIndex {
 
     @Override
     public ChunkLocation findChunk(byte[] digest) throws RepositoryException {
+        return lookup(FIND, digest, rs -> location(rs, 1), null);
+    }
+
+    /** The first row of the hot-path query {@code sql} for {@code digest}, mapped, or {@code absent}. */
+    private <T> T lookup(String sql, byte[] digest, SqliteDb.RowMapper<T> found, T absent) throws RepositoryException {
         return db.read("look up a chunk", r -> {
-            PreparedStatement ps = r.prepare(FIND);
+            PreparedStatement ps = r.prepare(sql);
             ps.setBytes(1, digest);
             try (ResultSet rs = ps.executeQuery()) {
-                return rs.next() ? location(rs, 1) : null;
+                return rs.next() ? found.map(rs) : absent;
             }
         });
     }
@@ -63,13 +68,7 @@ final class SqliteChunkIndex implements ChunkIndex {
 
     @Override
     public boolean hasChunk(byte[] digest) throws RepositoryException {
-        return db.read("look up a chunk", r -> {
-            PreparedStatement ps = r.prepare(HAS);
-            ps.setBytes(1, digest);
-            try (ResultSet rs = ps.executeQuery()) {
-                return rs.next();
-            }
-        });
+        return lookup(HAS, digest, rs -> true, false);
     }
 
     @Override

@@ -1,10 +1,9 @@
 package io.jbackup.store;
 
-import io.jbackup.model.BackupInfo;
-import io.jbackup.model.RepositoryException;
-
 import com.fasterxml.jackson.databind.JsonNode;
 import io.jbackup.catalog.SqliteCatalog;
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.RepositoryException;
 import io.jbackup.text.Human;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;

@@ -1,9 +1,8 @@
 package io.jbackup.store;
 
-import io.jbackup.model.RepositoryException;
-
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jbackup.model.RepositoryException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 

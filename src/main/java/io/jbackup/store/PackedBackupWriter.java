@@ -4,7 +4,6 @@ import io.jbackup.model.BackupInfo;
 import io.jbackup.model.BackupStats;
 import io.jbackup.model.RepositoryException;
 import io.jbackup.model.RepositoryFullException;
-
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 

@@ -1,18 +1,17 @@
 package io.jbackup.store;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jbackup.catalog.Catalog;
+import io.jbackup.catalog.ChunkLocation;
+import io.jbackup.catalog.ChunkRow;
+import io.jbackup.catalog.PackRow;
+import io.jbackup.catalog.SqliteCatalog;
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 import io.jbackup.model.BackupInfo;
 import io.jbackup.model.BackupStats;
 import io.jbackup.model.RepositoryException;
 import io.jbackup.model.RepositoryFullException;
-
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.jbackup.catalog.Catalog;
-import io.jbackup.catalog.SqliteCatalog;
-import io.jbackup.catalog.ChunkLocation;
-import io.jbackup.catalog.ChunkRow;
-import io.jbackup.catalog.PackRow;
-import io.jbackup.error.NotFoundException;
-import io.jbackup.error.UsageException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 

@@ -1,8 +1,8 @@
 package io.jbackup.store;
 
+import io.jbackup.catalog.SqliteCatalog;
 import io.jbackup.model.BackupInfo;
 import io.jbackup.model.RepositoryException;
-import io.jbackup.catalog.SqliteCatalog;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

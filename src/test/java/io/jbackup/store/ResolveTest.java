@@ -1,8 +1,8 @@
 package io.jbackup.store;
 
-import io.jbackup.model.BackupInfo;
 import io.jbackup.error.NotFoundException;
 import io.jbackup.error.UsageException;
+import io.jbackup.model.BackupInfo;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
