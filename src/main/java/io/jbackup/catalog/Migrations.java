@@ -4,7 +4,7 @@ import java.util.List;
 
 /**
  * The catalog schema as numbered migrations. {@code PRAGMA user_version} holds the number of migrations applied;
- * {@link Catalog#open} applies the missing ones in one transaction and refuses a catalog newer than this list.
+ * {@link SqliteDb#open} applies the missing ones in one transaction and refuses a catalog newer than this list.
  * Never edit a released migration: append a new one.
  *
  * <p>Row counts grow with unique chunks and packs, never with backups × chunks: which chunk sits at which position

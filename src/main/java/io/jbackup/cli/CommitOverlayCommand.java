@@ -5,7 +5,7 @@ import io.jbackup.engine.Cancellation;
 import io.jbackup.engine.OverlayCommit;
 import io.jbackup.engine.OverlayFiles;
 import io.jbackup.error.NotFoundException;
-import io.jbackup.store.BackupInfo;
+import io.jbackup.model.BackupInfo;
 import io.jbackup.store.LockMode;
 import io.jbackup.store.Repository;
 import io.jbackup.text.Human;

@@ -1,8 +1,8 @@
 package io.jbackup.cli;
 
 import io.jbackup.catalog.Catalog;
-import io.jbackup.store.BackupInfo;
-import io.jbackup.store.BackupStats;
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.BackupStats;
 import io.jbackup.store.Repository;
 import io.jbackup.text.Human;
 import picocli.CommandLine.Command;

@@ -248,16 +248,16 @@ public final class MaintenanceCommands {
 
         @Override
         public Integer call() throws Exception {
-            List<io.jbackup.store.BackupInfo> backups = new java.util.ArrayList<>();
+            List<io.jbackup.model.BackupInfo> backups = new java.util.ArrayList<>();
             try (Repository repository = repo.open(LockMode.SHARED)) {
                 for (String ref : refs) {
-                    io.jbackup.store.BackupInfo b = repository.resolve(vm, disk, ref);
+                    io.jbackup.model.BackupInfo b = repository.resolve(vm, disk, ref);
                     if (backups.stream().noneMatch(x -> x.id().equals(b.id()))) {
                         backups.add(b);
                     }
                 }
                 if (!dryRun) {
-                    List<String> ids = backups.stream().map(io.jbackup.store.BackupInfo::id).toList();
+                    List<String> ids = backups.stream().map(io.jbackup.model.BackupInfo::id).toList();
                     long run = repository.startRun("forget " + String.join(" ", ids));
                     try {
                         repository.deleteBackups(ids, repo.waitLock());
@@ -283,7 +283,7 @@ public final class MaintenanceCommands {
                 json.print(m);
             } else if (dryRun || !logging.quiet) {
                 PrintWriter out = spec.commandLine().getOut();
-                for (io.jbackup.store.BackupInfo b : backups) {
+                for (io.jbackup.model.BackupInfo b : backups) {
                     out.printf("%s backup %s of %s from %s%n", dryRun ? "Would delete" : "Deleted", b.id(),
                         b.diskLabel(), ListCommands.local(b.created()));
                 }

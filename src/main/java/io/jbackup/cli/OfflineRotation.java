@@ -1,8 +1,8 @@
 package io.jbackup.cli;
 
 import io.jbackup.engine.ProgressListener;
+import io.jbackup.model.BackupInfo;
 import io.jbackup.nbd.client.NbdUri;
-import io.jbackup.store.BackupInfo;
 import io.jbackup.store.Repository;
 
 import java.io.IOException;

@@ -7,7 +7,7 @@ import io.jbackup.engine.RestoreResult;
 import io.jbackup.engine.RestoreTarget;
 import io.jbackup.error.NotFoundException;
 import io.jbackup.error.UsageException;
-import io.jbackup.store.BackupInfo;
+import io.jbackup.model.BackupInfo;
 import io.jbackup.store.BackupReader;
 import io.jbackup.store.LockMode;
 import io.jbackup.store.Repository;

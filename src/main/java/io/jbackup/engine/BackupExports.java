@@ -1,5 +1,6 @@
 package io.jbackup.engine;
 
+import io.jbackup.model.BackupInfo;
 import io.jbackup.nbd.server.ChunkCache;
 import io.jbackup.nbd.server.ChunkSource;
 import io.jbackup.nbd.server.ChunkedImageExport;
@@ -8,7 +9,6 @@ import io.jbackup.nbd.server.ExportProvider;
 import io.jbackup.nbd.server.ForwardingExport;
 import io.jbackup.nbd.server.NbdExport;
 import io.jbackup.nbd.server.OverlayExport;
-import io.jbackup.store.BackupInfo;
 import io.jbackup.store.BackupReader;
 import io.jbackup.store.Repository;
 import org.slf4j.Logger;

@@ -1,5 +1,7 @@
 package io.jbackup.engine;
 
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.BackupStats;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdClient;
 import io.jbackup.nbd.client.NbdCommandException;
@@ -7,9 +9,7 @@ import io.jbackup.nbd.protocol.Extent;
 import io.jbackup.nbd.protocol.NbdConstants;
 import io.jbackup.nbd.protocol.NbdError;
 import io.jbackup.nbd.protocol.NbdProtocolException;
-import io.jbackup.store.BackupInfo;
 import io.jbackup.store.BackupSpec;
-import io.jbackup.store.BackupStats;
 import io.jbackup.store.BackupWriter;
 import io.jbackup.store.Repository;
 import org.slf4j.Logger;

@@ -1,6 +1,7 @@
 package io.jbackup.engine;
 
 import io.jbackup.error.UsageException;
+import io.jbackup.model.BackupInfo;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdUri;
 import io.jbackup.qmp.BlockNodes;
@@ -9,7 +10,6 @@ import io.jbackup.qmp.FsFreeze;
 import io.jbackup.qmp.GuestAgent;
 import io.jbackup.qmp.QmpClient;
 import io.jbackup.qmp.QmpException;
-import io.jbackup.store.BackupInfo;
 import io.jbackup.store.FileMutex;
 import io.jbackup.store.Repository;
 import org.slf4j.Logger;

@@ -2,11 +2,11 @@ package io.jbackup.engine;
 
 import io.jbackup.error.NotFoundException;
 import io.jbackup.error.UsageException;
+import io.jbackup.model.BackupInfo;
 import io.jbackup.nbd.server.ChunkCache;
 import io.jbackup.nbd.server.ChunkedImageExport;
 import io.jbackup.nbd.server.OverlayExport;
 import io.jbackup.nbd.server.ReadResult;
-import io.jbackup.store.BackupInfo;
 import io.jbackup.store.BackupReader;
 import io.jbackup.store.BackupSpec;
 import io.jbackup.store.BackupWriter;

@@ -5,9 +5,9 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jbackup.error.NotFoundException;
 import io.jbackup.error.UsageException;
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.RepositoryException;
 import io.jbackup.nbd.server.OverlayExport;
-import io.jbackup.store.BackupInfo;
-import io.jbackup.store.RepositoryException;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;

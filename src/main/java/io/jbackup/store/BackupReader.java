@@ -1,5 +1,7 @@
 package io.jbackup.store;
 
+import io.jbackup.model.BackupInfo;
+
 import java.io.IOException;
 import java.util.concurrent.CompletableFuture;
 

@@ -1,5 +1,8 @@
 package io.jbackup.store;
 
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.BackupStats;
+
 import java.io.IOException;
 import java.util.concurrent.CompletableFuture;
 

@@ -1,7 +1,9 @@
 package io.jbackup.store;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.jbackup.catalog.Catalog;
+import io.jbackup.catalog.SqliteCatalog;
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.RepositoryException;
 import io.jbackup.text.Human;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -136,13 +138,13 @@ final class CatalogRebuilder {
 
     /** Moves {@code catalog.db} (and its WAL files) to {@code catalog.db.old-TIMESTAMP}; returns that name or null. */
     private static String moveAside(Path dir) throws IOException {
-        Path db = dir.resolve(Catalog.FILE_NAME);
+        Path db = dir.resolve(SqliteCatalog.FILE_NAME);
         String stamp = DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss").withZone(ZoneOffset.UTC).format(Instant.now());
         String target = null;
         for (String suffix : new String[] {"", "-wal", "-shm"}) {
-            Path f = dir.resolve(Catalog.FILE_NAME + suffix);
+            Path f = dir.resolve(SqliteCatalog.FILE_NAME + suffix);
             if (Files.exists(f)) {
-                Path to = dir.resolve(Catalog.FILE_NAME + ".old-" + stamp + suffix);
+                Path to = dir.resolve(SqliteCatalog.FILE_NAME + ".old-" + stamp + suffix);
                 Files.move(f, to);
                 if (suffix.isEmpty()) {
                     target = to.toString();

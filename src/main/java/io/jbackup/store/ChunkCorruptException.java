@@ -1,5 +1,7 @@
 package io.jbackup.store;
 
+import io.jbackup.model.RepositoryException;
+
 import java.nio.file.Path;
 
 /**

@@ -2,6 +2,8 @@ package io.jbackup.store;
 
 import io.jbackup.catalog.Catalog;
 import io.jbackup.catalog.ChunkRow;
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.RepositoryException;
 import io.jbackup.text.Human;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;

@@ -2,6 +2,9 @@ package io.jbackup.store;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.BackupStats;
+import io.jbackup.model.RepositoryException;
 
 import java.io.Closeable;
 import java.io.IOException;

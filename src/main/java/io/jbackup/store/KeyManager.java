@@ -2,6 +2,7 @@ package io.jbackup.store;
 
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jbackup.model.RepositoryException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 

@@ -1,5 +1,6 @@
 package io.jbackup.store;
 
+import io.jbackup.model.RepositoryException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 

@@ -1,5 +1,7 @@
 package io.jbackup.store;
 
+import io.jbackup.model.RepositoryException;
+
 /**
  * The directory given as the repository is not one: it does not exist, is not a directory, has no
  * {@code config.json}, or cannot be read. The message names the path and how to create a repository.

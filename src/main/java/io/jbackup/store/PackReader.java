@@ -1,6 +1,7 @@
 package io.jbackup.store;
 
 import io.jbackup.catalog.ChunkRow;
+import io.jbackup.model.RepositoryException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 

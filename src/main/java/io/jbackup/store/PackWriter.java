@@ -1,6 +1,7 @@
 package io.jbackup.store;
 
 import io.jbackup.catalog.ChunkRow;
+import io.jbackup.model.RepositoryException;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;

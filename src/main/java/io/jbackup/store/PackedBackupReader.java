@@ -1,5 +1,8 @@
 package io.jbackup.store;
 
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.RepositoryException;
+
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.concurrent.CompletableFuture;

@@ -1,5 +1,9 @@
 package io.jbackup.store;
 
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.BackupStats;
+import io.jbackup.model.RepositoryException;
+import io.jbackup.model.RepositoryFullException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -22,7 +26,8 @@ import java.util.concurrent.atomic.LongAdder;
 
 /**
  * The {@link BackupWriter} of a {@link Repository}. Each put runs on the worker pool: zero check, chunk id, index
- * entry, dedup lookup (open packs of this process, then the catalog), then compression/encryption and an append to
+ * entry, dedup lookup (open packs of this process, then the catalog, batched with the lookups of the other workers:
+ * {@link DedupLookups}), then compression/encryption and an append to
  * this writer's open pack. At most {@code 2 × workers + 2} puts are in flight per writer; {@link #putChunk} blocks
  * beyond that. Memory per writer: those in-flight chunks (the caller's arrays), one open pack's entry list, and the
  * index draft on disk (never the digest array in memory).
@@ -168,7 +173,7 @@ final class PackedBackupWriter implements BackupWriter {
                 dedup(len);
                 return;
             }
-            if (repo.catalog().hasChunk(id)) {
+            if (repo.dedupLookups().known(id)) {
                 dedup(len);
                 return;
             }

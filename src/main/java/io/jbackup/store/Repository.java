@@ -5,8 +5,13 @@ import io.jbackup.catalog.Catalog;
 import io.jbackup.catalog.ChunkLocation;
 import io.jbackup.catalog.ChunkRow;
 import io.jbackup.catalog.PackRow;
+import io.jbackup.catalog.SqliteCatalog;
 import io.jbackup.error.NotFoundException;
 import io.jbackup.error.UsageException;
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.BackupStats;
+import io.jbackup.model.RepositoryException;
+import io.jbackup.model.RepositoryFullException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -92,6 +97,7 @@ public final class Repository implements AutoCloseable {
     private final RepositoryConfig config;
     private final RepositoryLock lock;
     private final Catalog catalog;
+    private final DedupLookups dedupLookups;
     private final ChunkCodec codec;
     private final PackFiles packFiles;
     private final ThreadPoolExecutor pool;
@@ -109,6 +115,7 @@ public final class Repository implements AutoCloseable {
         this.config = config;
         this.lock = lock;
         this.catalog = catalog;
+        this.dedupLookups = new DedupLookups(catalog);
         this.workerThreads = workerThreads;
         this.codec = new ChunkCodec(config.compressionLevel(), keys, 2 * workerThreads + 8);
         this.keyless = keys == null && config.encryption() != Encryption.NONE;
@@ -170,7 +177,7 @@ public final class Repository implements AutoCloseable {
             }
             config = config.withMac(keys);
         }
-        Catalog.open(dir.resolve(Catalog.FILE_NAME), config.id(), true).close();
+        SqliteCatalog.open(dir.resolve(SqliteCatalog.FILE_NAME), config.id(), true).close();
         // config.json last: its presence is what makes DIR a repository
         FileSync.writeAtomically(dir.resolve(RepositoryConfig.FILE_NAME), config.toJson());
         FileSync.syncDir(dir);
@@ -198,7 +205,7 @@ public final class Repository implements AutoCloseable {
      * recovery, and every operation that needs the key fails with {@link PassphraseRequiredException}.
      */
     private static Repository openWithoutKey(Path dir, RepositoryConfig config, OpenOptions opts) throws IOException {
-        Path catalogFile = dir.resolve(Catalog.FILE_NAME);
+        Path catalogFile = dir.resolve(SqliteCatalog.FILE_NAME);
         if (!Files.exists(catalogFile)) {
             throw new PassphraseRequiredException("catalog " + catalogFile + " is missing, and without it nothing can "
                 + "be listed without the key: rebuilding it reads the authenticated index files and pack footers, so "
@@ -269,7 +276,7 @@ public final class Repository implements AutoCloseable {
         RepositoryLock lock = RepositoryLock.acquire(dir, opts.lockMode(), opts.waitLock());
         Catalog catalog = null;
         try {
-            catalog = Catalog.open(dir.resolve(Catalog.FILE_NAME), config.id(), false);
+            catalog = SqliteCatalog.open(dir.resolve(SqliteCatalog.FILE_NAME), config.id(), false);
             Repository r = new Repository(dir, config, lock, catalog, keys, opts.effectiveWorkers());
             if (!r.keyless) {
                 r.recover(); // needs the key (index and footer MACs); the next open with it recovers
@@ -906,7 +913,7 @@ public final class Repository implements AutoCloseable {
         Catalog catalog = null;
         try {
             prepare.run(config);
-            catalog = Catalog.open(dir.resolve(Catalog.FILE_NAME), config.id(), true);
+            catalog = SqliteCatalog.open(dir.resolve(SqliteCatalog.FILE_NAME), config.id(), true);
             return new Repository(dir, config, lock, catalog, keys, opts.effectiveWorkers());
         } catch (IOException | RuntimeException e) {
             if (catalog != null) {
@@ -944,6 +951,11 @@ public final class Repository implements AutoCloseable {
 
     Catalog catalog() {
         return catalog;
+    }
+
+    /** The batched dedup lookups of every writer of this repository. */
+    DedupLookups dedupLookups() {
+        return dedupLookups;
     }
 
     ChunkCodec codec() {

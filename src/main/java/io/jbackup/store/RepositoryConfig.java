@@ -2,6 +2,7 @@ package io.jbackup.store;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jbackup.model.RepositoryException;
 
 import java.io.IOException;
 import java.nio.file.AccessDeniedException;

@@ -1,5 +1,7 @@
 package io.jbackup.store;
 
+import io.jbackup.model.BackupInfo;
+
 import java.time.Instant;
 import java.time.ZonedDateTime;
 import java.time.temporal.ChronoUnit;

@@ -2,6 +2,8 @@ package io.jbackup.store;
 
 import io.jbackup.catalog.ChunkLocation;
 import io.jbackup.error.NotFoundException;
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.RepositoryException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 

@@ -1,6 +1,6 @@
 package io.jbackup.bench;
 
-import io.jbackup.store.BackupInfo;
+import io.jbackup.model.BackupInfo;
 import io.jbackup.store.BackupReader;
 import io.jbackup.store.BackupSpec;
 import io.jbackup.store.BackupWriter;

@@ -2,9 +2,9 @@ package io.jbackup.cli;
 
 import io.jbackup.error.NotFoundException;
 import io.jbackup.error.UsageException;
+import io.jbackup.model.RepositoryException;
 import io.jbackup.nbd.client.NbdConnectException;
 import io.jbackup.store.NotARepositoryException;
-import io.jbackup.store.RepositoryException;
 import io.jbackup.store.RepositoryLockedException;
 import org.junit.jupiter.api.Test;
 

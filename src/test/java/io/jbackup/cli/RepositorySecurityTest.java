@@ -1,9 +1,9 @@
 package io.jbackup.cli;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jbackup.model.RepositoryException;
 import io.jbackup.store.OpenOptions;
 import io.jbackup.store.Repository;
-import io.jbackup.store.RepositoryException;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;

@@ -1,7 +1,7 @@
 package io.jbackup.engine;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.jbackup.store.BackupInfo;
+import io.jbackup.model.BackupInfo;
 import io.jbackup.store.OpenOptions;
 import io.jbackup.store.Repository;
 import io.jbackup.store.RepositoryOptions;

@@ -2,8 +2,8 @@ package io.jbackup.engine;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.jbackup.model.BackupInfo;
 import io.jbackup.nbd.server.ServerConfig;
-import io.jbackup.store.BackupInfo;
 import io.jbackup.store.OpenOptions;
 import io.jbackup.store.Repository;
 import io.jbackup.testutil.Proc;

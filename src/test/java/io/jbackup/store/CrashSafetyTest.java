@@ -1,5 +1,6 @@
 package io.jbackup.store;
 
+import io.jbackup.model.BackupInfo;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

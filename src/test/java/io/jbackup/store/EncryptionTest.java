@@ -1,6 +1,7 @@
 package io.jbackup.store;
 
 import io.jbackup.catalog.ChunkLocation;
+import io.jbackup.model.RepositoryException;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

@@ -1,5 +1,7 @@
 package io.jbackup.store;
 
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.RepositoryException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

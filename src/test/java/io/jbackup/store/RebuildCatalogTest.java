@@ -1,6 +1,8 @@
 package io.jbackup.store;
 
-import io.jbackup.catalog.Catalog;
+import io.jbackup.catalog.SqliteCatalog;
+import io.jbackup.model.BackupInfo;
+import io.jbackup.model.RepositoryException;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -73,7 +75,7 @@ class RebuildCatalogTest {
         // rebuilding again keeps the previous catalog aside
         RebuildReport again = Repository.rebuildCatalog(dir, o);
         assertTrue(again.oldCatalog() != null && Files.exists(Path.of(again.oldCatalog())), again.toString());
-        assertTrue(Files.exists(dir.resolve(Catalog.FILE_NAME)));
+        assertTrue(Files.exists(dir.resolve(SqliteCatalog.FILE_NAME)));
     }
 
     @Test

@@ -1,5 +1,7 @@
 package io.jbackup.store;
 
+import io.jbackup.model.BackupInfo;
+
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryPoolMXBean;
 import java.lang.management.MemoryType;

@@ -1,4 +1,4 @@
-package io.jbackup.store;
+package io.jbackup.model;
 
 import java.time.Instant;
 import java.util.Map;
@@ -7,7 +7,7 @@ import java.util.Map;
  * One backup as the catalog knows it.
  *
  * @param id        the backup id, {@code yyyyMMdd-HHmmss-xxxxxx} (UTC creation time and 24 random bits): short,
- *                  sortable, and accepted by {@link Repository#resolve} as any unique prefix
+ *                  sortable, and accepted by {@code Repository.resolve} as any unique prefix
  * @param state     {@link #COMPLETE}, {@link #INCOMPLETE} (being written, or interrupted and not yet cleaned up) or
  *                  {@link #BAD} (marked damaged by verify or by hand)
  * @param completed when the backup was committed, null while incomplete

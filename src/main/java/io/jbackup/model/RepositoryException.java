@@ -1,4 +1,4 @@
-package io.jbackup.store;
+package io.jbackup.model;
 
 import java.io.IOException;
 

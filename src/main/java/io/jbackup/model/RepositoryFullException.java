@@ -1,4 +1,4 @@
-package io.jbackup.store;
+package io.jbackup.model;
 
 import java.nio.file.Path;
 import java.util.Locale;

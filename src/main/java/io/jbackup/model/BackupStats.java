@@ -1,4 +1,4 @@
-package io.jbackup.store;
+package io.jbackup.model;
 
 /**
  * Counters of one backup. {@code chunksTotal} counts the positions written by this backup
