@@ -279,7 +279,8 @@ public final class LocalObjectStore implements ObjectStore {
         if (written != expected) {
             Files.deleteIfExists(tmp);
             throw new ObjectStoreException("the content of " + root.relativize(target) + " was " + written
-                + (written > expected ? " bytes or more" : " bytes") + ", not the " + expected + " announced: it changed while it was stored");
+                + (written > expected ? " bytes or more" : " bytes") + ", not the " + expected
+                + " announced: it changed while it was stored");
         }
         return new Staged(tmp, new ObjectVersion(hex(md.digest())));
     }
