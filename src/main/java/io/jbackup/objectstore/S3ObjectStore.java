@@ -56,7 +56,8 @@ public final class S3ObjectStore implements ObjectStore {
     private final S3Settings settings;
     private final String base;
 
-    private S3ObjectStore(S3Client s3, S3Settings settings) {
+    /** A store on {@code s3}, which it closes (tests wrap the client to inject faults). */
+    S3ObjectStore(S3Client s3, S3Settings settings) {
         this.s3 = s3;
         this.settings = settings;
         this.base = settings.prefix().isEmpty() ? "" : settings.prefix() + "/";
@@ -93,7 +94,8 @@ public final class S3ObjectStore implements ObjectStore {
         return null;
     }
 
-    private static S3Client client(S3Settings settings) throws ObjectStoreException {
+    /** A client as {@code settings} say. */
+    static S3Client client(S3Settings settings) throws ObjectStoreException {
         URI endpoint = endpoint(settings);
         S3ClientBuilder b = S3Client.builder()
             .httpClientBuilder(UrlConnectionHttpClient.builder())

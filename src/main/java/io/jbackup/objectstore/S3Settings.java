@@ -84,6 +84,11 @@ public record S3Settings(String bucket, String prefix, URI endpoint, String regi
             partSize, p, readAttempts);
     }
 
+    public S3Settings withReadAttempts(int n) {
+        return new S3Settings(bucket, prefix, endpoint, region, pathStyle, accessKey, secretKey, multipartThreshold,
+            partSize, pageSize, n);
+    }
+
     /** {@code s3://bucket/prefix}. */
     public String describe() {
         return "s3://" + bucket + (prefix.isEmpty() ? "" : "/" + prefix);

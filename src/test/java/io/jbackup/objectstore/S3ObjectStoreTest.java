@@ -8,6 +8,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -104,6 +105,27 @@ class S3ObjectStoreTest extends ObjectStoreContract {
             .orElseThrow(), "the retried replace");
         assertTrue(s3.replace("lease", first, ObjectSource.of(bytes("host B")), "nonce-b2").isEmpty());
         assertArrayEquals(bytes("renewed by A"), s3.get("lease"));
+    }
+
+    /** A GET whose body ends early with no error is read again from where it stopped, not returned short. */
+    @Test
+    void aRangedReadThatEndsEarlyIsReadAgain() throws Exception {
+        S3Settings settings = server.settings(BUCKET, "t" + PREFIXES.incrementAndGet() + "/short");
+        byte[] data = random(1 << 20, 6);
+        try (ObjectStore direct = S3ObjectStore.open(settings)) {
+            direct.put("obj", data);
+        }
+        ShortReadingS3Client twice = new ShortReadingS3Client(S3ObjectStore.client(settings), 2);
+        try (ObjectStore s3 = new S3ObjectStore(twice, settings)) {
+            assertArrayEquals(Arrays.copyOfRange(data, 1000, 801_000), s3.get("obj", 1000, 800_000));
+            assertEquals(3, twice.gets.get(), "two short reads, then the rest");
+        }
+        ShortReadingS3Client always = new ShortReadingS3Client(S3ObjectStore.client(settings), 100);
+        try (ObjectStore s3 = new S3ObjectStore(always, settings.withReadAttempts(3))) {
+            TransientStoreException e = assertThrows(TransientStoreException.class, () -> s3.get("obj", 0, 1000));
+            assertTrue(e.getMessage().contains("3 times"), e.getMessage());
+            assertEquals(3, always.gets.get());
+        }
     }
 
     /** S3 gives at most 1000 keys a response: a listing of more takes several, even at the largest page size. */
