@@ -91,26 +91,25 @@ public final class LocalObjectStore implements ObjectStore {
 
     @Override
     public Optional<ObjectVersion> create(String key, ObjectSource data) throws IOException {
-        Path target = file(key);
-        Staged staged = stage(target, data);
-        try (Locked l = lock()) {
-            if (Files.exists(target)) {
-                return Optional.empty();
-            }
-            commit(staged, target);
-            return Optional.of(staged.version);
-        } finally {
-            Files.deleteIfExists(staged.tmp);
-        }
+        return commitIf(key, data, Files::notExists);
     }
 
     @Override
     public Optional<ObjectVersion> replace(String key, ObjectVersion expected, ObjectSource data) throws IOException {
+        return commitIf(key, data, target -> getVersioned(key).map(o -> o.version().equals(expected)).orElse(false));
+    }
+
+    /** The condition of a conditional write, checked under the lock. */
+    private interface Condition {
+        boolean holds(Path target) throws IOException;
+    }
+
+    /** Stages {@code data}, then renames it into place under the lock if {@code condition} holds there. */
+    private Optional<ObjectVersion> commitIf(String key, ObjectSource data, Condition condition) throws IOException {
         Path target = file(key);
         Staged staged = stage(target, data);
         try (Locked l = lock()) {
-            Optional<VersionedObject> current = getVersioned(key);
-            if (current.isEmpty() || !current.get().version().equals(expected)) {
+            if (!condition.holds(target)) {
                 return Optional.empty();
             }
             commit(staged, target);

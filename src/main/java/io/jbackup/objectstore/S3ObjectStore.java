@@ -31,6 +31,7 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Supplier;
 
 /**
  * The object-store port on an S3 bucket under a key prefix, through the AWS SDK for Java v2 with its URL-connection
@@ -227,9 +228,16 @@ public final class S3ObjectStore implements ObjectStore {
 
     @Override
     public Optional<VersionedObject> getVersioned(String key) throws IOException {
-        try {
+        return unlessMissing(key, () -> {
             ResponseBytes<GetObjectResponse> b = s3.getObjectAsBytes(r -> r.bucket(settings.bucket()).key(full(key)));
-            return Optional.of(new VersionedObject(b.asByteArray(), new ObjectVersion(b.response().eTag())));
+            return new VersionedObject(b.asByteArray(), new ObjectVersion(b.response().eTag()));
+        });
+    }
+
+    /** The result of {@code read}, or empty when S3 says the object does not exist. */
+    private <T> Optional<T> unlessMissing(String key, Supplier<T> read) throws IOException {
+        try {
+            return Optional.of(read.get());
         } catch (SdkException e) {
             ObjectStoreException mapped = S3Errors.map(e, describe(), "reading", key);
             if (mapped instanceof ObjectNotFoundException) {
@@ -296,15 +304,7 @@ public final class S3ObjectStore implements ObjectStore {
     }
 
     private Optional<HeadObjectResponse> head(String key) throws IOException {
-        try {
-            return Optional.of(s3.headObject(r -> r.bucket(settings.bucket()).key(full(key))));
-        } catch (SdkException e) {
-            ObjectStoreException mapped = S3Errors.map(e, describe(), "reading", key);
-            if (mapped instanceof ObjectNotFoundException) {
-                return Optional.empty();
-            }
-            throw mapped;
-        }
+        return unlessMissing(key, () -> s3.headObject(r -> r.bucket(settings.bucket()).key(full(key))));
     }
 
     @Override

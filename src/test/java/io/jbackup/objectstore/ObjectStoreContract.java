@@ -355,41 +355,38 @@ abstract class ObjectStoreContract {
     /** Several threads create the same key at once: exactly one wins, and the object holds its bytes. */
     @Test
     void conditionalCreateRaceHasOneWinner() throws Exception {
-        ExecutorService ex = Executors.newFixedThreadPool(THREADS);
-        try {
-            for (int round = 0; round < raceRounds(); round++) {
-                String key = "lease/create-" + round;
-                CyclicBarrier start = new CyclicBarrier(THREADS);
-                List<Future<Optional<ObjectVersion>>> results = new ArrayList<>();
-                for (int t = 0; t < THREADS; t++) {
-                    byte[] mine = bytes("thread " + t);
-                    results.add(ex.submit(() -> {
-                        start.await();
-                        return store.create(key, ObjectSource.of(mine));
-                    }));
-                }
-                assertOneWinner(key, results);
-            }
-        } finally {
-            ex.shutdownNow();
-        }
+        race("create", key -> null, (key, v0, mine) -> store.create(key, mine));
     }
 
     /** Several threads replace the same version at once: exactly one wins. */
     @Test
     void conditionalReplaceRaceHasOneWinner() throws Exception {
+        race("replace", key -> store.create(key, ObjectSource.of(bytes("initial"))).orElseThrow(),
+            (key, v0, mine) -> store.replace(key, v0, mine));
+    }
+
+    interface RoundSetup {
+        ObjectVersion prepare(String key) throws Exception;
+    }
+
+    interface ConditionalWrite {
+        Optional<ObjectVersion> write(String key, ObjectVersion v0, ObjectSource mine) throws Exception;
+    }
+
+    /** {@link #raceRounds()} rounds of {@link #THREADS} threads writing {@code "thread N"} at once. */
+    private void race(String name, RoundSetup setup, ConditionalWrite write) throws Exception {
         ExecutorService ex = Executors.newFixedThreadPool(THREADS);
         try {
             for (int round = 0; round < raceRounds(); round++) {
-                String key = "lease/replace-" + round;
-                ObjectVersion v0 = store.create(key, ObjectSource.of(bytes("initial"))).orElseThrow();
+                String key = "lease/" + name + "-" + round;
+                ObjectVersion v0 = setup.prepare(key);
                 CyclicBarrier start = new CyclicBarrier(THREADS);
                 List<Future<Optional<ObjectVersion>>> results = new ArrayList<>();
                 for (int t = 0; t < THREADS; t++) {
-                    byte[] mine = bytes("thread " + t);
+                    ObjectSource mine = ObjectSource.of(bytes("thread " + t));
                     results.add(ex.submit(() -> {
                         start.await();
-                        return store.replace(key, v0, ObjectSource.of(mine));
+                        return write.write(key, v0, mine);
                     }));
                 }
                 assertOneWinner(key, results);
