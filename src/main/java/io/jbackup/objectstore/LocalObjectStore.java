@@ -105,6 +105,7 @@ public final class LocalObjectStore implements ObjectStore {
     }
 
     /** Stages {@code data}, then renames it into place under the lock if {@code condition} holds there. */
+    @SuppressWarnings("try") // the lock is held by the try block
     private Optional<ObjectVersion> commitIf(String key, ObjectSource data, Condition condition) throws IOException {
         Path target = file(key);
         Staged staged = stage(target, data);

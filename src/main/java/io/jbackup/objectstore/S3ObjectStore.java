@@ -258,7 +258,7 @@ public final class S3ObjectStore implements ObjectStore {
         }
         String k = full(key);
         long end = offset + length - 1;
-        ByteArrayOutputStream out = new ByteArrayOutputStream((int) Math.min(length, 1 << 20));
+        ByteArrayOutputStream out = new ByteArrayOutputStream(Math.min(length, 1 << 20));
         for (int attempt = 1; ; attempt++) {
             long from = offset + out.size();
             long announced;
