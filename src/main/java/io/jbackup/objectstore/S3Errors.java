@@ -1,0 +1,66 @@
+package io.jbackup.objectstore;
+
+import software.amazon.awssdk.awscore.exception.AwsServiceException;
+import software.amazon.awssdk.core.exception.SdkClientException;
+import software.amazon.awssdk.core.exception.SdkException;
+import software.amazon.awssdk.services.s3.model.NoSuchBucketException;
+import software.amazon.awssdk.services.s3.model.NoSuchKeyException;
+
+import java.io.IOException;
+
+/**
+ * Maps the AWS SDK's exceptions to the port's typed ones, by exception type, HTTP status and S3 error code (the
+ * {@code <Code>} element), never by message text.
+ */
+final class S3Errors {
+    /** S3's answer to a range that starts at or past the end of the object. */
+    static final int RANGE_NOT_SATISFIABLE = 416;
+
+    private S3Errors() {
+    }
+
+    /** The HTTP status of a service error, or 0 for a client-side failure. */
+    static int status(SdkException e) {
+        return e instanceof AwsServiceException a ? a.statusCode() : 0;
+    }
+
+    private static String code(AwsServiceException e) {
+        return e.awsErrorDetails() == null ? null : e.awsErrorDetails().errorCode();
+    }
+
+    /**
+     * The typed exception for {@code e}, raised while doing {@code what} on {@code key} (null: on the store itself)
+     * in {@code store}.
+     */
+    static ObjectStoreException map(SdkException e, String store, String what, String key) {
+        String where = (key == null ? "" : key + " in ") + store;
+        if (e instanceof AwsServiceException a) {
+            int status = a.statusCode();
+            String code = code(a);
+            String said = " (HTTP " + status + (code == null ? "" : " " + code) + ")";
+            if (e instanceof NoSuchBucketException || "NoSuchBucket".equals(code) || (key == null && status == 404)) {
+                return new StoreNotFoundException("the bucket of " + store + " does not exist" + said
+                    + ": create it, or correct the bucket name", e);
+            }
+            if (e instanceof NoSuchKeyException || status == 404) {
+                return new ObjectNotFoundException(store, key);
+            }
+            if (status == 412 || status == 409) {
+                return new PreconditionFailedException(what + " " + where + ": precondition failed" + said, e);
+            }
+            if (status == 401 || status == 403) {
+                return new StoreAccessDeniedException("S3 refused " + what + " " + where + said
+                    + ": check the access key and secret key (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or the profile)"
+                    + " and the permissions on the bucket", e);
+            }
+            if (a.isThrottlingException() || status == 429 || status >= 500) {
+                return new TransientStoreException(what + " " + where + " failed" + said + " after retries", e);
+            }
+            return new ObjectStoreException(what + " " + where + " failed" + said, e);
+        }
+        if (e instanceof SdkClientException && e.getCause() instanceof IOException) {
+            return new TransientStoreException(what + " " + where + " failed: " + e.getCause(), e);
+        }
+        return new ObjectStoreException(what + " " + where + " failed: " + e.getMessage(), e);
+    }
+}

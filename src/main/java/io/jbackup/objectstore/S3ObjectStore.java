@@ -1,0 +1,358 @@
+package io.jbackup.objectstore;
+
+import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
+import software.amazon.awssdk.auth.credentials.AwsCredentialsProvider;
+import software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider;
+import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
+import software.amazon.awssdk.core.ResponseInputStream;
+import software.amazon.awssdk.core.ResponseBytes;
+import software.amazon.awssdk.core.checksums.RequestChecksumCalculation;
+import software.amazon.awssdk.core.checksums.ResponseChecksumValidation;
+import software.amazon.awssdk.core.exception.SdkException;
+import software.amazon.awssdk.core.sync.RequestBody;
+import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
+import software.amazon.awssdk.regions.Region;
+import software.amazon.awssdk.regions.providers.DefaultAwsRegionProviderChain;
+import software.amazon.awssdk.services.s3.S3Client;
+import software.amazon.awssdk.services.s3.S3ClientBuilder;
+import software.amazon.awssdk.services.s3.model.GetObjectResponse;
+import software.amazon.awssdk.services.s3.model.HeadObjectResponse;
+import software.amazon.awssdk.services.s3.model.ListObjectsV2Response;
+import software.amazon.awssdk.services.s3.model.S3Object;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.net.URI;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.Supplier;
+
+/**
+ * The object-store port on an S3 bucket under a key prefix, through the AWS SDK for Java v2 with its URL-connection
+ * HTTP client (blocking, as the port is; it adds no second netty or Apache HttpClient to the class path).
+ *
+ * <ul>
+ *   <li>A put is one PUT, or a multipart upload above {@link S3Settings#multipartThreshold()}: either way the object
+ *       appears whole when the PUT or the completion succeeds.</li>
+ *   <li>Conditional writes send {@code If-None-Match: *} (create) or {@code If-Match: ETAG} (replace), with a random
+ *       nonce in the user metadata {@value #NONCE_META}. The SDK retries on its own, so a 412 may answer a retry
+ *       whose first attempt landed: after a 412 the store reads the object's nonce back and reports a win when it is
+ *       its own.</li>
+ *   <li>A ranged read checks that it got as many bytes as the response announced (a reset connection can end a body
+ *       early with no error) and reads the rest again, up to {@link S3Settings#readAttempts()} times.</li>
+ *   <li>Errors become the port's typed exceptions ({@link S3Errors}).</li>
+ * </ul>
+ */
+public final class S3ObjectStore implements ObjectStore {
+    static final String NONCE_META = "jbackup-nonce";
+    private static final SecureRandom RANDOM = new SecureRandom();
+
+    private final S3Client s3;
+    private final S3Settings settings;
+    private final String base;
+
+    /** A store on {@code s3}, which it closes (tests wrap the client to inject faults). */
+    S3ObjectStore(S3Client s3, S3Settings settings) {
+        this.s3 = s3;
+        this.settings = settings;
+        this.base = settings.prefix().isEmpty() ? "" : settings.prefix() + "/";
+    }
+
+    /**
+     * Connects and checks that the bucket exists and the credentials are accepted.
+     *
+     * @throws StoreNotFoundException      when the bucket does not exist
+     * @throws StoreAccessDeniedException  when the credentials are wrong or lack permission
+     */
+    public static S3ObjectStore open(S3Settings settings) throws IOException {
+        S3Client client = client(settings);
+        try {
+            client.headBucket(b -> b.bucket(settings.bucket()));
+        } catch (SdkException e) {
+            client.close();
+            throw S3Errors.map(e, settings.describe(), "opening", null);
+        }
+        return new S3ObjectStore(client, settings);
+    }
+
+    /** The endpoint from the settings, else from the environment the SDK reads, or null (AWS). */
+    static URI endpoint(S3Settings settings) {
+        if (settings.endpoint() != null) {
+            return settings.endpoint();
+        }
+        for (String var : List.of("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")) {
+            String v = System.getenv(var);
+            if (v != null && !v.isBlank()) {
+                return URI.create(v.trim());
+            }
+        }
+        return null;
+    }
+
+    /** A client as {@code settings} say. */
+    static S3Client client(S3Settings settings) throws ObjectStoreException {
+        URI endpoint = endpoint(settings);
+        S3ClientBuilder b = S3Client.builder()
+            .httpClientBuilder(UrlConnectionHttpClient.builder())
+            // S3-compatible servers do not all know the SDK's default CRC trailers; integrity is checked above us
+            .requestChecksumCalculation(RequestChecksumCalculation.WHEN_REQUIRED)
+            .responseChecksumValidation(ResponseChecksumValidation.WHEN_REQUIRED)
+            .forcePathStyle(settings.pathStyle() != null ? settings.pathStyle() : endpoint != null)
+            .region(region(settings, endpoint))
+            .credentialsProvider(credentials(settings));
+        if (endpoint != null) {
+            b.endpointOverride(endpoint);
+        }
+        return b.build();
+    }
+
+    private static Region region(S3Settings settings, URI endpoint) throws ObjectStoreException {
+        if (settings.region() != null) {
+            return Region.of(settings.region());
+        }
+        try {
+            return new DefaultAwsRegionProviderChain().getRegion();
+        } catch (SdkException e) {
+            if (endpoint != null) {
+                return Region.US_EAST_1;
+            }
+            throw new ObjectStoreException("no AWS region for " + settings.describe()
+                + ": set AWS_REGION, a region in the profile, or --s3-region", e);
+        }
+    }
+
+    private static AwsCredentialsProvider credentials(S3Settings settings) {
+        return settings.accessKey() != null
+            ? StaticCredentialsProvider.create(AwsBasicCredentials.create(settings.accessKey(), settings.secretKey()))
+            : DefaultCredentialsProvider.builder().build();
+    }
+
+    private String full(String key) {
+        return base + ObjectKeys.check(key);
+    }
+
+    @Override
+    public void put(String key, ObjectSource data) throws IOException {
+        write(key, data, null, null, null);
+    }
+
+    @Override
+    public Optional<ObjectVersion> create(String key, ObjectSource data) throws IOException {
+        return create(key, data, newNonce());
+    }
+
+    /** {@link #create(String, ObjectSource)} with a given nonce (tests replay a retried attempt with it). */
+    Optional<ObjectVersion> create(String key, ObjectSource data, String nonce) throws IOException {
+        try {
+            return Optional.of(new ObjectVersion(write(key, data, nonce, "*", null)));
+        } catch (PreconditionFailedException | TransientStoreException e) {
+            return settle(key, nonce, null, e);
+        }
+    }
+
+    @Override
+    public Optional<ObjectVersion> replace(String key, ObjectVersion expected, ObjectSource data) throws IOException {
+        return replace(key, expected, data, newNonce());
+    }
+
+    /** {@link #replace(String, ObjectVersion, ObjectSource)} with a given nonce. */
+    Optional<ObjectVersion> replace(String key, ObjectVersion expected, ObjectSource data, String nonce)
+            throws IOException {
+        try {
+            return Optional.of(new ObjectVersion(write(key, data, nonce, null, expected.tag())));
+        } catch (ObjectNotFoundException e) {
+            return Optional.empty();
+        } catch (PreconditionFailedException | TransientStoreException e) {
+            return settle(key, nonce, expected, e);
+        }
+    }
+
+    /**
+     * Decides a conditional write that got a 412, or no answer, from the object as it is now:
+     * <ul>
+     *   <li>it carries our nonce: we won (the SDK retried a request whose first attempt had landed, and the retry
+     *       got 412 for our own object);</li>
+     *   <li>the condition no longer holds (a create finds an object, a replace finds another version or none): we
+     *       lost, whatever became of our request;</li>
+     *   <li>else the condition still holds and our write did not land: {@code failure} stands. (The URL-connection
+     *       client reports a 412 that the server sent before reading the body as a broken write, "Error writing
+     *       request body to server", so a 412 may come here as a transient failure.)</li>
+     * </ul>
+     */
+    private Optional<ObjectVersion> settle(String key, String nonce, ObjectVersion expected,
+            ObjectStoreException failure) throws IOException {
+        Optional<HeadObjectResponse> h = head(key);
+        if (h.isPresent() && nonce.equals(h.get().metadata().get(NONCE_META))) {
+            return Optional.of(new ObjectVersion(h.get().eTag()));
+        }
+        boolean conditionHolds = expected == null ? h.isEmpty()
+            : h.isPresent() && expected.tag().equals(h.get().eTag());
+        if (conditionHolds && failure instanceof TransientStoreException) {
+            throw failure;
+        }
+        return Optional.empty();
+    }
+
+    /** One PUT, or a multipart upload; with {@code ifNoneMatch}/{@code ifMatch} when not null. Returns the ETag. */
+    private String write(String key, ObjectSource data, String nonce, String ifNoneMatch, String ifMatch)
+            throws IOException {
+        String k = full(key);
+        long length = data.length();
+        Map<String, String> meta = nonce == null ? Map.of() : Map.of(NONCE_META, nonce);
+        try {
+            if (length > settings.multipartThreshold()) {
+                return new S3Multipart(s3, settings.bucket(), k, settings.partSize())
+                    .upload(data, meta, ifNoneMatch, ifMatch);
+            }
+            return s3.putObject(r -> r.bucket(settings.bucket()).key(k).metadata(meta).ifNoneMatch(ifNoneMatch)
+                    .ifMatch(ifMatch).contentLength(length),
+                RequestBody.fromContentProvider(() -> {
+                    try {
+                        return data.open();
+                    } catch (IOException e) {
+                        throw new UncheckedIOException(e);
+                    }
+                }, length, "application/octet-stream")).eTag();
+        } catch (SdkException e) {
+            throw S3Errors.map(e, describe(), "writing", key);
+        } catch (UncheckedIOException e) {
+            throw e.getCause();
+        }
+    }
+
+    @Override
+    public Optional<VersionedObject> getVersioned(String key) throws IOException {
+        return unlessMissing(key, () -> {
+            ResponseBytes<GetObjectResponse> b = s3.getObjectAsBytes(r -> r.bucket(settings.bucket()).key(full(key)));
+            return new VersionedObject(b.asByteArray(), new ObjectVersion(b.response().eTag()));
+        });
+    }
+
+    /** The result of {@code read}, or empty when S3 says the object does not exist. */
+    private <T> Optional<T> unlessMissing(String key, Supplier<T> read) throws IOException {
+        try {
+            return Optional.of(read.get());
+        } catch (SdkException e) {
+            ObjectStoreException mapped = S3Errors.map(e, describe(), "reading", key);
+            if (mapped instanceof ObjectNotFoundException) {
+                return Optional.empty();
+            }
+            throw mapped;
+        }
+    }
+
+    @Override
+    public byte[] get(String key, long offset, int length) throws IOException {
+        if (offset < 0 || length < 0) {
+            throw new IllegalArgumentException("offset " + offset + ", length " + length);
+        }
+        if (length == 0) {
+            stat(key).orElseThrow(() -> new ObjectNotFoundException(describe(), key));
+            return new byte[0];
+        }
+        String k = full(key);
+        long end = offset + length - 1;
+        ByteArrayOutputStream out = new ByteArrayOutputStream(Math.min(length, 1 << 20));
+        for (int attempt = 1; ; attempt++) {
+            long from = offset + out.size();
+            long announced;
+            try (ResponseInputStream<GetObjectResponse> in = s3.getObject(r -> r.bucket(settings.bucket()).key(k)
+                    .range("bytes=" + from + "-" + end))) {
+                announced = in.response().contentLength();
+                copyUpTo(in, out, announced);
+            } catch (SdkException e) {
+                if (S3Errors.status(e) == S3Errors.RANGE_NOT_SATISFIABLE) {
+                    return out.toByteArray();
+                }
+                throw S3Errors.map(e, describe(), "reading", key);
+            }
+            long got = offset + out.size() - from;
+            if (got >= announced) {
+                return out.toByteArray();
+            }
+            if (attempt >= settings.readAttempts()) {
+                throw new TransientStoreException("reading " + key + " in " + describe() + " at " + from + ": got "
+                    + got + " of " + announced + " bytes, " + attempt + " times", null);
+            }
+        }
+    }
+
+    /** Copies at most {@code limit} bytes; a stream that ends early, or breaks, just copies fewer. */
+    private static void copyUpTo(InputStream in, ByteArrayOutputStream out, long limit) {
+        byte[] buf = new byte[64 << 10];
+        long left = limit;
+        try {
+            int n;
+            while (left > 0 && (n = in.read(buf, 0, (int) Math.min(buf.length, left))) > 0) {
+                out.write(buf, 0, n);
+                left -= n;
+            }
+        } catch (IOException | SdkException e) {
+            // a body cut short: the caller sees fewer bytes than announced and reads the rest again
+        }
+    }
+
+    @Override
+    public Optional<ObjectInfo> stat(String key) throws IOException {
+        return head(key).map(h -> new ObjectInfo(key, h.contentLength(), h.lastModified()));
+    }
+
+    private Optional<HeadObjectResponse> head(String key) throws IOException {
+        return unlessMissing(key, () -> s3.headObject(r -> r.bucket(settings.bucket()).key(full(key))));
+    }
+
+    @Override
+    public ListPage list(String prefix, String startAfter) throws IOException {
+        ObjectKeys.checkPrefix(prefix);
+        try {
+            ListObjectsV2Response r = s3.listObjectsV2(b -> b.bucket(settings.bucket()).prefix(base + prefix)
+                .startAfter(startAfter == null ? null : base + startAfter).maxKeys(settings.pageSize()));
+            List<ObjectInfo> out = new ArrayList<>(r.contents().size());
+            for (S3Object o : r.contents()) {
+                out.add(new ObjectInfo(o.key().substring(base.length()), o.size(), o.lastModified()));
+            }
+            return new ListPage(out, Boolean.TRUE.equals(r.isTruncated()));
+        } catch (SdkException e) {
+            throw S3Errors.map(e, describe(), "listing " + prefix + "* in", null);
+        }
+    }
+
+    @Override
+    public void delete(String key) throws IOException {
+        try {
+            s3.deleteObject(r -> r.bucket(settings.bucket()).key(full(key)));
+        } catch (SdkException e) {
+            ObjectStoreException mapped = S3Errors.map(e, describe(), "deleting", key);
+            if (!(mapped instanceof ObjectNotFoundException)) {
+                throw mapped;
+            }
+        }
+    }
+
+    @Override
+    public int pageSize() {
+        return settings.pageSize();
+    }
+
+    @Override
+    public String describe() {
+        return settings.describe();
+    }
+
+    @Override
+    public void close() {
+        s3.close();
+    }
+
+    private static String newNonce() {
+        byte[] b = new byte[16];
+        RANDOM.nextBytes(b);
+        return HexFormat.of().formatHex(b);
+    }
+}

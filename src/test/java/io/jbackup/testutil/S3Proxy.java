@@ -1,0 +1,120 @@
+package io.jbackup.testutil;
+
+import io.jbackup.objectstore.S3Settings;
+import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
+import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
+import software.amazon.awssdk.core.exception.SdkException;
+import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
+import software.amazon.awssdk.regions.Region;
+import software.amazon.awssdk.services.s3.S3Client;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A real S3 server for tests: s3proxy (Maven Central {@code org.gaul:s3proxy}, jar-with-dependencies, copied to
+ * {@code target/s3proxy/s3proxy.jar} by the build; never on the test class path) with its filesystem backend under
+ * {@code DIR/data}, on a free port of 127.0.0.1, with AWS v2/v4 signatures and the credentials {@link #IDENTITY} /
+ * {@link #CREDENTIAL}. {@link #start} returns once the server answers S3 requests; close to stop it.
+ */
+public final class S3Proxy implements AutoCloseable {
+    public static final String IDENTITY = "testkey";
+    public static final String CREDENTIAL = "testsecret";
+
+    private final Proc.Background process;
+    private final URI endpoint;
+    private final S3Client client;
+
+    private S3Proxy(Proc.Background process, URI endpoint) {
+        this.process = process;
+        this.endpoint = endpoint;
+        this.client = S3Client.builder().httpClientBuilder(UrlConnectionHttpClient.builder())
+            .endpointOverride(endpoint).forcePathStyle(true).region(Region.US_EAST_1)
+            .credentialsProvider(StaticCredentialsProvider.create(AwsBasicCredentials.create(IDENTITY, CREDENTIAL)))
+            .build();
+    }
+
+    /** The jar the build copied ({@code mvn generate-test-resources} puts it there). */
+    public static Path jar() {
+        Path jar = Path.of(System.getProperty("basedir", "."), "target", "s3proxy", "s3proxy.jar");
+        if (!Files.isRegularFile(jar)) {
+            throw new AssertionError(jar + " is missing: run `mvn generate-test-resources` (maven-dependency-plugin "
+                + "copies org.gaul:s3proxy there)");
+        }
+        return jar;
+    }
+
+    /** Starts s3proxy with its data and log under {@code dir}. */
+    public static S3Proxy start(Path dir) {
+        int port = Proc.freePort();
+        URI endpoint = URI.create("http://127.0.0.1:" + port);
+        try {
+            Path data = Files.createDirectories(dir.resolve("data"));
+            Path conf = dir.resolve("s3proxy.conf");
+            Files.writeString(conf, String.join("\n",
+                "s3proxy.authorization=aws-v2-or-v4",
+                "s3proxy.endpoint=" + endpoint,
+                "s3proxy.identity=" + IDENTITY,
+                "s3proxy.credential=" + CREDENTIAL,
+                "jclouds.provider=filesystem",
+                "jclouds.filesystem.basedir=" + data, ""));
+            String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+            Proc.Background bg = Proc.start(dir.resolve("s3proxy.log"), java, "-Xmx256m", "-XX:TieredStopAtLevel=1",
+                "-jar", jar().toString(), "--properties", conf.toString());
+            S3Proxy proxy = new S3Proxy(bg.awaitPort(port), endpoint);
+            proxy.awaitAnswer();
+            return proxy;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** Waits until the server answers a signed request (the port opens before the S3 handler is ready). */
+    private void awaitAnswer() {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (true) {
+            try {
+                client.listBuckets();
+                return;
+            } catch (SdkException e) {
+                if (!process.process().isAlive() || System.nanoTime() > deadline) {
+                    close();
+                    throw new AssertionError("s3proxy does not answer at " + endpoint + ": " + e + "\n"
+                        + process.readLog(), e);
+                }
+                Proc.sleep(100);
+            }
+        }
+    }
+
+    public URI endpoint() {
+        return endpoint;
+    }
+
+    /** A client of the test's own, with the right credentials. */
+    public S3Client client() {
+        return client;
+    }
+
+    /** Creates the bucket {@code name} and returns it. */
+    public String createBucket(String name) {
+        client.createBucket(b -> b.bucket(name));
+        return name;
+    }
+
+    /** Settings that reach {@code bucket/prefix} on this server with the right credentials. */
+    public S3Settings settings(String bucket, String prefix) {
+        return S3Settings.of(bucket, prefix).withEndpoint(endpoint).withRegion("us-east-1")
+            .withCredentials(IDENTITY, CREDENTIAL);
+    }
+
+    @Override
+    public void close() {
+        client.close();
+        process.close();
+    }
+}
