@@ -1,6 +1,6 @@
 package io.jbackup.store;
 
-import io.jbackup.catalog.Catalog;
+import io.jbackup.catalog.SqliteCatalog;
 import io.jbackup.engine.OverlayFiles;
 import io.jbackup.schedule.RunLog;
 import io.jbackup.store.layout.RepositoryLayout;
@@ -43,7 +43,7 @@ class RepositoryLayoutConformanceTest {
             RepositoryLayout.file(r, RepositoryLayout.diskLock(null, "d.img")));
         assertEquals(DiskLock.file(r, "vm", "vda"), RepositoryLayout.file(r, RepositoryLayout.diskLock("vm", "vda")));
         assertEquals(RepositoryConfig.FILE_NAME, RepositoryLayout.CONFIG);
-        assertEquals(Catalog.FILE_NAME, RepositoryLayout.CATALOG);
+        assertEquals(SqliteCatalog.FILE_NAME, RepositoryLayout.CATALOG);
         assertEquals(PackFormat.DIR + "/", RepositoryLayout.PACKS);
         assertEquals(IndexFile.DIR + "/", RepositoryLayout.INDEXES);
         assertEquals(KeyFile.DIR + "/", RepositoryLayout.KEYS);
