@@ -1,6 +1,7 @@
 package io.jbackup.cli;
 
 import io.jbackup.engine.BackupRefusedException;
+import io.jbackup.engine.RestoreTargetException;
 import io.jbackup.error.NotFoundException;
 import io.jbackup.error.UsageException;
 import io.jbackup.model.RepositoryException;
@@ -62,8 +63,8 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
             + "another run is backing up or a socket a running server uses (nothing was changed), a refused key change"),
         java.util.Map.entry(PARTIAL, "partial: some disks or ranges failed, the rest succeeded; or auto made a full "
             + "backup because the named bitmap is missing though the disk has a parent (done, but not as asked)"),
-        java.util.Map.entry(SOURCE, "source error: the NBD server or QMP peer failed or misbehaved, or a qemu tool "
-            + "jbackup runs is missing or failed"),
+        java.util.Map.entry(SOURCE, "source or target error: the NBD server or QMP peer failed or misbehaved, a "
+            + "restore target could not be written (full, read-only), or a qemu tool jbackup runs is missing or failed"),
         java.util.Map.entry(REPOSITORY, "repository error: not a repository, locked, corrupt, wrong or missing "
             + "passphrase, disk full"),
         java.util.Map.entry(DAMAGE, "damage: verify found some, or a restore or read met a damaged chunk or index"),
@@ -114,6 +115,7 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
         rule(QmpConnectionException.class, SOURCE, "qmp-unreachable"),
         rule(QmpException.class, SOURCE, "qmp-error"),
         rule(ExternalToolException.class, SOURCE, "external-tool"),
+        rule(RestoreTargetException.class, SOURCE, "target-error"),
         rule(InterruptedException.class, INTERRUPTED, "interrupted"),
         rule(CancellationException.class, INTERRUPTED, "interrupted"));
 

@@ -22,6 +22,7 @@ public final class FileTarget implements RestoreTarget {
     private final FileChannel ch;
     private final boolean fresh;
     private final boolean writeZeroes;
+    private boolean flushed;
 
     private FileTarget(Path path, FileChannel ch, boolean fresh, boolean writeZeroes) {
         this.path = path;
@@ -110,8 +111,14 @@ public final class FileTarget implements RestoreTarget {
     public void write(long offset, byte[] data, int length) throws IOException {
         ByteBuffer b = ByteBuffer.wrap(data, 0, length);
         long pos = offset;
-        while (b.hasRemaining()) {
-            pos += ch.write(b, pos);
+        try {
+            while (b.hasRemaining()) {
+                pos += ch.write(b, pos);
+            }
+        } catch (java.nio.channels.ClosedByInterruptException e) {
+            throw e;
+        } catch (IOException e) {
+            throw new RestoreTargetException(path.toString(), e);
         }
     }
 
@@ -119,12 +126,18 @@ public final class FileTarget implements RestoreTarget {
     public void writeZeroes(long offset, long length) throws IOException {
         long pos = offset;
         long end = offset + length;
-        while (pos < end) {
-            int n = (int) Math.min(ZERO_BLOCK, end - pos);
-            ByteBuffer b = ByteBuffer.wrap(ZEROS, 0, n);
-            while (b.hasRemaining()) {
-                pos += ch.write(b, pos);
+        try {
+            while (pos < end) {
+                int n = (int) Math.min(ZERO_BLOCK, end - pos);
+                ByteBuffer b = ByteBuffer.wrap(ZEROS, 0, n);
+                while (b.hasRemaining()) {
+                    pos += ch.write(b, pos);
+                }
             }
+        } catch (java.nio.channels.ClosedByInterruptException e) {
+            throw e;
+        } catch (IOException e) {
+            throw new RestoreTargetException(path.toString(), e);
         }
     }
 
@@ -135,12 +148,24 @@ public final class FileTarget implements RestoreTarget {
 
     @Override
     public void flush() throws IOException {
-        ch.force(false);
+        try {
+            ch.force(false);
+        } catch (IOException e) {
+            throw new RestoreTargetException(path.toString(), e);
+        }
+        flushed = true;
     }
 
+    /** Closes; a file this target created is removed unless the restore got to its final flush. */
     @Override
     public void close() throws IOException {
-        ch.close();
+        try {
+            ch.close();
+        } finally {
+            if (fresh && !flushed) {
+                Files.deleteIfExists(path);
+            }
+        }
     }
 
     @Override

@@ -202,4 +202,27 @@ class RestoreFormatTest {
         assertTrue(stderr.contains("qemu-utils") && stderr.contains("--format raw"), stderr);
         assertFalse(Files.exists(q), "nothing written");
     }
+
+    /** A target whose file system fills up: exit 4 with the target named, not "a bug", and no half-written file. */
+    @Test
+    void fullTargetFileSystemIsATargetErrorAndLeavesNoFile() throws IOException {
+        Path mnt = Files.createDirectories(dir.resolve("tiny"));
+        Proc.Result m = Proc.exec(Duration.ofSeconds(30), "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+            mnt.toString());
+        org.junit.jupiter.api.Assumptions.assumeTrue(m.exitCode() == 0,
+            "needs root to mount a 1 MiB tmpfs: " + m.stderr().trim());
+        try {
+            Path target = mnt.resolve("vda.raw");
+            Cli.Result r = restore("--backup", chain.ids().get(chain.ids().size() - 1), "--to", target.toString(),
+                "--json");
+            assertEquals(4, r.exitCode(), r.toString());
+            JsonNode err = r.json().get("error");
+            assertEquals("target-error", err.get("code").asText(), r.toString());
+            assertTrue(err.get("message").asText().contains(target.toString()), r.toString());
+            assertFalse(r.stderr().contains("looks like a bug"), r.stderr());
+            assertFalse(Files.exists(target), "the half-written file is removed");
+        } finally {
+            Proc.exec(Duration.ofSeconds(30), "umount", mnt.toString());
+        }
+    }
 }
