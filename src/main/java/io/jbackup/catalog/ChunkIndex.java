@@ -45,6 +45,13 @@ public interface ChunkIndex {
      */
     void relocate(String name, long size, List<ChunkRow> chunks) throws RepositoryException;
 
+    /**
+     * Forgets a pack that no longer exists in the object store (another host's gc deleted it): its row and every
+     * chunk row (live or condemned) that points at it. Returns the number of chunk rows removed; chunks that another
+     * pack also holds come back when that pack is registered again ({@link #addPack} is idempotent).
+     */
+    int forgetPack(String name) throws RepositoryException;
+
     /** Whether a pack with this name is registered. */
     boolean hasPack(String name) throws RepositoryException;
 

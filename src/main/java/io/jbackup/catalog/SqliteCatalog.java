@@ -117,6 +117,11 @@ public final class SqliteCatalog implements Catalog {
     }
 
     @Override
+    public int forgetPack(String name) throws RepositoryException {
+        return chunks.forgetPack(name);
+    }
+
+    @Override
     public boolean hasPack(String name) throws RepositoryException {
         return chunks.hasPack(name);
     }

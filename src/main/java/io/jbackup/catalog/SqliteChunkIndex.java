@@ -160,6 +160,25 @@ final class SqliteChunkIndex implements ChunkIndex {
     }
 
     @Override
+    public int forgetPack(String name) throws RepositoryException {
+        return db.write("forget pack " + name, c -> {
+            int n = 0;
+            for (String table : new String[] {"chunks", "gc_condemned"}) {
+                try (PreparedStatement ps = c.prepareStatement("DELETE FROM " + table
+                    + " WHERE pack_id = (SELECT id FROM packs WHERE name = ?)")) {
+                    ps.setString(1, name);
+                    n += ps.executeUpdate();
+                }
+            }
+            try (PreparedStatement ps = c.prepareStatement("DELETE FROM packs WHERE name = ?")) {
+                ps.setString(1, name);
+                ps.executeUpdate();
+            }
+            return n;
+        });
+    }
+
+    @Override
     public boolean hasPack(String name) throws RepositoryException {
         return db.queryOne("SELECT 1 FROM packs WHERE name = ?", ps -> ps.setString(1, name), rs -> true).isPresent();
     }

@@ -5,6 +5,7 @@ import io.jbackup.error.UsageException;
 import io.jbackup.store.LockMode;
 import io.jbackup.store.OpenOptions;
 import io.jbackup.store.Repository;
+import io.jbackup.store.RepositoryLocation;
 import picocli.CommandLine.Option;
 
 import java.io.Console;
@@ -35,8 +36,29 @@ public final class RepoOptions {
     /** The environment; replaced in tests. */
     static Map<String, String> env = System.getenv();
 
-    @Option(names = "--repo", paramLabel = "DIR", description = "Repository directory (default: $" + ENV_REPO + ").")
-    Path repo;
+    @Option(names = "--repo", paramLabel = "DIR|s3://BUCKET/PREFIX",
+        description = "Repository: a directory, or a bucket and key prefix of an S3 object store (default: $"
+            + ENV_REPO + ").")
+    String repo;
+
+    @Option(names = "--s3-endpoint", paramLabel = "URL",
+        description = "S3 endpoint of an s3:// repository (default: $AWS_ENDPOINT_URL_S3, else $AWS_ENDPOINT_URL, "
+            + "else AWS).")
+    String s3Endpoint;
+
+    @Option(names = "--s3-region", paramLabel = "REGION",
+        description = "S3 region (default: $AWS_REGION, else the profile's, else us-east-1 for a custom endpoint).")
+    String s3Region;
+
+    @Option(names = "--s3-path-style", arity = "0..1", fallbackValue = "true", paramLabel = "true|false",
+        description = "Address the bucket in the path (http://HOST/BUCKET/KEY) rather than in the host name "
+            + "(default: path style for a custom endpoint, virtual-hosted style for AWS).")
+    Boolean s3PathStyle;
+
+    @Option(names = "--cache-dir", paramLabel = "DIR",
+        description = "Where this host keeps the catalog cache of s3:// repositories (default: "
+            + "$XDG_CACHE_HOME/jbackup, else ~/.cache/jbackup).")
+    Path cacheDir;
 
     @Option(names = "--passphrase-file", paramLabel = "FILE",
         description = "Read the passphrase of an encrypted repository from the first line of FILE (default: $"
@@ -50,16 +72,38 @@ public final class RepoOptions {
             + "as long as it takes (Ctrl-C stops waiting). Default: fail at once (exit 2 for a busy disk).")
     Duration waitLock;
 
-    /** The repository directory, from {@code --repo} or {@code JBACKUP_REPO}. */
-    public Path repo() {
-        if (repo != null) {
+    /** What {@code --repo} or {@code JBACKUP_REPO} says. */
+    String repoArgument() {
+        if (repo != null && !repo.isBlank()) {
             return repo;
         }
         String e = env.get(ENV_REPO);
         if (e != null && !e.isBlank()) {
-            return Path.of(e);
+            return e;
         }
-        throw new UsageException("no repository given: pass --repo DIR or set " + ENV_REPO);
+        throw new UsageException("no repository given: pass --repo DIR (or s3://BUCKET/PREFIX) or set " + ENV_REPO);
+    }
+
+    /** The repository, from {@code --repo} or {@code JBACKUP_REPO}: a directory or an {@code s3://} location. */
+    public RepositoryLocation location() {
+        return RepositoryLocations.parse(repoArgument(), s3Endpoint, s3Region, s3PathStyle, cacheDir, env);
+    }
+
+    /** The repository for messages: its directory or its {@code s3://} URL. */
+    public String display() {
+        return location().describe();
+    }
+
+    /**
+     * The repository directory, from {@code --repo} or {@code JBACKUP_REPO}, for the commands that work on a local
+     * repository only; an {@code s3://} location is refused with a clear message.
+     */
+    public Path repo() {
+        RepositoryLocation l = location();
+        if (l instanceof RepositoryLocation.Local local) {
+            return local.dir();
+        }
+        throw new UsageException("this command works on a local repository directory, not on " + l.describe());
     }
 
     /** {@code --wait-lock}: how long to wait for a repository or disk lock (zero: not at all). */
@@ -78,7 +122,7 @@ public final class RepoOptions {
                 return p;
             }
             Console c = System.console();
-            return c == null ? null : c.readPassword("Passphrase for repository %s: ", repo());
+            return c == null ? null : c.readPassword("Passphrase for repository %s: ", display());
         };
     }
 
@@ -88,14 +132,14 @@ public final class RepoOptions {
         if (p != null) {
             return p;
         }
-        return askTwice(repo(), "nothing was created");
+        return askTwice(display(), "nothing was created");
     }
 
     /**
      * A new passphrase typed twice on the terminal (no echo); null without a terminal. Typed differently: an
      * {@link IllegalArgumentException} ending with {@code outcome}.
      */
-    static char[] askTwice(Path repo, String outcome) {
+    static char[] askTwice(Object repo, String outcome) {
         Console c = System.console();
         if (c == null) {
             return null;
@@ -173,12 +217,12 @@ public final class RepoOptions {
      * encrypted repository opens without its key unless a passphrase is given by file or environment (no prompt).
      */
     public Repository openCatalog() throws IOException {
-        return Repository.open(repo(), OpenOptions.defaults().withLockMode(LockMode.SHARED).withWaitLock(waitLock())
+        return Repository.open(location(), OpenOptions.defaults().withLockMode(LockMode.SHARED).withWaitLock(waitLock())
             .withPassphrase(this::fromFileOrEnv).withKeyOptional(true));
     }
 
     /** Opens the repository with {@code mode}. */
     public Repository open(LockMode mode) throws IOException {
-        return Repository.open(repo(), openOptions(mode));
+        return Repository.open(location(), openOptions(mode));
     }
 }

@@ -49,15 +49,16 @@ final class CatalogRebuilder {
             long run = repo.startRun("repair --rebuild-catalog");
             FileSync.deleteTree(dir.resolve(Repository.TMP_DIR));
             Files.createDirectories(dir.resolve(Repository.TMP_DIR));
-            for (Path file : repo.listPackFiles()) {
-                String name = Repository.packName(file);
+            for (String name : repo.storage().packNames()) {
                 PackReader.Contents c;
-                try {
-                    c = PackReader.readFooter(file, name, repo::metaMac, repo.codec().encrypted());
-                } catch (RepositoryException e) {
-                    c = PackReader.scanRecords(file, name, repo.codec());
-                    problems.add(e.getMessage() + "; registered the " + c.entries().size()
-                        + " intact records found by scanning it");
+                try (Storage.Ranged in = repo.storage().openPack(name)) {
+                    try {
+                        c = PackReader.readFooter(in, name, repo::metaMac, repo.codec().encrypted());
+                    } catch (RepositoryException e) {
+                        c = PackReader.scanRecords(in, name, repo.codec());
+                        problems.add(e.getMessage() + "; registered the " + c.entries().size()
+                            + " intact records found by scanning it");
+                    }
                 }
                 if (!c.entries().isEmpty()) {
                     repo.catalog().addPack(name, c.fileSize(), c.entries());
@@ -70,10 +71,9 @@ final class CatalogRebuilder {
             known.seal();
             Path indexes = dir.resolve(IndexFile.DIR);
             List<Path> files = new ArrayList<>();
-            try (DirectoryStream<Path> s = Files.newDirectoryStream(indexes, "*" + IndexFile.SUFFIX)) {
-                s.forEach(files::add);
+            for (String id : repo.storage().indexIds()) {
+                files.add(repo.storage().indexFile(id));
             }
-            files.sort(null);
             for (Path f : files) {
                 try (IndexFile.Reader r = IndexFile.Reader.open(f, repo::metaMac, repo.codec().encrypted())) {
                     BackupInfo b = IndexFile.info(r.metadata(), f);

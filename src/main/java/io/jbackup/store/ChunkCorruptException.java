@@ -2,8 +2,6 @@ package io.jbackup.store;
 
 import io.jbackup.model.RepositoryException;
 
-import java.nio.file.Path;
-
 /**
  * A stored chunk failed its checks on read: the record checksum (CRC32C), the AES-GCM tag, decompression, its length
  * or its digest. The message names the pack file and record offset, the digest, and, when known, the backup and the
@@ -12,14 +10,14 @@ import java.nio.file.Path;
 public final class ChunkCorruptException extends RepositoryException {
     private static final long serialVersionUID = 1L;
 
-    private final transient Path pack;
+    private final String pack;
     private final long packOffset;
     private final String digest;
     private final String backupId;
     private final long diskOffset;
     private final String problem;
 
-    public ChunkCorruptException(Path pack, long packOffset, String digest, String backupId, long diskOffset,
+    public ChunkCorruptException(String pack, long packOffset, String digest, String backupId, long diskOffset,
                                  String problem) {
         super("chunk " + digest + " is damaged (" + problem + ") in pack " + pack + " at offset " + packOffset
             + (backupId == null ? "" : "; read for backup " + backupId + " at disk offset " + diskOffset)
@@ -32,7 +30,8 @@ public final class ChunkCorruptException extends RepositoryException {
         this.problem = problem;
     }
 
-    public Path pack() {
+    /** The pack: its file, or its object in an object store. */
+    public String pack() {
         return pack;
     }
 

@@ -253,17 +253,12 @@ final class GarbageCollector {
      * condemned digests they use (the re-mark).
      */
     private void markNewIndexes(List<byte[]> resurrect) throws IOException {
-        Path indexes = repo.dir().resolve(IndexFile.DIR);
-        List<Path> files = new ArrayList<>();
-        try (DirectoryStream<Path> s = Files.newDirectoryStream(indexes, "*" + IndexFile.SUFFIX)) {
-            s.forEach(files::add);
-        }
-        files.sort(null);
-        for (Path f : files) {
-            String name = f.getFileName().toString();
+        for (String id : repo.storage().indexIds()) {
+            String name = id;
             if (!marked.add(name)) {
                 continue;
             }
+            Path f = repo.storage().indexFile(id);
             IndexFile.Reader r;
             try {
                 r = IndexFile.Reader.open(f, repo::metaMac, repo.codec().encrypted());
@@ -348,8 +343,7 @@ final class GarbageCollector {
     private void deletePack(String name) throws IOException {
         catalog.releasePack(name);
         repo.packFiles().forget(name);
-        Path file = PackFormat.path(repo.dir(), name);
-        Files.deleteIfExists(file);
+        repo.storage().deletePack(name);
         catalog.deletePack(name);
         LOG.debug("gc: deleted pack {}", name);
     }
@@ -415,9 +409,9 @@ final class GarbageCollector {
             if (p != null) {
                 p.seal();
                 written++;
-                Path f = PackFormat.path(repo.dir(), p.name);
-                if (Files.exists(f)) {
-                    writtenBytes += Files.size(f);
+                long size = repo.storage().packSize(p.name);
+                if (size > 0) {
+                    writtenBytes += size;
                 }
             }
             // sources copied so far are now fully relocated (except those still being copied: none, one at a time)

@@ -38,6 +38,11 @@ final class Json {
     }
 
     static JsonNode parse(byte[] bytes, Path file) throws RepositoryException {
+        return parse(bytes, file.toString());
+    }
+
+    /** {@link #parse(byte[], Path)} of an object named {@code what} ({@code s3://bucket/prefix/KEY}). */
+    static JsonNode parse(byte[] bytes, String file) throws RepositoryException {
         try {
             JsonNode n = MAPPER.readTree(bytes);
             if (n == null || !n.isObject()) {

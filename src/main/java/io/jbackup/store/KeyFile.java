@@ -216,6 +216,15 @@ final class KeyFile {
             throw new RepositoryException("key file " + file + " is missing; restore it from your exported copy "
                 + "(jbackup key export)");
         }
+        return parse(bytes, file.toString(), idOf(file), expectedRepositoryId);
+    }
+
+    /** Validates the bytes of key slot {@code id}, named {@code file} in messages. */
+    static KeyFile parse(byte[] bytes, String file, String id, String expectedRepositoryId) throws IOException {
+        if (bytes.length > MAX_FILE_SIZE) {
+            throw new RepositoryException("key file " + file + " is " + bytes.length + " bytes (expected: <= "
+                + MAX_FILE_SIZE + "); restore it from your exported copy (jbackup key export)");
+        }
         try {
             JsonNode o = Json.parse(bytes, file);
             if (!FORMAT.equals(o.path("format").asText()) || o.path("version").asInt() != 1) {
@@ -243,7 +252,7 @@ final class KeyFile {
             if (!repo.equals(expectedRepositoryId)) {
                 throw new IllegalArgumentException("it belongs to repository " + repo + ", not " + expectedRepositoryId);
             }
-            return new KeyFile(idOf(file), repo, n, r, p, salt, nonce, sealed, Instant.parse(o.path("created").asText()),
+            return new KeyFile(id, repo, n, r, p, salt, nonce, sealed, Instant.parse(o.path("created").asText()),
                 text(o, "label"), text(o, "host"));
         } catch (IllegalArgumentException | java.time.DateTimeException | RepositoryException e) {
             throw new RepositoryException("key file " + file + " is invalid: " + e.getMessage()

@@ -14,6 +14,7 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Optional;
 import java.util.function.Supplier;
+import io.jbackup.store.layout.RepositoryLayout;
 
 /**
  * The key slots of an encrypted repository: every file {@code keys/*.key} is one {@link KeyFile}, the same master key
@@ -50,10 +51,56 @@ final class KeySlots {
         return out;
     }
 
+    /** The ids of the slots in {@code storage} ({@code keys/ID.key}), sorted. */
+    static List<String> ids(Storage storage) throws IOException {
+        List<String> out = new ArrayList<>();
+        for (io.jbackup.objectstore.ObjectInfo o : storage.objects().listAll(RepositoryLayout.KEYS)) {
+            RepositoryLayout.parse(o.key()).filter(e -> e.kind() == RepositoryLayout.Kind.KEY_SLOT)
+                .ifPresent(e -> out.add(e.name()));
+        }
+        out.sort(null);
+        return out;
+    }
+
+    /** {@link #unlock(Path, String, char[])} of the slots in {@code storage} (local or remote). */
+    static Unlocked unlock(Storage storage, String repositoryId, char[] passphrase) throws IOException {
+        if (!storage.remote()) {
+            return unlock(storage.hostDir(), repositoryId, passphrase);
+        }
+        List<KeyFile> slots = new ArrayList<>();
+        List<String> damaged = new ArrayList<>();
+        for (String id : ids(storage)) {
+            String key = RepositoryLayout.keySlot(id);
+            try {
+                byte[] b = storage.read(key).orElseThrow(() -> new RepositoryException(storage.describe(key)
+                    + " vanished while it was read"));
+                slots.add(KeyFile.parse(b, storage.describe(key), id, repositoryId));
+            } catch (RepositoryException e) {
+                LOG.warn("skipping key slot {}: {}", storage.describe(key), e.getMessage());
+                damaged.add(e.getMessage());
+            }
+        }
+        return unlock(storage.location(), slots, damaged, passphrase);
+    }
+
+    /** Writes slot {@code k} to {@code storage}: a file of mode 0600 when local ({@link #write}), else an object. */
+    static void write(Storage storage, KeyFile k) throws IOException {
+        if (storage.remote()) {
+            storage.write(RepositoryLayout.keySlot(k.id()), k.toJson());
+        } else {
+            write(storage.hostDir(), k);
+        }
+    }
+
     /**
      * The passphrase from {@code supplier}, or a {@link PassphraseRequiredException} naming the ways to give it.
      */
     static char[] passphrase(Path dir, Supplier<char[]> supplier) throws PassphraseRequiredException {
+        return passphrase(dir.toString(), supplier);
+    }
+
+    /** {@link #passphrase(Path, Supplier)} for the repository at {@code dir} ({@code s3://...} too). */
+    static char[] passphrase(String dir, Supplier<char[]> supplier) throws PassphraseRequiredException {
         char[] pass = supplier == null ? null : supplier.get();
         if (pass == null || pass.length == 0) {
             throw new PassphraseRequiredException("repository " + dir + " is encrypted: give its passphrase with "
@@ -68,22 +115,32 @@ final class KeySlots {
      */
     static Unlocked unlock(Path dir, String repositoryId, char[] passphrase) throws IOException {
         List<Path> files = files(dir);
+        List<String> damaged = new ArrayList<>();
+        List<KeyFile> slots = new ArrayList<>();
+        for (Path f : files) {
+            try {
+                slots.add(KeyFile.read(f, repositoryId));
+            } catch (RepositoryException e) {
+                LOG.warn("skipping key slot {}: {}", f, e.getMessage());
+                damaged.add(e.getMessage());
+            }
+        }
         if (files.isEmpty()) {
             throw new RepositoryException("repository " + dir + " is encrypted but " + dir.resolve(KeyFile.DIR)
                 + " holds no key file (*.key); put back your copy from jbackup key export");
         }
-        List<String> damaged = new ArrayList<>();
+        return unlock(dir.toString(), slots, damaged, passphrase);
+    }
+
+    private static Unlocked unlock(String dir, List<KeyFile> slots, List<String> damaged, char[] passphrase)
+        throws IOException {
+        if (slots.isEmpty() && damaged.isEmpty()) {
+            throw new RepositoryException("repository " + dir + " is encrypted but " + dir + "/" + KeyFile.DIR
+                + " holds no key file (*.key); put back your copy from jbackup key export");
+        }
         List<String> tried = new ArrayList<>();
-        for (Path f : files) {
-            KeyFile k;
-            try {
-                k = KeyFile.read(f, repositoryId);
-            } catch (RepositoryException e) {
-                LOG.warn("skipping key slot {}: {}", f, e.getMessage());
-                damaged.add(e.getMessage());
-                continue;
-            }
-            tried.add(KeyFile.DIR + "/" + f.getFileName());
+        for (KeyFile k : slots) {
+            tried.add(KeyFile.DIR + "/" + k.id() + KeyFile.SUFFIX);
             Optional<byte[]> master = k.unseal(passphrase);
             if (master.isPresent()) {
                 LOG.debug("repository {} opened with key slot {}", dir, k.id());

@@ -14,21 +14,39 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * Open read channels of sealed packs, at most {@value #MAX_OPEN} at a time (least recently used closed first).
- * A read that races with an eviction reopens the file.
+ * Reads records of sealed packs. Local packs: open read channels, at most {@value #MAX_OPEN} at a time (least
+ * recently used closed first); a read that races with an eviction reopens the file. Remote packs: one ranged read of
+ * the object store per call (a short answer is retried by the store, then reported as a truncated pack).
  */
 final class PackFiles implements AutoCloseable {
     static final int MAX_OPEN = 64;
+    private final Storage storage;
     private final Path repoDir;
     private final LinkedHashMap<String, FileChannel> open = new LinkedHashMap<>(16, 0.75f, true);
     private boolean closed;
 
-    PackFiles(Path repoDir) {
-        this.repoDir = repoDir;
+    PackFiles(Storage storage) {
+        this.storage = storage;
+        this.repoDir = storage.hostDir();
     }
 
     /** Reads exactly {@code dst.remaining()} bytes of pack {@code name} at {@code pos}. */
     void read(String name, ByteBuffer dst, long pos) throws IOException {
+        if (storage.remote()) {
+            synchronized (open) {
+                if (closed) {
+                    throw new RepositoryException("repository " + storage.location() + " is closed");
+                }
+            }
+            try {
+                storage.readRange(io.jbackup.store.layout.RepositoryLayout.pack(name), dst, pos);
+            } catch (io.jbackup.objectstore.ObjectNotFoundException e) {
+                throw new RepositoryException("pack " + storage.describePack(name) + " is missing but the catalog "
+                    + "lists chunks in it; run jbackup verify to see which backups are affected",
+                    new NoSuchFileException(storage.describePack(name)));
+            }
+            return;
+        }
         int start = dst.position();
         for (int attempt = 0; ; attempt++) {
             FileChannel ch = channel(name);

@@ -7,9 +7,6 @@ import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
-import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -29,18 +26,28 @@ final class PackReader {
     record Contents(String name, long fileSize, List<ChunkRow> entries) {
     }
 
+    /** {@link #readFooter(Storage.Ranged, String, Supplier, boolean)} of a local pack file. */
+    static Contents readFooter(java.nio.file.Path file, String name, Supplier<MetaMac> macs, boolean encrypted)
+        throws IOException {
+        try (Storage.Ranged in = Storage.rangedFile(file)) {
+            return readFooter(in, name, macs, encrypted);
+        }
+    }
+
     /** Reads and verifies the footer (bounds, MAC, record layout) of the sealed pack {@code name}. */
-    static Contents readFooter(Path file, String name, Supplier<MetaMac> macs, boolean encrypted) throws IOException {
-        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+    static Contents readFooter(Storage.Ranged ch, String name, Supplier<MetaMac> macs, boolean encrypted)
+        throws IOException {
+        String file = ch.describe();
+        {
             long size = ch.size();
             if (size < PackFormat.HEADER_SIZE + PackFormat.TRAILER_SIZE) {
                 throw corrupt(file, "is " + size + " bytes, too short for a sealed pack");
             }
             ByteBuffer header = ByteBuffer.allocate(PackFormat.HEADER_SIZE);
-            FileSync.readFully(ch, header, 0, file);
+            ch.readFully(header, 0);
             checkHeader(file, name, header.array(), encrypted);
             ByteBuffer trailer = ByteBuffer.allocate(PackFormat.TRAILER_SIZE);
-            FileSync.readFully(ch, trailer, size - PackFormat.TRAILER_SIZE, file);
+            ch.readFully(trailer, size - PackFormat.TRAILER_SIZE);
             trailer.flip();
             long footerOffset = trailer.getLong(0);
             int count = trailer.getInt(8);
@@ -55,7 +62,7 @@ final class PackReader {
                     + " entries, file size " + size + ")");
             }
             ByteBuffer footer = ByteBuffer.allocate(count * PackFormat.FOOTER_ENTRY_SIZE);
-            FileSync.readFully(ch, footer, footerOffset, file);
+            ch.readFully(footer, footerOffset);
             byte[] mac = macs.get().update(header.array()).update(footer.array())
                 .update(trailer.array(), 0, 16).finish();
             if (!MessageDigest.isEqual(mac, Arrays.copyOfRange(trailer.array(), 16, 48))) {
@@ -85,7 +92,7 @@ final class PackReader {
         }
     }
 
-    private static void checkHeader(Path file, String name, byte[] h, boolean encrypted) throws RepositoryException {
+    private static void checkHeader(String file, String name, byte[] h, boolean encrypted) throws RepositoryException {
         ByteBuffer b = ByteBuffer.wrap(h);
         if (b.getInt(0) != PackFormat.MAGIC) {
             throw corrupt(file, "is not a jbackup pack (bad magic)");
@@ -108,22 +115,23 @@ final class PackReader {
      * Reads the records of a pack one by one, fully checking each (checksum, tag, decompression, digest), and
      * returns those before the first damaged one. Used when the footer cannot be trusted.
      */
-    static Contents scanRecords(Path file, String name, ChunkCodec codec) throws IOException {
+    static Contents scanRecords(Storage.Ranged ch, String name, ChunkCodec codec) throws IOException {
         List<ChunkRow> rows = new ArrayList<>();
-        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+        String file = ch.describe();
+        {
             long size = ch.size();
             ByteBuffer header = ByteBuffer.allocate(PackFormat.HEADER_SIZE);
             if (size < PackFormat.HEADER_SIZE) {
                 throw corrupt(file, "is " + size + " bytes, shorter than a pack header");
             }
-            FileSync.readFully(ch, header, 0, file);
+            ch.readFully(header, 0);
             checkHeader(file, name, header.array(), codec.encrypted());
             ChunkCodec.Scratch s = codec.borrow();
             try {
                 long pos = PackFormat.HEADER_SIZE;
                 while (pos + PackFormat.RECORD_HEADER_SIZE <= size) {
                     byte[] rec = s.record(PackFormat.RECORD_HEADER_SIZE);
-                    FileSync.readFully(ch, ByteBuffer.wrap(rec, 0, PackFormat.RECORD_HEADER_SIZE), pos, file);
+                    ch.readFully(ByteBuffer.wrap(rec, 0, PackFormat.RECORD_HEADER_SIZE), pos);
                     int len;
                     try {
                         len = PackFormat.RECORD_HEADER_SIZE + codec.parseHeader(rec, 0, PackFormat.RECORD_HEADER_SIZE)[1];
@@ -134,7 +142,7 @@ final class PackReader {
                         break;
                     }
                     rec = s.record(len);
-                    FileSync.readFully(ch, ByteBuffer.wrap(rec, 0, len), pos, file);
+                    ch.readFully(ByteBuffer.wrap(rec, 0, len), pos);
                     try {
                         codec.decode(s, rec, len, null, -1);
                     } catch (ChunkCodec.RecordException e) {
@@ -152,7 +160,7 @@ final class PackReader {
         }
     }
 
-    private static RepositoryException corrupt(Path file, String what) {
+    private static RepositoryException corrupt(String file, String what) {
         return new RepositoryException("pack " + file + " " + what);
     }
 }

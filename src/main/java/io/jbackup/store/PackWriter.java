@@ -19,8 +19,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * One pack being written (format: {@link PackFormat}). Records are appended at the end under the owning writer's
- * lock; {@link #seal} writes the footer, fsyncs, renames the file into {@code packs/}, fsyncs the directory and
- * registers the chunks in the catalog, in that order. Any thread may seal a pack (a backup that deduplicated against
+ * lock; {@link #seal} writes the footer, fsyncs, publishes the pack ({@link Storage#publishPack}: a rename into
+ * {@code packs/} and a directory fsync, or an upload to the object store) and registers the chunks in the catalog,
+ * in that order. Any thread may seal a pack (a backup that deduplicated against
  * a chunk still in another writer's open pack seals that pack before committing); the first caller does the work,
  * later ones wait for its outcome.
  *
@@ -151,12 +152,7 @@ final class PackWriter {
             CrashPoints.reached("pack-written");
             ch.force(true);
             ch.close();
-            Path target = PackFormat.path(repo.dir(), name);
-            if (!Files.isDirectory(target.getParent())) {
-                Files.createDirectories(target.getParent());
-                FileSync.syncDir(target.getParent().getParent());
-            }
-            FileSync.rename(tmpFile, target);
+            repo.storage().publishPack(tmpFile, name);
             renamed = true;
             CrashPoints.reached("pack-synced");
             if (relocate) {

@@ -1,5 +1,6 @@
 package io.jbackup.store;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jbackup.model.BackupInfo;
 import io.jbackup.model.BackupStats;
 import io.jbackup.model.RepositoryException;
@@ -287,7 +288,6 @@ final class PackedBackupWriter implements BackupWriter {
         if (!state.compareAndSet(State.OPEN, State.COMMITTING)) {
             throw new IllegalStateException("backup " + id() + " is already committed or aborted");
         }
-        Path index = IndexFile.path(repo.dir(), id());
         boolean renamed = false;
         try {
             drain();
@@ -307,12 +307,19 @@ final class PackedBackupWriter implements BackupWriter {
             Instant completed = Instant.now().truncatedTo(ChronoUnit.MILLIS);
             BackupStats st = stats();
             BackupInfo done = begun.completedAt(completed, st);
-            draft.finish(Json.bytes(IndexFile.metadata(done, uuid, repo.config().id())), repo::metaMac);
+            ObjectNode metadata = IndexFile.metadata(done, uuid, repo.config().id());
+            draft.finish(Json.bytes(metadata), repo::metaMac);
             draft.close();
             CrashPoints.reached("index-written");
-            FileSync.rename(draft.tmp, index);
+            long indexSize = Files.size(draft.tmp);
+            repo.storage().publishIndex(draft.tmp, id());
             renamed = true;
             CrashPoints.reached("index-renamed");
+            if (repo.storage().remote()) {
+                Manifest.checkReusedPacks(repo, this);
+                Manifest.write(repo, metadata, indexSize);
+                CrashPoints.reached("manifest-written");
+            }
             repo.catalog().completeBackup(id(), completed, st);
             CrashPoints.reached("backup-completed");
             state.set(State.DONE);
@@ -326,7 +333,7 @@ final class PackedBackupWriter implements BackupWriter {
         } catch (IOException | RuntimeException | Error e) {
             if (renamed) {
                 try {
-                    Files.deleteIfExists(index);
+                    repo.storage().unpublishIndex(id());
                 } catch (IOException suppressed) {
                     e.addSuppressed(suppressed);
                 }

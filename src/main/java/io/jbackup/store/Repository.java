@@ -93,6 +93,7 @@ public final class Repository implements AutoCloseable {
     private static final int MAX_LABELS = 256;
     private static final AtomicInteger INSTANCES = new AtomicInteger();
 
+    private final Storage storage;
     private final Path dir;
     private final RepositoryConfig config;
     private final RepositoryLock lock;
@@ -109,9 +110,10 @@ public final class Repository implements AutoCloseable {
     private final boolean keyless;
     private volatile boolean closed;
 
-    private Repository(Path dir, RepositoryConfig config, RepositoryLock lock, Catalog catalog, RepositoryKeys keys,
-                       int workerThreads) {
-        this.dir = dir;
+    private Repository(Storage storage, RepositoryConfig config, RepositoryLock lock, Catalog catalog,
+                       RepositoryKeys keys, int workerThreads) {
+        this.storage = storage;
+        this.dir = storage.hostDir();
         this.config = config;
         this.lock = lock;
         this.catalog = catalog;
@@ -119,7 +121,7 @@ public final class Repository implements AutoCloseable {
         this.workerThreads = workerThreads;
         this.codec = new ChunkCodec(config.compressionLevel(), keys, 2 * workerThreads + 8);
         this.keyless = keys == null && config.encryption() != Encryption.NONE;
-        this.packFiles = new PackFiles(dir);
+        this.packFiles = new PackFiles(storage);
         this.ownTmp = dir.resolve(TMP_DIR).resolve(Owner.current().token())
             .resolve(Integer.toString(INSTANCES.incrementAndGet()));
         AtomicInteger n = new AtomicInteger();
@@ -183,37 +185,59 @@ public final class Repository implements AutoCloseable {
         FileSync.syncDir(dir);
         LOG.info("created repository {} (id {}, chunk size {}, encryption {}, zstd level {})", dir, config.id(),
             config.defaultChunkSize(), config.encryption(), config.compressionLevel());
-        return openWith(dir, config, keys, OpenOptions.defaults());
+        return openWith(Storage.local(dir), config, keys, OpenOptions.defaults());
+    }
+
+    /** {@link #init(Path, RepositoryOptions, char[])} at a local or remote location. */
+    public static Repository init(RepositoryLocation location, RepositoryOptions opts, char[] passphraseOrNull)
+        throws IOException {
+        if (location instanceof RepositoryLocation.Local l) {
+            return init(l.dir(), opts, passphraseOrNull);
+        }
+        return RemoteRepositories.init((RepositoryLocation.Remote) location, opts, passphraseOrNull);
+    }
+
+    /** {@link #open(Path, OpenOptions)} at a local or remote location. */
+    public static Repository open(RepositoryLocation location, OpenOptions opts) throws IOException {
+        if (location instanceof RepositoryLocation.Local l) {
+            return open(l.dir(), opts);
+        }
+        return RemoteRepositories.open((RepositoryLocation.Remote) location, opts);
     }
 
     /** Opens an existing repository (see {@link OpenOptions}). */
     public static Repository open(Path dir, OpenOptions opts) throws IOException {
         RepositoryConfig config = RepositoryConfig.read(dir);
+        Storage storage = Storage.local(dir);
         if (opts.keyOptional() && config.encryption() != Encryption.NONE) {
             char[] pass = opts.passphrase() == null ? null : opts.passphrase().get();
             if (pass == null || pass.length == 0) {
-                return openWithoutKey(dir, config, opts);
+                return openWithoutKey(storage, config, opts);
             }
             opts = opts.withPassphrase(() -> pass);
         }
-        RepositoryKeys keys = unlock(dir, config, opts);
-        return openWith(dir, config, keys, opts);
+        RepositoryKeys keys = unlock(storage, config, opts);
+        return openWith(storage, config, keys, opts);
     }
 
     /**
      * An encrypted repository opened without its key, for commands that read only the catalog: read-only, no crash
      * recovery, and every operation that needs the key fails with {@link PassphraseRequiredException}.
      */
-    private static Repository openWithoutKey(Path dir, RepositoryConfig config, OpenOptions opts) throws IOException {
+    static Repository openWithoutKey(Storage storage, RepositoryConfig config, OpenOptions opts) throws IOException {
+        Path dir = storage.hostDir();
+        String location = storage.location();
         Path catalogFile = dir.resolve(SqliteCatalog.FILE_NAME);
         if (!Files.exists(catalogFile)) {
             throw new PassphraseRequiredException("catalog " + catalogFile + " is missing, and without it nothing can "
                 + "be listed without the key: rebuilding it reads the authenticated index files and pack footers, so "
-                + "it needs the passphrase of this encrypted repository: jbackup repair --rebuild-catalog --repo "
-                + dir + " with JBACKUP_PASSPHRASE or --passphrase-file FILE");
+                + "it needs the passphrase of this encrypted repository: " + (storage.remote()
+                ? "run the command again with JBACKUP_PASSPHRASE or --passphrase-file FILE"
+                : "jbackup repair --rebuild-catalog --repo " + location + " with JBACKUP_PASSPHRASE or "
+                + "--passphrase-file FILE"));
         }
-        LOG.debug("repository {} is encrypted and no passphrase was given: opening its catalog only", dir);
-        return openWith(dir, config, null, opts);
+        LOG.debug("repository {} is encrypted and no passphrase was given: opening its catalog only", location);
+        return openWith(storage, config, null, opts);
     }
 
     /**
@@ -221,33 +245,27 @@ public final class Repository implements AutoCloseable {
      * of an encrypted config; for a plain config, that nothing says the repository is encrypted (a config edited
      * to "encryption": "none" would make new backups plaintext).
      */
-    private static RepositoryKeys unlock(Path dir, RepositoryConfig config, OpenOptions opts) throws IOException {
+    static RepositoryKeys unlock(Storage storage, RepositoryConfig config, OpenOptions opts) throws IOException {
         if (config.encryption() == Encryption.NONE) {
-            refuseDowngrade(dir);
+            refuseDowngrade(storage);
             return null;
         }
-        RepositoryKeys keys = unseal(dir, config, opts);
-        config.checkMac(keys, dir);
+        RepositoryKeys keys = unseal(storage, config, opts);
+        config.checkMac(keys, storage.describe(io.jbackup.store.layout.RepositoryLayout.CONFIG));
         return keys;
     }
 
-    private static void refuseDowngrade(Path dir) throws IOException {
-        Path file = dir.resolve(RepositoryConfig.FILE_NAME);
+    private static void refuseDowngrade(Storage storage) throws IOException {
+        String file = storage.describe(io.jbackup.store.layout.RepositoryLayout.CONFIG);
         String why = null;
-        List<Path> slots = KeySlots.files(dir);
+        List<String> slots = KeySlots.ids(storage);
         if (!slots.isEmpty()) {
-            why = KeyFile.DIR + "/" + slots.get(0).getFileName() + " exists";
+            why = KeyFile.DIR + "/" + slots.get(0) + KeyFile.SUFFIX + " exists";
         } else {
-            Path indexes = dir.resolve(IndexFile.DIR);
-            if (Files.isDirectory(indexes)) {
-                try (DirectoryStream<Path> s = Files.newDirectoryStream(indexes, "*" + IndexFile.SUFFIX)) {
-                    for (Path idx : s) {
-                        if (IndexFile.isKeyed(idx)) {
-                            why = "index " + idx.getFileName() + " is authenticated with a repository key";
-                        }
-                        break; // one is enough: all indexes of a repository are alike
-                    }
-                }
+            List<String> ids = storage.remote() ? List.of() : storage.indexIds();
+            if (!ids.isEmpty() && IndexFile.isKeyed(storage.indexFile(ids.get(0)))) {
+                // one is enough: all indexes of a repository are alike
+                why = "index " + ids.get(0) + IndexFile.SUFFIX + " is authenticated with a repository key";
             }
         }
         if (why != null) {
@@ -257,11 +275,12 @@ public final class Repository implements AutoCloseable {
         }
     }
 
-    private static RepositoryKeys unseal(Path dir, RepositoryConfig config, OpenOptions opts) throws IOException {
-        char[] pass = KeySlots.passphrase(dir, opts.passphrase());
+    private static RepositoryKeys unseal(Storage storage, RepositoryConfig config, OpenOptions opts)
+        throws IOException {
+        char[] pass = KeySlots.passphrase(storage.location(), opts.passphrase());
         byte[] master = null;
         try {
-            master = KeySlots.unlock(dir, config.id(), pass).masterKey();
+            master = KeySlots.unlock(storage, config.id(), pass).masterKey();
             return RepositoryKeys.derive(master, config.id());
         } finally {
             Arrays.fill(pass, '\0');
@@ -271,22 +290,40 @@ public final class Repository implements AutoCloseable {
         }
     }
 
-    private static Repository openWith(Path dir, RepositoryConfig config, RepositoryKeys keys, OpenOptions opts)
+    static Repository openWith(Storage storage, RepositoryConfig config, RepositoryKeys keys, OpenOptions opts)
         throws IOException {
-        RepositoryLock lock = RepositoryLock.acquire(dir, opts.lockMode(), opts.waitLock());
-        Catalog catalog = null;
+        Path dir = storage.hostDir();
+        RepositoryLock lock;
         try {
-            catalog = SqliteCatalog.open(dir.resolve(SqliteCatalog.FILE_NAME), config.id(), false);
-            Repository r = new Repository(dir, config, lock, catalog, keys, opts.effectiveWorkers());
-            if (!r.keyless) {
-                r.recover(); // needs the key (index and footer MACs); the next open with it recovers
-            }
-            return r;
+            lock = RepositoryLock.acquire(dir, opts.lockMode(), opts.waitLock());
+        } catch (IOException | RuntimeException e) {
+            storage.close();
+            throw e;
+        }
+        Catalog catalog = null;
+        Repository r;
+        try {
+            catalog = storage.remote() ? RemoteCatalog.open(storage, config)
+                : SqliteCatalog.open(dir.resolve(SqliteCatalog.FILE_NAME), config.id(), false);
+            r = new Repository(storage, config, lock, catalog, keys, opts.effectiveWorkers());
         } catch (IOException | RuntimeException e) {
             if (catalog != null) {
                 catalog.close();
             }
             lock.close();
+            storage.close();
+            throw e;
+        }
+        try {
+            if (!r.keyless) {
+                if (storage.remote()) {
+                    RemoteCatalog.refresh(r);
+                }
+                r.recover(); // needs the key (index and footer MACs); the next open with it recovers
+            }
+            return r;
+        } catch (IOException | RuntimeException e) {
+            r.close();
             throw e;
         }
     }
@@ -330,23 +367,28 @@ public final class Repository implements AutoCloseable {
 
     /** Completes deletions a crash interrupted: {@code indexes/ID.deleted} files (see {@link #deleteBackup}). */
     private void finishDeletions() throws IOException {
-        Path indexes = dir.resolve(IndexFile.DIR);
-        if (!Files.isDirectory(indexes)) {
-            return;
+        if (storage.remote()) {
+            return; // a deletion there removes the manifest first: what is left is garbage for gc
         }
-        List<Path> left = new ArrayList<>();
-        try (DirectoryStream<Path> s = Files.newDirectoryStream(indexes, "*" + DELETED_SUFFIX)) {
-            s.forEach(left::add);
-        }
-        for (Path p : left) {
-            String name = p.getFileName().toString();
-            String id = name.substring(0, name.length() - DELETED_SUFFIX.length());
+        for (String id : storage.indexEntries(io.jbackup.store.layout.RepositoryLayout.Kind.DELETED_INDEX)) {
             LOG.warn("finishing the deletion of backup {} that an interrupted prune began", id);
             removeDeleted(id);
         }
     }
 
     private void finishOrForget(String id, String owner) throws IOException {
+        if (storage.remote()) {
+            if (storage.exists(io.jbackup.store.layout.RepositoryLayout.manifest(id))) {
+                RemoteCatalog.completeFromManifest(this, id);
+                LOG.warn("backup {} was committed (manifest written) when its process {} died; marked it complete",
+                    id, owner);
+                return;
+            }
+            LOG.warn("removing incomplete backup {} left by {} (chunks in uploaded packs are kept and reused)", id,
+                owner);
+            catalog.deleteBackup(id);
+            return;
+        }
         Path idx = IndexFile.path(dir, id);
         if (Files.exists(idx)) {
             try (IndexFile.Reader r = IndexFile.Reader.open(idx, this::metaMac, codec.encrypted())) {
@@ -368,13 +410,13 @@ public final class Repository implements AutoCloseable {
     int registerOrphanPacks() throws IOException {
         Set<String> known = catalog.packs().stream().map(PackRow::name).collect(Collectors.toCollection(HashSet::new));
         int added = 0;
-        for (Path file : listPackFiles()) {
-            String name = packName(file);
+        for (String name : storage.packNames()) {
             if (known.contains(name)) {
                 continue;
             }
-            try {
-                PackReader.Contents c = PackReader.readFooter(file, name, this::metaMac, codec.encrypted());
+            String file = storage.describePack(name);
+            try (Storage.Ranged in = storage.openPack(name)) {
+                PackReader.Contents c = PackReader.readFooter(in, name, this::metaMac, codec.encrypted());
                 catalog.addPack(name, c.fileSize(), c.entries());
                 added++;
                 LOG.info("registered pack {} ({} chunks) that was sealed but not yet in the catalog", name,
@@ -386,27 +428,12 @@ public final class Repository implements AutoCloseable {
         return added;
     }
 
+    /** The files of the sealed packs of a local repository (tests). */
     List<Path> listPackFiles() throws IOException {
         List<Path> out = new ArrayList<>();
-        Path packs = dir.resolve(PackFormat.DIR);
-        if (!Files.isDirectory(packs)) {
-            return out;
+        for (String name : storage.packNames()) {
+            out.add(PackFormat.path(dir, name));
         }
-        try (DirectoryStream<Path> shards = Files.newDirectoryStream(packs)) {
-            for (Path shard : shards) {
-                if (!Files.isDirectory(shard)) {
-                    continue;
-                }
-                try (DirectoryStream<Path> s = Files.newDirectoryStream(shard, "*" + PackFormat.SUFFIX)) {
-                    for (Path f : s) {
-                        if (PackFormat.isName(packName(f))) {
-                            out.add(f);
-                        }
-                    }
-                }
-            }
-        }
-        out.sort(null);
         return out;
     }
 
@@ -422,9 +449,26 @@ public final class Repository implements AutoCloseable {
         return config;
     }
 
-    /** The repository directory. */
+    /**
+     * This host's directory of the repository: the repository directory itself when it is local; for a repository
+     * in an object store, its cache directory (catalog, locks, overlays, logs).
+     */
     public Path dir() {
         return dir;
+    }
+
+    /** The repository for messages and listings: its directory, or {@code s3://bucket/prefix}. */
+    public String location() {
+        return storage.location();
+    }
+
+    /** Whether the repository lives in an object store (its catalog is a cache of this host). */
+    public boolean isRemote() {
+        return storage.remote();
+    }
+
+    Storage storage() {
+        return storage;
     }
 
     /** The lock mode this instance holds. */
@@ -463,7 +507,7 @@ public final class Repository implements AutoCloseable {
                 throw new RepositoryException("disk " + disk + " changed size from " + p.imageSize() + " to "
                     + spec.imageSize() + " bytes since parent backup " + p.id() + "; take a full backup");
             }
-            parent = IndexFile.Reader.open(IndexFile.path(dir, p.id()), this::metaMac, codec.encrypted());
+            parent = IndexFile.Reader.open(storage.indexFile(p.id()), this::metaMac, codec.encrypted());
         }
         try {
             String uuid = UUID.randomUUID().toString();
@@ -582,7 +626,7 @@ public final class Repository implements AutoCloseable {
             throw new RepositoryException("backup " + backupId + " is incomplete (still being written, or interrupted "
                 + "and not yet cleaned up); choose a complete backup");
         }
-        Path file = IndexFile.path(dir, backupId);
+        Path file = storage.indexFile(backupId);
         IndexFile.Reader r;
         try {
             r = IndexFile.Reader.open(file, this::metaMac, codec.encrypted());
@@ -709,7 +753,7 @@ public final class Repository implements AutoCloseable {
         ObjectNode n = Json.MAPPER.createObjectNode();
         n.put("reason", why);
         n.put("marked", Instant.now().toString());
-        FileSync.writeAtomically(dir.resolve(IndexFile.DIR).resolve(backupId + BAD_SUFFIX), Json.bytes(n));
+        storage.write(io.jbackup.store.layout.RepositoryLayout.badMarker(backupId), Json.bytes(n));
         LOG.warn("backup {} marked bad: {}", backupId, why);
     }
 
@@ -733,10 +777,7 @@ public final class Repository implements AutoCloseable {
         checkOpen();
         requireKey();
         BackupInfo b = deletable(backupId, catalog.protectedBackups().keySet(), "");
-        Path idx = IndexFile.path(dir, backupId);
-        if (Files.exists(idx)) {
-            FileSync.rename(idx, idx.resolveSibling(backupId + DELETED_SUFFIX));
-        }
+        storage.beginDelete(backupId);
         removeDeleted(backupId);
         LOG.info("deleted backup {} of {}", backupId, b.diskLabel());
     }
@@ -777,10 +818,7 @@ public final class Repository implements AutoCloseable {
 
     private void removeDeleted(String backupId) throws IOException {
         catalog.deleteBackup(backupId);
-        Path indexes = dir.resolve(IndexFile.DIR);
-        for (String suffix : List.of(BAD_SUFFIX, KEEP_SUFFIX, DELETED_SUFFIX)) {
-            Files.deleteIfExists(indexes.resolve(backupId + suffix));
-        }
+        storage.finishDelete(backupId);
     }
 
     /**
@@ -794,14 +832,14 @@ public final class Repository implements AutoCloseable {
             throw new NotFoundException("cannot " + (protect ? "protect" : "unprotect") + " backup " + backupId
                 + ": no such complete backup");
         }
-        Path marker = dir.resolve(IndexFile.DIR).resolve(backupId + KEEP_SUFFIX);
+        String marker = io.jbackup.store.layout.RepositoryLayout.keepMarker(backupId);
         if (protect) {
             ObjectNode n = Json.MAPPER.createObjectNode();
             n.put("reason", reason == null ? "" : reason);
             n.put("protected", Instant.now().toString());
-            FileSync.writeAtomically(marker, Json.bytes(n));
+            storage.write(marker, Json.bytes(n));
         } else {
-            Files.deleteIfExists(marker);
+            storage.delete(marker);
         }
     }
 
@@ -908,18 +946,20 @@ public final class Repository implements AutoCloseable {
 
     static Repository openForRebuild(Path dir, OpenOptions opts, CatalogRebuilder.Step prepare) throws IOException {
         RepositoryConfig config = RepositoryConfig.read(dir);
-        RepositoryKeys keys = unlock(dir, config, opts);
+        Storage storage = Storage.local(dir);
+        RepositoryKeys keys = unlock(storage, config, opts);
         RepositoryLock lock = RepositoryLock.acquire(dir, LockMode.EXCLUSIVE, opts.waitLock());
         Catalog catalog = null;
         try {
             prepare.run(config);
             catalog = SqliteCatalog.open(dir.resolve(SqliteCatalog.FILE_NAME), config.id(), true);
-            return new Repository(dir, config, lock, catalog, keys, opts.effectiveWorkers());
+            return new Repository(storage, config, lock, catalog, keys, opts.effectiveWorkers());
         } catch (IOException | RuntimeException e) {
             if (catalog != null) {
                 catalog.close();
             }
             lock.close();
+            storage.close();
             throw e;
         }
     }
@@ -1021,7 +1061,7 @@ public final class Repository implements AutoCloseable {
             Optional<Catalog.DamagedChunk> d = catalog.damagedChunk(digest);
             if (d.isPresent()) {
                 ChunkLocation at = d.get().location();
-                throw new ChunkCorruptException(PackFormat.path(dir, at.pack()), at.offset(), ChunkId.hex(digest),
+                throw new ChunkCorruptException(storage.describePack(at.pack()), at.offset(), ChunkId.hex(digest),
                     backupId, diskOffset, d.get().problem() + ", found " + d.get().found()
                     + "; the next backup that reads this data stores it again");
             }
@@ -1033,7 +1073,7 @@ public final class Repository implements AutoCloseable {
             try {
                 return readRecord(loc, digest, expectedLen, backupId, diskOffset);
             } catch (RepositoryException e) {
-                if (Files.exists(PackFormat.path(dir, loc.pack()))) {
+                if (storage.packExists(loc.pack())) {
                     throw e;
                 }
                 // gc repacked the chunk meanwhile and deleted the old pack: read it where the catalog says now
@@ -1069,7 +1109,7 @@ public final class Repository implements AutoCloseable {
     byte[] readRecord(ChunkLocation loc, byte[] digest, int expectedLen, String backupId, long diskOffset)
         throws IOException {
         requireKey();
-        Path pack = PackFormat.path(dir, loc.pack());
+        String pack = storage.describePack(loc.pack());
         if (loc.length() <= PackFormat.RECORD_HEADER_SIZE || loc.length() > PackFormat.MAX_RECORD_SIZE) {
             throw new ChunkCorruptException(pack, loc.offset(), ChunkId.hex(digest), backupId, diskOffset,
                 "catalog gives record length " + loc.length());
@@ -1148,6 +1188,7 @@ public final class Repository implements AutoCloseable {
         codec.close();
         packFiles.close();
         catalog.close();
+        storage.close();
         try {
             FileSync.deleteTree(ownTmp);
         } catch (IOException e) {

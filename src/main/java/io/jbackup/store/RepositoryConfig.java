@@ -78,7 +78,11 @@ public record RepositoryConfig(String id, int formatVersion, int defaultChunkSiz
 
     /** Checks the MAC of an encrypted repository's config against {@code keys}, the key just unlocked. */
     void checkMac(RepositoryKeys keys, Path dir) throws RepositoryException {
-        Path file = dir.resolve(FILE_NAME);
+        checkMac(keys, dir.resolve(FILE_NAME).toString());
+    }
+
+    /** {@link #checkMac(RepositoryKeys, Path)} of the config named {@code file} in messages. */
+    void checkMac(RepositoryKeys keys, String file) throws RepositoryException {
         if (mac == null) {
             throw new RepositoryException(file + " has no \"mac\" field, but the repository is encrypted: the file was "
                 + "replaced or edited (or written by an older jbackup); restore it from a copy");
@@ -125,6 +129,15 @@ public record RepositoryConfig(String id, int formatVersion, int defaultChunkSiz
                 + "that owns the repository (or root)", e);
         } catch (FileSystemException e) {
             throw new NotARepositoryException("cannot read the repository config " + file + ": " + e.getMessage(), e);
+        }
+        return parse(bytes, file.toString(), dir.toString());
+    }
+
+    /** Validates the bytes of the config {@code file} of repository {@code dir} (names for messages). */
+    static RepositoryConfig parse(byte[] bytes, String file, String dir) throws IOException {
+        if (bytes.length > MAX_FILE_SIZE) {
+            throw new RepositoryException(file + " is " + bytes.length + " bytes (expected: <= " + MAX_FILE_SIZE
+                + "); it is not a jbackup repository config");
         }
         JsonNode n = Json.parse(bytes, file);
         if (!FORMAT.equals(n.path("format").asText())) {

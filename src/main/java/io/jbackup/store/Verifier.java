@@ -74,7 +74,7 @@ final class Verifier {
         PrefixSet referenced = everything ? null : new PrefixSet();
         List<BackupInfo> readable = new ArrayList<>();
         for (BackupInfo b : selected) {
-            Path file = IndexFile.path(repo.dir(), b.id());
+            Path file = repo.storage().indexFile(b.id());
             try (IndexFile.Reader r = IndexFile.Reader.open(file, repo::metaMac, repo.codec().encrypted())) {
                 readable.add(b);
                 if (referenced != null) {
@@ -98,7 +98,7 @@ final class Verifier {
         int reinstated = 0;
         for (Map.Entry<byte[], io.jbackup.catalog.Catalog.DamagedChunk> e : repo.catalog().damagedChunks().entrySet()) {
             ChunkLocation at = e.getValue().location();
-            if (Files.exists(PackFormat.path(repo.dir(), at.pack()))) {
+            if (repo.storage().packExists(at.pack())) {
                 try {
                     repo.readRecord(at, e.getKey(), at.rawLength(), null, -1);
                     if (repo.catalog().reinstate(e.getKey())) {
@@ -157,7 +157,7 @@ final class Verifier {
         // (3) referenced chunks missing from the catalog: quarantined earlier (damaged), or unknown
         Set<String> missing = new LinkedHashSet<>();
         for (BackupInfo b : readable) {
-            try (IndexFile.Reader r = IndexFile.Reader.open(IndexFile.path(repo.dir(), b.id()), repo::metaMac,
+            try (IndexFile.Reader r = IndexFile.Reader.open(repo.storage().indexFile(b.id()), repo::metaMac,
                 repo.codec().encrypted())) {
                 r.forEachBlock((first, buf, len) -> {
                     for (int off = 0; off < len; off += ChunkId.LENGTH) {
@@ -177,7 +177,7 @@ final class Verifier {
                 continue; // stored meanwhile (a backup running during verify)
             }
             var q = repo.catalog().damagedChunk(digest);
-            damaged.put(hex, q.map(d -> new Damage(PackFormat.path(repo.dir(), d.location().pack()).toString(),
+            damaged.put(hex, q.map(d -> new Damage(repo.storage().describePack(d.location().pack()),
                 d.location().offset(), d.problem() + " (found " + d.found() + ")"))
                 .orElse(new Damage(null, -1, "missing: not in the catalog")));
         }
@@ -186,14 +186,14 @@ final class Verifier {
         List<VerifyReport.DamagedPack> damagedPacks = new ArrayList<>();
         if (everything && options.samplePercent() >= 100) {
             for (io.jbackup.catalog.PackRow p : repo.catalog().packs()) {
-                Path file = PackFormat.path(repo.dir(), p.name());
-                if (!Files.exists(file)) {
+                if (!repo.storage().packExists(p.name())) {
                     continue; // its chunks are reported missing above
                 }
-                try {
-                    PackReader.readFooter(file, p.name(), repo::metaMac, repo.codec().encrypted());
+                try (Storage.Ranged in = repo.storage().openPack(p.name())) {
+                    PackReader.readFooter(in, p.name(), repo::metaMac, repo.codec().encrypted());
                 } catch (RepositoryException e) {
-                    damagedPacks.add(new VerifyReport.DamagedPack(file.toString(), e.getMessage()));
+                    damagedPacks.add(new VerifyReport.DamagedPack(repo.storage().describePack(p.name()),
+                        e.getMessage()));
                 }
             }
         }
@@ -207,7 +207,7 @@ final class Verifier {
                 if (BackupInfo.INCOMPLETE.equals(b.state())) {
                     continue;
                 }
-                try (IndexFile.Reader r = IndexFile.Reader.open(IndexFile.path(repo.dir(), b.id()), repo::metaMac,
+                try (IndexFile.Reader r = IndexFile.Reader.open(repo.storage().indexFile(b.id()), repo::metaMac,
                     repo.codec().encrypted())) {
                     r.forEachBlock((first, buf, len) -> {
                         for (int off = 0; off < len; off += ChunkId.LENGTH) {
@@ -260,8 +260,7 @@ final class Verifier {
                 reasons.putIfAbsent(d.backupId(), "verify: index damaged (" + d.problem() + ")");
             }
             for (Map.Entry<String, String> e : reasons.entrySet()) {
-                Path idx = IndexFile.path(repo.dir(), e.getKey());
-                if (Files.exists(idx) || repo.backup(e.getKey()).isPresent()) {
+                if (repo.storage().indexExists(e.getKey()) || repo.backup(e.getKey()).isPresent()) {
                     try {
                         repo.markBad(e.getKey(), e.getValue());
                         markedBad.add(e.getKey());
@@ -314,7 +313,7 @@ final class Verifier {
         }
         catalog.releasePack(name);
         repo.packFiles().forget(name);
-        Files.deleteIfExists(PackFormat.path(repo.dir(), name));
+        repo.storage().deletePack(name);
         catalog.deletePack(name);
         LOG.warn("pack {} had a damaged footer: its {} intact records were copied into pack {} and it was deleted",
             name, rows.size(), out == null ? "(none)" : out.name);
@@ -323,7 +322,7 @@ final class Verifier {
 
     private void check(byte[] digest, ChunkLocation listed, Map<String, Damage> damaged) throws IOException {
         ChunkLocation loc = listed;
-        if (!Files.exists(PackFormat.path(repo.dir(), loc.pack()))) {
+        if (!repo.storage().packExists(loc.pack())) {
             // a gc running meanwhile may have repacked the chunk (new location) or deleted it as garbage (none)
             loc = repo.catalog().findChunk(digest);
             if (loc == null) {
@@ -333,7 +332,7 @@ final class Verifier {
         try {
             repo.readRecord(loc, digest, loc.rawLength(), null, -1);
         } catch (ChunkCorruptException e) {
-            damaged.put(ChunkId.hex(digest), new Damage(PackFormat.path(repo.dir(), loc.pack()).toString(),
+            damaged.put(ChunkId.hex(digest), new Damage(repo.storage().describePack(loc.pack()),
                 loc.offset(), e.problem()));
             // out of deduplication at once, so the next backup that meets the data stores it again
             if (repo.catalog().quarantine(digest, loc, e.problem())) {
@@ -341,7 +340,7 @@ final class Verifier {
             }
         } catch (RepositoryException e) {
             // e.g. the pack file is missing
-            damaged.put(ChunkId.hex(digest), new Damage(PackFormat.path(repo.dir(), loc.pack()).toString(),
+            damaged.put(ChunkId.hex(digest), new Damage(repo.storage().describePack(loc.pack()),
                 loc.offset(), e.getMessage()));
         }
     }

@@ -89,6 +89,19 @@ abstract class CatalogContract {
     }
 
     @Test
+    void aForgottenPackTakesItsChunksAlongAndReRegisteringAnotherCopyBringsThemBack() throws Exception {
+        c.addPack(PACK_A, 1000, List.of(row(1, 32), row(2, 132)));
+        c.addPack(PACK_B, 1000, List.of(row(2, 32), row(3, 132))); // digest 2 stays in A
+        assertEquals(2, c.forgetPack(PACK_A));
+        assertFalse(c.hasPack(PACK_A));
+        assertNull(c.findChunk(digest(1)));
+        assertNull(c.findChunk(digest(2)), "B's copy of 2 was never registered");
+        c.addPack(PACK_B, 1000, List.of(row(2, 32), row(3, 132)));
+        assertEquals(new ChunkLocation(PACK_B, 32, 100, 200), c.findChunk(digest(2)));
+        assertEquals(0, c.forgetPack(PACK_C), "an unknown pack is nothing to forget");
+    }
+
+    @Test
     void batchLookupAnswersEveryDigestLikeTheSingleLookup() throws Exception {
         List<ChunkRow> rows = new ArrayList<>();
         for (int n = 0; n < 1300; n += 3) {

@@ -57,6 +57,8 @@ public final class RepositoryLayout {
     public static final String PACKS = "packs/";
     /** The prefix of the index files and their markers. */
     public static final String INDEXES = "indexes/";
+    /** The prefix of the manifests: on an object store, the object that makes a backup complete. */
+    public static final String MANIFESTS = "manifests/";
     /** The prefix of the files being written. */
     public static final String TMP = "tmp/";
     /** The OS-locked file of the repository lock. */
@@ -78,6 +80,7 @@ public final class RepositoryLayout {
     static final String KEEP_SUFFIX = ".keep";
     static final String DELETED_SUFFIX = ".deleted";
     static final String KEY_SUFFIX = ".key";
+    static final String MANIFEST_SUFFIX = ".json";
 
     private RepositoryLayout() {
     }
@@ -88,6 +91,7 @@ public final class RepositoryLayout {
     /** What a key names. */
     public enum Kind {
         CONFIG(Scope.REPOSITORY), KEY_SLOT(Scope.REPOSITORY), PACK(Scope.REPOSITORY), INDEX(Scope.REPOSITORY),
+        MANIFEST(Scope.REPOSITORY),
         BAD_MARKER(Scope.REPOSITORY), KEEP_MARKER(Scope.REPOSITORY), DELETED_INDEX(Scope.REPOSITORY),
         KEY_LOCK(Scope.HOST), CATALOG(Scope.HOST), TMP(Scope.HOST), REPOSITORY_LOCK(Scope.HOST),
         LOCK_RECORD(Scope.HOST), GC_LOCK(Scope.HOST), DISK_LOCK(Scope.HOST), TASK_LOCK(Scope.HOST),
@@ -136,6 +140,14 @@ public final class RepositoryLayout {
     /** {@code indexes/ID.idx}: the index of a complete backup. */
     public static String index(String backupId) {
         return INDEXES + id(backupId) + INDEX_SUFFIX;
+    }
+
+    /**
+     * {@code manifests/ID.json}: the manifest of a complete backup in an object store, written after its packs and
+     * its index (docs/repository-format.md).
+     */
+    public static String manifest(String backupId) {
+        return MANIFESTS + id(backupId) + MANIFEST_SUFFIX;
     }
 
     /** {@code indexes/ID.bad}: the marker of a backup marked bad. */
@@ -234,6 +246,9 @@ public final class RepositoryLayout {
                 .or(() -> oneLevel(key, INDEXES, BAD_SUFFIX, Kind.BAD_MARKER))
                 .or(() -> oneLevel(key, INDEXES, KEEP_SUFFIX, Kind.KEEP_MARKER))
                 .or(() -> oneLevel(key, INDEXES, DELETED_SUFFIX, Kind.DELETED_INDEX));
+        }
+        if (key.startsWith(MANIFESTS)) {
+            return oneLevel(key, MANIFESTS, MANIFEST_SUFFIX, Kind.MANIFEST);
         }
         if (key.startsWith(KEYS)) {
             return oneLevel(key, KEYS, KEY_SUFFIX, Kind.KEY_SLOT);

@@ -26,6 +26,7 @@ class RepositoryLayoutTest {
         assertEquals("packs/0f/" + PACK + ".pack", RepositoryLayout.pack(PACK));
         assertEquals("indexes/" + ID + ".idx", RepositoryLayout.index(ID));
         assertEquals("indexes/" + ID + ".bad", RepositoryLayout.badMarker(ID));
+        assertEquals("manifests/" + ID + ".json", RepositoryLayout.manifest(ID));
         assertEquals("indexes/" + ID + ".keep", RepositoryLayout.keepMarker(ID));
         assertEquals("indexes/" + ID + ".deleted", RepositoryLayout.deletedIndex(ID));
         assertEquals("keys/a1b2c3d4.key", RepositoryLayout.keySlot("a1b2c3d4"));
@@ -53,6 +54,7 @@ class RepositoryLayoutTest {
             Map.entry("gc.lock", new Entry(Kind.GC_LOCK, "")),
             Map.entry(RepositoryLayout.pack(PACK), new Entry(Kind.PACK, PACK)),
             Map.entry(RepositoryLayout.index(ID), new Entry(Kind.INDEX, ID)),
+            Map.entry(RepositoryLayout.manifest(ID), new Entry(Kind.MANIFEST, ID)),
             Map.entry(RepositoryLayout.badMarker(ID), new Entry(Kind.BAD_MARKER, ID)),
             Map.entry(RepositoryLayout.keepMarker(ID), new Entry(Kind.KEEP_MARKER, ID)),
             Map.entry(RepositoryLayout.deletedIndex(ID), new Entry(Kind.DELETED_INDEX, ID)),
@@ -91,7 +93,7 @@ class RepositoryLayoutTest {
                 repository.add(k);
             }
         }
-        assertEquals(EnumSet.of(Kind.CONFIG, Kind.KEY_SLOT, Kind.PACK, Kind.INDEX, Kind.BAD_MARKER,
+        assertEquals(EnumSet.of(Kind.CONFIG, Kind.KEY_SLOT, Kind.PACK, Kind.INDEX, Kind.MANIFEST, Kind.BAD_MARKER,
             Kind.KEEP_MARKER, Kind.DELETED_INDEX), repository);
     }
 
