@@ -75,6 +75,11 @@ import java.util.concurrent.TimeUnit;
 public final class DeletionLease implements AutoCloseable {
     /** How far the clocks of two hosts may differ; an expired lease is taken over only this long after expiry. */
     public static final Duration DEFAULT_CLOCK_SKEW = Duration.ofSeconds(30);
+    /**
+     * A ttl for callers without a reason to choose: renewed every 40 s, an abandoned lease is free 2.5 min after
+     * its holder died.
+     */
+    public static final Duration DEFAULT_TTL = Duration.ofMinutes(2);
     /** The value of {@code version} in the lease object. */
     public static final int FORMAT_VERSION = 1;
 
@@ -357,9 +362,14 @@ public final class DeletionLease implements AutoCloseable {
                 + (p.lease() != null ? p.lease().describe() : "an unreadable object (" + p.problem() + ")"));
             return false;
         } catch (IOException | RuntimeException e) {
+            boolean first = renewalError == null;
             renewalError = e.toString();
-            LOG.warn("could not renew the deletion lease {} of {} (valid until {}): {}; retrying", key,
-                store.describe(), validUntil, e.toString());
+            if (first) {
+                LOG.warn("could not renew the deletion lease {} of {} (valid until {}): {}; retrying every {} ms",
+                    key, store.describe(), validUntil, e.toString(), Math.max(1, ttl.toMillis() / 12));
+            } else {
+                LOG.debug("could not renew the deletion lease {} again: {}", key, e.toString());
+            }
             return false;
         }
     }
@@ -368,7 +378,10 @@ public final class DeletionLease implements AutoCloseable {
         record = lease;
         version = v;
         validUntil = lease.expires();
-        renewalError = null;
+        if (renewalError != null) {
+            LOG.info("renewed the deletion lease {} of {} again, until {}", key, store.describe(), lease.expires());
+            renewalError = null;
+        }
     }
 
     private void lose(String reason) {

@@ -194,7 +194,7 @@ class DeletionLeaseTest {
     @EnumSource(Kind.class)
     void anExpiredLeaseOfACrashedHolderIsTakenOverAfterTheSkew(Kind kind) throws Exception {
         ObjectStore store = open(kind);
-        DeletionLease crashed = acquire(store, "gc", Duration.ofMillis(900), Duration.ZERO, NO_SKEW);
+        DeletionLease crashed = acquire(store, "gc", Duration.ofSeconds(2), Duration.ZERO, NO_SKEW);
         crashed.simulateCrash();
         assertThrows(RepositoryLockedException.class, () -> acquire(store, "gc", HOUR, Duration.ZERO, NO_SKEW),
             "taken over before its expiry");
