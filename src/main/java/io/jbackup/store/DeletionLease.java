@@ -30,12 +30,12 @@ import java.util.concurrent.TimeUnit;
  * <p><b>The object</b> under the lease key is UTF-8 JSON, written whole by each conditional write:
  * <pre>{@code
  * {
- *   "acquired" : "2026-12-06T07:14:19.123Z",    // ISO-8601 instant when this holder took the lease
- *   "expires" : "2026-12-06T07:19:19.456Z",     // ISO-8601 instant; moved forward by each renewal
- *   "nonce" : "9f86d081884c7d659a2feaa0c55ad015", // 128 random bits in hex, one per holder, never reused
- *   "owner" : "host-a/4711/1733468059000",       // Owner#id(): host / pid / process start millis
- *   "purpose" : "gc",                             // gc, prune or forget: for messages
- *   "version" : 1                                 // format version; any other value is unreadable
+ *   "version" : 1,                                 // format version; any other value is unreadable
+ *   "owner" : "host-a/4711/1733468059000",         // Owner#id(): host / pid / process start millis
+ *   "purpose" : "gc",                               // gc, prune or forget: for messages
+ *   "nonce" : "9f86d081884c7d659a2feaa0c55ad015",   // 128 random bits in hex, one per holder, never reused
+ *   "acquired" : "2026-12-06T07:14:19.123Z",        // ISO-8601 instant (UTC, ms) when this holder took it
+ *   "expires" : "2026-12-06T07:16:19.456Z"          // ISO-8601 instant (UTC, ms); moved on by each renewal
  * }
  * }</pre>
  *
