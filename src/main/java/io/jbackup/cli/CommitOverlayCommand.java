@@ -67,7 +67,7 @@ public final class CommitOverlayCommand implements Callable<Integer> {
                 BackupInfo b = BackupExports.resolve(rp, which.export);
                 if (b == null) {
                     throw new NotFoundException("no backup for export '" + which.export + "' in "
-                        + repo.repo() + "; name the overlay file with --overlay FILE");
+                        + repo.display() + "; name the overlay file with --overlay FILE");
                 }
                 file = OverlayFiles.fileFor(overlayDir != null ? overlayDir : OverlayFiles.defaultDir(rp.dir()), b);
                 if (!Files.exists(OverlayFiles.metaFileOf(file))) {

@@ -241,7 +241,7 @@ public final class ListCommands {
                 double dedup = t.chunkRawBytes() == 0 ? 0 : (double) t.logicalBytes() / t.chunkRawBytes();
                 double comp = t.chunkStoredBytes() == 0 ? 0 : (double) t.chunkRawBytes() / t.chunkStoredBytes();
                 double saving = t.logicalBytes() == 0 ? 0 : 100.0 * (1 - (double) t.packBytes() / t.logicalBytes());
-                v = new StatsView(r.dir().toString(), r.config().id(), t.disks(), t.backups(), t.completeBackups(),
+                v = new StatsView(r.location(), r.config().id(), t.disks(), t.backups(), t.completeBackups(),
                     t.badBackups(), t.logicalBytes(), t.bytesNew(), t.bytesDedup(), t.bytesZero(), t.chunks(),
                     t.chunkRawBytes(), t.chunkStoredBytes(), t.packs(), t.packBytes(), round(dedup), round(comp),
                     round(saving));

@@ -322,6 +322,12 @@ public final class MaintenanceCommands {
         @Option(names = {"-n", "--dry-run"}, description = "Only report what would be reclaimed.")
         boolean dryRun;
 
+        @Option(names = "--grace", paramLabel = "DURATION", defaultValue = "24h", converter = WaitDuration.class,
+            description = "In an s3:// repository, never delete or repack packs (and index objects without a "
+                + "manifest) younger than DURATION: they may belong to a backup still running on another host "
+                + "(default: ${DEFAULT-VALUE}; give more than your longest backup takes).")
+        Duration grace;
+
         @Override
         public Integer call() throws Exception {
             if (maxWaitSeconds < 0) {
@@ -333,7 +339,7 @@ public final class MaintenanceCommands {
                 chatty ? line -> {
                     err.println("gc: " + line);
                     err.flush();
-                } : null);
+                } : null, grace);
             GcReport r;
             try (Repository repository = repo.open(LockMode.SHARED)) {
                 long run = repository.startRun("gc" + (dryRun ? " --dry-run" : ""));

@@ -6,6 +6,7 @@ import io.jbackup.store.LockMode;
 import io.jbackup.store.OpenOptions;
 import io.jbackup.store.Repository;
 import io.jbackup.store.RepositoryLocation;
+import io.jbackup.store.RepositoryLocations;
 import picocli.CommandLine.Option;
 
 import java.io.Console;

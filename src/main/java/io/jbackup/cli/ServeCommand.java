@@ -133,7 +133,7 @@ public final class ServeCommand implements Callable<Integer> {
             try (BackupServer server = started) {
                 PrintStream status = logging.quiet ? new PrintStream(OutputStream.nullOutputStream()) : System.out;
                 status.println("jbackup: serving " + Human.count(server.exports().list().size(), "export") + " of "
-                    + repo.repo() + (writable ? " writable (overlays in " + server.exports().overlayDir()
+                    + repo.display() + (writable ? " writable (overlays in " + server.exports().overlayDir()
                     + (discardChanges ? ", discarded at exit" : "") + ")" : " read-only")
                     + (server.server().tcpAddress() != null ? " on nbd://" + hostPort(server.server().tcpAddress())
                     + "/EXPORT" : "")
@@ -147,7 +147,7 @@ public final class ServeCommand implements Callable<Integer> {
                 for (BackupExports.KeptOverlay k : server.keptOverlays()) {
                     System.out.println("jbackup: kept overlay " + k.file() + " (" + k.changedBytes()
                         + " bytes changed in backup " + k.backupId() + "); save it as a new backup with: jbackup "
-                        + "commit-overlay --repo " + repo.repo() + " --overlay " + k.file());
+                        + "commit-overlay --repo " + repo.display() + " --overlay " + k.file());
                 }
                 status.println("jbackup: stopped");
                 System.out.flush();

@@ -84,7 +84,7 @@ public final class VerifyCommand implements Callable<Integer> {
     private void print(VerifyReport r, Repository repo) {
         PrintWriter out = spec.commandLine().getOut();
         out.printf("Checked %s (%s) used by %s in %s.%n", Human.count(r.chunksChecked(), "chunk"),
-            Sizes.format(r.bytesChecked()), Human.count(r.backupsChecked(), "backup"), repo.dir());
+            Sizes.format(r.bytesChecked()), Human.count(r.backupsChecked(), "backup"), repo.location());
         for (VerifyReport.DamagedChunk c : r.damagedChunks()) {
             out.printf("DAMAGED chunk %s%s: %s%n", c.digest(),
                 c.pack() == null ? "" : " in pack " + c.pack() + " at offset " + c.packOffset(), c.problem());

@@ -69,7 +69,7 @@ public final class BackupServer implements AutoCloseable {
             : new BackupExports(repo, cache, options.readAhead(), options.writable());
         try {
             NbdServer server = NbdServer.start(config, exports);
-            LOG.info("serving repository {} ({} exports{})", repo.dir(), exports.list().size(),
+            LOG.info("serving repository {} ({} exports{})", repo.location(), exports.list().size(),
                 exports.writable() ? ", writable, overlays in " + exports.overlayDir() : ", read-only");
             return new BackupServer(exports, server);
         } catch (IOException | RuntimeException e) {

@@ -74,6 +74,8 @@ final class GarbageCollector {
     private PrefixSet candidates;
     private BitSet live;
     private final Set<String> marked = new HashSet<>();
+    /** In an object store: packs younger than the grace period, never deleted or repacked. */
+    private final Set<String> young = new HashSet<>();
     private long indexesRead;
 
     GarbageCollector(Repository repo, GcOptions options) {
@@ -94,6 +96,9 @@ final class GarbageCollector {
         int orphans = repo.registerOrphanPacks();
         if (orphans > 0) {
             LOG.warn("gc: registered {} that were missing from the catalog", Human.count(orphans, "sealed pack"));
+        }
+        if (repo.storage().remote()) {
+            sparePackAndIndexesInGrace();
         }
         int rolledBack = catalog.resurrectAll();
         if (rolledBack > 0) {
@@ -155,6 +160,37 @@ final class GarbageCollector {
         }
     }
 
+    /**
+     * In an object store, other hosts' running backups are not in this catalog: their packs (uploaded, no manifest
+     * yet) are spared while younger than the grace period, and so are index objects without a manifest (a commit
+     * in progress); older index objects without a manifest are left by commits that died, and are deleted.
+     */
+    private void sparePackAndIndexesInGrace() throws IOException {
+        java.time.Instant cutoff = java.time.Instant.now().minus(options.grace());
+        for (io.jbackup.objectstore.ObjectInfo o : repo.storage().packObjects()) {
+            if (o.lastModified().isAfter(cutoff)) {
+                io.jbackup.store.layout.RepositoryLayout.parse(o.key()).ifPresent(e -> young.add(e.name()));
+            }
+        }
+        Set<String> manifests = new HashSet<>(repo.storage().manifestIds());
+        int orphans = 0;
+        for (io.jbackup.objectstore.ObjectInfo o : repo.storage().objects()
+                .listAll(io.jbackup.store.layout.RepositoryLayout.INDEXES)) {
+            var e = io.jbackup.store.layout.RepositoryLayout.parse(o.key());
+            if (e.isEmpty() || e.get().kind() != io.jbackup.store.layout.RepositoryLayout.Kind.INDEX
+                || manifests.contains(e.get().name()) || o.lastModified().isAfter(cutoff) || options.dryRun()) {
+                continue;
+            }
+            repo.storage().deleteOrphanIndex(e.get().name());
+            orphans++;
+        }
+        if (!young.isEmpty() || orphans > 0) {
+            phase("grace: " + Human.count(young.size(), "pack") + " younger than " + Human.duration(options.grace())
+                + " spared (they may belong to backups running on other hosts); " + Human.count(orphans,
+                "index object") + " of dead commits deleted");
+        }
+    }
+
     private GcReport afterCondemn(long maxPackId, long chunksBefore, long condemnedCount, long packBytesBefore)
         throws IOException {
         long[] condemned = {condemnedCount};
@@ -183,6 +219,9 @@ final class GarbageCollector {
         List<Catalog.PackUsage> sparse = new ArrayList<>();
         for (Catalog.PackUsage u : catalog.packUsage(maxPackId, PackFormat.HEADER_SIZE, PackFormat.FOOTER_ENTRY_SIZE,
             PackFormat.TRAILER_SIZE)) {
+            if (young.contains(u.name())) {
+                continue;
+            }
             if (u.liveChunks() == 0) {
                 deletePack(u.name());
                 freed += u.size();
@@ -227,6 +266,9 @@ final class GarbageCollector {
         int repacked = 0;
         for (Catalog.PackUsage u : catalog.packUsage(maxPackId, PackFormat.HEADER_SIZE, PackFormat.FOOTER_ENTRY_SIZE,
             PackFormat.TRAILER_SIZE)) {
+            if (young.contains(u.name())) {
+                continue;
+            }
             long[] dead = deadPerPack.getOrDefault(u.name(), new long[2]);
             long liveChunks = u.liveChunks() - dead[0];
             long liveBytes = u.liveBytes() - dead[1];

@@ -17,12 +17,27 @@ import java.util.function.Consumer;
  * @param waitLock               how long to wait for another gc or prune holding the maintenance lock
  * @param dryRun                 only report what would be reclaimed
  * @param progress               receives one line per phase ("mark", "condemn", "wait", ...); never null
+ * @param grace                  in an object store, packs and index objects younger than this are never deleted or
+ *                               repacked: they may belong to a backup still running on another host, whose manifest
+ *                               is not written yet (default {@link #DEFAULT_GRACE}; ignored for a local repository,
+ *                               where gc sees every running backup in the catalog)
  */
 public record GcOptions(int repackThresholdPercent, Duration maxWait, Duration waitLock, boolean dryRun,
-                        Consumer<String> progress) {
+                        Consumer<String> progress, Duration grace) {
     public static final int DEFAULT_REPACK_THRESHOLD = 50;
+    /** Longer than any backup is expected to run. */
+    public static final Duration DEFAULT_GRACE = Duration.ofHours(24);
+
+    public GcOptions(int repackThresholdPercent, Duration maxWait, Duration waitLock, boolean dryRun,
+                     Consumer<String> progress) {
+        this(repackThresholdPercent, maxWait, waitLock, dryRun, progress, DEFAULT_GRACE);
+    }
 
     public GcOptions {
+        grace = grace == null ? DEFAULT_GRACE : grace;
+        if (grace.isNegative()) {
+            throw new UsageException("gc grace period " + grace + " is negative");
+        }
         if (repackThresholdPercent < 0 || repackThresholdPercent > 100) {
             throw new UsageException("repack threshold " + repackThresholdPercent + "% (expected: 0 .. 100)");
         }
@@ -42,22 +57,26 @@ public record GcOptions(int repackThresholdPercent, Duration maxWait, Duration w
     }
 
     public GcOptions withRepackThreshold(int pct) {
-        return new GcOptions(pct, maxWait, waitLock, dryRun, progress);
+        return new GcOptions(pct, maxWait, waitLock, dryRun, progress, grace);
     }
 
     public GcOptions withDryRun(boolean d) {
-        return new GcOptions(repackThresholdPercent, maxWait, waitLock, d, progress);
+        return new GcOptions(repackThresholdPercent, maxWait, waitLock, d, progress, grace);
     }
 
     public GcOptions withProgress(Consumer<String> p) {
-        return new GcOptions(repackThresholdPercent, maxWait, waitLock, dryRun, p);
+        return new GcOptions(repackThresholdPercent, maxWait, waitLock, dryRun, p, grace);
     }
 
     public GcOptions withMaxWait(Duration d) {
-        return new GcOptions(repackThresholdPercent, d, waitLock, dryRun, progress);
+        return new GcOptions(repackThresholdPercent, d, waitLock, dryRun, progress, grace);
+    }
+
+    public GcOptions withGrace(Duration g) {
+        return new GcOptions(repackThresholdPercent, maxWait, waitLock, dryRun, progress, g);
     }
 
     public GcOptions withWaitLock(Duration d) {
-        return new GcOptions(repackThresholdPercent, maxWait, d, dryRun, progress);
+        return new GcOptions(repackThresholdPercent, maxWait, d, dryRun, progress, grace);
     }
 }

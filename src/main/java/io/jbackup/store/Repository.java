@@ -794,7 +794,7 @@ public final class Repository implements AutoCloseable {
         for (String id : backupIds) {
             deletable(id, prot, "; nothing was deleted");
         }
-        try (FileMutex m = FileMutex.acquire(dir.resolve(GC_LOCK), "forget", waitLock)) {
+        try (Maintenance m = maintenance("forget", waitLock)) {
             for (String id : backupIds) {
                 deleteBackup(id);
             }
@@ -890,7 +890,7 @@ public final class Repository implements AutoCloseable {
             }
             byDisk.computeIfAbsent((b.vm() == null ? "" : b.vm()) + "\0" + b.disk(), k -> new ArrayList<>()).add(b);
         }
-        try (FileMutex m = dryRun ? null : FileMutex.acquire(dir.resolve(GC_LOCK), "prune", waitLock)) {
+        try (Maintenance m = dryRun ? null : maintenance("prune", waitLock)) {
             Set<String> prot = catalog.protectedBackups().keySet();
             List<PruneReport.Disk> out = new ArrayList<>();
             for (List<BackupInfo> l : byDisk.values()) {
@@ -919,9 +919,47 @@ public final class Repository implements AutoCloseable {
     public GcReport gc(GcOptions options) throws IOException {
         checkOpen();
         requireKey();
-        try (FileMutex m = FileMutex.acquire(dir.resolve(GC_LOCK), "gc", options.waitLock())) {
+        try (Maintenance m = maintenance("gc", options.waitLock())) {
             return new GarbageCollector(this, options).run();
         }
+    }
+
+    /** The maintenance lock, held by prune, forget and gc; closing releases it. */
+    interface Maintenance extends AutoCloseable {
+        @Override
+        void close() throws IOException;
+    }
+
+    /**
+     * Takes the maintenance lock: {@code gc.lock} of this host (one gc or prune at a time), and in an object store
+     * also the deletion lease that every host takes before deleting anything ({@link DeletionLease}); with the lease
+     * held, the catalog is refreshed, so the deletions see every backup committed before.
+     */
+    private Maintenance maintenance(String purpose, Duration wait) throws IOException {
+        FileMutex m = FileMutex.acquire(dir.resolve(GC_LOCK), purpose, wait);
+        if (!storage.remote()) {
+            return m::close;
+        }
+        DeletionLease lease = null;
+        try {
+            lease = DeletionLease.acquire(storage.objects(), io.jbackup.store.layout.RepositoryLayout.DELETION_LEASE,
+                purpose, DeletionLease.DEFAULT_TTL, wait);
+            storage.guardDeletions(lease);
+            RemoteCatalog.refresh(this);
+        } catch (IOException | RuntimeException e) {
+            storage.guardDeletions(null);
+            if (lease != null) {
+                lease.close();
+            }
+            m.close();
+            throw e;
+        }
+        DeletionLease held = lease;
+        return () -> {
+            storage.guardDeletions(null);
+            held.close();
+            m.close();
+        };
     }
 
     // ------------------------------------------------------------------------------------------- maintenance, runs

@@ -42,6 +42,7 @@ final class Storage implements AutoCloseable {
     private final Path hostDir;
     private final boolean remote;
     private final String location;
+    private volatile DeletionLease lease;
 
     private Storage(ObjectStore objects, Path hostDir, boolean remote, String location) {
         this.objects = objects;
@@ -142,7 +143,28 @@ final class Storage implements AutoCloseable {
     }
 
     void deletePack(String name) throws IOException {
+        checkDeletion();
         objects.delete(RepositoryLayout.pack(name));
+    }
+
+    /**
+     * The deletion lease this process holds while it prunes, forgets or collects garbage in an object store (null
+     * when released): every deletion of a pack, an index or a manifest there checks it first.
+     */
+    void guardDeletions(DeletionLease l) {
+        this.lease = l;
+    }
+
+    /** Refuses to delete from an object store without a valid deletion lease (the only coordination of hosts). */
+    private void checkDeletion() throws IOException {
+        if (!remote) {
+            return;
+        }
+        DeletionLease l = lease;
+        if (l == null) {
+            throw new IllegalStateException("deleting from " + location + " without the deletion lease");
+        }
+        l.check();
     }
 
     /** Pack {@code name} for messages. */
@@ -303,6 +325,7 @@ final class Storage implements AutoCloseable {
      * is deleted (the index and markers follow in {@link #finishDelete}).
      */
     void beginDelete(String id) throws IOException {
+        checkDeletion();
         if (remote) {
             objects.delete(RepositoryLayout.manifest(id));
             return;
@@ -315,6 +338,7 @@ final class Storage implements AutoCloseable {
 
     /** Removes what is left of deleted backup {@code id}: index, markers, and its cached copy. */
     void finishDelete(String id) throws IOException {
+        checkDeletion();
         if (remote) {
             objects.delete(RepositoryLayout.index(id));
             Files.deleteIfExists(RepositoryLayout.file(hostDir, RepositoryLayout.index(id)));
@@ -323,6 +347,13 @@ final class Storage implements AutoCloseable {
                 RepositoryLayout.deletedIndex(id))) {
             delete(key);
         }
+    }
+
+    /** Deletes the index object of a backup that has no manifest (a dead commit), holding the deletion lease. */
+    void deleteOrphanIndex(String id) throws IOException {
+        checkDeletion();
+        objects.delete(RepositoryLayout.index(id));
+        Files.deleteIfExists(RepositoryLayout.file(hostDir, RepositoryLayout.index(id)));
     }
 
     /** Removes the index of a backup whose commit failed after the index was published. */

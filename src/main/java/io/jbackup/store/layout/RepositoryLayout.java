@@ -67,6 +67,11 @@ public final class RepositoryLayout {
     public static final String LOCKS = "locks/";
     /** One gc or prune at a time. */
     public static final String GC_LOCK = "gc.lock";
+    /**
+     * In an object store, the lease that prune, forget and gc of every host take before deleting anything
+     * ({@code store.DeletionLease}).
+     */
+    public static final String DELETION_LEASE = "deletion.lease";
     /** The default directory of serve --writable overlays. */
     public static final String OVERLAYS = "overlays/";
     /** Scheduled runs: logs and summaries. */
@@ -91,7 +96,7 @@ public final class RepositoryLayout {
     /** What a key names. */
     public enum Kind {
         CONFIG(Scope.REPOSITORY), KEY_SLOT(Scope.REPOSITORY), PACK(Scope.REPOSITORY), INDEX(Scope.REPOSITORY),
-        MANIFEST(Scope.REPOSITORY),
+        MANIFEST(Scope.REPOSITORY), DELETION_LEASE(Scope.REPOSITORY),
         BAD_MARKER(Scope.REPOSITORY), KEEP_MARKER(Scope.REPOSITORY), DELETED_INDEX(Scope.REPOSITORY),
         KEY_LOCK(Scope.HOST), CATALOG(Scope.HOST), TMP(Scope.HOST), REPOSITORY_LOCK(Scope.HOST),
         LOCK_RECORD(Scope.HOST), GC_LOCK(Scope.HOST), DISK_LOCK(Scope.HOST), TASK_LOCK(Scope.HOST),
@@ -228,6 +233,8 @@ public final class RepositoryLayout {
                 return fixed(Kind.REPOSITORY_LOCK);
             case GC_LOCK:
                 return fixed(Kind.GC_LOCK);
+            case DELETION_LEASE:
+                return fixed(Kind.DELETION_LEASE);
             default:
                 break;
         }

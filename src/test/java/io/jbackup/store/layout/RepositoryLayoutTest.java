@@ -52,6 +52,7 @@ class RepositoryLayoutTest {
             Map.entry("keys/lock", new Entry(Kind.KEY_LOCK, "")),
             Map.entry("lock", new Entry(Kind.REPOSITORY_LOCK, "")),
             Map.entry("gc.lock", new Entry(Kind.GC_LOCK, "")),
+            Map.entry("deletion.lease", new Entry(Kind.DELETION_LEASE, "")),
             Map.entry(RepositoryLayout.pack(PACK), new Entry(Kind.PACK, PACK)),
             Map.entry(RepositoryLayout.index(ID), new Entry(Kind.INDEX, ID)),
             Map.entry(RepositoryLayout.manifest(ID), new Entry(Kind.MANIFEST, ID)),
@@ -93,7 +94,7 @@ class RepositoryLayoutTest {
                 repository.add(k);
             }
         }
-        assertEquals(EnumSet.of(Kind.CONFIG, Kind.KEY_SLOT, Kind.PACK, Kind.INDEX, Kind.MANIFEST, Kind.BAD_MARKER,
+        assertEquals(EnumSet.of(Kind.CONFIG, Kind.KEY_SLOT, Kind.PACK, Kind.INDEX, Kind.MANIFEST, Kind.DELETION_LEASE, Kind.BAD_MARKER,
             Kind.KEEP_MARKER, Kind.DELETED_INDEX), repository);
     }
 

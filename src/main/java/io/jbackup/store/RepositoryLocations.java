@@ -1,9 +1,8 @@
-package io.jbackup.cli;
+package io.jbackup.store;
 
 import io.jbackup.error.UsageException;
 import io.jbackup.objectstore.S3ObjectStore;
 import io.jbackup.objectstore.S3Settings;
-import io.jbackup.store.RepositoryLocation;
 
 import java.net.URI;
 import java.net.URISyntaxException;
@@ -15,13 +14,13 @@ import java.util.Map;
  * or {@code s3://BUCKET[/PREFIX]} with the S3 options and this host's cache directory
  * ({@code --cache-dir}, else {@code $XDG_CACHE_HOME/jbackup}, else {@code ~/.cache/jbackup}).
  */
-final class RepositoryLocations {
-    static final String S3_SCHEME = "s3://";
+public final class RepositoryLocations {
+    public static final String S3_SCHEME = "s3://";
 
     private RepositoryLocations() {
     }
 
-    static RepositoryLocation parse(String repo, String endpoint, String region, Boolean pathStyle, Path cacheDir,
+    public static RepositoryLocation parse(String repo, String endpoint, String region, Boolean pathStyle, Path cacheDir,
                                     Map<String, String> env) {
         if (!repo.startsWith(S3_SCHEME)) {
             if (repo.matches("[a-zA-Z][a-zA-Z0-9+.-]*://.*")) {
@@ -64,7 +63,7 @@ final class RepositoryLocations {
     }
 
     /** {@code --cache-dir}, else {@code $XDG_CACHE_HOME/jbackup}, else {@code ~/.cache/jbackup}. */
-    static Path cacheRoot(Path cacheDir, Map<String, String> env) {
+    public static Path cacheRoot(Path cacheDir, Map<String, String> env) {
         if (cacheDir != null) {
             return cacheDir;
         }
