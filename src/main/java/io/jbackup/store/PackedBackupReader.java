@@ -95,7 +95,7 @@ final class PackedBackupReader implements BackupReader {
                 } catch (IOException e) {
                     throw new CompletionException(e);
                 }
-            }, repo.pool());
+            }, repo.readPool());
         } catch (java.util.concurrent.RejectedExecutionException e) {
             return CompletableFuture.failedFuture(new RepositoryException("repository " + repo.dir() + " is closed", e));
         }

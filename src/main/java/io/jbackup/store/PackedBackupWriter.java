@@ -53,12 +53,15 @@ final class PackedBackupWriter implements BackupWriter {
     private final Set<PackWriter> dependencies = ConcurrentHashMap.newKeySet();
     private final AtomicReference<Throwable> failure = new AtomicReference<>();
     private final AtomicReference<State> state = new AtomicReference<>(State.OPEN);
-    private final java.util.concurrent.ExecutorService sealer = java.util.concurrent.Executors.newSingleThreadExecutor(
-        r -> {
-            Thread t = new Thread(r, "pack-sealer");
-            t.setDaemon(true);
-            return t;
-        });
+    /**
+     * Seals full packs while the backup goes on: one thread for a local repository (an fsync and a rename), several
+     * for an object store, where sealing is an upload ({@value #REMOTE_UPLOADS} in flight; the packs wait on disk
+     * under {@code tmp/}, so memory does not grow with the queue).
+     */
+    private final java.util.concurrent.ExecutorService sealer;
+    static final int REMOTE_UPLOADS = 4;
+    /** Full packs sealing or waiting to: at most twice the uploads in flight (unbounded for a local repository). */
+    private final Semaphore sealQueue;
     private boolean drained;
     private final LongAdder chunksNew = new LongAdder();
     private final LongAdder chunksDedup = new LongAdder();
@@ -77,6 +80,14 @@ final class PackedBackupWriter implements BackupWriter {
         this.packSize = repo.config().packSize();
         this.maxInFlight = 2 * repo.workerThreads() + 2;
         this.permits = new Semaphore(maxInFlight);
+        java.util.concurrent.atomic.AtomicInteger n = new java.util.concurrent.atomic.AtomicInteger();
+        this.sealQueue = new Semaphore(repo.storage().remote() ? 2 * REMOTE_UPLOADS : Integer.MAX_VALUE);
+        this.sealer = java.util.concurrent.Executors.newFixedThreadPool(repo.storage().remote() ? REMOTE_UPLOADS : 1,
+            r -> {
+                Thread t = new Thread(r, "pack-sealer-" + n.incrementAndGet());
+                t.setDaemon(true);
+                return t;
+            });
         Path tmp = repo.tmpDir().resolve(begun.id() + IndexFile.SUFFIX);
         this.draft = new IndexFile.Draft(tmp, chunkCount, chunkSize);
         if (parent != null) {
@@ -216,6 +227,12 @@ final class PackedBackupWriter implements BackupWriter {
      * seal every own pack again, which waits for a seal in progress ({@link PackWriter#seal()} is idempotent).
      */
     private void sealInBackground(PackWriter full) throws IOException {
+        try {
+            sealQueue.acquire(); // backpressure: a slow upload holds the backup, not the host's disk
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted while waiting for pack uploads of backup " + id());
+        }
         Runnable task = () -> {
             try {
                 full.seal();
@@ -224,6 +241,8 @@ final class PackedBackupWriter implements BackupWriter {
                 }
             } catch (Throwable t) {
                 fail(t);
+            } finally {
+                sealQueue.release();
             }
         };
         try {

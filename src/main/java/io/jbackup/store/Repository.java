@@ -92,6 +92,8 @@ public final class Repository implements AutoCloseable {
     private static final int MAX_NOTE = 64 * 1024;
     private static final int MAX_LABELS = 256;
     private static final AtomicInteger INSTANCES = new AtomicInteger();
+    /** Ranged GETs in flight when reading chunks from an object store (restore and serve read ahead). */
+    static final int REMOTE_READERS = 16;
 
     private final Storage storage;
     private final Path dir;
@@ -102,6 +104,8 @@ public final class Repository implements AutoCloseable {
     private final ChunkCodec codec;
     private final PackFiles packFiles;
     private final ThreadPoolExecutor pool;
+    /** Chunk reads of an object store: more threads than cores, as each mostly waits for its ranged GET. */
+    private final ThreadPoolExecutor readPool;
     private final int workerThreads;
     private final ConcurrentHashMap<ChunkId, PackWriter> pending = new ConcurrentHashMap<>();
     private final Set<PackedBackupWriter> writers = ConcurrentHashMap.newKeySet();
@@ -132,6 +136,18 @@ public final class Repository implements AutoCloseable {
                 return t;
             });
         this.pool.allowCoreThreadTimeOut(true);
+        if (storage.remote()) {
+            int readers = Math.max(REMOTE_READERS, workerThreads);
+            this.readPool = new ThreadPoolExecutor(readers, readers, 30, TimeUnit.SECONDS, new LinkedBlockingQueue<>(),
+                r -> {
+                    Thread t = new Thread(r, "jbackup-fetch-" + n.incrementAndGet());
+                    t.setDaemon(true);
+                    return t;
+                });
+            this.readPool.allowCoreThreadTimeOut(true);
+        } else {
+            this.readPool = pool;
+        }
     }
 
     // ------------------------------------------------------------------------------------------------ init, open
@@ -1054,6 +1070,11 @@ public final class Repository implements AutoCloseable {
         return pool;
     }
 
+    /** Where chunk reads run: the worker pool, or for an object store a pool sized for requests in flight. */
+    ExecutorService readPool() {
+        return readPool;
+    }
+
     int workerThreads() {
         return workerThreads;
     }
@@ -1213,6 +1234,9 @@ public final class Repository implements AutoCloseable {
             w.abort();
         }
         closed = true;
+        if (readPool != pool) {
+            readPool.shutdownNow();
+        }
         pool.shutdown();
         try {
             if (!pool.awaitTermination(60, TimeUnit.SECONDS)) {
