@@ -39,7 +39,7 @@ final class CatalogRebuilder {
 
     static RebuildReport rebuild(Path dir, OpenOptions opts) throws IOException {
         String[] moved = new String[1];
-        Repository repo = Repository.openForRebuild(dir, opts, config -> moved[0] = moveAside(dir));
+        Repository repo = RepositoryOpener.openForRebuild(dir, opts, config -> moved[0] = moveAside(dir));
         List<String> problems = new ArrayList<>();
         int packs = 0;
         long chunks = 0;

@@ -68,7 +68,7 @@ final class GarbageCollector {
     private static final int BATCH = 10_000;
     private static final long POLL_MILLIS = 200;
 
-    private final Repository repo;
+    private final RepositoryContext repo;
     private final GcOptions options;
     private final Catalog catalog;
     private PrefixSet candidates;
@@ -78,7 +78,7 @@ final class GarbageCollector {
     private final Set<String> young = new HashSet<>();
     private long indexesRead;
 
-    GarbageCollector(Repository repo, GcOptions options) {
+    GarbageCollector(RepositoryContext repo, GcOptions options) {
         this.repo = repo;
         this.options = options;
         this.catalog = repo.catalog();
@@ -93,7 +93,7 @@ final class GarbageCollector {
         // sealed packs that never got their catalog rows (the catalog failed, e.g. on a full disk): register them,
         // so that what nobody uses is reclaimed below (a pack a running backup is sealing right now is registered
         // twice, harmlessly: rows are inserted if absent; its chunks are protected like any running backup's)
-        int orphans = repo.registerOrphanPacks();
+        int orphans = new RepositoryRecovery(repo).registerOrphanPacks();
         if (orphans > 0) {
             LOG.warn("gc: registered {} that were missing from the catalog", Human.count(orphans, "sealed pack"));
         }

@@ -45,7 +45,7 @@ final class Manifest {
     }
 
     /** Writes the manifest of the backup whose index metadata is {@code metadata}: the commit point. */
-    static void write(Repository repo, ObjectNode metadata, long indexSize) throws IOException {
+    static void write(RepositoryContext repo, ObjectNode metadata, long indexSize) throws IOException {
         ObjectNode body = metadata.deepCopy();
         body.put("indexSize", indexSize);
         String text = new String(Json.bytes(body), StandardCharsets.UTF_8);
@@ -58,7 +58,7 @@ final class Manifest {
     }
 
     /** The verified metadata of backup {@code id}'s manifest; a missing, oversized or forged one is refused. */
-    static JsonNode read(Repository repo, String id) throws IOException {
+    static JsonNode read(RepositoryContext repo, String id) throws IOException {
         String key = RepositoryLayout.manifest(id);
         String what = repo.storage().describe(key);
         byte[] bytes = repo.storage().read(key).orElseThrow(() -> new RepositoryException("manifest " + what
@@ -92,7 +92,7 @@ final class Manifest {
         return body;
     }
 
-    private static byte[] mac(Repository repo, String body) {
+    private static byte[] mac(RepositoryContext repo, String body) {
         return repo.metaMac().update(DOMAIN).update(body.getBytes(StandardCharsets.UTF_8)).finish();
     }
 
@@ -104,7 +104,7 @@ final class Manifest {
      * one is gone, the backup fails cleanly (its index object is removed; nothing else changes) and the next run
      * stores those chunks again.
      */
-    static void checkReusedPacks(Repository repo, PackedBackupWriter writer) throws IOException {
+    static void checkReusedPacks(RepositoryContext repo, PackedBackupWriter writer) throws IOException {
         Storage storage = repo.storage();
         Set<String> listed = new HashSet<>(storage.packNames());
         List<String> vanished = new ArrayList<>();

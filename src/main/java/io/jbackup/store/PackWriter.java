@@ -32,7 +32,7 @@ final class PackWriter {
     private static final SecureRandom RANDOM = new SecureRandom();
 
     final String name;
-    private final Repository repo;
+    private final RepositoryContext repo;
     private final Object lock;
     private final Path tmpFile;
     private final FileChannel ch;
@@ -46,7 +46,7 @@ final class PackWriter {
     private IOException poison;
 
     /** Creates the pack's temporary file in {@code tmpDir}; {@code lock} guards appends and closing. */
-    PackWriter(Repository repo, Path tmpDir, Object lock) throws IOException {
+    PackWriter(RepositoryContext repo, Path tmpDir, Object lock) throws IOException {
         byte[] id = new byte[16];
         RANDOM.nextBytes(id);
         this.name = HexFormat.of().formatHex(id);

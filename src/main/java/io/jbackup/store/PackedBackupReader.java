@@ -10,17 +10,20 @@ import java.util.concurrent.CompletionException;
 
 /** The {@link BackupReader} of a {@link Repository}: a verified index file plus chunk reads through the catalog. */
 final class PackedBackupReader implements BackupReader {
-    private final Repository repo;
+    private final RepositoryContext repo;
+    private final ChunkReader reader;
     private final BackupInfo info;
     private final IndexFile.Reader index;
     private final String indexDamage; // null unless the index was salvaged
 
-    PackedBackupReader(Repository repo, BackupInfo info, IndexFile.Reader index) {
-        this(repo, info, index, null);
+    PackedBackupReader(RepositoryContext repo, ChunkReader reader, BackupInfo info, IndexFile.Reader index) {
+        this(repo, reader, info, index, null);
     }
 
-    PackedBackupReader(Repository repo, BackupInfo info, IndexFile.Reader index, String indexDamage) {
+    PackedBackupReader(RepositoryContext repo, ChunkReader reader, BackupInfo info, IndexFile.Reader index,
+                       String indexDamage) {
         this.repo = repo;
+        this.reader = reader;
         this.info = info;
         this.index = index;
         this.indexDamage = indexDamage;
@@ -71,13 +74,13 @@ final class PackedBackupReader implements BackupReader {
             return new byte[len];
         }
         if (indexDamage == null) {
-            return repo.readChunk(d, len, info.id(), i * info.chunkSize());
+            return reader.readChunk(d, len, info.id(), i * info.chunkSize());
         }
         if (java.util.Arrays.equals(d, IndexFile.LOST)) {
             throw new RepositoryException("the entry of disk offset " + i * info.chunkSize() + " is lost: " + indexDamage);
         }
         try {
-            return repo.readChunk(d, len, info.id(), i * info.chunkSize());
+            return reader.readChunk(d, len, info.id(), i * info.chunkSize());
         } catch (ChunkCorruptException e) {
             throw e;
         } catch (RepositoryException e) {
@@ -97,7 +100,7 @@ final class PackedBackupReader implements BackupReader {
                 }
             }, repo.readPool());
         } catch (java.util.concurrent.RejectedExecutionException e) {
-            return CompletableFuture.failedFuture(new RepositoryException("repository " + repo.dir() + " is closed", e));
+            return CompletableFuture.failedFuture(new RepositoryException("repository " + repo.location() + " is closed", e));
         }
     }
 

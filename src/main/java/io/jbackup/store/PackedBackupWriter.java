@@ -38,7 +38,7 @@ final class PackedBackupWriter implements BackupWriter {
 
     private enum State { OPEN, COMMITTING, DONE }
 
-    private final Repository repo;
+    private final RepositoryContext repo;
     private final BackupInfo begun;
     private final String uuid;
     private final IndexFile.Draft draft;
@@ -71,7 +71,7 @@ final class PackedBackupWriter implements BackupWriter {
     private final LongAdder bytesZero = new LongAdder();
     private final LongAdder bytesStored = new LongAdder();
 
-    PackedBackupWriter(Repository repo, BackupInfo begun, String uuid, IndexFile.Reader parent) throws IOException {
+    PackedBackupWriter(RepositoryContext repo, BackupInfo begun, String uuid, IndexFile.Reader parent) throws IOException {
         this.repo = repo;
         this.begun = begun;
         this.uuid = uuid;

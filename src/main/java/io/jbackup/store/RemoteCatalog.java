@@ -64,7 +64,7 @@ final class RemoteCatalog {
     }
 
     /** Brings the catalog of {@code repo} in step with its object store (see the class comment). */
-    static void refresh(Repository repo) throws IOException {
+    static void refresh(RepositoryContext repo) throws IOException {
         long t0 = System.nanoTime();
         Storage storage = repo.storage();
         Catalog catalog = repo.catalog();
@@ -106,7 +106,7 @@ final class RemoteCatalog {
     }
 
     /** Applies the {@code .bad} and {@code .keep} markers to the catalog. */
-    private static void syncMarkers(Repository repo) throws IOException {
+    private static void syncMarkers(RepositoryContext repo) throws IOException {
         Storage storage = repo.storage();
         Catalog catalog = repo.catalog();
         Set<String> bad = new HashSet<>(storage.indexEntries(RepositoryLayout.Kind.BAD_MARKER));
@@ -132,7 +132,7 @@ final class RemoteCatalog {
         }
     }
 
-    private static String markerReason(Repository repo, String key, String field, String fallback) {
+    private static String markerReason(RepositoryContext repo, String key, String field, String fallback) {
         try {
             return repo.storage().read(key).map(b -> {
                 try {
@@ -150,7 +150,7 @@ final class RemoteCatalog {
      * Registers the packs of {@code listed} that the catalog does not know, and forgets the registered ones that are
      * not listed; returns how many packs were registered.
      */
-    static int syncPacks(Repository repo, Set<String> listed) throws IOException {
+    static int syncPacks(RepositoryContext repo, Set<String> listed) throws IOException {
         Catalog catalog = repo.catalog();
         Set<String> registered = new HashSet<>();
         List<String> vanished = new ArrayList<>();
@@ -182,7 +182,7 @@ final class RemoteCatalog {
     }
 
     /** Marks complete the backup {@code id} of this host whose manifest was written before its process died. */
-    static void completeFromManifest(Repository repo, String id) throws IOException {
+    static void completeFromManifest(RepositoryContext repo, String id) throws IOException {
         JsonNode body = Manifest.read(repo, id);
         BackupInfo b = IndexFile.info(body, Path.of(repo.storage().describe(RepositoryLayout.manifest(id))));
         repo.catalog().completeBackup(id, b.completed() == null ? Instant.now() : b.completed(), b.stats());

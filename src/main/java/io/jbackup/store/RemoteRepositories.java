@@ -68,7 +68,7 @@ final class RemoteRepositories {
             }
             LOG.info("created repository {} (id {}, chunk size {}, encryption {}, zstd level {})", location.url(),
                 config.id(), config.defaultChunkSize(), config.encryption(), config.compressionLevel());
-            return Repository.openWith(storage, config, keys, OpenOptions.defaults());
+            return RepositoryOpener.openWith(storage, config, keys, OpenOptions.defaults());
         } catch (IOException | RuntimeException e) {
             objects.close();
             throw e;
@@ -89,12 +89,12 @@ final class RemoteRepositories {
             if (opts.keyOptional() && config.encryption() != Encryption.NONE) {
                 char[] pass = opts.passphrase() == null ? null : opts.passphrase().get();
                 if (pass == null || pass.length == 0) {
-                    return Repository.openWithoutKey(storage, config, opts);
+                    return RepositoryOpener.openWithoutKey(storage, config, opts);
                 }
                 opts = opts.withPassphrase(() -> pass);
             }
-            RepositoryKeys keys = Repository.unlock(storage, config, opts);
-            return Repository.openWith(storage, config, keys, opts);
+            RepositoryKeys keys = RepositoryOpener.unlock(storage, config, opts);
+            return RepositoryOpener.openWith(storage, config, keys, opts);
         } catch (IOException | RuntimeException e) {
             objects.close();
             throw e;

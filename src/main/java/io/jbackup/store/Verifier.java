@@ -38,20 +38,24 @@ final class Verifier {
     private static final Logger LOG = LoggerFactory.getLogger(Verifier.class);
     static final int MAX_USES_LISTED = 100;
 
-    private final Repository repo;
+    private final RepositoryContext repo;
+    private final ChunkReader reader;
+    private final BackupLifecycle backups;
     private final VerifyOptions options;
     private final AtomicLong quarantined = new AtomicLong();
 
     private record Damage(String pack, long offset, String problem) {
     }
 
-    Verifier(Repository repo, VerifyOptions options) {
+    Verifier(RepositoryContext repo, ChunkReader reader, BackupLifecycle backups, VerifyOptions options) {
         this.repo = repo;
+        this.reader = reader;
+        this.backups = backups;
         this.options = options;
     }
 
     VerifyReport run() throws IOException {
-        List<BackupInfo> all = repo.listBackups();
+        List<BackupInfo> all = backups.listBackups();
         List<BackupInfo> selected = new ArrayList<>();
         if (options.backupIds().isEmpty()) {
             for (BackupInfo b : all) {
@@ -61,7 +65,7 @@ final class Verifier {
             }
         } else {
             for (String id : options.backupIds()) {
-                BackupInfo b = repo.backup(id).orElseThrow(() -> new RepositoryException("no backup " + id
+                BackupInfo b = backups.backup(id).orElseThrow(() -> new RepositoryException("no backup " + id
                     + " to verify; list the backups with: jbackup list"));
                 if (BackupInfo.INCOMPLETE.equals(b.state())) {
                     throw new RepositoryException("backup " + id + " is incomplete; there is nothing to verify yet");
@@ -100,7 +104,7 @@ final class Verifier {
             ChunkLocation at = e.getValue().location();
             if (repo.storage().packExists(at.pack())) {
                 try {
-                    repo.readRecord(at, e.getKey(), at.rawLength(), null, -1);
+                    reader.readRecord(at, e.getKey(), at.rawLength(), null, -1);
                     if (repo.catalog().reinstate(e.getKey())) {
                         reinstated++;
                     }
@@ -260,9 +264,9 @@ final class Verifier {
                 reasons.putIfAbsent(d.backupId(), "verify: index damaged (" + d.problem() + ")");
             }
             for (Map.Entry<String, String> e : reasons.entrySet()) {
-                if (repo.storage().indexExists(e.getKey()) || repo.backup(e.getKey()).isPresent()) {
+                if (repo.storage().indexExists(e.getKey()) || backups.backup(e.getKey()).isPresent()) {
                     try {
-                        repo.markBad(e.getKey(), e.getValue());
+                        backups.markBad(e.getKey(), e.getValue());
                         markedBad.add(e.getKey());
                     } catch (RepositoryException | NotFoundException ex) {
                         LOG.warn("cannot mark {} bad: {}", e.getKey(), ex.getMessage());
@@ -294,9 +298,9 @@ final class Verifier {
             for (io.jbackup.catalog.ChunkRow row : rows) {
                 ChunkLocation at = new ChunkLocation(name, row.offset(), row.length(), row.rawLength());
                 try {
-                    repo.readRecord(at, row.digest(), row.rawLength(), null, -1);
+                    reader.readRecord(at, row.digest(), row.rawLength(), null, -1);
                 } catch (ChunkCorruptException e) {
-                    repo.quarantine(row.digest(), at, e.problem());
+                    reader.quarantine(row.digest(), at, e.problem());
                     continue;
                 }
                 byte[] rec = s.record(row.length());
@@ -330,7 +334,7 @@ final class Verifier {
             }
         }
         try {
-            repo.readRecord(loc, digest, loc.rawLength(), null, -1);
+            reader.readRecord(loc, digest, loc.rawLength(), null, -1);
         } catch (ChunkCorruptException e) {
             damaged.put(ChunkId.hex(digest), new Damage(repo.storage().describePack(loc.pack()),
                 loc.offset(), e.problem()));

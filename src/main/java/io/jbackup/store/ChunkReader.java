@@ -1,0 +1,120 @@
+package io.jbackup.store;
+
+import io.jbackup.catalog.Catalog;
+import io.jbackup.catalog.ChunkLocation;
+import io.jbackup.model.RepositoryException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.Optional;
+
+/**
+ * Reads and checks chunks for every reader of a repository (restore, serve, verify, gc): the catalog gives the
+ * record's place, the pack store ({@link PackFiles}) its bytes, the codec checks and decodes them. A chunk found
+ * damaged is quarantined (out of deduplication), so the next backup that meets its data stores it again.
+ */
+final class ChunkReader {
+    private static final Logger LOG = LoggerFactory.getLogger(ChunkReader.class);
+
+    private final RepositoryContext ctx;
+    private final Catalog catalog;
+    private final Storage storage;
+    private final PackFiles packFiles;
+
+    ChunkReader(RepositoryContext ctx) {
+        this.ctx = ctx;
+        this.catalog = ctx.catalog();
+        this.storage = ctx.storage();
+        this.packFiles = ctx.packFiles();
+    }
+
+    /**
+     * Reads and checks one chunk. {@code backupId}/{@code diskOffset} only serve error messages (null/-1 if none).
+     */
+    byte[] readChunk(byte[] digest, int expectedLen, String backupId, long diskOffset) throws IOException {
+        ctx.checkOpen();
+        ChunkLocation loc = catalog.findChunk(digest);
+        if (loc == null) {
+            Optional<Catalog.DamagedChunk> d = catalog.damagedChunk(digest);
+            if (d.isPresent()) {
+                ChunkLocation at = d.get().location();
+                throw new ChunkCorruptException(storage.describePack(at.pack()), at.offset(), ChunkId.hex(digest),
+                    backupId, diskOffset, d.get().problem() + ", found " + d.get().found()
+                    + "; the next backup that reads this data stores it again");
+            }
+            throw new RepositoryException("chunk " + ChunkId.hex(digest) + (backupId == null ? "" : " (backup "
+                + backupId + ", disk offset " + diskOffset + ")") + " is not in the catalog; if the catalog is out of "
+                + "date, rebuild it with: jbackup repair --rebuild-catalog; otherwise run jbackup verify");
+        }
+        try {
+            try {
+                return readRecord(loc, digest, expectedLen, backupId, diskOffset);
+            } catch (RepositoryException e) {
+                if (storage.packExists(loc.pack())) {
+                    throw e;
+                }
+                // gc repacked the chunk meanwhile and deleted the old pack: read it where the catalog says now
+                ChunkLocation moved = catalog.findChunk(digest);
+                if (moved == null || moved.equals(loc)) {
+                    throw e;
+                }
+                loc = moved;
+                return readRecord(moved, digest, expectedLen, backupId, diskOffset);
+            }
+        } catch (ChunkCorruptException e) {
+            quarantine(digest, loc, e.problem());
+            throw e;
+        }
+    }
+
+    /**
+     * Takes a chunk found damaged at {@code at} out of deduplication ({@link Catalog#quarantine}), so the next
+     * backup that meets its data stores it again and heals every backup that uses it.
+     */
+    void quarantine(byte[] digest, ChunkLocation at, String problem) {
+        try {
+            if (catalog.quarantine(digest, at, problem)) {
+                LOG.warn("chunk {} in pack {} at offset {} is damaged ({}); it is no longer used for deduplication: "
+                    + "the next backup that reads its data stores it again", ChunkId.hex(digest), at.pack(),
+                    at.offset(), problem);
+            }
+        } catch (RepositoryException e) {
+            LOG.warn("cannot record damaged chunk {} in the catalog: {}", ChunkId.hex(digest), e.getMessage());
+        }
+    }
+
+    byte[] readRecord(ChunkLocation loc, byte[] digest, int expectedLen, String backupId, long diskOffset)
+        throws IOException {
+        ctx.requireKey();
+        String pack = storage.describePack(loc.pack());
+        if (loc.length() <= PackFormat.RECORD_HEADER_SIZE || loc.length() > PackFormat.MAX_RECORD_SIZE) {
+            throw new ChunkCorruptException(pack, loc.offset(), ChunkId.hex(digest), backupId, diskOffset,
+                "catalog gives record length " + loc.length());
+        }
+        ChunkCodec codec = ctx.codec();
+        ChunkCodec.Scratch s = codec.borrow();
+        try {
+            byte[] rec = s.record(loc.length());
+            try {
+                packFiles.read(loc.pack(), ByteBuffer.wrap(rec, 0, loc.length()), loc.offset());
+            } catch (RepositoryException e) {
+                if (e.getMessage() != null && e.getMessage().contains("truncated")) {
+                    throw new ChunkCorruptException(pack, loc.offset(), ChunkId.hex(digest), backupId, diskOffset,
+                        "pack is truncated");
+                }
+                if (e.getCause() instanceof java.nio.file.NoSuchFileException) {
+                    throw new ChunkCorruptException(pack, loc.offset(), ChunkId.hex(digest), backupId, diskOffset,
+                        "pack file is missing");
+                }
+                throw e;
+            }
+            return codec.decode(s, rec, loc.length(), digest, expectedLen);
+        } catch (ChunkCodec.RecordException e) {
+            throw new ChunkCorruptException(pack, loc.offset(), ChunkId.hex(digest), backupId, diskOffset,
+                e.getMessage());
+        } finally {
+            codec.release(s);
+        }
+    }
+}
