@@ -47,7 +47,8 @@ public final class KeyCommand implements Runnable {
                 + "terminal).")
         Path file;
 
-        char[] read(Path repo) {
+        /** The new passphrase; {@code repo} names the repository in the prompt. */
+        char[] read(String repo) {
             if (file != null) {
                 return RepoOptions.readPassphraseFile(file);
             }
@@ -71,7 +72,7 @@ public final class KeyCommand implements Runnable {
         LoggingMixin logging;
 
         KeyManager open() throws IOException {
-            return KeyManager.open(repo.repo(), repo.passphrase(), repo.waitLock());
+            return KeyManager.open(repo.location(), repo.passphrase(), repo.waitLock());
         }
 
         /** Prints {@code text} on standard output, or {@code value} as JSON with {@code --json}. */
@@ -104,7 +105,7 @@ public final class KeyCommand implements Runnable {
                 current = km.currentId();
             }
             Map<String, Object> v = new LinkedHashMap<>();
-            v.put("repository", repo.repo().toString());
+            v.put("repository", repo.display());
             v.put("current", current);
             v.put("keys", keys);
             StringBuilder sb = new StringBuilder();
@@ -136,7 +137,7 @@ public final class KeyCommand implements Runnable {
         public Integer call() throws Exception {
             KeyInfo k;
             try (KeyManager km = open()) {
-                char[] p = newPassphrase.read(repo.repo());
+                char[] p = newPassphrase.read(repo.display());
                 try {
                     k = km.add(p, label);
                 } finally {
@@ -164,7 +165,7 @@ public final class KeyCommand implements Runnable {
             String old;
             try (KeyManager km = open()) {
                 old = km.currentId();
-                char[] p = newPassphrase.read(repo.repo());
+                char[] p = newPassphrase.read(repo.display());
                 try {
                     k = km.passwd(p);
                 } finally {
@@ -220,7 +221,7 @@ public final class KeyCommand implements Runnable {
 
         @Override
         public Integer call() throws Exception {
-            String key = KeyManager.export(repoOptions.repo(), id);
+            String key = KeyManager.export(repoOptions.location(), id);
             PrintWriter out = spec.commandLine().getOut();
             out.print(key.endsWith("\n") ? key : key + "\n");
             out.flush();

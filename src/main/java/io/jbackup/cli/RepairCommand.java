@@ -29,7 +29,9 @@ public final class RepairCommand implements Callable<Integer> {
     LoggingMixin logging;
 
     @Option(names = "--rebuild-catalog", description = "Rebuild the catalog from the pack files and index files "
-        + "alone; the old catalog is kept as catalog.db.old-TIMESTAMP.")
+        + "alone; the old catalog is kept as catalog.db.old-TIMESTAMP. For an s3:// repository, this host's cache "
+        + "catalog is rebuilt from the bucket (manifests, index objects, pack footers), kept aside likewise in the "
+        + "cache directory.")
     boolean rebuildCatalog;
 
     @Override
@@ -37,7 +39,7 @@ public final class RepairCommand implements Callable<Integer> {
         if (!rebuildCatalog) {
             throw new UsageException("nothing to repair: give --rebuild-catalog");
         }
-        RebuildReport r = Repository.rebuildCatalog(repoOptions.repo(), repoOptions.openOptions(LockMode.EXCLUSIVE));
+        RebuildReport r = Repository.rebuildCatalog(repoOptions.location(), repoOptions.openOptions(LockMode.EXCLUSIVE));
         if (json.enabled()) {
             json.print(r);
             return ExitCodes.OK;
@@ -46,7 +48,7 @@ public final class RepairCommand implements Callable<Integer> {
             return ExitCodes.OK;
         }
         PrintWriter out = spec.commandLine().getOut();
-        out.printf("Rebuilt the catalog of %s: %d packs, %d chunks, %d backups (%d marked bad).%n", repoOptions.repo(),
+        out.printf("Rebuilt the catalog of %s: %d packs, %d chunks, %d backups (%d marked bad).%n", repoOptions.display(),
             r.packs(), r.chunks(), r.backups(), r.badBackups());
         if (r.oldCatalog() != null) {
             out.printf("The previous catalog is kept as %s.%n", r.oldCatalog());

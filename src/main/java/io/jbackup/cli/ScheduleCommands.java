@@ -7,8 +7,11 @@ import io.jbackup.error.UsageException;
 import io.jbackup.schedule.JobFile;
 import io.jbackup.schedule.RunLog;
 import io.jbackup.schedule.Scheduler;
+import io.jbackup.store.LockMode;
 import io.jbackup.store.NotARepositoryException;
 import io.jbackup.store.OpenOptions;
+import io.jbackup.store.Repository;
+import io.jbackup.store.RepositoryLocation;
 import io.jbackup.text.Human;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
@@ -201,7 +204,7 @@ public final class ScheduleCommands {
             Runtime.getRuntime().addShutdownHook(hook);
             PrintWriter err = spec.commandLine().getErr();
             err.println("jbackup daemon: " + Human.count(jf.jobs().size(), "job") + " from " + jf.file() + ", repository "
-                + jf.repository() + ", zone " + jf.zone());
+                + jf.repository().describe() + ", zone " + jf.zone());
             err.flush();
             try {
                 while (stop.getCount() > 0) {
@@ -308,7 +311,7 @@ public final class ScheduleCommands {
                 tasks.forEach(m -> m.remove("nextText"));
                 Map<String, Object> root = new LinkedHashMap<>();
                 root.put("config", jf.file().toString());
-                root.put("repository", jf.repository().toString());
+                root.put("repository", jf.repository().describe());
                 root.put("zone", jf.zone().getId());
                 root.put("state", jf.stateFile().toString());
                 root.put("tasks", tasks);
@@ -316,7 +319,7 @@ public final class ScheduleCommands {
                 return ExitCodes.OK;
             }
             PrintWriter out = spec.commandLine().getOut();
-            out.printf("Job file %s: repository %s, zone %s%n", jf.file(), jf.repository(), jf.zone());
+            out.printf("Job file %s: repository %s, zone %s%n", jf.file(), jf.repository().describe(), jf.zone());
             for (Map<String, Object> m : tasks) {
                 out.printf("%n%s  \"%s\"  (%s)%n", m.get("task"), m.get("schedule"), m.get("description"));
                 if (m.containsKey("disks")) {
@@ -337,6 +340,20 @@ public final class ScheduleCommands {
             }
             out.flush();
             return ExitCodes.OK;
+        }
+    }
+
+    /**
+     * Where the run logs of {@code location} are: the repository directory, or for an object store this host's cache
+     * directory (found by opening the repository's catalog, without its key).
+     */
+    static Path hostDir(RepositoryLocation location) throws IOException {
+        if (location instanceof RepositoryLocation.Local l) {
+            return l.dir();
+        }
+        try (Repository r = Repository.open(location, OpenOptions.defaults().withLockMode(LockMode.SHARED)
+                .withPassphrase(() -> null).withKeyOptional(true))) {
+            return r.dir();
         }
     }
 
@@ -372,8 +389,11 @@ public final class ScheduleCommands {
         @Override
         public Integer call() throws Exception {
             Path repo;
+            boolean remote = false;
             if (source != null && source.config != null) {
-                repo = JobFile.read(source.config).repository();
+                RepositoryLocation location = JobFile.read(source.config).repository();
+                remote = location instanceof RepositoryLocation.Remote;
+                repo = hostDir(location);
             } else if (source != null && source.repo != null) {
                 repo = source.repo;
             } else {
@@ -383,7 +403,7 @@ public final class ScheduleCommands {
                 }
                 repo = Path.of(e);
             }
-            if (!Files.isRegularFile(repo.resolve("config.json"))) {
+            if (!remote && !Files.isRegularFile(repo.resolve("config.json"))) {
                 throw new NotARepositoryException("no jbackup repository at " + repo + " (" + repo.resolve("config.json")
                     + " is missing); give the repository with --repo DIR or the job file with --config FILE");
             }

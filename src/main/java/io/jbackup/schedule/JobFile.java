@@ -6,6 +6,8 @@ import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.jbackup.engine.BackupMode;
 import io.jbackup.error.NotFoundException;
 import io.jbackup.error.UsageException;
+import io.jbackup.store.RepositoryLocation;
+import io.jbackup.store.RepositoryLocations;
 import io.jbackup.store.RetentionPolicy;
 
 import java.io.IOException;
@@ -28,10 +30,16 @@ import java.util.Set;
  * never silently disables a rule.
  *
  * <pre>
- * repository: /var/backups/jbackup        # required
+ * repository: /var/backups/jbackup        # required: a directory, or s3://BUCKET/PREFIX
  * passphraseFile: /etc/jbackup/passphrase # encrypted repositories (else $JBACKUP_PASSPHRASE)
  * timezone: Europe/Berlin                  # for cron times and retention buckets (default: the system's)
- * state: /var/lib/jbackup/nightly.json     # last runs (default: REPOSITORY/schedule/FILE-NAME.json)
+ * state: /var/lib/jbackup/nightly.json     # last runs (default: REPOSITORY/schedule/FILE-NAME.json; for s3://,
+ *                                          #   CACHE-DIR/schedule/s3/BUCKET/PREFIX/FILE-NAME.json)
+ * s3Endpoint: https://s3.example.net       # s3:// only, as --s3-endpoint (default: $AWS_ENDPOINT_URL_S3, ...)
+ * s3Region: eu-central-1                   # s3:// only, as --s3-region
+ * s3PathStyle: true                        # s3:// only, as --s3-path-style
+ * cacheDir: /var/cache/jbackup             # s3:// only, as --cache-dir (default: $XDG_CACHE_HOME/jbackup, else
+ *                                          #   ~/.cache/jbackup); credentials come from the AWS default chain
  * jobs:
  *   - name: web1                           # unique; letters, digits, . _ -
  *     vm: web1                             # optional: the disks form one backup set of this VM
@@ -56,7 +64,7 @@ import java.util.Set;
  * gc: {schedule: "0 6 * * 0", repackThreshold: 50}
  * </pre>
  */
-public record JobFile(Path file, Path repository, Path passphraseFile, Path stateFile, ZoneId zone, List<Job> jobs,
+public record JobFile(Path file, RepositoryLocation repository, Path passphraseFile, Path stateFile, ZoneId zone, List<Job> jobs,
                       Task verify, Task gc) {
     private static final int MAX_FILE = 1 << 20;
     private static final String NAME = "[A-Za-z0-9][A-Za-z0-9._-]{0,63}";
@@ -113,9 +121,10 @@ public record JobFile(Path file, Path repository, Path passphraseFile, Path stat
         if (root == null || !root.isObject()) {
             throw c.fail("", "must be a mapping with repository and jobs");
         }
-        c.keys(root, "", Set.of("repository", "passphraseFile", "timezone", "state", "jobs", "verify", "gc"));
+        c.keys(root, "", Set.of("repository", "passphraseFile", "timezone", "state", "jobs", "verify", "gc",
+            "s3Endpoint", "s3Region", "s3PathStyle", "cacheDir"));
         Path base = file.toAbsolutePath().getParent();
-        Path repo = c.path(root, "repository", base, true);
+        RepositoryLocation repo = location(c, root, base);
         Path pass = c.path(root, "passphraseFile", base, false);
         ZoneId zone = ZoneId.systemDefault();
         if (root.has("timezone")) {
@@ -129,7 +138,11 @@ public record JobFile(Path file, Path repository, Path passphraseFile, Path stat
         Path state = c.path(root, "state", base, false);
         if (state == null) {
             String stem = file.getFileName().toString().replaceFirst("\\.(ya?ml|json)$", "");
-            state = repo.resolve("schedule").resolve(stem.replaceAll("[^A-Za-z0-9._-]", "_") + ".json");
+            String name = stem.replaceAll("[^A-Za-z0-9._-]", "_") + ".json";
+            state = repo instanceof RepositoryLocation.Remote r
+                ? r.cacheRoot().resolve("schedule").resolve("s3")
+                    .resolve(r.url().substring(RepositoryLocations.S3_SCHEME.length())).resolve(name)
+                : ((RepositoryLocation.Local) repo).dir().resolve("schedule").resolve(name);
         }
         JsonNode jobsNode = root.get("jobs");
         if (jobsNode == null || !jobsNode.isArray() || jobsNode.isEmpty()) {
@@ -155,6 +168,39 @@ public record JobFile(Path file, Path repository, Path passphraseFile, Path stat
         Task verify = task(c, root, "verify", "sample", 100, 0.001, 100);
         Task gc = task(c, root, "gc", "repackThreshold", 50, 0, 100);
         return new JobFile(file, repo, pass, state, zone, List.copyOf(jobs), verify, gc);
+    }
+
+    /**
+     * {@code repository:}: a directory (relative to the job file's) or {@code s3://BUCKET/PREFIX} with the optional
+     * {@code s3Endpoint}, {@code s3Region}, {@code s3PathStyle} and {@code cacheDir}, which a directory refuses.
+     */
+    private static RepositoryLocation location(Ctx c, JsonNode root, Path base) {
+        String repo = c.text(root, "repository", true);
+        if (!repo.startsWith(RepositoryLocations.S3_SCHEME)) {
+            for (String k : List.of("s3Endpoint", "s3Region", "s3PathStyle", "cacheDir")) {
+                if (root.has(k)) {
+                    throw c.fail(k, "applies to s3:// repositories only (repository is " + repo + ")");
+                }
+            }
+            if (repo.matches("[a-zA-Z][a-zA-Z0-9+.-]*://.*")) {
+                throw c.fail("repository", "'" + repo + "': only directories and s3://BUCKET/PREFIX are supported");
+            }
+            return new RepositoryLocation.Local(base.resolve(repo).normalize());
+        }
+        Boolean pathStyle = null;
+        if (root.has("s3PathStyle")) {
+            JsonNode v = root.get("s3PathStyle");
+            if (!v.isBoolean()) {
+                throw c.fail("s3PathStyle", "'" + v.asText() + "' (expected true or false)");
+            }
+            pathStyle = v.asBoolean();
+        }
+        try {
+            return RepositoryLocations.parse(repo, c.text(root, "s3Endpoint", false), c.text(root, "s3Region", false),
+                pathStyle, c.path(root, "cacheDir", base, false), System.getenv());
+        } catch (UsageException e) {
+            throw c.fail("", e.getMessage().replace("--s3-endpoint", "s3Endpoint"));
+        }
     }
 
     private static Job job(Ctx c, String at, JsonNode n, ZoneId zone) {

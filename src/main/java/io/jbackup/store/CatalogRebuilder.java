@@ -4,12 +4,12 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.jbackup.catalog.SqliteCatalog;
 import io.jbackup.model.BackupInfo;
 import io.jbackup.model.RepositoryException;
+import io.jbackup.store.layout.RepositoryLayout;
 import io.jbackup.text.Human;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
-import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
@@ -24,6 +24,10 @@ import java.util.List;
  * every index file becomes a complete backup (bad if it has a {@code .bad} marker, protected if it has a
  * {@code .keep} marker); temporary files are removed;
  * finally each backup is checked to reference only chunks that are now registered.
+ *
+ * <p>In an object store the catalog rebuilt is this host's cache ({@link RemoteCatalog}), in its cache directory,
+ * from the bucket: the backups are those with a manifest (an index object without one is a commit that never
+ * finished, which gc removes), each read from its index object (cached on the way).
  */
 final class CatalogRebuilder {
     private static final Logger LOG = LoggerFactory.getLogger(CatalogRebuilder.class);
@@ -31,15 +35,17 @@ final class CatalogRebuilder {
     /** Runs once the lock is held, before the new catalog is created. */
     @FunctionalInterface
     interface Step {
-        void run(RepositoryConfig config) throws IOException;
+        void run(Path hostDir) throws IOException;
     }
 
     private CatalogRebuilder() {
     }
 
-    static RebuildReport rebuild(Path dir, OpenOptions opts) throws IOException {
+    static RebuildReport rebuild(RepositoryLocation location, OpenOptions opts) throws IOException {
         String[] moved = new String[1];
-        Repository repo = RepositoryOpener.openForRebuild(dir, opts, config -> moved[0] = moveAside(dir));
+        Repository repo = RepositoryOpener.openForRebuild(location, opts, hostDir -> moved[0] = moveAside(hostDir));
+        Path dir = repo.dir();
+        Storage storage = repo.storage();
         List<String> problems = new ArrayList<>();
         int packs = 0;
         long chunks = 0;
@@ -49,9 +55,9 @@ final class CatalogRebuilder {
             long run = repo.startRun("repair --rebuild-catalog");
             FileSync.deleteTree(dir.resolve(Repository.TMP_DIR));
             Files.createDirectories(dir.resolve(Repository.TMP_DIR));
-            for (String name : repo.storage().packNames()) {
+            for (String name : storage.packNames()) {
                 PackReader.Contents c;
-                try (Storage.Ranged in = repo.storage().openPack(name)) {
+                try (Storage.Ranged in = storage.openPack(name)) {
                     try {
                         c = PackReader.readFooter(in, name, repo::metaMac, repo.codec().encrypted());
                     } catch (RepositoryException e) {
@@ -69,10 +75,9 @@ final class CatalogRebuilder {
             PrefixSet known = new PrefixSet();
             repo.catalog().forEachChunk((digest, loc) -> known.addDigest(digest, 0));
             known.seal();
-            Path indexes = dir.resolve(IndexFile.DIR);
             List<Path> files = new ArrayList<>();
-            for (String id : repo.storage().indexIds()) {
-                files.add(repo.storage().indexFile(id));
+            for (String id : storage.remote() ? storage.manifestIds() : storage.indexIds()) {
+                files.add(storage.indexFile(id));
             }
             for (Path f : files) {
                 try (IndexFile.Reader r = IndexFile.Reader.open(f, repo::metaMac, repo.codec().encrypted())) {
@@ -86,26 +91,14 @@ final class CatalogRebuilder {
                     JsonNode m = r.metadata();
                     repo.catalog().insertBackup(b, m.path("uuid").asText(), null);
                     backups++;
-                    Path marker = indexes.resolve(b.id() + Repository.BAD_SUFFIX);
-                    if (Files.exists(marker)) {
-                        String reason = "marked bad";
-                        try {
-                            reason = Json.parse(Files.readAllBytes(marker), marker).path("reason").asText(reason);
-                        } catch (RepositoryException e) {
-                            LOG.warn("{}: {}", marker, e.getMessage());
-                        }
-                        repo.catalog().setState(b.id(), BackupInfo.BAD, reason);
+                    if (storage.exists(RepositoryLayout.badMarker(b.id()))) {
+                        repo.catalog().setState(b.id(), BackupInfo.BAD,
+                            markerReason(storage, RepositoryLayout.badMarker(b.id()), "marked bad"));
                         bad++;
                     }
-                    Path keep = indexes.resolve(b.id() + Repository.KEEP_SUFFIX);
-                    if (Files.exists(keep)) {
-                        String reason = null;
-                        try {
-                            reason = Json.parse(Files.readAllBytes(keep), keep).path("reason").asText(null);
-                        } catch (RepositoryException e) {
-                            LOG.warn("{}: {}", keep, e.getMessage());
-                        }
-                        repo.catalog().setProtected(b.id(), true, reason);
+                    if (storage.exists(RepositoryLayout.keepMarker(b.id()))) {
+                        repo.catalog().setProtected(b.id(), true,
+                            markerReason(storage, RepositoryLayout.keepMarker(b.id()), null));
                     }
                     long[] missing = {0};
                     r.forEachBlock((first, buf, len) -> {
@@ -134,6 +127,20 @@ final class CatalogRebuilder {
             repo.close();
         }
         return new RebuildReport(packs, chunks, backups, bad, List.copyOf(problems), moved[0]);
+    }
+
+    /** The "reason" of marker {@code key}, or {@code fallback} when it has none or cannot be read. */
+    private static String markerReason(Storage storage, String key, String fallback) throws IOException {
+        byte[] b = storage.read(key).orElse(null);
+        if (b == null) {
+            return fallback;
+        }
+        try {
+            return Json.parse(b, storage.describe(key)).path("reason").asText(fallback);
+        } catch (RepositoryException e) {
+            LOG.warn("{}: {}", storage.describe(key), e.getMessage());
+            return fallback;
+        }
     }
 
     /** Moves {@code catalog.db} (and its WAL files) to {@code catalog.db.old-TIMESTAMP}; returns that name or null. */

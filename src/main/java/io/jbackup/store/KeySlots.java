@@ -54,6 +54,12 @@ final class KeySlots {
     /** The ids of the slots in {@code storage} ({@code keys/ID.key}), sorted. */
     static List<String> ids(Storage storage) throws IOException {
         List<String> out = new ArrayList<>();
+        if (!storage.remote()) {
+            for (Path f : files(storage.hostDir())) {
+                out.add(KeyFile.idOf(f));
+            }
+            return out;
+        }
         for (io.jbackup.objectstore.ObjectInfo o : storage.objects().listAll(RepositoryLayout.KEYS)) {
             RepositoryLayout.parse(o.key()).filter(e -> e.kind() == RepositoryLayout.Kind.KEY_SLOT)
                 .ifPresent(e -> out.add(e.name()));
@@ -90,6 +96,57 @@ final class KeySlots {
         } else {
             write(storage.hostDir(), k);
         }
+    }
+
+    /** The bytes of slot {@code id} in {@code storage}, as stored. */
+    static byte[] bytes(Storage storage, String id) throws IOException {
+        String key = RepositoryLayout.keySlot(id);
+        return storage.read(key).orElseThrow(() -> new RepositoryException("key file " + storage.describe(key)
+            + " is missing (removed meanwhile?); see the keys with jbackup key list, or restore it from your exported "
+            + "copy (jbackup key export)"));
+    }
+
+    /** Reads and validates slot {@code id} of repository {@code repositoryId} in {@code storage}. */
+    static KeyFile read(Storage storage, String id, String repositoryId) throws IOException {
+        if (!storage.remote()) {
+            return KeyFile.read(KeyFile.path(storage.hostDir(), id), repositoryId);
+        }
+        return KeyFile.parse(bytes(storage, id), storage.describe(RepositoryLayout.keySlot(id)), id, repositoryId);
+    }
+
+    /**
+     * Seals {@code masterKey} under {@code passphrase} in a new slot of {@code storage} with a random id and writes
+     * it; in an object store with a conditional create, so that a slot another host wrote under the same id at the
+     * same moment is never replaced (another id is drawn). Returns the slot.
+     */
+    static KeyFile add(Storage storage, String repositoryId, byte[] masterKey, char[] passphrase, String label,
+                       SecureRandom random) throws IOException {
+        if (!storage.remote()) {
+            return add(storage.hostDir(), repositoryId, masterKey, passphrase, label, random);
+        }
+        while (true) {
+            KeyFile k = KeyFile.seal(randomId(random), masterKey, passphrase, repositoryId, label,
+                Owner.current().host(), random);
+            if (storage.objects().putIfAbsent(RepositoryLayout.keySlot(k.id()), k.toJson())) {
+                return k;
+            }
+            LOG.debug("key slot id {} is taken; drawing another", k.id());
+        }
+    }
+
+    /** Deletes slot {@code id} of {@code storage} (durably: the directory is fsynced when local). */
+    static void delete(Storage storage, String id) throws IOException {
+        if (storage.remote()) {
+            storage.objects().delete(RepositoryLayout.keySlot(id));
+        } else {
+            delete(KeyFile.path(storage.hostDir(), id));
+        }
+    }
+
+    private static String randomId(SecureRandom random) {
+        byte[] b = new byte[ID_BYTES];
+        random.nextBytes(b);
+        return HexFormat.of().formatHex(b);
     }
 
     /**
@@ -165,9 +222,7 @@ final class KeySlots {
                        SecureRandom random) throws IOException {
         String id;
         do {
-            byte[] b = new byte[ID_BYTES];
-            random.nextBytes(b);
-            id = HexFormat.of().formatHex(b);
+            id = randomId(random);
         } while (Files.exists(KeyFile.path(dir, id)));
         KeyFile k = KeyFile.seal(id, masterKey, passphrase, repositoryId, label, Owner.current().host(), random);
         write(dir, k);

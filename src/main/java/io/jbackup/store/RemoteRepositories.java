@@ -75,7 +75,15 @@ final class RemoteRepositories {
         }
     }
 
-    static Repository open(RepositoryLocation.Remote location, OpenOptions opts) throws IOException {
+    /** A repository's storage (which the caller closes) and its config, read from the bucket. */
+    record Connected(Storage storage, RepositoryConfig config) {
+    }
+
+    /**
+     * Connects to the repository at {@code location} and reads its config, without lock or catalog: what
+     * {@link #open} and the key commands ({@link KeyManager}) start from. This host's cache directory is created.
+     */
+    static Connected connect(RepositoryLocation.Remote location) throws IOException {
         ObjectStore objects = location.opener().open();
         try {
             String configName = location.url() + "/" + RepositoryLayout.CONFIG;
@@ -85,7 +93,18 @@ final class RemoteRepositories {
                     + " is missing); create one with: jbackup init --repo " + location.url());
             }
             RepositoryConfig config = RepositoryConfig.parse(bytes.get(), configName, location.url());
-            Storage storage = Storage.remote(objects, hostDir(location, config));
+            return new Connected(Storage.remote(objects, hostDir(location, config)), config);
+        } catch (IOException | RuntimeException e) {
+            objects.close();
+            throw e;
+        }
+    }
+
+    static Repository open(RepositoryLocation.Remote location, OpenOptions opts) throws IOException {
+        Connected c = connect(location);
+        Storage storage = c.storage();
+        RepositoryConfig config = c.config();
+        try {
             if (opts.keyOptional() && config.encryption() != Encryption.NONE) {
                 char[] pass = opts.passphrase() == null ? null : opts.passphrase().get();
                 if (pass == null || pass.length == 0) {
@@ -96,7 +115,7 @@ final class RemoteRepositories {
             RepositoryKeys keys = RepositoryOpener.unlock(storage, config, opts);
             return RepositoryOpener.openWith(storage, config, keys, opts);
         } catch (IOException | RuntimeException e) {
-            objects.close();
+            storage.close();
             throw e;
         }
     }

@@ -104,7 +104,15 @@ public final class Repository implements AutoCloseable {
      * catalog (if any) is kept as {@code catalog.db.old-TIMESTAMP}.
      */
     public static RebuildReport rebuildCatalog(Path dir, OpenOptions opts) throws IOException {
-        return RepositoryOpener.rebuildCatalog(dir, opts);
+        return RepositoryOpener.rebuildCatalog(new RepositoryLocation.Local(dir), opts);
+    }
+
+    /**
+     * {@link #rebuildCatalog(Path, OpenOptions)} at a local or remote location: for an object store, this host's
+     * cache catalog is rebuilt from the bucket (manifests, index objects, pack footers, markers).
+     */
+    public static RebuildReport rebuildCatalog(RepositoryLocation location, OpenOptions opts) throws IOException {
+        return RepositoryOpener.rebuildCatalog(location, opts);
     }
 
     // ----------------------------------------------------------------------------------------------- properties

@@ -223,21 +223,42 @@ final class RepositoryOpener {
     }
 
     /**
-     * Rebuilds {@code DIR/catalog.db} from the packs and index files alone, under the exclusive lock; the old
-     * catalog (if any) is kept as {@code catalog.db.old-TIMESTAMP}.
+     * Rebuilds this host's catalog of the repository at {@code location} from its objects alone, under the exclusive
+     * lock; the old catalog (if any) is kept as {@code catalog.db.old-TIMESTAMP} ({@link CatalogRebuilder}).
      */
-    static RebuildReport rebuildCatalog(Path dir, OpenOptions opts) throws IOException {
-        return CatalogRebuilder.rebuild(dir, opts);
+    static RebuildReport rebuildCatalog(RepositoryLocation location, OpenOptions opts) throws IOException {
+        return CatalogRebuilder.rebuild(location, opts);
     }
 
-    static Repository openForRebuild(Path dir, OpenOptions opts, CatalogRebuilder.Step prepare) throws IOException {
-        RepositoryConfig config = RepositoryConfig.read(dir);
-        Storage storage = Storage.local(dir);
-        RepositoryKeys keys = unlock(storage, config, opts);
-        RepositoryLock lock = RepositoryLock.acquire(dir, LockMode.EXCLUSIVE, opts.waitLock());
+    /**
+     * Opens the repository at {@code location} with its key and the exclusive lock, runs {@code prepare} on the
+     * host directory, then opens a new catalog there: no recovery, no refresh (the rebuild fills it).
+     */
+    static Repository openForRebuild(RepositoryLocation location, OpenOptions opts, CatalogRebuilder.Step prepare)
+        throws IOException {
+        RepositoryConfig config;
+        Storage storage;
+        if (location instanceof RepositoryLocation.Local l) {
+            config = RepositoryConfig.read(l.dir());
+            storage = Storage.local(l.dir());
+        } else {
+            RemoteRepositories.Connected c = RemoteRepositories.connect((RepositoryLocation.Remote) location);
+            config = c.config();
+            storage = c.storage();
+        }
+        Path dir = storage.hostDir();
+        RepositoryKeys keys;
+        RepositoryLock lock;
+        try {
+            keys = unlock(storage, config, opts);
+            lock = RepositoryLock.acquire(dir, LockMode.EXCLUSIVE, opts.waitLock());
+        } catch (IOException | RuntimeException e) {
+            storage.close();
+            throw e;
+        }
         Catalog catalog = null;
         try {
-            prepare.run(config);
+            prepare.run(dir);
             catalog = SqliteCatalog.open(dir.resolve(SqliteCatalog.FILE_NAME), config.id(), true);
             return new Repository(new RepositoryContext(storage, config, lock, catalog, keys, opts.effectiveWorkers()));
         } catch (IOException | RuntimeException e) {

@@ -63,7 +63,7 @@ class JobFileTest {
     @Test
     void readsAFullJobFile() throws Exception {
         JobFile jf = JobFile.read(write("nightly.yaml", GOOD));
-        assertEquals(tmp.resolve("repo"), jf.repository(), "relative to the job file");
+        assertEquals(new io.jbackup.store.RepositoryLocation.Local(tmp.resolve("repo")), jf.repository(), "relative to the job file");
         assertEquals(tmp.resolve("repo").resolve("schedule").resolve("nightly.json"), jf.stateFile());
         assertEquals(ZoneId.of("Europe/Berlin"), jf.zone());
         JobFile.Job web = jf.jobs().get(0);
@@ -88,7 +88,7 @@ class JobFileTest {
         // JSON is accepted too
         JobFile json = JobFile.read(write("j.json", "{\"repository\": \"/r\", \"jobs\": [{\"name\": \"a\", "
             + "\"schedule\": \"0 1 * * *\", \"disks\": [{\"name\": \"d\", \"source\": \"nbd://h/e\"}]}]}"));
-        assertEquals(Path.of("/r"), json.repository());
+        assertEquals(new io.jbackup.store.RepositoryLocation.Local(Path.of("/r")), json.repository());
     }
 
     @Test
