@@ -92,6 +92,22 @@ class JobFileTest {
     }
 
     @Test
+    void anS3RepositoryTakesItsOptionsAndKeepsTheStateInTheCache() throws Exception {
+        Path f = write("nightly.yaml", GOOD.replace("repository: repo", String.join("\n",
+            "repository: s3://backups/prod/vms", "s3Endpoint: http://127.0.0.1:9000", "s3Region: eu-central-1",
+            "s3PathStyle: false", "cacheDir: cache")));
+        JobFile jf = JobFile.read(f);
+        io.jbackup.store.RepositoryLocation.Remote r = (io.jbackup.store.RepositoryLocation.Remote) jf.repository();
+        assertEquals("s3://backups/prod/vms", r.url());
+        assertEquals(tmp.resolve("cache"), r.cacheRoot(), "relative to the job file");
+        assertEquals(tmp.resolve("cache/schedule/s3/backups/prod/vms/nightly.json"), jf.stateFile(),
+            "never inside the bucket's prefix");
+        // a directory repository keeps its state inside it
+        assertEquals(tmp.resolve("repo/schedule/nightly.json"),
+            JobFile.read(write("nightly.yaml", GOOD)).stateFile());
+    }
+
+    @Test
     void theShippedExampleIsValid() throws Exception {
         JobFile jf = JobFile.read(Path.of("examples/jobs.yaml"));
         assertEquals(3, jf.jobs().size());
@@ -140,6 +156,12 @@ class JobFileTest {
                 + "source: 'nbd://h/e'}]}]", "jobs[0].timeout"),
             new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', retries: 101, disks: [{name: d, "
                 + "source: 'nbd://h/e'}]}]", "jobs[0].retries"),
+            new Case("repository: r\ncacheDir: c\njobs: []", "cacheDir applies to s3:// repositories only"),
+            new Case("repository: ftp://h/x\njobs: []", "only directories and s3://BUCKET/PREFIX"),
+            new Case("repository: s3://B/x\njobs: []", "'B' is not an S3 bucket name"),
+            new Case("repository: s3://bkt/x\ns3PathStyle: maybe\njobs: []", "s3PathStyle 'maybe'"),
+            new Case("repository: s3://bkt/x\ns3Endpoint: nope\njobs: [{name: a, schedule: '0 1 * * *', disks: "
+                + "[{name: d, source: 'nbd://h/e'}]}]", "s3Endpoint nope is not an http"),
             new Case("repository: [unclosed", "not valid YAML"));
         int i = 0;
         for (Case c : cases) {
