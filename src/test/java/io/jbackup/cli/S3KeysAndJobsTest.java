@@ -2,6 +2,10 @@ package io.jbackup.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.jbackup.objectstore.ObjectStore;
+import io.jbackup.objectstore.S3ObjectStore;
+import io.jbackup.store.DeletionLease;
+import io.jbackup.store.layout.RepositoryLayout;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
@@ -15,6 +19,7 @@ import software.amazon.awssdk.services.s3.model.S3Object;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
@@ -122,6 +127,16 @@ class S3KeysAndJobsTest {
         assertTrue(old.stderr().contains("wrong passphrase for repository " + url), old.stderr());
         assertEquals(id3, run(url, "key", "list", "--passphrase-file", p3, "--json").ok().json().get("current")
             .asText());
+
+        // while another host holds the deletion lease (a gc), a key change waits for it or fails naming it
+        try (ObjectStore store = S3ObjectStore.open(server.settings(BUCKET, "keys"));
+             DeletionLease gc = DeletionLease.acquire(store, RepositoryLayout.DELETION_LEASE, "gc",
+                 DeletionLease.DEFAULT_TTL, Duration.ZERO)) {
+            Cli.Result busy = run(url, "key", "remove", id2, "--passphrase-file", p3);
+            assertEquals(ExitCodes.REPOSITORY, busy.exitCode(), busy.toString());
+            assertTrue(busy.stderr().contains("is locked for deletion"), busy.stderr());
+            assertTrue(objects("keys/keys/").contains("keys/keys/" + id2 + ".key"), "nothing was removed");
+        }
 
         // remove the second key with the third passphrase; the last key is refused
         assertEquals(id2, run(url, "key", "remove", id2, "--passphrase-file", p3, "--json").ok().json()
