@@ -24,7 +24,7 @@ final class S3Errors {
         return e instanceof AwsServiceException a ? a.statusCode() : 0;
     }
 
-    private static String code(AwsServiceException e) {
+    static String code(AwsServiceException e) {
         return e.awsErrorDetails() == null ? null : e.awsErrorDetails().errorCode();
     }
 
