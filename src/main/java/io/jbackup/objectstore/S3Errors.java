@@ -6,6 +6,7 @@ import software.amazon.awssdk.core.exception.SdkException;
 import software.amazon.awssdk.services.s3.model.NoSuchBucketException;
 import software.amazon.awssdk.services.s3.model.NoSuchKeyException;
 
+import javax.xml.stream.XMLStreamException;
 import java.io.IOException;
 
 /**
@@ -22,6 +23,22 @@ final class S3Errors {
     /** The HTTP status of a service error, or 0 for a client-side failure. */
     static int status(SdkException e) {
         return e instanceof AwsServiceException a ? a.statusCode() : 0;
+    }
+
+    /**
+     * Whether {@code e} is an answer whose body broke off: the SDK could not parse the XML of a listing or a
+     * completion (it does not retry that itself, as the request may have taken effect).
+     */
+    static boolean truncated(SdkException e) {
+        if (!(e instanceof SdkClientException)) {
+            return false;
+        }
+        for (Throwable c = e.getCause(); c != null; c = c.getCause()) {
+            if (c instanceof XMLStreamException || c instanceof IOException) {
+                return true;
+            }
+        }
+        return false;
     }
 
     static String code(AwsServiceException e) {
@@ -58,7 +75,7 @@ final class S3Errors {
             }
             return new ObjectStoreException(what + " " + where + " failed" + said, e);
         }
-        if (e instanceof SdkClientException && e.getCause() instanceof IOException) {
+        if (truncated(e)) {
             return new TransientStoreException(what + " " + where + " failed: " + e.getCause(), e);
         }
         return new ObjectStoreException(what + " " + where + " failed: " + e.getMessage(), e);

@@ -1,6 +1,7 @@
 package io.jbackup.objectstore;
 
 import software.amazon.awssdk.awscore.exception.AwsServiceException;
+import software.amazon.awssdk.core.exception.SdkClientException;
 import software.amazon.awssdk.core.exception.SdkException;
 import software.amazon.awssdk.core.sync.RequestBody;
 import software.amazon.awssdk.services.s3.S3Client;
@@ -15,6 +16,7 @@ import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Future;
@@ -28,9 +30,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * <ul>
  *   <li>Any failure waits for the parts in flight and aborts the upload, so no parts are left behind to be
  *       billed.</li>
- *   <li>A completion whose answer was lost is retried by the SDK and may get {@code NoSuchUpload} (the first one
- *       completed it): when the object is there with the right size (and our nonce, for a conditional write), that is
- *       success.</li>
+ *   <li>A completion whose answer was lost is tried again and may get {@code NoSuchUpload} (the first one
+ *       completed it), or an empty answer: when the object is there with the right size (and our nonce, for a
+ *       conditional write), that is success.</li>
  * </ul>
  */
 final class S3Multipart {
@@ -41,10 +43,12 @@ final class S3Multipart {
     private final S3Transfer transfer;
     private final UploadLimiter limiter;
     private final ExecutorService pool;
+    private final S3Retries retries;
 
     /** An upload of {@code key} in parts; {@code limiter} null for no limit; the parts run on {@code pool}. */
     S3Multipart(S3Client s3, String bucket, String key, long partSize, S3Transfer transfer, UploadLimiter limiter,
-            ExecutorService pool) {
+            ExecutorService pool, S3Retries retries) {
+        this.retries = retries;
         this.s3 = s3;
         this.bucket = bucket;
         this.key = key;
@@ -123,27 +127,35 @@ final class S3Multipart {
     }
 
     private String complete(String id, List<CompletedPart> parts, Map<String, String> meta, long length,
-            String ifNoneMatch, String ifMatch) {
+            String ifNoneMatch, String ifMatch) throws IOException {
+        String etag;
         try {
-            return s3.completeMultipartUpload(r -> r.bucket(bucket).key(key).uploadId(id)
-                .ifNoneMatch(ifNoneMatch).ifMatch(ifMatch).multipartUpload(u -> u.parts(parts))).eTag();
+            etag = retries.again(() -> s3.completeMultipartUpload(r -> r.bucket(bucket).key(key).uploadId(id)
+                .ifNoneMatch(ifNoneMatch).ifMatch(ifMatch).multipartUpload(u -> u.parts(parts))).eTag());
         } catch (AwsServiceException e) {
             if (!"NoSuchUpload".equals(S3Errors.code(e))) {
                 throw e;
             }
-            HeadObjectResponse h;
-            try {
-                h = s3.headObject(r -> r.bucket(bucket).key(key));
-            } catch (SdkException notThere) {
-                throw e;
-            }
-            String nonce = meta.get(S3ObjectStore.NONCE_META);
-            boolean ours = nonce == null || nonce.equals(h.metadata().get(S3ObjectStore.NONCE_META));
-            if (h.contentLength() == length && ours) {
-                return h.eTag();
-            }
-            throw e;
+            return landed(meta, length).orElseThrow(() -> e);
         }
+        if (etag == null) {
+            SdkClientException lost = SdkClientException.create("the completion of " + key + " answered no ETag");
+            return landed(meta, length).orElseThrow(() -> lost);
+        }
+        return etag;
+    }
+
+    /** The ETag of our object when a completion landed though its answer was lost: right size, and our nonce. */
+    private Optional<String> landed(Map<String, String> meta, long length) {
+        HeadObjectResponse h;
+        try {
+            h = s3.headObject(r -> r.bucket(bucket).key(key));
+        } catch (SdkException notThere) {
+            return Optional.empty();
+        }
+        String nonce = meta.get(S3ObjectStore.NONCE_META);
+        boolean ours = nonce == null || nonce.equals(h.metadata().get(S3ObjectStore.NONCE_META));
+        return h.contentLength() == length && ours ? Optional.ofNullable(h.eTag()) : Optional.empty();
     }
 
     private void abort(String id) {

@@ -230,7 +230,7 @@ public final class S3ObjectStore implements ObjectStore {
         try {
             if (length > settings.multipartThreshold()) {
                 return new S3Multipart(s3, settings.bucket(), k, settings.partSize(), settings.transfer(), limiter,
-                    uploads).upload(data, meta, ifNoneMatch, ifMatch);
+                    uploads, retries).upload(data, meta, ifNoneMatch, ifMatch);
             }
             S3Transfer t = settings.transfer();
             return s3.putObject(r -> r.bucket(settings.bucket()).key(k).metadata(meta).ifNoneMatch(ifNoneMatch)
@@ -336,8 +336,9 @@ public final class S3ObjectStore implements ObjectStore {
     public ListPage list(String prefix, String startAfter) throws IOException {
         ObjectKeys.checkPrefix(prefix);
         try {
-            ListObjectsV2Response r = s3.listObjectsV2(b -> b.bucket(settings.bucket()).prefix(base + prefix)
-                .startAfter(startAfter == null ? null : base + startAfter).maxKeys(settings.pageSize()));
+            ListObjectsV2Response r = retries.again(() -> s3.listObjectsV2(b -> b.bucket(settings.bucket())
+                .prefix(base + prefix).startAfter(startAfter == null ? null : base + startAfter)
+                .maxKeys(settings.pageSize())));
             List<ObjectInfo> out = new ArrayList<>(r.contents().size());
             for (S3Object o : r.contents()) {
                 out.add(new ObjectInfo(o.key().substring(base.length()), o.size(), o.lastModified()));

@@ -1,11 +1,13 @@
 package io.jbackup.objectstore;
 
 import software.amazon.awssdk.awscore.retry.AwsRetryStrategy;
+import software.amazon.awssdk.core.exception.SdkException;
 import software.amazon.awssdk.retries.api.BackoffStrategy;
 import software.amazon.awssdk.retries.api.RetryStrategy;
 
 import java.io.InterruptedIOException;
 import java.time.Duration;
+import java.util.function.Supplier;
 
 /**
  * The retry policy of {@link S3ObjectStore}. The SDK retries whole requests that fail with a 5xx, a throttling
@@ -18,8 +20,10 @@ final class S3Retries {
     static final long BASE_MILLIS = 100;
 
     private final BackoffStrategy backoff;
+    private final int attempts;
 
     S3Retries(S3Transfer transfer) {
+        this.attempts = transfer.attempts();
         this.backoff = BackoffStrategy.exponentialDelay(Duration.ofMillis(BASE_MILLIS), transfer.maxBackoff());
     }
 
@@ -32,6 +36,24 @@ final class S3Retries {
             .throttlingBackoffStrategy(b)
             .circuitBreakerEnabled(false)
             .build();
+    }
+
+    /**
+     * The result of {@code call}, which is tried again, {@code attempts} times in all, when its answer broke off
+     * ({@link S3Errors#truncated}): a listing is safe to repeat; a completion repeated gets NoSuchUpload, which
+     * {@link S3Multipart} settles.
+     */
+    <T> T again(Supplier<T> call) throws InterruptedIOException {
+        for (int attempt = 1; ; attempt++) {
+            try {
+                return call.get();
+            } catch (SdkException e) {
+                if (attempt >= attempts || !S3Errors.truncated(e)) {
+                    throw e;
+                }
+            }
+            pause(attempt);
+        }
     }
 
     /** Waits before retry number {@code attempt} (1: the first retry) of the store's own loops. */
