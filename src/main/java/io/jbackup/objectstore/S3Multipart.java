@@ -99,7 +99,7 @@ final class S3Multipart {
     private CompletedPart part(ObjectSource data, String id, int number, long offset, long size) {
         RequestBody body = RequestBody.fromContentProvider(() -> {
             try {
-                InputStream in = slice(data.open(offset), size);
+                InputStream in = SourceFailure.guard(slice(data.open(offset), size));
                 return limiter == null ? in : limiter.wrap(in);
             } catch (IOException e) {
                 throw new UncheckedIOException(e);

@@ -238,13 +238,18 @@ public final class S3ObjectStore implements ObjectStore {
                     .overrideConfiguration(c -> c.apiCallAttemptTimeout(t.uploadTimeout(length))),
                 RequestBody.fromContentProvider(() -> {
                     try {
-                        return limiter == null ? data.open() : limiter.wrap(data.open());
+                        InputStream in = SourceFailure.guard(data.open());
+                        return limiter == null ? in : limiter.wrap(in);
                     } catch (IOException e) {
                         throw new UncheckedIOException(e);
                     }
                 }, length, "application/octet-stream")).eTag();
-        } catch (SdkException e) {
-            throw S3Errors.map(e, describe(), "writing", key);
+        } catch (SdkException | SourceFailure e) {
+            IOException source = SourceFailure.unwrap(e);
+            if (source != null) {
+                throw source;
+            }
+            throw S3Errors.map((SdkException) e, describe(), "writing", key);
         } catch (UncheckedIOException e) {
             throw e.getCause();
         }
