@@ -1,6 +1,8 @@
 package io.jbackup.objectstore;
 
 import software.amazon.awssdk.awscore.exception.AwsServiceException;
+import software.amazon.awssdk.core.exception.ApiCallAttemptTimeoutException;
+import software.amazon.awssdk.core.exception.ApiCallTimeoutException;
 import software.amazon.awssdk.core.exception.SdkClientException;
 import software.amazon.awssdk.core.exception.SdkException;
 import software.amazon.awssdk.services.s3.model.NoSuchBucketException;
@@ -34,11 +36,30 @@ final class S3Errors {
             return false;
         }
         for (Throwable c = e.getCause(); c != null; c = c.getCause()) {
-            if (c instanceof XMLStreamException || c instanceof IOException) {
+            if (c instanceof XMLStreamException) {
                 return true;
             }
         }
         return false;
+    }
+
+    /**
+     * Whether {@code e} is a network failure: a reset, refused or timed-out connection, an attempt that stalled past
+     * its timeout, or a body cut short.
+     */
+    static boolean network(SdkException e) {
+        if (e instanceof ApiCallAttemptTimeoutException || e instanceof ApiCallTimeoutException) {
+            return true;
+        }
+        if (!(e instanceof SdkClientException)) {
+            return false;
+        }
+        for (Throwable c = e.getCause(); c != null; c = c.getCause()) {
+            if (c instanceof IOException) {
+                return true;
+            }
+        }
+        return truncated(e);
     }
 
     static String code(AwsServiceException e) {
@@ -75,7 +96,7 @@ final class S3Errors {
             }
             return new ObjectStoreException(what + " " + where + " failed" + said, e);
         }
-        if (truncated(e)) {
+        if (network(e)) {
             return new TransientStoreException(what + " " + where + " failed: " + e.getCause(), e);
         }
         return new ObjectStoreException(what + " " + where + " failed: " + e.getMessage(), e);

@@ -8,6 +8,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import software.amazon.awssdk.core.exception.ApiCallAttemptTimeoutException;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -26,6 +27,7 @@ import static io.jbackup.testutil.HttpFaultProxy.slowDown;
 import static io.jbackup.testutil.HttpFaultProxy.stall;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -112,8 +114,20 @@ class S3FaultTest {
         assertTrue(v.isPresent(), "the create won, though its completion's answer was lost");
         assertEquals(3, proxy.injected());
         assertTrue(proxy.count(Kind.PUT) >= 5, "3 parts and 2 sent again: " + proxy.count(Kind.PUT));
+        assertEquals(3, proxy.count(Kind.POST), "the upload's creation, the completion and its second try");
         assertArrayEquals(data, store.get("big"));
         assertNoUploads();
+    }
+
+    /** A completion whose 200 came with no body at all (no ETag) is settled by the object's size and nonce. */
+    @Test
+    void aCompletionAnsweredWithAnEmptyBodyIsASuccess() throws Exception {
+        byte[] data = random(7 << 20, 9);
+        proxy.inject(Kind.POST, ".*/big\\?uploadId=.*", cutResponse(0), 1);
+        assertTrue(store.create("big", ObjectSource.of(data)).isPresent());
+        assertEquals(1, proxy.injected());
+        assertArrayEquals(data, store.get("big"));
+        assertTrue(store.create("big", ObjectSource.of(data)).isEmpty(), "a second create loses");
     }
 
     @Test
@@ -152,6 +166,10 @@ class S3FaultTest {
 
     @Test
     void aPersistentFaultFailsTypedAndLeavesNothing() throws Exception {
+        String probe = server.client().createMultipartUpload(b -> b.bucket(BUCKET).key(prefix + "/probe")).uploadId();
+        assertThrows(AssertionError.class, this::assertNoUploads, "the check sees an upload left behind");
+        server.client().abortMultipartUpload(b -> b.bucket(BUCKET).key(prefix + "/probe").uploadId(probe));
+
         proxy.inject(Kind.PUT, ".*/obj", internalError(), 100);
         assertThrows(TransientStoreException.class, () -> store.put("obj", random(1000, 6)));
         assertEquals(4, proxy.count(Kind.PUT), "as many attempts as configured");
@@ -164,6 +182,17 @@ class S3FaultTest {
         proxy.inject(Kind.GET, ".*/obj2", slowDown(), 100);
         store.put("obj2", random(1000, 8));
         assertThrows(TransientStoreException.class, () -> store.get("obj2"));
+
+        proxy.reset();
+        proxy.inject(Kind.GET, ".*/obj2", stall(Duration.ofSeconds(3)), 100);
+        try (S3ObjectStore impatient = S3ObjectStore.open(server.settings(BUCKET, prefix)
+                .withEndpoint(proxy.endpoint()).withTransfer(FAST.withAttempts(2)
+                .withAttemptTimeout(Duration.ofMillis(700))))) {
+            TransientStoreException e = assertThrows(TransientStoreException.class,
+                () -> impatient.get("obj2", 0, 10), "stalled for good");
+            assertInstanceOf(ApiCallAttemptTimeoutException.class, e.getCause());
+            assertEquals(2, proxy.injected());
+        }
 
         proxy.reset();
         assertTrue(store.stat("obj").isEmpty());
