@@ -7,6 +7,7 @@ import io.jbackup.store.OpenOptions;
 import io.jbackup.store.Repository;
 import io.jbackup.store.RepositoryLocation;
 import io.jbackup.store.RepositoryLocations;
+import io.jbackup.store.S3Options;
 import picocli.CommandLine.Option;
 
 import java.io.Console;
@@ -56,6 +57,27 @@ public final class RepoOptions {
             + "(default: path style for a custom endpoint, virtual-hosted style for AWS).")
     Boolean s3PathStyle;
 
+    @Option(names = "--limit-upload", paramLabel = "RATE", converter = UploadRate.class,
+        description = "Cap the upload bandwidth to an s3:// repository, all uploads together: bytes per second, "
+            + "e.g. 20M, 1G, 500K (default: no limit).")
+    Long limitUpload;
+
+    @Option(names = "--s3-storage-class", paramLabel = "CLASS",
+        description = "S3 storage class of every object written: STANDARD, STANDARD_IA, ONEZONE_IA, "
+            + "INTELLIGENT_TIERING, GLACIER_IR, REDUCED_REDUNDANCY... (GLACIER and DEEP_ARCHIVE are refused: they "
+            + "cannot be read without a restore). Default: the bucket's, STANDARD.")
+    String s3StorageClass;
+
+    @Option(names = "--s3-retries", paramLabel = "N",
+        description = "Retries of a failed S3 request (5xx, SlowDown, reset or stalled connection), with "
+            + "exponential backoff (default: 7).")
+    Integer s3Retries;
+
+    @Option(names = "--s3-timeout", paramLabel = "DURATION", converter = WaitDuration.class,
+        description = "Abandon and retry an S3 request attempt that takes longer: 30s, 2m... (default: 30s; uploads "
+            + "get more time at the --limit-upload rate).")
+    Duration s3Timeout;
+
     @Option(names = "--cache-dir", paramLabel = "DIR",
         description = "Where this host keeps the catalog cache of s3:// repositories (default: "
             + "$XDG_CACHE_HOME/jbackup, else ~/.cache/jbackup).")
@@ -87,7 +109,14 @@ public final class RepoOptions {
 
     /** The repository, from {@code --repo} or {@code JBACKUP_REPO}: a directory or an {@code s3://} location. */
     public RepositoryLocation location() {
-        return RepositoryLocations.parse(repoArgument(), s3Endpoint, s3Region, s3PathStyle, cacheDir, env);
+        if (s3Retries != null && (s3Retries < 0 || s3Retries > 100)) {
+            throw new UsageException("--s3-retries " + s3Retries + " must be between 0 and 100");
+        }
+        if (s3Timeout != null && s3Timeout.isZero()) {
+            throw new UsageException("--s3-timeout must be longer than 0 seconds");
+        }
+        return RepositoryLocations.parse(repoArgument(), s3Endpoint, s3Region, s3PathStyle, cacheDir, env,
+            new S3Options(s3Retries, s3Timeout, limitUpload, s3StorageClass));
     }
 
     /** The repository for messages: its directory or its {@code s3://} URL. */

@@ -1,11 +1,14 @@
 package io.jbackup.objectstore;
 
 import software.amazon.awssdk.awscore.exception.AwsServiceException;
+import software.amazon.awssdk.core.exception.ApiCallAttemptTimeoutException;
+import software.amazon.awssdk.core.exception.ApiCallTimeoutException;
 import software.amazon.awssdk.core.exception.SdkClientException;
 import software.amazon.awssdk.core.exception.SdkException;
 import software.amazon.awssdk.services.s3.model.NoSuchBucketException;
 import software.amazon.awssdk.services.s3.model.NoSuchKeyException;
 
+import javax.xml.stream.XMLStreamException;
 import java.io.IOException;
 
 /**
@@ -24,7 +27,42 @@ final class S3Errors {
         return e instanceof AwsServiceException a ? a.statusCode() : 0;
     }
 
-    private static String code(AwsServiceException e) {
+    /**
+     * Whether {@code e} is an answer whose body broke off: the SDK could not parse the XML of a listing or a
+     * completion (it does not retry that itself, as the request may have taken effect).
+     */
+    static boolean truncated(SdkException e) {
+        if (!(e instanceof SdkClientException)) {
+            return false;
+        }
+        for (Throwable c = e.getCause(); c != null; c = c.getCause()) {
+            if (c instanceof XMLStreamException) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Whether {@code e} is a network failure: a reset, refused or timed-out connection, an attempt that stalled past
+     * its timeout, or a body cut short.
+     */
+    static boolean network(SdkException e) {
+        if (e instanceof ApiCallAttemptTimeoutException || e instanceof ApiCallTimeoutException) {
+            return true;
+        }
+        if (!(e instanceof SdkClientException)) {
+            return false;
+        }
+        for (Throwable c = e.getCause(); c != null; c = c.getCause()) {
+            if (c instanceof IOException) {
+                return true;
+            }
+        }
+        return truncated(e);
+    }
+
+    static String code(AwsServiceException e) {
         return e.awsErrorDetails() == null ? null : e.awsErrorDetails().errorCode();
     }
 
@@ -58,7 +96,7 @@ final class S3Errors {
             }
             return new ObjectStoreException(what + " " + where + " failed" + said, e);
         }
-        if (e instanceof SdkClientException && e.getCause() instanceof IOException) {
+        if (network(e)) {
             return new TransientStoreException(what + " " + where + " failed: " + e.getCause(), e);
         }
         return new ObjectStoreException(what + " " + where + " failed: " + e.getMessage(), e);

@@ -31,6 +31,9 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 
 /**
@@ -46,7 +49,12 @@ import java.util.function.Supplier;
  *       its own.</li>
  *   <li>A ranged read checks that it got as many bytes as the response announced (a reset connection can end a body
  *       early with no error) and reads the rest again, up to {@link S3Settings#readAttempts()} times.</li>
- *   <li>Errors become the port's typed exceptions ({@link S3Errors}).</li>
+ *   <li>Requests are retried on 5xx, throttling, reset connections and stalled answers ({@link S3Retries}); an
+ *       attempt that takes longer than {@link S3Transfer#attemptTimeout()} is abandoned and retried.</li>
+ *   <li>Bodies of PUTs and parts go through the {@link UploadLimiter} when there is an upload limit, and every
+ *       object is written in {@link S3Transfer#storageClass()}.</li>
+ *   <li>Errors become the port's typed exceptions ({@link S3Errors}); what fails after the retries is a
+ *       {@link TransientStoreException}.</li>
  * </ul>
  */
 public final class S3ObjectStore implements ObjectStore {
@@ -56,12 +64,24 @@ public final class S3ObjectStore implements ObjectStore {
     private final S3Client s3;
     private final S3Settings settings;
     private final String base;
+    private final S3Retries retries;
+    private final UploadLimiter limiter;
+    private final ExecutorService uploads;
 
     /** A store on {@code s3}, which it closes (tests wrap the client to inject faults). */
     S3ObjectStore(S3Client s3, S3Settings settings) {
         this.s3 = s3;
         this.settings = settings;
         this.base = settings.prefix().isEmpty() ? "" : settings.prefix() + "/";
+        S3Transfer t = settings.transfer();
+        this.retries = new S3Retries(t);
+        this.limiter = t.uploadLimit() > 0 ? new UploadLimiter(t.uploadLimit()) : null;
+        AtomicInteger threads = new AtomicInteger();
+        this.uploads = Executors.newFixedThreadPool(t.uploadConcurrency(), r -> {
+            Thread th = new Thread(r, "s3-upload-" + threads.incrementAndGet());
+            th.setDaemon(true);
+            return th;
+        });
     }
 
     /**
@@ -105,7 +125,9 @@ public final class S3ObjectStore implements ObjectStore {
             .responseChecksumValidation(ResponseChecksumValidation.WHEN_REQUIRED)
             .forcePathStyle(settings.pathStyle() != null ? settings.pathStyle() : endpoint != null)
             .region(region(settings, endpoint))
-            .credentialsProvider(credentials(settings));
+            .credentialsProvider(credentials(settings))
+            .overrideConfiguration(o -> o.retryStrategy(S3Retries.strategy(settings.transfer()))
+                .apiCallAttemptTimeout(settings.transfer().attemptTimeout()));
         if (endpoint != null) {
             b.endpointOverride(endpoint);
         }
@@ -207,20 +229,27 @@ public final class S3ObjectStore implements ObjectStore {
         Map<String, String> meta = nonce == null ? Map.of() : Map.of(NONCE_META, nonce);
         try {
             if (length > settings.multipartThreshold()) {
-                return new S3Multipart(s3, settings.bucket(), k, settings.partSize())
-                    .upload(data, meta, ifNoneMatch, ifMatch);
+                return new S3Multipart(s3, settings.bucket(), k, settings.partSize(), settings.transfer(), limiter,
+                    uploads, retries).upload(data, meta, ifNoneMatch, ifMatch);
             }
+            S3Transfer t = settings.transfer();
             return s3.putObject(r -> r.bucket(settings.bucket()).key(k).metadata(meta).ifNoneMatch(ifNoneMatch)
-                    .ifMatch(ifMatch).contentLength(length),
+                    .ifMatch(ifMatch).contentLength(length).storageClass(t.storageClass())
+                    .overrideConfiguration(c -> c.apiCallAttemptTimeout(t.uploadTimeout(length))),
                 RequestBody.fromContentProvider(() -> {
                     try {
-                        return data.open();
+                        InputStream in = SourceFailure.guard(data.open());
+                        return limiter == null ? in : limiter.wrap(in);
                     } catch (IOException e) {
                         throw new UncheckedIOException(e);
                     }
                 }, length, "application/octet-stream")).eTag();
-        } catch (SdkException e) {
-            throw S3Errors.map(e, describe(), "writing", key);
+        } catch (SdkException | SourceFailure e) {
+            IOException source = SourceFailure.unwrap(e);
+            if (source != null) {
+                throw source;
+            }
+            throw S3Errors.map((SdkException) e, describe(), "writing", key);
         } catch (UncheckedIOException e) {
             throw e.getCause();
         }
@@ -280,6 +309,7 @@ public final class S3ObjectStore implements ObjectStore {
                 throw new TransientStoreException("reading " + key + " in " + describe() + " at " + from + ": got "
                     + got + " of " + announced + " bytes, " + attempt + " times", null);
             }
+            retries.pause(attempt);
         }
     }
 
@@ -311,8 +341,9 @@ public final class S3ObjectStore implements ObjectStore {
     public ListPage list(String prefix, String startAfter) throws IOException {
         ObjectKeys.checkPrefix(prefix);
         try {
-            ListObjectsV2Response r = s3.listObjectsV2(b -> b.bucket(settings.bucket()).prefix(base + prefix)
-                .startAfter(startAfter == null ? null : base + startAfter).maxKeys(settings.pageSize()));
+            ListObjectsV2Response r = retries.again(() -> s3.listObjectsV2(b -> b.bucket(settings.bucket())
+                .prefix(base + prefix).startAfter(startAfter == null ? null : base + startAfter)
+                .maxKeys(settings.pageSize())));
             List<ObjectInfo> out = new ArrayList<>(r.contents().size());
             for (S3Object o : r.contents()) {
                 out.add(new ObjectInfo(o.key().substring(base.length()), o.size(), o.lastModified()));
@@ -347,6 +378,7 @@ public final class S3ObjectStore implements ObjectStore {
 
     @Override
     public void close() {
+        uploads.shutdownNow();
         s3.close();
     }
 

@@ -21,15 +21,18 @@ import java.util.Objects;
  * @param partSize           the size of each part but the last (S3 wants at least 5 MiB)
  * @param pageSize           the most keys a listing asks for at once (S3 gives at most 1000)
  * @param readAttempts       how often a ranged read that came back short is tried before it fails
+ * @param transfer           retries, timeouts, upload parallelism and bandwidth, storage class
  */
 public record S3Settings(String bucket, String prefix, URI endpoint, String region, Boolean pathStyle,
-        String accessKey, String secretKey, long multipartThreshold, long partSize, int pageSize, int readAttempts) {
+        String accessKey, String secretKey, long multipartThreshold, long partSize, int pageSize, int readAttempts,
+        S3Transfer transfer) {
 
     /** The smallest part S3 accepts (but for the last one). */
     public static final long MIN_PART_SIZE = 5L << 20;
 
     public S3Settings {
         Objects.requireNonNull(bucket, "bucket");
+        transfer = transfer == null ? S3Transfer.defaults() : transfer;
         prefix = prefix == null ? "" : prefix;
         if (prefix.startsWith("/") || prefix.endsWith("/")) {
             throw new IllegalArgumentException("S3 prefix " + prefix + " starts or ends with '/'");
@@ -51,42 +54,48 @@ public record S3Settings(String bucket, String prefix, URI endpoint, String regi
 
     /** The defaults for {@code bucket/prefix}: parts of 16 MiB above 64 MiB, pages of 1000 keys, 5 read attempts. */
     public static S3Settings of(String bucket, String prefix) {
-        return new S3Settings(bucket, prefix, null, null, null, null, null, 64L << 20, 16L << 20, 1000, 5);
+        return new S3Settings(bucket, prefix, null, null, null, null, null, 64L << 20, 16L << 20, 1000, 5,
+            S3Transfer.defaults());
     }
 
     public S3Settings withEndpoint(URI e) {
         return new S3Settings(bucket, prefix, e, region, pathStyle, accessKey, secretKey, multipartThreshold, partSize,
-            pageSize, readAttempts);
+            pageSize, readAttempts, transfer);
     }
 
     public S3Settings withRegion(String r) {
         return new S3Settings(bucket, prefix, endpoint, r, pathStyle, accessKey, secretKey, multipartThreshold,
-            partSize, pageSize, readAttempts);
+            partSize, pageSize, readAttempts, transfer);
     }
 
     public S3Settings withPathStyle(Boolean p) {
         return new S3Settings(bucket, prefix, endpoint, region, p, accessKey, secretKey, multipartThreshold, partSize,
-            pageSize, readAttempts);
+            pageSize, readAttempts, transfer);
     }
 
     public S3Settings withCredentials(String access, String secret) {
         return new S3Settings(bucket, prefix, endpoint, region, pathStyle, access, secret, multipartThreshold,
-            partSize, pageSize, readAttempts);
+            partSize, pageSize, readAttempts, transfer);
     }
 
     public S3Settings withMultipart(long threshold, long part) {
         return new S3Settings(bucket, prefix, endpoint, region, pathStyle, accessKey, secretKey, threshold, part,
-            pageSize, readAttempts);
+            pageSize, readAttempts, transfer);
     }
 
     public S3Settings withPageSize(int p) {
         return new S3Settings(bucket, prefix, endpoint, region, pathStyle, accessKey, secretKey, multipartThreshold,
-            partSize, p, readAttempts);
+            partSize, p, readAttempts, transfer);
     }
 
     public S3Settings withReadAttempts(int n) {
         return new S3Settings(bucket, prefix, endpoint, region, pathStyle, accessKey, secretKey, multipartThreshold,
-            partSize, pageSize, n);
+            partSize, pageSize, n, transfer);
+    }
+
+    public S3Settings withTransfer(S3Transfer t) {
+        return new S3Settings(bucket, prefix, endpoint, region, pathStyle, accessKey, secretKey, multipartThreshold,
+            partSize, pageSize, readAttempts, t);
     }
 
     /** {@code s3://bucket/prefix}. */

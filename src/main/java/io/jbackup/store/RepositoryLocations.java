@@ -3,6 +3,7 @@ package io.jbackup.store;
 import io.jbackup.error.UsageException;
 import io.jbackup.objectstore.S3ObjectStore;
 import io.jbackup.objectstore.S3Settings;
+import io.jbackup.objectstore.S3Transfer;
 
 import java.net.URI;
 import java.net.URISyntaxException;
@@ -22,6 +23,21 @@ public final class RepositoryLocations {
 
     public static RepositoryLocation parse(String repo, String endpoint, String region, Boolean pathStyle, Path cacheDir,
                                     Map<String, String> env) {
+        return parse(repo, endpoint, region, pathStyle, cacheDir, env, S3Options.NONE);
+    }
+
+    /**
+     * {@link #parse(String, String, String, Boolean, Path, Map)} with the transfer options of an {@code s3://}
+     * repository (ignored for a directory); a storage class that cannot hold a repository, or a bad value, is a
+     * {@link UsageException}.
+     */
+    public static RepositoryLocation parse(String repo, String endpoint, String region, Boolean pathStyle, Path cacheDir,
+                                    Map<String, String> env, S3Options options) {
+        if (options.storageClass() != null) {
+            S3Transfer.storageClassProblem(options.storageClass()).ifPresent(p -> {
+                throw new UsageException(p);
+            });
+        }
         if (!repo.startsWith(S3_SCHEME)) {
             if (repo.matches("[a-zA-Z][a-zA-Z0-9+.-]*://.*")) {
                 throw new UsageException("repository " + repo + ": only directories and s3://BUCKET/PREFIX are "
@@ -58,7 +74,12 @@ public final class RepositoryLocations {
                 throw new UsageException("--s3-endpoint " + endpoint + " is not an http:// or https:// URL");
             }
         }
-        S3Settings s = settings;
+        S3Settings s;
+        try {
+            s = options.apply(settings);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("repository " + repo + ": " + e.getMessage(), e);
+        }
         return new RepositoryLocation.Remote(s.describe(), () -> S3ObjectStore.open(s), cacheRoot(cacheDir, env));
     }
 

@@ -10,8 +10,6 @@ import software.amazon.awssdk.services.s3.model.HeadObjectResponse;
 import software.amazon.awssdk.services.s3.model.PutObjectRequest;
 import software.amazon.awssdk.services.s3.model.PutObjectResponse;
 
-import java.io.FilterInputStream;
-import java.io.IOException;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -36,24 +34,7 @@ final class ShortReadingS3Client implements S3Client {
             return in;
         }
         long cut = in.response().contentLength() / 2;
-        return new ResponseInputStream<>(in.response(), new FilterInputStream(in) {
-            long left = cut;
-
-            @Override
-            public int read() throws IOException {
-                return left-- > 0 ? super.read() : -1;
-            }
-
-            @Override
-            public int read(byte[] b, int off, int len) throws IOException {
-                if (left <= 0) {
-                    return -1;
-                }
-                int n = super.read(b, off, (int) Math.min(len, left));
-                left -= Math.max(n, 0);
-                return n;
-            }
-        });
+        return new ResponseInputStream<>(in.response(), S3Multipart.slice(in, cut));
     }
 
     @Override

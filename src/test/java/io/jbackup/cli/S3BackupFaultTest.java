@@ -1,0 +1,109 @@
+package io.jbackup.cli;
+
+import io.jbackup.testutil.Cli;
+import io.jbackup.testutil.HttpFaultProxy;
+import io.jbackup.testutil.HttpFaultProxy.Kind;
+import io.jbackup.testutil.Proc;
+import io.jbackup.testutil.QemuImages;
+import io.jbackup.testutil.S3Proxy;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+import static io.jbackup.testutil.HttpFaultProxy.internalError;
+import static io.jbackup.testutil.HttpFaultProxy.slowDown;
+import static io.jbackup.testutil.HttpFaultProxy.stall;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A whole backup into an {@code s3://} repository over a bad network (s3proxy behind {@link HttpFaultProxy}: 500s,
+ * SlowDowns and a stalled answer) restores bit-exact; and the S3 transfer options of the command line.
+ */
+class S3BackupFaultTest {
+    static final String BUCKET = "backups";
+
+    @TempDir
+    static Path dir;
+    static S3Proxy server;
+    static HttpFaultProxy proxy;
+
+    @BeforeAll
+    static void start() throws Exception {
+        server = S3Proxy.start(dir.resolve("s3"));
+        server.createBucket(BUCKET);
+        proxy = HttpFaultProxy.start(server.endpoint());
+        System.setProperty("aws.accessKeyId", S3Proxy.IDENTITY);
+        System.setProperty("aws.secretAccessKey", S3Proxy.CREDENTIAL);
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        System.clearProperty("aws.accessKeyId");
+        System.clearProperty("aws.secretAccessKey");
+        if (proxy != null) {
+            proxy.close();
+        }
+        if (server != null) {
+            server.close();
+        }
+    }
+
+    /** {@code COMMAND --repo s3://backups/PREFIX} through the proxy, then {@code more}. */
+    static String[] args(String command, String prefix, String... more) {
+        List<String> a = new ArrayList<>(List.of(command, "--repo", "s3://" + BUCKET + "/" + prefix,
+            "--s3-endpoint", proxy.endpoint().toString(), "--s3-region", "us-east-1",
+            "--cache-dir", dir.resolve("cache").toString()));
+        a.addAll(List.of(more));
+        return a.toArray(String[]::new);
+    }
+
+    @Test
+    void aBackupThroughFaultsRestoresBitExact() throws Exception {
+        Path img = QemuImages.qcow2(dir.resolve("disk.qcow2"), "8M");
+        QemuImages.io(img, "qcow2", "write -P 0x5a 0 3M", "write -P 0x17 5M 1M");
+        String sha = Proc.sha256(QemuImages.toRaw(img, dir.resolve("disk.raw")));
+        Cli.run(args("init", "r1", "--chunk-size", "64K", "--pack-size", "1M", "--encryption", "none",
+            "--s3-storage-class", "STANDARD"))
+            .ok();
+
+        proxy.reset();
+        proxy.inject(Kind.PUT, ".*", internalError(), 3).inject(Kind.PUT, ".*", slowDown(), 2)
+            .inject(Kind.GET, ".*", internalError(), 2).inject(Kind.LIST, ".*", slowDown(), 1)
+            .inject(Kind.PUT, ".*/packs/.*", stall(Duration.ofSeconds(5)), 1);
+        String id;
+        try (Proc.Background src = QemuImages.qemuNbd(dir, img, "qcow2", "-r")) {
+            id = Cli.run(args("full", "r1", "--disk", "vda", "--source", QemuImages.uriOf(src), "--json",
+                "--s3-timeout", "2s", "--s3-retries", "6", "--limit-upload", "100M")).ok().json()
+                .get("disks").get(0).get("backupId").asText();
+        }
+        assertEquals(9, proxy.injected(), "every fault was met");
+
+        proxy.inject(Kind.GET, ".*", slowDown(), 2);
+        Path out = dir.resolve("restored.raw");
+        Cli.run(args("restore", "r1", "--disk", "vda", "--backup", id, "--to", out.toString())).ok();
+        assertEquals(sha, Proc.sha256(out));
+    }
+
+    @Test
+    void archiveStorageClassesAreRefusedWithAWayOut() {
+        for (String c : List.of("GLACIER", "deep_archive")) {
+            Cli.Result r = Cli.run(args("init", "r2", "--encryption", "none", "--s3-storage-class", c));
+            assertEquals(2, r.exitCode(), r.stderr());
+            assertTrue(r.stderr().contains("cannot be read back without a restore request"), r.stderr());
+            assertTrue(r.stderr().contains("lifecycle rule"), r.stderr());
+        }
+        Cli.Result r = Cli.run(args("list", "r2", "--s3-storage-class", "NO_SUCH_CLASS"));
+        assertEquals(2, r.exitCode(), r.stderr());
+        assertTrue(r.stderr().contains("unknown S3 storage class"), r.stderr());
+        assertEquals(2, Cli.run(args("list", "r2", "--limit-upload", "fast")).exitCode());
+        assertTrue(server.client().listObjectsV2(b -> b.bucket(BUCKET).prefix("r2/")).contents().isEmpty(),
+            "nothing was created");
+    }
+}
