@@ -5,8 +5,10 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.net.SocketAddress;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Path;
@@ -20,40 +22,64 @@ import java.util.concurrent.atomic.AtomicInteger;
  * forwarded to the client, the sockets stay open) once a given number of bytes went from the server to the client,
  * or {@linkplain Fault#stallRequests stalled} as soon as the handshake is over (the client's first request, found by
  * the NBD request magic, gets no reply). Connections past the list of faults get the last one.
+ *
+ * <p>In front of a TCP server (an S3 endpoint, {@link #FaultProxy(InetSocketAddress, List, Fault)}) a connection can
+ * also be {@linkplain Fault#cutUpload cut} once a number of bytes went from the client to the server (in the middle
+ * of an upload), and the whole proxy can be {@linkplain #pause paused}: nothing is forwarded either way until it is
+ * resumed, so that a client holds whatever it holds for as long as a test needs.
  */
 final class FaultProxy implements AutoCloseable {
-    /** What happens to one connection after {@code afterBytes} server-to-client bytes. */
-    record Fault(long afterBytes, boolean stall, boolean onRequests) {
+    /**
+     * What happens to one connection after {@code afterBytes} server-to-client bytes ({@code upstream}:
+     * client-to-server bytes).
+     */
+    record Fault(long afterBytes, boolean stall, boolean onRequests, boolean upstream) {
         static Fault cut(long afterBytes) {
-            return new Fault(afterBytes, false, false);
+            return new Fault(afterBytes, false, false, false);
         }
 
         static Fault stall(long afterBytes) {
-            return new Fault(afterBytes, true, false);
+            return new Fault(afterBytes, true, false, false);
         }
 
         /** Handshake served, then no reply to any request. */
         static Fault stallRequests() {
-            return new Fault(Long.MAX_VALUE, true, true);
+            return new Fault(Long.MAX_VALUE, true, true, false);
         }
 
-        static final Fault NONE = new Fault(Long.MAX_VALUE, false, false);
+        /** Both sides closed once {@code afterBytes} went from the client to the server. */
+        static Fault cutUpload(long afterBytes) {
+            return new Fault(afterBytes, false, false, true);
+        }
+
+        static final Fault NONE = new Fault(Long.MAX_VALUE, false, false, false);
     }
 
     private static final byte[] REQUEST_MAGIC = {0x25, 0x60, (byte) 0x95, 0x13};
 
     private final ServerSocket server;
-    private final Path target;
+    private final SocketAddress target;
     private final List<Fault> faults;
     private final Fault rest;
     private final List<Socket> open = new CopyOnWriteArrayList<>();
     private final AtomicInteger connections = new AtomicInteger();
     private final AtomicInteger injected = new AtomicInteger();
     private volatile boolean closed;
+    private volatile boolean paused;
+    private volatile int maxFaults = Integer.MAX_VALUE;
 
     /** Faults for the first connections in order; later ones get {@code rest}. */
     FaultProxy(Path unixSocket, List<Fault> faults, Fault rest) throws IOException {
-        this.target = unixSocket;
+        this((SocketAddress) UnixDomainSocketAddress.of(unixSocket), faults, rest);
+    }
+
+    /** In front of the TCP server at {@code server}; faults for the first connections, later ones get {@code rest}. */
+    FaultProxy(InetSocketAddress server, List<Fault> faults, Fault rest) throws IOException {
+        this((SocketAddress) server, faults, rest);
+    }
+
+    private FaultProxy(SocketAddress target, List<Fault> faults, Fault rest) throws IOException {
+        this.target = target;
         this.faults = List.copyOf(faults);
         this.rest = rest;
         this.server = new ServerSocket(0, 16, InetAddress.getLoopbackAddress());
@@ -76,6 +102,28 @@ final class FaultProxy implements AutoCloseable {
         return connections.get();
     }
 
+    /** {@code http://127.0.0.1:PORT}: the proxy as an HTTP (S3) endpoint. */
+    String httpEndpoint() {
+        return "http://127.0.0.1:" + port();
+    }
+
+    /**
+     * Pauses (true) or resumes (false) all forwarding: while paused, what either side sends waits in the proxy, so
+     * the client's requests get no answer (none is lost: it is forwarded on resume).
+     */
+    void pause(boolean pause) {
+        paused = pause;
+    }
+
+    /**
+     * Injects at most {@code max} faults in all: a connection that reaches its fault after that goes on untouched
+     * (for faults on every connection, when which connections carry uploads is not known in advance).
+     */
+    FaultProxy limitFaults(int max) {
+        maxFaults = max;
+        return this;
+    }
+
     /** Faults injected so far (cuts done, stalls begun). */
     int injected() {
         return injected.get();
@@ -87,7 +135,7 @@ final class FaultProxy implements AutoCloseable {
                 Socket c = server.accept();
                 int n = connections.getAndIncrement();
                 Fault f = n < faults.size() ? faults.get(n) : rest;
-                SocketChannel up = SocketChannel.open(UnixDomainSocketAddress.of(target));
+                SocketChannel up = SocketChannel.open(target);
                 open.add(c);
                 Runnable closeBoth = () -> {
                     closeQuietly(c);
@@ -98,9 +146,10 @@ final class FaultProxy implements AutoCloseable {
                     }
                 };
                 java.util.concurrent.atomic.AtomicBoolean requested = new java.util.concurrent.atomic.AtomicBoolean();
-                start(() -> pump(c.getInputStream(), out(up), Fault.NONE, closeBoth,
+                start(() -> pump(c.getInputStream(), out(up), f.upstream() ? f : Fault.NONE, closeBoth,
                     f.onRequests() ? requested : null));
-                start(() -> pump(in(up), c.getOutputStream(), f, closeBoth, f.onRequests() ? requested : null));
+                start(() -> pump(in(up), c.getOutputStream(), f.upstream() ? Fault.NONE : f, closeBoth,
+                    f.onRequests() ? requested : null));
             } catch (IOException e) {
                 if (!closed) {
                     throw new UncheckedIOException(e);
@@ -173,7 +222,11 @@ final class FaultProxy implements AutoCloseable {
         try {
             while (!closed) {
                 if (left == 0) {
-                    injected.incrementAndGet();
+                    if (injected.incrementAndGet() > maxFaults) {
+                        injected.decrementAndGet();
+                        left = Long.MAX_VALUE;
+                        continue;
+                    }
                     if (!f.stall()) {
                         return; // cut: finally closes both sides
                     }
@@ -185,6 +238,9 @@ final class FaultProxy implements AutoCloseable {
                 int n = in.read(buf, 0, (int) Math.min(buf.length, left));
                 if (n < 0) {
                     return;
+                }
+                while (paused && !closed) {
+                    sleepQuietly();
                 }
                 if (watch != null && f == Fault.NONE && !watch.get()) {
                     for (int i = 0; i < n && matched < REQUEST_MAGIC.length; i++) {
@@ -207,6 +263,14 @@ final class FaultProxy implements AutoCloseable {
             }
         } finally {
             closeBoth.run();
+        }
+    }
+
+    private static void sleepQuietly() {
+        try {
+            Thread.sleep(5);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 
