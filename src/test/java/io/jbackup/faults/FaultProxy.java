@@ -25,8 +25,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  *
  * <p>In front of a TCP server (an S3 endpoint, {@link #FaultProxy(InetSocketAddress, List, Fault)}) a connection can
  * also be {@linkplain Fault#cutUpload cut} once a number of bytes went from the client to the server (in the middle
- * of an upload), and the whole proxy can be {@linkplain #pause paused}: nothing is forwarded either way until it is
- * resumed, so that a client holds whatever it holds for as long as a test needs.
+ * of an upload), and the answers can be {@linkplain #pause paused}: requests still reach the server, but nothing it
+ * sends back is forwarded until they are resumed, so that a client holds whatever it holds (a lease it has just
+ * created) for as long as a test needs; {@link #pauseAfter} pauses them as soon as a request names something.
  */
 final class FaultProxy implements AutoCloseable {
     /**
@@ -66,6 +67,7 @@ final class FaultProxy implements AutoCloseable {
     private final AtomicInteger injected = new AtomicInteger();
     private volatile boolean closed;
     private volatile boolean paused;
+    private volatile byte[] pauseTrigger;
     private volatile int maxFaults = Integer.MAX_VALUE;
 
     /** Faults for the first connections in order; later ones get {@code rest}. */
@@ -108,11 +110,26 @@ final class FaultProxy implements AutoCloseable {
     }
 
     /**
-     * Pauses (true) or resumes (false) all forwarding: while paused, what either side sends waits in the proxy, so
-     * the client's requests get no answer (none is lost: it is forwarded on resume).
+     * Pauses (true) or resumes (false) the answers: while paused, requests still reach the server but what it sends
+     * back waits in the proxy, so the clients get no answer (none is lost: it is forwarded on resume).
      */
     void pause(boolean pause) {
         paused = pause;
+    }
+
+    /**
+     * Pauses the answers (see {@link #pause}) once a client sends bytes containing {@code marker} (an object name in
+     * a request line), before they reach the server: the server acts on that request, the client never hears of it
+     * until {@link #pause pause(false)}.
+     */
+    FaultProxy pauseAfter(String marker) {
+        pauseTrigger = marker.getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        return this;
+    }
+
+    /** Whether the answers are paused now ({@link #pause}, or {@link #pauseAfter} triggered). */
+    boolean paused() {
+        return paused;
     }
 
     /**
@@ -146,9 +163,9 @@ final class FaultProxy implements AutoCloseable {
                     }
                 };
                 java.util.concurrent.atomic.AtomicBoolean requested = new java.util.concurrent.atomic.AtomicBoolean();
-                start(() -> pump(c.getInputStream(), out(up), f.upstream() ? f : Fault.NONE, closeBoth,
+                start(() -> pump(c.getInputStream(), out(up), true, f.upstream() ? f : Fault.NONE, closeBoth,
                     f.onRequests() ? requested : null));
-                start(() -> pump(in(up), c.getOutputStream(), f.upstream() ? Fault.NONE : f, closeBoth,
+                start(() -> pump(in(up), c.getOutputStream(), false, f.upstream() ? Fault.NONE : f, closeBoth,
                     f.onRequests() ? requested : null));
             } catch (IOException e) {
                 if (!closed) {
@@ -214,7 +231,7 @@ final class FaultProxy implements AutoCloseable {
      * Copies {@code in} to {@code out} until the fault hits. Client to server ({@code watch} not null): sets
      * {@code watch} once the NBD request magic went by. Server to client: {@code watch} set means stall now.
      */
-    private void pump(InputStream in, OutputStream out, Fault f, Runnable closeBoth,
+    private void pump(InputStream in, OutputStream out, boolean toServer, Fault f, Runnable closeBoth,
                       java.util.concurrent.atomic.AtomicBoolean watch) throws IOException {
         byte[] buf = new byte[64 << 10];
         long left = f.afterBytes();
@@ -239,7 +256,12 @@ final class FaultProxy implements AutoCloseable {
                 if (n < 0) {
                     return;
                 }
-                while (paused && !closed) {
+                byte[] trigger = pauseTrigger;
+                if (toServer && trigger != null && contains(buf, n, trigger)) {
+                    paused = true;
+                    pauseTrigger = null;
+                }
+                while (!toServer && paused && !closed) {
                     sleepQuietly();
                 }
                 if (watch != null && f == Fault.NONE && !watch.get()) {
@@ -264,6 +286,15 @@ final class FaultProxy implements AutoCloseable {
         } finally {
             closeBoth.run();
         }
+    }
+
+    private static boolean contains(byte[] buf, int n, byte[] marker) {
+        for (int i = 0; i + marker.length <= n; i++) {
+            if (java.util.Arrays.equals(buf, i, i + marker.length, marker, 0, marker.length)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static void sleepQuietly() {

@@ -309,18 +309,14 @@ class S3FaultsTest {
         c.shas.remove(old);
         int packs = objectCount("gcs/packs/");
 
-        // host A's gc goes through a proxy that the test pauses once A holds the deletion lease
+        // host A's gc goes through a proxy that holds back the answer to A's first request on the deletion lease
+        // (its create): A holds the lease, and cannot go on (nor release it) until the test resumes the answers
         try (FaultProxy proxy = new FaultProxy(new InetSocketAddress("127.0.0.1", server.port()), List.of(),
-            FaultProxy.Fault.NONE);
+            FaultProxy.Fault.NONE).pauseAfter("/" + RepositoryLayout.DELETION_LEASE);
              JBackupProcess a = spawn("gc-a", proxy.httpEndpoint(), c.url, c.cache, "gc", "--grace", "0", "--json")) {
             await("host A's deletion lease", 60, () -> {
-                assertTrue(a.process.isAlive(), () -> "gc A ended before it was seen holding the lease: "
-                    + a.stdout() + a.stderr());
-                if (objectCount("gcs/" + RepositoryLayout.DELETION_LEASE) == 0) {
-                    return false;
-                }
-                proxy.pause(true);
-                return true;
+                assertTrue(a.process.isAlive(), () -> "gc A ended: " + a.stdout() + a.stderr());
+                return proxy.paused() && objectCount("gcs/" + RepositoryLayout.DELETION_LEASE) == 1;
             });
             // host B, without --wait-lock: refused at once, naming the holder; with it: waits until A is done
             Cli.Result b = run(c.url, cacheB, "gc", "--grace", "0");
