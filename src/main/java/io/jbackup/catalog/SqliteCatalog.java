@@ -45,6 +45,15 @@ public final class SqliteCatalog implements Catalog {
         return new SqliteCatalog(SqliteDb.open(file, repositoryId, create));
     }
 
+    /**
+     * Checks the structure of the whole file ({@code PRAGMA quick_check}, which reads every page): throws when it is
+     * damaged. For a catalog that is a cache, so that damage is found at open, when a rebuild is cheap, rather than
+     * in the middle of a backup.
+     */
+    public void checkStructure() throws RepositoryException {
+        db.checkStructure();
+    }
+
     @Override
     public Path file() {
         return db.file();

@@ -116,17 +116,38 @@ final class SqliteDb implements AutoCloseable {
     }
 
     private void quickCheck() throws SQLException, RepositoryException {
-        List<String> problems = new ArrayList<>();
-        try (Statement s = writer.createStatement(); ResultSet rs = s.executeQuery("PRAGMA quick_check(5)")) {
-            while (rs.next()) {
-                if (!"ok".equals(rs.getString(1))) {
-                    problems.add(rs.getString(1));
-                }
-            }
-        }
+        List<String> problems = structureProblems();
         if (!problems.isEmpty()) {
             throw damaged(file, "its write-ahead log " + file.getFileName() + "-wal does not fit it: "
                 + String.join("; ", problems), null);
+        }
+    }
+
+    /** What {@code PRAGMA quick_check} finds (at most 5 problems; it reads every page): empty when sound. */
+    private List<String> structureProblems() throws SQLException {
+        List<String> problems = new ArrayList<>();
+        synchronized (writeLock) {
+            try (Statement s = writer.createStatement(); ResultSet rs = s.executeQuery("PRAGMA quick_check(5)")) {
+                while (rs.next()) {
+                    if (!"ok".equals(rs.getString(1))) {
+                        problems.add(rs.getString(1));
+                    }
+                }
+            }
+        }
+        return problems;
+    }
+
+    /** Checks the structure of the whole file ({@code PRAGMA quick_check}); throws when it is damaged. */
+    void checkStructure() throws RepositoryException {
+        List<String> problems;
+        try {
+            problems = structureProblems();
+        } catch (SQLException e) {
+            throw damaged(file, e.getMessage(), e);
+        }
+        if (!problems.isEmpty()) {
+            throw damaged(file, String.join("; ", problems), null);
         }
     }
 

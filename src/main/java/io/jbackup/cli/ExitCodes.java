@@ -136,16 +136,33 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
         return classify(t).exitCode();
     }
 
-    /** Maps an exception (or its causes) to its exit code and error code. */
+    /**
+     * Maps an exception (or its causes) to its exit code and error code. A plain {@link RepositoryException} that
+     * only adds context ("backup X failed: ...") is refined by its causes: the first cause that matches a rule with
+     * the same exit code gives the error code (a store that is unreachable, a full disk), so the exit code never
+     * changes but {@code --json} names the failure.
+     */
     public static Failure classify(Throwable t) {
+        Failure generic = null;
         int depth = 0;
         for (Throwable c = t; c != null && depth < 64; c = c.getCause() == c ? null : c.getCause(), depth++) {
             for (Rule r : RULES) {
-                if (r.type().isInstance(c)) {
+                if (!r.type().isInstance(c)) {
+                    continue;
+                }
+                if (generic == null && c.getClass() == RepositoryException.class) {
+                    generic = r.failure();
+                    break;
+                }
+                if (generic == null) {
                     return r.failure();
                 }
+                if (r.failure().exitCode() == generic.exitCode()) {
+                    return r.failure();
+                }
+                break;
             }
         }
-        return INTERNAL_FAILURE;
+        return generic == null ? INTERNAL_FAILURE : generic;
     }
 }

@@ -35,7 +35,8 @@ import java.util.Set;
  * that is gone (another host's gc) is forgotten with its chunk rows, and the footers of every remaining pack are
  * registered again (idempotent), so chunks that a gc kept in another copy are found there.
  *
- * <p>A missing catalog is created and filled by the refresh; a damaged one is moved aside and rebuilt the same way.
+ * <p>A missing catalog is created and filled by the refresh; a damaged one (found at open: its header, or any page
+ * {@code PRAGMA quick_check} reads) is moved aside and rebuilt the same way.
  */
 final class RemoteCatalog {
     private static final Logger LOG = LoggerFactory.getLogger(RemoteCatalog.class);
@@ -46,8 +47,19 @@ final class RemoteCatalog {
     /** Opens, creates, or (when damaged) replaces the cache catalog of {@code storage}. */
     static Catalog open(Storage storage, RepositoryConfig config) throws IOException {
         Path file = storage.hostDir().resolve(SqliteCatalog.FILE_NAME);
+        if (!Files.exists(file)) {
+            LOG.info("no cached catalog of {} on this host ({}): building it from the objects in the bucket",
+                storage.location(), file);
+        }
         try {
-            return SqliteCatalog.open(file, config.id(), true);
+            SqliteCatalog catalog = SqliteCatalog.open(file, config.id(), true);
+            try {
+                catalog.checkStructure(); // bytes damaged past the header only show in the pages that hold them
+            } catch (RepositoryException e) {
+                catalog.close();
+                throw e;
+            }
+            return catalog;
         } catch (RepositoryException e) {
             String stamp = DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss").withZone(ZoneOffset.UTC)
                 .format(Instant.now());

@@ -3,17 +3,25 @@ package io.jbackup.cli;
 import io.jbackup.error.NotFoundException;
 import io.jbackup.error.UsageException;
 import io.jbackup.model.RepositoryException;
+import io.jbackup.model.RepositoryFullException;
 import io.jbackup.nbd.client.NbdConnectException;
+import io.jbackup.objectstore.StoreAccessDeniedException;
+import io.jbackup.objectstore.TransientStoreException;
 import io.jbackup.store.NotARepositoryException;
 import io.jbackup.store.RepositoryLockedException;
 import org.junit.jupiter.api.Test;
 
+import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.Path;
 import java.util.concurrent.CompletionException;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-/** The exception → exit code and error code table: by type only, the outermost matching cause wins. */
+/**
+ * The exception → exit code and error code table: by type only, the outermost matching cause wins (a plain
+ * RepositoryException that only adds context is refined by its cause's error code).
+ */
 class ExitCodesTest {
     private static void assertFailure(int exit, String code, Throwable t) {
         assertEquals(new ExitCodes.Failure(exit, code), ExitCodes.classify(t), t.toString());
@@ -33,5 +41,21 @@ class ExitCodesTest {
         assertFailure(5, "repository", new RepositoryException("x"));
         assertFailure(4, "source-unreachable", new UncheckedIOException(new NbdConnectException("no socket", null)));
         assertFailure(7, "interrupted", new InterruptedException());
+    }
+
+    @Test
+    void aPlainRepositoryExceptionThatAddsContextIsRefinedByItsCause() {
+        assertFailure(5, "store-unavailable", new RepositoryException("backup 1 failed: writing packs/x failed",
+            new TransientStoreException("writing packs/x failed: connection refused", null)));
+        assertFailure(5, "access-denied", new UncheckedIOException(new RepositoryException("backup 1 failed",
+            new StoreAccessDeniedException("S3 refused", null))));
+        assertFailure(5, "repository-full", new RepositoryException("backup 1 failed",
+            RepositoryFullException.of(Path.of("/repo"), new IOException("No space left on device"))));
+        // the exit code never changes: a cause of another class of failure leaves the generic code
+        assertFailure(5, "repository", new RepositoryException("backup 1 failed",
+            new NbdConnectException("no socket", null)));
+        // and a specific outer exception still wins over its causes
+        assertFailure(5, "repository-locked", new RepositoryLockedException("locked")
+            .initCause(new TransientStoreException("slow down", null)));
     }
 }

@@ -5,8 +5,10 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.net.SocketAddress;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Path;
@@ -20,40 +22,66 @@ import java.util.concurrent.atomic.AtomicInteger;
  * forwarded to the client, the sockets stay open) once a given number of bytes went from the server to the client,
  * or {@linkplain Fault#stallRequests stalled} as soon as the handshake is over (the client's first request, found by
  * the NBD request magic, gets no reply). Connections past the list of faults get the last one.
+ *
+ * <p>In front of a TCP server (an S3 endpoint, {@link #FaultProxy(InetSocketAddress, List, Fault)}) a connection can
+ * also be {@linkplain Fault#cutUpload cut} once a number of bytes went from the client to the server (in the middle
+ * of an upload), and the answers can be {@linkplain #pause paused}: requests still reach the server, but nothing it
+ * sends back is forwarded until they are resumed, so that a client holds whatever it holds (a lease it has just
+ * created) for as long as a test needs; {@link #pauseAfter} pauses them as soon as a request names something.
  */
 final class FaultProxy implements AutoCloseable {
-    /** What happens to one connection after {@code afterBytes} server-to-client bytes. */
-    record Fault(long afterBytes, boolean stall, boolean onRequests) {
+    /**
+     * What happens to one connection after {@code afterBytes} server-to-client bytes ({@code upstream}:
+     * client-to-server bytes).
+     */
+    record Fault(long afterBytes, boolean stall, boolean onRequests, boolean upstream) {
         static Fault cut(long afterBytes) {
-            return new Fault(afterBytes, false, false);
+            return new Fault(afterBytes, false, false, false);
         }
 
         static Fault stall(long afterBytes) {
-            return new Fault(afterBytes, true, false);
+            return new Fault(afterBytes, true, false, false);
         }
 
         /** Handshake served, then no reply to any request. */
         static Fault stallRequests() {
-            return new Fault(Long.MAX_VALUE, true, true);
+            return new Fault(Long.MAX_VALUE, true, true, false);
         }
 
-        static final Fault NONE = new Fault(Long.MAX_VALUE, false, false);
+        /** Both sides closed once {@code afterBytes} went from the client to the server. */
+        static Fault cutUpload(long afterBytes) {
+            return new Fault(afterBytes, false, false, true);
+        }
+
+        static final Fault NONE = new Fault(Long.MAX_VALUE, false, false, false);
     }
 
     private static final byte[] REQUEST_MAGIC = {0x25, 0x60, (byte) 0x95, 0x13};
 
     private final ServerSocket server;
-    private final Path target;
+    private final SocketAddress target;
     private final List<Fault> faults;
     private final Fault rest;
     private final List<Socket> open = new CopyOnWriteArrayList<>();
     private final AtomicInteger connections = new AtomicInteger();
     private final AtomicInteger injected = new AtomicInteger();
     private volatile boolean closed;
+    private volatile boolean paused;
+    private volatile byte[] pauseTrigger;
+    private volatile int maxFaults = Integer.MAX_VALUE;
 
     /** Faults for the first connections in order; later ones get {@code rest}. */
     FaultProxy(Path unixSocket, List<Fault> faults, Fault rest) throws IOException {
-        this.target = unixSocket;
+        this((SocketAddress) UnixDomainSocketAddress.of(unixSocket), faults, rest);
+    }
+
+    /** In front of the TCP server at {@code server}; faults for the first connections, later ones get {@code rest}. */
+    FaultProxy(InetSocketAddress server, List<Fault> faults, Fault rest) throws IOException {
+        this((SocketAddress) server, faults, rest);
+    }
+
+    private FaultProxy(SocketAddress target, List<Fault> faults, Fault rest) throws IOException {
+        this.target = target;
         this.faults = List.copyOf(faults);
         this.rest = rest;
         this.server = new ServerSocket(0, 16, InetAddress.getLoopbackAddress());
@@ -76,6 +104,43 @@ final class FaultProxy implements AutoCloseable {
         return connections.get();
     }
 
+    /** {@code http://127.0.0.1:PORT}: the proxy as an HTTP (S3) endpoint. */
+    String httpEndpoint() {
+        return "http://127.0.0.1:" + port();
+    }
+
+    /**
+     * Pauses (true) or resumes (false) the answers: while paused, requests still reach the server but what it sends
+     * back waits in the proxy, so the clients get no answer (none is lost: it is forwarded on resume).
+     */
+    void pause(boolean pause) {
+        paused = pause;
+    }
+
+    /**
+     * Pauses the answers (see {@link #pause}) once a client sends bytes containing {@code marker} (an object name in
+     * a request line), before they reach the server: the server acts on that request, the client never hears of it
+     * until {@link #pause pause(false)}.
+     */
+    FaultProxy pauseAfter(String marker) {
+        pauseTrigger = marker.getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        return this;
+    }
+
+    /** Whether the answers are paused now ({@link #pause}, or {@link #pauseAfter} triggered). */
+    boolean paused() {
+        return paused;
+    }
+
+    /**
+     * Injects at most {@code max} faults in all: a connection that reaches its fault after that goes on untouched
+     * (for faults on every connection, when which connections carry uploads is not known in advance).
+     */
+    FaultProxy limitFaults(int max) {
+        maxFaults = max;
+        return this;
+    }
+
     /** Faults injected so far (cuts done, stalls begun). */
     int injected() {
         return injected.get();
@@ -87,7 +152,7 @@ final class FaultProxy implements AutoCloseable {
                 Socket c = server.accept();
                 int n = connections.getAndIncrement();
                 Fault f = n < faults.size() ? faults.get(n) : rest;
-                SocketChannel up = SocketChannel.open(UnixDomainSocketAddress.of(target));
+                SocketChannel up = SocketChannel.open(target);
                 open.add(c);
                 Runnable closeBoth = () -> {
                     closeQuietly(c);
@@ -98,9 +163,10 @@ final class FaultProxy implements AutoCloseable {
                     }
                 };
                 java.util.concurrent.atomic.AtomicBoolean requested = new java.util.concurrent.atomic.AtomicBoolean();
-                start(() -> pump(c.getInputStream(), out(up), Fault.NONE, closeBoth,
+                start(() -> pump(c.getInputStream(), out(up), true, f.upstream() ? f : Fault.NONE, closeBoth,
                     f.onRequests() ? requested : null));
-                start(() -> pump(in(up), c.getOutputStream(), f, closeBoth, f.onRequests() ? requested : null));
+                start(() -> pump(in(up), c.getOutputStream(), false, f.upstream() ? Fault.NONE : f, closeBoth,
+                    f.onRequests() ? requested : null));
             } catch (IOException e) {
                 if (!closed) {
                     throw new UncheckedIOException(e);
@@ -165,7 +231,7 @@ final class FaultProxy implements AutoCloseable {
      * Copies {@code in} to {@code out} until the fault hits. Client to server ({@code watch} not null): sets
      * {@code watch} once the NBD request magic went by. Server to client: {@code watch} set means stall now.
      */
-    private void pump(InputStream in, OutputStream out, Fault f, Runnable closeBoth,
+    private void pump(InputStream in, OutputStream out, boolean toServer, Fault f, Runnable closeBoth,
                       java.util.concurrent.atomic.AtomicBoolean watch) throws IOException {
         byte[] buf = new byte[64 << 10];
         long left = f.afterBytes();
@@ -173,7 +239,11 @@ final class FaultProxy implements AutoCloseable {
         try {
             while (!closed) {
                 if (left == 0) {
-                    injected.incrementAndGet();
+                    if (injected.incrementAndGet() > maxFaults) {
+                        injected.decrementAndGet();
+                        left = Long.MAX_VALUE;
+                        continue;
+                    }
                     if (!f.stall()) {
                         return; // cut: finally closes both sides
                     }
@@ -185,6 +255,14 @@ final class FaultProxy implements AutoCloseable {
                 int n = in.read(buf, 0, (int) Math.min(buf.length, left));
                 if (n < 0) {
                     return;
+                }
+                byte[] trigger = pauseTrigger;
+                if (toServer && trigger != null && contains(buf, n, trigger)) {
+                    paused = true;
+                    pauseTrigger = null;
+                }
+                while (!toServer && paused && !closed) {
+                    sleepQuietly();
                 }
                 if (watch != null && f == Fault.NONE && !watch.get()) {
                     for (int i = 0; i < n && matched < REQUEST_MAGIC.length; i++) {
@@ -207,6 +285,23 @@ final class FaultProxy implements AutoCloseable {
             }
         } finally {
             closeBoth.run();
+        }
+    }
+
+    private static boolean contains(byte[] buf, int n, byte[] marker) {
+        for (int i = 0; i + marker.length <= n; i++) {
+            if (java.util.Arrays.equals(buf, i, i + marker.length, marker, 0, marker.length)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static void sleepQuietly() {
+        try {
+            Thread.sleep(5);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 

@@ -50,7 +50,14 @@ public final class S3Proxy implements AutoCloseable {
 
     /** Starts s3proxy with its data and log under {@code dir}. */
     public static S3Proxy start(Path dir) {
-        int port = Proc.freePort();
+        return start(dir, Proc.freePort());
+    }
+
+    /**
+     * Starts s3proxy on {@code port} with its data and log under {@code dir}: with the port and directory of a server
+     * that was {@linkplain #kill killed}, the same server again, holding what it held.
+     */
+    public static S3Proxy start(Path dir, int port) {
         URI endpoint = URI.create("http://127.0.0.1:" + port);
         try {
             Path data = Files.createDirectories(dir.resolve("data"));
@@ -63,7 +70,7 @@ public final class S3Proxy implements AutoCloseable {
                 "jclouds.provider=filesystem",
                 "jclouds.filesystem.basedir=" + data, ""));
             String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-            Proc.Background bg = Proc.start(dir.resolve("s3proxy.log"), java, "-Xmx256m", "-XX:TieredStopAtLevel=1",
+            Proc.Background bg = Proc.start(dir.resolve("s3proxy-" + System.nanoTime() + ".log"), java, "-Xmx256m", "-XX:TieredStopAtLevel=1",
                 "-jar", jar().toString(), "--properties", conf.toString());
             S3Proxy proxy = new S3Proxy(bg.awaitPort(port), endpoint);
             proxy.awaitAnswer();
@@ -89,6 +96,38 @@ public final class S3Proxy implements AutoCloseable {
                 Proc.sleep(100);
             }
         }
+    }
+
+    /**
+     * Makes {@link #IDENTITY} / {@link #CREDENTIAL} the AWS SDK's default credentials in this JVM (the system
+     * properties {@code aws.accessKeyId} / {@code aws.secretAccessKey}), as the environment of a real host would,
+     * for jbackup commands run in-process; {@link #clearDefaultCredentials} undoes it.
+     */
+    public static void setDefaultCredentials() {
+        System.setProperty("aws.accessKeyId", IDENTITY);
+        System.setProperty("aws.secretAccessKey", CREDENTIAL);
+    }
+
+    public static void clearDefaultCredentials() {
+        System.clearProperty("aws.accessKeyId");
+        System.clearProperty("aws.secretAccessKey");
+    }
+
+    /** Kills the server with SIGKILL (a crash: no request in flight is finished) and waits for it to be gone. */
+    public void kill() {
+        process.process().destroyForcibly();
+        try {
+            if (!process.process().waitFor(30, TimeUnit.SECONDS)) {
+                throw new AssertionError("s3proxy did not die after SIGKILL");
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError("interrupted while killing s3proxy", e);
+        }
+    }
+
+    public int port() {
+        return endpoint.getPort();
     }
 
     public URI endpoint() {
