@@ -1,0 +1,213 @@
+package io.jbackup.engine;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.jbackup.testutil.Cli;
+import io.jbackup.testutil.Proc;
+import io.jbackup.testutil.QemuImages;
+import io.jbackup.testutil.S3Proxy;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import software.amazon.awssdk.core.sync.RequestBody;
+import software.amazon.awssdk.services.s3.model.S3Object;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The end-to-end tests of a local repository, against an {@code s3://} repository on a real s3proxy, through the CLI
+ * as a user runs it: the {@link BackupChain} (full, incrementals with discards and zero writes) restores bit-exact
+ * from a fresh cache directory; {@code serve} of the bucket is read bit-exact by {@code nbdcopy} and
+ * {@code qemu-img convert}; {@code verify} names a damaged pack object and exits 6; list, show, stats, protect,
+ * forget, prune and gc work on the bucket; and the dataset chain of {@link DatasetEndToEndTest} when a dataset is
+ * given. Credentials come from the AWS default chain (system properties in this JVM, environment in a child JVM).
+ */
+class S3EndToEndTest {
+    static final String BUCKET = "jbackup-s3-e2e";
+    static final String PASS = "s3 end to end passphrase 7f3a";
+
+    @TempDir
+    static Path dir;
+    static S3Proxy server;
+    static Path passFile;
+    static BackupChain chain;
+
+    @BeforeAll
+    static void startServerAndBuildTheChain() throws IOException {
+        server = S3Proxy.start(Files.createDirectories(dir.resolve("s3"))).withDefaultCredentials();
+        server.createBucket(BUCKET);
+        passFile = Files.writeString(dir.resolve("pass"), PASS + "\n");
+        List<String> args = repoArgs("chain", "cache");
+        init(args);
+        chain = BackupChain.build(Files.createDirectories(dir.resolve("chain")), null, args);
+    }
+
+    @AfterAll
+    static void stopServer() {
+        if (server != null) {
+            server.close();
+        }
+    }
+
+    /** {@code --repo s3://BUCKET/PREFIX} with this server's endpoint, a cache directory and the passphrase file. */
+    static List<String> repoArgs(String prefix, String cache) {
+        return List.of("--repo", "s3://" + BUCKET + "/" + prefix, "--s3-endpoint", server.endpoint().toString(),
+            "--s3-region", "us-east-1", "--cache-dir", dir.resolve(cache).toString(), "--passphrase-file",
+            passFile.toString());
+    }
+
+    static void init(List<String> repoArgs) {
+        List<String> a = new ArrayList<>(List.of("init", "--chunk-size", "64K", "--encryption", "aes-256-gcm"));
+        a.addAll(repoArgs);
+        Cli.run(a.toArray(String[]::new)).ok();
+    }
+
+    static Cli.Result run(List<String> repoArgs, String... args) {
+        List<String> a = new ArrayList<>(List.of(args));
+        a.addAll(repoArgs);
+        return Cli.run(a.toArray(String[]::new));
+    }
+
+    private static List<String> objects(String prefix) {
+        return server.client().listObjectsV2Paginator(b -> b.bucket(BUCKET).prefix(prefix)).contents().stream()
+            .map(S3Object::key).toList();
+    }
+
+    private static String backup(List<String> repoArgs, Path img, String disk) {
+        try (Proc.Background s = QemuImages.qemuNbd(dir, img, "qcow2", "-r", "-A")) {
+            return run(repoArgs, "full", "--vm", "web1", "--disk", disk, "--source", QemuImages.uriOf(s), "--json")
+                .ok().json().get("disks").get(0).get("backupId").asText();
+        }
+    }
+
+    private static String restoreSha(List<String> repoArgs, String id, String name) {
+        Path out = dir.resolve(name + ".raw");
+        run(repoArgs, "restore", "--vm", "web1", "--disk", "vda", "--backup", id, "--to", out.toString()).ok();
+        return Proc.sha256(out);
+    }
+
+    @Test
+    void backupChainRestoresBitExactFromAFreshCache() {
+        assertFalse(objects("chain/manifests/").isEmpty(), "the backups are committed in the bucket");
+        List<String> fresh = repoArgs("chain", "fresh-cache");
+        JsonNode list = run(fresh, "list", "--json").ok().json();
+        assertEquals(3, list.size(), list.toString());
+        for (int i = 0; i < chain.ids().size(); i++) {
+            Path out = dir.resolve("chain-restore" + i + ".raw");
+            run(fresh, "restore", "--disk", "vda", "--backup", chain.ids().get(i), "--to", out.toString()).ok();
+            assertEquals(Proc.sha256(chain.snapshots().get(i)), Proc.sha256(out), "backup " + i);
+        }
+    }
+
+    @Test
+    void serveOfTheBucketIsReadBitExactByNbdcopyAndQemuImg() throws Exception {
+        Path sock = dir.resolve("serve.sock");
+        Path log = dir.resolve("serve.log");
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+            "-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main", "serve", "--socket", sock.toString(),
+            "--repo", "s3://" + BUCKET + "/chain", "--cache-dir", dir.resolve("serve-cache").toString()));
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+        // what a host's environment gives: endpoint, region, credentials and passphrase
+        pb.environment().putAll(java.util.Map.of("AWS_ENDPOINT_URL_S3", server.endpoint().toString(),
+            "AWS_REGION", "us-east-1", "AWS_ACCESS_KEY_ID", S3Proxy.IDENTITY, "AWS_SECRET_ACCESS_KEY",
+            S3Proxy.CREDENTIAL, "JBACKUP_PASSPHRASE", PASS));
+        try (Proc.Background serve = new Proc.Background(pb.start(), log, cmd).awaitSocket(sock)) {
+            for (int i = 0; i < chain.ids().size(); i++) {
+                String uri = "nbd+unix:///vda@" + chain.ids().get(i) + "?socket=" + sock;
+                String want = Proc.sha256(chain.snapshots().get(i));
+                Path copy = dir.resolve("nbdcopy" + i + ".raw");
+                Proc.run("nbdcopy", uri, copy.toString());
+                assertEquals(want, Proc.sha256(copy), "nbdcopy of backup " + i);
+                Path conv = dir.resolve("convert" + i + ".raw");
+                Proc.run("qemu-img", "convert", "-f", "raw", "-O", "raw", uri, conv.toString());
+                assertEquals(want, Proc.sha256(conv), "qemu-img convert of backup " + i);
+            }
+        }
+    }
+
+    @Test
+    void verifyNamesADamagedPackObjectAndExitsSix() {
+        List<String> args = repoArgs("damage", "damage-cache");
+        init(args);
+        Path img = QemuImages.qcow2(dir.resolve("damage.qcow2"), "4M");
+        QemuImages.io(img, "qcow2", "write -P 0x5a 0 1M", "write -P 0xa5 2M 512k");
+        String id = backup(args, img, "vda");
+        assertEquals(0, run(args, "verify").exitCode(), "an intact bucket verifies clean");
+
+        List<String> packs = objects("damage/packs/");
+        assertEquals(1, packs.size(), packs.toString());
+        String key = packs.get(0);
+        byte[] pack = server.client().getObjectAsBytes(b -> b.bucket(BUCKET).key(key)).asByteArray();
+        for (int i = 0; i < 16; i++) { // inside the first record's sealed data, past its header
+            pack[200 + i] ^= (byte) 0xff;
+        }
+        server.client().putObject(b -> b.bucket(BUCKET).key(key), RequestBody.fromBytes(pack));
+
+        Cli.Result v = run(args, "verify", "--json");
+        assertEquals(6, v.exitCode(), v.toString());
+        JsonNode damaged = v.json().get("damagedChunks");
+        assertTrue(damaged.size() >= 1, v.stdout());
+        String packName = key.substring(key.lastIndexOf('/') + 1, key.length() - ".pack".length());
+        assertTrue(damaged.get(0).get("pack").asText().contains(packName), v.stdout());
+        assertEquals(id, damaged.get(0).get("uses").get(0).get("backupId").asText(), v.stdout());
+        // and a fresh host's cache sees the same damage
+        assertEquals(6, run(repoArgs("damage", "damage-cache2"), "verify").exitCode());
+    }
+
+    @Test
+    void listShowStatsProtectForgetPruneAndGcOnTheBucket() {
+        List<String> args = repoArgs("maint", "maint-cache");
+        init(args);
+        Path img = QemuImages.qcow2(dir.resolve("maint.qcow2"), "4M");
+        List<String> ids = new ArrayList<>();
+        List<String> shas = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            // each backup has data of its own in [1M, 2M) and shares [0, 512k)
+            QemuImages.io(img, "qcow2", "write -P 0x77 0 512k", "write -P " + (0x10 + i) + " 1M 1M");
+            ids.add(backup(args, img, "vda"));
+            shas.add(Proc.sha256(QemuImages.toRaw(img, dir.resolve("maint" + i + ".raw"))));
+        }
+        JsonNode list = run(args, "list", "--json").ok().json();
+        assertEquals(4, list.size(), list.toString());
+        assertEquals(ids.get(2), run(args, "show", ids.get(2), "--json").ok().json().get("id").asText());
+        JsonNode stats = run(args, "stats", "--json").ok().json();
+        assertEquals(4, stats.get("backups").asLong(), stats.toString());
+        assertTrue(stats.get("dedupRatio").asDouble() > 1.0, stats.toString());
+
+        run(args, "protect", ids.get(0), "--reason", "golden").ok();
+        JsonNode forgot = run(args, "forget", ids.get(1), "--json").ok().json();
+        assertTrue(forgot.toString().contains(ids.get(1)), forgot.toString());
+        assertFalse(objects("maint/manifests/").stream().anyMatch(k -> k.contains(ids.get(1))),
+            "the manifest of a forgotten backup leaves the bucket");
+        JsonNode pruned = run(args, "prune", "--keep-last", "1", "--json").ok().json();
+        assertEquals(1, pruned.get("removed").asInt(), pruned.toString()); // ids 2; 0 is protected, 3 is the last
+        List<String> left = new ArrayList<>();
+        run(args, "list", "--json").ok().json().forEach(n -> left.add(n.get("id").asText()));
+        assertEquals(List.of(ids.get(0), ids.get(3)).stream().sorted().toList(), left.stream().sorted().toList());
+
+        JsonNode gc = run(args, "gc", "--grace", "0s", "--repack-threshold", "100", "--json").ok().json();
+        assertEquals(2, gc.get("chunksCondemned").asLong(), gc.toString()); // [1M, 2M) of backups 1 and 2
+        assertTrue(gc.get("bytesReclaimed").asLong() > 0, gc.toString());
+        // from a fresh cache: what is left restores bit-exact and verifies clean
+        List<String> fresh = repoArgs("maint", "maint-cache2");
+        assertEquals(shas.get(0), restoreSha(fresh, ids.get(0), "maint-r0"));
+        assertEquals(shas.get(3), restoreSha(fresh, ids.get(3), "maint-r3"));
+        run(fresh, "verify").ok();
+    }
+
+    @Test
+    void datasetChainRestoresEachDayBitExact() throws IOException {
+        Path data = DatasetEndToEndTest.dataset();
+        List<String> args = repoArgs("dataset", "dataset-cache");
+        init(args);
+        DatasetEndToEndTest.threeDayChain(Files.createDirectories(dir.resolve("dataset")), data, args);
+    }
+}
