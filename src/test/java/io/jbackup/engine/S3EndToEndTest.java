@@ -158,8 +158,24 @@ class S3EndToEndTest {
         String packName = key.substring(key.lastIndexOf('/') + 1, key.length() - ".pack".length());
         assertTrue(damaged.get(0).get("pack").asText().contains(packName), v.stdout());
         assertEquals(id, damaged.get(0).get("uses").get(0).get("backupId").asText(), v.stdout());
-        // and a fresh host's cache sees the same damage
-        assertEquals(6, run(repoArgs("damage", "damage-cache2"), "verify").exitCode());
+        // and a fresh host's cache sees the same damage; restore refuses
+        List<String> other = repoArgs("damage", "damage-cache2");
+        assertEquals(6, run(other, "verify").exitCode());
+        Cli.Result refused = run(other, "restore", "--vm", "web1", "--disk", "vda", "--backup", id, "--to",
+            dir.resolve("damage-refused.raw").toString());
+        assertEquals(6, refused.exitCode(), refused.toString());
+
+        // heal: the next backup of the same data on this host stores the damaged chunk again
+        String sha = Proc.sha256(QemuImages.toRaw(img, dir.resolve("damage.raw")));
+        String healed = backup(args, img, "vda");
+        Cli.Result after = run(args, "verify", "--json");
+        assertEquals(0, after.exitCode(), "healed: " + after);
+        for (String cache : List.of("damage-cache", "damage-cache3")) {
+            List<String> a = repoArgs("damage", cache);
+            assertEquals(sha, restoreSha(a, healed, "damage-healed-" + cache), "new backup from " + cache);
+            assertEquals(sha, restoreSha(a, id, "damage-old-" + cache), "old backup from " + cache);
+        }
+        assertEquals(0, run(repoArgs("damage", "damage-cache3"), "verify").exitCode(), "a fresh host agrees");
     }
 
     @Test
@@ -201,6 +217,55 @@ class S3EndToEndTest {
         assertEquals(shas.get(0), restoreSha(fresh, ids.get(0), "maint-r0"));
         assertEquals(shas.get(3), restoreSha(fresh, ids.get(3), "maint-r3"));
         run(fresh, "verify").ok();
+    }
+
+    /**
+     * Two hosts with their own caches: what one protects, prunes or forgets, the other sees from the bucket even
+     * though its cache knew the repository before.
+     */
+    @Test
+    void protectPruneAndForgetOnOneHostAreSeenByAnother() {
+        List<String> h1 = repoArgs("hosts", "hosts-cache1");
+        List<String> h2 = repoArgs("hosts", "hosts-cache2");
+        init(h1);
+        Path img = QemuImages.qcow2(dir.resolve("hosts.qcow2"), "4M");
+        List<String> ids = new ArrayList<>();
+        List<String> shas = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            QemuImages.io(img, "qcow2", "write -P " + (0x30 + i) + " 1M 1M");
+            ids.add(backup(h1, img, "vda"));
+            shas.add(Proc.sha256(QemuImages.toRaw(img, dir.resolve("hosts" + i + ".raw"))));
+        }
+        assertEquals(4, run(h2, "list", "--json").ok().json().size());
+        assertEquals(4, run(h1, "list", "--json").ok().json().size());
+
+        run(h1, "protect", ids.get(0), "--reason", "golden").ok();
+        JsonNode shown = run(h2, "show", ids.get(0), "--json").ok().json();
+        assertTrue(shown.toString().contains("golden"), "host 2 sees the protection: " + shown);
+        JsonNode pruned = run(h2, "prune", "--keep-last", "1", "--json").ok().json();
+        assertEquals(2, pruned.get("removed").asInt(), "host 2 keeps what host 1 protected: " + pruned);
+        assertEquals(sorted(ids.get(0), ids.get(3)), listed(h1), "host 1 sees host 2's prune");
+
+        run(h2, "unprotect", ids.get(0)).ok();
+        Cli.Result refused = run(h1, "forget", ids.get(3));
+        assertEquals(0, refused.exitCode(), refused.toString());
+        assertEquals(List.of(ids.get(0)), listed(h2), "host 2 sees host 1's forget");
+        Cli.Result gone = run(h2, "show", ids.get(3));
+        assertTrue(gone.exitCode() != 0, "a forgotten backup is not shown: " + gone);
+
+        run(h1, "gc", "--grace", "0s").ok();
+        assertEquals(shas.get(0), restoreSha(h2, ids.get(0), "hosts-r0"), "from host 2 after host 1's gc");
+        run(h2, "verify").ok();
+    }
+
+    private static List<String> listed(List<String> repoArgs) {
+        List<String> ids = new ArrayList<>();
+        run(repoArgs, "list", "--json").ok().json().forEach(n -> ids.add(n.get("id").asText()));
+        return ids.stream().sorted().toList();
+    }
+
+    private static List<String> sorted(String... ids) {
+        return java.util.Arrays.stream(ids).sorted().toList();
     }
 
     @Test

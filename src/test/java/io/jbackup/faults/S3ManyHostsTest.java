@@ -61,8 +61,12 @@ class S3ManyHostsTest {
 
     /** What a host's environment says: the repository, the endpoint, credentials, its own cache directory. */
     private static Map<String, String> host(String name) {
+        return host(name, "fleet");
+    }
+
+    private static Map<String, String> host(String name, String prefix) {
         Map<String, String> env = new HashMap<>();
-        env.put("JBACKUP_REPO", "s3://" + BUCKET + "/fleet");
+        env.put("JBACKUP_REPO", "s3://" + BUCKET + "/" + prefix);
         env.put("JBACKUP_PASSPHRASE", PASS);
         env.put("AWS_ENDPOINT_URL_S3", server.endpoint().toString());
         env.put("AWS_REGION", "us-east-1");
@@ -73,9 +77,9 @@ class S3ManyHostsTest {
     }
 
     /** A command from the fourth host, in this JVM: explicit options, credentials from the default chain. */
-    private static Cli.Result reader(String cache, String... args) {
+    private static Cli.Result reader(String prefix, String cache, String... args) {
         List<String> a = new ArrayList<>(List.of(args));
-        a.addAll(List.of("--repo", "s3://" + BUCKET + "/fleet", "--s3-endpoint", server.endpoint().toString(),
+        a.addAll(List.of("--repo", "s3://" + BUCKET + "/" + prefix, "--s3-endpoint", server.endpoint().toString(),
             "--s3-region", "us-east-1", "--cache-dir", dir.resolve(cache).toString(), "--passphrase-file",
             dir.resolve("pass").toString()));
         return Cli.run(a.toArray(String[]::new));
@@ -115,8 +119,8 @@ class S3ManyHostsTest {
     private static void assertRestores(String cache, Map<String, String[]> shaById) {
         for (Map.Entry<String, String[]> e : shaById.entrySet()) {
             Path out = dir.resolve(cache + "-" + e.getKey() + ".raw");
-            reader(cache, "restore", "--vm", e.getValue()[0], "--disk", "vda", "--backup", e.getKey(), "--to",
-                out.toString()).ok();
+            reader("fleet", cache, "restore", "--vm", e.getValue()[0], "--disk", "vda", "--backup", e.getKey(),
+                "--to", out.toString()).ok();
             assertEquals(e.getValue()[1], sha(out), "backup " + e.getKey() + " restored from " + cache);
         }
     }
@@ -149,18 +153,18 @@ class S3ManyHostsTest {
         String idC = new ArrayList<>(shaById.keySet()).get(2);
 
         // a fourth host sees the three backups, and the data A and B share counted once
-        JsonNode st = reader("cache-reader", "stats", "--json").ok().json();
+        JsonNode st = reader("fleet", "cache-reader", "stats", "--json").ok().json();
         assertEquals(3, st.get("backups").asLong(), st.toString());
         assertEquals(3 * DISK, st.get("logicalBytes").asLong(), st.toString());
         assertEquals(DATA + MIB + DATA, st.get("chunkRawBytes").asLong(),
             "unique data: R, B's own MiB and T; less than the " + 3 * DATA + " bytes of the three disks: " + st);
         assertRestores("cache-reader", shaById);
         // host A's own cache, refreshed from the bucket, sees the other hosts' backups too
-        JsonNode seenByA = reader("cache-a/jbackup", "list", "--json").ok().json();
+        JsonNode seenByA = reader("fleet", "cache-a/jbackup", "list", "--json").ok().json();
         assertEquals(3, seenByA.size(), seenByA.toString());
 
         // C's backup goes; a slow backup of C's data plus a new MiB, with gc --grace 0s running meanwhile
-        reader("cache-reader", "forget", idC).ok();
+        reader("fleet", "cache-reader", "forget", idC).ok();
         shaById.remove(idC);
         Path d = disk("d", new long[]{24 * MIB, DATA, 3}, new long[]{48 * MIB, MIB, 4});
         Path sock = dir.resolve("slow.sock");
@@ -196,11 +200,96 @@ class S3ManyHostsTest {
 
         // after the gc, from a fresh cache: every backup restores bit-exact and the bucket verifies clean
         assertRestores("cache-after", shaById);
-        JsonNode after = reader("cache-after", "stats", "--json").ok().json();
+        JsonNode after = reader("fleet", "cache-after", "stats", "--json").ok().json();
         assertEquals(3, after.get("backups").asLong(), after.toString());
         assertTrue(after.get("packBytes").asLong() < 3 * DATA + MIB,
             "stored bytes below the data of the three live disks: " + after);
-        reader("cache-after", "verify").ok();
+        reader("fleet", "cache-after", "verify").ok();
+    }
+
+    /**
+     * One host, two backups at once (two cron jobs): both JVMs share the host's cache directory; both commit and
+     * restore bit-exact from another cache.
+     */
+    @Test
+    void twoBackupsAtOnceOnOneHostShareItsCache() throws Exception {
+        Files.writeString(dir.resolve("pass"), PASS + "\n");
+        Path x = disk("x", new long[]{0, 4 * MIB, 11});
+        Path y = disk("y", new long[]{0, 4 * MIB, 11}, new long[]{8 * MIB, 4 * MIB, 12});
+        JBackupProcess init = JBackupProcess.start(dir, "init-one", host("one", "one"), "init", "--chunk-size",
+            "64K", "--encryption", "aes-256-gcm");
+        assertEquals(0, init.await(60), init.stderr());
+        Map<String, String[]> shaById = new LinkedHashMap<>();
+        try (Proc.Background sx = QemuImages.qemuNbd(dir, x, "raw", "-r", "-A");
+             Proc.Background sy = QemuImages.qemuNbd(dir, y, "raw", "-r", "-A");
+             JBackupProcess px = JBackupProcess.start(dir, "one-x", host("one", "one"), "full", "--vm", "vm-x",
+                 "--disk", "vda", "--source", QemuImages.uriOf(sx), "--json");
+             JBackupProcess py = JBackupProcess.start(dir, "one-y", host("one", "one"), "full", "--vm", "vm-y",
+                 "--disk", "vda", "--source", QemuImages.uriOf(sy), "--json")) {
+            assertEquals(0, px.await(120), px.stderr());
+            assertEquals(0, py.await(120), py.stderr());
+            shaById.put(idOf(px), new String[]{"vm-x", sha(x)});
+            shaById.put(idOf(py), new String[]{"vm-y", sha(y)});
+        }
+        for (Map.Entry<String, String[]> e : shaById.entrySet()) {
+            Path out = dir.resolve("one-" + e.getKey() + ".raw");
+            reader("one", "one-reader", "restore", "--vm", e.getValue()[0], "--disk", "vda", "--backup", e.getKey(),
+                "--to", out.toString()).ok();
+            assertEquals(e.getValue()[1], sha(out), "backup " + e.getKey());
+        }
+    }
+
+    /**
+     * A backup killed (SIGKILL) halfway leaves packs no manifest names; a gc from another host with
+     * {@code --grace 0s} deletes them; the next backup on the killed backup's host, whose cache knew those packs,
+     * commits (it does not reuse chunks the bucket no longer has) and restores bit-exact.
+     */
+    @Test
+    void aKilledBackupLeavesNothingThatBreaksTheNextOneOrAGc() throws Exception {
+        Files.writeString(dir.resolve("pass"), PASS + "\n");
+        Path k = disk("k", new long[]{0, 8 * MIB, 21});
+        JBackupProcess init = JBackupProcess.start(dir, "init-kill", host("k1", "kill"), "init", "--chunk-size",
+            "64K", "--pack-size", "1M", "--encryption", "aes-256-gcm");
+        assertEquals(0, init.await(60), init.stderr());
+        Path sock = dir.resolve("kill.sock");
+        try (Proc.Background slow = Proc.start(dir.resolve("nbdkit-kill.log"), "nbdkit", "-f", "-t", "1", "-U",
+                 sock.toString(), "--filter=delay", "file", k.toString(), "delay-read=40ms").awaitSocket(sock);
+             JBackupProcess killed = JBackupProcess.start(dir, "killed", host("k1", "kill"), "full", "--vm", "vm-k",
+                 "--disk", "vda", "--source", "nbd+unix:///?socket=" + sock, "--json")) {
+            // killed once it has uploaded a pack, halfway through the disk
+            while (packs("kill/") == 0) {
+                assertTrue(killed.process.isAlive(), "the backup ended before it was killed: " + killed.stderr());
+                Thread.sleep(20);
+            }
+            killed.kill();
+        }
+        int orphans = packs("kill/");
+        assertTrue(orphans > 0);
+        assertEquals(0, reader("kill", "kill-reader", "list", "--json").ok().json().size(),
+            "the killed backup is not listed");
+        // another host's gc removes what the killed backup left
+        try (JBackupProcess gc = JBackupProcess.start(dir, "gc-kill", host("k2", "kill"), "gc", "--grace", "0s",
+            "--json")) {
+            assertEquals(0, gc.await(120), gc.stderr());
+        }
+        assertEquals(0, packs("kill/"), "gc --grace 0s deletes the " + orphans + " packs no backup references");
+        // the host of the killed backup backs up again: its cache knew those packs, the bucket no longer has them
+        String id;
+        try (Proc.Background sk = QemuImages.qemuNbd(dir, k, "raw", "-r", "-A");
+             JBackupProcess again = JBackupProcess.start(dir, "again", host("k1", "kill"), "full", "--vm", "vm-k",
+                 "--disk", "vda", "--source", QemuImages.uriOf(sk), "--json")) {
+            assertEquals(0, again.await(120), again.stderr());
+            id = idOf(again);
+        }
+        Path out = dir.resolve("kill-restored.raw");
+        reader("kill", "kill-reader2", "restore", "--vm", "vm-k", "--disk", "vda", "--backup", id, "--to",
+            out.toString()).ok();
+        assertEquals(sha(k), sha(out));
+        reader("kill", "kill-reader2", "verify").ok();
+    }
+
+    private static int packs(String prefix) {
+        return server.client().listObjectsV2(b -> b.bucket(BUCKET).prefix(prefix + "packs/")).keyCount();
     }
 
     /** Waits until the backup has read from its source (nbdkit's log filter logs each request). */
