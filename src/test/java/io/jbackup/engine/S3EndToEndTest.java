@@ -258,6 +258,74 @@ class S3EndToEndTest {
         run(h2, "verify").ok();
     }
 
+    /**
+     * Host 1 backs up a disk with a bitmap; host 2 forgets that backup: host 1's next incremental is refused (its
+     * parent is gone) and auto falls back to a full, which restores bit-exact.
+     */
+    @Test
+    void incrementalWhoseParentAnotherHostForgotIsRefusedAndAutoDoesAFull() {
+        List<String> h1 = repoArgs("parent", "parent-cache1");
+        List<String> h2 = repoArgs("parent", "parent-cache2");
+        init(h1);
+        Path img = QemuImages.qcow2(dir.resolve("parent.qcow2"), "4M");
+        QemuImages.io(img, "qcow2", "write -P 0x61 0 1M");
+        String full = backup(h1, img, "vda");
+        QemuImages.addBitmap(img, "b1");
+        QemuImages.io(img, "qcow2", "write -P 0x62 2M 64k");
+        run(h2, "forget", full).ok();
+        try (Proc.Background s = QemuImages.qemuNbd(dir, img, "qcow2", "-r", "-A", "-B", "b1")) {
+            Cli.Result inc = run(h1, "incremental", "--vm", "web1", "--disk", "vda", "--bitmap", "b1", "--source",
+                QemuImages.uriOf(s));
+            assertEquals(2, inc.exitCode(), inc.toString());
+            assertTrue(inc.stderr().contains("jbackup full"), inc.stderr());
+            JsonNode auto = run(h1, "auto", "--vm", "web1", "--disk", "vda", "--bitmap", "b1", "--source",
+                QemuImages.uriOf(s), "--json").ok().json().get("disks").get(0);
+            assertEquals("full", auto.get("type").asText(), auto.toString());
+            assertEquals(Proc.sha256(QemuImages.toRaw(img, dir.resolve("parent.raw"))),
+                restoreSha(h2, auto.get("backupId").asText(), "parent-r"));
+        }
+    }
+
+    /**
+     * Pack objects with a damaged footer: verify names them and {@code verify --repair} rewrites their intact records,
+     * holding the deletion lease to delete the damaged packs; another host then verifies clean and restores bit-exact.
+     */
+    @Test
+    void verifyRepairRewritesDamagedPackObjectsUnderTheDeletionLease() {
+        List<String> h1 = repoArgs("repair", "repair-cache1");
+        init(h1);
+        Path img = QemuImages.qcow2(dir.resolve("repair.qcow2"), "4M");
+        QemuImages.io(img, "qcow2", "write -P 0x71 0 1M");
+        String first = backup(h1, img, "vda");
+        String sha1 = Proc.sha256(QemuImages.toRaw(img, dir.resolve("repair1.raw")));
+        QemuImages.io(img, "qcow2", "write -P 0x72 2M 1M");
+        String second = backup(h1, img, "vdb");
+        String sha2 = Proc.sha256(QemuImages.toRaw(img, dir.resolve("repair2.raw")));
+        List<String> packs = objects("repair/packs/");
+        assertEquals(2, packs.size(), packs.toString());
+        for (String key : packs) {
+            byte[] pack = server.client().getObjectAsBytes(b -> b.bucket(BUCKET).key(key)).asByteArray();
+            pack[pack.length - 5] ^= (byte) 0xff;
+            server.client().putObject(b -> b.bucket(BUCKET).key(key), RequestBody.fromBytes(pack));
+        }
+
+        assertEquals(2, run(h1, "verify", "--json").json().get("damagedPacks").size());
+        Cli.Result repair = run(h1, "verify", "--repair", "--json");
+        assertEquals(6, repair.exitCode(), repair.toString());
+        JsonNode rep = repair.json();
+        assertEquals(2, rep.get("packsRewritten").asInt(), rep.toString());
+        assertFalse(objects("repair/").contains("repair/deletion.lease"), "the lease is given back");
+        assertTrue(packs.stream().noneMatch(objects("repair/packs/")::contains), "the damaged packs are gone");
+
+        List<String> h3 = repoArgs("repair", "repair-cache3");
+        Cli.Result after = run(h3, "verify", "--json");
+        assertEquals(0, after.exitCode(), after.toString());
+        assertEquals(sha1, restoreSha(h3, first, "repair-r1"));
+        Path out = dir.resolve("repair-r2.raw");
+        run(h3, "restore", "--vm", "web1", "--disk", "vdb", "--backup", second, "--to", out.toString()).ok();
+        assertEquals(sha2, Proc.sha256(out));
+    }
+
     private static List<String> listed(List<String> repoArgs) {
         List<String> ids = new ArrayList<>();
         run(repoArgs, "list", "--json").ok().json().forEach(n -> ids.add(n.get("id").asText()));
