@@ -291,11 +291,13 @@ class S3EndToEndTest {
     }
 
     /**
-     * Pack objects with a damaged footer: verify names them and {@code verify --repair} rewrites their intact records,
-     * holding the deletion lease to delete the damaged packs; another host then verifies clean and restores bit-exact.
+     * Pack objects with a damaged footer and a damaged index object: verify names them from any host, also from the
+     * host that wrote the index and keeps a cached copy of it (verify checks the object in the bucket, not that copy);
+     * {@code verify --repair} on that host rewrites the packs' intact records and puts its intact copy of the index
+     * back; then another host verifies clean and restores both backups bit-exact.
      */
     @Test
-    void verifyRepairRewritesDamagedPackObjectsUnderTheDeletionLease() {
+    void verifyChecksTheObjectsInTheBucketAndRepairPutsBackAnIntactIndex() {
         List<String> h1 = repoArgs("repair", "repair-cache1");
         init(h1);
         Path img = QemuImages.qcow2(dir.resolve("repair.qcow2"), "4M");
@@ -312,12 +314,27 @@ class S3EndToEndTest {
             pack[pack.length - 5] ^= (byte) 0xff;
             server.client().putObject(b -> b.bucket(BUCKET).key(key), RequestBody.fromBytes(pack));
         }
+        String index = objects("repair/indexes/").stream().filter(k -> k.contains(first)).findFirst().orElseThrow();
+        byte[] idx = server.client().getObjectAsBytes(b -> b.bucket(BUCKET).key(index)).asByteArray();
+        idx[idx.length / 2] ^= (byte) 0xff;
+        server.client().putObject(b -> b.bucket(BUCKET).key(index), RequestBody.fromBytes(idx));
 
+        for (List<String> host : List.of(repoArgs("repair", "repair-cache2"), h1)) {
+            Cli.Result v = run(host, "verify", "--json");
+            assertEquals(6, v.exitCode(), v.toString());
+            JsonNode damagedIndexes = v.json().get("damagedIndexes");
+            assertEquals(1, damagedIndexes.size(), "the damaged index object is named: " + v.stdout());
+            assertEquals(first, damagedIndexes.get(0).get("backupId").asText(), v.stdout());
+            assertEquals("s3://" + BUCKET + "/" + index, damagedIndexes.get(0).get("file").asText(), v.stdout());
+        }
+        // the host that knew the packs before their footers were damaged names them (a fresh host cannot register
+        // them: it reports their chunks missing)
         assertEquals(2, run(h1, "verify", "--json").json().get("damagedPacks").size());
         Cli.Result repair = run(h1, "verify", "--repair", "--json");
         assertEquals(6, repair.exitCode(), repair.toString());
         JsonNode rep = repair.json();
         assertEquals(2, rep.get("packsRewritten").asInt(), rep.toString());
+        assertEquals(0, rep.get("backupsMarkedBad").size(), "the index was put back, not marked bad: " + rep);
         assertFalse(objects("repair/").contains("repair/deletion.lease"), "the lease is given back");
         assertTrue(packs.stream().noneMatch(objects("repair/packs/")::contains), "the damaged packs are gone");
 
