@@ -291,8 +291,9 @@ class S3EndToEndTest {
     }
 
     /**
-     * Pack objects with a damaged footer and a damaged index object: verify names them from any host, also from the
-     * host that wrote the index and keeps a cached copy of it (verify checks the object in the bucket, not that copy);
+     * Pack objects with a damaged footer and a damaged index object: verify names them from any host (a fresh host
+     * registers the packs' intact records by scanning them), also from the host that wrote the index and keeps a
+     * cached copy of it (verify checks the object in the bucket, not that copy);
      * {@code verify --repair} on that host rewrites the packs' intact records and puts its intact copy of the index
      * back; then another host verifies clean and restores both backups bit-exact.
      */
@@ -322,14 +323,13 @@ class S3EndToEndTest {
         for (List<String> host : List.of(repoArgs("repair", "repair-cache2"), h1)) {
             Cli.Result v = run(host, "verify", "--json");
             assertEquals(6, v.exitCode(), v.toString());
+            assertEquals(2, v.json().get("damagedPacks").size(), "the damaged footers are named: " + v.stdout());
+            assertEquals(0, v.json().get("damagedChunks").size(), "the records are intact: " + v.stdout());
             JsonNode damagedIndexes = v.json().get("damagedIndexes");
             assertEquals(1, damagedIndexes.size(), "the damaged index object is named: " + v.stdout());
             assertEquals(first, damagedIndexes.get(0).get("backupId").asText(), v.stdout());
             assertEquals("s3://" + BUCKET + "/" + index, damagedIndexes.get(0).get("file").asText(), v.stdout());
         }
-        // the host that knew the packs before their footers were damaged names them (a fresh host cannot register
-        // them: it reports their chunks missing)
-        assertEquals(2, run(h1, "verify", "--json").json().get("damagedPacks").size());
         Cli.Result repair = run(h1, "verify", "--repair", "--json");
         assertEquals(6, repair.exitCode(), repair.toString());
         JsonNode rep = repair.json();
