@@ -12,6 +12,8 @@ import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Reads and checks chunks for every reader of a repository (restore, serve, verify, gc): the catalog gives the
@@ -26,6 +28,8 @@ final class ChunkReader {
     private final Catalog catalog;
     private final Storage storage;
     private final PackFiles packFiles;
+    /** Damaged chunks with no intact copy in another pack, so that each is looked for once per open repository. */
+    private final Set<String> withoutCopy = ConcurrentHashMap.newKeySet();
 
     ChunkReader(RepositoryContext ctx) {
         this.ctx = ctx;
@@ -85,10 +89,15 @@ final class ChunkReader {
      * Looks for an intact copy of a chunk found damaged at {@code damaged} in the other packs: a later backup, or
      * another host, may have stored its data again, and a catalog keeps one location per chunk (a host that rebuilt
      * its catalog may know only the damaged one). Reads the footers of the registered packs; the first copy that
-     * reads intact becomes the chunk's location in the catalog. Returns null if there is none. Only runs on damage.
+     * reads intact becomes the chunk's location in the catalog. Returns null if there is none. Only runs on damage,
+     * and once per chunk without a copy while the repository is open.
      */
     private byte[] readAnotherCopy(byte[] digest, ChunkLocation damaged, int expectedLen, String backupId,
                                    long diskOffset) throws IOException {
+        String hex = ChunkId.hex(digest);
+        if (withoutCopy.contains(hex)) {
+            return null;
+        }
         for (PackRow p : catalog.packs()) {
             if (p.name().equals(damaged.pack())) {
                 continue;
@@ -97,7 +106,7 @@ final class ChunkReader {
             try (Storage.Ranged in = storage.openPack(p.name())) {
                 c = PackReader.readFooter(in, p.name(), ctx::metaMac, ctx.codec().encrypted());
             } catch (IOException e) { // vanished or damaged itself: verify reports it
-                LOG.debug("pack {} skipped looking for chunk {}: {}", p.name(), ChunkId.hex(digest), e.getMessage());
+                LOG.debug("pack {} skipped looking for chunk {}: {}", p.name(), hex, e.getMessage());
                 continue;
             }
             for (ChunkRow row : c.entries()) {
@@ -109,13 +118,14 @@ final class ChunkReader {
                     byte[] data = readRecord(at, digest, expectedLen, backupId, diskOffset);
                     catalog.relocate(p.name(), c.fileSize(), List.of(row));
                     LOG.info("chunk {} is damaged in pack {}; read its intact copy in pack {} and use that from now on",
-                        ChunkId.hex(digest), damaged.pack(), p.name());
+                        hex, damaged.pack(), p.name());
                     return data;
                 } catch (ChunkCorruptException again) {
-                    LOG.debug("the copy of chunk {} in pack {} is damaged too", ChunkId.hex(digest), p.name());
+                    LOG.debug("the copy of chunk {} in pack {} is damaged too", hex, p.name());
                 }
             }
         }
+        withoutCopy.add(hex);
         return null;
     }
 
