@@ -2,17 +2,24 @@ package io.jbackup.store;
 
 import io.jbackup.catalog.Catalog;
 import io.jbackup.catalog.ChunkLocation;
+import io.jbackup.catalog.ChunkRow;
+import io.jbackup.catalog.PackRow;
 import io.jbackup.model.RepositoryException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.Arrays;
+import java.util.List;
 import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Reads and checks chunks for every reader of a repository (restore, serve, verify, gc): the catalog gives the
  * record's place, the pack store ({@link PackFiles}) its bytes, the codec checks and decodes them. A chunk found
- * damaged is quarantined (out of deduplication), so the next backup that meets its data stores it again.
+ * damaged is quarantined (out of deduplication), so the next backup that meets its data stores it again; an intact
+ * copy of it in another pack (stored again by a later backup or by another host) is found and used instead.
  */
 final class ChunkReader {
     private static final Logger LOG = LoggerFactory.getLogger(ChunkReader.class);
@@ -21,6 +28,8 @@ final class ChunkReader {
     private final Catalog catalog;
     private final Storage storage;
     private final PackFiles packFiles;
+    /** Damaged chunks with no intact copy in another pack, so that each is looked for once per open repository. */
+    private final Set<String> withoutCopy = ConcurrentHashMap.newKeySet();
 
     ChunkReader(RepositoryContext ctx) {
         this.ctx = ctx;
@@ -39,6 +48,10 @@ final class ChunkReader {
             Optional<Catalog.DamagedChunk> d = catalog.damagedChunk(digest);
             if (d.isPresent()) {
                 ChunkLocation at = d.get().location();
+                byte[] copy = readAnotherCopy(digest, at, expectedLen, backupId, diskOffset);
+                if (copy != null) {
+                    return copy;
+                }
                 throw new ChunkCorruptException(storage.describePack(at.pack()), at.offset(), ChunkId.hex(digest),
                     backupId, diskOffset, d.get().problem() + ", found " + d.get().found()
                     + "; the next backup that reads this data stores it again");
@@ -64,8 +77,56 @@ final class ChunkReader {
             }
         } catch (ChunkCorruptException e) {
             quarantine(digest, loc, e.problem());
+            byte[] copy = readAnotherCopy(digest, loc, expectedLen, backupId, diskOffset);
+            if (copy != null) {
+                return copy;
+            }
             throw e;
         }
+    }
+
+    /**
+     * Looks for an intact copy of a chunk found damaged at {@code damaged} in the other packs: a later backup, or
+     * another host, may have stored its data again, and a catalog keeps one location per chunk (a host that rebuilt
+     * its catalog may know only the damaged one). Reads the footers of the registered packs; the first copy that
+     * reads intact becomes the chunk's location in the catalog. Returns null if there is none. Only runs on damage,
+     * and once per chunk without a copy while the repository is open.
+     */
+    private byte[] readAnotherCopy(byte[] digest, ChunkLocation damaged, int expectedLen, String backupId,
+                                   long diskOffset) throws IOException {
+        String hex = ChunkId.hex(digest);
+        if (withoutCopy.contains(hex)) {
+            return null;
+        }
+        for (PackRow p : catalog.packs()) {
+            if (p.name().equals(damaged.pack())) {
+                continue;
+            }
+            PackReader.Contents c;
+            try (Storage.Ranged in = storage.openPack(p.name())) {
+                c = PackReader.readFooter(in, p.name(), ctx::metaMac, ctx.codec().encrypted());
+            } catch (IOException e) { // vanished or damaged itself: verify reports it
+                LOG.debug("pack {} skipped looking for chunk {}: {}", p.name(), hex, e.getMessage());
+                continue;
+            }
+            for (ChunkRow row : c.entries()) {
+                if (!Arrays.equals(row.digest(), digest)) {
+                    continue;
+                }
+                ChunkLocation at = new ChunkLocation(p.name(), row.offset(), row.length(), row.rawLength());
+                try {
+                    byte[] data = readRecord(at, digest, expectedLen, backupId, diskOffset);
+                    catalog.relocate(p.name(), c.fileSize(), List.of(row));
+                    LOG.info("chunk {} is damaged in pack {}; read its intact copy in pack {} and use that from now on",
+                        hex, damaged.pack(), p.name());
+                    return data;
+                } catch (ChunkCorruptException again) {
+                    LOG.debug("the copy of chunk {} in pack {} is damaged too", hex, p.name());
+                }
+            }
+        }
+        withoutCopy.add(hex);
+        return null;
     }
 
     /**

@@ -180,7 +180,15 @@ final class RemoteCatalog {
         for (String name : listed) {
             if (!vanished.isEmpty() || !registered.contains(name)) {
                 try (Storage.Ranged in = repo.storage().openPack(name)) {
-                    PackReader.Contents c = PackReader.readFooter(in, name, repo::metaMac, repo.codec().encrypted());
+                    PackReader.Contents c;
+                    try {
+                        c = PackReader.readFooter(in, name, repo::metaMac, repo.codec().encrypted());
+                    } catch (RepositoryException damagedFooter) {
+                        // as repair --rebuild-catalog does: the intact records still count (verify names the footer)
+                        c = PackReader.scanRecords(in, name, repo.codec());
+                        LOG.warn("{}; registered the {} intact records found by scanning it", damagedFooter.getMessage(),
+                            c.entries().size());
+                    }
                     catalog.addPack(name, c.fileSize(), c.entries());
                     n++;
                 } catch (io.jbackup.objectstore.ObjectNotFoundException e) {

@@ -216,13 +216,21 @@ final class RepositoryMaintenance {
         };
     }
 
-    /** Checks the selected backups' chunks; see {@link Verifier}. {@code repair} needs the exclusive lock. */
+    /**
+     * Checks the selected backups' chunks; see {@link Verifier}. {@code repair} needs the exclusive lock, and takes
+     * the maintenance lock: it deletes the packs it rewrites, which in an object store needs the deletion lease.
+     */
     public VerifyReport verify(VerifyOptions options) throws IOException {
         ctx.checkOpen();
         ctx.requireKey();
-        if (options.repair() && ctx.lockMode() != LockMode.EXCLUSIVE) {
+        if (!options.repair()) {
+            return new Verifier(ctx, reader, lifecycle, options).run();
+        }
+        if (ctx.lockMode() != LockMode.EXCLUSIVE) {
             throw new IllegalStateException("verify with repair needs the repository opened with the exclusive lock");
         }
-        return new Verifier(ctx, reader, lifecycle, options).run();
+        try (Maintenance m = maintenance("verify --repair", Duration.ZERO)) {
+            return new Verifier(ctx, reader, lifecycle, options).run();
+        }
     }
 }

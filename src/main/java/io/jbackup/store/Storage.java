@@ -280,6 +280,59 @@ final class Storage implements AutoCloseable {
         return f;
     }
 
+    /**
+     * The index of backup {@code id} as the repository stores it, for verify: in a local repository the index itself;
+     * in a remote one the object downloaded anew next to this host's cached copy (never the cached copy, which would
+     * hide damage to the object that other hosts read). Pass the result to {@link #releaseStoredIndex}. A missing
+     * index gives a path that does not exist.
+     */
+    Path storedIndexFile(String id) throws IOException {
+        String key = RepositoryLayout.index(id);
+        Path f = RepositoryLayout.file(hostDir, key);
+        if (!remote) {
+            return f;
+        }
+        Path tmp = f.resolveSibling("." + f.getFileName() + ".verify-" + ProcessHandle.current().pid() + "-"
+            + Thread.currentThread().getId());
+        Optional<io.jbackup.objectstore.VersionedObject> o = objects.getVersioned(key);
+        if (o.isEmpty()) {
+            return tmp;
+        }
+        Files.createDirectories(f.getParent());
+        Files.write(tmp, o.get().data());
+        return tmp;
+    }
+
+    /**
+     * Done with {@link #storedIndexFile}: in a remote repository an {@code intact} download becomes this host's cached
+     * copy of the index (replacing a copy that may have been damaged locally), a damaged one is deleted.
+     */
+    void releaseStoredIndex(Path stored, String id, boolean intact) throws IOException {
+        if (!remote) {
+            return;
+        }
+        if (intact) {
+            Files.move(stored, RepositoryLayout.file(hostDir, RepositoryLayout.index(id)),
+                StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } else {
+            Files.deleteIfExists(stored);
+        }
+    }
+
+    /**
+     * This host's cached copy of the index of {@code id} in a remote repository, if it has one (null otherwise, and
+     * always for a local repository).
+     */
+    Path cachedIndexFile(String id) {
+        Path f = RepositoryLayout.file(hostDir, RepositoryLayout.index(id));
+        return remote && Files.isRegularFile(f) ? f : null;
+    }
+
+    /** Uploads {@code file} (an intact copy) as the index object of backup {@code id}, replacing a damaged one. */
+    void reuploadIndex(Path file, String id) throws IOException {
+        objects.put(RepositoryLayout.index(id), file);
+    }
+
     boolean indexExists(String id) throws IOException {
         String key = RepositoryLayout.index(id);
         return remote ? objects.stat(key).isPresent() : Files.exists(file(key));

@@ -77,8 +77,11 @@ final class Verifier {
         List<VerifyReport.DamagedIndex> damagedIndexes = new ArrayList<>();
         PrefixSet referenced = everything ? null : new PrefixSet();
         List<BackupInfo> readable = new ArrayList<>();
+        Map<String, Path> intactCopies = new LinkedHashMap<>();
         for (BackupInfo b : selected) {
-            Path file = repo.storage().indexFile(b.id());
+            // the index as stored (in a bucket: the object, not this host's cached copy)
+            Path file = repo.storage().storedIndexFile(b.id());
+            boolean intact = false;
             try (IndexFile.Reader r = IndexFile.Reader.open(file, repo::metaMac, repo.codec().encrypted())) {
                 readable.add(b);
                 if (referenced != null) {
@@ -90,8 +93,17 @@ final class Verifier {
                         }
                     });
                 }
+                intact = true;
             } catch (RepositoryException e) {
-                damagedIndexes.add(new VerifyReport.DamagedIndex(b.id(), file.toString(), e.getMessage()));
+                String stored = repo.storage().describe(io.jbackup.store.layout.RepositoryLayout.index(b.id()));
+                damagedIndexes.add(new VerifyReport.DamagedIndex(b.id(), stored,
+                    e.getMessage().replace(file.toString(), stored)));
+                Path cached = repo.storage().cachedIndexFile(b.id());
+                if (cached != null && intactIndex(cached)) {
+                    intactCopies.put(b.id(), cached);
+                }
+            } finally {
+                repo.storage().releaseStoredIndex(file, b.id(), intact);
             }
         }
         if (referenced != null) {
@@ -261,6 +273,13 @@ final class Verifier {
                 reasons.putIfAbsent(id, "verify: uses a damaged chunk");
             }
             for (VerifyReport.DamagedIndex d : damagedIndexes) {
+                Path copy = intactCopies.get(d.backupId());
+                if (copy != null) { // this host's cached copy is intact: put it back in the bucket
+                    repo.storage().reuploadIndex(copy, d.backupId());
+                    LOG.info("index of backup {} was damaged in the repository; put back this host's intact copy",
+                        d.backupId());
+                    continue;
+                }
                 reasons.putIfAbsent(d.backupId(), "verify: index damaged (" + d.problem() + ")");
             }
             for (Map.Entry<String, String> e : reasons.entrySet()) {
@@ -280,6 +299,15 @@ final class Verifier {
         }
         return new VerifyReport(readable.size(), checked.get(), bytes.get(), chunks, damagedIndexes,
             List.copyOf(damagedPacks), markedBad, quarantined.get(), rewritten);
+    }
+
+    /** Whether the index file {@code f} opens: its bounds, file MAC and entries MAC verify. */
+    private boolean intactIndex(Path f) {
+        try (IndexFile.Reader r = IndexFile.Reader.open(f, repo::metaMac, repo.codec().encrypted())) {
+            return r != null;
+        } catch (IOException e) {
+            return false;
+        }
     }
 
     /**

@@ -50,16 +50,12 @@ class S3KeysAndJobsTest {
 
     @BeforeAll
     static void startServer() {
-        server = S3Proxy.start(serverDir);
+        server = S3Proxy.start(serverDir).withDefaultCredentials();
         server.createBucket(BUCKET);
-        System.setProperty("aws.accessKeyId", S3Proxy.IDENTITY);
-        System.setProperty("aws.secretAccessKey", S3Proxy.CREDENTIAL);
     }
 
     @AfterAll
     static void stopServer() {
-        System.clearProperty("aws.accessKeyId");
-        System.clearProperty("aws.secretAccessKey");
         if (server != null) {
             server.close();
         }

@@ -11,6 +11,8 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -28,12 +30,26 @@ class DatasetEndToEndTest {
 
     @Test
     void threeDayChainRestoresEachDayBitExact() throws IOException {
+        Path data = dataset();
+        Path repo = dir.resolve("repo");
+        io.jbackup.store.Repository.init(repo, io.jbackup.store.RepositoryOptions.defaults(), null).close();
+        threeDayChain(dir, data, List.of("--repo", repo.toString()));
+    }
+
+    /** The dataset named by {@code -Djbackup.dataset=DIR}; skips the test when none is given. */
+    static Path dataset() {
         String ds = System.getProperty("jbackup.dataset", "");
         Assumptions.assumeTrue(!ds.isEmpty(), "set -Djbackup.dataset=DIR (built by make-dataset.sh) to run");
         Path data = Path.of(ds);
         assertTrue(Files.exists(data.resolve("SHA256SUMS")), "no dataset at " + data);
-        Path repo = dir.resolve("repo");
-        io.jbackup.store.Repository.init(repo, io.jbackup.store.RepositoryOptions.defaults(), null).close();
+        return data;
+    }
+
+    /**
+     * Backs up the three days of {@code data} into the initialized repository that {@code repoArgs} name, and
+     * restores each day bit-exact.
+     */
+    static void threeDayChain(Path dir, Path data, List<String> repoArgs) throws IOException {
         String[][] steps = {{"base.day1.qcow2", null}, {"base.day2.qcow2", "b1"}, {"base.qcow2", "b2"}};
         String[] ids = new String[3];
         for (int i = 0; i < 3; i++) {
@@ -42,11 +58,12 @@ class DatasetEndToEndTest {
                 ? QemuImages.qemuNbd(dir, data.resolve(steps[i][0]), "qcow2", "-r", "-A")
                 : QemuImages.qemuNbd(dir, data.resolve(steps[i][0]), "qcow2", "-r", "-A", "-B", bitmap);
             try (s) {
-                Cli.Result r = bitmap == null
-                    ? Cli.run("full", "--repo", repo.toString(), "--disk", "vda", "--source", QemuImages.uriOf(s), "--json")
-                    : Cli.run("incremental", "--repo", repo.toString(), "--disk", "vda", "--bitmap", bitmap,
-                        "--source", QemuImages.uriOf(s), "--json");
-                JsonNode d = r.ok().json().get("disks").get(0);
+                List<String> a = new ArrayList<>(bitmap == null
+                    ? List.of("full", "--disk", "vda", "--source", QemuImages.uriOf(s), "--json")
+                    : List.of("incremental", "--disk", "vda", "--bitmap", bitmap, "--source", QemuImages.uriOf(s),
+                        "--json"));
+                a.addAll(repoArgs);
+                JsonNode d = Cli.run(a.toArray(String[]::new)).ok().json().get("disks").get(0);
                 assertEquals(bitmap == null ? "full" : "incremental", d.get("type").asText());
                 ids[i] = d.get("backupId").asText();
             }
@@ -54,7 +71,10 @@ class DatasetEndToEndTest {
         String sums = Files.readString(data.resolve("SHA256SUMS"));
         for (int i = 0; i < 3; i++) {
             Path out = dir.resolve("day" + (i + 1) + ".raw");
-            Cli.run("restore", "--repo", repo.toString(), "--disk", "vda", "--backup", ids[i], "--to", out.toString()).ok();
+            List<String> a = new ArrayList<>(List.of("restore", "--disk", "vda", "--backup", ids[i], "--to",
+                out.toString()));
+            a.addAll(repoArgs);
+            Cli.run(a.toArray(String[]::new)).ok();
             String sha = Proc.sha256(out);
             assertTrue(sums.contains(sha + "  day" + (i + 1) + ".raw"), "day " + (i + 1) + " restored as " + sha
                 + ", expected per SHA256SUMS:\n" + sums);

@@ -28,6 +28,7 @@ public final class S3Proxy implements AutoCloseable {
     private final Proc.Background process;
     private final URI endpoint;
     private final S3Client client;
+    private volatile boolean defaultCredentials;
 
     private S3Proxy(Proc.Background process, URI endpoint) {
         this.process = process;
@@ -139,6 +140,17 @@ public final class S3Proxy implements AutoCloseable {
         return client;
     }
 
+    /**
+     * Makes this server's credentials those of the AWS default chain of this JVM (the {@code aws.accessKeyId} and
+     * {@code aws.secretAccessKey} system properties, as the environment of a real host would), until {@link #close}.
+     */
+    public S3Proxy withDefaultCredentials() {
+        System.setProperty("aws.accessKeyId", IDENTITY);
+        System.setProperty("aws.secretAccessKey", CREDENTIAL);
+        defaultCredentials = true;
+        return this;
+    }
+
     /** Creates the bucket {@code name} and returns it. */
     public String createBucket(String name) {
         client.createBucket(b -> b.bucket(name));
@@ -153,6 +165,10 @@ public final class S3Proxy implements AutoCloseable {
 
     @Override
     public void close() {
+        if (defaultCredentials) {
+            System.clearProperty("aws.accessKeyId");
+            System.clearProperty("aws.secretAccessKey");
+        }
         client.close();
         process.close();
     }
