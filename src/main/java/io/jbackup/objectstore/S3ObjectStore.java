@@ -1,5 +1,7 @@
 package io.jbackup.objectstore;
 
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
 import software.amazon.awssdk.auth.credentials.AwsCredentialsProvider;
 import software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider;
@@ -58,6 +60,7 @@ import java.util.function.Supplier;
  * </ul>
  */
 public final class S3ObjectStore implements ObjectStore {
+    private static final Logger LOG = LoggerFactory.getLogger(S3ObjectStore.class);
     static final String NONCE_META = "jbackup-nonce";
     private static final SecureRandom RANDOM = new SecureRandom();
 
@@ -67,9 +70,16 @@ public final class S3ObjectStore implements ObjectStore {
     private final S3Retries retries;
     private final UploadLimiter limiter;
     private final ExecutorService uploads;
+    private final S3RequestCounter requests;
 
     /** A store on {@code s3}, which it closes (tests wrap the client to inject faults). */
     S3ObjectStore(S3Client s3, S3Settings settings) {
+        this(s3, settings, new S3RequestCounter());
+    }
+
+    /** A store on {@code s3}, whose requests {@code requests} counts (registered on the client). */
+    private S3ObjectStore(S3Client s3, S3Settings settings, S3RequestCounter requests) {
+        this.requests = requests;
         this.s3 = s3;
         this.settings = settings;
         this.base = settings.prefix().isEmpty() ? "" : settings.prefix() + "/";
@@ -91,14 +101,15 @@ public final class S3ObjectStore implements ObjectStore {
      * @throws StoreAccessDeniedException  when the credentials are wrong or lack permission
      */
     public static S3ObjectStore open(S3Settings settings) throws IOException {
-        S3Client client = client(settings);
+        S3RequestCounter requests = new S3RequestCounter();
+        S3Client client = client(settings, requests);
         try {
             client.headBucket(b -> b.bucket(settings.bucket()));
         } catch (SdkException e) {
             client.close();
             throw S3Errors.map(e, settings.describe(), "opening", null);
         }
-        return new S3ObjectStore(client, settings);
+        return new S3ObjectStore(client, settings, requests);
     }
 
     /** The endpoint from the settings, else from the environment the SDK reads, or null (AWS). */
@@ -117,6 +128,11 @@ public final class S3ObjectStore implements ObjectStore {
 
     /** A client as {@code settings} say. */
     static S3Client client(S3Settings settings) throws ObjectStoreException {
+        return client(settings, new S3RequestCounter());
+    }
+
+    /** A client as {@code settings} say, whose HTTP requests {@code requests} counts. */
+    static S3Client client(S3Settings settings, S3RequestCounter requests) throws ObjectStoreException {
         URI endpoint = endpoint(settings);
         S3ClientBuilder b = S3Client.builder()
             .httpClientBuilder(UrlConnectionHttpClient.builder())
@@ -127,7 +143,8 @@ public final class S3ObjectStore implements ObjectStore {
             .region(region(settings, endpoint))
             .credentialsProvider(credentials(settings))
             .overrideConfiguration(o -> o.retryStrategy(S3Retries.strategy(settings.transfer()))
-                .apiCallAttemptTimeout(settings.transfer().attemptTimeout()));
+                .apiCallAttemptTimeout(settings.transfer().attemptTimeout())
+                .addExecutionInterceptor(requests));
         if (endpoint != null) {
             b.endpointOverride(endpoint);
         }
@@ -376,8 +393,16 @@ public final class S3ObjectStore implements ObjectStore {
         return settings.describe();
     }
 
+    /** The HTTP requests this store has sent, retries included. */
+    S3RequestCounter requests() {
+        return requests;
+    }
+
     @Override
     public void close() {
+        if (requests.total() > 0) {
+            LOG.info("S3 requests: {} to {}", requests.summary(), settings.describe());
+        }
         uploads.shutdownNow();
         s3.close();
     }

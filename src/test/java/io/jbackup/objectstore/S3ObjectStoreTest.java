@@ -107,6 +107,28 @@ class S3ObjectStoreTest extends ObjectStoreContract {
         assertArrayEquals(bytes("renewed by A"), s3.get("lease"));
     }
 
+    /** Every HTTP request is counted by what it is billed as: the figures the store logs when it closes. */
+    @Test
+    void requestsAreCountedByKind() throws Exception {
+        S3Settings settings = server.settings(BUCKET, "t" + PREFIXES.incrementAndGet() + "/count");
+        try (S3ObjectStore s3 = S3ObjectStore.open(settings)) {
+            S3RequestCounter c = s3.requests();
+            assertEquals(1, c.count(S3RequestCounter.Kind.HEAD), "the bucket check of open");
+            s3.put("a", bytes("first"));
+            s3.put("b", bytes("second"));
+            s3.get("a", 0, 3);
+            s3.listAll("");
+            s3.delete("a");
+            assertEquals(2, c.count(S3RequestCounter.Kind.PUT));
+            assertEquals(1, c.count(S3RequestCounter.Kind.GET));
+            assertEquals(1, c.count(S3RequestCounter.Kind.LIST));
+            assertEquals(1, c.count(S3RequestCounter.Kind.DELETE));
+            assertEquals(6, c.total());
+            assertTrue(c.summary().startsWith("6 (PUT 2, GET 1, LIST 1, HEAD 1, DELETE 1), 11 bytes sent"),
+                c.summary());
+        }
+    }
+
     /** A GET whose body ends early with no error is read again from where it stopped, not returned short. */
     @Test
     void aRangedReadThatEndsEarlyIsReadAgain() throws Exception {

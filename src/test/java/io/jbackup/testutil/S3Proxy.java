@@ -145,8 +145,7 @@ public final class S3Proxy implements AutoCloseable {
      * {@code aws.secretAccessKey} system properties, as the environment of a real host would), until {@link #close}.
      */
     public S3Proxy withDefaultCredentials() {
-        System.setProperty("aws.accessKeyId", IDENTITY);
-        System.setProperty("aws.secretAccessKey", CREDENTIAL);
+        setDefaultCredentials();
         defaultCredentials = true;
         return this;
     }
@@ -166,8 +165,7 @@ public final class S3Proxy implements AutoCloseable {
     @Override
     public void close() {
         if (defaultCredentials) {
-            System.clearProperty("aws.accessKeyId");
-            System.clearProperty("aws.secretAccessKey");
+            clearDefaultCredentials();
         }
         client.close();
         process.close();
