@@ -1,5 +1,6 @@
 package io.jbackup.cli;
 
+import io.jbackup.engine.ExternalToolException;
 import io.jbackup.engine.BackupRefusedException;
 import io.jbackup.engine.RestoreTargetException;
 import io.jbackup.error.NotFoundException;
@@ -98,8 +99,9 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
         rule(KeyRefusedException.class, USAGE, "key-refused"),
         rule(ChunkCorruptException.class, DAMAGE, "damage"),
         rule(IndexCorruptException.class, DAMAGE, "damage"),
+        // like disk-busy: nothing was changed, another run holds the lock; wait with --wait-lock
+        rule(RepositoryLockedException.class, USAGE, "repository-locked"),
         rule(NotARepositoryException.class, REPOSITORY, "not-a-repository"),
-        rule(RepositoryLockedException.class, REPOSITORY, "repository-locked"),
         rule(WrongPassphraseException.class, REPOSITORY, "wrong-passphrase"),
         rule(PassphraseRequiredException.class, REPOSITORY, "passphrase-required"),
         rule(RepositoryFullException.class, REPOSITORY, "repository-full"),

@@ -68,9 +68,9 @@ final class S3Errors {
 
     /**
      * The typed exception for {@code e}, raised while doing {@code what} on {@code key} (null: on the store itself)
-     * in {@code store}.
+     * in {@code store}, reached at {@code endpoint}.
      */
-    static ObjectStoreException map(SdkException e, String store, String what, String key) {
+    static ObjectStoreException map(SdkException e, String store, String endpoint, String what, String key) {
         String where = (key == null ? "" : key + " in ") + store;
         if (e instanceof AwsServiceException a) {
             int status = a.statusCode();
@@ -97,7 +97,10 @@ final class S3Errors {
             return new ObjectStoreException(what + " " + where + " failed" + said, e);
         }
         if (network(e)) {
-            return new TransientStoreException(what + " " + where + " failed: " + e.getCause(), e);
+            return new TransientStoreException(what + " " + where + " failed: " + e.getCause() + ": the object store "
+                + "at " + endpoint + " did not answer after retries; check that it is running and that the endpoint "
+                + "is right (--s3-endpoint, AWS_ENDPOINT_URL), then run the command again (complete backups are kept)",
+                e);
         }
         return new ObjectStoreException(what + " " + where + " failed: " + e.getMessage(), e);
     }

@@ -107,9 +107,15 @@ public final class S3ObjectStore implements ObjectStore {
             client.headBucket(b -> b.bucket(settings.bucket()));
         } catch (SdkException e) {
             client.close();
-            throw S3Errors.map(e, settings.describe(), "opening", null);
+            throw S3Errors.map(e, settings.describe(), endpointText(settings), "opening", null);
         }
         return new S3ObjectStore(client, settings, requests);
+    }
+
+    /** The endpoint for messages: the one {@link #endpoint} gives, or "AWS S3". */
+    static String endpointText(S3Settings settings) {
+        URI e = endpoint(settings);
+        return e == null ? "AWS S3" : e.toString();
     }
 
     /** The endpoint from the settings, else from the environment the SDK reads, or null (AWS). */
@@ -266,7 +272,7 @@ public final class S3ObjectStore implements ObjectStore {
             if (source != null) {
                 throw source;
             }
-            throw S3Errors.map((SdkException) e, describe(), "writing", key);
+            throw S3Errors.map((SdkException) e, describe(), endpointText(settings), "writing", key);
         } catch (UncheckedIOException e) {
             throw e.getCause();
         }
@@ -285,7 +291,7 @@ public final class S3ObjectStore implements ObjectStore {
         try {
             return Optional.of(read.get());
         } catch (SdkException e) {
-            ObjectStoreException mapped = S3Errors.map(e, describe(), "reading", key);
+            ObjectStoreException mapped = S3Errors.map(e, describe(), endpointText(settings), "reading", key);
             if (mapped instanceof ObjectNotFoundException) {
                 return Optional.empty();
             }
@@ -316,7 +322,7 @@ public final class S3ObjectStore implements ObjectStore {
                 if (S3Errors.status(e) == S3Errors.RANGE_NOT_SATISFIABLE) {
                     return out.toByteArray();
                 }
-                throw S3Errors.map(e, describe(), "reading", key);
+                throw S3Errors.map(e, describe(), endpointText(settings), "reading", key);
             }
             long got = offset + out.size() - from;
             if (got >= announced) {
@@ -367,7 +373,7 @@ public final class S3ObjectStore implements ObjectStore {
             }
             return new ListPage(out, Boolean.TRUE.equals(r.isTruncated()));
         } catch (SdkException e) {
-            throw S3Errors.map(e, describe(), "listing " + prefix + "* in", null);
+            throw S3Errors.map(e, describe(), endpointText(settings), "listing " + prefix + "* in", null);
         }
     }
 
@@ -376,7 +382,7 @@ public final class S3ObjectStore implements ObjectStore {
         try {
             s3.deleteObject(r -> r.bucket(settings.bucket()).key(full(key)));
         } catch (SdkException e) {
-            ObjectStoreException mapped = S3Errors.map(e, describe(), "deleting", key);
+            ObjectStoreException mapped = S3Errors.map(e, describe(), endpointText(settings), "deleting", key);
             if (!(mapped instanceof ObjectNotFoundException)) {
                 throw mapped;
             }

@@ -35,7 +35,7 @@ class ExitCodesTest {
         assertFailure(2, "usage", new UsageException("--connections 0 (expected: 1 .. 16)"));
         assertFailure(2, "not-found", new NotFoundException("no backup matches 'NOPE'"));
         assertFailure(2, "usage", new CompletionException(new UsageException("bad")));
-        assertFailure(5, "repository-locked", new IllegalStateException("wrapped",
+        assertFailure(2, "repository-locked", new IllegalStateException("wrapped",
             new RepositoryLockedException("locked")));
         assertFailure(5, "not-a-repository", new NotARepositoryException("no jbackup repository at x"));
         assertFailure(5, "repository", new RepositoryException("x"));
@@ -55,7 +55,7 @@ class ExitCodesTest {
         assertFailure(5, "repository", new RepositoryException("backup 1 failed",
             new NbdConnectException("no socket", null)));
         // and a specific outer exception still wins over its causes
-        assertFailure(5, "repository-locked", new RepositoryLockedException("locked")
+        assertFailure(2, "repository-locked", new RepositoryLockedException("locked")
             .initCause(new TransientStoreException("slow down", null)));
     }
 }

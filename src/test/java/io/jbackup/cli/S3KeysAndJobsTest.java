@@ -129,7 +129,7 @@ class S3KeysAndJobsTest {
              DeletionLease gc = DeletionLease.acquire(store, RepositoryLayout.DELETION_LEASE, "gc",
                  DeletionLease.DEFAULT_TTL, Duration.ZERO)) {
             Cli.Result busy = run(url, "key", "remove", id2, "--passphrase-file", p3);
-            assertEquals(ExitCodes.REPOSITORY, busy.exitCode(), busy.toString());
+            assertEquals(ExitCodes.USAGE, busy.exitCode(), busy.toString());
             assertTrue(busy.stderr().contains("is locked for deletion"), busy.stderr());
             assertTrue(objects("keys/keys/").contains("keys/keys/" + id2 + ".key"), "nothing was removed");
         }

@@ -320,7 +320,7 @@ class S3FaultsTest {
             });
             // host B, without --wait-lock: refused at once, naming the holder; with it: waits until A is done
             Cli.Result b = run(c.url, cacheB, "gc", "--grace", "0");
-            assertEquals(ExitCodes.REPOSITORY, b.exitCode(), b.toString());
+            assertEquals(ExitCodes.USAGE, b.exitCode(), b.toString());
             assertTrue(b.stderr().contains("is locked for deletion: "), b.stderr());
             assertTrue(b.stderr().contains("gc by pid " + a.process.pid()), "names the holder: " + b.stderr());
             try (JBackupProcess w = spawn("gc-b", server.endpoint().toString(), c.url, cacheB, "gc", "--grace", "0",
