@@ -1,5 +1,6 @@
 package io.jbackup.cli;
 
+import io.jbackup.engine.QemuImg;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.jbackup.error.NotFoundException;

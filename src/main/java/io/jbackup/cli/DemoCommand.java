@@ -1,5 +1,6 @@
 package io.jbackup.cli;
 
+import io.jbackup.engine.QemuNbdProcess;
 import io.jbackup.engine.BackupEngine;
 import io.jbackup.engine.BackupMode;
 import io.jbackup.engine.Cancellation;

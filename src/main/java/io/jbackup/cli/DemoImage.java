@@ -1,5 +1,7 @@
 package io.jbackup.cli;
 
+import io.jbackup.engine.ExternalToolException;
+import io.jbackup.engine.QemuNbdProcess;
 import io.jbackup.nbd.client.NbdUri;
 
 import java.io.IOException;

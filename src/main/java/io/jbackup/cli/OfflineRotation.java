@@ -1,5 +1,7 @@
 package io.jbackup.cli;
 
+import io.jbackup.engine.QemuNbdProcess;
+import io.jbackup.engine.QemuImg;
 import io.jbackup.engine.ProgressListener;
 import io.jbackup.model.BackupInfo;
 import io.jbackup.nbd.client.NbdUri;

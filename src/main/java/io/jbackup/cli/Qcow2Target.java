@@ -1,5 +1,8 @@
 package io.jbackup.cli;
 
+import io.jbackup.engine.ExternalToolException;
+import io.jbackup.engine.QemuNbdProcess;
+import io.jbackup.engine.QemuImg;
 import io.jbackup.error.UsageException;
 import io.jbackup.engine.NbdTarget;
 import io.jbackup.engine.RestoreTarget;

@@ -1,4 +1,4 @@
-package io.jbackup.cli;
+package io.jbackup.engine;
 
 import java.io.IOException;
 

@@ -1,4 +1,4 @@
-package io.jbackup.cli;
+package io.jbackup.engine;
 
 import io.jbackup.error.NotFoundException;
 
@@ -14,7 +14,7 @@ import java.util.concurrent.TimeUnit;
 /**
  * Runs {@code qemu-img} for commands that wrap it; a missing or failing qemu-img is an {@link ExternalToolException}.
  */
-final class QemuImg {
+public final class QemuImg {
     private static final long TIMEOUT_SECONDS = 120;
     private static final int MAX_OUTPUT = 4 << 20;
 
@@ -22,11 +22,11 @@ final class QemuImg {
     }
 
     /** What a run printed. */
-    record Output(int exitCode, String stdout, String stderr) {
+    public record Output(int exitCode, String stdout, String stderr) {
     }
 
     /** Finds {@code tool} on a PATH-style list of directories. */
-    static Path locate(String tool, String path) throws ExternalToolException {
+    public static Path locate(String tool, String path) throws ExternalToolException {
         for (String d : path.split(":")) {
             Path p = Path.of(d.isEmpty() ? "." : d, tool);
             if (Files.isExecutable(p)) {
@@ -38,7 +38,7 @@ final class QemuImg {
     }
 
     /** Runs {@code qemu-img ARGS...} and returns its output, whatever the exit code. */
-    static Output run(String... args) throws IOException {
+    public static Output run(String... args) throws IOException {
         List<String> cmd = new ArrayList<>();
         cmd.add(locate("qemu-img", System.getenv().getOrDefault("PATH", "/usr/bin:/bin")).toString());
         cmd.addAll(List.of(args));
@@ -70,7 +70,7 @@ final class QemuImg {
     }
 
     /** Runs qemu-img and fails with its message (made clearer for the usual causes) unless it succeeds. */
-    static String check(Path image, String... args) throws IOException {
+    public static String check(Path image, String... args) throws IOException {
         Output o = run(args);
         if (o.exitCode() == 0) {
             return o.stdout();

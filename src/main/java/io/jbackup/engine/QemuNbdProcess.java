@@ -1,4 +1,4 @@
-package io.jbackup.cli;
+package io.jbackup.engine;
 
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdClient;
@@ -26,15 +26,15 @@ import java.util.concurrent.TimeUnit;
  * {@code -t} exits when its client disconnects); {@link #log} is its output, for messages; {@link #close} stops it if
  * it still runs and always deletes the directory. Safe to close from a shutdown hook and from the owner at once.
  */
-final class QemuNbdProcess implements AutoCloseable {
+public final class QemuNbdProcess implements AutoCloseable {
     /** How long qemu-nbd may take until its socket accepts connections. */
-    static final Duration START_LIMIT = Duration.ofSeconds(30);
+    public static final Duration START_LIMIT = Duration.ofSeconds(30);
     /** How long {@link #stop} waits after SIGTERM before it sends SIGKILL. */
-    static final Duration STOP_GRACE = Duration.ofSeconds(10);
+    public static final Duration STOP_GRACE = Duration.ofSeconds(10);
     /** The socket's file name in the directory. */
-    static final String SOCKET = "nbd.sock";
+    public static final String SOCKET = "nbd.sock";
     /** The log's file name in the directory. */
-    static final String LOG = "qemu-nbd.log";
+    public static final String LOG = "qemu-nbd.log";
     private static final long POLL_MILLIS = 20;
     private static final ClientOptions PROBE = ClientOptions.defaults().withTimeout(Duration.ofSeconds(5));
 
@@ -47,7 +47,7 @@ final class QemuNbdProcess implements AutoCloseable {
     }
 
     /** Finds {@code qemu-nbd} on {@code PATH}; an {@link ExternalToolException} naming the package when missing. */
-    static Path locate() throws ExternalToolException {
+    public static Path locate() throws ExternalToolException {
         return QemuImg.locate("qemu-nbd", System.getenv().getOrDefault("PATH", "/usr/bin:/bin"));
     }
 
@@ -64,7 +64,7 @@ final class QemuNbdProcess implements AutoCloseable {
      * @throws InterruptedIOException when the thread is interrupted while waiting
      *                                 (on any failure qemu-nbd is stopped and the directory deleted)
      */
-    static QemuNbdProcess start(Path qemuNbd, Path parent, String prefix, List<String> args, String failure)
+    public static QemuNbdProcess start(Path qemuNbd, Path parent, String prefix, List<String> args, String failure)
         throws IOException {
         QemuNbdProcess q = launch(qemuNbd, parent, prefix, args);
         try {
@@ -81,7 +81,7 @@ final class QemuNbdProcess implements AutoCloseable {
      * able to {@link #close} it (e.g. from a shutdown hook) while {@link #awaitAccepting} waits; on a failure of
      * that, the owner closes it.
      */
-    static QemuNbdProcess launch(Path qemuNbd, Path parent, String prefix, List<String> args) throws IOException {
+    public static QemuNbdProcess launch(Path qemuNbd, Path parent, String prefix, List<String> args) throws IOException {
         Path dir = parent == null ? Files.createTempDirectory(prefix) : Files.createTempDirectory(parent, prefix);
         try {
             List<String> cmd = new ArrayList<>(List.of(qemuNbd.toString(), "-k", dir.resolve(SOCKET).toString()));
@@ -101,7 +101,7 @@ final class QemuNbdProcess implements AutoCloseable {
      * @throws ExternalToolException   {@code FAILURE: OUTPUT} when qemu-nbd exited or did not answer in time
      * @throws InterruptedIOException when the thread is interrupted while waiting
      */
-    void awaitAccepting(String failure) throws IOException {
+    public void awaitAccepting(String failure) throws IOException {
         long deadline = System.nanoTime() + START_LIMIT.toNanos();
         while (!accepts()) {
             if (!process.isAlive() || System.nanoTime() - deadline > 0) {
@@ -136,22 +136,22 @@ final class QemuNbdProcess implements AutoCloseable {
     }
 
     /** The socket qemu-nbd serves on. */
-    Path socket() {
+    public Path socket() {
         return dir.resolve(SOCKET);
     }
 
     /** {@code nbd+unix:///?socket=SOCKET}: the default export on {@link #socket()}. */
-    NbdUri uri() {
+    public NbdUri uri() {
         return NbdUri.unix(socket(), "", false);
     }
 
     /** The private directory holding the socket and the log; {@link #close} deletes it. */
-    Path directory() {
+    public Path directory() {
         return dir;
     }
 
     /** What qemu-nbd printed so far, without surrounding white space; "no output" when its log is gone. */
-    String log() throws IOException {
+    public String log() throws IOException {
         Path log = dir.resolve(LOG);
         return Files.exists(log) ? Files.readString(log).strip() : "no output";
     }
@@ -162,7 +162,7 @@ final class QemuNbdProcess implements AutoCloseable {
      * @return its exit code, or empty when it still runs after {@code timeout}
      * @throws InterruptedIOException when the thread is interrupted while waiting
      */
-    OptionalInt awaitExit(Duration timeout) throws InterruptedIOException {
+    public OptionalInt awaitExit(Duration timeout) throws InterruptedIOException {
         try {
             return process.waitFor(timeout.toNanos(), TimeUnit.NANOSECONDS) ? OptionalInt.of(process.exitValue())
                 : OptionalInt.empty();
@@ -176,7 +176,7 @@ final class QemuNbdProcess implements AutoCloseable {
      * Stops qemu-nbd if it still runs: SIGTERM, then SIGKILL if it is still there after {@link #STOP_GRACE}. Returns
      * once it is gone (or after 5 more seconds); an interrupt sends SIGKILL at once and stays set.
      */
-    void stop() {
+    public void stop() {
         if (!process.isAlive()) {
             return;
         }

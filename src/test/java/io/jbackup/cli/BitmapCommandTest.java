@@ -1,5 +1,7 @@
 package io.jbackup.cli;
 
+import io.jbackup.engine.ExternalToolException;
+import io.jbackup.engine.QemuImg;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.jbackup.store.Repository;
 import io.jbackup.store.RepositoryOptions;

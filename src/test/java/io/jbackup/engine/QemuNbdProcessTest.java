@@ -1,4 +1,4 @@
-package io.jbackup.cli;
+package io.jbackup.engine;
 
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdClient;
