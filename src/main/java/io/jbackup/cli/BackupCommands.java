@@ -9,6 +9,7 @@ import io.jbackup.engine.EngineOptions;
 import io.jbackup.engine.LiveBackup;
 import io.jbackup.engine.LiveSource;
 import io.jbackup.engine.ProgressListener;
+import io.jbackup.libvirt.DomainBackup;
 import io.jbackup.error.UsageException;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdUri;
@@ -43,6 +44,8 @@ public final class BackupCommands {
         LoggingMixin logging;
         @Mixin
         LiveOptions live;
+        @Mixin
+        DomainOptions domain;
 
         @Option(names = "--source", paramLabel = "[DISK=]URI",
             description = "NBD export to back up: nbd://host[:port]/export, nbd+unix:///export?socket=PATH, nbds://..."
@@ -98,6 +101,10 @@ public final class BackupCommands {
 
         @Override
         public Integer call() throws Exception {
+            if (domain.enabled()) {
+                return callDomain();
+            }
+            domain.checkUnused();
             if (live.enabled()) {
                 return callLive();
             }
@@ -146,6 +153,32 @@ public final class BackupCommands {
                 }
             });
             return report(results);
+        }
+
+        /** {@code --domain}: a libvirt domain by its name ({@link DomainBackup}). */
+        private int callDomain() throws Exception {
+            if (live.enabled() || (sources != null && !sources.isEmpty()) || !bitmaps().isEmpty() || disk != null) {
+                throw new UsageException("--domain backs up the domain's disks itself: drop --source, --qmp, "
+                    + "--bitmap and --disk (leave disks out with --exclude-disk)");
+            }
+            rejectImage();
+            DomainBackup.Options o = domain.options(vm, live.scratchDir);
+            io.jbackup.libvirt.Virsh virsh = domain.virsh();
+            ClientOptions co = withTimeout(ClientOptions.defaults().withConnections(connections()));
+            EngineOptions eo = EngineOptions.defaults().withBufferBytes((long) bufferMiB << 20)
+                .withRetries(retries, Duration.ofSeconds(1)).withDiskLockWait(repo.waitLock());
+            ProgressListener progress = ConsoleProgress.forConsole(json.enabled() || logging.quiet);
+            Cancellation cancel = new Cancellation();
+            List<DiskResult> results = Interrupts.run(cancel, () -> {
+                try (Repository r = repo.open(LockMode.SHARED)) {
+                    return new DomainBackup(r, virsh, eo, progress, cancel).run(o, mode(), co, labels, note);
+                }
+            });
+            return report(results);
+        }
+
+        /** Refuses the options of another source mode ({@code --image} of the offline rotation). */
+        void rejectImage() {
         }
 
         /** --connections, defaulting to half the cores (1 to 4), validated. */
@@ -330,6 +363,13 @@ public final class BackupCommands {
                     + (plan.current() == null ? "a full backup" : plan.current()));
             }
             return results;
+        }
+
+        @Override
+        void rejectImage() {
+            if (rotateBitmap || image != null) {
+                throw new UsageException("--domain finds the domain's images itself: drop --rotate-bitmap and --image");
+            }
         }
 
         @Override

@@ -122,6 +122,9 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
         rule(QmpConnectionException.class, SOURCE, "qmp-unreachable"),
         rule(QmpException.class, SOURCE, "qmp-error"),
         rule(ExternalToolException.class, SOURCE, "external-tool"),
+        rule(io.jbackup.libvirt.DomainBusyException.class, USAGE, "domain-busy"),
+        rule(io.jbackup.libvirt.LibvirtConnectionException.class, SOURCE, "libvirt-unreachable"),
+        rule(io.jbackup.libvirt.LibvirtException.class, SOURCE, "libvirt-error"),
         rule(RestoreTargetException.class, SOURCE, "target-error"),
         rule(InterruptedException.class, INTERRUPTED, "interrupted"),
         rule(CancellationException.class, INTERRUPTED, "interrupted"));

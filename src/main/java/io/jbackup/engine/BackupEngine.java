@@ -63,7 +63,7 @@ public final class BackupEngine {
     }
 
     /** A disk of a set: VM (or null) and disk name. */
-    record DiskKey(String vm, String disk) {
+    public record DiskKey(String vm, String disk) {
         String label() {
             return vm == null ? disk : vm + "/" + disk;
         }
@@ -73,7 +73,7 @@ public final class BackupEngine {
      * Takes the disk locks of a set, in name order (so two sets that share disks cannot deadlock while waiting);
      * all or none. {@code kind} and {@code note} say what the run does, for the holder text.
      */
-    static List<FileMutex> lockDisks(Repository repo, EngineOptions options, Cancellation cancel, List<DiskKey> disks,
+    public static List<FileMutex> lockDisks(Repository repo, EngineOptions options, Cancellation cancel, List<DiskKey> disks,
                                      String kind, String note) throws IOException {
         List<FileMutex> held = new ArrayList<>();
         try {
@@ -89,7 +89,7 @@ public final class BackupEngine {
     }
 
     /** {@link #run} for a caller that holds the disks' locks already ({@link LiveBackup}). */
-    List<DiskResult> runLocked(List<DiskJob> jobs) throws InterruptedException {
+    public List<DiskResult> runLocked(List<DiskJob> jobs) throws InterruptedException {
         if (jobs.isEmpty()) {
             throw new UsageException("no disks to back up: give --source URI (or NAME=URI, repeatable)");
         }

@@ -18,7 +18,12 @@ public enum FallbackReason {
     /** The repository's chunk size differs from the parent backup's. */
     CHUNK_SIZE_CHANGED("chunk-size-changed"),
     /** The parent backup is not complete. */
-    PARENT_INCOMPLETE("parent-incomplete");
+    PARENT_INCOMPLETE("parent-incomplete"),
+    /**
+     * libvirt: the domain no longer has the checkpoint of the disk's newest backup (the domain was redefined or
+     * migrated, or the host crashed), or the disk's newest backup was not taken through libvirt.
+     */
+    CHECKPOINT_LOST("checkpoint-lost");
 
     private final String code;
 

@@ -1,0 +1,322 @@
+package io.jbackup.libvirt;
+
+import io.jbackup.engine.BackupEngine;
+import io.jbackup.engine.BackupMode;
+import io.jbackup.engine.BackupRefusedException;
+import io.jbackup.engine.Cancellation;
+import io.jbackup.engine.DiskJob;
+import io.jbackup.engine.DiskResult;
+import io.jbackup.engine.EngineOptions;
+import io.jbackup.engine.FallbackReason;
+import io.jbackup.engine.ProgressListener;
+import io.jbackup.error.UsageException;
+import io.jbackup.model.BackupInfo;
+import io.jbackup.nbd.client.ClientOptions;
+import io.jbackup.nbd.client.NbdUri;
+import io.jbackup.store.FileMutex;
+import io.jbackup.store.Repository;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * Backs up the disks of a libvirt domain by its name.
+ *
+ * <p><b>Running domain</b> (libvirt's backup API in pull mode): decide each disk (full, or the changes since the
+ * checkpoint of its newest backup); freeze the guest's filesystems when the guest agent answers; {@code
+ * backup-begin} with a new checkpoint; thaw; read every disk over NBD from the job's private unix socket
+ * ({@code qemu:dirty-bitmap:backup-DISK} for an incremental disk, {@code base:allocation} for a full one); end the
+ * job ({@code domjobabort}); remove the scratch directory; delete the checkpoints no incremental needs any more.
+ *
+ * <p><b>Shut-off domain</b>: each disk's qcow2 is served read-only with {@code qemu-nbd -r -A}, with {@code -B
+ * CHECKPOINT} when the image still holds the recording bitmap libvirt keeps for the checkpoint of the disk's newest
+ * backup. No checkpoint is created (libvirt cannot create one for an inactive domain): the backup records the
+ * checkpoint it read from, whose bitmap still holds every write since, so the next backup builds on it.
+ *
+ * <p><b>Checkpoints</b> are named {@code jbackup-REPO8-SET}: REPO8 is the start of the repository's id (two
+ * repositories backing up one domain never touch each other's checkpoints), SET the id shared by the disks' backups
+ * of one run (label {@code set}). Each backup records its checkpoint in label {@value #LABEL_CHECKPOINT}.
+ */
+public final class DomainBackup {
+    private static final Logger LOG = LoggerFactory.getLogger(DomainBackup.class);
+    /** Label naming the checkpoint whose bitmap holds every write since the backup. */
+    public static final String LABEL_CHECKPOINT = "jbackup.checkpoint";
+    /** Label naming the libvirt domain a backup was taken from. */
+    public static final String LABEL_DOMAIN = "jbackup.domain";
+    private static final DateTimeFormatter SET_TIME = DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss")
+        .withZone(ZoneOffset.UTC);
+
+    /** Whether to freeze the guest's filesystems: when the agent answers, always (fail without one), never. */
+    public enum Quiesce { AUTO, ON, OFF }
+
+    /**
+     * What to back up.
+     *
+     * @param domain       the domain's name
+     * @param vm           the VM name in the repository (default: the domain's name)
+     * @param excluded     disk targets left out
+     * @param quiesce      freeze the guest's filesystems
+     * @param scratchDir   parent of the private directory for the NBD socket and scratch files (QEMU's user must be
+     *                     able to write there), or null for {@code /var/tmp}
+     */
+    public record Options(String domain, String vm, Set<String> excluded, Quiesce quiesce, Path scratchDir) {
+        public Options {
+            if (domain == null || domain.isBlank()) {
+                throw new UsageException("name the domain: --domain NAME");
+            }
+            excluded = excluded == null ? Set.of() : Set.copyOf(excluded);
+            quiesce = quiesce == null ? Quiesce.AUTO : quiesce;
+            vm = vm == null ? domain : vm;
+        }
+    }
+
+    /** One disk's plan. */
+    record Plan(DomainXml.Disk disk, String label, String from, String fullReason, FallbackReason fallback) {
+        boolean incremental() {
+            return from != null;
+        }
+    }
+
+    private final Repository repo;
+    private final Virsh virsh;
+    private final EngineOptions options;
+    private final ProgressListener progress;
+    private final Cancellation cancel;
+
+    public DomainBackup(Repository repo, Virsh virsh, EngineOptions options, ProgressListener progress,
+                        Cancellation cancel) {
+        this.repo = repo;
+        this.virsh = virsh;
+        this.options = options;
+        this.progress = progress;
+        this.cancel = cancel;
+    }
+
+    /** The checkpoint-name prefix of this repository. */
+    String checkpointPrefix() {
+        String id = repo.config().id().replace("-", "");
+        return "jbackup-" + id.substring(0, Math.min(8, id.length())) + "-";
+    }
+
+    /**
+     * Backs up the domain's disks as one set. Returns each disk's result (a disk that fails does not stop the
+     * others); throws when nothing could start (no such domain, libvirt unreachable, a job running, a refused
+     * incremental).
+     */
+    public List<DiskResult> run(Options o, BackupMode mode, ClientOptions client, Map<String, String> labels,
+                                String note) throws IOException, InterruptedException {
+        String state = virsh.state(o.domain());
+        boolean running = state.equals("running") || state.equals("paused") || state.equals("pmsuspended");
+        String job = running ? virsh.activeJob(o.domain()) : null;
+        if (job != null) {
+            throw new DomainBusyException("domain " + o.domain() + " has a job running (" + job + "): is another "
+                + "backup of it under way? Nothing was changed; run again when it has ended ('virsh domjobinfo "
+                + o.domain() + "', or end a stale job with 'virsh domjobabort " + o.domain() + "')");
+        }
+        String inactiveXml = virsh.dumpXml(o.domain(), true);
+        DomainXml live = DomainXml.parse(running ? virsh.dumpXml(o.domain(), false) : inactiveXml);
+        List<DomainXml.Disk> chosen = new ArrayList<>();
+        List<String> others = new ArrayList<>();
+        for (DomainXml.Disk d : live.disks()) {
+            if (d.target() == null) {
+                continue;
+            }
+            if (o.excluded().contains(d.target())) {
+                progress.message(o.vm() + "/" + d.target(), "left out (--exclude-disk)");
+                others.add(d.target());
+                continue;
+            }
+            Optional<String> why = d.unsupported();
+            if (why.isPresent()) {
+                if ("disk".equals(d.device())) {
+                    progress.warning(o.vm() + "/" + d.target(), "skipped: " + why.get());
+                } else {
+                    progress.message(o.vm() + "/" + d.target(), "skipped: " + why.get());
+                }
+                others.add(d.target());
+                continue;
+            }
+            chosen.add(d);
+        }
+        for (String x : o.excluded()) {
+            if (live.disks().stream().noneMatch(d -> x.equals(d.target()))) {
+                throw new UsageException("--exclude-disk " + x + ": domain " + o.domain() + " has no disk " + x
+                    + " (its disks: " + String.join(", ", live.disks().stream().map(DomainXml.Disk::target)
+                    .toList()) + ")");
+            }
+        }
+        if (chosen.isEmpty()) {
+            throw new UsageException("domain " + o.domain() + " has no disk jbackup can back up (qcow2 file or "
+                + "block disks); see the messages above");
+        }
+        String set = SET_TIME.format(Instant.now()) + "-" + HexFormat.of().formatHex(randomBytes());
+        String description = note == null ? (running ? "live" : "offline") + " backup of domain " + o.domain()
+            : note;
+        List<FileMutex> locks = BackupEngine.lockDisks(repo, options, cancel, chosen.stream()
+            .map(d -> new BackupEngine.DiskKey(o.vm(), d.target())).toList(), mode.name().toLowerCase(Locale.ROOT)
+            + " backup of domain " + o.domain(), description);
+        try {
+            Map<String, String> l = new LinkedHashMap<>(labels);
+            l.put("set", set);
+            l.put(LABEL_DOMAIN, o.domain());
+            if (running) {
+                List<String> checkpoints = virsh.checkpoints(o.domain());
+                List<Plan> plans = new ArrayList<>();
+                for (DomainXml.Disk d : chosen) {
+                    plans.add(plan(o, d, mode, checkpoints));
+                }
+                return new LiveDomainBackup(this, o, set, plans, others, mode).run(client, l, note);
+            }
+            return new OfflineDomainBackup(this, o).run(chosen, mode, client, l, note);
+        } finally {
+            locks.forEach(FileMutex::close);
+        }
+    }
+
+    private static byte[] randomBytes() {
+        byte[] b = new byte[3];
+        ThreadLocalRandom.current().nextBytes(b);
+        return b;
+    }
+
+    /** Full or incremental for one disk of a running domain, and why. */
+    Plan plan(Options o, DomainXml.Disk d, BackupMode mode, List<String> checkpoints) throws IOException {
+        String label = o.vm() + "/" + d.target();
+        if (mode == BackupMode.FULL) {
+            return new Plan(d, label, null, null, null);
+        }
+        Optional<BackupInfo> latest = repo.latestComplete(o.vm(), d.target());
+        String why;
+        FallbackReason fallback;
+        String from = null;
+        if (latest.isEmpty()) {
+            why = "there is no complete backup of " + label + " to build on";
+            fallback = FallbackReason.NO_PARENT;
+        } else {
+            String cp = latest.get().labels().get(LABEL_CHECKPOINT);
+            if (cp == null) {
+                why = "the newest backup " + latest.get().id() + " of " + label + " was not taken through libvirt "
+                    + "(it records no checkpoint)";
+                fallback = FallbackReason.CHECKPOINT_LOST;
+            } else if (!checkpoints.contains(cp)) {
+                why = "domain " + o.domain() + " has lost checkpoint " + cp + " of backup " + latest.get().id()
+                    + " (the domain was redefined or migrated, or the host crashed), so no bitmap holds the writes "
+                    + "since";
+                fallback = FallbackReason.CHECKPOINT_LOST;
+            } else {
+                return new Plan(d, label, cp, null, null);
+            }
+        }
+        if (mode == BackupMode.INCREMENTAL) {
+            throw new BackupRefusedException("cannot back up " + label + " incrementally: " + why
+                + "; run 'jbackup full --domain " + o.domain() + "' (or 'jbackup auto', which makes a full backup "
+                + "then)");
+        }
+        return new Plan(d, label, from, why, fallback);
+    }
+
+    /**
+     * Deletes this repository's checkpoints of the domain that no incremental needs any more: all but those
+     * recorded with the newest complete backup of each disk of the VM (and {@code keep}). Deleting a checkpoint
+     * merges its bitmap into the one before, so no write is lost. Failures are reported, not fatal.
+     */
+    void retireCheckpoints(Options o, String keep) {
+        try {
+            List<String> ours = virsh.checkpoints(o.domain()).stream().filter(c -> c.startsWith(checkpointPrefix()))
+                .toList();
+            if (ours.isEmpty()) {
+                return;
+            }
+            java.util.Set<String> needed = new java.util.HashSet<>();
+            if (keep != null) {
+                needed.add(keep);
+            }
+            Map<String, BackupInfo> newest = new HashMap<>();
+            for (BackupInfo b : repo.listBackups()) {
+                if (o.vm().equals(b.vm()) && BackupInfo.COMPLETE.equals(b.state())) {
+                    newest.merge(b.disk(), b, (x, y) -> x.created().isAfter(y.created()) ? x : y);
+                }
+            }
+            for (BackupInfo b : newest.values()) {
+                String cp = b.labels().get(LABEL_CHECKPOINT);
+                if (cp != null) {
+                    needed.add(cp);
+                }
+            }
+            List<String> deleted = new ArrayList<>();
+            for (String c : ours) {
+                if (!needed.contains(c)) {
+                    virsh.deleteCheckpoint(o.domain(), c, false);
+                    deleted.add(c);
+                }
+            }
+            if (!deleted.isEmpty()) {
+                progress.message(o.vm(), "deleted checkpoint" + (deleted.size() == 1 ? " " : "s ")
+                    + String.join(", ", deleted) + " of domain " + o.domain() + " (no incremental needs "
+                    + (deleted.size() == 1 ? "it" : "them") + ")");
+            }
+        } catch (IOException | RuntimeException e) {
+            LOG.debug("retiring checkpoints of {} failed", o.domain(), e);
+            progress.warning(o.vm(), "could not delete old checkpoints of domain " + o.domain() + ": "
+                + e.getMessage() + "; they cost a bitmap each until the next run deletes them");
+        }
+    }
+
+    /** Runs the jobs with the disks' locks held. */
+    List<DiskResult> backUp(List<DiskJob> jobs) throws InterruptedException {
+        return new BackupEngine(repo, options, progress, cancel).runLocked(jobs);
+    }
+
+    /** {@code r} with the reason a full backup was made instead of an incremental. */
+    static DiskResult annotate(DiskResult r, String why, FallbackReason fallback) {
+        if (!r.ok() || why == null || !"full".equals(r.type())) {
+            return r;
+        }
+        return new DiskResult(r.vm(), r.disk(), r.status(), r.backupId(), r.type(), r.parentId(),
+            "full backup: " + why, fallback, r.bitmapsOffered(), r.imageSize(), r.bytesRead(), r.bytesNew(),
+            r.bytesDedup(), r.bytesZero(), r.bytesStored(), r.seconds(), r.readMBps(), r.retries(), r.error());
+    }
+
+    static NbdUri exportOf(Path socket, String target) {
+        return NbdUri.unix(socket, target, false);
+    }
+
+    Repository repo() {
+        return repo;
+    }
+
+    Virsh virsh() {
+        return virsh;
+    }
+
+    ProgressListener progress() {
+        return progress;
+    }
+
+    Cancellation cancel() {
+        return cancel;
+    }
+
+    static Map<String, String> labelsWith(Map<String, String> labels, String checkpoint) {
+        Map<String, String> l = new HashMap<>(labels);
+        if (checkpoint != null) {
+            l.put(LABEL_CHECKPOINT, checkpoint);
+        }
+        return l;
+    }
+}

@@ -1,0 +1,183 @@
+package io.jbackup.libvirt;
+
+import io.jbackup.engine.BackupMode;
+import io.jbackup.engine.DiskJob;
+import io.jbackup.engine.DiskResult;
+import io.jbackup.error.UsageException;
+import io.jbackup.nbd.client.ClientOptions;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+/**
+ * One pull-mode backup of a running domain ({@link DomainBackup} decides the disks). Order of events: private
+ * scratch directory; freeze (when asked and the agent answers); {@code backup-begin} with the new checkpoint; thaw
+ * (always, on every path); read the exports; {@code domjobabort}; remove the directory; if no disk committed, delete
+ * the new checkpoint again (its bitmap merges into the previous one: no write is lost); otherwise delete the
+ * checkpoints no incremental needs.
+ */
+final class LiveDomainBackup {
+    private static final Logger LOG = LoggerFactory.getLogger(LiveDomainBackup.class);
+    /** Bound of the guest agent's ping in {@link DomainBackup.Quiesce#AUTO}. */
+    private static final int AGENT_PING_SECONDS = 2;
+
+    private final DomainBackup owner;
+    private final DomainBackup.Options o;
+    private final String checkpoint;
+    private final List<DomainBackup.Plan> plans;
+    private final List<String> others;
+    private final BackupMode mode;
+
+    LiveDomainBackup(DomainBackup owner, DomainBackup.Options o, String set, List<DomainBackup.Plan> plans,
+                     List<String> others, BackupMode mode) {
+        this.mode = mode;
+        this.owner = owner;
+        this.o = o;
+        this.checkpoint = owner.checkpointPrefix() + set;
+        this.plans = plans;
+        this.others = others;
+    }
+
+    List<DiskResult> run(ClientOptions client, Map<String, String> labels, String note)
+        throws IOException, InterruptedException {
+        Virsh virsh = owner.virsh();
+        Path dir = scratchDirectory(o.scratchDir());
+        boolean begun = false;
+        List<DiskResult> results = new ArrayList<>();
+        try {
+            Path socket = dir.resolve("nbd.sock");
+            String backupXml = PullBackupXml.backup(socket, dir, plans.stream()
+                .map(p -> new PullBackupXml.Disk(p.disk().target(), p.from())).toList(), others);
+            String checkpointXml = PullBackupXml.checkpoint(checkpoint, "jbackup repository "
+                + owner.repo().config().id(), plans.stream().map(p -> p.disk().target()).toList(), others);
+            boolean freeze = switch (o.quiesce()) {
+                case OFF -> false;
+                case ON -> {
+                    if (!virsh.agentAnswers(o.domain(), 10)) {
+                        throw new LibvirtException("--quiesce: the QEMU guest agent of domain " + o.domain()
+                            + " does not answer; install and start qemu-guest-agent in the guest (with a "
+                            + "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>"
+                            + " in the domain), or run without --quiesce for a crash-consistent backup");
+                    }
+                    yield true;
+                }
+                case AUTO -> {
+                    boolean answers = virsh.agentAnswers(o.domain(), AGENT_PING_SECONDS);
+                    if (!answers) {
+                        owner.progress().message(o.vm(), "no guest agent answers: the backup is crash-consistent "
+                            + "(the guest's filesystems are not frozen)");
+                    }
+                    yield answers;
+                }
+            };
+            if (freeze) {
+                virsh.freeze(o.domain());
+                try {
+                    virsh.backupBegin(o.domain(), backupXml, checkpointXml, dir);
+                } finally {
+                    thaw(virsh);
+                }
+            } else {
+                virsh.backupBegin(o.domain(), backupXml, checkpointXml, dir);
+            }
+            begun = true;
+            for (DomainBackup.Plan p : plans) {
+                owner.progress().message(p.label(), "point in time taken: checkpoint " + checkpoint
+                    + (freeze ? " (filesystems frozen)" : "") + (p.incremental() ? ", reading the writes since "
+                    + p.from() : ", full read" + (p.fullReason() == null ? "" : ": " + p.fullReason())));
+            }
+            List<DiskJob> jobs = new ArrayList<>();
+            for (DomainBackup.Plan p : plans) {
+                String t = p.disk().target();
+                jobs.add(new DiskJob(o.vm(), t, DomainBackup.exportOf(socket, t), client,
+                    !p.incremental() ? BackupMode.FULL
+                        : mode == BackupMode.AUTO ? BackupMode.AUTO : BackupMode.INCREMENTAL,
+                    p.incremental() ? PullBackupXml.bitmapOf(t) : null,
+                    DomainBackup.labelsWith(labels, checkpoint), note));
+            }
+            for (DiskResult r : owner.backUp(jobs)) {
+                DomainBackup.Plan p = plans.stream().filter(x -> x.disk().target().equals(r.disk())).findFirst()
+                    .orElseThrow();
+                results.add(DomainBackup.annotate(r, p.fullReason(), p.fallback()));
+            }
+        } finally {
+            if (begun) {
+                endJob(virsh);
+            }
+            deleteTree(dir);
+        }
+        if (begun) {
+            if (results.stream().noneMatch(DiskResult::ok)) {
+                try {
+                    virsh.deleteCheckpoint(o.domain(), checkpoint, false);
+                } catch (IOException | RuntimeException e) {
+                    owner.progress().warning(o.vm(), "no disk was backed up, and deleting the new checkpoint "
+                        + checkpoint + " failed: " + e.getMessage() + "; the next run deletes it");
+                }
+            } else {
+                owner.retireCheckpoints(o, checkpoint);
+            }
+        }
+        return results;
+    }
+
+    private void thaw(Virsh virsh) {
+        for (int attempt = 1; ; attempt++) {
+            try {
+                virsh.thaw(o.domain());
+                return;
+            } catch (IOException | RuntimeException e) {
+                if (attempt >= 3) {
+                    owner.progress().warning(o.vm(), "THAWING THE GUEST'S FILESYSTEMS FAILED: " + e.getMessage()
+                        + "; run 'virsh domfsthaw " + o.domain() + "' now");
+                    return;
+                }
+                LOG.warn("thawing {} failed (attempt {}): {}", o.domain(), attempt, e.getMessage());
+            }
+        }
+    }
+
+    private void endJob(Virsh virsh) {
+        try {
+            if (virsh.activeJob(o.domain()) != null) {
+                virsh.abortJob(o.domain());
+            }
+        } catch (IOException | RuntimeException e) {
+            owner.progress().warning(o.vm(), "ending the backup job of domain " + o.domain() + " failed: "
+                + e.getMessage() + "; end it with 'virsh domjobabort " + o.domain() + "'");
+        }
+    }
+
+    /**
+     * A new private directory for the NBD socket and the scratch files: QEMU (user {@code libvirt-qemu} on Debian)
+     * creates them, so it may write and enter it (mode 0733: others cannot list it).
+     */
+    static Path scratchDirectory(Path parent) throws IOException {
+        Path base = parent != null ? parent : Path.of("/var/tmp");
+        if (!Files.isDirectory(base)) {
+            throw new UsageException("--scratch-dir " + base + " is not a directory");
+        }
+        Path dir = Files.createTempDirectory(base, "jbackup-libvirt-");
+        Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx-wx-wx"));
+        return dir;
+    }
+
+    static void deleteTree(Path dir) {
+        try (Stream<Path> s = Files.walk(dir)) {
+            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        } catch (IOException e) {
+            LOG.warn("could not remove {}: {}", dir, e.getMessage());
+        }
+    }
+}
