@@ -44,6 +44,29 @@ public final class RestoreCommand implements Callable<Integer> {
     @Option(names = "--vm", paramLabel = "NAME", description = "VM whose backup set to restore.")
     String vm;
 
+    @Option(names = "--domain", paramLabel = "NAME",
+        description = "libvirt domain backed up with --domain: restore every disk of the set into the directory --to "
+            + "(DISK.qcow2, or DISK.raw with --format raw) with the domain's XML (NAME.xml) rewritten to point at them, "
+            + "and its NVRAM file (NAME_VARS.fd) if it had one.")
+    String domain;
+
+    @Option(names = "--define", paramLabel = "NEWNAME",
+        description = "With --domain: define the restored domain in libvirt as NEWNAME (new UUID and MAC addresses). "
+            + "It is not started unless --start is given.")
+    String define;
+
+    @Option(names = "--instant", paramLabel = "SOCKET",
+        description = "With --domain: instant recovery. Restore no disk; write the domain XML with each disk an NBD "
+            + "source on SOCKET (a 'jbackup serve --writable --socket SOCKET'), export VM/DISK@BACKUP.")
+    String instant;
+
+    @Option(names = "--start", description = "With --define: start the restored domain.")
+    boolean start;
+
+    @Option(names = "--connect", paramLabel = "URI",
+        description = "With --define: libvirt connection URI (default: LIBVIRT_DEFAULT_URI, else qemu:///system).")
+    String connect;
+
     @Option(names = "--backup", paramLabel = "ID|latest|@TIME", defaultValue = "latest",
         description = "Backup id (or unique prefix), 'latest', or '@' + ISO-8601 time for the newest backup at or "
             + "before it (default: ${DEFAULT-VALUE}).")
@@ -77,10 +100,31 @@ public final class RestoreCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        RestoreTargets.Format fmt0 = RestoreTargets.Format.parse(format);
+        if (domain != null) {
+            if (disk != null) {
+                throw new UsageException("--domain restores every disk of the backup set: drop --disk (restore one "
+                    + "disk with --vm " + domain + " --disk NAME)");
+            }
+            if (targets.size() != 1 || targets.get(0).contains("=") || targets.get(0).contains("://")) {
+                throw new UsageException("--domain needs --to DIR: the directory for the disks and the domain XML");
+            }
+            vm = vm == null ? domain : vm;
+            if (fmt0 == null) {
+                format = "qcow2";
+            }
+        } else if (define != null || start || connect != null || instant != null) {
+            throw new UsageException("--define, --start, --connect and --instant need --domain NAME");
+        }
+        if (start && define == null) {
+            throw new UsageException("--start needs --define NEWNAME (the restored domain is defined under a new "
+                + "name beside the original)");
+        }
         if (disk == null && vm == null) {
             throw new UsageException("name what to restore: --disk NAME, or --vm NAME for a whole backup set");
         }
         RestoreTargets.Format fmt = RestoreTargets.Format.parse(format);
+        io.jbackup.libvirt.DomainRestore.Result domainResult = null;
         ProgressListener progress = ConsoleProgress.forConsole(json.enabled() || logging.quiet);
         Cancellation cancel = new Cancellation();
         List<RestoreResult> results = new ArrayList<>();
@@ -89,7 +133,7 @@ public final class RestoreCommand implements Callable<Integer> {
             Map<String, RestoreTargets.Plan> plans = RestoreTargets.plan(selected.stream().map(BackupInfo::disk)
                 .toList(), targets, disk == null, fmt, this::note);
             Interrupts.run(cancel, () -> {
-                for (BackupInfo b : selected) {
+                for (BackupInfo b : instant != null ? List.<BackupInfo>of() : selected) {
                     try (BackupReader reader = r.openBackup(b.id(), ignoreErrors);
                          RestoreTarget target = RestoreTargets.open(plans.get(b.disk()), b.imageSize(), force, zero,
                              tls)) {
@@ -98,12 +142,31 @@ public final class RestoreCommand implements Callable<Integer> {
                 }
                 return null;
             });
+            if (domain != null) {
+                Map<String, io.jbackup.libvirt.DomainXml.RestoredDisk> files = new LinkedHashMap<>();
+                for (BackupInfo b : selected) {
+                    RestoreTargets.Plan p = plans.get(b.disk());
+                    files.put(b.disk(), instant != null
+                        ? io.jbackup.libvirt.DomainXml.RestoredDisk.nbd(java.nio.file.Path.of(instant)
+                            .toAbsolutePath().toString(), b.disk() + "@" + b.id())
+                        : new io.jbackup.libvirt.DomainXml.RestoredDisk(java.nio.file.Path.of(p.target())
+                            .toAbsolutePath().toString(), p.format().text()));
+                }
+                java.nio.file.Files.createDirectories(java.nio.file.Path.of(targets.get(0)));
+                io.jbackup.libvirt.Virsh virsh = define == null ? null
+                    : new io.jbackup.libvirt.Virsh(connect, java.time.Duration.ofSeconds(120));
+                domainResult = io.jbackup.libvirt.DomainRestore.finish(r, selected, files,
+                    java.nio.file.Path.of(targets.get(0)), define, virsh, start, this::note);
+            }
         }
         boolean damaged = results.stream().anyMatch(x -> !x.damaged().isEmpty());
         if (json.enabled()) {
             Map<String, Object> out = new LinkedHashMap<>();
             out.put("status", damaged ? "partial" : "ok");
             out.put("disks", results);
+            if (domainResult != null) {
+                out.put("domain", domainResult);
+            }
             json.print(out);
         } else if (damaged || !logging.quiet) { // damaged ranges are always listed
             for (RestoreResult x : results) {
@@ -115,6 +178,13 @@ public final class RestoreCommand implements Callable<Integer> {
                     System.out.println("  damaged, written as zeros: offset " + d.offset() + " length " + d.length()
                         + ": " + d.error());
                 }
+            }
+            if (domainResult != null) {
+                System.out.println("domain definition: " + domainResult.xml()
+                    + (domainResult.nvram() == null ? "" : ", NVRAM: " + domainResult.nvram())
+                    + (domainResult.definedAs() == null ? "" : "; defined as " + domainResult.definedAs()
+                    + (domainResult.started() ? " and started" : " (start it with: virsh start "
+                    + domainResult.definedAs() + ")")));
             }
         }
         return damaged ? ExitCodes.PARTIAL : ExitCodes.OK;

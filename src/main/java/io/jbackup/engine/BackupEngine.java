@@ -100,7 +100,8 @@ public final class BackupEngine {
             if (jobs.size() > 1 || j.vm() != null) {
                 labels.putIfAbsent("set", set);
             }
-            labelled.add(new DiskJob(j.vm(), j.disk(), j.uri(), j.client(), j.mode(), j.bitmap(), labels, j.note()));
+            labelled.add(new DiskJob(j.vm(), j.disk(), j.uri(), j.client(), j.mode(), j.bitmap(), labels, j.note(),
+                j.attachments()));
         }
         if (labelled.size() == 1) {
             return List.of(runOne(labelled.get(0)));

@@ -121,6 +121,9 @@ public final class DiskBackup {
             try {
                 progress.started(label, size);
                 copy(writer, size, d.chunkSize(), d.incremental(), label);
+                for (Map.Entry<String, byte[]> a : job.attachments().entrySet()) {
+                    writer.attach(a.getKey(), a.getValue());
+                }
                 BackupInfo info = writer.commit();
                 double secs = (System.nanoTime() - t0) / 1e9;
                 BackupStats st = info.stats() != null ? info.stats() : writer.stats();

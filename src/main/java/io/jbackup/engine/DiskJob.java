@@ -17,9 +17,21 @@ import java.util.Map;
  * @param bitmap  dirty bitmap name for incrementals (exported as {@code qemu:dirty-bitmap:NAME}), or null
  * @param labels  labels recorded with the backup
  * @param note    free-text note, or null
+ * @param attachments files stored with the backup beside the image (a libvirt domain's XML and NVRAM), by name
  */
 public record DiskJob(String vm, String disk, NbdUri uri, ClientOptions client, BackupMode mode, String bitmap,
-                      Map<String, String> labels, String note) {
+                      Map<String, String> labels, String note, Map<String, byte[]> attachments) {
+    /** A job without attachments. */
+    public DiskJob(String vm, String disk, NbdUri uri, ClientOptions client, BackupMode mode, String bitmap,
+                   Map<String, String> labels, String note) {
+        this(vm, disk, uri, client, mode, bitmap, labels, note, Map.of());
+    }
+
+    /** This job with {@code attachments}. */
+    public DiskJob withAttachments(Map<String, byte[]> attachments) {
+        return new DiskJob(vm, disk, uri, client, mode, bitmap, labels, note, attachments);
+    }
+
     public DiskJob {
         if (disk == null || !disk.matches("[A-Za-z0-9][A-Za-z0-9._-]{0,63}")) {
             throw new UsageException("disk name '" + disk
@@ -34,5 +46,6 @@ public record DiskJob(String vm, String disk, NbdUri uri, ClientOptions client, 
                 + "as qemu:dirty-bitmap:NAME, e.g. qemu-nbd -B NAME)");
         }
         labels = labels == null ? Map.of() : Map.copyOf(labels);
+        attachments = attachments == null ? Map.of() : Map.copyOf(attachments);
     }
 }

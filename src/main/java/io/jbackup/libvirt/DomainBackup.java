@@ -171,6 +171,7 @@ public final class DomainBackup {
             .map(d -> new BackupEngine.DiskKey(o.vm(), d.target())).toList(), mode.name().toLowerCase(Locale.ROOT)
             + " backup of domain " + o.domain(), description);
         try {
+            Map<String, byte[]> attachments = attachments(live, inactiveXml, o);
             Map<String, String> l = new LinkedHashMap<>(labels);
             l.put("set", set);
             l.put(LABEL_DOMAIN, o.domain());
@@ -180,12 +181,32 @@ public final class DomainBackup {
                 for (DomainXml.Disk d : chosen) {
                     plans.add(plan(o, d, mode, checkpoints));
                 }
-                return new LiveDomainBackup(this, o, set, plans, others, mode).run(client, l, note);
+                return new LiveDomainBackup(this, o, set, plans, others, mode).run(client, l, note, attachments);
             }
-            return new OfflineDomainBackup(this, o).run(chosen, mode, client, l, note);
+            return new OfflineDomainBackup(this, o).run(chosen, mode, client, l, note, attachments);
         } finally {
             locks.forEach(FileMutex::close);
         }
+    }
+
+    /**
+     * What every disk's backup stores beside its image: the domain's persistent definition ({@value
+     * DomainRestore#XML}) and its NVRAM file ({@value DomainRestore#NVRAM}) when it has one.
+     */
+    private Map<String, byte[]> attachments(DomainXml live, String inactiveXml, Options o) throws IOException {
+        Map<String, byte[]> m = new LinkedHashMap<>();
+        m.put(DomainRestore.XML, inactiveXml.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        String nvram = live.nvram();
+        if (nvram != null) {
+            Path p = Path.of(nvram);
+            if (java.nio.file.Files.isReadable(p)) {
+                m.put(DomainRestore.NVRAM, java.nio.file.Files.readAllBytes(p));
+            } else {
+                progress.warning(o.vm(), "the NVRAM file " + nvram + " of domain " + o.domain() + " cannot be read; "
+                    + "the backup holds the domain's XML without it");
+            }
+        }
+        return m;
     }
 
     private static byte[] randomBytes() {

@@ -134,9 +134,9 @@ public final class DomainXml {
      * This definition rewritten for a restore: each disk in {@code disks} (by target) points at its restored file
      * with its format; disks not in the map are removed (a cdrom keeps no medium). With {@code newName}, the domain
      * gets that name, no UUID (libvirt makes a new one) and no MAC addresses (libvirt makes new ones), so it can be
-     * defined beside the original.
+     * defined beside the original. With {@code nvram}, the {@code <nvram>} element points at that file.
      */
-    public String restored(Map<String, RestoredDisk> disks, String newName) {
+    public String restored(Map<String, RestoredDisk> disks, String newName, String nvram) {
         Document d = (Document) doc.cloneNode(true);
         DomainXml copy = new DomainXml(d);
         for (Element disk : copy.diskElements()) {
@@ -154,10 +154,20 @@ public final class DomainXml {
                 }
                 continue;
             }
-            disk.setAttribute("type", "file");
             Element source = child(disk, "source");
             Element fresh = d.createElement("source");
-            fresh.setAttribute("file", r.path());
+            if (r.socket() == null) {
+                disk.setAttribute("type", "file");
+                fresh.setAttribute("file", r.path());
+            } else {
+                disk.setAttribute("type", "network");
+                fresh.setAttribute("protocol", "nbd");
+                fresh.setAttribute("name", r.path());
+                Element host = d.createElement("host");
+                host.setAttribute("transport", "unix");
+                host.setAttribute("socket", r.socket());
+                fresh.appendChild(host);
+            }
             if (source != null) {
                 disk.replaceChild(fresh, source);
             } else {
@@ -173,6 +183,13 @@ public final class DomainXml {
             Element backing = child(disk, "backingStore");
             if (backing != null) {
                 disk.removeChild(backing);
+            }
+        }
+        if (nvram != null) {
+            Element os = child(d.getDocumentElement(), "os");
+            Element nv = os == null ? null : child(os, "nvram");
+            if (nv != null) {
+                nv.setTextContent(nvram);
             }
         }
         if (newName != null) {
@@ -193,8 +210,19 @@ public final class DomainXml {
         return serialize(d);
     }
 
-    /** A restored disk: its file and format (qcow2 or raw). */
-    public record RestoredDisk(String path, String format) {
+    /**
+     * A restored disk: its file and format (qcow2 or raw), or, for instant recovery, an NBD export on a unix socket
+     * ({@code socket} set, {@code path} the export name, format raw).
+     */
+    public record RestoredDisk(String path, String format, String socket) {
+        public RestoredDisk(String path, String format) {
+            this(path, format, null);
+        }
+
+        /** The export {@code export} of the NBD server on {@code socket}. */
+        public static RestoredDisk nbd(String socket, String export) {
+            return new RestoredDisk(export, "raw", socket);
+        }
     }
 
     /** The XML text of this definition. */

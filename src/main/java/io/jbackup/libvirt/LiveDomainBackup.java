@@ -47,7 +47,8 @@ final class LiveDomainBackup {
         this.others = others;
     }
 
-    List<DiskResult> run(ClientOptions client, Map<String, String> labels, String note)
+    List<DiskResult> run(ClientOptions client, Map<String, String> labels, String note,
+                         Map<String, byte[]> attachments)
         throws IOException, InterruptedException {
         Virsh virsh = owner.virsh();
         Path dir = scratchDirectory(o.scratchDir());
@@ -102,7 +103,7 @@ final class LiveDomainBackup {
                     !p.incremental() ? BackupMode.FULL
                         : mode == BackupMode.AUTO ? BackupMode.AUTO : BackupMode.INCREMENTAL,
                     p.incremental() ? PullBackupXml.bitmapOf(t) : null,
-                    DomainBackup.labelsWith(labels, checkpoint), note));
+                    DomainBackup.labelsWith(labels, checkpoint), note).withAttachments(attachments));
             }
             for (DiskResult r : owner.backUp(jobs)) {
                 DomainBackup.Plan p = plans.stream().filter(x -> x.disk().target().equals(r.disk())).findFirst()

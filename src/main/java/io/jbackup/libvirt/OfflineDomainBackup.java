@@ -45,7 +45,8 @@ final class OfflineDomainBackup {
     }
 
     List<DiskResult> run(List<DomainXml.Disk> disks, BackupMode mode, ClientOptions client,
-                         Map<String, String> labels, String note) throws IOException, InterruptedException {
+                         Map<String, String> labels, String note, Map<String, byte[]> attachments)
+        throws IOException, InterruptedException {
         List<Plan> plans = new ArrayList<>();
         for (DomainXml.Disk d : disks) {
             plans.add(plan(d, mode));
@@ -66,7 +67,7 @@ final class OfflineDomainBackup {
                 served.add(q);
                 jobs.add(new DiskJob(o.vm(), p.disk().target(), q.uri(), client, p.bitmap() == null
                     ? BackupMode.FULL : mode == BackupMode.AUTO ? BackupMode.AUTO : BackupMode.INCREMENTAL,
-                    p.bitmap(), DomainBackup.labelsWith(labels, p.carry()), note));
+                    p.bitmap(), DomainBackup.labelsWith(labels, p.carry()), note).withAttachments(attachments));
                 owner.progress().message(p.label(), p.bitmap() == null ? "full read" + (p.fullReason() == null
                     ? "" : ": " + p.fullReason()) : "reading the writes since checkpoint " + p.bitmap()
                     + " (bitmap " + p.bitmap() + " of " + p.disk().source() + ")");

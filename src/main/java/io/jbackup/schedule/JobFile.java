@@ -59,6 +59,10 @@ import java.util.Set;
  *     qmp: {socket: /run/vm2/jbackup.qmp, qga: /run/vm2/qga.sock, scratchDir: /var/tmp, timeout: 30}
  *     disks:
  *       - {name: vda, node: vda}           # or device: virtio-disk0
+ *   - name: db1                            # a libvirt domain by its name (docs/libvirt.md): every disk it has,
+ *     domain: db1                          #   in place of disks (vm defaults to the domain's name)
+ *     schedule: "0 1 * * *"
+ *     libvirt: {connect: "qemu:///system", excludeDisks: [vdc], quiesce: true, scratchDir: /var/tmp}
  *     retention: {keepLast: 3, keepDaily: 7, keepWeekly: 4, keepMonthly: 12, keepYearly: 2, keepWithin: 2d}
  * verify: {schedule: "0 5 * * 0", sample: 10}
  * gc: {schedule: "0 6 * * 0", repackThreshold: 50}
@@ -72,7 +76,7 @@ public record JobFile(Path file, RepositoryLocation repository, Path passphraseF
     /** One scheduled backup set. */
     public record Job(String name, String vm, CronSchedule schedule, BackupMode mode, List<Disk> disks,
                       Map<String, String> labels, int connections, Map<String, String> tls, Map<String, String> qmp,
-                      RetentionPolicy retention, int timeoutSeconds, int retries) {
+                      RetentionPolicy retention, int timeoutSeconds, int retries, Domain domain) {
         /** Defaults of {@code timeout} and {@code retries}, the same as {@code jbackup full}'s. */
         public static final int DEFAULT_TIMEOUT = 120;
         public static final int DEFAULT_RETRIES = 5;
@@ -83,6 +87,18 @@ public record JobFile(Path file, RepositoryLocation repository, Path passphraseF
      * block node or guest device.
      */
     public record Disk(String name, String source, String bitmap, String node, String device) {
+    }
+
+    /**
+     * A libvirt domain job ({@code domain: NAME}, options under {@code libvirt:}).
+     *
+     * @param name       the domain
+     * @param connect    connection URI, or null for libvirt's default
+     * @param exclude    disk targets left out
+     * @param quiesce    true/false, or null for "when the guest agent answers"
+     * @param scratchDir parent of the scratch directory, or null
+     */
+    public record Domain(String name, String connect, List<String> exclude, Boolean quiesce, Path scratchDir) {
     }
 
     /** Whether the job backs up a running QEMU through QMP ({@code qmp: {socket: ...}}). */
@@ -208,7 +224,7 @@ public record JobFile(Path file, RepositoryLocation repository, Path passphraseF
             throw c.fail(at, "must be a mapping");
         }
         c.keys(n, at, Set.of("name", "vm", "schedule", "mode", "bitmap", "connections", "timeout", "retries",
-            "labels", "tls", "qmp", "disks", "retention"));
+            "labels", "tls", "qmp", "disks", "retention", "domain", "libvirt"));
         String name = c.text(n, "name", true, at);
         if (!name.matches(NAME)) {
             throw c.fail(at + ".name", "'" + name + "' must be 1-64 letters, digits, '.', '_' or '-'");
@@ -248,8 +264,43 @@ public record JobFile(Path file, RepositoryLocation repository, Path passphraseF
         int connections = n.has("connections") ? c.integer(n, "connections", at, 1, 16) : 1;
         int timeout = n.has("timeout") ? c.integer(n, "timeout", at, 1, 86_400) : Job.DEFAULT_TIMEOUT;
         int retries = n.has("retries") ? c.integer(n, "retries", at, 0, 100) : Job.DEFAULT_RETRIES;
+        Domain domain = null;
+        String domainName = c.text(n, "domain", false, at);
+        if (domainName == null && n.has("libvirt")) {
+            throw c.fail(at + ".libvirt", "needs domain: NAME on the job");
+        }
+        if (domainName != null) {
+            if (n.has("disks") || live) {
+                throw c.fail(at, "domain: backs up every disk of the domain: drop disks and qmp (leave disks out "
+                    + "with libvirt: {excludeDisks: [vdb]})");
+            }
+            JsonNode lv = n.path("libvirt");
+            c.keys(lv, at + ".libvirt", Set.of("connect", "excludeDisks", "quiesce", "scratchDir"));
+            List<String> exclude = new ArrayList<>();
+            JsonNode ex = lv.path("excludeDisks");
+            if (!ex.isMissingNode() && !ex.isArray()) {
+                throw c.fail(at + ".libvirt.excludeDisks", "must be a list such as [vdb, sdc]");
+            }
+            ex.forEach(x -> exclude.add(x.asText()));
+            JsonNode q = lv.path("quiesce");
+            if (!q.isMissingNode() && !q.isBoolean()) {
+                throw c.fail(at + ".libvirt.quiesce", "must be true or false (default: when the agent answers)");
+            }
+            String scratch = lv.path("scratchDir").isMissingNode() ? null : lv.path("scratchDir").asText();
+            domain = new Domain(domainName, lv.path("connect").isMissingNode() ? null : lv.path("connect").asText(),
+                List.copyOf(exclude), q.isMissingNode() ? null : q.asBoolean(), scratch == null ? null
+                : Path.of(scratch));
+            if (vm == null) {
+                if (!domainName.matches("[A-Za-z0-9][A-Za-z0-9._-]{0,127}")) {
+                    throw c.fail(at + ".vm", "is needed: domain name '" + domainName + "' is not a valid VM name");
+                }
+                vm = domainName;
+            }
+        }
         JsonNode dn = n.get("disks");
-        if (dn == null || !dn.isArray() || dn.isEmpty()) {
+        if (domain != null) {
+            dn = new ObjectMapper().createArrayNode();
+        } else if (dn == null || !dn.isArray() || dn.isEmpty()) {
             throw c.fail(at + ".disks", "is missing or empty; list the disks as {name: vda, source: NBD-URI}");
         }
         List<Disk> disks = new ArrayList<>();
@@ -314,7 +365,7 @@ public record JobFile(Path file, RepositoryLocation repository, Path passphraseF
         Map<String, String> tls = c.stringMap(n, "tls", at);
         c.keys(n.path("tls"), at + ".tls", Set.of("creds", "pskFile", "username", "hostname", "verify"));
         return new Job(name, vm, schedule, mode, List.copyOf(disks), c.stringMap(n, "labels", at), connections, tls,
-            qmp, retention, timeout, retries);
+            qmp, retention, timeout, retries, domain);
     }
 
     private static Task task(Ctx c, JsonNode root, String key, String valueKey, double dflt, double min, double max) {

@@ -6,6 +6,8 @@ import io.jbackup.engine.DiskJob;
 import io.jbackup.engine.DiskResult;
 import io.jbackup.engine.EngineOptions;
 import io.jbackup.engine.LiveBackup;
+import io.jbackup.libvirt.DomainBackup;
+import io.jbackup.libvirt.Virsh;
 import io.jbackup.engine.LiveSource;
 import io.jbackup.engine.ProgressListener;
 import io.jbackup.error.UsageException;
@@ -237,7 +239,16 @@ public final class Scheduler {
         List<DiskResult> results;
         Duration timeout = Duration.ofSeconds(job.timeoutSeconds());
         EngineOptions eo = engine.withRetries(job.retries(), engine.retryBackoff()).withDiskLockWait(lockWait);
-        if (JobFile.live(job.qmp())) {
+        if (job.domain() != null) {
+            JobFile.Domain d = job.domain();
+            DomainBackup.Quiesce q = d.quiesce() == null ? DomainBackup.Quiesce.AUTO
+                : d.quiesce() ? DomainBackup.Quiesce.ON : DomainBackup.Quiesce.OFF;
+            log.line(task + ": backing up libvirt domain " + d.name() + " (" + job.mode().name().toLowerCase() + ")");
+            results = new DomainBackup(repo, new Virsh(d.connect(), Duration.ofSeconds(120)), eo,
+                ProgressListener.NONE, cancel).run(new DomainBackup.Options(d.name(), job.vm(),
+                new java.util.HashSet<>(d.exclude()), q, d.scratchDir()), job.mode(),
+                ClientOptions.defaults().withTimeout(timeout), labels, note);
+        } else if (JobFile.live(job.qmp())) {
             Map<String, String> q = job.qmp();
             List<LiveSource.Disk> ds = job.disks().stream()
                 .map(d -> new LiveSource.Disk(d.name(), d.node(), d.device())).toList();
@@ -284,7 +295,8 @@ public final class Scheduler {
         if (ok > 0 && job.retention() != null) {
             try {
                 PruneReport pr = repo.prune(job.retention(), b -> Objects.equals(b.vm(), job.vm())
-                    && job.disks().stream().anyMatch(d -> d.name().equals(b.disk())), false, Duration.ZERO);
+                    && (job.domain() != null || job.disks().stream().anyMatch(d -> d.name().equals(b.disk()))),
+                    false, Duration.ZERO);
                 log.line(task + ": retention (" + pr.policy() + "): " + pr.kept() + " kept, " + pr.removed()
                     + " removed");
             } catch (RepositoryLockedException e) {
