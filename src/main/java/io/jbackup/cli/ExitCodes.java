@@ -98,6 +98,7 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
         rule(KeyRefusedException.class, USAGE, "key-refused"),
         rule(ChunkCorruptException.class, DAMAGE, "damage"),
         rule(IndexCorruptException.class, DAMAGE, "damage"),
+        rule(io.jbackup.store.AttachmentCorruptException.class, DAMAGE, "damage"),
         rule(NotARepositoryException.class, REPOSITORY, "not-a-repository"),
         rule(RepositoryLockedException.class, REPOSITORY, "repository-locked"),
         rule(WrongPassphraseException.class, REPOSITORY, "wrong-passphrase"),

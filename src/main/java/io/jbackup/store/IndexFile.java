@@ -17,6 +17,7 @@ import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.time.Instant;
 import java.util.Arrays;
+import java.util.List;
 import java.util.function.Supplier;
 
 /**
@@ -439,6 +440,24 @@ final class IndexFile {
             } else {
                 scan(v);
             }
+        }
+
+        /**
+         * Every chunk the backup references: the entries ({@link #forEachBlock}), then the chunks of its attachments
+         * ({@link Attachments}) as one more block at positions {@code chunkCount ...}, in attachment order. gc marks,
+         * verify reads and the rebuild checks what this visits.
+         */
+        void forEachReference(BlockVisitor v) throws IOException {
+            forEachBlock(v);
+            byte[] buf = Attachments.digests(attachments());
+            if (buf.length > 0) {
+                v.visit(chunkCount, buf, buf.length);
+            }
+        }
+
+        /** The attachments the metadata lists (none for a salvaged index). */
+        List<Attachments.Entry> attachments() throws RepositoryException {
+            return Attachments.parse(metadata, file.toString());
         }
 
         private void scan(BlockVisitor v) throws IOException {
