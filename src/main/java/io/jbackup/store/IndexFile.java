@@ -38,7 +38,8 @@ import java.util.function.Supplier;
  * 32            32    entries MAC: over the N × 32 entry bytes
  * 64        N × 32    entries: the digest of the chunk at each position; 32 zero bytes = an all-zero chunk
  * 64 + 32N       M    metadata, UTF-8 JSON: id, uuid, repository, vm, disk, type, parent, created, completed,
- *                     imageSize, chunkSize, labels, note, source, stats
+ *                     imageSize, chunkSize, labels, note, source, stats, and attachments when there are any
+ *                     (name, size and chunk digests of each: see {@link Attachments})
  * 64 + 32N + M  32    file MAC: over bytes [0, 64) and the metadata (the entries are covered by the entries MAC)
  * </pre>
  *

@@ -303,32 +303,34 @@ final class PackedBackupWriter implements BackupWriter {
 
     @Override
     public void attach(String name, byte[] content) throws IOException {
-        synchronized (attachments) {
-            checkOpen();
-            Attachments.validate(id(), name, content, attachments.stream().map(Attachments.Entry::name).toList());
-            permits.acquireUninterruptibly();
-            try {
+        checkOpen();
+        permits.acquireUninterruptibly(); // before the monitor: commit takes the monitor holding every permit
+        try {
+            synchronized (attachments) {
                 checkOpen(); // holding a permit: commit cannot have finished the index meanwhile
+                Attachments.validate(id(), name, content, attachments.stream().map(Attachments.Entry::name).toList());
                 List<byte[]> chunks = new ArrayList<>();
-                for (int off = 0; off < content.length; off += chunkSize) {
-                    int len = Math.min(chunkSize, content.length - off);
-                    byte[] piece = java.util.Arrays.copyOfRange(content, off, off + len);
-                    chunks.add(ChunkId.isAllZero(piece, len) ? ChunkId.ZERO : storeChunk(-1, piece, len));
+                try {
+                    for (int off = 0; off < content.length; off += chunkSize) {
+                        int len = Math.min(chunkSize, content.length - off);
+                        byte[] piece = java.util.Arrays.copyOfRange(content, off, off + len);
+                        chunks.add(ChunkId.isAllZero(piece, len) ? ChunkId.ZERO : storeChunk(-1, piece, len));
+                    }
+                } catch (IOException | RuntimeException e) {
+                    Throwable x = RepositoryFullException.translate(repo.dir(), e);
+                    fail(x);
+                    if (x instanceof IOException io) {
+                        throw io;
+                    }
+                    if (x instanceof RuntimeException re) {
+                        throw re;
+                    }
+                    throw e;
                 }
                 attachments.add(new Attachments.Entry(name, content.length, List.copyOf(chunks)));
-            } catch (IOException | RuntimeException e) {
-                Throwable x = RepositoryFullException.translate(repo.dir(), e);
-                fail(x);
-                if (x instanceof IOException io) {
-                    throw io;
-                }
-                if (x instanceof RuntimeException re) {
-                    throw re;
-                }
-                throw e;
-            } finally {
-                permits.release();
             }
+        } finally {
+            permits.release();
         }
     }
 
