@@ -1,5 +1,6 @@
 package io.jbackup.catalog;
 
+import io.jbackup.model.AttachmentInfo;
 import io.jbackup.model.BackupInfo;
 import io.jbackup.model.BackupStats;
 import io.jbackup.model.RepositoryException;
@@ -29,6 +30,15 @@ public interface BackupCatalog {
             super("backup id " + id + " is already taken");
         }
     }
+
+    /**
+     * Records the attachments of a backup row (name and size), replacing any recorded before. The rows go with the
+     * backup's row. They are a cache of the backup's index metadata, like the rest of the row.
+     */
+    void setAttachments(String backupId, List<AttachmentInfo> attachments) throws RepositoryException;
+
+    /** The attachments recorded for a backup, by name; empty if none (or no such backup). */
+    List<AttachmentInfo> attachments(String backupId) throws RepositoryException;
 
     /** Marks a backup complete with its final counters; its owner is cleared. */
     void completeBackup(String id, Instant completed, BackupStats stats) throws RepositoryException;

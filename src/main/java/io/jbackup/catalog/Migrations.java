@@ -108,5 +108,15 @@ final class Migrations {
               problem TEXT NOT NULL,
               found_ms INTEGER NOT NULL
             ) WITHOUT ROWID""",
+        },
+        // 4: backup attachments (name and size; the content is in the backup's index metadata and chunks)
+        new String[] {
+            """
+            CREATE TABLE attachments (
+              backup_id TEXT NOT NULL REFERENCES backups(id) ON DELETE CASCADE,
+              name TEXT NOT NULL,
+              size INTEGER NOT NULL,
+              PRIMARY KEY (backup_id, name)
+            ) WITHOUT ROWID""",
         });
 }

@@ -2,6 +2,7 @@ package io.jbackup.catalog;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.jbackup.model.AttachmentInfo;
 import io.jbackup.model.BackupInfo;
 import io.jbackup.model.BackupStats;
 import io.jbackup.model.RepositoryException;
@@ -19,7 +20,8 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.TreeMap;
 
-/** The {@link BackupCatalog} in SQLite: tables {@code disks}, {@code backups} and {@code labels}. */
+/** The {@link BackupCatalog} in SQLite: tables {@code disks}, {@code backups}, {@code labels}
+ * and {@code attachments}. */
 final class SqliteBackups implements BackupCatalog {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final String BACKUP_COLUMNS = "b.id, d.vm, d.name, b.type, b.parent_id, b.created_ms, "
@@ -97,6 +99,33 @@ final class SqliteBackups implements BackupCatalog {
                 return rs.getLong(1);
             }
         }
+    }
+
+    @Override
+    public void setAttachments(String backupId, List<AttachmentInfo> attachments) throws RepositoryException {
+        db.write("record the attachments of backup " + backupId, c -> {
+            try (PreparedStatement ps = c.prepareStatement("DELETE FROM attachments WHERE backup_id = ?")) {
+                ps.setString(1, backupId);
+                ps.executeUpdate();
+            }
+            try (PreparedStatement ps = c.prepareStatement(
+                "INSERT INTO attachments (backup_id, name, size) VALUES (?, ?, ?)")) {
+                for (AttachmentInfo a : attachments) {
+                    ps.setString(1, backupId);
+                    ps.setString(2, a.name());
+                    ps.setLong(3, a.size());
+                    ps.addBatch();
+                }
+                ps.executeBatch();
+            }
+            return null;
+        });
+    }
+
+    @Override
+    public List<AttachmentInfo> attachments(String backupId) throws RepositoryException {
+        return db.queryList("SELECT name, size FROM attachments WHERE backup_id = ? ORDER BY name",
+            ps -> ps.setString(1, backupId), rs -> new AttachmentInfo(rs.getString(1), rs.getLong(2)));
     }
 
     @Override

@@ -1,5 +1,6 @@
 package io.jbackup.catalog;
 
+import io.jbackup.model.AttachmentInfo;
 import io.jbackup.model.BackupInfo;
 import io.jbackup.model.BackupStats;
 import io.jbackup.model.RepositoryException;
@@ -180,6 +181,16 @@ public final class SqliteCatalog implements Catalog {
     @Override
     public void insertBackup(BackupInfo b, String uuid, String owner) throws RepositoryException {
         backups.insertBackup(b, uuid, owner);
+    }
+
+    @Override
+    public void setAttachments(String backupId, List<AttachmentInfo> attachments) throws RepositoryException {
+        backups.setAttachments(backupId, attachments);
+    }
+
+    @Override
+    public List<AttachmentInfo> attachments(String backupId) throws RepositoryException {
+        return backups.attachments(backupId);
     }
 
     @Override

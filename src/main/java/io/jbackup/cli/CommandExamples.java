@@ -94,7 +94,9 @@ final class CommandExamples {
             new Entry("The backups of one VM as JSON", "jbackup list --repo /backup/repo --vm web1 --json"))),
         Map.entry("jbackup show", List.of(
             new Entry("One backup in full", "jbackup show --repo /backup/repo 20261124-0215"),
-            new Entry("The newest backup of a disk", "jbackup show --repo /backup/repo --disk vda latest"))),
+            new Entry("The newest backup of a disk", "jbackup show --repo /backup/repo --disk vda latest"),
+            new Entry("An attachment of a backup (e.g. the domain XML), raw on standard output",
+                "jbackup show --repo /backup/repo 20261124-0215 --attachment domain.xml"))),
         Map.entry("jbackup stats", List.of(
             new Entry("Totals, deduplication and compression", "jbackup stats --repo /backup/repo"))),
         Map.entry("jbackup prune", List.of(

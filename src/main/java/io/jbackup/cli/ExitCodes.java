@@ -99,6 +99,7 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
         rule(KeyRefusedException.class, USAGE, "key-refused"),
         rule(ChunkCorruptException.class, DAMAGE, "damage"),
         rule(IndexCorruptException.class, DAMAGE, "damage"),
+        rule(io.jbackup.store.AttachmentCorruptException.class, DAMAGE, "damage"),
         // like disk-busy: nothing was changed, another run holds the lock; wait with --wait-lock
         rule(RepositoryLockedException.class, USAGE, "repository-locked"),
         rule(NotARepositoryException.class, REPOSITORY, "not-a-repository"),

@@ -1,8 +1,12 @@
 package io.jbackup.cli;
 
+import com.fasterxml.jackson.annotation.JsonInclude;
 import io.jbackup.catalog.Catalog;
+import io.jbackup.error.UsageException;
+import io.jbackup.model.AttachmentInfo;
 import io.jbackup.model.BackupInfo;
 import io.jbackup.model.BackupStats;
+import io.jbackup.store.LockMode;
 import io.jbackup.store.Repository;
 import io.jbackup.text.Human;
 import picocli.CommandLine.Command;
@@ -37,15 +41,22 @@ public final class ListCommands {
     record BackupView(String id, String vm, String disk, String type, String parent, Instant created,
                       Instant completed, String state, String stateReason, boolean isProtected, String protectReason,
                       Instant verified, Double verifiedSamplePercent, long imageSize, int chunkSize, long chunks,
-                      Map<String, String> labels, String note, Map<String, String> source, BackupStats stats) {
+                      Map<String, String> labels, String note, Map<String, String> source, BackupStats stats,
+                      @JsonInclude(JsonInclude.Include.NON_NULL) List<AttachmentInfo> attachments) {
 
         static BackupView of(BackupInfo b, Map<String, String> prot, Map<String, Catalog.Verification> ver,
                              String stateReason) {
+            return of(b, prot, ver, stateReason, null);
+        }
+
+        /** {@code attachments}: null leaves them out ({@code list}); {@code show} gives them, maybe empty. */
+        static BackupView of(BackupInfo b, Map<String, String> prot, Map<String, Catalog.Verification> ver,
+                             String stateReason, List<AttachmentInfo> attachments) {
             Catalog.Verification v = ver.get(b.id());
             return new BackupView(b.id(), b.vm(), b.disk(), b.type(), b.parentId(), b.created(), b.completed(),
                 b.state(), stateReason, prot.containsKey(b.id()), prot.get(b.id()), v == null ? null : v.when(),
                 v == null ? null : v.samplePercent(), b.imageSize(), b.chunkSize(), b.chunkCount(), b.labels(),
-                b.note(), b.source(), b.stats());
+                b.note(), b.source(), b.stats(), attachments);
         }
 
         String diskLabel() {
@@ -139,8 +150,11 @@ public final class ListCommands {
     }
 
     @Command(name = "show", mixinStandardHelpOptions = true,
-        description = {"Show one backup in full: times, parent, sizes, counters, labels, note, source, state.",
-            "Reads only the catalog: needs no passphrase, also for an encrypted repository."})
+        description = {"Show one backup in full: times, parent, sizes, counters, labels, note, source, state and "
+            + "attachments (name and size).",
+            "Reads only the catalog: needs no passphrase, also for an encrypted repository.",
+            "With --attachment NAME, writes that attachment's content to standard output instead, as it is (this "
+                + "reads and checks its chunks: an encrypted repository needs its passphrase)."})
     static final class ShowCommand implements Callable<Integer> {
         @Spec
         CommandSpec spec;
@@ -161,13 +175,20 @@ public final class ListCommands {
         @Option(names = "--disk", paramLabel = "NAME", description = "Disk (for latest, @TIME).")
         String disk;
 
+        @Option(names = "--attachment", paramLabel = "NAME", description = "Write this attachment of the backup "
+            + "to standard output, raw (redirect it to a file).")
+        String attachment;
+
         @Override
         public Integer call() throws Exception {
+            if (attachment != null) {
+                return writeAttachment();
+            }
             BackupView v;
             try (Repository r = repo.openCatalog()) {
                 BackupInfo b = r.resolve(vm, disk, ref);
                 v = BackupView.of(b, r.protectedBackups(), r.verifications(),
-                    BackupInfo.BAD.equals(b.state()) ? r.badReason(b.id()) : null);
+                    BackupInfo.BAD.equals(b.state()) ? r.badReason(b.id()) : null, r.attachments(b.id()));
             }
             if (json.enabled()) {
                 json.print(v);
@@ -205,7 +226,30 @@ public final class ListCommands {
                     out.printf(f, "source." + e.getKey() + ":", e.getValue());
                 }
             }
+            if (!v.attachments().isEmpty()) {
+                out.printf(f, "attachments:", Human.count(v.attachments().size(), "file")
+                    + " (jbackup show " + v.id() + " --attachment NAME > FILE)");
+                int w = v.attachments().stream().mapToInt(a -> a.name().length()).max().orElse(1);
+                for (AttachmentInfo a : v.attachments()) {
+                    out.printf("  %-" + w + "s  %s%n", a.name(), Human.exact(a.size()));
+                }
+            }
             out.flush();
+            return ExitCodes.OK;
+        }
+
+        /** {@code --attachment NAME}: the raw content on standard output, nothing else. */
+        private int writeAttachment() throws Exception {
+            if (json.enabled()) {
+                throw new UsageException("--attachment writes the attachment's raw content; drop --json");
+            }
+            byte[] content;
+            try (Repository r = repo.open(LockMode.SHARED)) {
+                BackupInfo b = r.resolve(vm, disk, ref);
+                content = r.readAttachment(b.id(), attachment);
+            }
+            System.out.write(content);
+            System.out.flush();
             return ExitCodes.OK;
         }
     }

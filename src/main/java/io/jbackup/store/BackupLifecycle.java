@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jbackup.catalog.Catalog;
 import io.jbackup.error.NotFoundException;
 import io.jbackup.error.UsageException;
+import io.jbackup.model.AttachmentInfo;
 import io.jbackup.model.BackupInfo;
 import io.jbackup.model.BackupStats;
 import io.jbackup.model.RepositoryException;
@@ -228,6 +229,12 @@ final class BackupLifecycle {
                 + "rebuild the catalog with: jbackup repair --rebuild-catalog");
         }
         return new PackedBackupReader(ctx, reader, info, r);
+    }
+
+    /** The attachments the catalog records for a backup (no key needed). */
+    public List<AttachmentInfo> attachments(String backupId) throws IOException {
+        ctx.checkOpen();
+        return catalog.attachments(backupId);
     }
 
     /** The newest complete (not bad) backup of a disk; {@code vm} is null for a standalone disk. */

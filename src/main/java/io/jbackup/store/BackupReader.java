@@ -1,8 +1,10 @@
 package io.jbackup.store;
 
+import io.jbackup.model.AttachmentInfo;
 import io.jbackup.model.BackupInfo;
 
 import java.io.IOException;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 
 /** Reads one backup by chunk position. Thread-safe. */
@@ -35,6 +37,16 @@ public interface BackupReader extends AutoCloseable {
 
     /** {@link #readChunk} on the repository's worker pool. */
     CompletableFuture<byte[]> readChunkAsync(long index);
+
+    /** The backup's attachments (name, size), in the order they were attached. */
+    List<AttachmentInfo> attachments() throws IOException;
+
+    /**
+     * The content of one attachment, every chunk checked like a disk chunk. Throws {@link AttachmentCorruptException}
+     * (naming the backup and the attachment) if a chunk is damaged or missing, and a
+     * {@link io.jbackup.error.NotFoundException} if the backup has no such attachment.
+     */
+    byte[] readAttachment(String name) throws IOException;
 
     @Override
     void close();

@@ -32,6 +32,22 @@ public interface BackupWriter extends AutoCloseable {
     /** Records an all-zero chunk at {@code index} (nothing is stored). */
     void putZero(long index);
 
+    /**
+     * Stores a small file with the backup that is not part of its disk image (a libvirt domain's XML, its NVRAM
+     * file): cut into chunks of the backup's chunk size, stored like the disk's chunks (compressed, encrypted,
+     * deduplicated) and listed in the backup's index, so it becomes visible with the backup at {@link #commit} and
+     * never before. Call it before {@link #commit}, from any thread; it returns once the content is stored (the
+     * caller may reuse the array). The format is in docs/repository-format.md
+     * (Attachments).
+     *
+     * @param name    1 to 64 characters of {@code [A-Za-z0-9._-]}, unique within the backup
+     * @param content at most 16 MiB; at most 16 attachments per backup
+     * @throws io.jbackup.error.UsageException for an invalid or duplicate name, too big a content or too many
+     *                                         attachments (the backup goes on)
+     * @throws IOException                     if storing fails (the backup then fails too)
+     */
+    void attach(String name, byte[] content) throws IOException;
+
     /** Live counters, usable for progress. */
     BackupStats stats();
 

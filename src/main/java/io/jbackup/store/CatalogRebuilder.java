@@ -89,7 +89,11 @@ final class CatalogRebuilder {
                         continue;
                     }
                     JsonNode m = r.metadata();
+                    List<Attachments.Entry> attached = r.attachments();
                     repo.catalog().insertBackup(b, m.path("uuid").asText(), null);
+                    if (!attached.isEmpty()) {
+                        repo.catalog().setAttachments(b.id(), Attachments.infos(attached));
+                    }
                     backups++;
                     if (storage.exists(RepositoryLayout.badMarker(b.id()))) {
                         repo.catalog().setState(b.id(), BackupInfo.BAD,
@@ -101,7 +105,7 @@ final class CatalogRebuilder {
                             markerReason(storage, RepositoryLayout.keepMarker(b.id()), null));
                     }
                     long[] missing = {0};
-                    r.forEachBlock((first, buf, len) -> {
+                    r.forEachReference((first, buf, len) -> {
                         for (int off = 0; off < len; off += ChunkId.LENGTH) {
                             boolean zero = java.util.Arrays.mismatch(buf, off, off + ChunkId.LENGTH, ChunkId.ZERO, 0,
                                 ChunkId.LENGTH) < 0;

@@ -313,7 +313,7 @@ final class GarbageCollector {
             }
             try (r) {
                 indexesRead++;
-                r.forEachBlock((first, buf, len) -> {
+                r.forEachReference((first, buf, len) -> {
                     for (int off = 0; off < len; off += ChunkId.LENGTH) {
                         int i = candidates.indexOf(ChunkId.prefix(buf, off));
                         if (i < 0 || live.get(i)) {

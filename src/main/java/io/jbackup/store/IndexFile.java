@@ -17,6 +17,7 @@ import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.time.Instant;
 import java.util.Arrays;
+import java.util.List;
 import java.util.function.Supplier;
 
 /**
@@ -37,7 +38,8 @@ import java.util.function.Supplier;
  * 32            32    entries MAC: over the N × 32 entry bytes
  * 64        N × 32    entries: the digest of the chunk at each position; 32 zero bytes = an all-zero chunk
  * 64 + 32N       M    metadata, UTF-8 JSON: id, uuid, repository, vm, disk, type, parent, created, completed,
- *                     imageSize, chunkSize, labels, note, source, stats
+ *                     imageSize, chunkSize, labels, note, source, stats, and attachments when there are any
+ *                     (name, size and chunk digests of each: see {@link Attachments})
  * 64 + 32N + M  32    file MAC: over bytes [0, 64) and the metadata (the entries are covered by the entries MAC)
  * </pre>
  *
@@ -439,6 +441,24 @@ final class IndexFile {
             } else {
                 scan(v);
             }
+        }
+
+        /**
+         * Every chunk the backup references: the entries ({@link #forEachBlock}), then the chunks of its attachments
+         * ({@link Attachments}) as one more block at positions {@code chunkCount ...}, in attachment order. gc marks,
+         * verify reads and the rebuild checks what this visits.
+         */
+        void forEachReference(BlockVisitor v) throws IOException {
+            forEachBlock(v);
+            byte[] buf = Attachments.digests(attachments());
+            if (buf.length > 0) {
+                v.visit(chunkCount, buf, buf.length);
+            }
+        }
+
+        /** The attachments the metadata lists (none for a salvaged index). */
+        List<Attachments.Entry> attachments() throws RepositoryException {
+            return Attachments.parse(metadata, file.toString());
         }
 
         private void scan(BlockVisitor v) throws IOException {

@@ -122,7 +122,7 @@ final class Manifest {
         long[] missing = {0};
         try (IndexFile.Reader r = IndexFile.Reader.open(storage.indexFile(writer.id()), repo::metaMac,
                 repo.codec().encrypted())) {
-            r.forEachBlock((first, buf, len) -> {
+            r.forEachReference((first, buf, len) -> {
                 List<byte[]> batch = new ArrayList<>();
                 for (int off = 0; off < len; off += ChunkId.LENGTH) {
                     byte[] d = java.util.Arrays.copyOfRange(buf, off, off + ChunkId.LENGTH);

@@ -1,10 +1,13 @@
 package io.jbackup.store;
 
+import io.jbackup.error.NotFoundException;
+import io.jbackup.model.AttachmentInfo;
 import io.jbackup.model.BackupInfo;
 import io.jbackup.model.RepositoryException;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 
@@ -102,6 +105,22 @@ final class PackedBackupReader implements BackupReader {
         } catch (java.util.concurrent.RejectedExecutionException e) {
             return CompletableFuture.failedFuture(new RepositoryException("repository " + repo.location() + " is closed", e));
         }
+    }
+
+    @Override
+    public List<AttachmentInfo> attachments() throws IOException {
+        return index.attachments().stream().map(Attachments.Entry::info).toList();
+    }
+
+    @Override
+    public byte[] readAttachment(String name) throws IOException {
+        for (Attachments.Entry e : index.attachments()) {
+            if (e.name().equals(name)) {
+                return Attachments.read(reader, info.id(), info.chunkSize(), e);
+            }
+        }
+        throw new NotFoundException("backup " + info.id() + " has no attachment named " + name
+            + (indexDamage == null ? "" : " (its index is damaged: " + indexDamage + ")"));
     }
 
     @Override

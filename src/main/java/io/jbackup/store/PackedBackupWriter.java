@@ -53,6 +53,7 @@ final class PackedBackupWriter implements BackupWriter {
     private final Set<PackWriter> dependencies = ConcurrentHashMap.newKeySet();
     private final AtomicReference<Throwable> failure = new AtomicReference<>();
     private final AtomicReference<State> state = new AtomicReference<>(State.OPEN);
+    private final List<Attachments.Entry> attachments = new ArrayList<>(); // guarded by itself
     /**
      * Seals full packs while the backup goes on: one thread for a local repository (an fsync and a rename), several
      * for an object store, where sealing is an upload ({@value #REMOTE_UPLOADS} in flight; the packs wait on disk
@@ -173,21 +174,37 @@ final class PackedBackupWriter implements BackupWriter {
             bytesZero.add(len);
             return;
         }
+        storeChunk(index, data, len);
+    }
+
+    /**
+     * Stores one non-zero chunk unless the repository has it, and returns its digest. With {@code index} >= 0 the
+     * digest goes into the index at that position and the counters count the chunk; with -1 (an attachment's piece)
+     * neither.
+     */
+    private byte[] storeChunk(long index, byte[] data, int len) throws IOException {
+        boolean count = index >= 0;
         ChunkCodec codec = repo.codec();
         ChunkCodec.Scratch s = codec.borrow();
         try {
             byte[] id = codec.chunkId(s, data, len);
-            draft.put(index, id);
+            if (count) {
+                draft.put(index, id);
+            }
             ChunkId cid = new ChunkId(id);
             PackWriter holder = repo.pendingGet(cid);
             if (holder != null) {
                 dependencies.add(holder);
-                dedup(len);
-                return;
+                if (count) {
+                    dedup(len);
+                }
+                return id;
             }
             if (repo.dedupLookups().known(id)) {
-                dedup(len);
-                return;
+                if (count) {
+                    dedup(len);
+                }
+                return id;
             }
             int recLen = codec.encode(s, id, data, len);
             PackWriter full = null;
@@ -207,8 +224,10 @@ final class PackedBackupWriter implements BackupWriter {
             }
             if (holder != null) {
                 dependencies.add(holder);
-                dedup(len);
-            } else {
+                if (count) {
+                    dedup(len);
+                }
+            } else if (count) {
                 chunksNew.increment();
                 bytesNew.add(len);
                 bytesStored.add(recLen);
@@ -216,6 +235,7 @@ final class PackedBackupWriter implements BackupWriter {
             if (full != null) {
                 sealInBackground(full);
             }
+            return id;
         } finally {
             codec.release(s);
         }
@@ -282,6 +302,39 @@ final class PackedBackupWriter implements BackupWriter {
     }
 
     @Override
+    public void attach(String name, byte[] content) throws IOException {
+        checkOpen();
+        permits.acquireUninterruptibly(); // before the monitor: commit takes the monitor holding every permit
+        try {
+            synchronized (attachments) {
+                checkOpen(); // holding a permit: commit cannot have finished the index meanwhile
+                Attachments.validate(id(), name, content, attachments.stream().map(Attachments.Entry::name).toList());
+                List<byte[]> chunks = new ArrayList<>();
+                try {
+                    for (int off = 0; off < content.length; off += chunkSize) {
+                        int len = Math.min(chunkSize, content.length - off);
+                        byte[] piece = java.util.Arrays.copyOfRange(content, off, off + len);
+                        chunks.add(ChunkId.isAllZero(piece, len) ? ChunkId.ZERO : storeChunk(-1, piece, len));
+                    }
+                } catch (IOException | RuntimeException e) {
+                    Throwable x = RepositoryFullException.translate(repo.dir(), e);
+                    fail(x);
+                    if (x instanceof IOException io) {
+                        throw io;
+                    }
+                    if (x instanceof RuntimeException re) {
+                        throw re;
+                    }
+                    throw e;
+                }
+                attachments.add(new Attachments.Entry(name, content.length, List.copyOf(chunks)));
+            }
+        } finally {
+            permits.release();
+        }
+    }
+
+    @Override
     public BackupStats stats() {
         long n = chunksNew.sum();
         long d = chunksDedup.sum();
@@ -327,6 +380,14 @@ final class PackedBackupWriter implements BackupWriter {
             BackupStats st = stats();
             BackupInfo done = begun.completedAt(completed, st);
             ObjectNode metadata = IndexFile.metadata(done, uuid, repo.config().id());
+            List<Attachments.Entry> attached;
+            synchronized (attachments) {
+                attached = List.copyOf(attachments);
+            }
+            if (!attached.isEmpty()) {
+                metadata.set(Attachments.KEY, Attachments.toJson(attached));
+                repo.catalog().setAttachments(id(), Attachments.infos(attached)); // the row is still incomplete
+            }
             draft.finish(Json.bytes(metadata), repo::metaMac);
             draft.close();
             CrashPoints.reached("index-written");

@@ -97,8 +97,12 @@ final class RemoteCatalog {
             }
             try {
                 JsonNode body = Manifest.read(repo, id);
-                catalog.insertBackup(IndexFile.info(body, Path.of(storage.describe(RepositoryLayout.manifest(id)))),
-                    body.path("uuid").asText(), null);
+                String where = storage.describe(RepositoryLayout.manifest(id));
+                List<Attachments.Entry> attached = Attachments.parse(body, where);
+                catalog.insertBackup(IndexFile.info(body, Path.of(where)), body.path("uuid").asText(), null);
+                if (!attached.isEmpty()) {
+                    catalog.setAttachments(id, Attachments.infos(attached));
+                }
                 added++;
             } catch (RepositoryException e) {
                 LOG.warn("{}", e.getMessage());

@@ -2,6 +2,7 @@ package io.jbackup.store;
 
 import io.jbackup.catalog.Catalog;
 import io.jbackup.catalog.ChunkLocation;
+import io.jbackup.model.AttachmentInfo;
 import io.jbackup.model.BackupInfo;
 import io.jbackup.model.RepositoryException;
 
@@ -163,6 +164,25 @@ public final class Repository implements AutoCloseable {
     /** Opens a complete (or bad) backup for reading; its index is verified first. */
     public BackupReader openBackup(String backupId) throws IOException {
         return lifecycle.openBackup(backupId);
+    }
+
+    /**
+     * The attachments of a backup (name, size), by name, as the catalog records them: needs no key, so {@code show}
+     * lists them for an encrypted repository opened without its passphrase. Empty for a backup without any.
+     */
+    public List<AttachmentInfo> attachments(String backupId) throws IOException {
+        return lifecycle.attachments(backupId);
+    }
+
+    /**
+     * The content of one attachment of a complete (or bad) backup, read from its chunks and checked (needs the key).
+     * A damaged or missing chunk is an {@link AttachmentCorruptException} naming the backup and the attachment; an
+     * unknown name a {@link io.jbackup.error.NotFoundException}.
+     */
+    public byte[] readAttachment(String backupId, String name) throws IOException {
+        try (BackupReader r = openBackup(backupId)) {
+            return r.readAttachment(name);
+        }
     }
 
     /** {@link BackupLifecycle#openBackup(String, boolean)}: with {@code salvage}, a damaged index is read anyway. */

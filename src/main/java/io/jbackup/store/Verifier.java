@@ -85,7 +85,7 @@ final class Verifier {
             try (IndexFile.Reader r = IndexFile.Reader.open(file, repo::metaMac, repo.codec().encrypted())) {
                 readable.add(b);
                 if (referenced != null) {
-                    r.forEachBlock((first, buf, len) -> {
+                    r.forEachReference((first, buf, len) -> {
                         for (int off = 0; off < len; off += ChunkId.LENGTH) {
                             if (!isZero(buf, off)) {
                                 referenced.addDigest(buf, off);
@@ -175,7 +175,7 @@ final class Verifier {
         for (BackupInfo b : readable) {
             try (IndexFile.Reader r = IndexFile.Reader.open(repo.storage().indexFile(b.id()), repo::metaMac,
                 repo.codec().encrypted())) {
-                r.forEachBlock((first, buf, len) -> {
+                r.forEachReference((first, buf, len) -> {
                     for (int off = 0; off < len; off += ChunkId.LENGTH) {
                         if (!isZero(buf, off) && !known.containsDigest(buf, off)) {
                             missing.add(HexFormat.of().formatHex(buf, off, off + ChunkId.LENGTH));
@@ -225,7 +225,7 @@ final class Verifier {
                 }
                 try (IndexFile.Reader r = IndexFile.Reader.open(repo.storage().indexFile(b.id()), repo::metaMac,
                     repo.codec().encrypted())) {
-                    r.forEachBlock((first, buf, len) -> {
+                    r.forEachReference((first, buf, len) -> {
                         for (int off = 0; off < len; off += ChunkId.LENGTH) {
                             if (isZero(buf, off)) {
                                 continue;
@@ -235,7 +235,11 @@ final class Verifier {
                                 long pos = first + off / ChunkId.LENGTH;
                                 List<VerifyReport.Use> l = uses.computeIfAbsent(hex, k -> new ArrayList<>());
                                 if (l.size() < MAX_USES_LISTED) {
-                                    l.add(new VerifyReport.Use(b.id(), b.diskLabel(), pos * b.chunkSize()));
+                                    var att = pos < r.chunkCount() ? null
+                                        : Attachments.at(r.attachments(), pos - r.chunkCount(), r.chunkSize());
+                                    l.add(att == null ? new VerifyReport.Use(b.id(), b.diskLabel(), pos * b.chunkSize())
+                                        : new VerifyReport.Use(b.id(), b.diskLabel() + ", attachment " + att.getKey(),
+                                        att.getValue()));
                                 }
                                 useCounts.computeIfAbsent(hex, k -> new long[1])[0]++;
                                 affected.add(b.id());

@@ -21,6 +21,8 @@ import java.util.concurrent.CompletableFuture;
  * write DIR DISK VERSION SIZE CHUNK [SLEEP_MS]  one backup of ImageModel(SIZE, CHUNK, VERSION, 16): incremental from
  *                                              the disk's latest complete backup if any (puts only changed positions)
  * hold DIR shared|exclusive MILLIS             holds the lock, prints "LOCKED", sleeps, closes
+ * attach DIR                                   begins a backup of disk "att" (2 chunks of 64 KiB), attaches
+ *                                              "nvram.fd" (300 KiB), prints "ATTACHED ID" and waits to be killed
  * big DIR GIB                                  writes a GIB GiB synthetic disk (64 KiB chunks, 1 in 16 non-zero out
  *                                              of 64 distinct chunks), reads it back, prints "OK peakHeapMiB"
  * </pre>
@@ -35,11 +37,26 @@ public final class StoreChild {
             case "write" -> write(Path.of(args[1]), args[2], Long.parseLong(args[3]), Long.parseLong(args[4]),
                 Integer.parseInt(args[5]), args.length > 6 ? Integer.parseInt(args[6]) : 0);
             case "hold" -> hold(Path.of(args[1]), LockMode.valueOf(args[2].toUpperCase()), Long.parseLong(args[3]));
+            case "attach" -> attach(Path.of(args[1]));
             case "big" -> big(Path.of(args[1]), Integer.parseInt(args[2]));
             default -> throw new IllegalArgumentException(args[0]);
         }
         System.out.flush();
         System.exit(0);
+    }
+
+    private static void attach(Path dir) throws Exception {
+        Repository repo = Repository.open(dir, OpenOptions.defaults().withWaitLock(Duration.ofSeconds(30)));
+        BackupWriter w = repo.beginBackup(BackupSpec.full(null, "att", 2 * 65536L));
+        byte[] chunk = new byte[65536];
+        new java.util.Random(7).nextBytes(chunk);
+        w.putChunk(0, chunk, chunk.length).get();
+        byte[] nvram = new byte[300 * 1024];
+        new java.util.Random(8).nextBytes(nvram);
+        w.attach("nvram.fd", nvram);
+        System.out.println("ATTACHED " + w.id());
+        System.out.flush();
+        Thread.sleep(60_000);
     }
 
     private static void write(Path dir, String disk, long version, long size, int chunk, int sleepMs) throws Exception {
