@@ -110,8 +110,14 @@ class JobFileTest {
     @Test
     void theShippedExampleIsValid() throws Exception {
         JobFile jf = JobFile.read(Path.of("examples/jobs.yaml"));
-        assertEquals(3, jf.jobs().size());
+        assertEquals(4, jf.jobs().size());
         assertTrue(jf.jobs().stream().anyMatch(j -> !j.qmp().isEmpty()), "the example shows a live job");
+        JobFile.Job db1 = jf.jobs().stream().filter(j -> j.domain() != null).findFirst().orElseThrow();
+        assertEquals("db1", db1.domain().name());
+        assertEquals("db1", db1.vm(), "vm defaults to the domain's name");
+        assertEquals(List.of("vdc"), db1.domain().exclude());
+        assertEquals("qemu:///system", db1.domain().connect());
+        assertTrue(db1.disks().isEmpty());
         assertEquals(10.0, jf.verify().value());
     }
 
@@ -120,6 +126,14 @@ class JobFileTest {
         record Case(String yaml, String expected) {
         }
         List<Case> cases = List.of(
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', domain: d, disks: [{name: d, source: "
+                + "'nbd://h/e'}]}]", "domain: backs up every disk of the domain: drop disks"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', libvirt: {connect: 'qemu:///system'}, "
+                + "disks: [{name: d, source: 'nbd://h/e'}]}]", "jobs[0].libvirt needs domain: NAME"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', domain: d, libvirt: {quiesce: maybe}}]",
+                "jobs[0].libvirt.quiesce must be true or false"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', domain: d, libvirt: {exclude: [vdb]}}]",
+                "exclude is not a known key"),
             new Case("jobs: []", "repository is missing"),
             new Case("repository: r\njobs: []", "jobs is missing or empty"),
             new Case("repository: r\nrepositry: x\njobs: []", "repositry is not a known key"),
