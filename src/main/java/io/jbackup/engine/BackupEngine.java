@@ -36,12 +36,20 @@ public final class BackupEngine {
     private final EngineOptions options;
     private final ProgressListener progress;
     private final Cancellation cancel;
+    private final CommitCheck commitCheck;
 
     public BackupEngine(Repository repo, EngineOptions options, ProgressListener progress, Cancellation cancel) {
+        this(repo, options, progress, cancel, CommitCheck.NONE);
+    }
+
+    /** An engine that runs {@code commitCheck} before each disk's backup commits. */
+    public BackupEngine(Repository repo, EngineOptions options, ProgressListener progress, Cancellation cancel,
+                        CommitCheck commitCheck) {
         this.repo = repo;
         this.options = options;
         this.progress = progress;
         this.cancel = cancel;
+        this.commitCheck = commitCheck;
     }
 
     /**
@@ -133,7 +141,7 @@ public final class BackupEngine {
     private DiskResult runOne(DiskJob job) throws InterruptedException {
         long t0 = System.nanoTime();
         try {
-            return new DiskBackup(repo, job, options, progress, cancel).run();
+            return new DiskBackup(repo, job, options, progress, cancel, commitCheck).run();
         } catch (InterruptedException e) {
             throw e;
         } catch (Exception e) {

@@ -60,6 +60,7 @@ public final class DiskBackup {
     private final EngineOptions options;
     private final ProgressListener progress;
     private final Cancellation cancel;
+    private final CommitCheck commitCheck;
 
     private NbdClient client;
     private java.util.Set<String> contexts = java.util.Set.of();
@@ -72,6 +73,12 @@ public final class DiskBackup {
 
     public DiskBackup(Repository repo, DiskJob job, EngineOptions options, ProgressListener progress,
                       Cancellation cancel) {
+        this(repo, job, options, progress, cancel, CommitCheck.NONE);
+    }
+
+    public DiskBackup(Repository repo, DiskJob job, EngineOptions options, ProgressListener progress,
+                      Cancellation cancel, CommitCheck commitCheck) {
+        this.commitCheck = commitCheck;
         this.repo = repo;
         this.job = job;
         this.options = options;
@@ -124,6 +131,7 @@ public final class DiskBackup {
                 for (Map.Entry<String, byte[]> a : job.attachments().entrySet()) {
                     writer.attach(a.getKey(), a.getValue());
                 }
+                commitCheck.check(job);
                 BackupInfo info = writer.commit();
                 double secs = (System.nanoTime() - t0) / 1e9;
                 BackupStats st = info.stats() != null ? info.stats() : writer.stats();

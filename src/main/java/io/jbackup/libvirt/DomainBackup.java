@@ -4,6 +4,7 @@ import io.jbackup.engine.BackupEngine;
 import io.jbackup.engine.BackupMode;
 import io.jbackup.engine.BackupRefusedException;
 import io.jbackup.engine.Cancellation;
+import io.jbackup.engine.CommitCheck;
 import io.jbackup.engine.DiskJob;
 import io.jbackup.engine.DiskResult;
 import io.jbackup.engine.EngineOptions;
@@ -122,12 +123,6 @@ public final class DomainBackup {
                                 String note) throws IOException, InterruptedException {
         String state = virsh.state(o.domain());
         boolean running = state.equals("running") || state.equals("paused") || state.equals("pmsuspended");
-        String job = running ? virsh.activeJob(o.domain()) : null;
-        if (job != null) {
-            throw new DomainBusyException("domain " + o.domain() + " has a job running (" + job + "): is another "
-                + "backup of it under way? Nothing was changed; run again when it has ended ('virsh domjobinfo "
-                + o.domain() + "', or end a stale job with 'virsh domjobabort " + o.domain() + "')");
-        }
         String inactiveXml = virsh.dumpXml(o.domain(), true);
         DomainXml live = DomainXml.parse(running ? virsh.dumpXml(o.domain(), false) : inactiveXml);
         List<DomainXml.Disk> chosen = new ArrayList<>();
@@ -171,6 +166,9 @@ public final class DomainBackup {
             .map(d -> new BackupEngine.DiskKey(o.vm(), d.target())).toList(), mode.name().toLowerCase(Locale.ROOT)
             + " backup of domain " + o.domain(), description);
         try {
+            if (running) {
+                checkNoJob(o);
+            }
             Map<String, byte[]> attachments = attachments(live, inactiveXml, o);
             Map<String, String> l = new LinkedHashMap<>(labels);
             l.put("set", set);
@@ -187,6 +185,31 @@ public final class DomainBackup {
         } finally {
             locks.forEach(FileMutex::close);
         }
+    }
+
+    /**
+     * Refuses when a job runs on the domain, except a backup job that a killed jbackup run left behind (its socket
+     * is in a jbackup scratch directory that no longer exists): that one is ended, and the run goes on.
+     */
+    private void checkNoJob(Options o) throws IOException {
+        String job = virsh.activeJob(o.domain());
+        if (job == null) {
+            return;
+        }
+        if (job.toLowerCase(Locale.ROOT).contains("backup")) {
+            String socket = virsh.backupSocket(o.domain());
+            Path dir = socket == null ? null : Path.of(socket).getParent();
+            if (dir != null && dir.getFileName().toString().startsWith(LiveDomainBackup.SCRATCH_PREFIX)
+                && !java.nio.file.Files.exists(dir)) {
+                progress.warning(o.vm(), "ending the backup job that an interrupted jbackup run left on domain "
+                    + o.domain() + " (its socket " + socket + " is gone)");
+                virsh.abortJob(o.domain());
+                return;
+            }
+        }
+        throw new DomainBusyException("domain " + o.domain() + " has a job running (" + job + "): is another "
+            + "backup of it under way? Nothing was changed; run again when it has ended ('virsh domjobinfo "
+            + o.domain() + "', or end a stale job with 'virsh domjobabort " + o.domain() + "')");
     }
 
     /**
@@ -298,9 +321,9 @@ public final class DomainBackup {
         }
     }
 
-    /** Runs the jobs with the disks' locks held. */
-    List<DiskResult> backUp(List<DiskJob> jobs) throws InterruptedException {
-        return new BackupEngine(repo, options, progress, cancel).runLocked(jobs);
+    /** Runs the jobs with the disks' locks held; {@code check} before each disk commits. */
+    List<DiskResult> backUp(List<DiskJob> jobs, CommitCheck check) throws InterruptedException {
+        return new BackupEngine(repo, options, progress, cancel, check).runLocked(jobs);
     }
 
     /** {@code r} with the reason a full backup was made instead of an incremental. */

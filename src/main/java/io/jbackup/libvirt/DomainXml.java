@@ -70,6 +70,22 @@ public final class DomainXml {
 
     /** Parses a domain's XML. */
     public static DomainXml parse(String xml) throws LibvirtException {
+        Document d = document(xml);
+        if (!"domain".equals(d.getDocumentElement().getTagName())) {
+            throw new LibvirtException("not a libvirt domain definition: the root element is <"
+                + d.getDocumentElement().getTagName() + ">");
+        }
+        return new DomainXml(d);
+    }
+
+    /** The socket of a pull-mode backup document ({@code <domainbackup><server socket=...>}), or null. */
+    static String backupSocket(String backupXml) throws LibvirtException {
+        Element server = child(document(backupXml).getDocumentElement(), "server");
+        return server == null || !server.hasAttribute("socket") ? null : server.getAttribute("socket");
+    }
+
+    /** Parses an XML document with external entities and DTDs refused. */
+    static Document document(String xml) throws LibvirtException {
         try {
             DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
             f.setFeature(XMLConstants.FEATURE_SECURE_PROCESSING, true);
@@ -78,14 +94,9 @@ public final class DomainXml {
             f.setNamespaceAware(false);
             DocumentBuilder b = f.newDocumentBuilder();
             b.setErrorHandler(null);
-            Document d = b.parse(new InputSource(new StringReader(xml)));
-            if (!"domain".equals(d.getDocumentElement().getTagName())) {
-                throw new LibvirtException("not a libvirt domain definition: the root element is <"
-                    + d.getDocumentElement().getTagName() + ">");
-            }
-            return new DomainXml(d);
+            return b.parse(new InputSource(new StringReader(xml)));
         } catch (ParserConfigurationException | SAXException | java.io.IOException e) {
-            throw new LibvirtException("cannot parse the domain XML: " + e.getMessage(), e);
+            throw new LibvirtException("cannot parse libvirt's XML: " + e.getMessage(), e);
         }
     }
 

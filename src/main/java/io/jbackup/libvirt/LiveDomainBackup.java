@@ -29,6 +29,8 @@ final class LiveDomainBackup {
     private static final Logger LOG = LoggerFactory.getLogger(LiveDomainBackup.class);
     /** Bound of the guest agent's ping in {@link DomainBackup.Quiesce#AUTO}. */
     private static final int AGENT_PING_SECONDS = 2;
+    /** Name prefix of the scratch directories. */
+    static final String SCRATCH_PREFIX = "jbackup-libvirt-";
 
     private final DomainBackup owner;
     private final DomainBackup.Options o;
@@ -105,7 +107,7 @@ final class LiveDomainBackup {
                     p.incremental() ? PullBackupXml.bitmapOf(t) : null,
                     DomainBackup.labelsWith(labels, checkpoint), note).withAttachments(attachments));
             }
-            for (DiskResult r : owner.backUp(jobs)) {
+            for (DiskResult r : owner.backUp(jobs, this::checkJob)) {
                 DomainBackup.Plan p = plans.stream().filter(x -> x.disk().target().equals(r.disk())).findFirst()
                     .orElseThrow();
                 results.add(DomainBackup.annotate(r, p.fullReason(), p.fallback()));
@@ -129,6 +131,25 @@ final class LiveDomainBackup {
             }
         }
         return results;
+    }
+
+    /**
+     * Before a disk commits: libvirt must still report the backup job, so the export held the point in time for the
+     * whole read (libvirtd gone, or the job ended by someone else: the disk is not committed).
+     */
+    private void checkJob(DiskJob job) throws IOException {
+        String what = "disk " + job.disk() + " of domain " + o.domain() + " was not committed";
+        String active;
+        try {
+            active = owner.virsh().activeJob(o.domain());
+        } catch (LibvirtException e) {
+            throw new LibvirtException(what + ": libvirt cannot confirm that the backup job still held the point in "
+                + "time (" + e.getMessage() + "); run the backup again once libvirt is back", e);
+        }
+        if (active == null || !active.toLowerCase(java.util.Locale.ROOT).contains("backup")) {
+            throw new LibvirtException(what + ": the backup job of the domain ended before the disk was read "
+                + "completely (" + (active == null ? "no job" : active) + "); run the backup again");
+        }
     }
 
     private void thaw(Virsh virsh) {
@@ -167,7 +188,7 @@ final class LiveDomainBackup {
         if (!Files.isDirectory(base)) {
             throw new UsageException("--scratch-dir " + base + " is not a directory");
         }
-        Path dir = Files.createTempDirectory(base, "jbackup-libvirt-");
+        Path dir = Files.createTempDirectory(base, SCRATCH_PREFIX);
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx-wx-wx"));
         return dir;
     }

@@ -73,7 +73,7 @@ final class OfflineDomainBackup {
                     + " (bitmap " + p.bitmap() + " of " + p.disk().source() + ")");
             }
             List<DiskResult> results = new ArrayList<>();
-            for (DiskResult r : owner.backUp(jobs)) {
+            for (DiskResult r : owner.backUp(jobs, io.jbackup.engine.CommitCheck.NONE)) {
                 Plan p = plans.stream().filter(x -> x.disk().target().equals(r.disk())).findFirst().orElseThrow();
                 results.add(DomainBackup.annotate(r, p.fullReason(), p.fullReason() == null ? null
                     : FallbackReason.CHECKPOINT_LOST));

@@ -180,6 +180,15 @@ public final class Virsh {
         return type == null || type.equalsIgnoreCase("None") ? null : (op == null ? type : op);
     }
 
+    /** The unix socket of the domain's pull-mode backup job ({@code backup-dumpxml}), or null. */
+    public String backupSocket(String domain) throws IOException {
+        Output out = exec("backup-dumpxml", domain);
+        if (out.exitCode() != 0) {
+            return null;
+        }
+        return DomainXml.backupSocket(out.stdout());
+    }
+
     /** Names of the domain's checkpoints. */
     public List<String> checkpoints(String domain) throws IOException {
         return run("listing the checkpoints of domain " + domain, "checkpoint-list", domain, "--name").lines()
