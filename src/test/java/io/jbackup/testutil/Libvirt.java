@@ -125,6 +125,12 @@ public final class Libvirt {
         }
     }
 
+    /** Starts libvirtd again after a test stopped it ({@link #ensureRunning} once more). */
+    public static synchronized void restart() {
+        running = false;
+        ensureRunning();
+    }
+
     /**
      * A {@code /dev/kvm} that root may open but libvirt-qemu may not (mode 0600, as without udev) makes libvirtd probe
      * QEMU again on every capability look-up: each define then takes 30-50 s. Says so once, with the fix (what udev
