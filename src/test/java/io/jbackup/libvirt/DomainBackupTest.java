@@ -272,6 +272,38 @@ class DomainBackupTest {
             }
             backUp(dom, "auto");
 
+            // options that name what is wrong
+            Cli.Result exclude = Cli.run("auto", "--repo", repo, "--domain", dom.name(), "--exclude-disk", "vdz");
+            assertEquals(2, exclude.exitCode(), exclude.toString());
+            assertTrue(exclude.stderr().contains("has no disk vdz"), exclude.stderr());
+            Cli.Result quiesce = Cli.run("auto", "--repo", repo, "--domain", dom.name(), "--quiesce", "--json");
+            assertEquals(4, quiesce.exitCode(), quiesce.toString());
+            assertTrue(quiesce.stderr().contains("guest agent of domain " + dom.name() + " does not answer"),
+                quiesce.stderr());
+            assertTrue(dom.checkpoints().size() == 1, "nothing changed: " + dom.checkpoints());
+
+            // a job file with domain: in place of disks, run by run-due
+            Path jobs = tmp.resolve("jobs.yaml");
+            Files.writeString(jobs, String.join("\n", "repository: " + repo, "timezone: UTC", "jobs:",
+                "  - name: nightly", "    domain: " + dom.name(), "    schedule: \"0 2 * * *\"",
+                "    libvirt: {connect: \"" + Libvirt.URI + "\", quiesce: false}", ""));
+            dom.write("vda", 0x25, 16 * MIB, MIB);
+            dom.suspend();
+            Path scheduled;
+            Cli.Result due;
+            try {
+                scheduled = dom.snapshotAsIs("vda", tmp.resolve("scheduled.raw"));
+                due = Cli.run("run-due", "--config", jobs.toString(), "--now", "2026-11-24T02:30:00Z", "--json");
+            } finally {
+                dom.resume();
+            }
+            assertEquals(0, due.exitCode(), due.toString());
+            JsonNode task = due.json().get("tasks").get(0);
+            assertEquals("ok", task.get("status").asText(), task.toString());
+            JsonNode sd = task.get("disks").get(0);
+            assertEquals("incremental", sd.get("type").asText(), task.toString());
+            expected.put(sd.get("backupId").asText(), Proc.sha256(scheduled));
+
             // a domain that does not exist
             Cli.Result missing = Cli.run("auto", "--repo", repo, "--domain", dom.name() + "-nosuch", "--json");
             assertEquals(2, missing.exitCode(), missing.toString());
