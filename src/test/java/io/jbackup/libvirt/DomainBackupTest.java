@@ -13,6 +13,7 @@ import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Domain;
 import io.jbackup.testutil.Libvirt;
 import io.jbackup.testutil.Proc;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -194,6 +195,11 @@ class DomainBackupTest {
 
             // every backup of every disk restores bit-exact
             assertEquals(10, expected.size(), "2 full, 2 incremental, 3 auto, 3 during writes");
+            try (var left = Files.list(Path.of("/var/tmp"))) {
+                List<Path> scratch = left.filter(p -> p.getFileName().toString().startsWith("jbackup-libvirt-"))
+                    .toList();
+                assertTrue(scratch.isEmpty(), "scratch directories are removed: " + scratch);
+            }
             assertEveryBackupRestores(dom);
 
             // the domain XML is stored with every backup
@@ -310,6 +316,38 @@ class DomainBackupTest {
             assertEquals("not-found", missing.json().get("error").get("code").asText(), missing.toString());
             assertTrue(missing.stderr().contains(dom.name() + "-nosuch"), missing.stderr());
 
+            assertEveryBackupRestores(dom);
+        }
+    }
+
+    @Test
+    void theNvramOfAUefiDomainIsStoredAndRestored() throws Exception {
+        repo = tmp.resolve("repo").toString();
+        Cli.run("init", "--repo", repo, "--encryption", "none").ok();
+        Assumptions.assumeTrue(Files.exists(Path.of(Domain.OVMF_CODE)), "OVMF (package ovmf) is not installed");
+        try (Domain dom = Libvirt.domain(Libvirt.shareWithQemu(tmp.resolve("dom"))).disks(16 * MIB).uefi().create()) {
+            dom.write("vda", 0x41, 0, MIB);
+            dom.shutOff();
+            String nvram = Proc.sha256(dom.nvram());
+            JsonNode full = backUp(dom, "full");
+            String id = disk(full, "vda").get("backupId").asText();
+            try (Repository r = Repository.open(Path.of(repo), OpenOptions.defaults())) {
+                assertTrue(java.util.Arrays.equals(Files.readAllBytes(dom.nvram()), r.readAttachment(id, "nvram")),
+                    "the backup holds the NVRAM file");
+            }
+            String copy = dom.name() + "-r";
+            Path dir = Libvirt.shareWithQemu(tmp.resolve("restored"));
+            try {
+                Cli.run("restore", "--repo", repo, "--domain", dom.name(), "--to", dir.toString(), "--define", copy,
+                    "--start", "--connect", Libvirt.URI).ok();
+                Path vars = dir.resolve(copy + "_VARS.fd");
+                assertEquals(nvram, Proc.sha256(vars), "the NVRAM file is restored byte for byte");
+                assertTrue(Libvirt.virsh("dumpxml", "--inactive", copy).contains(vars.toString()));
+                assertEquals("running", Libvirt.virsh("domstate", copy).strip());
+            } finally {
+                Libvirt.virshResult("destroy", copy);
+                Libvirt.virshResult("undefine", copy, "--nvram");
+            }
             assertEveryBackupRestores(dom);
         }
     }

@@ -51,6 +51,15 @@ public final class Domain implements AutoCloseable {
         }
     }
 
+    /** OVMF's firmware and its variables template (Debian package {@code ovmf}). */
+    public static final String OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+    public static final String OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+    /** The NVRAM file of a {@link Builder#uefi()} domain. */
+    public Path nvram() {
+        return dir.resolve(name + "_VARS.fd");
+    }
+
     /** See {@link Libvirt#domain}. */
     public static Builder builder(Path dir) {
         return new Builder(dir);
@@ -63,6 +72,7 @@ public final class Domain implements AutoCloseable {
         private final List<Long> sizes = new ArrayList<>();
         private boolean cdrom;
         private String mac;
+        private boolean uefi;
 
         private Builder(Path dir) {
             this.dir = dir;
@@ -85,6 +95,15 @@ public final class Domain implements AutoCloseable {
         /** Adds a cdrom with no medium (target {@code hdc}, bus ide): a backup must skip it. */
         public Builder cdrom() {
             this.cdrom = true;
+            return this;
+        }
+
+        /**
+         * UEFI firmware (OVMF, package {@code ovmf}, machine q35): the domain gets an NVRAM file
+         * ({@code DIR/NAME_VARS.fd}, {@link Domain#nvram()}), made by libvirt from OVMF's template.
+         */
+        public Builder uefi() {
+            this.uefi = true;
             return this;
         }
 
@@ -127,7 +146,10 @@ public final class Domain implements AutoCloseable {
                     .append("<domain type='qemu'>\n")
                     .append("  <name>").append(name).append("</name>\n")
                     .append("  <memory unit='MiB'>64</memory><vcpu>1</vcpu>\n")
-                    .append("  <os><type arch='x86_64' machine='pc'>hvm</type></os>\n")
+                    .append(uefi ? "  <os><type arch='x86_64' machine='q35'>hvm</type>"
+                        + "<loader readonly='yes' type='pflash'>" + OVMF_CODE + "</loader>"
+                        + "<nvram template='" + OVMF_VARS + "'>" + dir.resolve(name + "_VARS.fd") + "</nvram></os>\n"
+                        : "  <os><type arch='x86_64' machine='pc'>hvm</type></os>\n")
                     // Without ACPI, pci.0 has no hotplug: attach-disk fails "Bus 'pci.0' does not support hotplugging".
                     .append("  <features><acpi/></features>\n")
                     .append("  <devices>\n")
