@@ -207,6 +207,9 @@ class DomainBackupTest {
             Cli.Result xml = Cli.run("show", "--repo", repo, anyId, "--attachment", "domain.xml").ok();
             assertTrue(xml.stdout().contains("<name>" + dom.name() + "</name>"), xml.stdout());
 
+            // instant recovery: serve --writable, restore --instant --define --start; the guest reads the backup
+            instantRecovery(dom, before);
+
             // restore --define: a new domain with the restored disks (new name, UUID and MAC), which starts
             String copy = dom.name() + "-r";
             Path dir = Libvirt.shareWithQemu(tmp.resolve("restored"));
@@ -229,6 +232,51 @@ class DomainBackupTest {
                 Libvirt.virshResult("destroy", copy);
                 Libvirt.virshResult("undefine", copy);
             }
+        }
+    }
+
+    private static String readQuietly(Path f) {
+        try {
+            return Files.readString(f);
+        } catch (java.io.IOException e) {
+            return e.toString();
+        }
+    }
+
+    /** {@code serve --writable} in a child JVM, then {@code restore --domain --instant --define --start}. */
+    private void instantRecovery(Domain dom, Map<String, Path> snapshot) throws Exception {
+        Path dir = Libvirt.shareWithQemu(tmp.resolve("ir"));
+        Path sock = dir.resolve("serve.sock");
+        String ir = dom.name() + "-ir";
+        try (Proc.Background serve = Proc.start(tmp.resolve("serve.log"), Path.of(System.getProperty("java.home"),
+            "bin", "java").toString(), "-Xmx256m", "-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main",
+            "serve", "--repo", repo, "--socket", sock.toString(), "--cache-size", "32", "--writable", "--overlay-dir",
+            dir.resolve("overlays").toString())) {
+            for (int i = 0; i < 600 && !Files.exists(sock); i++) {
+                Proc.sleep(50);
+            }
+            assertTrue(Files.exists(sock), () -> "serve did not start: " + readQuietly(tmp.resolve("serve.log")));
+            Libvirt.shareFileWithQemu(sock);
+            Cli.run("restore", "--repo", repo, "--domain", dom.name(), "--to", dir.toString(), "--instant",
+                sock.toString(), "--define", ir, "--start", "--connect", Libvirt.URI).ok();
+            assertEquals("running", Libvirt.virsh("domstate", ir).strip());
+            String blk = Libvirt.virsh("domblklist", ir);
+            assertTrue(blk.contains("vda@"), blk);
+            // the guest's vda is the backup's: 0x11 where the write during the backup went later
+            Path log = Libvirt.QEMU_LOG_DIR.resolve(ir + ".log");
+            Libvirt.virsh("qemu-monitor-command", ir, "--hmp",
+                "qemu-io -d /machine/peripheral/virtio-disk0/virtio-backend \"read -P 0x11 0 2M\"");
+            String seen = "";
+            for (int i = 0; i < 200 && !seen.contains("bytes at offset 0"); i++) {
+                Proc.sleep(50);
+                seen = Files.exists(log) ? Files.readString(log) : "";
+            }
+            assertTrue(seen.contains("read 2097152/2097152 bytes at offset 0"), seen);
+            assertFalse(seen.contains("Pattern verification failed"), seen);
+        } finally {
+            Libvirt.virshResult("destroy", ir);
+            Libvirt.virshResult("undefine", ir);
+            Files.deleteIfExists(Libvirt.QEMU_LOG_DIR.resolve(ir + ".log"));
         }
     }
 
