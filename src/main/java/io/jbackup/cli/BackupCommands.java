@@ -110,9 +110,8 @@ public final class BackupCommands {
             }
             live.checkUnused();
             List<DiskJob> jobs = jobs();
-            EngineOptions eo = EngineOptions.defaults().withBufferBytes((long) bufferMiB << 20)
-                .withRetries(retries, Duration.ofSeconds(1)).withDiskLockWait(repo.waitLock());
-            ProgressListener progress = ConsoleProgress.forConsole(json.enabled() || logging.quiet);
+            EngineOptions eo = engineOptions();
+            ProgressListener progress = progress();
             Cancellation cancel = new Cancellation();
             // the repository closes inside Interrupts.run: after Ctrl-C it is closed (its lock record and tmp/
             // removed) before the process exits
@@ -143,9 +142,8 @@ public final class BackupCommands {
             LiveSource src = live.source(disk);
             ClientOptions co = withTimeout(ClientOptions.defaults().withTls(tls.toConfig(false))
                 .withConnections(connections()));
-            EngineOptions eo = EngineOptions.defaults().withBufferBytes((long) bufferMiB << 20)
-                .withRetries(retries, Duration.ofSeconds(1)).withDiskLockWait(repo.waitLock());
-            ProgressListener progress = ConsoleProgress.forConsole(json.enabled() || logging.quiet);
+            EngineOptions eo = engineOptions();
+            ProgressListener progress = progress();
             Cancellation cancel = new Cancellation();
             List<DiskResult> results = Interrupts.run(cancel, () -> {
                 try (Repository r = repo.open(LockMode.SHARED)) {
@@ -165,9 +163,8 @@ public final class BackupCommands {
             DomainBackup.Options o = domain.options(vm, live.scratchDir);
             io.jbackup.libvirt.Virsh virsh = domain.virsh();
             ClientOptions co = withTimeout(ClientOptions.defaults().withConnections(connections()));
-            EngineOptions eo = EngineOptions.defaults().withBufferBytes((long) bufferMiB << 20)
-                .withRetries(retries, Duration.ofSeconds(1)).withDiskLockWait(repo.waitLock());
-            ProgressListener progress = ConsoleProgress.forConsole(json.enabled() || logging.quiet);
+            EngineOptions eo = engineOptions();
+            ProgressListener progress = progress();
             Cancellation cancel = new Cancellation();
             List<DiskResult> results = Interrupts.run(cancel, () -> {
                 try (Repository r = repo.open(LockMode.SHARED)) {
@@ -179,6 +176,17 @@ public final class BackupCommands {
 
         /** Refuses the options of another source mode ({@code --image} of the offline rotation). */
         void rejectImage() {
+        }
+
+        /** --buffer-size, --retries and --wait-lock. */
+        EngineOptions engineOptions() {
+            return EngineOptions.defaults().withBufferBytes((long) bufferMiB << 20)
+                .withRetries(retries, Duration.ofSeconds(1)).withDiskLockWait(repo.waitLock());
+        }
+
+        /** A progress bar on a TTY, nothing with --json or -q. */
+        ProgressListener progress() {
+            return ConsoleProgress.forConsole(json.enabled() || logging.quiet);
         }
 
         /** --connections, defaulting to half the cores (1 to 4), validated. */
