@@ -33,6 +33,16 @@ public interface BackupWriter extends AutoCloseable {
     void putZero(long index);
 
     /**
+     * Records {@code count} all-zero chunks at positions {@code first .. first + count - 1} (nothing is stored): the
+     * same as {@link #putZero} at each position, with work per run rather than per chunk where the writer can.
+     */
+    default void putZeros(long first, long count) {
+        for (long i = 0; i < count; i++) {
+            putZero(first + i);
+        }
+    }
+
+    /**
      * Stores a small file with the backup that is not part of its disk image (a libvirt domain's XML, its NVRAM
      * file): cut into chunks of the backup's chunk size, stored like the disk's chunks (compressed, encrypted,
      * deduplicated) and listed in the backup's index, so it becomes visible with the backup at {@link #commit} and

@@ -44,7 +44,8 @@ import java.util.function.Supplier;
  * </pre>
  *
  * The file is built under a temporary name ({@code tmp/<owner>/<n>/<id>.idx}, entries written in place by position; a
- * full backup's file starts sparse, i.e. all zero chunks), then finished (entries MAC, metadata, preamble, file MAC),
+ * full backup's file starts sparse, i.e. all zero chunks, and zero entries are written only into blocks that may hold
+ * a non-zero one, so zero runs stay holes: see {@link Draft}), then finished (entries MAC, metadata, preamble, file MAC),
  * fsynced and renamed into {@code indexes/}: the rename is the backup's commit point. In an encrypted repository the
  * metadata (names, labels, note, sizes, counts) is authenticated but not encrypted; the catalog holds it in
  * plaintext too.
@@ -64,6 +65,8 @@ final class IndexFile {
     /** The digest a salvaged reader gives for a position its damaged file no longer holds (never a real digest). */
     static final byte[] LOST = lost();
     private static final int IO_BLOCK = 1 << 20;
+    /** Zero entries for {@link Draft#putZeros} (never written to). */
+    private static final byte[] ZERO_BLOCK = new byte[IO_BLOCK];
 
     private IndexFile() {
     }
@@ -158,12 +161,18 @@ final class IndexFile {
 
     // ------------------------------------------------------------------------------------------------------ draft
 
-    /** An index being written under a temporary name. Entry writes are thread-safe (positional). */
+    /**
+     * An index being written under a temporary name. Entry writes are thread-safe (positional). The file starts
+     * sparse, and zero entries are written only into blocks of {@value #IO_BLOCK} entry bytes that may hold a
+     * non-zero entry: runs of zero chunks cost no writes and leave holes (work per run, not per chunk).
+     */
     static final class Draft implements Closeable {
         final Path tmp;
         final long chunkCount;
         final int chunkSize;
         private final FileChannel ch;
+        /** One bit per block of entry bytes, set before any non-zero entry is written into that block. */
+        private final java.util.concurrent.atomic.AtomicLongArray touched;
 
         Draft(Path tmp, long chunkCount, int chunkSize) throws IOException {
             this.tmp = tmp;
@@ -176,6 +185,24 @@ final class IndexFile {
             if (chunkCount > 0) {
                 FileSync.writeFully(ch, ByteBuffer.allocate(1), entryOffset(chunkCount) - 1);
             }
+            long blocks = (chunkCount * ChunkId.LENGTH + IO_BLOCK - 1) / IO_BLOCK;
+            this.touched = new java.util.concurrent.atomic.AtomicLongArray((int) ((blocks + 63) / 64));
+        }
+
+        private static long blockOf(long index) {
+            return index * ChunkId.LENGTH / IO_BLOCK;
+        }
+
+        private void touch(long block) {
+            int i = (int) (block >>> 6);
+            long bit = 1L << (block & 63);
+            if ((touched.get(i) & bit) == 0) {
+                touched.getAndAccumulate(i, bit, (a, b) -> a | b);
+            }
+        }
+
+        private boolean isTouched(long block) {
+            return (touched.get((int) (block >>> 6)) & (1L << (block & 63))) != 0;
         }
 
         /** Copies every entry of {@code parent} (same chunk count), checking the parent's entries MAC on the way. */
@@ -183,16 +210,41 @@ final class IndexFile {
             if (parent.chunkCount() != chunkCount) {
                 throw new IllegalArgumentException("parent has " + parent.chunkCount() + " chunks, not " + chunkCount);
             }
-            long[] pos = {entryOffset(0)};
             parent.forEachBlock((first, buf, len) -> {
-                FileSync.writeFully(ch, ByteBuffer.wrap(buf, 0, len), pos[0]);
-                pos[0] += len;
+                // blocks of zero entries stay holes
+                if (java.util.Arrays.mismatch(buf, 0, len, ZERO_BLOCK, 0, len) >= 0) {
+                    for (long b = blockOf(first); b <= blockOf(first + len / ChunkId.LENGTH - 1); b++) {
+                        touch(b);
+                    }
+                    FileSync.writeFully(ch, ByteBuffer.wrap(buf, 0, len), entryOffset(first));
+                }
             });
         }
 
         /** Sets the digest at {@code index}. */
         void put(long index, byte[] digest) throws IOException {
+            long block = blockOf(index);
+            if (!isTouched(block)) {
+                if (ChunkId.isZeroDigest(digest)) {
+                    return; // the entry is still a hole
+                }
+                touch(block);
+            }
             FileSync.writeFully(ch, ByteBuffer.wrap(digest, 0, ChunkId.LENGTH), entryOffset(index));
+        }
+
+        /** Sets the zero digest at {@code count} positions from {@code first}, a block of entries per write. */
+        void putZeros(long first, long count) throws IOException {
+            long pos = first * ChunkId.LENGTH; // relative to the first entry
+            long end = (first + count) * ChunkId.LENGTH;
+            while (pos < end) {
+                long block = pos / IO_BLOCK;
+                long stop = Math.min(end, (block + 1) * IO_BLOCK);
+                if (isTouched(block)) {
+                    FileSync.writeFully(ch, ByteBuffer.wrap(ZERO_BLOCK, 0, (int) (stop - pos)), PREAMBLE_SIZE + pos);
+                }
+                pos = stop;
+            }
         }
 
         /** Reads the digest at {@code index} back (tests and diagnostics). */

@@ -302,6 +302,32 @@ final class PackedBackupWriter implements BackupWriter {
     }
 
     @Override
+    public void putZeros(long first, long count) {
+        if (count <= 0) {
+            if (count < 0) {
+                throw new IllegalArgumentException("negative run of " + count + " zero chunks");
+            }
+            return;
+        }
+        lengthOf(first);
+        lengthOf(first + count - 1);
+        checkOpen();
+        permits.acquireUninterruptibly();
+        try {
+            checkOpen(); // holding a permit: commit cannot have finished the index meanwhile
+            draft.putZeros(first, count);
+        } catch (IOException e) {
+            fail(e);
+            throw new UncheckedIOException("cannot write index entries " + first + ".." + (first + count - 1)
+                + " of backup " + id(), e);
+        } finally {
+            permits.release();
+        }
+        chunksZero.add(count);
+        bytesZero.add(Math.min((first + count) * chunkSize, begun.imageSize()) - first * chunkSize);
+    }
+
+    @Override
     public void attach(String name, byte[] content) throws IOException {
         checkOpen();
         permits.acquireUninterruptibly(); // before the monitor: commit takes the monitor holding every permit

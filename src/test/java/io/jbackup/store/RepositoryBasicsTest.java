@@ -81,6 +81,49 @@ class RepositoryBasicsTest {
     }
 
     @Test
+    void zeroRunsOverwriteLikePerChunkZerosAcrossIndexBlocks() throws Exception {
+        // 70000 positions: the index's entries span three blocks of 1 MiB (32768 positions each)
+        long n = 70_000;
+        long size = n * CS - 1000;
+        try (Repository repo = init()) {
+            String parentId;
+            try (BackupWriter w = repo.beginBackup(BackupSpec.full(null, "big.img", size))) {
+                w.putChunk(5, Data.chunk(5, CS), CS).join();
+                w.putChunk(40_000, Data.chunk(7, CS), CS).join();
+                w.putChunk(40_001, Data.chunk(8, CS), CS).join();
+                w.putChunk(n - 1, Data.chunk(9, CS - 1000), CS - 1000).join();
+                w.putZeros(39_990, 11); // the last write wins: position 40000 becomes zero again
+                w.putZeros(6, 30_000); // an untouched run and a partly touched block
+                BackupInfo full = w.commit();
+                parentId = full.id();
+                assertEquals(4, full.stats().chunksNew());
+                assertEquals(30_011, full.stats().chunksZero());
+                assertEquals(30_011L * CS, full.stats().bytesZero());
+            }
+            try (BackupReader r = repo.openBackup(parentId)) {
+                assertArrayEquals(Data.chunk(5, CS), r.readChunk(5));
+                assertArrayEquals(new byte[CS], r.readChunk(40_000));
+                assertArrayEquals(Data.chunk(8, CS), r.readChunk(40_001));
+                assertArrayEquals(Data.chunk(9, CS - 1000), r.readChunk(n - 1));
+                assertArrayEquals(new byte[CS], r.readChunk(66_000));
+            }
+            BackupInfo inc;
+            try (BackupWriter w = repo.beginBackup(BackupSpec.incremental(null, "big.img", size, parentId))) {
+                w.putZeros(0, 10); // zeroes the parent's position 5
+                w.putZeros(n - 2, 2); // and the short last chunk
+                inc = w.commit();
+                assertEquals(12, inc.stats().chunksZero());
+                assertEquals(12L * CS - 1000, inc.stats().bytesZero());
+            }
+            try (BackupReader r = repo.openBackup(inc.id())) {
+                assertArrayEquals(new byte[CS], r.readChunk(5));
+                assertArrayEquals(Data.chunk(8, CS), r.readChunk(40_001), "kept from the parent");
+                assertArrayEquals(new byte[CS - 1000], r.readChunk(n - 1));
+            }
+        }
+    }
+
+    @Test
     void incrementalKeepsParentChunksAndReplacesOnlyPutPositions() throws Exception {
         long size = 8L * CS;
         try (Repository repo = init()) {
