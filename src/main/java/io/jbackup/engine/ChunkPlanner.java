@@ -107,12 +107,27 @@ public final class ChunkPlanner {
     }
 
     /**
-     * Plans chunks now fully covered by all contexts, at most {@code maxTasks} tasks; skipped (clean) chunks are not
-     * returned but are consumed.
+     * Plans chunks now fully covered by all contexts, at most {@code maxTasks} tasks, one per chunk; skipped (clean)
+     * chunks are not returned but are consumed.
      */
     public List<ChunkTask> plan(int maxTasks) {
+        return plan(maxTasks, false);
+    }
+
+    /**
+     * Like {@link #plan(int)}, but handles zero and clean regions as runs, with work per run rather than per chunk: a
+     * run of two or more zero chunks becomes one ZERO task with {@link ChunkTask#count()} chunks, and a run of clean
+     * chunks of an incremental is consumed in one step. The decisions per chunk are exactly those of
+     * {@link #plan(int)}.
+     */
+    public List<ChunkTask> planRuns(int maxTasks) {
+        return plan(maxTasks, true);
+    }
+
+    private List<ChunkTask> plan(int maxTasks, boolean runs) {
         List<ChunkTask> out = new ArrayList<>();
         long covered = Math.min(coveredEnd(), size);
+        long chunkCount = (size + chunkSize - 1) / chunkSize;
         while (out.size() < maxTasks) {
             long cs = nextChunkOffset();
             if (cs >= size) {
@@ -122,16 +137,109 @@ public final class ChunkPlanner {
             if (ce > covered) {
                 break;
             }
+            if (runs) {
+                long left = chunkCount - nextChunk;
+                if (incremental) {
+                    long clean = wholeChunks(cs, cleanEnd(cs, covered), left);
+                    if (clean > 0) {
+                        advance(clean);
+                        continue;
+                    }
+                }
+                long zero = wholeChunks(cs, zeroEnd(cs, covered), left);
+                if (incremental && zero > 1) {
+                    // every chunk starting inside the dirty run from cs holds a dirty byte
+                    long dirtyEnd = dirtyRunEnd(cs, covered);
+                    zero = Math.min(zero, (dirtyEnd - cs + chunkSize - 1) / chunkSize);
+                }
+                if (zero > 1) {
+                    long end = Math.min(cs + zero * chunkSize, size);
+                    out.add(ChunkTask.zeroRun(nextChunk, cs, (int) (ce - cs), zero, end - cs));
+                    advance(zero);
+                    continue;
+                }
+            }
             ChunkTask t = planChunk(nextChunk, cs, ce);
             if (t != null) {
                 out.add(t);
             }
-            nextChunk++;
-            trim(allocation, ce);
-            trim(depth, ce);
-            trim(dirty, ce);
+            advance(1);
         }
         return out;
+    }
+
+    /** Chunks from {@code cs} that lie wholly below {@code end} (the last, short chunk counts once end reaches size). */
+    private long wholeChunks(long cs, long end, long left) {
+        return end >= size ? left : (end - cs) / chunkSize;
+    }
+
+    private void advance(long chunks) {
+        nextChunk += chunks;
+        long upTo = Math.min(nextChunkOffset(), size);
+        trim(allocation, upTo);
+        trim(depth, upTo);
+        trim(dirty, upTo);
+    }
+
+    /** The end of the region from {@code pos} (at most {@code limit}) where some context says every byte is zero. */
+    private long zeroEnd(long pos, long limit) {
+        if (!haveAllocation && !haveDepth) {
+            return pos;
+        }
+        java.util.Iterator<Extent> ai = allocation.iterator();
+        java.util.Iterator<Extent> di = depth.iterator();
+        Extent a = null;
+        Extent d = null;
+        while (pos < limit) {
+            long z = pos;
+            if (haveAllocation) {
+                while ((a == null || a.end() <= pos) && ai.hasNext()) {
+                    a = ai.next();
+                }
+                if (a != null && a.offset() <= pos && pos < a.end() && (a.flags() & NbdConstants.STATE_ZERO) != 0) {
+                    z = Math.max(z, a.end());
+                }
+            }
+            if (haveDepth) {
+                while ((d == null || d.end() <= pos) && di.hasNext()) {
+                    d = di.next();
+                }
+                if (d != null && d.offset() <= pos && pos < d.end() && d.flags() == 0) {
+                    z = Math.max(z, d.end());
+                }
+            }
+            if (z == pos) {
+                break;
+            }
+            pos = z;
+        }
+        return Math.min(pos, limit);
+    }
+
+    /** The end of the region from {@code pos} (at most {@code limit}) that the dirty bitmap reports clean. */
+    private long cleanEnd(long pos, long limit) {
+        return runEnd(pos, limit, false);
+    }
+
+    /** The end of the region from {@code pos} (at most {@code limit}) that the dirty bitmap reports dirty. */
+    private long dirtyRunEnd(long pos, long limit) {
+        return runEnd(pos, limit, true);
+    }
+
+    private long runEnd(long pos, long limit, boolean dirtyRun) {
+        for (Extent e : dirty) {
+            if (e.end() <= pos) {
+                continue;
+            }
+            if (e.offset() > pos || ((e.flags() & NbdConstants.STATE_DIRTY) != 0) != dirtyRun) {
+                break;
+            }
+            pos = e.end();
+            if (pos >= limit) {
+                break;
+            }
+        }
+        return Math.min(pos, limit);
     }
 
     private static void trim(Deque<Extent> q, long upTo) {

@@ -213,9 +213,15 @@ public final class DiskBackup {
 
     // ---------------------------------------------------------------- the copy loop
 
-    /** A finished read: the task, its buffer, and the failure if any. */
+    /** A finished read: the task, its buffer, and the failure if any; or {@link #WAKE}. */
     private record Completion(ChunkTask task, byte[] buffer, Throwable error) {
+        boolean isWake() {
+            return task == null;
+        }
     }
+
+    /** Queued when a block-status reply arrives, so the copy loop wakes for it instead of waiting out a poll. */
+    private static final Completion WAKE = new Completion(null, null, null);
 
     private void copy(BackupWriter writer, long size, int chunkSize, boolean incremental, String label)
         throws IOException, InterruptedException {
@@ -237,6 +243,10 @@ public final class DiskBackup {
         CompletableFuture<Map<String, List<Extent>>> status = null;
         Throwable transportError = null;
         long lastReport = 0;
+        long statusRequests = 0;
+        long window = options.statusWindow(); // grows while the export answers with few extents
+        long zeroRuns = 0;
+        long started = System.nanoTime();
 
         while (true) {
             if (cancel.isCancelled()) {
@@ -250,8 +260,13 @@ public final class DiskBackup {
             }
             // 1. completed reads -> repository
             Completion c;
+            boolean worked = false; // whether this round advanced; if not, wait for a read or a block-status reply
             while ((c = completions.poll()) != null) {
+                if (c.isWake()) {
+                    continue;
+                }
                 readsInFlight--;
+                worked = true;
                 transportError = handle(c, writer, pool, failed, putError, outstanding, transportError);
             }
             // 2. a dropped connection: wait for in-flight reads, reconnect, retry the failed chunks
@@ -265,7 +280,7 @@ public final class DiskBackup {
                 }
                 if (readsInFlight > 0) {
                     c = completions.poll(100, TimeUnit.MILLISECONDS);
-                    if (c != null) {
+                    if (c != null && !c.isWake()) {
                         completions.add(c);
                     }
                     continue;
@@ -283,32 +298,44 @@ public final class DiskBackup {
             // 3. block status: integrate a finished window, plan chunks, ask the next window early
             if (status != null && status.isDone()) {
                 long before = planner.coveredEnd();
-                feed(planner, status.join(), haveAlloc, haveDepth, incremental);
+                Map<String, List<Extent>> reply = status.join();
+                feed(planner, reply, haveAlloc, haveDepth, incremental);
+                window = nextWindow(window, reply);
                 status = null;
                 steps++;
+                worked = true;
                 if (planner.coveredEnd() <= before) {
                     throw new NbdProtocolException("the server's block status for " + label
                         + " did not advance past offset " + before);
                 }
             }
             if (pending.size() < buffers) {
-                for (ChunkTask t : planner.plan(buffers * 2)) {
-                    outstanding.addAndGet(t.length());
+                for (ChunkTask t : planner.planRuns(buffers * 2)) {
+                    outstanding.addAndGet(t.span());
                     pending.add(t);
+                    worked = true;
                 }
             }
             if (status == null && planner.coveredEnd() < size && pending.size() < buffers
-                && planner.coveredEnd() - planner.nextChunkOffset() < options.statusWindow()) {
+                && planner.coveredEnd() - planner.nextChunkOffset() < window) {
                 long from = planner.coveredEnd();
-                status = client.blockStatus(from, Math.min(options.statusWindow(), size - from), false);
+                status = client.blockStatus(from, Math.min(window, size - from), false);
+                status.whenComplete((v, e) -> completions.add(WAKE));
+                statusRequests++;
             }
             // 4. issue reads while buffers are free
             while (!pending.isEmpty()) {
                 ChunkTask t = pending.peekFirst();
                 if (t.kind() == ChunkTask.Kind.ZERO) {
                     pending.pollFirst();
-                    writer.putZero(t.index());
-                    outstanding.addAndGet(-t.length());
+                    if (t.count() == 1) {
+                        writer.putZero(t.index());
+                    } else {
+                        writer.putZeros(t.index(), t.count());
+                        zeroRuns++;
+                    }
+                    outstanding.addAndGet(-t.span());
+                    worked = true;
                     continue;
                 }
                 byte[] buf = pool.tryAcquire();
@@ -317,6 +344,7 @@ public final class DiskBackup {
                 }
                 pending.pollFirst();
                 readsInFlight++;
+                worked = true;
                 issueRead(t, buf, completions);
             }
             // 5. done?
@@ -328,13 +356,34 @@ public final class DiskBackup {
                 progress.progress(label, planner.nextChunkOffset() - outstanding.get(), bytesRead.get());
                 lastReport = now;
             }
-            c = completions.poll(20, TimeUnit.MILLISECONDS);
-            if (c != null) {
+            c = worked ? completions.poll() : completions.poll(20, TimeUnit.MILLISECONDS);
+            if (c != null && !c.isWake()) {
                 readsInFlight--;
                 transportError = handle(c, writer, pool, failed, putError, outstanding, transportError);
             }
         }
         progress.progress(label, size, bytesRead.get());
+        LOG.debug("{}: copied in {} ms: {} block-status requests, {} zero runs, {} bytes read", label,
+            (System.nanoTime() - started) / 1_000_000, statusRequests, zeroRuns, bytesRead.get());
+    }
+
+    /** Extents in one block-status reply (all contexts) up to which the window doubles for the next request. */
+    static final int FEW_EXTENTS = 16;
+
+    /**
+     * The next block-status window: doubled (up to {@link NbdClient#MAX_STATUS_LENGTH}) after a reply of few extents,
+     * so a big empty or clean region costs a few requests, not one per configured window; back to the configured
+     * window after a fragmented reply, which keeps replies and the planner's buffered extents small.
+     */
+    private long nextWindow(long window, Map<String, List<Extent>> reply) {
+        int extents = 0;
+        for (List<Extent> l : reply.values()) {
+            extents += l.size();
+        }
+        if (extents > FEW_EXTENTS) {
+            return options.statusWindow();
+        }
+        return Math.min(NbdClient.MAX_STATUS_LENGTH, window * 2);
     }
 
     private static void feed(ChunkPlanner planner, Map<String, List<Extent>> ext, boolean alloc, boolean depth,
@@ -460,7 +509,7 @@ public final class DiskBackup {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (inFlight > 0 && System.nanoTime() < deadline) {
             Completion c = completions.poll(100, TimeUnit.MILLISECONDS);
-            if (c != null) {
+            if (c != null && !c.isWake()) {
                 inFlight--;
                 pool.release(c.buffer());
             }

@@ -9,7 +9,8 @@ import java.time.Duration;
  * Tuning of the backup pipeline, validated up front.
  *
  * @param bufferBytes      memory for chunk data between NBD reads and the repository (bounds the pipeline)
- * @param statusWindow     bytes of the disk asked per BLOCK_STATUS request
+ * @param statusWindow     bytes of the disk asked per BLOCK_STATUS request while replies are fragmented; after a
+ *                         reply of few extents the window doubles, up to 4 GiB (see DiskBackup)
  * @param retries          reconnect attempts after a dropped or silent NBD connection, counted since the backup last
  *                         made progress (a read or block-status reply)
  * @param retryBackoff     first wait before reconnecting; doubles each attempt (capped at 30 s)

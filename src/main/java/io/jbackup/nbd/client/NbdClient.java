@@ -48,6 +48,11 @@ public final class NbdClient implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(NbdClient.class);
     /** Largest length of one payload-free request (TRIM, WRITE_ZEROES, CACHE, BLOCK_STATUS). */
     private static final long MAX_EFFECT_LENGTH = 1L << 30;
+    /**
+     * Largest length of one BLOCK_STATUS request: the protocol's 32-bit length, kept a multiple of 1 MiB so windows
+     * end on chunk boundaries. Big windows keep an empty disk to a few requests per TiB.
+     */
+    public static final long MAX_STATUS_LENGTH = (1L << 32) - (1L << 20);
 
     private final NbdUri uri;
     private final ClientOptions opts;
@@ -274,7 +279,7 @@ public final class NbdClient implements AutoCloseable {
         }
         checkRange(offset, Math.min(length, 1));
         checkAligned(offset, 0, "block status");
-        long len = Math.min(length, Math.min(info.size() - offset, MAX_EFFECT_LENGTH));
+        long len = Math.min(length, Math.min(info.size() - offset, MAX_STATUS_LENGTH));
         if (len % info.minBlock() != 0 && offset + len < info.size()) {
             len -= len % info.minBlock();
         }
