@@ -81,6 +81,31 @@ class RepositoryBasicsTest {
     }
 
     @Test
+    void zeroRunsLeaveHolesInTheIndex() throws Exception {
+        long n = 200_000; // 6.4 MiB of entries: 7 blocks of 1 MiB, only the first holds a non-zero entry
+        try (Repository repo = init()) {
+            BackupInfo full;
+            try (BackupWriter w = repo.beginBackup(BackupSpec.full(null, "sparse.img", n * CS))) {
+                w.putZeros(0, 5);
+                w.putChunk(5, Data.chunk(5, CS), CS).join();
+                w.putZeros(6, n - 6);
+                full = w.commit();
+            }
+            Path idx = tmp.resolve("repo").resolve("indexes").resolve(full.id() + ".idx");
+            long allocated = Long.parseLong(new String(new ProcessBuilder("stat", "-c", "%b", idx.toString())
+                .start().getInputStream().readAllBytes()).trim()) * 512;
+            assertTrue(allocated <= 2L << 20, "zero runs stay holes: " + allocated + " of " + Files.size(idx)
+                + " bytes allocated");
+            assertEquals(n - 1, full.stats().chunksZero());
+            try (BackupReader r = repo.openBackup(full.id())) {
+                assertArrayEquals(Data.chunk(5, CS), r.readChunk(5));
+                assertArrayEquals(new byte[CS], r.readChunk(4));
+                assertArrayEquals(new byte[CS], r.readChunk(n - 1));
+            }
+        }
+    }
+
+    @Test
     void zeroRunsOverwriteLikePerChunkZerosAcrossIndexBlocks() throws Exception {
         // 70000 positions: the index's entries span three blocks of 1 MiB (32768 positions each)
         long n = 70_000;
