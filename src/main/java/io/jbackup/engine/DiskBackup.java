@@ -40,13 +40,19 @@ import java.util.concurrent.atomic.AtomicReference;
  * <p>The pipeline, all driven by one thread per disk:
  * <ol>
  *   <li>BLOCK_STATUS for {@code base:allocation}, {@code qemu:allocation-depth} and (incremental) the dirty bitmap,
- *       asked in bounded windows; the next window is requested while the previous one's reads are in flight.</li>
- *   <li>{@link ChunkPlanner} turns extents into chunk tasks on the fixed chunk grid.</li>
+ *       asked in bounded windows; the next window is requested while the previous one's reads are in flight. The
+ *       window doubles (up to 4 GiB) after a reply of few extents, and returns to the configured one after a
+ *       fragmented reply.</li>
+ *   <li>{@link ChunkPlanner#planRuns} turns extents into chunk tasks on the fixed chunk grid; a run of zero chunks is
+ *       one task, and an incremental's clean chunks are skipped a run at a time, so an empty or unchanged region
+ *       costs work per run, not per chunk.</li>
  *   <li>Each READ task takes a chunk buffer from a bounded {@link BufferPool} and reads only its data ranges
- *       (the NBD client splits and pipelines them); ZERO tasks store the zero digest without reading.</li>
+ *       (the NBD client splits and pipelines them); ZERO tasks store the zero digest without reading
+ *       ({@link BackupWriter#putZeros} for a run).</li>
  *   <li>Completed reads go to {@link BackupWriter#putChunk}, which hashes, compresses and stores on the repository's
  *       worker pool; the buffer returns to the pool when the put completes.</li>
  * </ol>
+ * The loop waits (for a read or a block-status reply, which both wake it) only when nothing else is ready.
  * A dropped connection is retried with exponential backoff: in-flight reads are drained, the client reconnects,
  * and the failed chunks are read again; chunks already put stay. A protocol violation is not retried (it recurs on
  * every connection; see {@link SourceFailures}). Any other failure or cancellation aborts the writer, so the
