@@ -122,6 +122,21 @@ public final class FileTarget implements RestoreTarget {
         }
     }
 
+    /** Writes straight from {@code data} (a direct buffer is written without a copy); synchronous. */
+    @Override
+    public void write(long offset, ByteBuffer data) throws IOException {
+        long pos = offset;
+        try {
+            while (data.hasRemaining()) {
+                pos += ch.write(data, pos);
+            }
+        } catch (java.nio.channels.ClosedByInterruptException e) {
+            throw e;
+        } catch (IOException e) {
+            throw new RestoreTargetException(path.toString(), e);
+        }
+    }
+
     @Override
     public void writeZeroes(long offset, long length) throws IOException {
         long pos = offset;
