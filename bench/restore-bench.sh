@@ -12,7 +12,8 @@
 #   qemu-nbd  qemu-nbd -r -t -f raw day2.raw started cold, then nbdcopy null: (day2.raw in the page cache)
 # Prints the wall seconds, the ratios (restore / zstd -d: target <= 1; qemu-nbd time / serve time: target >= 0.8),
 # the peak RSS and the CPU seconds (user + sys, the server's own for the serve jobs) per GB of disk image (2 GiB).
-# Env: WORK (bench/out/restore), JBACKUP_OPTS (JVM options; default: the launcher's).
+# Env: WORK (bench/out/restore), JBACKUP_OPTS (JVM options; default: the launcher's), BASE (another checkout, built:
+#      its restore and serve run in the same rounds too, as "restore@base" and "serve@base", for before/after).
 # The machine may be shared with other jobs: compare medians of interleaved runs, not single runs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -65,8 +66,15 @@ served() { # served URI_PATH CMD...
   echo "$(echo "$t1 - $t0" | bc -l) $cpu $rss"
 }
 
-for f in restore zstd serve qnbd; do : >"$work/$f.t"; done
+B=${BASE:+$BASE/distribution/bin/jbackup}
+for f in restore zstd serve qnbd brestore bserve; do : >"$work/$f.t"; done
 for r in $(seq "$rounds"); do
+  if [ -n "$B" ]; then
+    rm -f "$work/x.raw"
+    timed "$B" restore --repo "$work/repo" --disk vda --backup "$id" --to "$work/x.raw" >>"$work/brestore.t"
+    rm -f "$work/x.raw"
+    served "/vda@$id" "$B" serve --repo "$work/repo" --socket "$sock" --cache-size 1 >>"$work/bserve.t"
+  fi
   rm -f "$work/x.raw"
   timed "$J" restore --repo "$work/repo" --disk vda --backup "$id" --to "$work/x.raw" >>"$work/restore.t"
   if [ "$r" = 1 ]; then
@@ -90,5 +98,12 @@ printf '  %-10s %6s s  peak RSS %5s MiB  CPU %5s s/GB\n' \
   "zstd -d" "$zs" "$(( $(col zstd 4) / 1024 ))" "$(echo "scale=2; $(cpu2 zstd) / $gb" | bc)" \
   "serve" "$sv" "$(( $(col serve 3) / 1024 ))" "$(echo "scale=2; $(col serve 2) / $gb" | bc)" \
   "qemu-nbd" "$qn" "$(( $(col qnbd 3) / 1024 ))" "$(echo "scale=2; $(col qnbd 2) / $gb" | bc)"
+if [ -n "$B" ]; then
+  brs=$(col brestore 1); bsv=$(col bserve 1)
+  printf '  %-10s %6s s  peak RSS %5s MiB  CPU %5s s/GB\n' \
+    "restore@base" "$brs" "$(( $(col brestore 4) / 1024 ))" "$(echo "scale=2; $(cpu2 brestore) / $gb" | bc)" \
+    "serve@base" "$bsv" "$(( $(col bserve 3) / 1024 ))" "$(echo "scale=2; $(col bserve 2) / $gb" | bc)"
+  echo "  base: restore / zstd -d $(echo "scale=2; $brs / $zs" | bc), serve / qemu-nbd $(echo "scale=2; $qn / $bsv" | bc)"
+fi
 echo "  restore / zstd -d time:           $(echo "scale=2; $rs / $zs" | bc)  (target <= 1)"
 echo "  serve throughput / qemu-nbd's:    $(echo "scale=2; $qn / $sv" | bc)  (target >= 0.8)"

@@ -97,7 +97,7 @@ public final class DiskRestore {
                 rethrow();
                 cancel.check();
                 long index = i;
-                ByteBuffer buf = free.isEmpty() ? ByteBuffer.allocateDirect(cs) : free.pop();
+                ByteBuffer buf = free.isEmpty() ? target.allocate(cs) : free.pop();
                 buf.clear().limit(reader.chunkLength(index));
                 reader.readChunkAsync(index, buf).whenComplete((v, err) -> done.add(new Done(index, buf, err)));
                 long now = System.nanoTime();

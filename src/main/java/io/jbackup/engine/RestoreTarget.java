@@ -27,6 +27,14 @@ public interface RestoreTarget extends AutoCloseable {
         write(offset, copy, copy.length);
     }
 
+    /**
+     * A buffer of {@code size} bytes to restore chunks into and hand to {@link #write(long, java.nio.ByteBuffer)}:
+     * direct, and aligned as the target writes best from (a file written with O_DIRECT needs block alignment).
+     */
+    default java.nio.ByteBuffer allocate(int size) {
+        return java.nio.ByteBuffer.allocateDirect(size);
+    }
+
     /** Makes [offset, offset+length) read as zeros (a hole, WRITE_ZEROES, TRIM or written zeros). */
     void writeZeroes(long offset, long length) throws IOException;
 

@@ -131,6 +131,36 @@ class RestorePipelineTest {
     }
 
     @Test
+    void bufferedWritesWhenDirectIoIsOff() throws Exception {
+        byte[] img = image();
+        Path repo = dir.resolve("repo");
+        String id = backup(repo, Encryption.NONE, img);
+        Path out = dir.resolve("buffered.raw");
+        System.setProperty("jbackup.restore.directIo", "false");
+        try {
+            restore(repo, Encryption.NONE, id, out, 2, 4, false);
+        } finally {
+            System.clearProperty("jbackup.restore.directIo");
+        }
+        assertArrayEquals(img, Files.readAllBytes(out));
+        // into an existing file: overwritten in place, old data kept in zero chunks (no --zero)
+        byte[] old = new byte[img.length];
+        Arrays.fill(old, (byte) 0x7e);
+        Files.write(out, old);
+        try (Repository r = Repository.open(repo, OpenOptions.defaults()); BackupReader reader = r.openBackup(id);
+             FileTarget t = FileTarget.open(out, reader.imageSize(), true, false)) {
+            new DiskRestore(reader, t, false, 5, ProgressListener.NONE, new Cancellation()).run();
+        }
+        byte[] got = Files.readAllBytes(out);
+        for (int i = 0; i < CHUNKS; i++) {
+            int off = i * CS;
+            int len = Math.min(CS, img.length - off);
+            byte[] want = i % 6 < 2 ? Arrays.copyOfRange(old, off, off + len) : Arrays.copyOfRange(img, off, off + len);
+            assertArrayEquals(want, Arrays.copyOfRange(got, off, off + len), "chunk " + i);
+        }
+    }
+
+    @Test
     void damagedChunkIsReportedAtItsOffsetWithSeveralDecoders() throws Exception {
         byte[] img = image();
         Path repo = dir.resolve("repo");
