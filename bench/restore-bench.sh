@@ -8,7 +8,7 @@
 #   restore   jbackup restore --backup DAY2 --to NEW.raw (whole command: JVM start, every chunk verified, fsync)
 #   zstd -d   zstd -d --sparse of a `nbdcopy | zstd -1 -T2` stream of day 2 (made once; no fsync)
 #   serve     jbackup serve started cold, then nbdcopy 'nbd+unix:///vda@DAY2?socket=S' null: (start included;
-#             a 1 MiB chunk cache, so every chunk is read from its pack, verified and decompressed)
+#             cold: every chunk is read from its pack, verified and decompressed once, as nbdcopy reads it)
 #   qemu-nbd  qemu-nbd -r -t -f raw day2.raw started cold, then nbdcopy null: (day2.raw in the page cache)
 # Prints the wall seconds, the ratios (restore / zstd -d: target <= 1; qemu-nbd time / serve time: target >= 0.8),
 # the peak RSS and the CPU seconds (user + sys, the server's own for the serve jobs) per GB of disk image (2 GiB).
@@ -63,7 +63,7 @@ served() { # served URI_PATH CMD...
   local cpu; cpu=$(awk -v t="$tick" '{print ($14 + $15) / t}' "/proc/$p/stat")
   local rss; rss=$(awk '/VmHWM/ {print $2}' "/proc/$p/status")
   kill "$p"; wait "$p" 2>/dev/null || true
-  echo "$(echo "$t1 - $t0" | bc -l) $cpu $rss"
+  echo "$(printf '%.2f' "$(echo "$t1 - $t0" | bc -l)") $cpu $rss"
 }
 
 B=${BASE:+$BASE/distribution/bin/jbackup}
@@ -73,7 +73,7 @@ for r in $(seq "$rounds"); do
     rm -f "$work/x.raw"
     timed "$B" restore --repo "$work/repo" --disk vda --backup "$id" --to "$work/x.raw" >>"$work/brestore.t"
     rm -f "$work/x.raw"
-    served "/vda@$id" "$B" serve --repo "$work/repo" --socket "$sock" --cache-size 1 >>"$work/bserve.t"
+    served "/vda@$id" "$B" serve --repo "$work/repo" --socket "$sock" >>"$work/bserve.t"
   fi
   rm -f "$work/x.raw"
   timed "$J" restore --repo "$work/repo" --disk vda --backup "$id" --to "$work/x.raw" >>"$work/restore.t"
@@ -85,7 +85,7 @@ for r in $(seq "$rounds"); do
   rm -f "$work/z.raw"
   timed zstd -d --sparse -q -f "$work/day2.zst" -o "$work/z.raw" >>"$work/zstd.t"
   rm -f "$work/z.raw"
-  served "/vda@$id" "$J" serve --repo "$work/repo" --socket "$sock" --cache-size 1 >>"$work/serve.t"
+  served "/vda@$id" "$J" serve --repo "$work/repo" --socket "$sock" >>"$work/serve.t"
   served "/" qemu-nbd -r -t -f raw -k "$sock" "$data/day2.raw" >>"$work/qnbd.t"
 done
 
