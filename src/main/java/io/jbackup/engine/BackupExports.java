@@ -326,5 +326,10 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
         public CompletableFuture<byte[]> readChunk(long index) {
             return reader.readChunkAsync(index);
         }
+
+        @Override
+        public CompletableFuture<Void> readChunk(long index, ByteBuffer dst) {
+            return reader.readChunkAsync(index, dst);
+        }
     }
 }

@@ -6,6 +6,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -20,7 +22,9 @@ import java.util.concurrent.atomic.AtomicReference;
  * Writes one backup's image to a {@link RestoreTarget}.
  *
  * <p>Up to {@code readAhead} chunks are in flight: they are fetched, verified and decompressed on the repository's
- * worker pool, and the calling thread writes each one as soon as it is ready, in completion order (not disk
+ * worker pool, each straight into one of {@code readAhead} direct buffers reused for the whole restore (no array per
+ * chunk, and a file target writes from it without a copy), and the calling thread writes each one as soon as it is
+ * ready, in completion order (not disk
  * order), so a slow chunk does not hold up the ones behind it. One writer is deliberate: buffered writes to one
  * file serialise on the inode lock in the kernel (ext4), and writers on the workers would spin there instead of
  * decoding; an NBD target pipelines the writes anyway. Runs of zero chunks become one hole or WRITE_ZEROES. A damaged chunk stops the restore naming the
@@ -63,6 +67,7 @@ public final class DiskRestore {
         progress.started(label, size);
         Semaphore window = new Semaphore(readAhead);
         BlockingQueue<Done> done = new LinkedBlockingQueue<>(); // fetched chunks, in completion order
+        ArrayDeque<ByteBuffer> free = new ArrayDeque<>(); // chunk buffers written out, reused (calling thread only)
         long zero = 0;
         long zeroRunStart = -1;
         long lastReport = 0;
@@ -87,12 +92,14 @@ public final class DiskRestore {
                     break;
                 }
                 while (!window.tryAcquire()) {
-                    drain(done.take(), cs, size, window);
+                    drain(done.take(), cs, size, window, free);
                 }
                 rethrow();
                 cancel.check();
                 long index = i;
-                reader.readChunkAsync(index).whenComplete((data, err) -> done.add(new Done(index, data, err)));
+                ByteBuffer buf = free.isEmpty() ? target.allocate(cs) : free.pop();
+                buf.clear().limit(reader.chunkLength(index));
+                reader.readChunkAsync(index, buf).whenComplete((v, err) -> done.add(new Done(index, buf, err)));
                 long now = System.nanoTime();
                 if (now - lastReport > 200_000_000L) {
                     progress.progress(label, i * (long) cs, written.get());
@@ -100,7 +107,7 @@ public final class DiskRestore {
                 }
             }
             while (window.availablePermits() < readAhead) {
-                drain(done.take(), cs, size, window);
+                drain(done.take(), cs, size, window, free);
             }
             rethrow();
             target.flush();
@@ -128,15 +135,16 @@ public final class DiskRestore {
             zero, secs, secs > 0 ? size / secs / 1e6 : 0, d);
     }
 
-    private record Done(long index, byte[] data, Throwable err) {
+    private record Done(long index, ByteBuffer data, Throwable err) {
     }
 
-    private void drain(Done d, int cs, long size, Semaphore window) throws IOException {
+    private void drain(Done d, int cs, long size, Semaphore window, ArrayDeque<ByteBuffer> free) throws IOException {
         try {
             store(d.index(), d.data(), d.err(), cs, size);
         } catch (IOException | RuntimeException e) {
             failure.compareAndSet(null, e);
         } finally {
+            free.push(d.data());
             window.release();
         }
         rethrow();
@@ -159,7 +167,7 @@ public final class DiskRestore {
     }
 
     /** Writes a fetched chunk, or handles its failure (on the calling thread). */
-    private void store(long index, byte[] data, Throwable err, int cs, long size) throws IOException {
+    private void store(long index, ByteBuffer data, Throwable err, int cs, long size) throws IOException {
         if (failure.get() != null) {
             return; // the restore is stopping
         }
@@ -180,11 +188,12 @@ public final class DiskRestore {
             target.writeZeroes(offset, len);
             return;
         }
-        if (data.length < len) {
-            throw new IOException("chunk " + index + " of backup " + reader.info().id() + " holds " + data.length
+        if (data.position() != len) {
+            throw new IOException("chunk " + index + " of backup " + reader.info().id() + " holds " + data.position()
                 + " bytes, expected " + len);
         }
-        target.write(offset, data, len);
+        data.flip();
+        target.write(offset, data);
         written.addAndGet(len);
     }
 }

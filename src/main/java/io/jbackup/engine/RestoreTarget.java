@@ -16,6 +16,25 @@ public interface RestoreTarget extends AutoCloseable {
     /** Writes {@code length} bytes of {@code data} at {@code offset}. */
     void write(long offset, byte[] data, int length) throws IOException;
 
+    /**
+     * Writes {@code data}'s remaining bytes at {@code offset}. The caller reuses {@code data} once this returns, so an
+     * asynchronous target must copy it (the default does: it hands a new array to {@link #write(long, byte[], int)}).
+     * The position of {@code data} is left unspecified.
+     */
+    default void write(long offset, java.nio.ByteBuffer data) throws IOException {
+        byte[] copy = new byte[data.remaining()];
+        data.get(copy);
+        write(offset, copy, copy.length);
+    }
+
+    /**
+     * A buffer of {@code size} bytes to restore chunks into and hand to {@link #write(long, java.nio.ByteBuffer)}:
+     * direct, and aligned as the target writes best from (a file written with O_DIRECT needs block alignment).
+     */
+    default java.nio.ByteBuffer allocate(int size) {
+        return java.nio.ByteBuffer.allocateDirect(size);
+    }
+
     /** Makes [offset, offset+length) read as zeros (a hole, WRITE_ZEROES, TRIM or written zeros). */
     void writeZeroes(long offset, long length) throws IOException;
 

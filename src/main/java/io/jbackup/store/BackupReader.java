@@ -38,6 +38,20 @@ public interface BackupReader extends AutoCloseable {
     /** {@link #readChunk} on the repository's worker pool. */
     CompletableFuture<byte[]> readChunkAsync(long index);
 
+    /**
+     * {@link #readChunk} into {@code dst}: the chunk's {@link #chunkLength} bytes go to {@code dst} from its position,
+     * which is advanced past them; checked the same way and failing with the same exceptions. Lets a caller decode
+     * into a buffer it reuses (e.g. a pooled direct buffer it writes to a file from) instead of a new array.
+     */
+    default void readChunk(long index, java.nio.ByteBuffer dst) throws IOException {
+        dst.put(readChunk(index));
+    }
+
+    /** {@link #readChunk(long, java.nio.ByteBuffer)} on the repository's worker pool. */
+    default CompletableFuture<Void> readChunkAsync(long index, java.nio.ByteBuffer dst) {
+        return readChunkAsync(index).thenAccept(dst::put);
+    }
+
     /** The backup's attachments (name, size), in the order they were attached. */
     List<AttachmentInfo> attachments() throws IOException;
 

@@ -198,46 +198,17 @@ final class ChunkCodec implements AutoCloseable {
      * checked against the data).
      */
     byte[] decode(Scratch s, byte[] rec, int recLen, byte[] expectedId, int expectedLen) throws RecordException {
-        int[] hp = parseHeader(rec, 0, recLen);
+        int[] hp = checkRecord(s, rec, recLen, expectedId, expectedLen);
         int raw = hp[0];
-        int payloadLen = hp[1];
-        if (PackFormat.RECORD_HEADER_SIZE + payloadLen != recLen) {
-            throw new RecordException("record length " + recLen + " does not match its header (52 + " + payloadLen + ")");
-        }
-        if (expectedId != null && Arrays.mismatch(rec, 8, 8 + ChunkId.LENGTH, expectedId, 0, ChunkId.LENGTH) >= 0) {
-            throw new RecordException("record holds chunk " + ChunkId.hex(headerId(rec, 0)) + " instead");
-        }
-        if (expectedLen >= 0 && raw != expectedLen) {
-            throw new RecordException("raw length " + raw + " (expected " + expectedLen + ")");
-        }
-        CRC32C crc = s.crc;
-        crc.reset();
-        crc.update(rec, 0, PackFormat.RECORD_CRC_OFFSET);
-        crc.update(rec, PackFormat.RECORD_HEADER_SIZE, payloadLen);
-        int stored = ByteBuffer.wrap(rec).getInt(PackFormat.RECORD_CRC_OFFSET);
-        if ((int) crc.getValue() != stored) {
-            throw new RecordException(String.format("checksum mismatch: CRC32C 0x%08x, recorded 0x%08x",
-                (int) crc.getValue(), stored));
-        }
+        byte[] out = new byte[raw];
         byte[] src = rec;
         int srcOff = PackFormat.RECORD_HEADER_SIZE;
-        int srcLen = payloadLen;
+        int srcLen = hp[1];
         if (keys != null) {
-            byte[] pt = s.tmp(payloadLen);
-            try {
-                Cipher c = s.cipher();
-                c.init(Cipher.DECRYPT_MODE, keys.chunkKey, new GCMParameterSpec(128, rec, srcOff, PackFormat.GCM_NONCE));
-                c.updateAAD(rec, 0, PackFormat.RECORD_CRC_OFFSET);
-                srcLen = c.doFinal(rec, srcOff + PackFormat.GCM_NONCE, payloadLen - PackFormat.GCM_NONCE, pt, 0);
-            } catch (AEADBadTagException e) {
-                throw new RecordException("authentication tag mismatch (AES-GCM)");
-            } catch (GeneralSecurityException e) {
-                throw new RecordException("decryption failed: " + e.getMessage());
-            }
-            src = pt;
+            src = s.tmp(srcLen);
+            srcLen = decrypt(s, rec, srcLen, src);
             srcOff = 0;
         }
-        byte[] out = new byte[raw];
         if (rec[5] == PackFormat.CODEC_ZSTD) {
             int n;
             try {
@@ -259,6 +230,104 @@ final class ChunkCodec implements AutoCloseable {
             throw new RecordException("digest mismatch: data hashes to " + ChunkId.hex(actual));
         }
         return out;
+    }
+
+    /**
+     * {@link #decode} into {@code dst} (heap or direct, e.g. a pooled buffer a restore writes from) instead of a new
+     * array: the plaintext goes to {@code dst[position, position + raw)} in one pass (decompressed straight into it)
+     * and is hashed there; on return the position is advanced past it. On a failure {@code dst}'s content is
+     * undefined and its position unchanged.
+     */
+    void decodeInto(Scratch s, byte[] rec, int recLen, byte[] expectedId, int expectedLen, java.nio.ByteBuffer dst)
+        throws RecordException {
+        int[] hp = checkRecord(s, rec, recLen, expectedId, expectedLen);
+        int raw = hp[0];
+        if (dst.remaining() < raw) {
+            throw new IllegalArgumentException("buffer holds " + dst.remaining() + " bytes, chunk has " + raw);
+        }
+        byte[] src = rec;
+        int srcOff = PackFormat.RECORD_HEADER_SIZE;
+        int srcLen = hp[1];
+        if (keys != null) {
+            src = s.tmp(srcLen);
+            srcLen = decrypt(s, rec, srcLen, src);
+            srcOff = 0;
+        }
+        int pos = dst.position();
+        if (rec[5] == PackFormat.CODEC_ZSTD) {
+            int n;
+            try {
+                n = dst.isDirect()
+                    ? s.decompressor().decompressByteArrayToDirectByteBuffer(dst, pos, raw, src, srcOff, srcLen)
+                    : s.decompressor().decompressByteArray(dst.array(), dst.arrayOffset() + pos, raw, src, srcOff,
+                        srcLen);
+            } catch (ZstdException e) {
+                throw new RecordException("zstd decompression failed: " + e.getMessage());
+            }
+            if (n != raw) {
+                throw new RecordException("decompressed to " + n + " bytes (expected " + raw + ")");
+            }
+        } else {
+            if (srcLen != raw) {
+                throw new RecordException("stored payload is " + srcLen + " bytes (expected " + raw + ")");
+            }
+            dst.put(pos, src, srcOff, raw);
+        }
+        java.nio.ByteBuffer view = dst.duplicate().limit(pos + raw).position(pos);
+        byte[] actual;
+        if (s.idMac != null) {
+            s.idMac.update(view);
+            actual = s.idMac.doFinal();
+        } else {
+            s.sha256.update(view);
+            actual = s.sha256.digest();
+        }
+        if (Arrays.mismatch(rec, 8, 8 + ChunkId.LENGTH, actual, 0, ChunkId.LENGTH) >= 0) {
+            throw new RecordException("digest mismatch: data hashes to " + ChunkId.hex(actual));
+        }
+        dst.position(pos + raw);
+    }
+
+    /** Decrypts the payload of {@code rec} into {@code pt}; returns the plaintext length. */
+    private int decrypt(Scratch s, byte[] rec, int payloadLen, byte[] pt) throws RecordException {
+        int srcOff = PackFormat.RECORD_HEADER_SIZE;
+        try {
+            Cipher c = s.cipher();
+            c.init(Cipher.DECRYPT_MODE, keys.chunkKey, new GCMParameterSpec(128, rec, srcOff, PackFormat.GCM_NONCE));
+            c.updateAAD(rec, 0, PackFormat.RECORD_CRC_OFFSET);
+            return c.doFinal(rec, srcOff + PackFormat.GCM_NONCE, payloadLen - PackFormat.GCM_NONCE, pt, 0);
+        } catch (AEADBadTagException e) {
+            throw new RecordException("authentication tag mismatch (AES-GCM)");
+        } catch (GeneralSecurityException e) {
+            throw new RecordException("decryption failed: " + e.getMessage());
+        }
+    }
+
+    /** Checks a record's header, expected id and length and CRC32C; returns {@code {rawLength, payloadLength}}. */
+    private int[] checkRecord(Scratch s, byte[] rec, int recLen, byte[] expectedId, int expectedLen)
+        throws RecordException {
+        int[] hp = parseHeader(rec, 0, recLen);
+        int raw = hp[0];
+        int payloadLen = hp[1];
+        if (PackFormat.RECORD_HEADER_SIZE + payloadLen != recLen) {
+            throw new RecordException("record length " + recLen + " does not match its header (52 + " + payloadLen + ")");
+        }
+        if (expectedId != null && Arrays.mismatch(rec, 8, 8 + ChunkId.LENGTH, expectedId, 0, ChunkId.LENGTH) >= 0) {
+            throw new RecordException("record holds chunk " + ChunkId.hex(headerId(rec, 0)) + " instead");
+        }
+        if (expectedLen >= 0 && raw != expectedLen) {
+            throw new RecordException("raw length " + raw + " (expected " + expectedLen + ")");
+        }
+        CRC32C crc = s.crc;
+        crc.reset();
+        crc.update(rec, 0, PackFormat.RECORD_CRC_OFFSET);
+        crc.update(rec, PackFormat.RECORD_HEADER_SIZE, payloadLen);
+        int stored = ByteBuffer.wrap(rec).getInt(PackFormat.RECORD_CRC_OFFSET);
+        if ((int) crc.getValue() != stored) {
+            throw new RecordException(String.format("checksum mismatch: CRC32C 0x%08x, recorded 0x%08x",
+                (int) crc.getValue(), stored));
+        }
+        return hp;
     }
 
     /** Per-thread state: zstd contexts, cipher, digests and buffers, reused across chunks. */

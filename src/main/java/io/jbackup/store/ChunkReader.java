@@ -86,6 +86,29 @@ final class ChunkReader {
     }
 
     /**
+     * {@link #readChunk(byte[], int, String, long)} into {@code dst} (position advanced by {@code expectedLen}): the
+     * usual case, an intact record where the catalog says, is decoded straight into {@code dst} with no array
+     * allocated; anything else (damage, a chunk moved by gc, another copy) takes the general path, which reports or
+     * heals it the same way.
+     */
+    void readChunk(byte[] digest, int expectedLen, String backupId, long diskOffset, ByteBuffer dst)
+        throws IOException {
+        ctx.checkOpen();
+        ChunkLocation loc = catalog.findChunk(digest);
+        if (loc != null) {
+            int pos = dst.position();
+            try {
+                readRecordInto(loc, digest, expectedLen, backupId, diskOffset, dst);
+                return;
+            } catch (IOException e) {
+                dst.position(pos); // read it again on the general path: it quarantines, looks for copies, reports
+                LOG.debug("chunk {} at {}: {}; reading it again", ChunkId.hex(digest), loc, e.getMessage());
+            }
+        }
+        dst.put(readChunk(digest, expectedLen, backupId, diskOffset));
+    }
+
+    /**
      * Looks for an intact copy of a chunk found damaged at {@code damaged} in the other packs: a later backup, or
      * another host, may have stored its data again, and a catalog keeps one location per chunk (a host that rebuilt
      * its catalog may know only the damaged one). Reads the footers of the registered packs; the first copy that
@@ -147,6 +170,17 @@ final class ChunkReader {
 
     byte[] readRecord(ChunkLocation loc, byte[] digest, int expectedLen, String backupId, long diskOffset)
         throws IOException {
+        return decodeRecord(loc, digest, expectedLen, backupId, diskOffset, null);
+    }
+
+    private void readRecordInto(ChunkLocation loc, byte[] digest, int expectedLen, String backupId, long diskOffset,
+                                ByteBuffer dst) throws IOException {
+        decodeRecord(loc, digest, expectedLen, backupId, diskOffset, dst);
+    }
+
+    /** Reads and decodes a record: into a new array (returned) when {@code dst} is null, else into {@code dst}. */
+    private byte[] decodeRecord(ChunkLocation loc, byte[] digest, int expectedLen, String backupId, long diskOffset,
+                                ByteBuffer dst) throws IOException {
         ctx.requireKey();
         String pack = storage.describePack(loc.pack());
         if (loc.length() <= PackFormat.RECORD_HEADER_SIZE || loc.length() > PackFormat.MAX_RECORD_SIZE) {
@@ -170,7 +204,11 @@ final class ChunkReader {
                 }
                 throw e;
             }
-            return codec.decode(s, rec, loc.length(), digest, expectedLen);
+            if (dst == null) {
+                return codec.decode(s, rec, loc.length(), digest, expectedLen);
+            }
+            codec.decodeInto(s, rec, loc.length(), digest, expectedLen, dst);
+            return null;
         } catch (ChunkCodec.RecordException e) {
             throw new ChunkCorruptException(pack, loc.offset(), ChunkId.hex(digest), backupId, diskOffset,
                 e.getMessage());

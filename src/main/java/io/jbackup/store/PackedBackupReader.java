@@ -93,6 +93,41 @@ final class PackedBackupReader implements BackupReader {
     }
 
     @Override
+    public void readChunk(long i, java.nio.ByteBuffer dst) throws IOException {
+        if (indexDamage != null) {
+            dst.put(readChunk(i)); // salvaged index: the general path explains lost entries
+            return;
+        }
+        byte[] d = new byte[ChunkId.LENGTH];
+        index.digest(i, d);
+        int len = chunkLength(i);
+        if (ChunkId.isZeroDigest(d)) {
+            int pos = dst.position();
+            for (int k = 0; k < len; k++) {
+                dst.put(pos + k, (byte) 0);
+            }
+            dst.position(pos + len);
+            return;
+        }
+        reader.readChunk(d, len, info.id(), i * info.chunkSize(), dst);
+    }
+
+    @Override
+    public CompletableFuture<Void> readChunkAsync(long i, java.nio.ByteBuffer dst) {
+        try {
+            return CompletableFuture.runAsync(() -> {
+                try {
+                    readChunk(i, dst);
+                } catch (IOException e) {
+                    throw new CompletionException(e);
+                }
+            }, repo.readPool());
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            return CompletableFuture.failedFuture(new RepositoryException("repository " + repo.location() + " is closed", e));
+        }
+    }
+
+    @Override
     public CompletableFuture<byte[]> readChunkAsync(long i) {
         try {
             return CompletableFuture.supplyAsync(() -> {

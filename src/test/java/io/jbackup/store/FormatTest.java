@@ -8,6 +8,7 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -56,6 +57,45 @@ class FormatTest {
             assertEquals(PackFormat.CODEC_STORED, s.record()[5]);
             assertEquals(52 + CS, rl);
             codec.release(s);
+        }
+    }
+
+    /** decodeInto gives what decode gives, into a heap or direct buffer at its position, and fails the same way. */
+    @Test
+    void decodeIntoMatchesDecode() throws Exception {
+        RepositoryKeys keys = RepositoryKeys.derive(new byte[32], "repo-id");
+        for (RepositoryKeys k : Arrays.asList(null, keys)) {
+            try (ChunkCodec codec = new ChunkCodec(1, k, 2)) {
+                ChunkCodec.Scratch s = codec.borrow();
+                byte[] random = new byte[CS - 7];
+                new java.util.Random(2).nextBytes(random);
+                for (byte[] data : List.of(Data.chunk(3, CS), random)) {
+                    byte[] id = codec.chunkId(s, data, data.length);
+                    int len = codec.encode(s, id, data, data.length);
+                    byte[] rec = Arrays.copyOf(s.record(), len);
+                    for (ByteBuffer dst : List.of(ByteBuffer.allocate(CS + 10), ByteBuffer.allocateDirect(CS + 10))) {
+                        dst.position(10);
+                        codec.decodeInto(s, rec, len, id, data.length, dst);
+                        assertEquals(10 + data.length, dst.position());
+                        byte[] got = new byte[data.length];
+                        dst.get(10, got);
+                        assertArrayEquals(data, got);
+                        assertArrayEquals(codec.decode(s, rec, len, id, data.length), got);
+
+                        byte[] bad = rec.clone();
+                        bad[len - 5] ^= 1;
+                        dst.position(3);
+                        String want = assertThrows(ChunkCodec.RecordException.class,
+                            () -> codec.decode(s, bad, len, id, data.length)).getMessage();
+                        String e = assertThrows(ChunkCodec.RecordException.class,
+                            () -> codec.decodeInto(s, bad, len, id, data.length, dst)).getMessage();
+                        assertEquals(want, e);
+                        assertTrue(e.contains("checksum"), e);
+                        assertEquals(3, dst.position(), "position unchanged on failure");
+                    }
+                }
+                codec.release(s);
+            }
         }
     }
 

@@ -6,6 +6,7 @@ import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.util.internal.PlatformDependent;
 
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.Iterator;
@@ -13,6 +14,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.function.Function;
 import java.util.function.Supplier;
 
 /**
@@ -104,6 +106,59 @@ public final class ChunkCache {
         return mine;
     }
 
+    /**
+     * {@link #get} with a loader that decodes the chunk straight into the cache's direct buffer ({@code length}
+     * bytes from the position of the buffer it is given; no array, no copy), instead of returning an array.
+     */
+    public CompletableFuture<ByteBuf> load(Object key, int length,
+                                           Function<ByteBuffer, CompletableFuture<Void>> decoder) {
+        CompletableFuture<ByteBuf> mine = new CompletableFuture<>();
+        synchronized (this) {
+            ByteBuf b = entries.get(key);
+            if (b != null) {
+                hits++;
+                return CompletableFuture.completedFuture(b.retainedDuplicate());
+            }
+            List<CompletableFuture<ByteBuf>> waiters = loading.get(key);
+            if (waiters != null) {
+                hits++;
+                waiters.add(mine);
+                return mine;
+            }
+            misses++;
+            waiters = new ArrayList<>(2);
+            waiters.add(mine);
+            loading.put(key, waiters);
+        }
+        ByteBuf buf;
+        try {
+            buf = alloc.directBuffer(length, length);
+        } catch (RuntimeException | OutOfMemoryError e) {
+            done(key, null, e);
+            return mine;
+        }
+        ByteBuffer dst = buf.nioBuffer(0, length);
+        CompletableFuture<Void> load;
+        try {
+            load = decoder.apply(dst);
+        } catch (RuntimeException e) {
+            load = CompletableFuture.failedFuture(e);
+        }
+        load.whenComplete((v, e) -> {
+            Throwable err = e;
+            if (err == null && dst.position() != length) {
+                err = new IllegalStateException("chunk holds " + dst.position() + " bytes, expected " + length);
+            }
+            if (err != null) {
+                buf.release();
+                done(key, null, err);
+            } else {
+                done(key, buf.writerIndex(length), null);
+            }
+        });
+        return mine;
+    }
+
     private void loaded(Object key, int length, byte[] data, Throwable failure) {
         ByteBuf buf = null;
         Throwable err = failure;
@@ -117,6 +172,11 @@ public final class ChunkCache {
                 err = e;
             }
         }
+        done(key, buf, err);
+    }
+
+    /** Hands a loaded chunk (or the failure, with {@code buf} null) to every waiter, and caches it. */
+    private void done(Object key, ByteBuf buf, Throwable err) {
         List<CompletableFuture<ByteBuf>> waiters;
         List<ByteBuf> handed = new ArrayList<>(2);
         synchronized (this) {

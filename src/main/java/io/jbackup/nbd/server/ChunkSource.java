@@ -24,4 +24,12 @@ public interface ChunkSource {
 
     /** Reads chunk {@code index}, verified; the array holds at least the chunk's length. */
     CompletableFuture<byte[]> readChunk(long index);
+
+    /**
+     * Reads chunk {@code index}, verified, into {@code dst} (its position advanced by the chunk's length): lets the
+     * cache decode straight into the direct buffer it keeps and sends. The default copies {@link #readChunk(long)}.
+     */
+    default CompletableFuture<Void> readChunk(long index, java.nio.ByteBuffer dst) {
+        return readChunk(index).thenAccept(b -> dst.put(b, 0, dst.remaining()));
+    }
 }

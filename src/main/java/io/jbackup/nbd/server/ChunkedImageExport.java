@@ -69,7 +69,7 @@ public final class ChunkedImageExport implements NbdExport {
 
     /** Chunk {@code index} with one reference for the caller. */
     private CompletableFuture<ByteBuf> chunk(long index) {
-        return cache.get(source.contentKey(index), chunkLength(index), () -> source.readChunk(index));
+        return cache.load(source.contentKey(index), chunkLength(index), dst -> source.readChunk(index, dst));
     }
 
     @Override
