@@ -2,6 +2,7 @@
 # Installs jbackup under a prefix:
 #   PREFIX/bin/jbackup                                launcher (finds Java, runs the jar)
 #   PREFIX/lib/jbackup/jbackup.jar, lib/jbackup/lib/  the program and its libraries
+#   PREFIX/lib/jbackup/jbackup.jsa{,.size}            class data sharing archive, made here by a training run
 #   PREFIX/share/man/man1/jbackup*.1                  man pages
 #   PREFIX/share/bash-completion/completions/jbackup  bash completion
 #   PREFIX/share/doc/jbackup/                         README, docs, examples
@@ -77,6 +78,11 @@ chmod 0755 "$prefix/bin/jbackup"
 cp "$src"/share/man/man1/*.1 "$prefix/share/man/man1/"
 cp "$src/share/bash-completion/completions/jbackup" "$prefix/share/bash-completion/completions/jbackup"
 cp -R "$src/share/doc/jbackup" "$prefix/share/doc/jbackup"
+# the class data sharing archive of the installed jar (start-up time; the launcher ignores a missing one)
+if ! JBACKUP_CDS=dump "$prefix/bin/jbackup" > /dev/null 2>&1; then
+  echo "install.sh: warning: no class data sharing archive made (jbackup starts slower); retry with" >&2
+  echo "  JBACKUP_CDS=dump $prefix/bin/jbackup" >&2
+fi
 if [ "$systemd" = yes ]; then
   mkdir -p "$systemd_dir"
   for u in jbackup.service jbackup.timer jbackup-daemon.service; do

@@ -15,6 +15,13 @@ p=$work/prefix
 out=$("$p/bin/jbackup" --version | head -1) || fail "jbackup --version exited $?"
 case $out in "jbackup $version"*) ;; *) fail "jbackup --version printed: $out" ;; esac
 
+# the class data sharing archive install.sh made, and the launcher runs with it without a word about it
+[ -s "$p/lib/jbackup/jbackup.jsa" ] && [ -s "$p/lib/jbackup/jbackup.jsa.size" ] || fail "no CDS archive installed"
+JBACKUP_OPTS="-Xlog:class+load:file=$work/classes.log" "$p/bin/jbackup" --help > /dev/null \
+  || fail "jbackup --help with the CDS archive"
+grep -q 'io.jbackup.cli.JBackup source: shared objects file (top)' "$work/classes.log" \
+  || fail "the installed CDS archive is not used"
+
 # through a symlink, as /usr/bin/jbackup -> /opt/jbackup/bin/jbackup would be
 ln -s "$p/bin/jbackup" "$work/jb"
 "$work/jb" --version > /dev/null || fail "jbackup through a symlink"

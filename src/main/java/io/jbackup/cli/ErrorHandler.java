@@ -15,11 +15,15 @@ import java.util.Map;
  * Handles both failures while running a command and bad command lines (unknown option, missing value, ...).
  */
 final class ErrorHandler implements CommandLine.IExecutionExceptionHandler, CommandLine.IParameterExceptionHandler {
-    private static final Logger LOG = LoggerFactory.getLogger(ErrorHandler.class);
+    /** Made on first use: the handler is built for every run, and SLF4J's start-up (a service-loader scan of
+     * every jar) is not needed by one that succeeds. */
+    private static Logger log() {
+        return LoggerFactory.getLogger(ErrorHandler.class);
+    }
 
     @Override
     public int handleExecutionException(Exception ex, CommandLine cmd, CommandLine.ParseResult parseResult) {
-        LOG.debug("stack trace", ex);
+        log().debug("stack trace", ex);
         ExitCodes.Failure f = ExitCodes.classify(ex);
         String msg = describe(ex);
         PrintWriter err = cmd.getErr();
@@ -64,9 +68,9 @@ final class ErrorHandler implements CommandLine.IExecutionExceptionHandler, Comm
 
     private static void printJson(PrintWriter out, ExitCodes.Failure f, String message) {
         try {
-            out.println(JsonMixin.MAPPER.writeValueAsString(errorJson(f, message)));
+            out.println(JsonMixin.mapper().writeValueAsString(errorJson(f, message)));
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            LOG.warn("cannot render the JSON error object", e);
+            log().warn("cannot render the JSON error object", e);
         }
         out.flush();
     }

@@ -8,13 +8,23 @@ import java.io.PrintStream;
 
 /** {@code --json}: print the command's result as one JSON document on standard output. */
 public final class JsonMixin {
+    /**
+     * The shared mapper, made on first use: picocli instantiates this mixin for every command when it builds the
+     * command line, and an eager mapper cost every run (even {@code --version}) about 460 Jackson classes.
+     */
+    private static final class Holder {
+        static final ObjectMapper MAPPER = new ObjectMapper()
+            .registerModule(new com.fasterxml.jackson.datatype.jsr310.JavaTimeModule())
+            .disable(SerializationFeature.WRITE_DATES_AS_TIMESTAMPS)
+            .disable(SerializationFeature.WRITE_DURATIONS_AS_TIMESTAMPS)
+            .enable(SerializationFeature.INDENT_OUTPUT)
+            .disable(SerializationFeature.FAIL_ON_EMPTY_BEANS);
+    }
+
     /** Shared mapper for command output. */
-    public static final ObjectMapper MAPPER = new ObjectMapper()
-        .registerModule(new com.fasterxml.jackson.datatype.jsr310.JavaTimeModule())
-        .disable(SerializationFeature.WRITE_DATES_AS_TIMESTAMPS)
-        .disable(SerializationFeature.WRITE_DURATIONS_AS_TIMESTAMPS)
-        .enable(SerializationFeature.INDENT_OUTPUT)
-        .disable(SerializationFeature.FAIL_ON_EMPTY_BEANS);
+    public static ObjectMapper mapper() {
+        return Holder.MAPPER;
+    }
 
     @Option(names = "--json", description = "Print machine-readable JSON on standard output.")
     boolean json;
@@ -27,7 +37,7 @@ public final class JsonMixin {
     public void print(Object value) {
         PrintStream out = System.out;
         try {
-            out.println(MAPPER.writeValueAsString(value));
+            out.println(mapper().writeValueAsString(value));
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
             throw new IllegalStateException("cannot render JSON output", e);
         }

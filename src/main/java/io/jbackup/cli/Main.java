@@ -6,6 +6,15 @@ public final class Main {
     }
 
     public static void main(String[] args) {
+        if (args.length == 1 && (args[0].equals("--version") || args[0].equals("-V"))) {
+            // what picocli would print, without building the command line of every subcommand first (most of the
+            // start-up time of a short command; see bench/README.md)
+            for (String line : new VersionProvider().getVersion()) {
+                System.out.println(line);
+            }
+            System.out.flush();
+            System.exit(0);
+        }
         LoggingMixin.configure(args);
         int code = JBackup.commandLine().execute(args);
         System.exit(code);

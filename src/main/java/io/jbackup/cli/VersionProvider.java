@@ -19,7 +19,7 @@ public final class VersionProvider implements IVersionProvider {
 
     /** The version of this build. */
     public static String version() {
-        String v = JBackup.class.getPackage().getImplementationVersion();
+        String v = VersionProvider.class.getPackage().getImplementationVersion();
         if (v != null) {
             return v;
         }

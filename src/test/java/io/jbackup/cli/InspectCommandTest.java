@@ -99,7 +99,7 @@ class InspectCommandTest {
     void jsonIsMachineReadable() throws Exception {
         Run r = run("inspect", "--json", "--map", "qemu:dirty-bitmap:bm", uri);
         assertEquals(0, r.code(), r.err());
-        JsonNode j = JsonMixin.MAPPER.readTree(r.out());
+        JsonNode j = JsonMixin.mapper().readTree(r.out());
         JsonNode extents = j.get("maps").get("qemu:dirty-bitmap:bm");
         StringBuilder asNbdinfo = new StringBuilder();
         for (JsonNode e : extents) {
@@ -108,7 +108,7 @@ class InspectCommandTest {
         }
         assertEquals(Proc.run("nbdinfo", "--map=qemu:dirty-bitmap:bm", uri), asNbdinfo.toString());
         Run info = run("inspect", "--json", uri);
-        JsonNode i = JsonMixin.MAPPER.readTree(info.out());
+        JsonNode i = JsonMixin.mapper().readTree(info.out());
         assertEquals(33554432L, i.get("size").asLong());
         assertEquals("qemu:dirty-bitmap:bm", i.get("metaContexts").get(2).asText());
         assertTrue(i.get("flags").toString().contains("READ_ONLY"), i.toString());
@@ -119,7 +119,7 @@ class InspectCommandTest {
         Run r = run("inspect", "--list", uri);
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().startsWith("export \"\"\n  size:        33554432 (32 MiB)\n"), r.out());
-        JsonNode j = JsonMixin.MAPPER.readTree(run("inspect", "--list", "--json", uri).out());
+        JsonNode j = JsonMixin.mapper().readTree(run("inspect", "--list", "--json", uri).out());
         assertEquals(33554432L, j.get(0).get("size").asLong());
     }
 

@@ -1,0 +1,203 @@
+package io.jbackup.packaging;
+
+import io.jbackup.cli.Main;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.FileTime;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.jar.Attributes;
+import java.util.jar.JarEntry;
+import java.util.jar.JarOutputStream;
+import java.util.jar.Manifest;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The launcher's class data sharing archive (distribution/bin/jbackup, JBACKUP_CDS): {@code JBACKUP_CDS=dump} writes
+ * JAR.jsa next to the jar and later runs use it; a damaged archive (truncated, bytes flipped, garbage, empty) or one
+ * that no longer matches the jar is ignored: {@code jbackup --version} still exits 0 and prints the version and
+ * nothing else, with nothing on standard error. Runs the real launcher on an installed layout (PREFIX/bin/jbackup,
+ * PREFIX/lib/jbackup/jbackup.jar, lib/jbackup/lib/) made from the compiled classes and the test class path.
+ */
+class LauncherCdsTest {
+    private static final Path BASE = Path.of("").toAbsolutePath();
+
+    @TempDir
+    static Path prefix;
+
+    private static Path jar;
+    private static Path jsa;
+    private static byte[] goodArchive;
+    private static String goodSize;
+    private static String expectedVersion;
+    private static String repo;
+    private static String expectedList;
+
+    private record Run(int exit, String stdout, String stderr) {}
+
+    @BeforeAll
+    static void install() throws Exception {
+        Path bin = Files.createDirectories(prefix.resolve("bin"));
+        Path libDir = Files.createDirectories(prefix.resolve("lib/jbackup/lib"));
+        Files.copy(BASE.resolve("distribution/bin/jbackup"), bin.resolve("jbackup"));
+        Files.setPosixFilePermissions(bin.resolve("jbackup"), PosixFilePermissions.fromString("rwxr-xr-x"));
+        List<String> classPath = new ArrayList<>();
+        for (String e : System.getProperty("java.class.path").split(java.io.File.pathSeparator)) {
+            Path p = Path.of(e);
+            if (e.endsWith(".jar") && Files.isRegularFile(p) && !Files.exists(libDir.resolve(p.getFileName()))) {
+                Files.createSymbolicLink(libDir.resolve(p.getFileName()), p.toAbsolutePath());
+                classPath.add("lib/" + p.getFileName());
+            }
+        }
+        jar = prefix.resolve("lib/jbackup/jbackup.jar");
+        writeJar(Path.of(Main.class.getProtectionDomain().getCodeSource().getLocation().toURI()), jar, classPath);
+        jsa = prefix.resolve("lib/jbackup/jbackup.jsa");
+
+        expectedVersion = launch(Map.of("JBACKUP_CDS", "off"), "--version").stdout();
+        assertTrue(expectedVersion.startsWith("jbackup ") && expectedVersion.contains("\nJava "), expectedVersion);
+
+        repo = prefix.resolve("repo").toString();
+        assertEquals(0, launch(Map.of("JBACKUP_CDS", "off"), "init", "--repo", repo, "--encryption", "none").exit());
+        Run list = launch(Map.of("JBACKUP_CDS", "off"), "list", "--repo", repo);
+        assertEquals(0, list.exit(), list.toString());
+        expectedList = list.stdout();
+
+        Run dump = launch(Map.of("JBACKUP_CDS", "dump"));
+        assertEquals(0, dump.exit(), dump.toString());
+        assertTrue(Files.size(jsa) > 0, "no archive written");
+        goodArchive = Files.readAllBytes(jsa);
+        goodSize = Files.readString(prefix.resolve("lib/jbackup/jbackup.jsa.size")).trim();
+        assertEquals(String.valueOf(goodArchive.length), goodSize);
+    }
+
+    /** The classes directory as a jar with the manifest of the real one (main class, relative class path). */
+    private static void writeJar(Path classes, Path out, List<String> classPath) throws IOException {
+        Manifest m = new Manifest();
+        m.getMainAttributes().put(Attributes.Name.MANIFEST_VERSION, "1.0");
+        m.getMainAttributes().put(Attributes.Name.MAIN_CLASS, "io.jbackup.cli.Main");
+        m.getMainAttributes().put(Attributes.Name.CLASS_PATH, String.join(" ", classPath));
+        try (JarOutputStream j = new JarOutputStream(Files.newOutputStream(out), m);
+             Stream<Path> files = Files.walk(classes)) {
+            for (Path f : files.filter(Files::isRegularFile).sorted().toList()) {
+                j.putNextEntry(new JarEntry(classes.relativize(f).toString().replace('\\', '/')));
+                Files.copy(f, j);
+                j.closeEntry();
+            }
+        }
+    }
+
+    private static Run launch(Map<String, String> env, String... args) throws Exception {
+        List<String> cmd = new ArrayList<>(List.of(prefix.resolve("bin/jbackup").toString()));
+        cmd.addAll(Arrays.asList(args));
+        ProcessBuilder pb = new ProcessBuilder(cmd);
+        pb.environment().remove("JBACKUP_OPTS");
+        pb.environment().remove("JBACKUP_CDS");
+        pb.environment().put("JAVA", Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        pb.environment().putAll(env);
+        Path out = Files.createTempFile(prefix, "out", ".txt");
+        Path err = Files.createTempFile(prefix, "err", ".txt");
+        Process p = pb.redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "launcher did not finish: " + cmd);
+        return new Run(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8),
+            Files.readString(err, StandardCharsets.UTF_8));
+    }
+
+    /** Puts {@code bytes} in place as the archive, and its size file saying {@code size}. */
+    private static void archive(byte[] bytes, String size) throws IOException {
+        Files.deleteIfExists(jsa);
+        Files.write(jsa, bytes);
+        Files.writeString(prefix.resolve("lib/jbackup/jbackup.jsa.size"), size + "\n");
+    }
+
+    private static void assertVersionOnly(String what) throws Exception {
+        Run r = launch(Map.of(), "--version");
+        assertEquals(0, r.exit(), what + ": " + r);
+        assertEquals(expectedVersion, r.stdout(), what + ": stdout");
+        assertEquals("", r.stderr(), what + ": stderr");
+    }
+
+    @Test
+    void anIntactArchiveIsUsed() throws Exception {
+        archive(goodArchive, goodSize);
+        Path log = prefix.resolve("classes.log");
+        Run r = launch(Map.of("JBACKUP_OPTS", "-Xlog:class+load:file=" + log), "list", "--help");
+        assertEquals(0, r.exit(), r.toString());
+        assertTrue(r.stdout().contains("Usage: jbackup list"), r.stdout());
+        assertTrue(Files.readString(log).contains("io.jbackup.cli.JBackup source: shared objects file (top)"),
+            "the jbackup classes did not come from the archive");
+        assertVersionOnly("intact archive");
+        Run list = launch(Map.of(), "list", "--repo", repo);
+        assertEquals(0, list.exit(), list.toString());
+        assertEquals(expectedList, list.stdout());
+        assertEquals("", list.stderr());
+    }
+
+    @Test
+    void aTruncatedArchiveIsIgnored() throws Exception {
+        // JDK 17 dies with SIGBUS on this one: the launcher must not pass it
+        archive(Arrays.copyOf(goodArchive, goodArchive.length / 2), goodSize);
+        assertVersionOnly("truncated to half");
+        archive(Arrays.copyOf(goodArchive, 1000), goodSize);
+        assertVersionOnly("truncated to 1000 bytes");
+        archive(goodArchive, "");
+        Files.delete(prefix.resolve("lib/jbackup/jbackup.jsa.size"));
+        assertVersionOnly("no size file");
+    }
+
+    @Test
+    void anArchiveWithFlippedBytesIsIgnored() throws Exception {
+        // without the JVM's checksum (VerifySharedSpaces) some of these make list fail (exit 1) or crash the JVM
+        long[] offsets = {8, 4096, goodArchive.length / 50, goodArchive.length / 20, goodArchive.length / 10,
+            goodArchive.length / 2, goodArchive.length * 9L / 10};
+        for (long offset : offsets) {
+            byte[] b = goodArchive.clone();
+            for (int i = (int) offset; i < offset + 8; i++) {
+                b[i] ^= (byte) 0xA5;
+            }
+            archive(b, goodSize);
+            assertVersionOnly("bytes flipped at " + offset);
+            Run r = launch(Map.of(), "list", "--repo", repo);
+            assertEquals(0, r.exit(), "bytes flipped at " + offset + ": " + r);
+            assertEquals(expectedList, r.stdout(), "bytes flipped at " + offset);
+            assertEquals("", r.stderr(), "bytes flipped at " + offset);
+        }
+    }
+
+    @Test
+    void garbageAndEmptyArchivesAreIgnored() throws Exception {
+        byte[] garbage = "not a class data sharing archive\n".repeat(1000).getBytes(StandardCharsets.UTF_8);
+        archive(garbage, String.valueOf(garbage.length));
+        assertVersionOnly("garbage");
+        archive(new byte[0], "0");
+        assertVersionOnly("empty");
+    }
+
+    @Test
+    void anArchiveOfAnotherJarIsIgnored() throws Exception {
+        archive(goodArchive, goodSize);
+        FileTime before = Files.getLastModifiedTime(jar);
+        Path copy = prefix.resolve("jbackup.jar.orig");
+        Files.copy(jar, copy, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.COPY_ATTRIBUTES);
+        try {
+            // a rebuilt jar as the JVM sees it: another modification time than the archive recorded
+            Files.setLastModifiedTime(jar, FileTime.fromMillis(before.toMillis() - 86_400_000L));
+            assertVersionOnly("jar of another time");
+        } finally {
+            Files.copy(copy, jar, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.COPY_ATTRIBUTES);
+        }
+    }
+}
