@@ -172,7 +172,12 @@ final class LiveDomainBackup {
         try {
             if (virsh.activeJob(o.domain()) != null) {
                 virsh.abortJob(o.domain());
+                for (int i = 0; i < 100 && virsh.activeJob(o.domain()) != null; i++) {
+                    Thread.sleep(50); // libvirt ends the job (and deletes the scratch files) asynchronously
+                }
             }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         } catch (IOException | RuntimeException e) {
             owner.progress().warning(o.vm(), "ending the backup job of domain " + o.domain() + " failed: "
                 + e.getMessage() + "; end it with 'virsh domjobabort " + o.domain() + "'");
@@ -193,13 +198,37 @@ final class LiveDomainBackup {
         return dir;
     }
 
+    /**
+     * Removes the scratch directory. libvirt deletes its scratch files itself when the job ends, possibly while this
+     * walks the directory: a file that vanishes is fine, and the walk is tried again.
+     */
     static void deleteTree(Path dir) {
-        try (Stream<Path> s = Files.walk(dir)) {
-            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
+        for (int attempt = 1; ; attempt++) {
+            try (Stream<Path> s = Files.walk(dir)) {
+                for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
+                    Files.deleteIfExists(p);
+                }
+                return;
+            } catch (java.nio.file.NoSuchFileException e) {
+                if (!Files.exists(dir)) {
+                    return;
+                }
+            } catch (IOException | java.io.UncheckedIOException e) {
+                if (attempt >= 5) {
+                    LOG.warn("could not remove {}: {}", dir, e.getMessage());
+                    return;
+                }
             }
-        } catch (IOException e) {
-            LOG.warn("could not remove {}: {}", dir, e.getMessage());
+            if (attempt >= 5) {
+                LOG.warn("could not remove {}", dir);
+                return;
+            }
+            try {
+                Thread.sleep(100L * attempt);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
         }
     }
 }
