@@ -31,6 +31,9 @@ public final class ManualSections implements CommandLine.IModelTransformer {
         new Entry("JBACKUP_OPTS", "JVM options of the launcher (default: -Xmx512m -XX:+UseParallelGC), e.g. "
             + "-XX:MaxDirectMemorySize=3g for serve --cache-size above ~400 MiB. In a systemd unit quote the whole "
             + "assignment: Environment=\"JBACKUP_OPTS=-Xmx512m -XX:+UseParallelGC\"."),
+        new Entry("JBACKUP_CDS", "The launcher's class data sharing archive (JAR.jsa next to the jar, made by mvn "
+            + "package and install.sh; it shortens start-up): auto (default) uses it when it is intact, off never, "
+            + "dump makes it again (after a Java update)."),
         new Entry("JAVA, JAVA_HOME", "The java binary the launcher runs (JAVA), else JAVA_HOME/bin/java, else java "
             + "on the PATH; Java 17 or newer."),
         new Entry("TERM", "Progress bars appear only on a terminal, and not when TERM is dumb."));
