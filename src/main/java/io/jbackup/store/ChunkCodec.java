@@ -199,36 +199,8 @@ final class ChunkCodec implements AutoCloseable {
      */
     byte[] decode(Scratch s, byte[] rec, int recLen, byte[] expectedId, int expectedLen) throws RecordException {
         int[] hp = checkRecord(s, rec, recLen, expectedId, expectedLen);
-        int raw = hp[0];
-        byte[] out = new byte[raw];
-        byte[] src = rec;
-        int srcOff = PackFormat.RECORD_HEADER_SIZE;
-        int srcLen = hp[1];
-        if (keys != null) {
-            src = s.tmp(srcLen);
-            srcLen = decrypt(s, rec, srcLen, src);
-            srcOff = 0;
-        }
-        if (rec[5] == PackFormat.CODEC_ZSTD) {
-            int n;
-            try {
-                n = s.decompressor().decompressByteArray(out, 0, raw, src, srcOff, srcLen);
-            } catch (ZstdException e) {
-                throw new RecordException("zstd decompression failed: " + e.getMessage());
-            }
-            if (n != raw) {
-                throw new RecordException("decompressed to " + n + " bytes (expected " + raw + ")");
-            }
-        } else {
-            if (srcLen != raw) {
-                throw new RecordException("stored payload is " + srcLen + " bytes (expected " + raw + ")");
-            }
-            System.arraycopy(src, srcOff, out, 0, raw);
-        }
-        byte[] actual = chunkId(s, out, raw);
-        if (Arrays.mismatch(rec, 8, 8 + ChunkId.LENGTH, actual, 0, ChunkId.LENGTH) >= 0) {
-            throw new RecordException("digest mismatch: data hashes to " + ChunkId.hex(actual));
-        }
+        byte[] out = new byte[hp[0]];
+        decodeChecked(s, rec, hp, java.nio.ByteBuffer.wrap(out));
         return out;
     }
 
@@ -241,10 +213,15 @@ final class ChunkCodec implements AutoCloseable {
     void decodeInto(Scratch s, byte[] rec, int recLen, byte[] expectedId, int expectedLen, java.nio.ByteBuffer dst)
         throws RecordException {
         int[] hp = checkRecord(s, rec, recLen, expectedId, expectedLen);
-        int raw = hp[0];
-        if (dst.remaining() < raw) {
-            throw new IllegalArgumentException("buffer holds " + dst.remaining() + " bytes, chunk has " + raw);
+        if (dst.remaining() < hp[0]) {
+            throw new IllegalArgumentException("buffer holds " + dst.remaining() + " bytes, chunk has " + hp[0]);
         }
+        decodeChecked(s, rec, hp, dst);
+    }
+
+    /** The payload of a checked record ({@code hp} from {@link #checkRecord}) into {@code dst}, hashed there. */
+    private void decodeChecked(Scratch s, byte[] rec, int[] hp, java.nio.ByteBuffer dst) throws RecordException {
+        int raw = hp[0];
         byte[] src = rec;
         int srcOff = PackFormat.RECORD_HEADER_SIZE;
         int srcLen = hp[1];

@@ -79,22 +79,9 @@ public final class ChunkCache {
      */
     public CompletableFuture<ByteBuf> get(Object key, int length, Supplier<CompletableFuture<byte[]>> loader) {
         CompletableFuture<ByteBuf> mine = new CompletableFuture<>();
-        synchronized (this) {
-            ByteBuf b = entries.get(key);
-            if (b != null) {
-                hits++;
-                return CompletableFuture.completedFuture(b.retainedDuplicate());
-            }
-            List<CompletableFuture<ByteBuf>> waiters = loading.get(key);
-            if (waiters != null) {
-                hits++;
-                waiters.add(mine);
-                return mine;
-            }
-            misses++;
-            waiters = new ArrayList<>(2);
-            waiters.add(mine);
-            loading.put(key, waiters);
+        CompletableFuture<ByteBuf> found = cachedOrJoined(key, mine);
+        if (found != null) {
+            return found;
         }
         CompletableFuture<byte[]> load;
         try {
@@ -113,22 +100,9 @@ public final class ChunkCache {
     public CompletableFuture<ByteBuf> load(Object key, int length,
                                            Function<ByteBuffer, CompletableFuture<Void>> decoder) {
         CompletableFuture<ByteBuf> mine = new CompletableFuture<>();
-        synchronized (this) {
-            ByteBuf b = entries.get(key);
-            if (b != null) {
-                hits++;
-                return CompletableFuture.completedFuture(b.retainedDuplicate());
-            }
-            List<CompletableFuture<ByteBuf>> waiters = loading.get(key);
-            if (waiters != null) {
-                hits++;
-                waiters.add(mine);
-                return mine;
-            }
-            misses++;
-            waiters = new ArrayList<>(2);
-            waiters.add(mine);
-            loading.put(key, waiters);
+        CompletableFuture<ByteBuf> found = cachedOrJoined(key, mine);
+        if (found != null) {
+            return found;
         }
         ByteBuf buf;
         try {
@@ -157,6 +131,29 @@ public final class ChunkCache {
             }
         });
         return mine;
+    }
+
+    /**
+     * The cached chunk, or {@code mine} joined to a load in flight; null when nothing has {@code key}: it is then
+     * registered as loading with {@code mine} waiting, and the caller loads it.
+     */
+    private synchronized CompletableFuture<ByteBuf> cachedOrJoined(Object key, CompletableFuture<ByteBuf> mine) {
+        ByteBuf b = entries.get(key);
+        if (b != null) {
+            hits++;
+            return CompletableFuture.completedFuture(b.retainedDuplicate());
+        }
+        List<CompletableFuture<ByteBuf>> waiters = loading.get(key);
+        if (waiters != null) {
+            hits++;
+            waiters.add(mine);
+            return mine;
+        }
+        misses++;
+        waiters = new ArrayList<>(2);
+        waiters.add(mine);
+        loading.put(key, waiters);
+        return null;
     }
 
     private void loaded(Object key, int length, byte[] data, Throwable failure) {
