@@ -2,8 +2,11 @@ package io.jbackup.engine;
 
 import io.jbackup.error.UsageException;
 import io.jbackup.nbd.client.NbdClient;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.PooledByteBufAllocator;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.Semaphore;
@@ -67,6 +70,18 @@ public final class NbdTarget implements RestoreTarget {
     public void write(long offset, byte[] data, int length) throws IOException {
         acquire();
         track(client.write(offset, data, 0, length, false));
+    }
+
+    /**
+     * Copies {@code data} once into a pooled direct buffer that goes to the socket as it is (no array per chunk, no
+     * garbage for the collector): the chunks in flight are bounded by the window, so is the memory.
+     */
+    @Override
+    public void write(long offset, ByteBuffer data) throws IOException {
+        acquire();
+        ByteBuf buf = PooledByteBufAllocator.DEFAULT.directBuffer(data.remaining(), data.remaining());
+        buf.writeBytes(data);
+        track(client.write(offset, buf, false));
     }
 
     @Override

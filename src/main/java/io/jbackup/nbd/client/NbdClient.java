@@ -4,6 +4,7 @@ import io.jbackup.nbd.protocol.Extent;
 import io.jbackup.nbd.protocol.NbdCommand;
 import io.jbackup.nbd.protocol.NbdConstants;
 import io.jbackup.nbd.protocol.OptionReply;
+import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -296,24 +297,42 @@ public final class NbdClient implements AutoCloseable {
      */
     public CompletableFuture<Void> write(long offset, byte[] src, int srcOffset, int length, boolean fua) {
         Objects.checkFromIndexSize(srcOffset, length, src.length);
-        checkRange(offset, length);
-        checkAligned(offset, length, "write");
-        if (fua) {
-            require(info.canFua(), "FUA");
+        return write(offset, Unpooled.wrappedBuffer(src, srcOffset, length), fua);
+    }
+
+    /**
+     * Writes {@code src}'s readable bytes at {@code offset}, split at the request size, without copying them: takes
+     * over {@code src}'s reference (released once the requests are sent, or when this fails). Offset and length must
+     * be aligned to the minimum block.
+     */
+    public CompletableFuture<Void> write(long offset, ByteBuf src, boolean fua) {
+        int length = src.readableBytes();
+        try {
+            checkRange(offset, length);
+            checkAligned(offset, length, "write");
+            if (fua) {
+                require(info.canFua(), "FUA");
+            }
+        } catch (RuntimeException e) {
+            src.release();
+            throw e;
         }
         if (length == 0) {
+            src.release();
             return CompletableFuture.completedFuture(null);
         }
         List<Request> parts = new ArrayList<>();
         List<CompletableFuture<Void>> futures = new ArrayList<>();
         long end = offset + length;
+        int base = src.readerIndex();
         for (long pos = offset; pos < end; pos += requestSize) {
             int n = (int) Math.min(requestSize, end - pos);
             CompletableFuture<Void> f = new CompletableFuture<>();
             parts.add(new Request.Plain(NbdCommand.WRITE, fua ? NbdConstants.CMD_FLAG_FUA : 0, pos, n,
-                Unpooled.wrappedBuffer(src, srcOffset + (int) (pos - offset), n), f));
+                src.retainedSlice(base + (int) (pos - offset), n), f));
             futures.add(f);
         }
+        src.release();
         return trackWrite(dispatch(parts, futures));
     }
 

@@ -3,6 +3,8 @@ package io.jbackup.nbd.client;
 import io.jbackup.nbd.protocol.NbdError;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.PooledByteBufAllocator;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -71,6 +73,29 @@ class QemuNbdWriteTest {
             + "\"zero\": true, \"data\": false}"), "TRIM unmapped the clusters: " + map);
         assertTrue(map.contains("\"start\": 3145728, \"length\": 65536, \"depth\": 0, \"present\": true, "
             + "\"zero\": true, \"data\": false, \"offset\""), "NO_HOLE kept the cluster allocated: " + map);
+    }
+
+    /** A write from a direct buffer (how a restore sends chunks): split into requests, sent, and released. */
+    @Test
+    void byteBufWriteSendsTheReadableBytesAndReleasesTheBuffer() throws Exception {
+        Path img = QemuImages.qcow2(dir.resolve("b.qcow2"), "4M");
+        byte[] data = new byte[1536 * K];
+        new Random(7).nextBytes(data);
+        byte[] expected = new byte[4 * M];
+        System.arraycopy(data, 0, expected, M, data.length);
+        try (Proc.Background s = QemuImages.qemuNbd(dir, img, "qcow2");
+             NbdClient c = NbdClient.connect(NbdUri.parse(QemuImages.uriOf(s)), ClientOptions.defaults())) {
+            ByteBuf buf = PooledByteBufAllocator.DEFAULT.directBuffer(data.length + 100);
+            buf.writeZero(100).writeBytes(data).skipBytes(100); // readable bytes start past the reader index 0
+            c.write(M, buf, false).get(10, TimeUnit.SECONDS); // three 512 KiB requests
+            assertEquals(0, buf.refCnt(), "the client released the buffer it took over");
+            ByteBuf outside = PooledByteBufAllocator.DEFAULT.directBuffer(4096).writeZero(4096);
+            assertThrows(IllegalArgumentException.class, () -> c.write(4 * M, outside, false));
+            assertEquals(0, outside.refCnt(), "a refused write releases its buffer too");
+            c.flush().get(10, TimeUnit.SECONDS);
+        }
+        assertArrayEquals(expected, Files.readAllBytes(QemuImages.toRaw(img, dir.resolve("b.raw"))),
+            "qemu-img convert of the written image");
     }
 
     @Test
