@@ -68,7 +68,7 @@ final class CdsTraining {
     }
 
     private static int execute(String[] args, PrintStream nowhere) {
-        picocli.CommandLine cl = JBackup.commandLine();
+        picocli.CommandLine cl = JBackup.commandLineFor(args); // as Main runs them (--help builds the whole tree)
         cl.setOut(new PrintWriter(nowhere, true));
         cl.setErr(new PrintWriter(nowhere, true));
         return cl.execute(args);

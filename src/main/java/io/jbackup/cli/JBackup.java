@@ -6,13 +6,15 @@ import picocli.CommandLine.HelpCommand;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Spec;
 
+import java.util.List;
+
 /** The top command: only shared options and the list of subcommands. */
 @Command(name = "jbackup",
     scope = CommandLine.ScopeType.INHERIT, // version and help options reach every subcommand (and its man page)
     mixinStandardHelpOptions = true,
     versionProvider = VersionProvider.class,
     modelTransformer = ManualSections.class, // exit codes, environment, files, examples of every command
-    description = "Incremental backup and restore of QEMU/KVM disks over NBD.",
+    description = JBackup.DESCRIPTION,
     subcommands = {
         HelpCommand.class,
         InitCommand.class,
@@ -42,6 +44,8 @@ import picocli.CommandLine.Spec;
         DemoCommand.class,
     })
 public final class JBackup implements Runnable {
+    static final String DESCRIPTION = "Incremental backup and restore of QEMU/KVM disks over NBD.";
+
     @Spec
     CommandSpec spec;
 
@@ -50,14 +54,55 @@ public final class JBackup implements Runnable {
         spec.commandLine().usage(System.out);
     }
 
-    /** Builds the configured command line (also used by tests). */
+    /** Builds the configured command line with every subcommand (also used by tests). */
     public static CommandLine commandLine() {
-        CommandLine cl = new CommandLine(new JBackup());
+        return configure(new CommandLine(new JBackup()));
+    }
+
+    /**
+     * The command line that runs {@code args}: when {@code args[0]} names a subcommand (not {@code help}), one that
+     * holds only that subcommand and behaves the same for it; else {@link #commandLine()}. Building picocli's model
+     * of all 26 subcommands was about a third of the start-up of a short command such as {@code list}
+     * (bench/README.md).
+     */
+    public static CommandLine commandLineFor(String[] args) {
+        if (args.length > 0) {
+            for (Class<?> c : JBackup.class.getAnnotation(Command.class).subcommands()) {
+                Command a = c.getAnnotation(Command.class);
+                if (c != HelpCommand.class && (a.name().equals(args[0]) || List.of(a.aliases()).contains(args[0]))) {
+                    CommandLine cl = new CommandLine(new One());
+                    cl.addSubcommand(c);
+                    // exit codes, environment, files and examples, as the top command's transformer sets them
+                    new ManualSections().transform(cl.getCommandSpec());
+                    return configure(cl);
+                }
+            }
+        }
+        return commandLine();
+    }
+
+    private static CommandLine configure(CommandLine cl) {
         cl.setCaseInsensitiveEnumValuesAllowed(true);
         cl.setExitCodeExceptionMapper(new ExitCodes());
         ErrorHandler errors = new ErrorHandler();
         cl.setExecutionExceptionHandler(errors);
         cl.setParameterExceptionHandler(errors);
         return cl;
+    }
+
+    /** The top command of {@link #commandLineFor}: JBackup's own attributes, without its list of subcommands. */
+    @Command(name = "jbackup",
+        scope = CommandLine.ScopeType.INHERIT,
+        mixinStandardHelpOptions = true,
+        versionProvider = VersionProvider.class,
+        description = DESCRIPTION)
+    static final class One implements Runnable {
+        @Spec
+        CommandSpec spec;
+
+        @Override
+        public void run() {
+            spec.commandLine().usage(System.out);
+        }
     }
 }

@@ -16,7 +16,7 @@ public final class Main {
             System.exit(0);
         }
         LoggingMixin.configure(args);
-        int code = JBackup.commandLine().execute(args);
+        int code = JBackup.commandLineFor(args).execute(args);
         System.exit(code);
     }
 }

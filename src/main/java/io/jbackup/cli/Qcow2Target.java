@@ -86,7 +86,7 @@ final class Qcow2Target implements RestoreTarget {
                 "qemu-nbd did not start serving the new qcow2 for " + target);
             NbdClient c = NbdClient.connect(server.uri(), ClientOptions.defaults());
             try {
-                return new Qcow2Target(target, temp, server, new NbdTarget(c, size, 64));
+                return new Qcow2Target(target, temp, server, new NbdTarget(c, size, 16));
             } catch (RuntimeException e) {
                 c.close();
                 throw e;

@@ -164,7 +164,7 @@ final class RestoreTargets {
             NbdUri u = NbdUri.parse(p.target());
             NbdClient c = NbdClient.connect(u, ClientOptions.defaults().withTls(tls.toConfig(u.tls())));
             try {
-                return new NbdTarget(c, size, 64);
+                return new NbdTarget(c, size, 16);
             } catch (RuntimeException e) {
                 c.close();
                 throw e;

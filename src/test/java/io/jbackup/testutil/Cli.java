@@ -43,7 +43,7 @@ public final class Cli {
              PrintStream e = new PrintStream(err, true, StandardCharsets.UTF_8)) {
             System.setOut(o);
             System.setErr(e);
-            var cl = JBackup.commandLine();
+            var cl = JBackup.commandLineFor(args); // as Main runs it
             cl.setOut(new java.io.PrintWriter(o, true));
             cl.setErr(new java.io.PrintWriter(e, true));
             int code = cl.execute(args);
