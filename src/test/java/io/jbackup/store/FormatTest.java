@@ -60,6 +60,42 @@ class FormatTest {
         }
     }
 
+    /**
+     * Chunks of 128 KiB and more are probed at their start, middle and end before compression: only when all three
+     * samples are incompressible is the chunk stored without trying (so a chunk made to look random there is stored
+     * as is, though it would compress); any compressible sample and the chunk is compressed.
+     */
+    @Test
+    void incompressibleChunksAreDetectedByAProbe() throws Exception {
+        int len = 1 << 20;
+        int mid = (len - ChunkCodec.PROBE_SAMPLE) / 2;
+        byte[] looksRandom = new byte[len];
+        new java.util.Random(5).nextBytes(looksRandom);
+        Arrays.fill(looksRandom, 8192, mid - 8192, (byte) 0); // zeros between the samples: compressible
+        Arrays.fill(looksRandom, mid + 8192, len - 8192, (byte) 0);
+        byte[] middleCompressible = looksRandom.clone();
+        Arrays.fill(middleCompressible, mid, mid + ChunkCodec.PROBE_SAMPLE, (byte) 0x41);
+        byte[] random = new byte[len];
+        new java.util.Random(6).nextBytes(random);
+        try (ChunkCodec codec = new ChunkCodec(1, null, 2)) {
+            ChunkCodec.Scratch s = codec.borrow();
+            for (byte[] data : List.of(looksRandom, middleCompressible, random)) {
+                byte[] id = codec.chunkId(s, data, len);
+                int rl = codec.encode(s, id, data, len);
+                byte[] rec = Arrays.copyOf(s.record(), rl);
+                if (data == middleCompressible) {
+                    assertEquals(PackFormat.CODEC_ZSTD, rec[5], "one compressible sample: compressed");
+                    assertTrue(rl < len / 2, "compressed to " + rl);
+                } else {
+                    assertEquals(PackFormat.CODEC_STORED, rec[5], "every sample incompressible: stored");
+                    assertEquals(52 + len, rl);
+                }
+                assertArrayEquals(data, codec.decode(s, rec, rl, id, len));
+            }
+            codec.release(s);
+        }
+    }
+
     /** decodeInto gives what decode gives, into a heap or direct buffer at its position, and fails the same way. */
     @Test
     void decodeIntoMatchesDecode() throws Exception {
