@@ -3,6 +3,7 @@
 #   PREFIX/bin/jbackup                                launcher (finds Java, runs the jar)
 #   PREFIX/lib/jbackup/jbackup.jar, lib/jbackup/lib/  the program and its libraries
 #   PREFIX/lib/jbackup/jbackup.jsa{,.size}            class data sharing archive, made here by a training run
+#   PREFIX/lib/jbackup/jbackup.native/                the SQLite and zstd native libraries, extracted with it
 #   PREFIX/share/man/man1/jbackup*.1                  man pages
 #   PREFIX/share/bash-completion/completions/jbackup  bash completion
 #   PREFIX/share/doc/jbackup/                         README, docs, examples

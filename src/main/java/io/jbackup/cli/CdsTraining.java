@@ -17,13 +17,19 @@ import java.util.List;
  * and install.sh): runs the short commands whose start-up the archive is for ({@code --help}, {@code init},
  * {@code list}, {@code show}, {@code stats}, with and without {@code --json}) in one JVM, on a repository in a
  * temporary directory, with their output discarded, so the JVM archives the classes they load. Exits 0 even if a
- * command fails: a smaller archive is still an archive.
+ * command fails: a smaller archive is still an archive. First it extracts the native libraries into the directory
+ * named by {@code -Djbackup.native} ({@link NativeLibraries}).
  */
 final class CdsTraining {
     private CdsTraining() {
     }
 
     public static void main(String[] args) throws IOException {
+        String nativeDir = System.getProperty(NativeLibraries.PROPERTY);
+        if (nativeDir != null) {
+            NativeLibraries.extract(Path.of(nativeDir)); // installed with the archive, refreshed with it
+            NativeLibraries.preset(nativeDir);
+        }
         LoggingMixin.configure(new String[] {"-q"});
         PrintStream out = System.out;
         PrintStream err = System.err;

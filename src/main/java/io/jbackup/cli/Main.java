@@ -15,6 +15,7 @@ public final class Main {
             System.out.flush();
             System.exit(0);
         }
+        NativeLibraries.preset(System.getProperty(NativeLibraries.PROPERTY));
         LoggingMixin.configure(args);
         int code = JBackup.commandLineFor(args).execute(args);
         System.exit(code);

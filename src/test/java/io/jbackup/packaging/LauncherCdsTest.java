@@ -24,6 +24,7 @@ import java.util.jar.Manifest;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -198,6 +199,62 @@ class LauncherCdsTest {
             assertVersionOnly("jar of another time");
         } finally {
             Files.copy(copy, jar, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.COPY_ATTRIBUTES);
+        }
+    }
+    /**
+     * The SQLite and zstd libraries are extracted with the archive into JAR.native/ and loaded from there, so no run
+     * writes a copy to /tmp; damaged ones there are not used, and the command still works.
+     */
+    @Test
+    void nativeLibrariesComeFromBesideTheJarAndDamagedOnesAreIgnored() throws Exception {
+        archive(goodArchive, goodSize);
+        Path dir = prefix.resolve("lib/jbackup/jbackup.native");
+        List<Path> libs;
+        try (Stream<Path> files = Files.walk(dir)) {
+            libs = files.filter(f -> f.getFileName().toString().endsWith(".so")).sorted().toList();
+        }
+        assertEquals(2, libs.size(), libs.toString());
+        assertTrue(libs.get(0).toString().contains("/sqlite-jdbc-"), libs.toString());
+        assertTrue(libs.get(1).toString().contains("/zstd-jni-"), libs.toString());
+        assertTrue(Files.readString(dir.resolve("checksums")).lines().count() == 2, "a checksum for each");
+        Path tmp = Files.createTempDirectory(prefix, "drivers-tmp");
+        Path log = prefix.resolve("libraries.log");
+        String opts = "-Xlog:library=info:file=" + log + " -Dorg.sqlite.tmpdir=" + tmp + " -DZstdTempFolder=" + tmp;
+        Run r = launch(Map.of("JBACKUP_OPTS", opts), "list", "--repo", repo);
+        assertEquals(0, r.exit(), r.toString());
+        assertEquals(expectedList, r.stdout());
+        String loaded = Files.readString(log);
+        for (Path lib : libs) {
+            assertTrue(loaded.contains("Loaded library " + lib), lib + " not loaded: " + loaded);
+        }
+        try (Stream<Path> files = Files.list(tmp)) {
+            assertEquals(List.of(), files.toList(), "nothing extracted to the drivers' temporary directory");
+        }
+
+        List<byte[]> good = new ArrayList<>();
+        for (Path lib : libs) {
+            good.add(Files.readAllBytes(lib));
+        }
+        try {
+            for (Path lib : libs) {
+                byte[] b = Files.readAllBytes(lib); // damaged: still an ELF file of the same size
+                b[b.length / 2] ^= 1;
+                Files.write(lib, b);
+            }
+            Files.deleteIfExists(log);
+            Run damaged = launch(Map.of("JBACKUP_OPTS", opts), "list", "--repo", repo);
+            assertEquals(0, damaged.exit(), damaged.toString());
+            assertEquals(expectedList, damaged.stdout());
+            assertEquals("", damaged.stderr());
+            String fallback = Files.readString(log);
+            assertTrue(fallback.contains("Loaded library " + tmp), "SQLite fell back to its own copy: " + fallback);
+            for (Path lib : libs) {
+                assertFalse(fallback.contains("Loaded library " + lib), lib + " was loaded though damaged");
+            }
+        } finally {
+            for (int i = 0; i < libs.size(); i++) {
+                Files.write(libs.get(i), good.get(i));
+            }
         }
     }
 }
