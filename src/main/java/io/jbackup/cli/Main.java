@@ -1,5 +1,7 @@
 package io.jbackup.cli;
 
+import io.jbackup.nbd.client.NbdClient;
+
 /** Entry point: configures logging, runs the command line and exits with its code. */
 public final class Main {
     private Main() {
@@ -18,6 +20,8 @@ public final class Main {
         NativeLibraries.preset(System.getProperty(NativeLibraries.PROPERTY));
         LoggingMixin.configure(args);
         int code = JBackup.commandLineFor(args).execute(args);
+        // no thread left in a native call: the JVM's exit would wait 0.3 s for it
+        NbdClient.stopSharedThreads();
         System.exit(code);
     }
 }

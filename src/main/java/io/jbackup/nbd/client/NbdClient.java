@@ -83,6 +83,14 @@ public final class NbdClient implements AutoCloseable {
     }
 
     /**
+     * Stops the I/O threads that every client of this process shares, so that the JVM exits at once: call it only
+     * when the process is about to exit (no client can connect afterwards).
+     */
+    public static void stopSharedThreads() {
+        Transports.shutdown();
+    }
+
+    /**
      * Connects to the export: STARTTLS (as configured), {@code STRUCTURED_REPLY}, {@code SET_META_CONTEXT} for
      * {@link ClientOptions#metaContexts()}, {@code GO} (or {@code EXPORT_NAME}); then, if the server advertises
      * {@code CAN_MULTI_CONN}, further connections up to {@link ClientOptions#connections()}.
