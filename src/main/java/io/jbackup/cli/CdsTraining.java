@@ -15,7 +15,8 @@ import java.util.List;
 /**
  * The training run of the class data sharing archive ({@code JBACKUP_CDS=dump jbackup}, run by {@code mvn package}
  * and install.sh): runs the short commands whose start-up the archive is for ({@code --help}, {@code init},
- * {@code list}, {@code show}, {@code stats}, with and without {@code --json}) in one JVM, on a repository in a
+ * {@code list}, {@code show}, {@code stats}, with and without {@code --json}), and {@code demo --builtin} for the
+ * classes of backups, restores and serve, in one JVM, on a repository in a
  * temporary directory, with their output discarded, so the JVM archives the classes they load. Exits 0 even if a
  * command fails: a smaller archive is still an archive. First it extracts the native libraries into the directory
  * named by {@code -Djbackup.native} ({@link NativeLibraries}).
@@ -48,6 +49,9 @@ final class CdsTraining {
                 {"list", "--repo", repo},
                 {"list", "--repo", repo, "--json"},
                 {"stats", "--repo", repo},
+                // the data path: the built-in NBD server and client, full and incremental backup, restore (netty,
+                // the engine, the chunk codec), all in process on a 64 MiB disk in memory
+                {"demo", "--builtin", "-q"},
             };
             // these fail (no backup, no repository): the error path's classes
             String[][] failing = {
