@@ -80,6 +80,7 @@ qserve -f qcow2 "$data/base.day1.qcow2"
 "$J" full --repo "$work/repo" --disk vda --source "$suri" --json >"$work/out"
 fullgb=$(json "['disks'][0]['bytesRead'] / 1e9")
 qstop
+cp -a "$work/repo" "$work/repo-day1" # each round's incremental starts from the full alone
 qserve -f qcow2 "$data/base.day2.qcow2" -B b1
 "$J" incremental --repo "$work/repo" --disk vda --bitmap b1 --source "$suri" --json >"$work/out"
 day2=$(json "['disks'][0]['backupId']")
@@ -125,7 +126,7 @@ for r in $(seq "$rounds"); do
   qstop
   # incremental vs start-up + reading the dirty extents
   qserve -f qcow2 "$data/base.day2.qcow2" -B b1
-  rm -rf "$work/repo-inc"; cp -a "$work/repo" "$work/repo-inc"
+  rm -rf "$work/repo-inc"; cp -a "$work/repo-day1" "$work/repo-inc"
   timed incr "$J" incremental --repo "$work/repo-inc" --disk vda --bitmap b1 --source "$suri" -q
   timed incr-version "$J" --version
   timed incr-read /usr/bin/python3 "$here/dirty-read.py" "$suri" b1 # python3-libnbd is for the system python
