@@ -5,10 +5,8 @@ import io.jbackup.model.RepositoryException;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.HexFormat;
@@ -19,7 +17,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * One pack being written (format: {@link PackFormat}). Records are appended at the end under the owning writer's
- * lock; {@link #seal} writes the footer, fsyncs, publishes the pack ({@link Storage#publishPack}: a rename into
+ * lock, through a {@link StagedFileWriter} (whole blocks with O_DIRECT); {@link #seal} writes the footer, fsyncs, publishes the pack ({@link Storage#publishPack}: a rename into
  * {@code packs/} and a directory fsync, or an upload to the object store) and registers the chunks in the catalog,
  * in that order. Any thread may seal a pack (a backup that deduplicated against
  * a chunk still in another writer's open pack seals that pack before committing); the first caller does the work,
@@ -35,7 +33,7 @@ final class PackWriter {
     private final RepositoryContext repo;
     private final Object lock;
     private final Path tmpFile;
-    private final FileChannel ch;
+    private final StagedFileWriter out;
     private final byte[] header;
     private final List<ChunkRow> entries = new ArrayList<>();
     private final AtomicBoolean sealing = new AtomicBoolean();
@@ -56,9 +54,8 @@ final class PackWriter {
         this.header = ByteBuffer.allocate(PackFormat.HEADER_SIZE).putInt(PackFormat.MAGIC)
             .putShort((short) PackFormat.VERSION)
             .putShort((short) (repo.codec().encrypted() ? PackFormat.FLAG_ENCRYPTED : 0)).put(id).putLong(0).array();
-        this.ch = FileChannel.open(tmpFile, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
-            StandardOpenOption.READ);
-        FileSync.writeFully(ch, ByteBuffer.wrap(header), 0);
+        this.out = new StagedFileWriter(tmpFile);
+        out.write(header, 0, header.length);
         this.size = PackFormat.HEADER_SIZE;
     }
 
@@ -71,7 +68,7 @@ final class PackWriter {
             return false;
         }
         try {
-            FileSync.writeFully(ch, ByteBuffer.wrap(rec, 0, len), size);
+            out.write(rec, 0, len);
         } catch (IOException e) {
             poison = e;
             closed = true;
@@ -131,7 +128,7 @@ final class PackWriter {
                 throw new RepositoryException("pack " + tmpFile + " lost a write: " + poisoned.getMessage(), poisoned);
             }
             if (rows.isEmpty()) {
-                ch.close();
+                out.close();
                 Files.deleteIfExists(tmpFile);
                 sealed.complete(null);
                 return;
@@ -148,10 +145,15 @@ final class PackWriter {
             assert footer.position() == trailerStart + PackFormat.TRAILER_SIZE;
             footer.flip();
             long fileSize = size + footer.remaining();
-            FileSync.writeFully(ch, footer, size);
+            out.write(footer);
+            out.flush();
+            if (out.size() != fileSize) {
+                throw new IllegalStateException("pack " + tmpFile + " holds " + out.size() + " bytes, expected "
+                    + fileSize);
+            }
             CrashPoints.reached("pack-written");
-            ch.force(true);
-            ch.close();
+            out.force();
+            out.close();
             repo.storage().publishPack(tmpFile, name);
             renamed = true;
             CrashPoints.reached("pack-synced");
@@ -164,7 +166,7 @@ final class PackWriter {
             sealed.complete(null);
         } catch (IOException | RuntimeException e) {
             try {
-                ch.close();
+                out.close();
                 if (!renamed) {
                     Files.deleteIfExists(tmpFile);
                 }
