@@ -54,7 +54,8 @@ final class PackWriter {
         this.header = ByteBuffer.allocate(PackFormat.HEADER_SIZE).putInt(PackFormat.MAGIC)
             .putShort((short) PackFormat.VERSION)
             .putShort((short) (repo.codec().encrypted() ? PackFormat.FLAG_ENCRYPTED : 0)).put(id).putLong(0).array();
-        this.out = new StagedFileWriter(tmpFile);
+        // O_DIRECT where the pack stays; a pack for an object store is read back at once for the upload
+        this.out = new StagedFileWriter(tmpFile, !repo.storage().remote());
         out.write(header, 0, header.length);
         this.size = PackFormat.HEADER_SIZE;
     }

@@ -49,14 +49,14 @@ final class StagedFileWriter implements AutoCloseable {
     private long stageStart; // file offset of stage[0]; block-aligned while direct != null
     private boolean closed;
 
-    /** Creates {@code file} (which must not exist). */
-    StagedFileWriter(Path file) throws IOException {
+    /** Creates {@code file} (which must not exist); {@code directIo} false: buffered writes only. */
+    StagedFileWriter(Path file, boolean directIo) throws IOException {
         this.file = file;
         this.ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
             StandardOpenOption.READ);
         FileChannel d = null;
         int a = 1;
-        if (!"false".equals(System.getProperty("jbackup.pack.directIo"))) {
+        if (directIo && !"false".equals(System.getProperty("jbackup.pack.directIo"))) {
             try {
                 long bs = Files.getFileStore(file).getBlockSize();
                 if (bs >= 512 && bs <= MAX_ALIGN && Long.bitCount(bs) == 1) {

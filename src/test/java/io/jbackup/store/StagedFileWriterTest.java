@@ -46,7 +46,7 @@ class StagedFileWriterTest {
     void directWritesHoldExactlyTheBytesAppended() throws Exception {
         Path f = dir.resolve("p.pack");
         byte[] want;
-        try (StagedFileWriter w = new StagedFileWriter(f)) {
+        try (StagedFileWriter w = new StagedFileWriter(f, true)) {
             assertTrue(w.directIo(), "O_DIRECT on the test's file system (" + Files.getFileStore(dir).type() + ")");
             want = writeAll(w, 1);
             w.flush();
@@ -59,13 +59,19 @@ class StagedFileWriterTest {
     @Test
     void withoutDirectIoTheBytesAreTheSame() throws Exception {
         System.setProperty("jbackup.pack.directIo", "false");
-        try (StagedFileWriter w = new StagedFileWriter(dir.resolve("b.pack"))) {
+        try (StagedFileWriter w = new StagedFileWriter(dir.resolve("b.pack"), true)) {
             assertFalse(w.directIo());
             byte[] want = writeAll(w, 2);
             w.flush();
             assertArrayEquals(want, Files.readAllBytes(dir.resolve("b.pack")));
         } finally {
             System.clearProperty("jbackup.pack.directIo");
+        }
+        try (StagedFileWriter w = new StagedFileWriter(dir.resolve("c.pack"), false)) {
+            assertFalse(w.directIo(), "asked for buffered writes (a pack for an object store)");
+            byte[] want = writeAll(w, 4);
+            w.flush();
+            assertArrayEquals(want, Files.readAllBytes(dir.resolve("c.pack")));
         }
     }
 
@@ -77,7 +83,7 @@ class StagedFileWriterTest {
             mnt.toString());
         Assumptions.assumeTrue(m.exitCode() == 0, "needs root to mount a tmpfs: " + m.stderr().trim());
         try {
-            try (StagedFileWriter w = new StagedFileWriter(mnt.resolve("t.pack"))) {
+            try (StagedFileWriter w = new StagedFileWriter(mnt.resolve("t.pack"), true)) {
                 byte[] want = writeAll(w, 3);
                 w.flush();
                 assertArrayEquals(want, Files.readAllBytes(mnt.resolve("t.pack")));
