@@ -1,5 +1,10 @@
 package io.jbackup.nbd.server;
 
+import io.jbackup.nbd.protocol.OptionReply;
+import io.jbackup.nbd.protocol.OptionRequest;
+import io.jbackup.nbd.protocol.OptionTooLong;
+import io.jbackup.nbd.protocol.ServerOptionDecoder;
+import io.jbackup.nbd.protocol.ServerRequestDecoder;
 import io.jbackup.nbd.protocol.ClientFlags;
 import io.jbackup.nbd.protocol.ExportNameReply;
 import io.jbackup.nbd.protocol.NbdConstants;
@@ -10,6 +15,7 @@ import io.jbackup.nbd.protocol.ServerGreeting;
 import io.jbackup.nbd.tls.TlsHandshakeCompletion;
 import io.jbackup.nbd.tls.TlsMode;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -164,12 +170,10 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
             }
         } else if (msg instanceof OptionRequest r) {
             try {
-                handle(r.option(), r.content());
+                handle(r.option().code(), Unpooled.wrappedBuffer(r.data()));
             } catch (RuntimeException e) {
-                log.warn("{}: failed to handle option {}: {}", peer, r.type(), e.toString(), e);
+                log.warn("{}: failed to handle option {}: {}", peer, r.option(), e.toString(), e);
                 close();
-            } finally {
-                r.release();
             }
         } else if (msg instanceof OptionTooLong t) {
             if (t.option() == NbdOption.EXPORT_NAME.code()) {

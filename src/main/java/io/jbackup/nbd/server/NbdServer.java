@@ -1,5 +1,8 @@
 package io.jbackup.nbd.server;
 
+import io.jbackup.nbd.protocol.ServerOptionDecoder;
+import io.jbackup.nbd.protocol.ServerOptionReplyEncoder;
+import io.jbackup.nbd.protocol.ServerReplyEncoder;
 import io.jbackup.nbd.tls.NbdTls;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBufAllocator;

@@ -1,5 +1,7 @@
 package io.jbackup.nbd.server;
 
+import io.jbackup.nbd.protocol.ServerRequest;
+import io.jbackup.nbd.protocol.ServerReply;
 import io.jbackup.nbd.protocol.Extent;
 import io.jbackup.nbd.protocol.NbdCommand;
 import io.jbackup.nbd.protocol.NbdConstants;

@@ -2,8 +2,8 @@ package io.jbackup.nbd.fuzz;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import io.jbackup.nbd.protocol.NbdCommand;
-import io.jbackup.nbd.server.ServerRequest;
-import io.jbackup.nbd.server.ServerRequestDecoder;
+import io.jbackup.nbd.protocol.ServerRequest;
+import io.jbackup.nbd.protocol.ServerRequestDecoder;
 import io.netty.channel.embedded.EmbeddedChannel;
 import org.junit.jupiter.api.Tag;
 

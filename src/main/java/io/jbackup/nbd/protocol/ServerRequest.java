@@ -1,6 +1,5 @@
-package io.jbackup.nbd.server;
+package io.jbackup.nbd.protocol;
 
-import io.jbackup.nbd.protocol.NbdCommand;
 import io.netty.buffer.ByteBuf;
 
 /**

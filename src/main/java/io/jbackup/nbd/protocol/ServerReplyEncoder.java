@@ -1,8 +1,5 @@
-package io.jbackup.nbd.server;
+package io.jbackup.nbd.protocol;
 
-import io.jbackup.nbd.protocol.Extent;
-import io.jbackup.nbd.protocol.NbdConstants;
-import io.jbackup.nbd.protocol.NbdReplyChunkType;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
@@ -51,7 +48,7 @@ public final class ServerReplyEncoder extends ChannelOutboundHandlerAdapter {
             }
             ctx.write(h, promise);
         } else if (reply instanceof ServerReply.Error e) {
-            byte[] m = OptionReply.utf8Limited(e.message() == null ? "" : e.message());
+            byte[] m = NbdStrings.utf8Limited(e.message() == null ? "" : e.message());
             ByteBuf h = ctx.alloc().buffer(CHUNK_HEADER_LENGTH + 6 + m.length);
             chunkHeader(h, e.done(), NbdReplyChunkType.ERROR, e.cookie(), 6L + m.length).writeInt(e.error())
                 .writeShort(m.length).writeBytes(m);
