@@ -33,7 +33,7 @@ import org.junit.jupiter.api.io.TempDir;
  * after STARTTLS the extended headers are negotiated again. Skipped, with the reason, where QEMU 10 is absent.
  */
 class Qemu10ClientTest {
-    static final String BITMAP = "b1";
+    static final String BITMAP = QemuNbdClientTest.BITMAP;
     static final String DIRTY = NbdConstants.CONTEXT_DIRTY_BITMAP_PREFIX + BITMAP;
     static final List<String> CONTEXTS = List.of(NbdConstants.CONTEXT_BASE_ALLOCATION,
         NbdConstants.CONTEXT_ALLOCATION_DEPTH, DIRTY);
@@ -49,12 +49,7 @@ class Qemu10ClientTest {
     @BeforeAll
     static void setUp() throws Exception {
         Qemu10.assume();
-        Path base = QemuImages.qcow2(dir.resolve("base.qcow2"), "8M");
-        QemuImages.io(base, "qcow2", "write -P 0x11 0 1M", "write -P 0x22 3M 512k");
-        top = QemuImages.qcow2Overlay(dir.resolve("top.qcow2"), base);
-        QemuImages.addBitmap(top, BITMAP);
-        QemuImages.io(top, "qcow2", "write -P 0x33 512k 256k", "write -P 0x44 5M 64k", "write -z 6M 128k",
-            "write -z 3200k 64k");
+        top = QemuNbdClientTest.overlayWithBitmap(dir);
         expected = Files.readAllBytes(QemuImages.toRaw(top, dir.resolve("top.raw")));
         qemu10 = Qemu10.qemuNbd(dir, top, "qcow2", "-r", "-B", BITMAP, "-A", "-e", "4");
         qemu72 = QemuImages.qemuNbd(dir, top, "qcow2", "-r", "-B", BITMAP, "-A", "-e", "4");
