@@ -505,7 +505,8 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
         if (structured || extended) {
             f |= NbdConstants.TFLAG_SEND_DF;
         }
-        if (extended) {
+        if (extended && !metaSelected.isEmpty()) {
+            // doc/proto.md: not without meta contexts (as qemu-nbd 10)
             f |= NbdConstants.TFLAG_BLOCK_STATUS_PAYLOAD;
         }
         if (e.canMultiConn()) {
