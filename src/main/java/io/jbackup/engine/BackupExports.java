@@ -3,6 +3,7 @@ package io.jbackup.engine;
 import io.jbackup.model.BackupInfo;
 import io.jbackup.nbd.server.ChunkCache;
 import io.jbackup.nbd.server.ChunkSource;
+import io.jbackup.nbd.server.ExtentSource;
 import io.jbackup.nbd.server.ChunkedImageExport;
 import io.jbackup.nbd.server.ExportListing;
 import io.jbackup.nbd.server.ExportProvider;
@@ -26,9 +27,12 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ForkJoinPool;
 
 /**
- * The repository's backups as NBD exports, for {@code jbackup serve}:
+ * The repository's backups as NBD exports, for {@code jbackup serve}, each read-only one with the meta contexts of
+ * {@link BackupContexts} ({@code qemu:allocation-depth}, and {@code qemu:dirty-bitmap:ID2} against every older
+ * backup of the disk):
  * <ul>
  *   <li>{@code DISK@ID} for every complete backup (ID may be any unique prefix when opening);</li>
  *   <li>{@code DISK@latest} for the newest backup of each standalone disk, and {@code VM/DISK@latest} for disks of
@@ -188,7 +192,16 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
             return null;
         }
         if (writable == null) {
-            return new ChunkedImageExport(name, describe(b), new ReaderSource(reader(b.id())), cache, readAhead);
+            BackupReader reader = reader(b.id());
+            Map<String, ExtentSource> contexts = BackupContexts.of(b, reader, repo.listBackups(), this::reader,
+                ForkJoinPool.commonPool());
+            return new ForwardingExport(new ChunkedImageExport(name, describe(b), new ReaderSource(reader), cache,
+                readAhead)) {
+                @Override
+                public Map<String, ExtentSource> metaContexts() {
+                    return contexts;
+                }
+            };
         }
         OverlayExport overlay = overlay(b);
         String description = describe(b) + " (writable overlay " + overlay.overlayFile() + ")";

@@ -4,9 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.jbackup.nbd.server.ServerConfig;
-import io.jbackup.store.OpenOptions;
-import io.jbackup.store.Repository;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.Qemu10;
@@ -32,9 +29,7 @@ class Qemu10EndToEndTest {
     @TempDir
     static Path dir;
     static BackupChain chain;
-    static Repository repo;
-    static BackupServer server;
-    static Path sock;
+    static ServedRepo served;
 
     @BeforeAll
     static void start() throws Exception {
@@ -42,24 +37,18 @@ class Qemu10EndToEndTest {
         Path r = dir.resolve("repo");
         Cli.run("init", "--repo", r.toString(), "--chunk-size", "64K").ok();
         chain = BackupChain.build(dir, r, List.of("--repo", r.toString()), Qemu10.tool("qemu-nbd"));
-        repo = Repository.open(r, OpenOptions.defaults());
-        sock = dir.resolve("serve.sock");
-        server = BackupServer.start(repo, ServerConfig.builder().unixSocket(sock).build(),
-            BackupServer.Options.readOnly(4L << 20, 4));
+        served = ServedRepo.start(r, dir.resolve("serve.sock"));
     }
 
     @AfterAll
     static void stop() {
-        if (server != null) {
-            server.close();
-        }
-        if (repo != null) {
-            repo.close();
+        if (served != null) {
+            served.close();
         }
     }
 
-    private static String served(int i) {
-        return "nbd+unix:///vda@" + chain.ids().get(i) + "?socket=" + sock;
+    private static String exportUri(int i) {
+        return served.uri("vda@" + chain.ids().get(i));
     }
 
     @Test
@@ -105,17 +94,17 @@ class Qemu10EndToEndTest {
         for (int i = 0; i < chain.ids().size(); i++) {
             Path snap = chain.snapshots().get(i);
             Path conv = dir.resolve("convert10-" + i + ".raw");
-            Proc.run(qemuImg, "convert", "-f", "raw", "-O", "raw", served(i), conv.toString());
+            Proc.run(qemuImg, "convert", "-f", "raw", "-O", "raw", exportUri(i), conv.toString());
             assertEquals(Proc.sha256(snap), Proc.sha256(conv), "qemu-img 10 convert of backup " + i);
-            String cmp = Proc.run(qemuImg, "compare", "-f", "raw", "-F", "raw", served(i), snap.toString());
+            String cmp = Proc.run(qemuImg, "compare", "-f", "raw", "-F", "raw", exportUri(i), snap.toString());
             assertTrue(cmp.contains("Images are identical"), cmp);
         }
         Proc.Result diff = Proc.exec(java.time.Duration.ofSeconds(60), qemuImg, "compare", "-f", "raw", "-F", "raw",
-            served(2), chain.snapshots().get(0).toString());
+            exportUri(2), chain.snapshots().get(0).toString());
         assertEquals(1, diff.exitCode(), "a different snapshot is not identical: " + diff);
         // qemu-img 10 asks for extended headers; jbackup serve advertises BLOCK_STATUS_PAYLOAD only with them
         Proc.Result traced = Proc.exec(java.time.Duration.ofSeconds(60), qemuImg, "--trace",
-            "nbd_receive_negotiate_size_flags", "info", "-f", "raw", served(0));
+            "nbd_receive_negotiate_size_flags", "info", "-f", "raw", exportUri(0));
         Matcher m = Pattern.compile("export flags 0x([0-9a-f]+)").matcher(traced.stdout() + traced.stderr());
         assertTrue(m.find(), traced.toString());
         int flags = Integer.parseInt(m.group(1), 16);
