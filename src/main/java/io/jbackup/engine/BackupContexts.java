@@ -25,7 +25,8 @@ import java.util.concurrent.Executor;
  *       {@code ID2} gives a restore of {@code ID}, which is how {@code incremental --bitmap ID2} replicates a
  *       repository over NBD.</li>
  * </ul>
- * A bitmap is computed once per export, on first use, on {@code executor} (one digest comparison per chunk).
+ * A bitmap is computed once per pair of backups, on first use, on {@code executor} (one digest comparison per
+ * chunk), and kept in the caller's {@code bitmaps} map for every later export of the pair.
  * Extents: at most {@link #MAX_EXTENTS} per call; callers continue from where the last one ends.
  */
 final class BackupContexts {
@@ -44,7 +45,8 @@ final class BackupContexts {
      * older complete ones of the same disk become bitmaps).
      */
     static Map<String, ExtentSource> of(BackupInfo backup, BackupReader reader, List<BackupInfo> all,
-                                        Readers readers, Executor executor) {
+                                        Readers readers, Executor executor,
+                                        Map<String, CompletableFuture<BitSet>> bitmaps) {
         Map<String, ExtentSource> m = new LinkedHashMap<>();
         m.put(NbdConstants.CONTEXT_ALLOCATION_DEPTH, (off, len) -> CompletableFuture.completedFuture(
             runs(reader.imageSize(), reader.chunkSize(), off, len, i -> !reader.isZero(i), 1)));
@@ -56,7 +58,7 @@ final class BackupContexts {
                 continue;
             }
             m.put(NbdConstants.CONTEXT_DIRTY_BITMAP_PREFIX + older.id(), new Bitmap(reader, older.id(), readers,
-                executor));
+                executor, bitmaps, backup.id() + ">" + older.id()));
         }
         return m;
     }
@@ -67,26 +69,33 @@ final class BackupContexts {
         private final String olderId;
         private final Readers readers;
         private final Executor executor;
-        private CompletableFuture<BitSet> dirty;
+        private final Map<String, CompletableFuture<BitSet>> bitmaps;
+        private final String key;
 
-        Bitmap(BackupReader reader, String olderId, Readers readers, Executor executor) {
+        Bitmap(BackupReader reader, String olderId, Readers readers, Executor executor,
+               Map<String, CompletableFuture<BitSet>> bitmaps, String key) {
             this.reader = reader;
             this.olderId = olderId;
             this.readers = readers;
             this.executor = executor;
+            this.bitmaps = bitmaps;
+            this.key = key;
         }
 
-        private synchronized CompletableFuture<BitSet> dirty() {
-            if (dirty == null) {
-                dirty = CompletableFuture.supplyAsync(() -> {
-                    try {
-                        return diff(reader, readers.reader(olderId));
-                    } catch (java.io.IOException e) {
-                        throw new java.util.concurrent.CompletionException(e);
-                    }
-                }, executor);
-            }
-            return dirty;
+        private CompletableFuture<BitSet> dirty() {
+            CompletableFuture<BitSet> f = bitmaps.computeIfAbsent(key, k -> CompletableFuture.supplyAsync(() -> {
+                try {
+                    return diff(reader, readers.reader(olderId));
+                } catch (java.io.IOException e) {
+                    throw new java.util.concurrent.CompletionException(e);
+                }
+            }, executor));
+            f.whenComplete((v, e) -> {
+                if (e != null) {
+                    bitmaps.remove(key, f); // a failure is not kept: the next query tries again
+                }
+            });
+            return f;
         }
 
         @Override

@@ -70,6 +70,9 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
     private final Writable writable;
     private final Path overlayDir;
     private final Map<String, BackupReader> readers = new HashMap<>();
+    /** Dirty-chunk bitmaps between two backups ({@link BackupContexts}), computed once while serving. */
+    private final Map<String, CompletableFuture<java.util.BitSet>> bitmaps =
+        new java.util.concurrent.ConcurrentHashMap<>();
     private final Map<String, SharedOverlay> overlays = new LinkedHashMap<>();
     private final List<KeptOverlay> kept = new ArrayList<>();
     private boolean closed;
@@ -194,7 +197,7 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
         if (writable == null) {
             BackupReader reader = reader(b.id());
             Map<String, ExtentSource> contexts = BackupContexts.of(b, reader, repo.listBackups(), this::reader,
-                ForkJoinPool.commonPool());
+                ForkJoinPool.commonPool(), bitmaps);
             return new ForwardingExport(new ChunkedImageExport(name, describe(b), new ReaderSource(reader), cache,
                 readAhead)) {
                 @Override
@@ -305,6 +308,7 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
             }
         }
         readers.clear();
+        bitmaps.clear();
     }
 
     /** A backup as a {@link ChunkSource}. */
