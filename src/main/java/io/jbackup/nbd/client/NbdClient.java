@@ -28,8 +28,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
- * An NBD client for one export: fixed newstyle handshake (TLS, structured replies, meta contexts, {@code GO} with
- * {@code EXPORT_NAME} fallback), then pipelined, asynchronous commands over one or more connections.
+ * An NBD client for one export: fixed newstyle handshake (TLS, extended headers or structured replies, meta
+ * contexts, {@code GO} with {@code EXPORT_NAME} fallback), then pipelined, asynchronous commands over one or more connections.
  *
  * <p>Every command returns a {@link CompletableFuture}. Large calls are split into requests of at most
  * {@link ClientOptions#maxRequestSize()} bytes (and never more than the server's maximum payload), sent with up to
@@ -87,9 +87,9 @@ public final class NbdClient implements AutoCloseable {
     }
 
     /**
-     * Connects to the export: STARTTLS (as configured), {@code STRUCTURED_REPLY}, {@code SET_META_CONTEXT} for
-     * {@link ClientOptions#metaContexts()}, {@code GO} (or {@code EXPORT_NAME}); then, if the server advertises
-     * {@code CAN_MULTI_CONN}, further connections up to {@link ClientOptions#connections()}.
+     * Connects to the export: STARTTLS (as configured), {@code EXTENDED_HEADERS} (else {@code STRUCTURED_REPLY}),
+     * {@code SET_META_CONTEXT} for {@link ClientOptions#metaContexts()}, {@code GO} (or {@code EXPORT_NAME}); then,
+     * if the server advertises {@code CAN_MULTI_CONN}, further connections up to {@link ClientOptions#connections()}.
      */
     public static NbdClient connect(NbdUri uri, ClientOptions opts) throws IOException {
         Objects.requireNonNull(uri, "uri");
