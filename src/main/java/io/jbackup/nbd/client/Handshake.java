@@ -110,12 +110,10 @@ final class Handshake implements AutoCloseable {
     /**
      * The outcome of a successful negotiation, ready for transmission.
      *
+     * @param structured     reply chunks are allowed: structured replies or extended headers
+     * @param mode           the header mode: {@link NbdHeaderMode#EXTENDED} when extended headers were acknowledged
      * @param offeredBitmaps when a {@code qemu:dirty-bitmap:} context was asked for and not granted, the bitmap
      *                       names the export offers (listed on this connection); otherwise empty
-     */
-    /**
-     * What one connection negotiated. {@code structured} means reply chunks are allowed: structured replies or
-     * extended headers ({@code mode}).
      */
     record Negotiated(ExportInfo info, boolean structured, NbdHeaderMode mode, Map<Integer, String> contexts,
                       List<String> offeredBitmaps) {

@@ -1,20 +1,20 @@
 package io.jbackup.nbd.server;
 
-import io.jbackup.nbd.protocol.OptionReply;
-import io.jbackup.nbd.protocol.OptionRequest;
-import io.jbackup.nbd.protocol.OptionTooLong;
-import io.jbackup.nbd.protocol.ServerOptionDecoder;
-import io.jbackup.nbd.protocol.ServerReplyEncoder;
-import io.jbackup.nbd.protocol.ServerRequestDecoder;
 import io.jbackup.nbd.protocol.ClientFlags;
 import io.jbackup.nbd.protocol.ExportNameReply;
 import io.jbackup.nbd.protocol.NbdConstants;
 import io.jbackup.nbd.protocol.NbdHeaderMode;
 import io.jbackup.nbd.protocol.NbdInfoType;
-import io.jbackup.nbd.protocol.RequestOffsets;
 import io.jbackup.nbd.protocol.NbdOption;
 import io.jbackup.nbd.protocol.NbdOptionReplyType;
+import io.jbackup.nbd.protocol.OptionReply;
+import io.jbackup.nbd.protocol.OptionRequest;
+import io.jbackup.nbd.protocol.OptionTooLong;
+import io.jbackup.nbd.protocol.RequestOffsets;
 import io.jbackup.nbd.protocol.ServerGreeting;
+import io.jbackup.nbd.protocol.ServerOptionDecoder;
+import io.jbackup.nbd.protocol.ServerReplyEncoder;
+import io.jbackup.nbd.protocol.ServerRequestDecoder;
 import io.jbackup.nbd.tls.TlsHandshakeCompletion;
 import io.jbackup.nbd.tls.TlsMode;
 import io.netty.buffer.ByteBuf;

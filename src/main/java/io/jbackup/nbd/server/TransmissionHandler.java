@@ -1,11 +1,11 @@
 package io.jbackup.nbd.server;
 
-import io.jbackup.nbd.protocol.ServerRequest;
-import io.jbackup.nbd.protocol.ServerReply;
 import io.jbackup.nbd.protocol.Extent;
 import io.jbackup.nbd.protocol.NbdCommand;
 import io.jbackup.nbd.protocol.NbdConstants;
 import io.jbackup.nbd.protocol.NbdError;
+import io.jbackup.nbd.protocol.ServerReply;
+import io.jbackup.nbd.protocol.ServerRequest;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.Unpooled;
