@@ -12,6 +12,7 @@ import io.jbackup.nbd.protocol.Extent;
 import io.jbackup.nbd.protocol.NbdConstants;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
+import io.jbackup.testutil.S3Proxy;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
@@ -29,8 +30,8 @@ import org.junit.jupiter.api.io.TempDir;
  * A served backup's own metadata ({@link BackupContexts}): {@code DISK@ID} offers {@code qemu:allocation-depth}
  * and a {@code qemu:dirty-bitmap:ID2} per older backup; each bitmap is dirty exactly over the chunks in which the
  * two restored images differ, and copying its dirty extents over a restore of {@code ID2} gives a restore of
- * {@code ID}. With them, {@code full} and {@code incremental --bitmap ID2} replicate repository A into B over NBD:
- * B's restores equal A's and each incremental reads only the chunks that changed.
+ * {@code ID}. With them, {@code full} and {@code incremental --bitmap ID2} replicate repository A into B over NBD,
+ * B local or on S3 (s3proxy): B's restores equal A's and each incremental reads only the chunks that changed.
  */
 class ServedBitmapsTest {
     static final int CHUNK = 64 << 10;
@@ -131,10 +132,36 @@ class ServedBitmapsTest {
     void fullAndIncrementalsReplicateRepositoryAIntoBOverNbd() {
         Path b = dir.resolve("repo-b");
         Cli.run("init", "--repo", b.toString(), "--chunk-size", "64K").ok();
+        replicate(List.of("--repo", b.toString()), "local");
+    }
+
+    @Test
+    void replicationIntoAnS3Repository() throws IOException {
+        try (S3Proxy s3 = S3Proxy.start(Files.createDirectories(dir.resolve("s3"))).withDefaultCredentials()) {
+            s3.createBucket("replica");
+            Path pass = Files.writeString(dir.resolve("pass"), "replica passphrase\n");
+            List<String> args = List.of("--repo", "s3://replica/b", "--s3-endpoint", s3.endpoint().toString(),
+                "--s3-region", "us-east-1", "--cache-dir", dir.resolve("s3-cache").toString(), "--passphrase-file",
+                pass.toString());
+            List<String> init = new ArrayList<>(List.of("init", "--chunk-size", "64K", "--encryption",
+                "aes-256-gcm"));
+            init.addAll(args);
+            Cli.run(init.toArray(String[]::new)).ok();
+            replicate(args, "s3");
+        }
+    }
+
+    /**
+     * Copies every backup of A into the repository {@code repoArgs} name: a full of the first, then incrementals with
+     * {@code --bitmap} the previous id; each incremental reads at most the chunks that changed, and B's restores
+     * equal A's snapshots.
+     */
+    static void replicate(List<String> repoArgs, String label) {
         List<String> copies = new ArrayList<>();
         for (int i = 0; i < chain.ids().size(); i++) {
-            List<String> a = new ArrayList<>(List.of(i == 0 ? "full" : "incremental", "--repo", b.toString(),
-                "--disk", "vda", "--source", served.uri("vda@" + id(i)), "--json"));
+            List<String> a = new ArrayList<>(List.of(i == 0 ? "full" : "incremental", "--disk", "vda", "--source",
+                served.uri("vda@" + id(i)), "--json"));
+            a.addAll(repoArgs);
             if (i > 0) {
                 a.addAll(List.of("--bitmap", id(i - 1)));
             }
@@ -142,18 +169,20 @@ class ServedBitmapsTest {
             long read = d.get("bytesRead").asLong();
             if (i > 0) {
                 long changed = changedBytes(i - 1, i);
-                System.out.printf("replication of backup %d: %d bytes read, %d bytes in changed chunks%n", i, read,
-                    changed);
+                System.out.printf("replication (%s) of backup %d: %d bytes read, %d bytes in changed chunks%n", label,
+                    i, read, changed);
                 assertTrue(read <= changed, "incremental " + i + " read " + read + " bytes; " + changed
                     + " bytes of chunks changed");
             }
             copies.add(d.get("backupId").asText());
         }
         for (int i = 0; i < copies.size(); i++) {
-            Path out = dir.resolve("b-restore" + i + ".raw");
-            Cli.run("restore", "--repo", b.toString(), "--disk", "vda", "--backup", copies.get(i), "--to",
-                out.toString()).ok();
-            assertEquals(Proc.sha256(chain.snapshots().get(i)), Proc.sha256(out), "B's restore of copy " + i);
+            Path out = dir.resolve("b-" + label + "-restore" + i + ".raw");
+            List<String> a = new ArrayList<>(List.of("restore", "--disk", "vda", "--backup", copies.get(i), "--to",
+                out.toString()));
+            a.addAll(repoArgs);
+            Cli.run(a.toArray(String[]::new)).ok();
+            assertEquals(Proc.sha256(chain.snapshots().get(i)), Proc.sha256(out), label + " restore of copy " + i);
         }
     }
 
