@@ -31,6 +31,11 @@ import java.util.concurrent.Executor;
  */
 final class BackupContexts {
     static final int MAX_EXTENTS = 65536;
+    /**
+     * Chunks looked at per call: with extended headers one request may span the whole export, and a reply may cover
+     * less than asked ({@code doc/proto.md}), so a call stops after this many (1 TiB at 1 MiB chunks).
+     */
+    static final long MAX_SCAN = 1 << 20;
 
     /** Opens (or shares) the reader of a backup. */
     interface Readers {
@@ -128,18 +133,22 @@ final class BackupContexts {
 
     /**
      * Runs of {@code [offset, offset + length)} (clipped to the image) with status {@code flag} where {@code set}
-     * holds, 0 elsewhere; at most {@link #MAX_EXTENTS}.
+     * holds, 0 elsewhere; at most {@link #MAX_EXTENTS} runs and {@link #MAX_SCAN} chunks looked at (the last run
+     * then ends early).
      */
     static List<Extent> runs(long size, int chunkSize, long offset, long length, ChunkTest set, int flag) {
         long end = Math.min(size, offset + length);
         List<Extent> out = new ArrayList<>();
         long pos = offset;
-        while (pos < end && out.size() < MAX_EXTENTS) {
+        long scanned = 0;
+        while (pos < end && out.size() < MAX_EXTENTS && scanned < MAX_SCAN) {
             long idx = pos / chunkSize;
             boolean on = set.test(idx);
+            scanned++;
             long runEnd = Math.min(end, (idx + 1) * chunkSize);
-            while (runEnd < end && set.test(runEnd / chunkSize) == on) {
+            while (runEnd < end && scanned < MAX_SCAN && set.test(runEnd / chunkSize) == on) {
                 runEnd = Math.min(end, (runEnd / chunkSize + 1) * chunkSize);
+                scanned++;
             }
             out.add(new Extent(pos, runEnd - pos, on ? flag : 0));
             pos = runEnd;
