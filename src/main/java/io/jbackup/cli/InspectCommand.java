@@ -8,6 +8,7 @@ import io.jbackup.nbd.client.NbdClient;
 import io.jbackup.nbd.client.NbdUri;
 import io.jbackup.nbd.protocol.Extent;
 import io.jbackup.nbd.protocol.NbdConstants;
+import io.jbackup.nbd.protocol.NbdHeaderMode;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -118,8 +119,14 @@ public final class InspectCommand implements Callable<Integer> {
     }
 
     /** Everything inspect prints. */
-    record Report(NbdUri uri, ExportInfo info, boolean structured, boolean tls, List<String> contexts,
-                  Map<String, List<Extent>> maps) {
+    record Report(NbdUri uri, ExportInfo info, boolean structured, NbdHeaderMode mode, boolean tls,
+                  List<String> contexts, Map<String, List<Extent>> maps) {
+
+        /** "extended headers", "structured replies" or "simple replies": what transmission uses. */
+        String protocol() {
+            return mode == NbdHeaderMode.EXTENDED ? "extended headers" : structured ? "structured replies"
+                : "simple replies";
+        }
 
         String infoText() {
             StringBuilder sb = new StringBuilder();
@@ -129,8 +136,7 @@ public final class InspectCommand implements Callable<Integer> {
             }
             sb.append(String.format("uri:            %s%n", uri));
             sb.append(String.format("size:           %d (%s)%n", info.size(), human(info.size())));
-            sb.append(String.format("protocol:       %s%s%n", structured ? "structured replies" : "simple replies",
-                tls ? ", TLS" : ""));
+            sb.append(String.format("protocol:       %s%s%n", protocol(), tls ? ", TLS" : ""));
             sb.append(String.format("flags:          0x%04x %s%n", info.transmissionFlags(), info.flagNames()));
             sb.append(String.format("block sizes:    minimum %d, preferred %d, maximum %d%n", info.minBlock(),
                 info.preferredBlock(), info.maxBlock()));
@@ -169,6 +175,7 @@ public final class InspectCommand implements Callable<Integer> {
                 m.put("preferredBlock", info.preferredBlock());
                 m.put("maxBlock", info.maxBlock());
                 m.put("structuredReplies", structured);
+                m.put("headerMode", mode.name().toLowerCase(java.util.Locale.ROOT));
                 m.put("tls", tls);
                 m.put("metaContexts", contexts);
             }
@@ -195,6 +202,7 @@ public final class InspectCommand implements Callable<Integer> {
         }
         String missing = null;
         boolean structured;
+        NbdHeaderMode mode;
         try (NbdClient c = NbdClient.connect(uri, opts.withMetaContexts(List.copyOf(new LinkedHashSet<>(
             mapContexts))))) {
             Map<String, List<Extent>> maps = new LinkedHashMap<>();
@@ -206,8 +214,9 @@ public final class InspectCommand implements Callable<Integer> {
                 maps.put(ctx, Extents.coalesce(Extents.map(c, ctx, 0, c.info().size())));
             }
             structured = c.structuredReplies();
+            mode = c.headerMode();
             if (missing == null) {
-                return new Report(uri, c.info(), structured, opts.tls().enabled() || uri.tls(), contexts, maps);
+                return new Report(uri, c.info(), structured, mode, opts.tls().enabled() || uri.tls(), contexts, maps);
             }
         }
         // a server may serve one client at a time (qemu-nbd's default): ask again only after closing

@@ -6,6 +6,7 @@ import io.jbackup.nbd.server.ChunkSource;
 import io.jbackup.nbd.server.ChunkedImageExport;
 import io.jbackup.nbd.server.ExportListing;
 import io.jbackup.nbd.server.ExportProvider;
+import io.jbackup.nbd.server.ExtentSource;
 import io.jbackup.nbd.server.ForwardingExport;
 import io.jbackup.nbd.server.NbdExport;
 import io.jbackup.nbd.server.OverlayExport;
@@ -26,9 +27,12 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ForkJoinPool;
 
 /**
- * The repository's backups as NBD exports, for {@code jbackup serve}:
+ * The repository's backups as NBD exports, for {@code jbackup serve}, each read-only one with the meta contexts of
+ * {@link BackupContexts} ({@code qemu:allocation-depth}, and {@code qemu:dirty-bitmap:ID2} against every older
+ * backup of the disk):
  * <ul>
  *   <li>{@code DISK@ID} for every complete backup (ID may be any unique prefix when opening);</li>
  *   <li>{@code DISK@latest} for the newest backup of each standalone disk, and {@code VM/DISK@latest} for disks of
@@ -66,6 +70,9 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
     private final Writable writable;
     private final Path overlayDir;
     private final Map<String, BackupReader> readers = new HashMap<>();
+    /** Dirty-chunk bitmaps between two backups ({@link BackupContexts}), computed once while serving. */
+    private final Map<String, CompletableFuture<java.util.BitSet>> bitmaps =
+        new java.util.concurrent.ConcurrentHashMap<>();
     private final Map<String, SharedOverlay> overlays = new LinkedHashMap<>();
     private final List<KeptOverlay> kept = new ArrayList<>();
     private boolean closed;
@@ -188,7 +195,16 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
             return null;
         }
         if (writable == null) {
-            return new ChunkedImageExport(name, describe(b), new ReaderSource(reader(b.id())), cache, readAhead);
+            BackupReader reader = reader(b.id());
+            Map<String, ExtentSource> contexts = BackupContexts.of(b, reader, repo.listBackups(), this::reader,
+                ForkJoinPool.commonPool(), bitmaps);
+            return new ForwardingExport(new ChunkedImageExport(name, describe(b), new ReaderSource(reader), cache,
+                readAhead)) {
+                @Override
+                public Map<String, ExtentSource> metaContexts() {
+                    return contexts;
+                }
+            };
         }
         OverlayExport overlay = overlay(b);
         String description = describe(b) + " (writable overlay " + overlay.overlayFile() + ")";
@@ -292,6 +308,7 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
             }
         }
         readers.clear();
+        bitmaps.clear();
     }
 
     /** A backup as a {@link ChunkSource}. */

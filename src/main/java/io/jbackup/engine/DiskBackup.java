@@ -238,6 +238,17 @@ public final class DiskBackup {
             LOG.info("{}: the server offers no base:allocation; reading every byte", label);
         }
         ChunkPlanner planner = new ChunkPlanner(size, chunkSize, haveAlloc, haveDepth, incremental);
+        // the contexts the planner reads; with BLOCK_STATUS_PAYLOAD the server computes no others
+        List<String> wanted = new ArrayList<>();
+        if (haveAlloc) {
+            wanted.add(NbdConstants.CONTEXT_BASE_ALLOCATION);
+        }
+        if (haveDepth) {
+            wanted.add(NbdConstants.CONTEXT_ALLOCATION_DEPTH);
+        }
+        if (incremental) {
+            wanted.add(dirtyContext());
+        }
         int buffers = (int) Math.max(2, Math.min(4096, options.bufferBytes() / chunkSize));
         BufferPool pool = new BufferPool(buffers, chunkSize);
         Deque<ChunkTask> pending = new ArrayDeque<>();
@@ -325,7 +336,7 @@ public final class DiskBackup {
             if (status == null && planner.coveredEnd() < size && pending.size() < buffers
                 && planner.coveredEnd() - planner.nextChunkOffset() < window) {
                 long from = planner.coveredEnd();
-                status = client.blockStatus(from, Math.min(window, size - from), false);
+                status = client.blockStatus(from, Math.min(window, size - from), false, wanted);
                 status.whenComplete((v, e) -> completions.add(WAKE));
                 statusRequests++;
             }
@@ -377,7 +388,8 @@ public final class DiskBackup {
     static final int FEW_EXTENTS = 16;
 
     /**
-     * The next block-status window: doubled (up to {@link NbdClient#MAX_STATUS_LENGTH}) after a reply of few extents,
+     * The next block-status window: doubled (up to {@link NbdClient#maxStatusLength()}: the whole export with extended
+     * headers) after a reply of few extents,
      * so a big empty or clean region costs a few requests, not one per configured window; back to the configured
      * window after a fragmented reply, which keeps replies and the planner's buffered extents small.
      */
@@ -389,7 +401,7 @@ public final class DiskBackup {
         if (extents > FEW_EXTENTS) {
             return options.statusWindow();
         }
-        return Math.min(NbdClient.MAX_STATUS_LENGTH, window * 2);
+        return Math.min(client.maxStatusLength(), window * 2);
     }
 
     private static void feed(ChunkPlanner planner, Map<String, List<Extent>> ext, boolean alloc, boolean depth,

@@ -53,10 +53,15 @@ public final class QemuImages {
      * {@code "-r", "-B", "bitmap", "-A"} are passed through. Close the handle to stop it.
      */
     public static Proc.Background qemuNbd(Path dir, Path image, String format, String... extra) {
+        return qemuNbd("qemu-nbd", dir, image, format, extra);
+    }
+
+    /** As above, with the given qemu-nbd binary (QEMU 10's: {@link Qemu10#qemuNbd}). */
+    public static Proc.Background qemuNbd(String binary, Path dir, Path image, String format, String... extra) {
         Path sock = dir.resolve("qemu-nbd-" + System.nanoTime() + ".sock");
         String[] cmd = new String[6 + extra.length + 1];
         int i = 0;
-        cmd[i++] = "qemu-nbd";
+        cmd[i++] = binary;
         cmd[i++] = "-t";
         cmd[i++] = "-k";
         cmd[i++] = sock.toString();

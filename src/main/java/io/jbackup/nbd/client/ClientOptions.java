@@ -25,10 +25,12 @@ import java.util.List;
  *                         is a protocol error
  * @param maxRequestSize   largest READ/WRITE sent in one request; larger calls are split (further limited by the
  *                         server's maximum payload, and aligned to its minimum block size)
+ * @param extendedHeaders  ask for {@code NBD_OPT_EXTENDED_HEADERS} (QEMU 8.2+) before structured replies; off only to
+ *                         test the fallback or to work around a broken server
  */
 public record ClientOptions(TlsConfig tls, List<String> metaContexts, Duration connectTimeout,
                             Duration handshakeTimeout, Duration requestTimeout, int maxInFlight, int connections,
-                            int maxReplyPayload, int maxRequestSize) {
+                            int maxReplyPayload, int maxRequestSize, boolean extendedHeaders) {
 
     public static final int DEFAULT_MAX_IN_FLIGHT = 64;
     public static final int DEFAULT_MAX_REPLY_PAYLOAD = 32 << 20;
@@ -76,32 +78,33 @@ public record ClientOptions(TlsConfig tls, List<String> metaContexts, Duration c
     /** Plaintext, no meta contexts, timeouts 10 s connect / 30 s handshake / 120 s per request, 64 in flight. */
     public static ClientOptions defaults() {
         return new ClientOptions(TlsConfig.OFF, List.of(), Duration.ofSeconds(10), Duration.ofSeconds(30),
-            Duration.ofSeconds(120), DEFAULT_MAX_IN_FLIGHT, 1, DEFAULT_MAX_REPLY_PAYLOAD, DEFAULT_MAX_REQUEST_SIZE);
+            Duration.ofSeconds(120), DEFAULT_MAX_IN_FLIGHT, 1, DEFAULT_MAX_REPLY_PAYLOAD, DEFAULT_MAX_REQUEST_SIZE,
+            true);
     }
 
     public ClientOptions withTls(TlsConfig v) {
         return new ClientOptions(v, metaContexts, connectTimeout, handshakeTimeout, requestTimeout, maxInFlight,
-            connections, maxReplyPayload, maxRequestSize);
+            connections, maxReplyPayload, maxRequestSize, extendedHeaders);
     }
 
     public ClientOptions withMetaContexts(List<String> v) {
         return new ClientOptions(tls, v, connectTimeout, handshakeTimeout, requestTimeout, maxInFlight,
-            connections, maxReplyPayload, maxRequestSize);
+            connections, maxReplyPayload, maxRequestSize, extendedHeaders);
     }
 
     public ClientOptions withConnectTimeout(Duration v) {
         return new ClientOptions(tls, metaContexts, v, handshakeTimeout, requestTimeout, maxInFlight,
-            connections, maxReplyPayload, maxRequestSize);
+            connections, maxReplyPayload, maxRequestSize, extendedHeaders);
     }
 
     public ClientOptions withHandshakeTimeout(Duration v) {
         return new ClientOptions(tls, metaContexts, connectTimeout, v, requestTimeout, maxInFlight,
-            connections, maxReplyPayload, maxRequestSize);
+            connections, maxReplyPayload, maxRequestSize, extendedHeaders);
     }
 
     public ClientOptions withRequestTimeout(Duration v) {
         return new ClientOptions(tls, metaContexts, connectTimeout, handshakeTimeout, v, maxInFlight,
-            connections, maxReplyPayload, maxRequestSize);
+            connections, maxReplyPayload, maxRequestSize, extendedHeaders);
     }
 
     /**
@@ -120,21 +123,26 @@ public record ClientOptions(TlsConfig tls, List<String> metaContexts, Duration c
 
     public ClientOptions withMaxInFlight(int v) {
         return new ClientOptions(tls, metaContexts, connectTimeout, handshakeTimeout, requestTimeout, v,
-            connections, maxReplyPayload, maxRequestSize);
+            connections, maxReplyPayload, maxRequestSize, extendedHeaders);
     }
 
     public ClientOptions withConnections(int v) {
         return new ClientOptions(tls, metaContexts, connectTimeout, handshakeTimeout, requestTimeout, maxInFlight,
-            v, maxReplyPayload, maxRequestSize);
+            v, maxReplyPayload, maxRequestSize, extendedHeaders);
     }
 
     public ClientOptions withMaxReplyPayload(int v) {
         return new ClientOptions(tls, metaContexts, connectTimeout, handshakeTimeout, requestTimeout, maxInFlight,
-            connections, v, Math.min(maxRequestSize, v));
+            connections, v, Math.min(maxRequestSize, v), extendedHeaders);
     }
 
     public ClientOptions withMaxRequestSize(int v) {
         return new ClientOptions(tls, metaContexts, connectTimeout, handshakeTimeout, requestTimeout, maxInFlight,
-            connections, maxReplyPayload, v);
+            connections, maxReplyPayload, v, extendedHeaders);
+    }
+
+    public ClientOptions withExtendedHeaders(boolean v) {
+        return new ClientOptions(tls, metaContexts, connectTimeout, handshakeTimeout, requestTimeout, maxInFlight,
+            connections, maxReplyPayload, maxRequestSize, v);
     }
 }

@@ -63,6 +63,11 @@ public record ExportInfo(String name, String description, long size, int transmi
         return flag(NbdConstants.TFLAG_SEND_FAST_ZERO);
     }
 
+    /** {@code NBD_FLAG_BLOCK_STATUS_PAYLOAD}: with extended headers, BLOCK_STATUS may name the contexts it wants. */
+    public boolean canBlockStatusPayload() {
+        return flag(NbdConstants.TFLAG_BLOCK_STATUS_PAYLOAD);
+    }
+
     /** The flags as {@code HAS_FLAGS|READ_ONLY|...}. */
     public String flagNames() {
         return NbdConstants.transmissionFlagsToString(transmissionFlags);

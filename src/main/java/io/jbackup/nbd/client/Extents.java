@@ -30,7 +30,7 @@ public final class Extents {
         List<Extent> out = new ArrayList<>();
         long pos = offset;
         while (pos < end) {
-            Map<String, List<Extent>> r = join(client.blockStatus(pos, end - pos, false));
+            Map<String, List<Extent>> r = join(client.blockStatus(pos, end - pos, false, List.of(context)));
             List<Extent> list = r.get(context);
             if (list == null || list.isEmpty()) {
                 throw new NbdProtocolException("server returned no extents for " + context + " at offset " + pos);

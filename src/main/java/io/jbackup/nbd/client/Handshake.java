@@ -110,10 +110,12 @@ final class Handshake implements AutoCloseable {
     /**
      * The outcome of a successful negotiation, ready for transmission.
      *
+     * @param structured     reply chunks are allowed: structured replies or extended headers
+     * @param mode           the header mode: {@link NbdHeaderMode#EXTENDED} when extended headers were acknowledged
      * @param offeredBitmaps when a {@code qemu:dirty-bitmap:} context was asked for and not granted, the bitmap
      *                       names the export offers (listed on this connection); otherwise empty
      */
-    record Negotiated(ExportInfo info, boolean structured, Map<Integer, String> contexts,
+    record Negotiated(ExportInfo info, boolean structured, NbdHeaderMode mode, Map<Integer, String> contexts,
                       List<String> offeredBitmaps) {
     }
 
@@ -322,13 +324,22 @@ final class Handshake implements AutoCloseable {
 
     // ---- negotiation for a transmission connection ----
 
-    /** Structured replies, meta contexts, then GO (or EXPORT_NAME for servers without GO). */
+    /**
+     * Extended headers (else structured replies, else neither), meta contexts, then GO (or EXPORT_NAME for servers
+     * without GO, never after extended headers). Runs after STARTTLS, so TLS connections negotiate it afresh.
+     */
     Negotiated negotiate(List<String> metaContexts) throws IOException {
         boolean structured = false;
+        NbdHeaderMode mode = NbdHeaderMode.COMPACT;
         Map<Integer, String> contexts = new LinkedHashMap<>();
         List<String> offered = List.of();
         if (greeting.fixedNewstyle()) {
-            structured = negotiateStructuredReplies();
+            if (opts.extendedHeaders() && negotiateExtendedHeaders()) {
+                mode = NbdHeaderMode.EXTENDED;
+                structured = true;
+            } else {
+                structured = negotiateStructuredReplies();
+            }
             if (structured && !metaContexts.isEmpty()) {
                 List<OptionReply> r = option(OptionRequest.setMetaContext(uri.export(), metaContexts));
                 OptionReply fin = last(r);
@@ -357,10 +368,10 @@ final class Handshake implements AutoCloseable {
             List<OptionReply> r = option(OptionRequest.go(uri.export(), INFO_REQUESTS));
             OptionReply fin = last(r);
             if (fin instanceof OptionReply.Ack) {
-                return new Negotiated(exportInfo(uri.export(), "", r, true), structured, contexts, offered);
+                return new Negotiated(exportInfo(uri.export(), "", r, true), structured, mode, contexts, offered);
             }
             OptionReply.Error e = (OptionReply.Error) fin;
-            if (!e.type().equals(NbdOptionReplyType.ERR_UNSUP)) {
+            if (!e.type().equals(NbdOptionReplyType.ERR_UNSUP) || mode == NbdHeaderMode.EXTENDED) {
                 throw refused(e, "NBD_OPT_GO for export '" + uri.export() + "'");
             }
             LOG.debug("{}: server does not support NBD_OPT_GO; falling back to NBD_OPT_EXPORT_NAME", uri);
@@ -368,7 +379,7 @@ final class Handshake implements AutoCloseable {
         if (tls && !greeting.fixedNewstyle()) {
             throw new IllegalStateException("TLS without fixed newstyle");
         }
-        return new Negotiated(exportName(), structured, contexts, offered);
+        return new Negotiated(exportName(), structured, mode, contexts, offered);
     }
 
     /**
@@ -395,6 +406,22 @@ final class Handshake implements AutoCloseable {
             LOG.debug("{}: cannot list the export's bitmaps: {}", uri, e.getMessage());
             return List.of();
         }
+    }
+
+    /**
+     * {@code NBD_OPT_EXTENDED_HEADERS} (QEMU 8.2+): true when acknowledged. A server without them (QEMU 7.2,
+     * nbdkit 1.32) answers {@code ERR_UNSUP}; the client then falls back to structured replies.
+     */
+    boolean negotiateExtendedHeaders() throws IOException {
+        OptionReply fin = last(option(OptionRequest.extendedHeaders()));
+        if (fin instanceof OptionReply.Error e) {
+            if (e.type().equals(NbdOptionReplyType.ERR_TLS_REQD)) {
+                throw refused(e, "NBD_OPT_EXTENDED_HEADERS");
+            }
+            LOG.debug("{}: no extended headers ({})", uri, e.describe());
+            return false;
+        }
+        return true;
     }
 
     boolean negotiateStructuredReplies() throws IOException {
@@ -521,8 +548,10 @@ final class Handshake implements AutoCloseable {
     Connection toTransmission(Negotiated n) throws IOException {
         TransmissionHandler th = new TransmissionHandler(uri.toString(), n.info().size(), n.structured(),
             opts.maxInFlight(), opts.requestTimeout().toNanos());
-        ReplyDecoder rd = new ReplyDecoder(NbdHeaderMode.COMPACT, opts.maxReplyPayload(),
-            Math.min(opts.maxReplyPayload(), ReplyDecoder.DEFAULT_MAX_METADATA_PAYLOAD), th);
+        int maxMetadata = n.mode() == NbdHeaderMode.EXTENDED ? ReplyDecoder.DEFAULT_MAX_METADATA_PAYLOAD_EXTENDED
+            : ReplyDecoder.DEFAULT_MAX_METADATA_PAYLOAD;
+        ReplyDecoder rd = new ReplyDecoder(n.mode(), opts.maxReplyPayload(),
+            (int) Math.min(opts.maxReplyPayload(), maxMetadata), th);
         try {
             channel.eventLoop().submit(() -> {
                 if (!events.queue.isEmpty()) {
@@ -530,7 +559,7 @@ final class Handshake implements AutoCloseable {
                         + events.queue.peek());
                 }
                 channel.pipeline().replace("handshake-events", "nbd-client", th);
-                channel.pipeline().replace("handshake-encoder", "request-encoder", RequestEncoder.COMPACT);
+                channel.pipeline().replace("handshake-encoder", "request-encoder", RequestEncoder.of(n.mode()));
                 channel.pipeline().replace("handshake-decoder", "reply-decoder", rd);
                 return null;
             }).get(10, TimeUnit.SECONDS);

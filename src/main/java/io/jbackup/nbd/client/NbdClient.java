@@ -3,6 +3,7 @@ package io.jbackup.nbd.client;
 import io.jbackup.nbd.protocol.Extent;
 import io.jbackup.nbd.protocol.NbdCommand;
 import io.jbackup.nbd.protocol.NbdConstants;
+import io.jbackup.nbd.protocol.NbdHeaderMode;
 import io.jbackup.nbd.protocol.OptionReply;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
@@ -13,6 +14,7 @@ import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -26,8 +28,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
- * An NBD client for one export: fixed newstyle handshake (TLS, structured replies, meta contexts, {@code GO} with
- * {@code EXPORT_NAME} fallback), then pipelined, asynchronous commands over one or more connections.
+ * An NBD client for one export: fixed newstyle handshake (TLS, extended headers or structured replies, meta
+ * contexts, {@code GO} with {@code EXPORT_NAME} fallback), then pipelined, asynchronous commands over one or more connections.
  *
  * <p>Every command returns a {@link CompletableFuture}. Large calls are split into requests of at most
  * {@link ClientOptions#maxRequestSize()} bytes (and never more than the server's maximum payload), sent with up to
@@ -59,6 +61,7 @@ public final class NbdClient implements AutoCloseable {
     private final ClientOptions opts;
     private final ExportInfo info;
     private final boolean structured;
+    private final NbdHeaderMode mode;
     private final Map<String, Integer> metaContexts;
     private final List<String> offeredBitmaps;
     private final List<Connection> connections;
@@ -72,6 +75,7 @@ public final class NbdClient implements AutoCloseable {
         this.opts = opts;
         this.info = first.info();
         this.structured = first.structured();
+        this.mode = first.mode();
         Map<String, Integer> m = new LinkedHashMap<>();
         first.contexts().forEach((id, name) -> m.put(name, id));
         this.metaContexts = Collections.unmodifiableMap(m);
@@ -91,9 +95,9 @@ public final class NbdClient implements AutoCloseable {
     }
 
     /**
-     * Connects to the export: STARTTLS (as configured), {@code STRUCTURED_REPLY}, {@code SET_META_CONTEXT} for
-     * {@link ClientOptions#metaContexts()}, {@code GO} (or {@code EXPORT_NAME}); then, if the server advertises
-     * {@code CAN_MULTI_CONN}, further connections up to {@link ClientOptions#connections()}.
+     * Connects to the export: STARTTLS (as configured), {@code EXTENDED_HEADERS} (else {@code STRUCTURED_REPLY}),
+     * {@code SET_META_CONTEXT} for {@link ClientOptions#metaContexts()}, {@code GO} (or {@code EXPORT_NAME}); then,
+     * if the server advertises {@code CAN_MULTI_CONN}, further connections up to {@link ClientOptions#connections()}.
      */
     public static NbdClient connect(NbdUri uri, ClientOptions opts) throws IOException {
         Objects.requireNonNull(uri, "uri");
@@ -136,7 +140,7 @@ public final class NbdClient implements AutoCloseable {
             Handshake.Negotiated n = h.negotiate(opts.metaContexts());
             if (n.info().size() != first.info().size()
                 || n.info().transmissionFlags() != first.info().transmissionFlags()
-                || n.structured() != first.structured()
+                || n.structured() != first.structured() || n.mode() != first.mode()
                 || !Set.copyOf(n.contexts().values()).equals(Set.copyOf(first.contexts().values()))) {
                 throw new IOException("the server negotiated different parameters on this connection");
             }
@@ -219,6 +223,19 @@ public final class NbdClient implements AutoCloseable {
         return structured;
     }
 
+    /** The header mode negotiated: {@link NbdHeaderMode#EXTENDED} when the server took extended headers. */
+    public NbdHeaderMode headerMode() {
+        return mode;
+    }
+
+    /**
+     * Largest length of one BLOCK_STATUS request on this connection: the export size with extended headers (one
+     * 64-bit request can cover it; the server answers as much as it wants), else {@link #MAX_STATUS_LENGTH}.
+     */
+    public long maxStatusLength() {
+        return mode == NbdHeaderMode.EXTENDED ? Math.max(info.size(), 1) : MAX_STATUS_LENGTH;
+    }
+
     /** Number of open connections. */
     public int connectionCount() {
         return (int) connections.stream().filter(Connection::alive).count();
@@ -278,6 +295,18 @@ public final class NbdClient implements AutoCloseable {
      * io.jbackup.nbd.protocol.NbdProtocolException} and ends the connection.
      */
     public CompletableFuture<Map<String, List<Extent>>> blockStatus(long offset, long length, boolean reqOne) {
+        return blockStatus(offset, length, reqOne, metaContexts.keySet());
+    }
+
+    /**
+     * As {@link #blockStatus(long, long, boolean)}, for the negotiated contexts in {@code wanted} only. With extended
+     * headers and {@code NBD_FLAG_BLOCK_STATUS_PAYLOAD} the request names just those (the server computes no
+     * others); otherwise all are asked and the others dropped from the result.
+     *
+     * @throws IllegalArgumentException if {@code wanted} names no negotiated context
+     */
+    public CompletableFuture<Map<String, List<Extent>>> blockStatus(long offset, long length, boolean reqOne,
+                                                                    java.util.Collection<String> wanted) {
         if (!structured || metaContexts.isEmpty()) {
             throw new IllegalStateException("no meta context was negotiated with " + uri + " (requested: "
                 + opts.metaContexts() + (structured ? "" : "; the server has no structured replies")
@@ -288,15 +317,41 @@ public final class NbdClient implements AutoCloseable {
         }
         checkRange(offset, Math.min(length, 1));
         checkAligned(offset, 0, "block status");
-        long len = Math.min(length, Math.min(info.size() - offset, MAX_STATUS_LENGTH));
+        long len = Math.min(length, Math.min(info.size() - offset, maxStatusLength()));
         if (len % info.minBlock() != 0 && offset + len < info.size()) {
             len -= len % info.minBlock();
         }
+        Set<String> names = new LinkedHashSet<>(wanted);
+        names.retainAll(metaContexts.keySet());
+        if (names.isEmpty()) {
+            throw new IllegalArgumentException("none of the meta contexts " + wanted + " was negotiated with " + uri
+                + " (negotiated: " + metaContexts.keySet() + ")");
+        }
         Connection c = pick();
+        Map<Integer, String> asked = c.contexts;
+        ByteBuf payload = null;
+        int flags = reqOne ? NbdConstants.CMD_FLAG_REQ_ONE : 0;
+        if (names.size() < c.contexts.size() && mode == NbdHeaderMode.EXTENDED && info.canBlockStatusPayload()) {
+            asked = new LinkedHashMap<>();
+            payload = Unpooled.buffer(8 + 4 * names.size()).writeLong(len);
+            for (Map.Entry<Integer, String> e : c.contexts.entrySet()) {
+                if (names.contains(e.getValue())) {
+                    asked.put(e.getKey(), e.getValue());
+                    payload.writeInt(e.getKey());
+                }
+            }
+        }
         CompletableFuture<Map<String, List<Extent>>> f = new CompletableFuture<>();
-        Request r = new Request.BlockStatus(offset, len, reqOne ? NbdConstants.CMD_FLAG_REQ_ONE : 0, c.contexts, f);
+        Request r = new Request.BlockStatus(offset, len, flags, asked, payload, f);
         c.submit(List.of(r), List.of(f));
-        return f;
+        if (asked.size() == names.size()) {
+            return f;
+        }
+        return f.thenApply(m -> {
+            Map<String, List<Extent>> out = new HashMap<>(m);
+            out.keySet().retainAll(names);
+            return out;
+        });
     }
 
     /**

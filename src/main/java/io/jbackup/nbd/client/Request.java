@@ -261,9 +261,15 @@ abstract class Request {
         private final Map<String, List<Extent>> result = new HashMap<>();
         private final Map<Integer, String> contexts;
 
-        BlockStatus(long offset, long length, int flags, Map<Integer, String> contexts,
+        /**
+         * @param contexts the contexts asked for (id to name): every negotiated one, or with a {@code payload} those
+         *                 it lists
+         * @param payload  null, or with extended headers {@code effect-length(8) context-id(4)...}
+         *                 ({@code NBD_FLAG_BLOCK_STATUS_PAYLOAD}); {@code length} is then its effect length
+         */
+        BlockStatus(long offset, long length, int flags, Map<Integer, String> contexts, ByteBuf payload,
                     CompletableFuture<Map<String, List<Extent>>> f) {
-            super(NbdCommand.BLOCK_STATUS, flags, offset, length, null);
+            super(NbdCommand.BLOCK_STATUS, flags, offset, length, payload);
             this.contexts = contexts;
             this.future = f;
         }

@@ -103,7 +103,9 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter implements 
         }
         ByteBuf p = r.payload;
         r.payload = null;
-        ctx.write(new NbdRequest(r.flags, r.command, r.cookie, r.offset, r.length, p), ctx.voidPromise());
+        // a BLOCK_STATUS payload (extended headers) has its own length; the request's is the effect length
+        long wireLength = p != null ? p.readableBytes() : r.length;
+        ctx.write(new NbdRequest(r.flags, r.command, r.cookie, r.offset, wireLength, p), ctx.voidPromise());
         scheduleFlush();
     }
 

@@ -80,7 +80,10 @@ public sealed interface NbdReply permits NbdReply.Simple, NbdReply.OffsetData, N
         }
     }
 
-    /** One block-status descriptor: {@code length} bytes with {@code status} (unsigned 32-bit values). */
+    /**
+     * One block-status descriptor: {@code length} bytes with {@code status} (unsigned 32-bit values from
+     * {@code BLOCK_STATUS}; 64-bit from {@code BLOCK_STATUS_EXT}, the length positive).
+     */
     record BlockDescriptor(long length, long status) {
     }
 

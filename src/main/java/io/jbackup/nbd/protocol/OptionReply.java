@@ -1,11 +1,13 @@
 package io.jbackup.nbd.protocol;
 
 /**
- * One option reply of fixed newstyle negotiation, decoded by {@link HandshakeDecoder}:
- * {@code 0x3e889045565a9(8) option(4) reply-type(4) length(4) data(length)}.
+ * One option reply of fixed newstyle negotiation:
+ * {@code 0x3e889045565a9(8) option(4) reply-type(4) length(4) data(length)}. The client decodes it with
+ * {@link HandshakeDecoder}; the server encodes it with {@link ServerOptionReplyEncoder}. One value type serves both.
  *
- * <p>{@code NBD_REP_INFO} replies are decoded into one record per {@code NBD_INFO_*} type. Every record carries the
- * option the server echoed, which the client checks against the option it sent.
+ * <p>{@code NBD_REP_INFO} replies are one record per {@code NBD_INFO_*} type. Every record carries the option the
+ * server echoed, which the client checks against the option it sent. The static factories take the raw option code
+ * the server received (unknown codes included).
  */
 public sealed interface OptionReply {
     /** The option the server echoed. */
@@ -67,5 +69,50 @@ public sealed interface OptionReply {
 
     /** A non-error reply type this client does not know; a conforming server never sends one unasked. */
     record Unknown(NbdOption option, NbdOptionReplyType type, int length) implements OptionReply {
+    }
+
+    /** {@code NBD_REP_ACK}. */
+    static OptionReply ack(int option) {
+        return new Ack(NbdOption.valueOf(option));
+    }
+
+    /** An error reply with a human-readable message (cut to the protocol's 4096-byte limit when encoded). */
+    static OptionReply error(int option, NbdOptionReplyType type, String message) {
+        if (!type.isError()) {
+            throw new IllegalArgumentException("not an error reply type: " + type);
+        }
+        return new Error(NbdOption.valueOf(option), type, message == null ? "" : message);
+    }
+
+    /** {@code NBD_REP_SERVER} for {@code NBD_OPT_LIST}. */
+    static OptionReply server(int option, String name, String description) {
+        return new Server(NbdOption.valueOf(option), name, description == null ? "" : description);
+    }
+
+    /** {@code NBD_REP_INFO} with {@code NBD_INFO_EXPORT}. */
+    static OptionReply infoExport(int option, long size, int transmissionFlags) {
+        return new InfoExport(NbdOption.valueOf(option), size, transmissionFlags);
+    }
+
+    /** {@code NBD_REP_INFO} with {@code NBD_INFO_NAME} or {@code NBD_INFO_DESCRIPTION}. */
+    static OptionReply infoString(int option, NbdInfoType info, String value) {
+        if (info.equals(NbdInfoType.NAME)) {
+            return new InfoName(NbdOption.valueOf(option), value);
+        }
+        if (info.equals(NbdInfoType.DESCRIPTION)) {
+            return new InfoDescription(NbdOption.valueOf(option), value);
+        }
+        throw new IllegalArgumentException("not a string information type: " + info);
+    }
+
+    /** {@code NBD_REP_INFO} with {@code NBD_INFO_BLOCK_SIZE}. */
+    static OptionReply infoBlockSize(int option, int minimum, int preferred, int maxPayload) {
+        return new InfoBlockSize(NbdOption.valueOf(option), Integer.toUnsignedLong(minimum),
+            Integer.toUnsignedLong(preferred), Integer.toUnsignedLong(maxPayload));
+    }
+
+    /** {@code NBD_REP_META_CONTEXT}. */
+    static OptionReply metaContext(int option, int contextId, String name) {
+        return new MetaContext(NbdOption.valueOf(option), contextId, name);
     }
 }

@@ -44,6 +44,11 @@ public record OptionRequest(NbdOption option, byte[] data) {
         return new OptionRequest(NbdOption.STRUCTURED_REPLY, new byte[0]);
     }
 
+    /** {@code NBD_OPT_EXTENDED_HEADERS}, no data. */
+    public static OptionRequest extendedHeaders() {
+        return new OptionRequest(NbdOption.EXTENDED_HEADERS, new byte[0]);
+    }
+
     /** {@code NBD_OPT_INFO}: name-length(4) name count(2) count x info-type(2). */
     public static OptionRequest info(String export, List<NbdInfoType> requests) {
         return new OptionRequest(NbdOption.INFO, infoData(export, requests));

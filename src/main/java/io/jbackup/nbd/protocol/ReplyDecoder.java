@@ -9,18 +9,23 @@ import java.nio.charset.StandardCharsets;
 import java.util.List;
 
 /**
- * Client-side decoder for transmission replies (compact headers), an explicit state machine.
+ * Client-side decoder for transmission replies, an explicit state machine; the counterpart of the server's
+ * {@link ServerReplyEncoder}.
  *
  * <p>Wire formats (big-endian):
  * <pre>
- * simple reply      0x67446698(4) error(4) cookie(8) [READ data, when error == 0]
- * structured chunk  0x668e33ef(4) flags(2) type(2) cookie(8) length(4) payload(length)
+ * simple reply      0x67446698(4) error(4) cookie(8) [READ data, when error == 0]       (compact only)
+ * structured chunk  0x668e33ef(4) flags(2) type(2) cookie(8) length(4) payload(length)  (compact only)
+ * extended chunk    0x6e8a278c(4) flags(2) type(2) cookie(8) offset(8) length(8) payload (extended only; the
+ *                   offset echoes the request's)
  *   NONE            length 0, flag DONE set
  *   OFFSET_DATA     offset(8) data(length - 8), length &gt;= 9
  *   OFFSET_HOLE     offset(8) hole-size(4, nonzero), length == 12
  *   BLOCK_STATUS    context-id(4) n x {extent-length(4, nonzero) status(4)}, length == 4 + 8n, n &gt;= 1
  *   ERROR           error(4, nonzero) message-length(2) message, length &gt;= 6
  *   ERROR_OFFSET    error(4, nonzero) message-length(2) message offset(8), length &gt;= 14
+ *   BLOCK_STATUS_EXT context-id(4) count(4, == n) n x {extent-length(8, nonzero) status(8)}, length == 8 + 16n,
+ *                   n &gt;= 1 (extended only; BLOCK_STATUS is compact only)
  * </pre>
  *
  * <p>A simple reply does not say how much data follows: that depends on the request, so the decoder asks
@@ -50,9 +55,12 @@ public final class ReplyDecoder extends ByteToMessageDecoder {
      * bound for metadata chunks.
      */
     public static final int DEFAULT_MAX_METADATA_PAYLOAD = 4 + 8 * (1 << 20);
+    /** The same for extended headers: a {@code BLOCK_STATUS_EXT} chunk of 2^20 descriptors. */
+    public static final int DEFAULT_MAX_METADATA_PAYLOAD_EXTENDED = 8 + 16 * (1 << 20);
 
     private static final int SIMPLE_HEADER_LENGTH = 16;
     private static final int STRUCTURED_HEADER_LENGTH = 20;
+    private static final int EXTENDED_HEADER_LENGTH = 32;
 
     private enum State {
         READ_HEADER,
@@ -79,13 +87,13 @@ public final class ReplyDecoder extends ByteToMessageDecoder {
     private boolean dataDone;
 
     /**
-     * @param mode               header mode (only {@link NbdHeaderMode#COMPACT} is implemented)
+     * @param mode               header mode negotiated
      * @param maxDataPayload     largest READ data accepted in one simple reply or OFFSET_DATA chunk
      * @param maxMetadataPayload largest payload of any other chunk (block status, errors)
      * @param lookup             the in-flight request table
      */
     public ReplyDecoder(NbdHeaderMode mode, long maxDataPayload, int maxMetadataPayload, RequestLookup lookup) {
-        this.mode = mode.requireSupported();
+        this.mode = java.util.Objects.requireNonNull(mode, "mode");
         if (maxDataPayload < 1 || maxMetadataPayload < 64) {
             throw new IllegalArgumentException("maxDataPayload " + maxDataPayload + " must be >= 1, "
                 + "maxMetadataPayload " + maxMetadataPayload + " must be >= 64");
@@ -147,6 +155,28 @@ public final class ReplyDecoder extends ByteToMessageDecoder {
         }
         int base = in.readerIndex();
         int magic = in.getInt(base);
+        if (mode == NbdHeaderMode.EXTENDED) {
+            if (magic != NbdConstants.EXTENDED_REPLY_MAGIC) {
+                throw new NbdProtocolException(String.format("bad reply magic 0x%08x (expected extended 0x%08x: "
+                    + "extended headers were negotiated, so simple and structured replies are not allowed)", magic,
+                    NbdConstants.EXTENDED_REPLY_MAGIC));
+            }
+            if (in.readableBytes() < EXTENDED_HEADER_LENGTH) {
+                return;
+            }
+            in.skipBytes(4);
+            flags = in.readUnsignedShort();
+            type = NbdReplyChunkType.valueOf(in.readUnsignedShort());
+            cookie = in.readLong();
+            in.skipBytes(8); // the request's offset, echoed
+            chunkLength = in.readLong();
+            if (chunkLength < 0 || chunkLength > Integer.MAX_VALUE) {
+                throw new NbdProtocolException(String.format("%s chunk for cookie 0x%x announces %s payload bytes, "
+                    + "more than any reply this client accepts", type, cookie, Long.toUnsignedString(chunkLength)));
+            }
+            chunk(in, out);
+            return;
+        }
         if (magic == NbdConstants.SIMPLE_REPLY_MAGIC) {
             if (in.readableBytes() < SIMPLE_HEADER_LENGTH) {
                 return;
@@ -177,6 +207,11 @@ public final class ReplyDecoder extends ByteToMessageDecoder {
         type = NbdReplyChunkType.valueOf(in.readUnsignedShort());
         cookie = in.readLong();
         chunkLength = in.readUnsignedInt();
+        chunk(in, out);
+    }
+
+    /** Checks the header of a structured or extended chunk and chooses how to read its payload. */
+    private void chunk(ByteBuf in, List<Object> out) throws NbdProtocolException {
         boolean done = (flags & NbdConstants.REPLY_FLAG_DONE) != 0;
         int code = type.code();
         if (code == NbdReplyChunkType.NONE.code()) {
@@ -194,10 +229,18 @@ public final class ReplyDecoder extends ByteToMessageDecoder {
         } else if (code == NbdReplyChunkType.OFFSET_HOLE.code()) {
             requireLength(chunkLength == 12, "must be 12");
             state = State.READ_CHUNK_PAYLOAD;
-        } else if (code == NbdReplyChunkType.BLOCK_STATUS.code()) {
+        } else if (code == NbdReplyChunkType.BLOCK_STATUS.code() && mode == NbdHeaderMode.COMPACT) {
             requireLength(chunkLength >= 12 && (chunkLength - 4) % 8 == 0, "must be 4 + 8n with n >= 1");
             requireLength(chunkLength <= maxMetadataPayload, "exceeds the limit of " + maxMetadataPayload);
             state = State.READ_CHUNK_PAYLOAD;
+        } else if (code == NbdReplyChunkType.BLOCK_STATUS_EXT.code() && mode == NbdHeaderMode.EXTENDED) {
+            requireLength(chunkLength >= 24 && (chunkLength - 8) % 16 == 0, "must be 8 + 16n with n >= 1");
+            requireLength(chunkLength <= maxMetadataPayload, "exceeds the limit of " + maxMetadataPayload);
+            state = State.READ_CHUNK_PAYLOAD;
+        } else if (code == NbdReplyChunkType.BLOCK_STATUS.code() || code == NbdReplyChunkType.BLOCK_STATUS_EXT.code()) {
+            throw new NbdProtocolException(String.format("%s chunk for cookie 0x%x with %s headers (doc/proto.md: "
+                + "BLOCK_STATUS_EXT with extended headers, BLOCK_STATUS otherwise)", type, cookie,
+                mode.name().toLowerCase(java.util.Locale.ROOT)));
         } else if (code == NbdReplyChunkType.ERROR.code()) {
             requireLength(chunkLength >= 6, "must be at least 6");
             requireLength(chunkLength <= maxMetadataPayload, "exceeds the limit of " + maxMetadataPayload);
@@ -287,9 +330,32 @@ public final class ReplyDecoder extends ByteToMessageDecoder {
                 pairs[2 * i + 1] = p.readUnsignedInt();
             }
             out.add(new NbdReply.BlockStatus(cookie, flags, contextId, new NbdReply.PackedDescriptors(pairs)));
+        } else if (code == NbdReplyChunkType.BLOCK_STATUS_EXT.code()) {
+            out.add(blockStatusExt(p, len));
         } else {
             out.add(decodeError(p, len));
         }
+    }
+
+    private NbdReply.BlockStatus blockStatusExt(ByteBuf p, int len) throws NbdProtocolException {
+        int contextId = p.readInt();
+        long count = p.readUnsignedInt();
+        int n = (len - 8) / 16;
+        if (count != n) {
+            throw new NbdProtocolException(String.format("BLOCK_STATUS_EXT chunk for cookie 0x%x says %d descriptors "
+                + "but its length %d holds %d", cookie, count, len, n));
+        }
+        long[] pairs = new long[2 * n];
+        for (int i = 0; i < n; i++) {
+            long l = p.readLong();
+            if (l <= 0) {
+                throw new NbdProtocolException(String.format("BLOCK_STATUS_EXT chunk for cookie 0x%x: descriptor %d "
+                    + "of %d has length %s (expected: 1 to 2^63 - 1)", cookie, i, n, Long.toUnsignedString(l)));
+            }
+            pairs[2 * i] = l;
+            pairs[2 * i + 1] = p.readLong();
+        }
+        return new NbdReply.BlockStatus(cookie, flags, contextId, new NbdReply.PackedDescriptors(pairs));
     }
 
     private NbdReply.Error decodeError(ByteBuf p, int len) throws NbdProtocolException {

@@ -3,13 +3,22 @@ package io.jbackup.nbd.server;
 import io.jbackup.nbd.protocol.ClientFlags;
 import io.jbackup.nbd.protocol.ExportNameReply;
 import io.jbackup.nbd.protocol.NbdConstants;
+import io.jbackup.nbd.protocol.NbdHeaderMode;
 import io.jbackup.nbd.protocol.NbdInfoType;
 import io.jbackup.nbd.protocol.NbdOption;
 import io.jbackup.nbd.protocol.NbdOptionReplyType;
+import io.jbackup.nbd.protocol.OptionReply;
+import io.jbackup.nbd.protocol.OptionRequest;
+import io.jbackup.nbd.protocol.OptionTooLong;
+import io.jbackup.nbd.protocol.RequestOffsets;
 import io.jbackup.nbd.protocol.ServerGreeting;
+import io.jbackup.nbd.protocol.ServerOptionDecoder;
+import io.jbackup.nbd.protocol.ServerReplyEncoder;
+import io.jbackup.nbd.protocol.ServerRequestDecoder;
 import io.jbackup.nbd.tls.TlsHandshakeCompletion;
 import io.jbackup.nbd.tls.TlsMode;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -51,6 +60,7 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
     static final String NAME = "handshake";
     static final String OPTION_DECODER = "optionDecoder";
     static final String REQUEST_DECODER = "requestDecoder";
+    static final String REPLY_ENCODER = "replyEncoder";
     static final String REQUEST_GUARD = "requestGuard";
     static final String TRANSMISSION = "transmission";
 
@@ -64,6 +74,8 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
     private boolean tlsStarted;
     private boolean tlsActive;
     private boolean structured;
+    /** NBD_OPT_EXTENDED_HEADERS was acknowledged: extended headers (and everything structured replies give). */
+    private boolean extended;
     private String metaExport;
     private List<String> metaSelected = List.of();
     private NbdExport cached;
@@ -133,6 +145,7 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
             tlsActive = true;
             // STARTTLS discards all prior negotiation state
             structured = false;
+            extended = false;
             metaExport = null;
             metaSelected = List.of();
             dropCached();
@@ -164,12 +177,10 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
             }
         } else if (msg instanceof OptionRequest r) {
             try {
-                handle(r.option(), r.content());
+                handle(r.option().code(), Unpooled.wrappedBuffer(r.data()));
             } catch (RuntimeException e) {
-                log.warn("{}: failed to handle option {}: {}", peer, r.type(), e.toString(), e);
+                log.warn("{}: failed to handle option {}: {}", peer, r.option(), e.toString(), e);
                 close();
-            } finally {
-                r.release();
             }
         } else if (msg instanceof OptionTooLong t) {
             if (t.option() == NbdOption.EXPORT_NAME.code()) {
@@ -215,6 +226,7 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
             case 6, 7 -> infoOrGo(opt, data);
             case 8 -> structuredReply(opt, data);
             case 9, 10 -> metaContext(opt, data);
+            case 11 -> extendedHeaders(opt, data);
             default -> reply(OptionReply.error(opt, NbdOptionReplyType.ERR_UNSUP,
                 "option " + option + " is not supported by this server"));
         }
@@ -223,6 +235,12 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
     // ---- options -------------------------------------------------------------------------------------------
 
     private void exportName(ByteBuf data) {
+        if (extended) {
+            // its reply cannot say which headers follow; doc/proto.md: a client must not send it after this
+            log.info("{}: NBD_OPT_EXPORT_NAME after NBD_OPT_EXTENDED_HEADERS, closing", peer);
+            close();
+            return;
+        }
         String name;
         try {
             name = readString(data, data.readableBytes(), "export name");
@@ -299,6 +317,19 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
         reply(OptionReply.ack(opt));
     }
 
+    /**
+     * {@code NBD_OPT_EXTENDED_HEADERS}: 32-byte requests and replies with 64-bit lengths from GO on; block status
+     * then comes as {@code BLOCK_STATUS_EXT} and may carry a payload ({@code NBD_FLAG_BLOCK_STATUS_PAYLOAD}).
+     */
+    private void extendedHeaders(int opt, ByteBuf data) {
+        if (data.isReadable()) {
+            reply(OptionReply.error(opt, NbdOptionReplyType.ERR_INVALID, "NBD_OPT_EXTENDED_HEADERS takes no data"));
+            return;
+        }
+        extended = true;
+        reply(OptionReply.ack(opt));
+    }
+
     private void infoOrGo(int opt, ByteBuf data) {
         boolean go = opt == NbdOption.GO.code();
         String name;
@@ -354,9 +385,9 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
             metaExport = null;
             metaSelected = List.of();
         }
-        if (!structured) {
+        if (!structured && !extended) {
             reply(OptionReply.error(opt, NbdOptionReplyType.ERR_INVALID,
-                NbdOption.valueOf(opt) + " needs NBD_OPT_STRUCTURED_REPLY first"));
+                NbdOption.valueOf(opt) + " needs NBD_OPT_STRUCTURED_REPLY or NBD_OPT_EXTENDED_HEADERS first"));
             return;
         }
         String exportName;
@@ -431,7 +462,8 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
         }
         dropCached();
         List<TransmissionHandler.Context> contexts = new ArrayList<>();
-        if (structured && requestedName.equals(metaExport)) {
+        boolean chunks = structured || extended;
+        if (chunks && requestedName.equals(metaExport)) {
             Map<String, ExtentSource> available = contextsOf(export);
             for (int i = 0; i < metaSelected.size(); i++) {
                 ExtentSource src = available.get(metaSelected.get(i));
@@ -441,14 +473,19 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
             }
         }
         log.info("{}: serving export '{}' ({} bytes, {}{}{})", peer, export.name(), export.size(),
-            export.readOnly() ? "read-only" : "writable", structured ? ", structured replies" : "",
-            tlsActive ? ", TLS" : "");
-        TransmissionHandler th = new TransmissionHandler(server, export, peer, structured, contexts,
+            export.readOnly() ? "read-only" : "writable", extended ? ", extended headers"
+                : structured ? ", structured replies" : "", tlsActive ? ", TLS" : "");
+        TransmissionHandler th = new TransmissionHandler(server, export, peer, chunks, extended, contexts,
             transmissionFlags(export), maxPayload(export));
         ctx.flush();
         var pipeline = ctx.pipeline();
         pipeline.replace(this, TRANSMISSION, th);
-        ServerRequestDecoder decoder = new ServerRequestDecoder(maxPayload(export), export.readOnly());
+        NbdHeaderMode mode = extended ? NbdHeaderMode.EXTENDED : NbdHeaderMode.COMPACT;
+        RequestOffsets offsets = extended ? new RequestOffsets() : null;
+        if (extended) {
+            pipeline.replace(REPLY_ENCODER, REPLY_ENCODER, new ServerReplyEncoder(mode, offsets));
+        }
+        ServerRequestDecoder decoder = new ServerRequestDecoder(mode, maxPayload(export), export.readOnly(), offsets);
         pipeline.addAfter(OPTION_DECODER, REQUEST_DECODER, decoder);
         pipeline.addBefore(REQUEST_DECODER, REQUEST_GUARD, new StalledRequestGuard(decoder,
             server.config.requestTimeout(), peer));
@@ -465,8 +502,12 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
         } else {
             f |= NbdConstants.TFLAG_SEND_TRIM | NbdConstants.TFLAG_SEND_WRITE_ZEROES;
         }
-        if (structured) {
+        if (structured || extended) {
             f |= NbdConstants.TFLAG_SEND_DF;
+        }
+        if (extended && !metaSelected.isEmpty()) {
+            // doc/proto.md: not without meta contexts (as qemu-nbd 10)
+            f |= NbdConstants.TFLAG_BLOCK_STATUS_PAYLOAD;
         }
         if (e.canMultiConn()) {
             f |= NbdConstants.TFLAG_CAN_MULTI_CONN;

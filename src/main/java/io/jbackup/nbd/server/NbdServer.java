@@ -1,5 +1,8 @@
 package io.jbackup.nbd.server;
 
+import io.jbackup.nbd.protocol.ServerOptionDecoder;
+import io.jbackup.nbd.protocol.ServerOptionReplyEncoder;
+import io.jbackup.nbd.protocol.ServerReplyEncoder;
 import io.jbackup.nbd.tls.NbdTls;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBufAllocator;
@@ -59,7 +62,7 @@ public final class NbdServer implements AutoCloseable {
     };
 
     private static final ServerOptionReplyEncoder OPTION_ENCODER = new ServerOptionReplyEncoder();
-    private static final ServerReplyEncoder REPLY_ENCODER = new ServerReplyEncoder();
+    private static final ServerReplyEncoder REPLY_ENCODER = ServerReplyEncoder.COMPACT;
 
     private final ServerConfig config;
     private final ServerContext context;
@@ -162,7 +165,7 @@ public final class NbdServer implements AutoCloseable {
                     ch.pipeline()
                         .addLast(HandshakeHandler.OPTION_DECODER, decoder)
                         .addLast("optionEncoder", OPTION_ENCODER)
-                        .addLast("replyEncoder", REPLY_ENCODER)
+                        .addLast(HandshakeHandler.REPLY_ENCODER, REPLY_ENCODER)
                         .addLast(HandshakeHandler.NAME, new HandshakeHandler(context, decoder));
                 }
             });

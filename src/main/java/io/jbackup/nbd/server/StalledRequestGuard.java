@@ -1,5 +1,6 @@
 package io.jbackup.nbd.server;
 
+import io.jbackup.nbd.protocol.ServerRequestDecoder;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.util.concurrent.ScheduledFuture;

@@ -4,6 +4,8 @@ import io.jbackup.nbd.protocol.Extent;
 import io.jbackup.nbd.protocol.NbdCommand;
 import io.jbackup.nbd.protocol.NbdConstants;
 import io.jbackup.nbd.protocol.NbdError;
+import io.jbackup.nbd.protocol.ServerReply;
+import io.jbackup.nbd.protocol.ServerRequest;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.Unpooled;
@@ -55,6 +57,8 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     private final NbdExport export;
     private final String peer;
     private final boolean structured;
+    /** Extended headers: 64-bit lengths, PAYLOAD_LEN on WRITE, block-status payloads. */
+    private final boolean extended;
     private final List<Context> contexts;
     private final int transmissionFlags;
     private final int maxPayload;
@@ -76,12 +80,13 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     private boolean pumping;
     private final Runnable flushTask = this::flushNow;
 
-    TransmissionHandler(ServerContext server, NbdExport export, String peer, boolean structured, List<Context> contexts,
-                        int transmissionFlags, int maxPayload) {
+    TransmissionHandler(ServerContext server, NbdExport export, String peer, boolean structured, boolean extended,
+                        List<Context> contexts, int transmissionFlags, int maxPayload) {
         this.server = server;
         this.export = export;
         this.peer = peer;
         this.structured = structured;
+        this.extended = extended;
         this.contexts = List.copyOf(contexts);
         this.transmissionFlags = transmissionFlags;
         this.maxPayload = maxPayload;
@@ -169,7 +174,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     private static long cost(ServerRequest r) {
         int t = r.type();
         if (t == NbdCommand.READ.code() || (t == NbdCommand.WRITE.code() && !r.payloadSkipped())) {
-            return r.length();
+            return Math.max(0, r.length());
         }
         return 0;
     }
@@ -292,6 +297,9 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         } else if (cmd.equals(NbdCommand.BLOCK_STATUS)) {
             allowed |= NbdConstants.CMD_FLAG_REQ_ONE;
         }
+        if (extended && (cmd.equals(NbdCommand.WRITE) || cmd.equals(NbdCommand.BLOCK_STATUS))) {
+            allowed |= NbdConstants.CMD_FLAG_PAYLOAD_LEN;
+        }
         if (!cmd.isKnown() || cmd.equals(NbdCommand.RESIZE)) {
             throw new Refused(NbdError.EINVAL, "unsupported command " + cmd);
         }
@@ -386,7 +394,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
 
     private void checkRange(ServerRequest r, NbdError error) throws Refused {
         long offset = r.offset();
-        if (offset < 0 || offset > size || r.length() > size - offset) {
+        if (offset < 0 || offset > size || r.length() < 0 || r.length() > size - offset) {
             throw new Refused(error, r.command().name() + " of " + r.length() + " bytes at offset "
                 + Long.toUnsignedString(offset) + " is beyond the end of the export (" + size + " bytes)");
         }
@@ -407,24 +415,45 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
             throw new Refused(NbdError.EINVAL, "BLOCK_STATUS needs a meta context selected with NBD_OPT_SET_META_CONTEXT"
                 + " for this export");
         }
-        checkRange(r, NbdError.EINVAL);
-        if (r.length() == 0) {
+        List<Context> contexts = this.contexts;
+        long length = r.length();
+        if (r.hasFlag(NbdConstants.CMD_FLAG_PAYLOAD_LEN)) {
+            StatusPayload p;
+            try {
+                p = StatusPayload.parse(r, this.contexts);
+            } catch (IllegalArgumentException e) {
+                throw new Refused(NbdError.EINVAL, e.getMessage());
+            } finally {
+                r.release();
+            }
+            length = p.effectLength();
+            contexts = p.contexts();
+        }
+        long offset = r.offset();
+        if (offset < 0 || offset > size || length < 0 || length > size - offset) {
+            throw new Refused(NbdError.EINVAL, "BLOCK_STATUS of " + Long.toUnsignedString(length) + " bytes at offset "
+                + Long.toUnsignedString(offset) + " is beyond the end of the export (" + size + " bytes)");
+        }
+        if (length == 0) {
             throw new Refused(NbdError.EINVAL, "BLOCK_STATUS of length 0");
         }
-        checkAlignment(r);
-        long offset = r.offset();
-        long length = r.length();
+        if (minBlock > 1 && ((offset | length) & (minBlock - 1)) != 0 && offset + length != size) {
+            throw new Refused(NbdError.EINVAL, "BLOCK_STATUS at offset " + offset + " length " + length
+                + " is not aligned to the minimum block size " + minBlock);
+        }
+        long len = length;
         boolean reqOne = r.hasFlag(NbdConstants.CMD_FLAG_REQ_ONE);
         List<CompletableFuture<List<Extent>>> parts = new ArrayList<>(contexts.size());
         for (Context c : contexts) {
-            parts.add(call(() -> c.source().extents(offset, length)));
+            parts.add(call(() -> c.source().extents(offset, len)));
         }
+        List<Context> selected = contexts;
         CompletableFuture<List<ServerReply>> all = CompletableFuture.allOf(parts.toArray(new CompletableFuture<?>[0]))
             .thenApply(v -> {
-                List<ServerReply> chunks = new ArrayList<>(contexts.size());
-                for (int i = 0; i < contexts.size(); i++) {
-                    List<Extent> ext = normalize(parts.get(i).join(), offset, length, reqOne, contexts.get(i).name());
-                    chunks.add(new ServerReply.BlockStatus(r.cookie(), i == contexts.size() - 1, contexts.get(i).id(), ext));
+                List<ServerReply> chunks = new ArrayList<>(selected.size());
+                for (int i = 0; i < selected.size(); i++) {
+                    List<Extent> ext = normalize(parts.get(i).join(), offset, len, reqOne, selected.get(i).name());
+                    chunks.add(new ServerReply.BlockStatus(r.cookie(), i == selected.size() - 1, selected.get(i).id(), ext));
                 }
                 return chunks;
             });

@@ -202,7 +202,7 @@ class BrokenServerTest {
             NbdTimeoutException e = assertThrows(NbdTimeoutException.class,
                 () -> NbdClient.connect(s.uri(), opts().withHandshakeTimeout(Duration.ofMillis(300))));
             assertTrue(e.getMessage().contains("timed out after 300 ms while waiting for the reply to "
-                + "NBD_OPT_STRUCTURED_REPLY"), e.getMessage());
+                + "NBD_OPT_EXTENDED_HEADERS"), e.getMessage());
         }
     }
 

@@ -26,9 +26,16 @@ public final class ClientReplyHarness {
 
     public ClientReplyHarness(long exportSize, boolean structured, Map<Integer, String> contexts, long maxData,
                               int maxMetadata) {
+        this(exportSize, NbdHeaderMode.COMPACT, structured, contexts, maxData, maxMetadata);
+    }
+
+    /** With {@link NbdHeaderMode#EXTENDED} reply chunks are allowed whatever {@code structured} says. */
+    public ClientReplyHarness(long exportSize, NbdHeaderMode mode, boolean structured, Map<Integer, String> contexts,
+                              long maxData, int maxMetadata) {
         this.contexts = Map.copyOf(contexts);
-        handler = new TransmissionHandler("fuzz", exportSize, structured, 64, TimeUnit.HOURS.toNanos(1));
-        decoder = new ReplyDecoder(NbdHeaderMode.COMPACT, maxData, maxMetadata, handler);
+        handler = new TransmissionHandler("fuzz", exportSize, structured || mode == NbdHeaderMode.EXTENDED, 64,
+            TimeUnit.HOURS.toNanos(1));
+        decoder = new ReplyDecoder(mode, maxData, maxMetadata, handler);
         channel = new EmbeddedChannel(decoder, handler);
     }
 
@@ -52,6 +59,7 @@ public final class ClientReplyHarness {
     public CompletableFuture<Map<String, List<Extent>>> blockStatus(long offset, long length, boolean reqOne) {
         CompletableFuture<Map<String, List<Extent>>> f = new CompletableFuture<>();
         handler.submit(new Request.BlockStatus(offset, length, reqOne ? NbdConstants.CMD_FLAG_REQ_ONE : 0, contexts,
+            null,
             f));
         channel.runPendingTasks();
         return f;

@@ -39,15 +39,23 @@ class QemuNbdClientTest {
     static Proc.Background server;
     static NbdUri uri;
 
-    @BeforeAll
-    static void setUp() throws Exception {
+    /**
+     * {@code dir/top.qcow2}: 8 MiB over {@code dir/base.qcow2}, with bitmap {@link #BITMAP} dirty at [512k, 768k),
+     * [5M, 5M+64k), [6M, 6M+128k) (zeroes), [3M+64k, 3M+128k) (zeroes over backing data).
+     */
+    static Path overlayWithBitmap(Path dir) {
         Path base = QemuImages.qcow2(dir.resolve("base.qcow2"), "8M");
         QemuImages.io(base, "qcow2", "write -P 0x11 0 1M", "write -P 0x22 3M 512k");
-        top = QemuImages.qcow2Overlay(dir.resolve("top.qcow2"), base);
+        Path top = QemuImages.qcow2Overlay(dir.resolve("top.qcow2"), base);
         QemuImages.addBitmap(top, BITMAP);
-        // dirty: [512k, 768k), [5M, 5M+64k), [6M, 6M+128k) (zeroes), [3M+64k, 3M+128k) (discard over backing data)
         QemuImages.io(top, "qcow2", "write -P 0x33 512k 256k", "write -P 0x44 5M 64k", "write -z 6M 128k",
             "write -z 3200k 64k");
+        return top;
+    }
+
+    @BeforeAll
+    static void setUp() throws Exception {
+        top = overlayWithBitmap(dir);
         expected = Files.readAllBytes(QemuImages.toRaw(top, dir.resolve("top.raw")));
         server = QemuImages.qemuNbd(dir, top, "qcow2", "-r", "-B", BITMAP, "-A", "-e", "4");
         uri = NbdUri.parse(QemuImages.uriOf(server));

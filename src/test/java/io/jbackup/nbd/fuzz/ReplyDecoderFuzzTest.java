@@ -4,6 +4,7 @@ import com.code_intelligence.jazzer.junit.FuzzTest;
 import io.jbackup.nbd.client.ClientReplyHarness;
 import io.jbackup.nbd.protocol.Extent;
 import io.jbackup.nbd.protocol.NbdConstants;
+import io.jbackup.nbd.protocol.NbdHeaderMode;
 import io.jbackup.nbd.protocol.NbdProtocolException;
 import io.netty.handler.codec.DecoderException;
 import org.junit.jupiter.api.Tag;
@@ -21,7 +22,8 @@ import java.util.concurrent.ExecutionException;
  * front of the connection's in-flight table, with requests registered as the client registers them.
  *
  * <p>Config bits: 0 structured replies negotiated; 1 block status with {@code REQ_ONE}; 2 a second meta context
- * (a dirty bitmap, id 1) besides {@code base:allocation} (id 0). In flight, cookies in order: 1 READ [0, 4096),
+ * (a dirty bitmap, id 1) besides {@code base:allocation} (id 0); 3 extended headers negotiated (32-byte reply
+ * headers, {@code BLOCK_STATUS_EXT}; bit 0 then does not matter). In flight, cookies in order: 1 READ [0, 4096),
  * 2 READ [4096, 4608), 3 BLOCK_STATUS [0, 65536), 4 FLUSH, 5 READ of the export's last 512 bytes (export 1 MiB).
  *
  * <p>Invariants, besides those of {@link Fuzzing}: every request ends (completes or fails) once the connection
@@ -46,7 +48,9 @@ class ReplyDecoderFuzzTest {
         if ((config & 4) != 0) {
             contexts.put(1, NbdConstants.CONTEXT_DIRTY_BITMAP_PREFIX + "b0");
         }
-        ClientReplyHarness h = new ClientReplyHarness(EXPORT_SIZE, structured, contexts, MAX_DATA, MAX_METADATA);
+        NbdHeaderMode mode = (config & 8) != 0 ? NbdHeaderMode.EXTENDED : NbdHeaderMode.COMPACT;
+        ClientReplyHarness h = new ClientReplyHarness(EXPORT_SIZE, mode, structured, contexts, MAX_DATA,
+            MAX_METADATA);
         List<CompletableFuture<?>> all = new ArrayList<>();
         all.add(h.read(0, 4096));
         all.add(h.read(4096, 512));
@@ -58,7 +62,8 @@ class ReplyDecoderFuzzTest {
 
         Throwable err = Fuzzing.feed(h.channel(), Fuzzing.wire(input), Fuzzing.split(input), () -> {
             Fuzzing.drain(h.channel(), m -> { });
-            Fuzzing.requireBuffered(h.decoder(), 20 + MAX_METADATA, "ReplyDecoder");
+            Fuzzing.requireBuffered(h.decoder(), (mode == NbdHeaderMode.EXTENDED ? 32 : 20) + MAX_METADATA,
+                "ReplyDecoder");
         });
         if (err != null) {
             throw new AssertionError("a decoder error escaped the client's handler: " + err, err);

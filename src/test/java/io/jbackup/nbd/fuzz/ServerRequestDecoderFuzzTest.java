@@ -2,15 +2,20 @@ package io.jbackup.nbd.fuzz;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import io.jbackup.nbd.protocol.NbdCommand;
-import io.jbackup.nbd.server.ServerRequest;
-import io.jbackup.nbd.server.ServerRequestDecoder;
+import io.jbackup.nbd.protocol.NbdConstants;
+import io.jbackup.nbd.protocol.NbdHeaderMode;
+import io.jbackup.nbd.protocol.RequestOffsets;
+import io.jbackup.nbd.protocol.ServerRequest;
+import io.jbackup.nbd.protocol.ServerRequestDecoder;
 import io.netty.channel.embedded.EmbeddedChannel;
 import org.junit.jupiter.api.Tag;
 
 /**
  * Fuzzes the server's transmission decoder with what a hostile client sends: request headers and WRITE payloads,
- * for a writable export (config bit 0 clear) or a read-only one (set: every payload is skipped). A payload over the
- * bound must be flagged and skipped, never buffered.
+ * for a writable export (config bit 0 clear) or a read-only one (set: every WRITE payload is skipped), with compact
+ * headers (bit 1 clear) or extended ones (set: 32-byte headers, a payload iff {@code NBD_CMD_FLAG_PAYLOAD_LEN}). A
+ * payload over the bound must be flagged and skipped, never buffered; every request but DISC has its offset recorded
+ * for the extended replies.
  */
 @Tag("reliability")
 class ServerRequestDecoderFuzzTest {
@@ -19,7 +24,10 @@ class ServerRequestDecoderFuzzTest {
     @FuzzTest(maxDuration = "20s")
     void serverRequestDecoder(byte[] input) {
         boolean readOnly = (Fuzzing.config(input) & 1) != 0;
-        ServerRequestDecoder decoder = new ServerRequestDecoder(MAX_PAYLOAD, readOnly);
+        boolean extended = (Fuzzing.config(input) & 2) != 0;
+        RequestOffsets offsets = new RequestOffsets();
+        ServerRequestDecoder decoder = new ServerRequestDecoder(extended ? NbdHeaderMode.EXTENDED
+            : NbdHeaderMode.COMPACT, MAX_PAYLOAD, readOnly, offsets);
         EmbeddedChannel ch = new EmbeddedChannel(decoder);
         Throwable err = Fuzzing.feed(ch, Fuzzing.wire(input), Fuzzing.split(input), () -> {
             for (Object m; (m = ch.readInbound()) != null; ) {
@@ -28,17 +36,22 @@ class ServerRequestDecoderFuzzTest {
                 }
                 try {
                     boolean write = r.type() == NbdCommand.WRITE.code();
-                    if (r.payloadSkipped() && (!write || (!readOnly && r.length() <= MAX_PAYLOAD))) {
+                    boolean carries = extended ? r.hasFlag(NbdConstants.CMD_FLAG_PAYLOAD_LEN) : write;
+                    if (r.payloadSkipped() && (!carries || (!(readOnly && write) && r.length() <= MAX_PAYLOAD))) {
                         throw new AssertionError("payload of " + r.length() + " bytes skipped wrongly");
                     }
-                    if (write && !r.payloadSkipped() && r.length() > MAX_PAYLOAD) {
-                        throw new AssertionError("payload of " + r.length() + " bytes buffered");
+                    if (carries && !r.payloadSkipped() && (r.length() > MAX_PAYLOAD || r.length() < 0
+                        || r.payload() == null || r.payload().readableBytes() != r.length())) {
+                        throw new AssertionError("payload of " + r.length() + " bytes buffered wrongly");
+                    }
+                    if (r.type() != NbdCommand.DISC.code() && offsets.offset(r.cookie(), true) != r.offset()) {
+                        throw new AssertionError("offset of " + r + " not recorded");
                     }
                 } finally {
                     r.release();
                 }
             }
-            Fuzzing.requireBuffered(decoder, ServerRequestDecoder.HEADER_LENGTH + MAX_PAYLOAD,
+            Fuzzing.requireBuffered(decoder, 32 + MAX_PAYLOAD,
                 "ServerRequestDecoder");
         });
         if (err == null) {

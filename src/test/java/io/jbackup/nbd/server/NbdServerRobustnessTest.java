@@ -175,7 +175,7 @@ class NbdServerRobustnessTest {
             RawNbdClient.OptReply r = c.readOptionReply();
             assertEquals(0x7777, r.option());
             assertEquals(NbdOptionReplyType.ERR_UNSUP, r.replyType());
-            c.sendOption(11, new byte[0]); // extended headers: not supported
+            c.sendOption(4, new byte[0]); // NBD_OPT_PEEK_EXPORT, withdrawn: not supported
             assertEquals(NbdOptionReplyType.ERR_UNSUP, c.readOptionReply().replyType());
             c.go("mem", true);
             c.sendRequest(0, READ, 1, 0, 512, null);

@@ -169,6 +169,46 @@ final class RawNbdClient implements AutoCloseable {
         write(b.flip());
     }
 
+    /** An extended reply chunk: {@code 0x6e8a278c flags(2) type(2) cookie(8) offset(8) length(8) payload}. */
+    record ExtChunk(int flags, int type, long cookie, long offset, byte[] payload) {
+        boolean done() {
+            return (flags & NbdConstants.REPLY_FLAG_DONE) != 0;
+        }
+
+        int error() {
+            return (type & 0x8000) != 0 ? ByteBuffer.wrap(payload).getInt() : 0;
+        }
+    }
+
+    /** A 32-byte extended request, then the payload (if any) as given: set PAYLOAD_LEN in {@code flags} for it. */
+    void sendExtendedRequest(int flags, int type, long cookie, long offset, long length, byte[] payload)
+        throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(32 + (payload == null ? 0 : payload.length));
+        b.putInt(NbdConstants.EXTENDED_REQUEST_MAGIC).putShort((short) flags).putShort((short) type).putLong(cookie)
+            .putLong(offset).putLong(length);
+        if (payload != null) {
+            b.put(payload);
+        }
+        write(b.flip());
+    }
+
+    /** Reads one extended reply chunk (nothing else is allowed once extended headers were negotiated). */
+    ExtChunk readExtendedReply() throws IOException {
+        ByteBuffer h = read(32);
+        assertEquals(NbdConstants.EXTENDED_REPLY_MAGIC, h.getInt(), "extended reply magic");
+        int flags = h.getShort() & 0xffff;
+        int type = h.getShort() & 0xffff;
+        long cookie = h.getLong();
+        long offset = h.getLong();
+        long len = h.getLong();
+        if (len < 0 || len > (64 << 20)) {
+            throw new IOException("chunk length " + len);
+        }
+        byte[] payload = new byte[(int) len];
+        read((int) len).get(payload);
+        return new ExtChunk(flags, type, cookie, offset, payload);
+    }
+
     /** Reads a simple reply (data of {@code readLength} bytes if it is a successful READ) or a structured chunk. */
     Chunk readReply(int readLength) throws IOException {
         ByteBuffer m = read(4);

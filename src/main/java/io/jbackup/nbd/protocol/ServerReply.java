@@ -1,7 +1,5 @@
-package io.jbackup.nbd.server;
+package io.jbackup.nbd.protocol;
 
-import io.jbackup.nbd.protocol.Extent;
-import io.jbackup.nbd.protocol.NbdError;
 import io.netty.buffer.ByteBuf;
 import java.util.List;
 

@@ -1,12 +1,8 @@
-package io.jbackup.nbd.server;
+package io.jbackup.nbd.protocol;
 
-import io.jbackup.nbd.protocol.ExportNameReply;
-import io.jbackup.nbd.protocol.ServerGreeting;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
-import io.jbackup.nbd.protocol.Extent;
-import io.jbackup.nbd.protocol.NbdError;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;

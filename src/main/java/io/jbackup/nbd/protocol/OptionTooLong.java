@@ -1,6 +1,5 @@
-package io.jbackup.nbd.server;
+package io.jbackup.nbd.protocol;
 
-import io.jbackup.nbd.protocol.NbdOption;
 
 /**
  * An option whose declared length exceeds the decoder's {@code maxOptionLength}. The decoder emits this as soon as

@@ -1,6 +1,5 @@
-package io.jbackup.nbd.server;
+package io.jbackup.nbd.protocol;
 
-import io.jbackup.nbd.protocol.ClientFlags;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -9,8 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.jbackup.nbd.protocol.NbdConstants;
-import io.jbackup.nbd.protocol.NbdProtocolException;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
@@ -54,8 +51,7 @@ class ServerOptionDecoderTest {
         Object m;
         while ((m = ch.readInbound()) != null) {
             if (m instanceof OptionRequest r) {
-                out.add(new Opt(r.option(), ByteBufUtil.getBytes(r.content())));
-                r.release();
+                out.add(new Opt(r.option().code(), r.data()));
             } else {
                 out.add(m);
             }
@@ -91,15 +87,13 @@ class ServerOptionDecoderTest {
             option(3, new byte[0]))));
         assertInstanceOf(ClientFlags.class, ch.readInbound());
         OptionRequest first = ch.readInbound();
-        assertEquals(8, first.option());
-        first.release();
+        assertEquals(NbdOption.STRUCTURED_REPLY, first.option());
         assertTrue(d.isPaused());
         assertNull(ch.readInbound(), "the second option must wait for resume()");
         assertEquals(16, d.bufferedBytes());
         d.resume();
         OptionRequest second = ch.readInbound();
-        assertEquals(3, second.option());
-        second.release();
+        assertEquals(NbdOption.LIST, second.option());
         assertFalse(ch.finish());
     }
 

@@ -1,11 +1,11 @@
-package io.jbackup.nbd.server;
+package io.jbackup.nbd.protocol;
 
-import io.jbackup.nbd.protocol.NbdCommand;
 import io.netty.buffer.ByteBuf;
 
 /**
  * One transmission request: the 28-byte compact header
- * {@code 0x25609513(4) flags(2) type(2) cookie(8) offset(8) length(4)} and, for {@code NBD_CMD_WRITE}, its payload.
+ * {@code 0x25609513(4) flags(2) type(2) cookie(8) offset(8) length(4)} or the 32-byte extended one (64-bit length),
+ * and its payload: a WRITE's, or with extended headers that of any command with {@code NBD_CMD_FLAG_PAYLOAD_LEN}.
  * Decoded by {@link ServerRequestDecoder}; whoever receives it calls {@link #release()} exactly once.
  *
  * <p>A WRITE whose length exceeds the decoder's maximum payload has {@link #payloadSkipped()} set and no payload:
@@ -55,12 +55,15 @@ public final class ServerRequest {
         return offset;
     }
 
-    /** Length (unsigned 32 bit). */
+    /**
+     * Length: unsigned 32 bit with compact headers; unsigned 64 bit with extended ones (negative here above
+     * {@link Long#MAX_VALUE}). With a payload, the payload's length.
+     */
     public long length() {
         return length;
     }
 
-    /** The WRITE payload, or null. */
+    /** The payload, or null. */
     public ByteBuf payload() {
         return payload;
     }
@@ -72,7 +75,7 @@ public final class ServerRequest {
         return p;
     }
 
-    /** True for a WRITE longer than the maximum payload, whose data was discarded. */
+    /** True for a payload longer than the maximum (or any WRITE payload on a read-only export), discarded. */
     public boolean payloadSkipped() {
         return payloadSkipped;
     }

@@ -1,8 +1,5 @@
-package io.jbackup.nbd.server;
+package io.jbackup.nbd.protocol;
 
-import io.jbackup.nbd.protocol.ClientFlags;
-import io.jbackup.nbd.protocol.NbdConstants;
-import io.jbackup.nbd.protocol.NbdProtocolException;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandlerContext;
@@ -120,7 +117,9 @@ public final class ServerOptionDecoder extends ByteToMessageDecoder {
                     if (in.readableBytes() < remaining) {
                         return;
                     }
-                    out.add(new OptionRequest(option, in.readRetainedSlice((int) remaining)));
+                    byte[] data = new byte[(int) remaining];
+                    in.readBytes(data);
+                    out.add(new OptionRequest(NbdOption.valueOf(option), data));
                     state = State.OPTION_HEADER;
                     return;
                 case SKIP_DATA:

@@ -1,15 +1,22 @@
-package io.jbackup.nbd.server;
+package io.jbackup.nbd.protocol;
 
-import io.jbackup.nbd.protocol.NbdCommand;
-import io.jbackup.nbd.protocol.NbdConstants;
-import io.jbackup.nbd.protocol.NbdProtocolException;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.ByteToMessageDecoder;
 import java.util.List;
 
 /**
- * Decodes compact transmission requests into {@link ServerRequest}s.
+ * Decodes transmission requests into {@link ServerRequest}s, the server's side of transmission; the counterpart of
+ * the client's {@link RequestEncoder}.
+ * <pre>
+ * COMPACT   0x25609513(4) flags(2) type(2) cookie(8) offset(8) length(4)   then length payload bytes for WRITE
+ * EXTENDED  0x21e41c71(4) flags(2) type(2) cookie(8) offset(8) length(8)   then length payload bytes iff the flag
+ *                                                                          NBD_CMD_FLAG_PAYLOAD_LEN is set
+ * </pre>
+ * In extended mode a WRITE without {@code PAYLOAD_LEN} cannot be framed and raises {@link NbdProtocolException};
+ * a payload on any other command (a BLOCK_STATUS payload) is buffered or skipped like a WRITE's. With a
+ * {@link RequestOffsets} table, each request that gets a reply (all but DISC) has its offset recorded for the
+ * extended reply headers.
  *
  * <p>A WRITE payload up to {@code maxPayload} bytes is buffered and attached to the request; a longer one is
  * reported at once with {@link ServerRequest#payloadSkipped()} and then discarded as it arrives (as is every
@@ -24,6 +31,8 @@ public final class ServerRequestDecoder extends ByteToMessageDecoder {
     /** Size of a compact request header. */
     public static final int HEADER_LENGTH = 28;
 
+    private final NbdHeaderMode mode;
+    private final RequestOffsets offsets;
     private final int maxPayload;
     private final boolean skipAllPayloads;
     private State state = State.HEADER;
@@ -43,6 +52,18 @@ public final class ServerRequestDecoder extends ByteToMessageDecoder {
      * @param skipAllPayloads skip and flag every WRITE payload (for a read-only export, where every write fails)
      */
     public ServerRequestDecoder(int maxPayload, boolean skipAllPayloads) {
+        this(NbdHeaderMode.COMPACT, maxPayload, skipAllPayloads, null);
+    }
+
+    /**
+     * @param mode            the header mode negotiated
+     * @param maxPayload      longest payload buffered; longer ones are skipped and flagged
+     * @param skipAllPayloads skip and flag every WRITE payload (for a read-only export, where every write fails)
+     * @param offsets         where request offsets are recorded for extended replies, or null
+     */
+    public ServerRequestDecoder(NbdHeaderMode mode, int maxPayload, boolean skipAllPayloads, RequestOffsets offsets) {
+        this.mode = java.util.Objects.requireNonNull(mode, "mode");
+        this.offsets = offsets;
         if (maxPayload < 512) {
             throw new IllegalArgumentException("maxPayload: " + maxPayload + " (expected: >= 512)");
         }
@@ -61,23 +82,45 @@ public final class ServerRequestDecoder extends ByteToMessageDecoder {
         for (;;) {
             switch (state) {
                 case HEADER:
-                    if (in.readableBytes() < HEADER_LENGTH) {
+                    int headerLength = mode.requestHeaderLength();
+                    if (in.readableBytes() < headerLength) {
                         return;
                     }
+                    boolean extended = mode == NbdHeaderMode.EXTENDED;
+                    int expected = extended ? NbdConstants.EXTENDED_REQUEST_MAGIC : NbdConstants.REQUEST_MAGIC;
                     int magic = in.getInt(in.readerIndex());
-                    if (magic != NbdConstants.REQUEST_MAGIC) {
+                    if (magic != expected) {
                         state = State.DISCONNECTED;
                         throw new NbdProtocolException("request magic 0x" + Integer.toHexString(magic)
-                            + " (expected 0x" + Integer.toHexString(NbdConstants.REQUEST_MAGIC) + ")");
+                            + " (expected " + (extended ? "extended " : "") + "0x" + Integer.toHexString(expected)
+                            + ")");
                     }
                     in.skipBytes(4);
                     flags = in.readUnsignedShort();
                     type = in.readUnsignedShort();
                     cookie = in.readLong();
                     offset = in.readLong();
-                    length = in.readUnsignedInt();
-                    if (type == NbdCommand.WRITE.code()) {
-                        if (length > maxPayload || (skipAllPayloads && length > 0)) {
+                    length = extended ? in.readLong() : in.readUnsignedInt();
+                    boolean write = type == NbdCommand.WRITE.code();
+                    boolean hasPayload = write;
+                    if (extended) {
+                        hasPayload = (flags & NbdConstants.CMD_FLAG_PAYLOAD_LEN) != 0;
+                        if (write && !hasPayload) {
+                            state = State.DISCONNECTED;
+                            throw new NbdProtocolException("extended WRITE request (cookie " + cookie + ") without "
+                                + "NBD_CMD_FLAG_PAYLOAD_LEN: its payload cannot be framed");
+                        }
+                        if (hasPayload && length < 0) {
+                            state = State.DISCONNECTED;
+                            throw new NbdProtocolException("extended request (cookie " + cookie + ") announces a "
+                                + "payload of " + Long.toUnsignedString(length) + " bytes");
+                        }
+                    }
+                    if (type != NbdCommand.DISC.code() && offsets != null) {
+                        offsets.put(cookie, offset);
+                    }
+                    if (hasPayload) {
+                        if (length > maxPayload || (skipAllPayloads && write && length > 0)) {
                             out.add(new ServerRequest(flags, type, cookie, offset, length, null, true));
                             state = State.SKIP_PAYLOAD;
                             return;
