@@ -44,10 +44,10 @@ public final class UmountCommand implements java.util.concurrent.Callable<Intege
             ProcessHandle owner = ProcessHandle.of(s.data().pid).orElseThrow();
             owner.destroy(); // SIGTERM: the mount unmounts everything and exits
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(GRACE_SECONDS);
-            while (Files.exists(dir) && owner.isAlive() && System.nanoTime() < deadline) {
+            while (owner.isAlive() && System.nanoTime() < deadline) {
                 Thread.sleep(50);
             }
-            if (owner.isAlive()) {
+            if (owner.isAlive()) { // stuck: end it; what it left is removed below
                 owner.destroyForcibly();
                 owner.onExit().get(10, TimeUnit.SECONDS);
             }
