@@ -149,8 +149,17 @@ class MountTest {
             "status=none");
     }
 
-    /** Starts {@code jbackup mount ARGS MOUNTPOINT} as its own process and waits until it has mounted. */
+    /** Starts {@code jbackup mount ARGS MOUNTPOINT} of {@link #repo} as its own process; see the other. */
     static JBackupProcess mount(Path mountpoint, String name, String... args) throws InterruptedException {
+        return mount(repo, dir, mountpoint, name, args);
+    }
+
+    /**
+     * Starts {@code jbackup mount -v --repo REPO ARGS MOUNTPOINT} as its own process (output in {@code dir}) and
+     * waits until it has mounted.
+     */
+    static JBackupProcess mount(Path repo, Path dir, Path mountpoint, String name, String... args)
+        throws InterruptedException {
         List<String> a = new ArrayList<>(List.of("mount", "-v", "--repo", repo.toString()));
         a.addAll(List.of(args));
         a.add(mountpoint.toString());
