@@ -143,13 +143,16 @@ public final class MountCommand implements Callable<Integer> {
         }
 
         static int detach(Path mountpoint, boolean quiet) throws IOException, InterruptedException {
-            ProcessHandle.Info me = ProcessHandle.current().info();
-            if (me.command().isEmpty() || me.arguments().isEmpty()) {
-                throw new UsageException("--daemon: this platform does not tell the command line of the process; "
+            // this process's command line as the kernel has it (ProcessHandle.Info drops long ones)
+            String[] me = new String(Files.readAllBytes(Path.of("/proc/self/cmdline")),
+                java.nio.charset.StandardCharsets.UTF_8).split("\0");
+            if (me.length < 2) {
+                throw new UsageException("--daemon: cannot read this process's command line from /proc/self/cmdline; "
                     + "run without --daemon, e.g. under systemd-run or nohup");
             }
-            List<String> cmd = new ArrayList<>(List.of("setsid", me.command().get()));
-            for (String a : me.arguments().get()) {
+            // setsid -w: a new session (no SIGHUP from the terminal); it waits for the mount, so its exit is the mount's
+            List<String> cmd = new ArrayList<>(List.of("setsid", "-w"));
+            for (String a : me) {
                 if (!a.equals("--daemon")) {
                     cmd.add(a);
                 }
@@ -167,13 +170,15 @@ public final class MountCommand implements Callable<Integer> {
                 MountState s = MountState.load(dir);
                 if (s != null && s.data().ready) {
                     System.out.print(Files.readString(log));
+                    System.out.flush();
                     if (!quiet) {
-                        System.err.println("jbackup: mount runs as process " + p.pid() + " (log: " + log + ")");
+                        System.err.println("jbackup: mount runs as process " + s.data().pid + " (log: " + log + ")");
                     }
                     return ExitCodes.OK;
                 }
                 if (p.waitFor(100, TimeUnit.MILLISECONDS)) {
                     System.out.print(Files.readString(log));
+                    System.out.flush();
                     return p.exitValue();
                 }
             }

@@ -13,7 +13,7 @@ import java.util.Locale;
  * <caption>mount per type</caption>
  * <tr><th>type</th><th>how</th></tr>
  * <tr><td>ext2, ext3, ext4</td><td>{@code mount -o ro,noload} (the journal is not replayed)</td></tr>
- * <tr><td>xfs</td><td>{@code mount -o ro,norecovery}</td></tr>
+ * <tr><td>xfs</td><td>{@code mount -o ro,norecovery,nouuid} (two backups of one disk share the UUID)</td></tr>
  * <tr><td>btrfs</td><td>{@code mount -o ro,rescue=nologreplay}, else {@code ro}</td></tr>
  * <tr><td>vfat</td><td>{@code mount -o ro} where the kernel has vfat, else {@code fusefat -o ro} (FUSE)</td></tr>
  * <tr><td>ntfs</td><td>{@code ntfs-3g -o ro} when installed</td></tr>
@@ -87,7 +87,7 @@ public final class Filesystems {
             case "ext2", "ext3", "ext4":
                 return plain(device, t, "ro,noload", dir, null);
             case "xfs":
-                return plain(device, t, "ro,norecovery", dir, null);
+                return plain(device, t, "ro,norecovery,nouuid", dir, null); // two backups side by side
             case "btrfs":
                 Outcome o = plain(device, t, "ro,rescue=nologreplay", dir, null);
                 return o.mounted() ? o : plain(device, t, "ro", dir, null);

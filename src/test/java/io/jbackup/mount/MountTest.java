@@ -46,6 +46,8 @@ class MountTest {
     @TempDir
     static Path dir;
     static Path repo;
+    /** The same disk backed up twice as vda and vdb of VM vm1, one set. */
+    static Path vmRepo;
     static String backupId;
     static Path ext4Src;
     static Path fatSrc;
@@ -108,13 +110,29 @@ class MountTest {
             backupId = Cli.run("full", "--repo", repo.toString(), "--disk", "vda", "--source", QemuImages.uriOf(s),
                 "--json").ok().json().get("disks").get(0).get("backupId").asText();
         }
+        vmRepo = dir.resolve("vm-repo");
+        Cli.run("init", "--repo", vmRepo.toString()).ok();
+        try (Proc.Background s = QemuImages.qemuNbd(dir, disk, "raw", "-r", "-e", "2")) {
+            Cli.run("full", "--repo", vmRepo.toString(), "--vm", "vm1", "--source", "vda=" + QemuImages.uriOf(s),
+                "--source", "vdb=" + QemuImages.uriOf(s)).ok();
+        }
         Files.delete(disk);
     }
 
     @AfterAll
     static void noLeftovers() throws IOException {
-        if (repo != null) {
+        if (repo == null) {
+            return;
+        }
+        try {
             assertNothingOfOursUnder(dir);
+        } finally { // a failed test leaves no mount on the machine
+            for (Path d : MountState.all()) {
+                MountState s = MountState.load(d);
+                if (s != null && Path.of(s.data().mountpoint).startsWith(dir)) {
+                    Cli.run("umount", s.data().mountpoint);
+                }
+            }
         }
     }
 
@@ -244,6 +262,31 @@ class MountTest {
         assertEquals("removed the leftovers of a killed mount", u.json().get("action").asText(), u.stdout());
         assertNothingOfOursUnder(mp);
         assertEquals(2, Cli.run("umount", mp.toString()).exitCode(), "nothing is mounted any more");
+    }
+
+    @Test
+    void aVmsSetMountsPerDiskAndDaemonReturnsOnceMounted() throws Exception {
+        Path mp = dir.resolve("mnt-vm");
+        try (JBackupProcess p = JBackupProcess.start(dir, "mount-vm", Map.of(), "mount", "--repo", vmRepo.toString(),
+            "--vm", "vm1", "--daemon", "--json", mp.toString())) {
+            assertEquals(0, p.await(120), p.stderr());
+            JsonNode j = p.json();
+            assertTrue(j.has("pid"), "stdout: " + p.stdout() + "\nstderr: " + p.stderr());
+            long pid = j.get("pid").asLong();
+            try {
+                assertEquals(6, j.get("filesystems").size(), p.stdout());
+                for (String d : List.of("vda", "vdb")) {
+                    Trees.assertSame(ext4Src, mp.resolve(d).resolve("1"), Trees.Depth.FULL);
+                    Trees.assertSame(xfsSrc, mp.resolve(d).resolve("3"), Trees.Depth.FULL);
+                    assertEquals("127.0.0.1 localhost\n", Files.readString(mp.resolve(d).resolve("2/ETC/HOSTS")));
+                }
+                assertTrue(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "the mount runs on");
+            } finally {
+                Cli.run("umount", mp.toString()).ok();
+            }
+            assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "and ends at umount");
+        }
+        assertNothingOfOursUnder(mp);
     }
 
     @Test
