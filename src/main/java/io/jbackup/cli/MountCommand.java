@@ -89,8 +89,7 @@ public final class MountCommand implements Callable<Integer> {
             MountSession session = MountSession.open(r, targets, mp, cacheMiB << 20, readAhead, this::verbose);
             try {
                 print(mp, session.filesystems());
-                session.state().data().ready = true;
-                session.state().save();
+                session.markReady(); // after the output: --daemon prints it then
                 stop.await();
             } finally {
                 List<String> problems = session.closeAndReport();

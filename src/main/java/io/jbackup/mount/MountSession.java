@@ -91,8 +91,6 @@ public final class MountSession implements AutoCloseable {
                 s.filesystems.addAll(DiskMounter.mount(state, state.socket(), export, t.backup(), i++, t.dir(),
                     verbose));
             }
-            state.data().ready = true;
-            state.save();
             return s;
         } catch (IOException | RuntimeException e) {
             if (s != null) {
@@ -115,6 +113,14 @@ public final class MountSession implements AutoCloseable {
 
     public MountState state() {
         return state;
+    }
+
+    /** Records that the mount is complete and announced ({@code --daemon} waits for this). */
+    public void markReady() throws IOException {
+        synchronized (state) {
+            state.data().ready = true;
+            state.save();
+        }
     }
 
     /** Unmounts everything, stops nbdfuse and the server, removes the state directory; returns what failed. */

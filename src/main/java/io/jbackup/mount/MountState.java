@@ -23,7 +23,7 @@ import java.util.List;
  * ({@code nbd.sock}), one FUSE directory per disk ({@code fuse/N/}, its file {@code disk}) with nbdfuse's pid file
  * and log beside it, and {@code state.json}:
  * <pre>{@code
- * {"pid": 1234, "mountpoint": "/mnt/b", "ready": true,
+ * {"pid": 1234, "mountpoint": "/mnt/b", "ready": true,   // everything mounted and announced
  *  "fuse": [{"dir": ".../fuse/0", "pid": 1240}],
  *  "mounts": ["/mnt/b/1", "/mnt/b/2"],       // mount points, in the order they were mounted
  *  "dirs": ["/mnt/b/1", "/mnt/b/2"]}         // directories this mount created (removed when empty)

@@ -42,6 +42,9 @@ class MountTest {
     static final long P1 = MIB;
     static final long P2 = 33 * MIB;
     static final long P3 = 65 * MIB;
+    /** Partition 4 (12 MiB): an LVM physical volume when lvm2 is installed, else empty. */
+    static final long P4 = 385 * MIB;
+    static boolean lvm;
 
     @TempDir
     static Path dir;
@@ -96,11 +99,24 @@ class MountTest {
         Path disk = dir.resolve("disk.raw");
         Proc.run("truncate", "-s", "400M", disk.toString());
         Proc.exec(java.time.Duration.ofSeconds(30), "bash", "-c", "printf 'label: gpt\\nstart=2048, size=65536, "
-            + "type=L\\nsize=65536, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\\nsize=655360, type=L\\n' | sfdisk -q "
+            + "type=L\\nsize=65536, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\\nsize=655360, type=L\\n"
+            + "size=24576, type=E6D6D379-F507-44C2-A23C-238F2A3DF928\\n' | sfdisk -q "
             + disk).requireSuccess(List.of("sfdisk"));
         place(p1, disk, P1);
         place(p2, disk, P2);
         place(p3, disk, P3);
+        lvm = Proc.onPath("pvcreate");
+        if (lvm) {
+            Path p4 = dir.resolve("p4.img");
+            Proc.run("truncate", "-s", "12M", p4.toString());
+            String loop = Proc.run("losetup", "-f", "--show", p4.toString()).strip();
+            try {
+                Proc.run("pvcreate", "-q", loop);
+            } finally {
+                Proc.run("losetup", "-d", loop);
+            }
+            place(p4, disk, P4);
+        }
         long block = Long.parseLong(Proc.run("debugfs", "-R", "bmap /big.bin 256", p1.toString()).strip());
         bigChunk = (P1 + block * 4096) / (64 * 1024);
 
@@ -229,6 +245,11 @@ class MountTest {
             Trees.assertSame(xfsSrc, mp.resolve("3"), Trees.Depth.FULL);
             String out = p.stdout();
             assertTrue(out.contains("ext4") && out.contains("vfat") && out.contains("xfs"), out);
+            // partition 4 is listed with the reason it is not mounted; the others mount all the same
+            assertTrue(out.contains("vda partition 4  " + (lvm ? "LVM2_member" : "-")) && out.contains(lvm
+                ? "not mounted: LVM physical volume" : "not mounted: blkid recognises no filesystem"), out);
+            assertTrue(out.contains("mounted 3 of 4 filesystems"), out);
+            assertFalse(Files.exists(mp.resolve("4")), "no directory for what is not mounted");
             assertTrue(p.stderr().contains("nbdfuse") && p.stderr().contains("losetup -r"), "-v names the path: "
                 + p.stderr());
             Proc.Result w = Proc.exec(java.time.Duration.ofSeconds(10), "touch", mp.resolve("1/new").toString());
@@ -274,7 +295,7 @@ class MountTest {
             assertTrue(j.has("pid"), "stdout: " + p.stdout() + "\nstderr: " + p.stderr());
             long pid = j.get("pid").asLong();
             try {
-                assertEquals(6, j.get("filesystems").size(), p.stdout());
+                assertEquals(8, j.get("filesystems").size(), p.stdout());
                 for (String d : List.of("vda", "vdb")) {
                     Trees.assertSame(ext4Src, mp.resolve(d).resolve("1"), Trees.Depth.FULL);
                     Trees.assertSame(xfsSrc, mp.resolve(d).resolve("3"), Trees.Depth.FULL);
