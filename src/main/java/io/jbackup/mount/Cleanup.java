@@ -46,7 +46,15 @@ public final class Cleanup {
                 problems.add("could not unmount " + p);
             }
         }
-        for (String loop : LoopDevices.backedBy(state.dir())) {
+        java.util.Set<String> loops = new java.util.LinkedHashSet<>(LoopDevices.backedBy(state.dir()));
+        for (String loop : d.loops) {
+            String back = LoopDevices.backingFile(loop);
+            // still ours: in the state directory, or the FUSE file after its file system went away under it
+            if (back != null && (back.startsWith(state.dir() + "/") || back.equals("/" + NbdFuse.FILE))) {
+                loops.add(loop);
+            }
+        }
+        for (String loop : loops) {
             if (!LoopDevices.detach(loop)) {
                 problems.add("could not detach " + loop);
             }

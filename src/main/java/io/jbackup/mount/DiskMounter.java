@@ -59,6 +59,10 @@ public final class DiskMounter {
                 continue;
             }
             String loop = LoopDevices.attach(file, offset, size);
+            synchronized (state) {
+                state.data().loops.add(loop);
+                state.save();
+            }
             String type = Filesystems.identify(loop);
             Path target = dir.resolve(u[0]);
             synchronized (state) {
@@ -76,6 +80,10 @@ public final class DiskMounter {
                     state.save();
                 }
                 LoopDevices.detach(loop);
+                synchronized (state) {
+                    state.data().loops.remove(loop);
+                    state.save();
+                }
                 if (state.data().dirs.contains(target.toString())) {
                     Files.deleteIfExists(target);
                     synchronized (state) {

@@ -29,6 +29,20 @@ public final class LoopDevices {
         return r.ok() || !r.said().contains("busy");
     }
 
+    /**
+     * The backing file of {@code device} as the kernel names it ({@code /sys/block/loopN/loop/backing_file}), or
+     * null when the device is not attached. A file on a FUSE file system that was unmounted while the device held it
+     * is named from the root of that file system ({@code /disk}).
+     */
+    public static String backingFile(String device) {
+        Path f = Path.of("/sys/block", Path.of(device).getFileName().toString(), "loop", "backing_file");
+        try {
+            return java.nio.file.Files.readString(f).strip();
+        } catch (IOException e) {
+            return null;
+        }
+    }
+
     /** The loop devices whose backing file lies under {@code dir} (also those whose backing file is gone). */
     public static List<String> backedBy(Path dir) throws IOException {
         Tool.Result r = Tool.exec(List.of("losetup", "-J", "-l"));

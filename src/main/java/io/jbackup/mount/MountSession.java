@@ -45,6 +45,10 @@ public final class MountSession implements AutoCloseable {
     public static MountSession open(Repository repo, List<Target> targets, Path mountpoint, long cacheBytes,
                                     int readAhead, Consumer<String> verbose) throws IOException {
         Path mp = mountpoint.toAbsolutePath().normalize();
+        if (!Integer.valueOf(0).equals(Files.getAttribute(Path.of("/proc/self"), "unix:uid"))) {
+            throw new UsageException("mounting a backup needs root: it creates loop devices and mounts filesystems "
+                + "(run it as root or with sudo; without root, restore the disk with 'jbackup restore')");
+        }
         for (String m : Cleanup.leftovers()) {
             verbose.accept("removed the leftovers of a killed mount on " + m);
         }

@@ -25,11 +25,13 @@ import java.util.List;
  * <pre>{@code
  * {"pid": 1234, "mountpoint": "/mnt/b", "ready": true,   // everything mounted and announced
  *  "fuse": [{"dir": ".../fuse/0", "pid": 1240}],
+ *  "loops": ["/dev/loop0", "/dev/loop1"],    // loop devices attached (their backing file says if still ours)
  *  "mounts": ["/mnt/b/1", "/mnt/b/2"],       // mount points, in the order they were mounted
  *  "dirs": ["/mnt/b/1", "/mnt/b/2"]}         // directories this mount created (removed when empty)
  * }</pre>
- * Loop devices are not recorded: they are found by their backing file, which lies in the state directory
- * ({@link LoopDevices#backedBy}). The file is replaced atomically (written beside, then renamed).
+ * Loop devices are also found by their backing file, which lies in the state directory ({@link LoopDevices#backedBy}),
+ * so one attached just before a kill is not missed; a recorded one is detached only while its backing file is still
+ * ours. The file is replaced atomically (written beside, then renamed).
  */
 public final class MountState {
     /** Where state directories live. */
@@ -47,6 +49,7 @@ public final class MountState {
         public String mountpoint;
         public boolean ready;
         public List<Fuse> fuse = new ArrayList<>();
+        public List<String> loops = new ArrayList<>();
         public List<String> mounts = new ArrayList<>();
         public List<String> dirs = new ArrayList<>();
     }

@@ -14,7 +14,7 @@ import java.util.List;
 
 /**
  * One {@code nbdfuse} process (libnbd-bin) presenting an NBD export on a Unix socket as a read-only file,
- * {@code DIR/disk}: {@code nbdfuse -r -P DIR.pid DIR/disk nbd+unix:///EXPORT?socket=SOCKET}. Its output goes to
+ * {@code DIR/disk}: {@code setsid nbdfuse -r -P DIR.pid DIR/disk nbd+unix:///EXPORT?socket=SOCKET}. Its output goes to
  * {@code DIR.log}. {@link #start} returns once nbdfuse wrote its pid file (it is ready then).
  *
  * <p>The process is a child but not tied to this JVM: if the JVM is killed, nbdfuse stays and the leftovers are
@@ -48,7 +48,9 @@ public final class NbdFuse {
         if (bin == null) {
             throw new ExternalToolException("nbdfuse is not installed (Debian package libnbd-bin; it needs fuse3)");
         }
-        Process p = new ProcessBuilder(List.of(bin.toString(), "-r", "-P", pidFile.toString(),
+        // setsid: its own session, so a Ctrl-C on the terminal reaches only jbackup, which then unmounts in order
+        // (nbdfuse ending first would leave the loop devices on a file that is gone)
+        Process p = new ProcessBuilder(List.of("setsid", bin.toString(), "-r", "-P", pidFile.toString(),
             dir.resolve(FILE).toString(), uri(socket, export)))
             .redirectErrorStream(true).redirectOutput(log.toFile())
             .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null"))).start();
@@ -56,9 +58,9 @@ public final class NbdFuse {
         try {
             while (true) {
                 if (Files.exists(pidFile) && Files.size(pidFile) > 0 && Files.exists(dir.resolve(FILE))) {
-                    return p.pid();
+                    return Long.parseLong(Files.readString(pidFile).strip()); // nbdfuse's, whether setsid forked or not
                 }
-                if (!p.isAlive()) {
+                if (!p.isAlive() && p.exitValue() != 0) { // 0: setsid forked and left nbdfuse running
                     throw new ExternalToolException("nbdfuse exited with " + p.exitValue() + ": "
                         + Files.readString(log).strip());
                 }

@@ -25,7 +25,7 @@ public final class Tool {
         Map.entry("mount", "mount"), Map.entry("umount", "mount"), Map.entry("nbdfuse", "libnbd-bin"),
         Map.entry("fusermount3", "fuse3"), Map.entry("fusefat", "fusefat"), Map.entry("ntfs-3g", "ntfs-3g"),
         Map.entry("vgchange", "lvm2"), Map.entry("pvs", "lvm2"), Map.entry("lvs", "lvm2"),
-        Map.entry("cp", "coreutils"));
+        Map.entry("cp", "coreutils"), Map.entry("setsid", "util-linux"));
     /** The limit of one run. */
     public static final Duration LIMIT = Duration.ofSeconds(60);
 

@@ -194,10 +194,16 @@ class MountTest {
      */
     static JBackupProcess mount(Path repo, Path dir, Path mountpoint, String name, String... args)
         throws InterruptedException {
+        return mount(List.of(), repo, dir, mountpoint, name, args);
+    }
+
+    /** {@link #mount(Path, Path, Path, String, String...)} with the JVM run by {@code prefix}. */
+    static JBackupProcess mount(List<String> prefix, Path repo, Path dir, Path mountpoint, String name,
+                                String... args) throws InterruptedException {
         List<String> a = new ArrayList<>(List.of("mount", "-v", "--repo", repo.toString()));
         a.addAll(List.of(args));
         a.add(mountpoint.toString());
-        JBackupProcess p = JBackupProcess.start(dir, name, Map.of(), a.toArray(String[]::new));
+        JBackupProcess p = JBackupProcess.start(dir, name, Map.of(), prefix, a.toArray(String[]::new));
         long deadline = System.nanoTime() + 120_000_000_000L;
         while (!p.stdout().contains("jbackup: mounted")) {
             if (!p.process.isAlive() || System.nanoTime() > deadline) {
@@ -220,8 +226,9 @@ class MountTest {
         }
         assertFalse(mounts.contains(" " + root), "mounts left under " + root + ":\n" + mounts);
         for (String line : loops.split("\n")) {
-            assertFalse(line.contains(MountState.ROOT.toString()) && !otherMountsAlive(), "loop device left: "
-                + line);
+            // a loop device on an nbdfuse file, also one whose FUSE file system went away under it ("(/disk)")
+            boolean ours = line.contains("(" + MountState.ROOT) || line.contains("(/disk)");
+            assertFalse(ours && !otherMountsAlive(), "loop device left: " + line);
         }
     }
 
@@ -283,6 +290,21 @@ class MountTest {
         assertEquals("removed the leftovers of a killed mount", u.json().get("action").asText(), u.stdout());
         assertNothingOfOursUnder(mp);
         assertEquals(2, Cli.run("umount", mp.toString()).exitCode(), "nothing is mounted any more");
+    }
+
+    @Test
+    void ctrlCOnATerminalReachesTheWholeProcessGroupAndEverythingIsStillUnmounted() throws Exception {
+        // a terminal's Ctrl-C is SIGINT to the foreground process group: the mount and whatever it started there
+        Path mp = dir.resolve("mnt-int");
+        List<String> leader = List.of("python3", "-c", "import os, signal, sys; signal.signal(signal.SIGINT, "
+            + "signal.SIG_DFL); os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])");
+        try (JBackupProcess p = mount(leader, repo, dir, mp, "mount-int", "--disk", "vda")) {
+            assertTrue(Files.exists(mp.resolve("1/README")));
+            Proc.run("kill", "-INT", "--", "-" + p.process.pid());
+            assertEquals(0, p.await(60), p.stderr());
+            assertTrue(p.stdout().contains("jbackup: unmounted"), p.stdout());
+        }
+        assertNothingOfOursUnder(mp);
     }
 
     @Test

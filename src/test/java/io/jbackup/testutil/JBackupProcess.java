@@ -43,8 +43,9 @@ public final class JBackupProcess implements AutoCloseable {
             args);
     }
 
-    private static JBackupProcess start(Path dir, String name, Map<String, String> env, List<String> prefix,
-                                        String... args) {
+    /** Starts {@code PREFIX... java ... io.jbackup.cli.Main ARGS}: {@code prefix} runs the JVM (a wrapper). */
+    public static JBackupProcess start(Path dir, String name, Map<String, String> env, List<String> prefix,
+                                       String... args) {
         List<String> cmd = new ArrayList<>(prefix);
         cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
             "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
