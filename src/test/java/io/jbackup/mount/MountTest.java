@@ -9,6 +9,7 @@ import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.JBackupProcess;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
+import io.jbackup.testutil.S3Proxy;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
@@ -57,6 +58,8 @@ class MountTest {
     static Path xfsSrc;
     /** The chunk (64 KiB) in the middle of /big.bin of partition 1. */
     static long bigChunk;
+    /** The test disk as a raw image. */
+    static Path disk;
 
     @BeforeAll
     static void build() throws IOException {
@@ -96,7 +99,7 @@ class MountTest {
             Proc.run("umount", m.toString());
         }
 
-        Path disk = dir.resolve("disk.raw");
+        disk = dir.resolve("disk.raw");
         Proc.run("truncate", "-s", "400M", disk.toString());
         Proc.exec(java.time.Duration.ofSeconds(30), "bash", "-c", "printf 'label: gpt\\nstart=2048, size=65536, "
             + "type=L\\nsize=65536, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\\nsize=655360, type=L\\n"
@@ -132,7 +135,6 @@ class MountTest {
             Cli.run("full", "--repo", vmRepo.toString(), "--vm", "vm1", "--source", "vda=" + QemuImages.uriOf(s),
                 "--source", "vdb=" + QemuImages.uriOf(s)).ok();
         }
-        Files.delete(disk);
     }
 
     @AfterAll
@@ -362,6 +364,32 @@ class MountTest {
         assertEquals(2, which.exitCode(), "three filesystems: the partition must be named");
         assertTrue(which.stderr().contains("1:/etc"), which.stderr());
         assertNothingOfOursUnder(Path.of("/run/jbackup/files"));
+    }
+
+    @Test
+    void anEncryptedS3RepositoryMountsToo() throws Exception {
+        try (S3Proxy s3 = S3Proxy.start(Files.createDirectories(dir.resolve("s3"))).withDefaultCredentials()) {
+            s3.createBucket("mount");
+            Path pass = Files.writeString(dir.resolve("pass"), "mount test passphrase\n");
+            List<String> r = List.of("--repo", "s3://mount/r", "--s3-endpoint", s3.endpoint().toString(),
+                "--s3-region", "us-east-1", "--cache-dir", dir.resolve("s3-cache").toString(), "--passphrase-file",
+                pass.toString());
+            run(r, "init", "--chunk-size", "64K", "--encryption", "aes-256-gcm").ok();
+            try (Proc.Background s = QemuImages.qemuNbd(dir, disk, "raw", "-r")) {
+                run(r, "full", "--disk", "vda", "--source", QemuImages.uriOf(s)).ok();
+            }
+            Path out = dir.resolve("got-s3");
+            JsonNode g = run(r, "files", "get", "--disk", "vda", "--json", "1:/", "--to", out.toString()).ok().json();
+            assertEquals("ok", g.get("status").asText());
+            Trees.assertSame(ext4Src, out, Trees.Depth.CONTENT);
+        }
+        assertNothingOfOursUnder(Path.of("/run/jbackup/files"));
+    }
+
+    private static Cli.Result run(List<String> repoArgs, String... args) {
+        List<String> a = new ArrayList<>(List.of(args));
+        a.addAll(repoArgs);
+        return Cli.run(a.toArray(String[]::new));
     }
 
     @Test
