@@ -33,8 +33,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * {@code jbackup mount}, {@code umount} and {@code files} on a GPT disk built with sfdisk: an ext4, a vfat and an
- * XFS partition holding known files (modes, times, a symbolic link, a 2 MiB random file), backed up into a
+ * {@code jbackup mount}, {@code umount} and {@code files} on a GPT disk built with sfdisk: an ext4, a vfat, an XFS
+ * and a Btrfs partition (and an LVM physical volume, not mounted, when lvm2 is installed) holding known files (modes, times, a symbolic link, a 2 MiB random file), backed up into a
  * repository with 64 KiB chunks. Real tools throughout: nbdfuse, losetup, mount, blkid; runs as root.
  */
 class MountTest {
@@ -45,6 +45,8 @@ class MountTest {
     static final long P3 = 65 * MIB;
     /** Partition 4 (12 MiB): an LVM physical volume when lvm2 is installed, else empty. */
     static final long P4 = 385 * MIB;
+    /** Partition 5 (64 MiB): Btrfs. */
+    static final long P5 = 400 * MIB;
     static boolean lvm;
 
     @TempDir
@@ -56,6 +58,7 @@ class MountTest {
     static Path ext4Src;
     static Path fatSrc;
     static Path xfsSrc;
+    static Path btrfsSrc;
     /** The chunk (64 KiB) in the middle of /big.bin of partition 1. */
     static long bigChunk;
     /** The test disk as a raw image. */
@@ -65,12 +68,13 @@ class MountTest {
     static void build() throws IOException {
         Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "mount needs root");
         for (String t : List.of("nbdfuse", "sfdisk", "losetup", "mkfs.ext4", "mkfs.vfat", "mcopy", "mkfs.xfs",
-            "debugfs")) {
+            "mkfs.btrfs", "debugfs")) {
             Proc.requireTool(t);
         }
         ext4Src = tree(dir.resolve("ext4-src"), true);
         fatSrc = tree(dir.resolve("fat-src"), false);
         xfsSrc = tree(dir.resolve("xfs-src"), true);
+        btrfsSrc = tree(dir.resolve("btrfs-src"), true);
         byte[] big = new byte[(int) (2 * MIB)];
         new Random(16).nextBytes(big);
         Files.write(ext4Src.resolve("big.bin"), big);
@@ -100,14 +104,18 @@ class MountTest {
         }
 
         disk = dir.resolve("disk.raw");
-        Proc.run("truncate", "-s", "400M", disk.toString());
+        Proc.run("truncate", "-s", "470M", disk.toString());
         Proc.exec(java.time.Duration.ofSeconds(30), "bash", "-c", "printf 'label: gpt\\nstart=2048, size=65536, "
-            + "type=L\\nsize=65536, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\\nsize=655360, type=L\\n"
-            + "size=24576, type=E6D6D379-F507-44C2-A23C-238F2A3DF928\\n' | sfdisk -q "
-            + disk).requireSuccess(List.of("sfdisk"));
+            + "type=L\\nstart=67584, size=65536, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\\nstart=133120, "
+            + "size=655360, type=L\\nstart=788480, size=24576, type=E6D6D379-F507-44C2-A23C-238F2A3DF928\\n"
+            + "start=819200, size=131072, type=L\\n' | sfdisk -q " + disk).requireSuccess(List.of("sfdisk"));
         place(p1, disk, P1);
         place(p2, disk, P2);
         place(p3, disk, P3);
+        Path p5 = dir.resolve("p5.img");
+        Proc.run("truncate", "-s", "64M", p5.toString());
+        Proc.run("mkfs.btrfs", "-q", "--mixed", "--rootdir", btrfsSrc.toString(), p5.toString());
+        place(p5, disk, P5);
         lvm = Proc.onPath("pvcreate");
         if (lvm) {
             Path p4 = dir.resolve("p4.img");
@@ -252,12 +260,13 @@ class MountTest {
             Trees.assertSame(ext4Src, mp.resolve("1"), Trees.Depth.FULL);
             Trees.assertSame(fatSrc, mp.resolve("2"), Trees.Depth.CONTENT);
             Trees.assertSame(xfsSrc, mp.resolve("3"), Trees.Depth.FULL);
+            Trees.assertSame(btrfsSrc, mp.resolve("5"), Trees.Depth.FULL);
             String out = p.stdout();
-            assertTrue(out.contains("ext4") && out.contains("vfat") && out.contains("xfs"), out);
+            assertTrue(out.contains("ext4") && out.contains("vfat") && out.contains("xfs") && out.contains("btrfs"), out);
             // partition 4 is listed with the reason it is not mounted; the others mount all the same
             assertTrue(out.contains("vda partition 4  " + (lvm ? "LVM2_member" : "-")) && out.contains(lvm
                 ? "not mounted: LVM physical volume" : "not mounted: blkid recognises no filesystem"), out);
-            assertTrue(out.contains("mounted 3 of 4 filesystems"), out);
+            assertTrue(out.contains("mounted 4 of 5 filesystems"), out);
             assertFalse(Files.exists(mp.resolve("4")), "no directory for what is not mounted");
             assertTrue(p.stderr().contains("nbdfuse") && p.stderr().contains("losetup -r"), "-v names the path: "
                 + p.stderr());
@@ -319,7 +328,7 @@ class MountTest {
             assertTrue(j.has("pid"), "stdout: " + p.stdout() + "\nstderr: " + p.stderr());
             long pid = j.get("pid").asLong();
             try {
-                assertEquals(8, j.get("filesystems").size(), p.stdout());
+                assertEquals(10, j.get("filesystems").size(), p.stdout());
                 for (String d : List.of("vda", "vdb")) {
                     Trees.assertSame(ext4Src, mp.resolve(d).resolve("1"), Trees.Depth.FULL);
                     Trees.assertSame(xfsSrc, mp.resolve(d).resolve("3"), Trees.Depth.FULL);
