@@ -80,8 +80,13 @@ public final class FilesCommands implements Runnable {
         /** Does the work on {@code source} (the path in the mounted filesystem) of {@code fs}. */
         abstract int work(BackupInfo backup, MountedFilesystem fs, String path, Path source) throws Exception;
 
+        /** Checks the options before anything is mounted. */
+        void check() {
+        }
+
         @Override
         public Integer call() throws Exception {
+            check();
             Path mp = WORK.resolve(ProcessHandle.current().pid() + "-" + System.nanoTime());
             try (Repository r = repo.open(LockMode.SHARED)) {
                 BackupInfo b = BackupSelection.select(r, vm, disk, backup).get(0);
@@ -229,13 +234,26 @@ public final class FilesCommands implements Runnable {
             + "exit code is 3.")
     static final class Get extends Base {
         @Option(names = "--to", required = true, paramLabel = "DEST",
-            description = "Where to copy: a new name, or an existing directory to copy into.")
+            description = "Where to copy: a new name, or an existing directory to copy into. Nothing is "
+                + "overwritten.")
         Path to;
+
+        @Override
+        void check() {
+            if (Files.exists(to, LinkOption.NOFOLLOW_LINKS) && !Files.isDirectory(to)) {
+                throw new UsageException("--to " + to + " exists and is not a directory: name a new file or "
+                    + "directory, or an existing directory to copy into (nothing is overwritten)");
+            }
+        }
 
         @Override
         int work(BackupInfo backup, MountedFilesystem fs, String path, Path source) throws IOException {
             Path dest = Files.isDirectory(to) ? to.resolve(source.getFileName() == null ? "root"
                 : source.getFileName().toString()) : to;
+            if (Files.exists(dest, LinkOption.NOFOLLOW_LINKS)) {
+                throw new UsageException(dest + " exists: copy into another directory, or move it away first "
+                    + "(nothing is overwritten)");
+            }
             Tool.Result r = Tool.exec(List.of("cp", "-a", "--", source.toString(), dest.toString()));
             List<String> errors = new ArrayList<>();
             for (String line : r.stderr().split("\n")) {

@@ -19,6 +19,10 @@ public final class DiskMounter {
     private DiskMounter() {
     }
 
+    /** What gets a loop device: a partition ({@code 1}, {@code 2}, ...) or the whole disk ({@code disk}). */
+    private record Unit(String name, long offset, long size) {
+    }
+
     /**
      * Mounts the filesystems of {@code backup}, export {@code export} on {@code socket}, under {@code dir}; the
      * FUSE file goes to {@code state.dir()/fuse/INDEX}. Returns one entry per partition (mounted or not).
@@ -40,22 +44,22 @@ public final class DiskMounter {
         verbose.accept(backup.disk() + ": export " + export + " presented as " + file + " by nbdfuse (pid " + pid
             + "); partitions read by sfdisk, one read-only loop device each (losetup -r -o OFFSET --sizelimit SIZE)");
         List<PartitionTable.Partition> parts = PartitionTable.read(file);
-        List<String[]> units = new ArrayList<>(); // name, offset, size
+        List<Unit> units = new ArrayList<>();
         if (parts.isEmpty()) {
-            units.add(new String[]{"disk", "0", Long.toString(backup.imageSize())});
+            units.add(new Unit("disk", 0, backup.imageSize()));
         } else {
             for (PartitionTable.Partition p : parts) {
-                units.add(new String[]{Integer.toString(p.number()), Long.toString(p.offset()),
-                    Long.toString(Math.min(p.size(), backup.imageSize() - p.offset()))});
+                units.add(new Unit(Integer.toString(p.number()), p.offset(),
+                    Math.min(p.size(), backup.imageSize() - p.offset())));
             }
         }
         List<MountedFilesystem> out = new ArrayList<>();
-        for (String[] u : units) {
-            long offset = Long.parseLong(u[1]);
-            long size = Long.parseLong(u[2]);
+        for (Unit u : units) {
+            long offset = u.offset();
+            long size = u.size();
             if (size <= 0) {
-                out.add(new MountedFilesystem(backup.disk(), backup.id(), u[0], offset, size, null, null, null, null,
-                    "lies beyond the end of the image"));
+                out.add(new MountedFilesystem(backup.disk(), backup.id(), u.name(), offset, size, null, null, null,
+                    null, "lies beyond the end of the image"));
                 continue;
             }
             String loop = LoopDevices.attach(file, offset, size);
@@ -64,7 +68,7 @@ public final class DiskMounter {
                 state.save();
             }
             String type = Filesystems.identify(loop);
-            Path target = dir.resolve(u[0]);
+            Path target = dir.resolve(u.name());
             synchronized (state) {
                 if (!Files.isDirectory(target)) {
                     Files.createDirectories(target);
@@ -92,9 +96,9 @@ public final class DiskMounter {
                     }
                 }
             }
-            verbose.accept(backup.disk() + " " + u[0] + ": " + (type == null ? "no filesystem" : type) + " on "
+            verbose.accept(backup.disk() + " " + u.name() + ": " + (type == null ? "no filesystem" : type) + " on "
                 + loop + (o.mounted() ? ", " + o.how() : ", not mounted: " + o.problem()));
-            out.add(new MountedFilesystem(backup.disk(), backup.id(), u[0], offset, size,
+            out.add(new MountedFilesystem(backup.disk(), backup.id(), u.name(), offset, size,
                 o.mounted() ? loop : null, type, o.mounted() ? target.toString() : null, o.how(), o.problem()));
         }
         return out;

@@ -369,6 +369,10 @@ class MountTest {
         Cli.run("files", "get", "--repo", repo.toString(), "--disk", "vda", "2:/ETC/HOSTS", "--to",
             out.toString()).ok();
         assertEquals("127.0.0.1 localhost\n", Files.readString(out.resolve("HOSTS")));
+        Cli.Result again = Cli.run("files", "get", "--repo", repo.toString(), "--disk", "vda", "2:/ETC/HOSTS", "--to",
+            out.toString());
+        assertEquals(2, again.exitCode(), "nothing is overwritten: " + again.stderr());
+        assertTrue(again.stderr().contains("HOSTS exists"), again.stderr());
         Cli.Result which = Cli.run("files", "ls", "--repo", repo.toString(), "--disk", "vda", "/etc");
         assertEquals(2, which.exitCode(), "three filesystems: the partition must be named");
         assertTrue(which.stderr().contains("1:/etc"), which.stderr());
