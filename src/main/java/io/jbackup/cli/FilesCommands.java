@@ -150,6 +150,14 @@ public final class FilesCommands implements Runnable {
             if (!source.startsWith(root)) {
                 throw new UsageException(spec + ": the path leaves the filesystem");
             }
+            // the directories on the way are resolved as the guest's links say, and must stay in its filesystem: an
+            // absolute or ../ link would otherwise lead this root process into the host's files
+            Path parent = source.getParent();
+            if (!source.equals(root) && Files.exists(parent)
+                && !parent.toRealPath().startsWith(root.toRealPath())) {
+                throw new UsageException(spec + ": a symbolic link on the way leads out of the backup's filesystem "
+                    + "(to " + parent.toRealPath() + " of this host); name the path the link points to instead");
+            }
             if (!Files.exists(source, LinkOption.NOFOLLOW_LINKS)) {
                 throw new NotFoundException("no " + path + " in partition " + fs.name() + " of backup " + b.id()
                     + " of disk " + b.disk() + "; list it with: jbackup files ls ... " + fs.name() + ":/");

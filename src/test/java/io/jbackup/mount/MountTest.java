@@ -182,6 +182,7 @@ class MountTest {
         }
         if (unix) {
             Files.createSymbolicLink(root.resolve("etc/hosts.link"), Path.of("hosts"));
+            Files.createSymbolicLink(root.resolve("escape"), Path.of("/etc")); // the host's, when followed
         }
         Files.setLastModifiedTime(root.resolve(unix ? "etc" : "ETC"), FileTime.from(Instant.parse(
             "2022-06-07T08:09:10Z")));
@@ -373,6 +374,11 @@ class MountTest {
             out.toString());
         assertEquals(2, again.exitCode(), "nothing is overwritten: " + again.stderr());
         assertTrue(again.stderr().contains("HOSTS exists"), again.stderr());
+        Cli.Result out1 = Cli.run("files", "get", "--repo", repo.toString(), "--disk", "vda", "1:/escape/hostname",
+            "--to", out.resolve("hostname").toString());
+        assertEquals(2, out1.exitCode(), "a link out of the filesystem is not followed: " + out1.stderr());
+        assertTrue(out1.stderr().contains("leads out of the backup's filesystem"), out1.stderr());
+        assertFalse(Files.exists(out.resolve("hostname")), "nothing of the host is copied");
         Cli.Result which = Cli.run("files", "ls", "--repo", repo.toString(), "--disk", "vda", "/etc");
         assertEquals(2, which.exitCode(), "three filesystems: the partition must be named");
         assertTrue(which.stderr().contains("1:/etc"), which.stderr());
