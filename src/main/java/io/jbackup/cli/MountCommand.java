@@ -149,7 +149,7 @@ public final class MountCommand implements Callable<Integer> {
                 throw new UsageException("--daemon: cannot read this process's command line from /proc/self/cmdline; "
                     + "run without --daemon, e.g. under systemd-run or nohup");
             }
-            // setsid -w: a new session (no SIGHUP from the terminal); it waits for the mount, so its exit is the mount's
+            // setsid -w: a new session (no SIGHUP from the terminal); it waits for the mount: its exit is the mount's
             List<String> cmd = new ArrayList<>(List.of("setsid", "-w"));
             for (String a : me) {
                 if (!a.equals("--daemon")) {

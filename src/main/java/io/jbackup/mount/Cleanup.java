@@ -78,7 +78,10 @@ public final class Cleanup {
         return problems;
     }
 
-    /** Deletes the state directory and the log of a daemon mount beside it (after {@link #undo} found nothing left); it holds no mount point then. */
+    /**
+     * Deletes the state directory and the log of a daemon mount beside it (after {@link #undo} found nothing left);
+     * it holds no mount point then.
+     */
     public static void removeDir(Path dir) throws IOException {
         if (!Files.exists(dir) || !MountTable.under(dir).isEmpty()) {
             return;

@@ -34,8 +34,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * {@code jbackup mount}, {@code umount} and {@code files} on a GPT disk built with sfdisk: an ext4, a vfat, an XFS
- * and a Btrfs partition (and an LVM physical volume, not mounted, when lvm2 is installed) holding known files (modes, times, a symbolic link, a 2 MiB random file), backed up into a
- * repository with 64 KiB chunks. Real tools throughout: nbdfuse, losetup, mount, blkid; runs as root.
+ * and a Btrfs partition (and an LVM physical volume, not mounted, when lvm2 is installed) holding known files (modes,
+ * times, symbolic links, a 2 MiB random file), backed up into a repository with 64 KiB chunks. Real tools
+ * throughout: nbdfuse, losetup, mount, blkid; runs as root.
  */
 class MountTest {
     static final long MIB = 1 << 20;
@@ -166,8 +167,8 @@ class MountTest {
     static Path tree(Path root, boolean unix) throws IOException {
         Files.createDirectories(root.resolve(unix ? "etc" : "ETC"));
         Map<String, String> files = unix
-            ? Map.of("etc/hosts", "127.0.0.1 localhost\n", "etc/secret", "only root\n", "run.sh", "#!/bin/sh\necho hi\n",
-            "README", "a file at the root\n")
+            ? Map.of("etc/hosts", "127.0.0.1 localhost\n", "etc/secret", "only root\n", "run.sh",
+            "#!/bin/sh\necho hi\n", "README", "a file at the root\n")
             : Map.of("ETC/HOSTS", "127.0.0.1 localhost\n", "README.TXT", "a file at the root\n", "RUN.SH",
             "#!/bin/sh\necho hi\n");
         int i = 0;
@@ -263,7 +264,9 @@ class MountTest {
             Trees.assertSame(xfsSrc, mp.resolve("3"), Trees.Depth.FULL);
             Trees.assertSame(btrfsSrc, mp.resolve("5"), Trees.Depth.FULL);
             String out = p.stdout();
-            assertTrue(out.contains("ext4") && out.contains("vfat") && out.contains("xfs") && out.contains("btrfs"), out);
+            for (String type : List.of("ext4", "vfat", "xfs", "btrfs")) {
+                assertTrue(out.contains("  " + type + "  "), type + " in " + out);
+            }
             // partition 4 is listed with the reason it is not mounted; the others mount all the same
             assertTrue(out.contains("vda partition 4  " + (lvm ? "LVM2_member" : "-")) && out.contains(lvm
                 ? "not mounted: LVM physical volume" : "not mounted: blkid recognises no filesystem"), out);

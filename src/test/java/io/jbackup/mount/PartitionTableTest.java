@@ -41,7 +41,8 @@ class PartitionTableTest {
     @Test
     void aTableWithoutPartitionsIsEmptyAndNonsenseIsAnError() throws ExternalToolException {
         // a FAT boot sector on the whole disk reads as an empty MBR
-        assertEquals(List.of(), PartitionTable.parse("{\"partitiontable\": {\"label\": \"dos\", \"sectorsize\": 512}}"));
+        assertEquals(List.of(),
+            PartitionTable.parse("{\"partitiontable\": {\"label\": \"dos\", \"sectorsize\": 512}}"));
         assertThrows(ExternalToolException.class, () -> PartitionTable.parse("not json"));
         assertThrows(ExternalToolException.class, () -> PartitionTable.parse(
             "{\"partitiontable\": {\"partitions\": [{\"node\": \"disk\", \"start\": 1, \"size\": 1}]}}"));
