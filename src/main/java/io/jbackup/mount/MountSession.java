@@ -97,14 +97,18 @@ public final class MountSession implements AutoCloseable {
             }
             return s;
         } catch (IOException | RuntimeException e) {
-            if (s != null) {
-                s.close();
-            } else {
-                if (server != null) {
-                    server.close();
+            try {
+                if (s != null) {
+                    s.close();
+                } else {
+                    if (server != null) {
+                        server.close();
+                    }
+                    Cleanup.undo(state);
+                    Cleanup.removeDir(state.dir());
                 }
-                Cleanup.undo(state);
-                Cleanup.removeDir(state.dir());
+            } catch (IOException | RuntimeException cleanup) {
+                e.addSuppressed(cleanup); // the cause of the failure is what the user needs first
             }
             throw e;
         }
