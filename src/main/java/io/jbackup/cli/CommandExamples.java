@@ -52,6 +52,24 @@ final class CommandExamples {
                 "jbackup restore --repo /backup/repo --disk vda --backup latest --to vda.raw"),
             new Entry("A VM's disks as they were at a point in time, into a directory",
                 "jbackup restore --repo /backup/repo --vm web1 --backup @2026-11-24T10:00 --to /restore/dir"))),
+        Map.entry("jbackup mount", List.of(
+            new Entry("Mount the newest backup of a disk under /mnt/restore until Ctrl-C",
+                "jbackup mount --repo /backup/repo --disk vda /mnt/restore"),
+            new Entry("Mount every disk of a VM's backup set of a given time and return",
+                "jbackup mount --repo /backup/repo --vm vm1 --backup @2026-05-01T00:00:00Z --daemon /mnt/restore"))),
+        Map.entry("jbackup umount", List.of(
+            new Entry("Unmount it (also after the mount process was killed)", "jbackup umount /mnt/restore"))),
+        Map.entry("jbackup files", List.of(
+            new Entry("List /etc of partition 1 of the newest backup", "jbackup files ls --repo /backup/repo "
+                + "--disk vda 1:/etc"))),
+        Map.entry("jbackup files ls", List.of(
+            new Entry("List /etc of partition 1 of the newest backup", "jbackup files ls --repo /backup/repo "
+                + "--disk vda 1:/etc"),
+            new Entry("The same as JSON, of a disk with one filesystem", "jbackup files ls --repo /backup/repo "
+                + "--disk vdb --json /home"))),
+        Map.entry("jbackup files get", List.of(
+            new Entry("Copy a file out of yesterday's backup, keeping mode and times", "jbackup files get --repo "
+                + "/backup/repo --disk vda --backup @2026-05-01T00:00:00Z 1:/etc/fstab --to fstab.old"))),
         Map.entry("jbackup serve", List.of(
             new Entry("Serve every backup over NBD (then: nbdinfo --list 'nbd+unix:///?socket=/run/jbackup.sock')",
                 "jbackup serve --repo /backup/repo --socket /run/jbackup.sock"),

@@ -47,6 +47,9 @@ public final class ManualSections implements CommandLine.IModelTransformer {
             + "(the job file's passphraseFile; mode 0600)."),
         new Entry("PREFIX/lib/systemd/system/", "jbackup.service and jbackup.timer (run-due every five minutes), "
             + "or jbackup-daemon.service, installed by install.sh."),
+        new Entry("/run/jbackup/mounts/", "The state of each running mount (a directory per mount point: its NBD "
+            + "socket, nbdfuse files and state.json), which umount and the next mount use to clean up after a killed "
+            + "one; files mounts under /run/jbackup/files/. See docs/file-restore.md."),
         new Entry("PREFIX/share/doc/jbackup/", "README.md, docs/ (operations, troubleshooting, formats) and "
             + "examples/."));
 

@@ -5,7 +5,6 @@ import io.jbackup.engine.DiskRestore;
 import io.jbackup.engine.ProgressListener;
 import io.jbackup.engine.RestoreResult;
 import io.jbackup.engine.RestoreTarget;
-import io.jbackup.error.NotFoundException;
 import io.jbackup.error.UsageException;
 import io.jbackup.model.BackupInfo;
 import io.jbackup.store.BackupReader;
@@ -17,7 +16,6 @@ import picocli.CommandLine.Option;
 
 import java.io.IOException;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -191,40 +189,7 @@ public final class RestoreCommand implements Callable<Integer> {
     }
 
     private List<BackupInfo> select(Repository r) throws IOException {
-        if (disk != null) {
-            return List.of(r.resolve(vm, disk, backup));
-        }
-        // a whole set: resolve the reference against any disk of the VM, then take every disk with the same set label
-        List<BackupInfo> ofVm = new ArrayList<>();
-        for (BackupInfo b : r.listBackups()) {
-            if (vm.equals(b.vm()) && "complete".equals(b.state())) {
-                ofVm.add(b);
-            }
-        }
-        if (ofVm.isEmpty()) {
-            throw new NotFoundException("no complete backups of VM " + vm + " in the repository; "
-                + "'jbackup list' shows what there is");
-        }
-        BackupInfo anchor = r.resolve(vm, ofVm.get(0).disk(), backup);
-        if (backup.equals("latest") || backup.startsWith("@")) {
-            ofVm.sort(Comparator.comparing(BackupInfo::created));
-            BackupInfo newest = null;
-            for (BackupInfo b : ofVm) {
-                if (backup.equals("latest") || !b.created().isAfter(anchor.created())) {
-                    newest = b;
-                }
-            }
-            anchor = newest == null ? anchor : newest;
-        }
-        String set = anchor.labels().get("set");
-        List<BackupInfo> out = new ArrayList<>();
-        for (BackupInfo b : ofVm) {
-            if (set == null ? b.id().equals(anchor.id()) : set.equals(b.labels().get("set"))) {
-                out.add(b);
-            }
-        }
-        out.sort(Comparator.comparing(BackupInfo::disk));
-        return out;
+        return BackupSelection.select(r, vm, disk, backup);
     }
 
     private void note(String text) {

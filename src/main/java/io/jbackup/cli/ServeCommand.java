@@ -18,8 +18,6 @@ import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
 
 /**
  * {@code jbackup serve}: serve every backup over NBD for instant recovery, read-only or through writable
@@ -103,22 +101,8 @@ public final class ServeCommand implements Callable<Integer> {
         b.tls(tls.toServerConfig());
         ServerConfig config = b.build();
 
-        CountDownLatch stop = new CountDownLatch(1);
-        CountDownLatch closed = new CountDownLatch(1);
-        // SIGTERM / Ctrl-C: wake the main thread, let it shut down in order, then exit 0 (not the JVM's 143)
-        Thread hook = new Thread(() -> {
-            stop.countDown();
-            try {
-                closed.await(60, TimeUnit.SECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-            System.out.flush();
-            System.err.flush();
-            Runtime.getRuntime().halt(ExitCodes.OK);
-        }, "jbackup-serve-shutdown");
-        Runtime.getRuntime().addShutdownHook(hook);
-        try (Repository r = repo.open(LockMode.SHARED)) {
+        try (StopSignal stop = StopSignal.install("jbackup-serve-shutdown");
+             Repository r = repo.open(LockMode.SHARED)) {
             long cacheBytes = cacheMiB << 20;
             BackupServer.Options opts = writable
                 ? BackupServer.Options.writable(cacheBytes, readAhead,
@@ -151,13 +135,6 @@ public final class ServeCommand implements Callable<Integer> {
                 }
                 status.println("jbackup: stopped");
                 System.out.flush();
-            }
-        } finally {
-            closed.countDown();
-            try {
-                Runtime.getRuntime().removeShutdownHook(hook);
-            } catch (IllegalStateException shuttingDown) {
-                // the hook is running and exits with 0 once we return
             }
         }
         return ExitCodes.OK;

@@ -3,6 +3,7 @@ package io.jbackup.faults;
 import io.jbackup.store.DiskLock;
 import io.jbackup.store.FileMutex;
 import io.jbackup.testutil.Cli;
+import io.jbackup.testutil.JBackupProcess;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
 import org.junit.jupiter.api.Test;

@@ -2,6 +2,7 @@ package io.jbackup.faults;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.jbackup.testutil.Cli;
+import io.jbackup.testutil.JBackupProcess;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
 import org.junit.jupiter.api.Tag;

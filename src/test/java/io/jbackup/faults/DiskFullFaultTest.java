@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.jbackup.store.OpenOptions;
 import io.jbackup.store.Repository;
 import io.jbackup.testutil.Cli;
+import io.jbackup.testutil.JBackupProcess;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
 import org.junit.jupiter.api.AfterEach;

@@ -5,6 +5,7 @@ import io.jbackup.catalog.ChunkLocation;
 import io.jbackup.store.OpenOptions;
 import io.jbackup.store.Repository;
 import io.jbackup.testutil.Cli;
+import io.jbackup.testutil.JBackupProcess;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
 import org.junit.jupiter.api.Tag;

@@ -5,6 +5,7 @@ import io.jbackup.catalog.SqliteCatalog;
 import io.jbackup.cli.ExitCodes;
 import io.jbackup.store.layout.RepositoryLayout;
 import io.jbackup.testutil.Cli;
+import io.jbackup.testutil.JBackupProcess;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
 import io.jbackup.testutil.S3Proxy;

@@ -1,4 +1,4 @@
-package io.jbackup.faults;
+package io.jbackup.testutil;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -16,11 +16,11 @@ import java.util.concurrent.TimeUnit;
  * jbackup run as a separate JVM ({@code java -cp TEST_CLASSPATH io.jbackup.cli.Main ARGS}), the way a user or cron
  * runs it, so that it can be killed with SIGKILL or run twice at once. Its stdout and stderr go to files.
  */
-final class JBackupProcess implements AutoCloseable {
-    final Process process;
-    final Path out;
-    final Path err;
-    final List<String> args;
+public final class JBackupProcess implements AutoCloseable {
+    public final Process process;
+    public final Path out;
+    public final Path err;
+    public final List<String> args;
 
     private JBackupProcess(Process process, Path out, Path err, List<String> args) {
         this.process = process;
@@ -30,7 +30,7 @@ final class JBackupProcess implements AutoCloseable {
     }
 
     /** Starts {@code jbackup ARGS}; {@code env} adds environment variables (may be empty). */
-    static JBackupProcess start(Path dir, String name, Map<String, String> env, String... args) {
+    public static JBackupProcess start(Path dir, String name, Map<String, String> env, String... args) {
         return start(dir, name, env, List.of(), args);
     }
 
@@ -38,13 +38,14 @@ final class JBackupProcess implements AutoCloseable {
      * Starts {@code jbackup ARGS} under {@code ulimit -f KIB} (bash): no file it writes can grow past that many KiB;
      * the JVM ignores SIGXFSZ, so such a write fails with EFBIG ("File too large").
      */
-    static JBackupProcess startLimited(Path dir, String name, long kib, String... args) {
+    public static JBackupProcess startLimited(Path dir, String name, long kib, String... args) {
         return start(dir, name, Map.of(), List.of("bash", "-c", "ulimit -f " + kib + " && exec \"$@\"", "bash"),
             args);
     }
 
-    private static JBackupProcess start(Path dir, String name, Map<String, String> env, List<String> prefix,
-                                        String... args) {
+    /** Starts {@code PREFIX... java ... io.jbackup.cli.Main ARGS}: {@code prefix} runs the JVM (a wrapper). */
+    public static JBackupProcess start(Path dir, String name, Map<String, String> env, List<String> prefix,
+                                       String... args) {
         List<String> cmd = new ArrayList<>(prefix);
         cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
             "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
@@ -63,7 +64,7 @@ final class JBackupProcess implements AutoCloseable {
     }
 
     /** Waits up to {@code seconds} for the exit code; fails (and kills it) if it does not end. */
-    int await(long seconds) throws InterruptedException {
+    public int await(long seconds) throws InterruptedException {
         if (!process.waitFor(seconds, TimeUnit.SECONDS)) {
             process.destroyForcibly();
             process.waitFor(10, TimeUnit.SECONDS);
@@ -74,22 +75,22 @@ final class JBackupProcess implements AutoCloseable {
     }
 
     /** Sends SIGKILL and waits for the process to be gone. */
-    void kill() throws InterruptedException {
+    public void kill() throws InterruptedException {
         process.destroyForcibly();
         if (!process.waitFor(30, TimeUnit.SECONDS)) {
             throw new AssertionError("jbackup did not die after SIGKILL");
         }
     }
 
-    String stdout() {
+    public String stdout() {
         return read(out);
     }
 
-    String stderr() {
+    public String stderr() {
         return read(err);
     }
 
-    JsonNode json() {
+    public JsonNode json() {
         try {
             return new ObjectMapper().readTree(stdout());
         } catch (IOException e) {

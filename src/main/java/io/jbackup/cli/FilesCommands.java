@@ -1,0 +1,311 @@
+package io.jbackup.cli;
+
+import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
+import io.jbackup.model.BackupInfo;
+import io.jbackup.mount.MountSession;
+import io.jbackup.mount.MountState;
+import io.jbackup.mount.MountedFilesystem;
+import io.jbackup.mount.Tool;
+import io.jbackup.store.LockMode;
+import io.jbackup.store.Repository;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFileAttributes;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.stream.Stream;
+
+/**
+ * {@code jbackup files ls|get}: list or copy files of a backup without a visible mount. There is no well-kept Java
+ * library that reads ext4, XFS and FAT (the few pure-Java ext4 readers are unmaintained and read no XFS), so both
+ * mount the backup behind the scenes exactly as {@code jbackup mount} does, into a private directory under
+ * {@code /run/jbackup/files}, and unmount it before they return (also on Ctrl-C and SIGTERM; after SIGKILL the next
+ * {@code mount}, {@code umount} or {@code files} removes the leftovers).
+ */
+@Command(name = "files", mixinStandardHelpOptions = true,
+    description = "List or copy files out of a backup without mounting it yourself (it is mounted read-only behind "
+        + "the scenes and unmounted at the end; needs what 'jbackup mount' needs).",
+    subcommands = {FilesCommands.Ls.class, FilesCommands.Get.class})
+public final class FilesCommands implements Runnable {
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+
+    /** Where {@code files} mounts backups. */
+    static final Path WORK = MountState.ROOT.getParent().resolve("files");
+
+    /** The options of both subcommands and the mount around their work. */
+    abstract static class Base implements Callable<Integer> {
+        @Mixin
+        RepoOptions repo;
+        @Mixin
+        JsonMixin json;
+        @Mixin
+        LoggingMixin logging;
+
+        @Option(names = "--disk", required = true, paramLabel = "NAME", description = "Disk of the backup.")
+        String disk;
+
+        @Option(names = "--vm", paramLabel = "NAME", description = "VM of the disk (when disk names repeat).")
+        String vm;
+
+        @Option(names = "--backup", paramLabel = "ID|latest|@TIME", defaultValue = "latest",
+            description = "Backup id (or unique prefix), 'latest', or '@' + ISO-8601 time (default: "
+                + "${DEFAULT-VALUE}).")
+        String backup;
+
+        @Parameters(index = "0", paramLabel = "[PARTITION:]PATH",
+            description = "A path in the filesystem of partition PARTITION (1, 2, ..., or 'disk' for a filesystem on "
+                + "the whole disk); the partition may be left out when the disk has one filesystem.")
+        String spec;
+
+        /** Does the work on {@code source} (the path in the mounted filesystem) of {@code fs}. */
+        abstract int work(BackupInfo backup, MountedFilesystem fs, String path, Path source) throws Exception;
+
+        /** Checks the options before anything is mounted. */
+        void check() {
+        }
+
+        @Override
+        public Integer call() throws Exception {
+            check();
+            Path mp = WORK.resolve(ProcessHandle.current().pid() + "-" + System.nanoTime());
+            try (Repository r = repo.open(LockMode.SHARED)) {
+                BackupInfo b = BackupSelection.select(r, vm, disk, backup).get(0);
+                Thread hook = null;
+                MountSession session = MountSession.open(r, List.of(new MountSession.Target(b, mp)), mp, 64L << 20,
+                    8, t -> org.slf4j.LoggerFactory.getLogger(FilesCommands.class).info(t));
+                try {
+                    hook = new Thread(() -> {
+                        try {
+                            session.closeAndReport();
+                        } catch (IOException e) {
+                            System.err.println("jbackup: unmount failed: " + e.getMessage());
+                        }
+                    }, "jbackup-files-unmount");
+                    Runtime.getRuntime().addShutdownHook(hook);
+                    return pick(b, session.filesystems());
+                } finally {
+                    if (hook != null) {
+                        try {
+                            Runtime.getRuntime().removeShutdownHook(hook);
+                        } catch (IllegalStateException shuttingDown) {
+                            // the hook unmounts
+                        }
+                    }
+                    session.close();
+                }
+            }
+        }
+
+        private int pick(BackupInfo b, List<MountedFilesystem> all) throws Exception {
+            List<MountedFilesystem> mounted = all.stream().filter(f -> f.path() != null).toList();
+            String part = null;
+            String path = spec;
+            int colon = spec.indexOf(':');
+            if (colon > 0 && spec.indexOf('/') > colon || colon > 0 && spec.indexOf('/') < 0) {
+                String p = spec.substring(0, colon);
+                if (all.stream().anyMatch(f -> f.name().equals(p))) {
+                    part = p;
+                    path = spec.substring(colon + 1);
+                }
+            }
+            path = path.isEmpty() ? "/" : path;
+            MountedFilesystem fs;
+            if (part == null) {
+                if (mounted.size() != 1) {
+                    throw new UsageException("disk " + b.disk() + " has " + mounted.size() + " mountable filesystems "
+                        + names(all) + ": name one as PARTITION:PATH, e.g. " + (mounted.isEmpty() ? "1"
+                        : mounted.get(0).name()) + ":" + path);
+                }
+                fs = mounted.get(0);
+            } else {
+                String p = part;
+                fs = all.stream().filter(f -> f.name().equals(p)).findFirst().orElseThrow();
+                if (fs.path() == null) {
+                    throw new UsageException("partition " + part + " of disk " + b.disk() + " cannot be mounted: "
+                        + fs.problem());
+                }
+            }
+            Path root = Path.of(fs.path());
+            Path source = root.resolve(path.startsWith("/") ? path.substring(1) : path).normalize();
+            if (!source.startsWith(root)) {
+                throw new UsageException(spec + ": the path leaves the filesystem");
+            }
+            // the directories on the way are resolved as the guest's links say, and must stay in its filesystem: an
+            // absolute or ../ link would otherwise lead this root process into the host's files
+            Path parent = source.getParent();
+            if (!source.equals(root) && Files.exists(parent)
+                && !parent.toRealPath().startsWith(root.toRealPath())) {
+                throw new UsageException(spec + ": a symbolic link on the way leads out of the backup's filesystem "
+                    + "(to " + parent.toRealPath() + " of this host); name the path the link points to instead");
+            }
+            if (!Files.exists(source, LinkOption.NOFOLLOW_LINKS)) {
+                throw new NotFoundException("no " + path + " in partition " + fs.name() + " of backup " + b.id()
+                    + " of disk " + b.disk() + "; list it with: jbackup files ls ... " + fs.name() + ":/");
+            }
+            return work(b, fs, path, source);
+        }
+
+        private static String names(List<MountedFilesystem> all) {
+            List<String> s = new ArrayList<>();
+            for (MountedFilesystem f : all) {
+                s.add(f.name() + " (" + (f.type() == null ? "unknown" : f.type()) + (f.path() == null
+                    ? ", not mountable: " + f.problem() : "") + ")");
+            }
+            return s.toString();
+        }
+    }
+
+    /** One entry of a listing. */
+    public record Entry(String name, String type, String mode, long size, int uid, int gid, Instant mtime,
+                        String target) {
+        static Entry of(Path p, String name) throws IOException {
+            PosixFileAttributes a = Files.readAttributes(p, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+            Map<String, Object> unix = Files.readAttributes(p, "unix:mode,uid,gid", LinkOption.NOFOLLOW_LINKS);
+            String type = a.isDirectory() ? "dir" : a.isRegularFile() ? "file" : a.isSymbolicLink() ? "symlink"
+                : "other";
+            return new Entry(name, type, String.format(Locale.ROOT, "%04o", (Integer) unix.get("mode") & 07777),
+                a.size(), (Integer) unix.get("uid"), (Integer) unix.get("gid"), a.lastModifiedTime().toInstant(),
+                a.isSymbolicLink() ? Files.readSymbolicLink(p).toString() : null);
+        }
+    }
+
+    @Command(name = "ls", mixinStandardHelpOptions = true,
+        description = "List a directory (or one file) of a backup: mode, owner, size, modification time, name.")
+    static final class Ls extends Base {
+        @Override
+        int work(BackupInfo backup, MountedFilesystem fs, String path, Path source) throws IOException {
+            List<Entry> entries = new ArrayList<>();
+            if (Files.isDirectory(source, LinkOption.NOFOLLOW_LINKS)) {
+                try (Stream<Path> s = Files.list(source)) {
+                    for (Path p : s.sorted().toList()) {
+                        entries.add(Entry.of(p, p.getFileName().toString()));
+                    }
+                }
+            } else {
+                entries.add(Entry.of(source, source.getFileName().toString()));
+            }
+            if (json.enabled()) {
+                Map<String, Object> out = new LinkedHashMap<>();
+                out.put("status", "ok");
+                out.put("disk", backup.disk());
+                out.put("backupId", backup.id());
+                out.put("partition", fs.name());
+                out.put("filesystem", fs.type());
+                out.put("path", path);
+                out.put("entries", entries);
+                json.print(out);
+            } else {
+                for (Entry e : entries) {
+                    String perms = PosixFilePermissions.toString(PosixFilePermissions.fromString(
+                        rwx(Integer.parseInt(e.mode(), 8))));
+                    System.out.println(String.format(Locale.ROOT, "%s%s %5d %5d %12d %s %s%s",
+                        e.type().equals("dir") ? "d" : e.type().equals("symlink") ? "l" : "-", perms, e.uid(),
+                        e.gid(), e.size(), e.mtime(), e.name(), e.target() == null ? "" : " -> " + e.target()));
+                }
+            }
+            return ExitCodes.OK;
+        }
+
+        private static String rwx(int mode) {
+            String s = "rwxrwxrwx";
+            StringBuilder b = new StringBuilder();
+            for (int i = 0; i < 9; i++) {
+                b.append((mode & (1 << (8 - i))) != 0 ? s.charAt(i) : '-');
+            }
+            return b.toString();
+        }
+    }
+
+    @Command(name = "get", mixinStandardHelpOptions = true,
+        description = "Copy a file or a directory tree out of a backup, keeping modes, owners, times and symbolic "
+            + "links (cp -a). A file that cannot be read (a damaged chunk) is named, the rest is copied, and the "
+            + "exit code is 3.")
+    static final class Get extends Base {
+        @Option(names = "--to", required = true, paramLabel = "DEST",
+            description = "Where to copy: a new name, or an existing directory to copy into. Nothing is "
+                + "overwritten.")
+        Path to;
+
+        @Override
+        void check() {
+            if (Files.exists(to, LinkOption.NOFOLLOW_LINKS) && !Files.isDirectory(to)) {
+                throw new UsageException("--to " + to + " exists and is not a directory: name a new file or "
+                    + "directory, or an existing directory to copy into (nothing is overwritten)");
+            }
+        }
+
+        @Override
+        int work(BackupInfo backup, MountedFilesystem fs, String path, Path source) throws IOException {
+            Path dest = Files.isDirectory(to) ? to.resolve(source.getFileName() == null ? "root"
+                : source.getFileName().toString()) : to;
+            if (Files.exists(dest, LinkOption.NOFOLLOW_LINKS)) {
+                throw new UsageException(dest + " exists: copy into another directory, or move it away first "
+                    + "(nothing is overwritten)");
+            }
+            Tool.Result r = Tool.exec(List.of("cp", "-a", "--", source.toString(), dest.toString()));
+            List<String> errors = new ArrayList<>();
+            for (String line : r.stderr().split("\n")) {
+                if (!line.isBlank()) {
+                    errors.add(line.replace(fs.path(), fs.name() + ":"));
+                }
+            }
+            long[] count = new long[2];
+            if (Files.exists(dest, LinkOption.NOFOLLOW_LINKS)) {
+                try (Stream<Path> s = Files.walk(dest)) {
+                    s.filter(p -> Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)).forEach(p -> {
+                        count[0]++;
+                        count[1] += p.toFile().length();
+                    });
+                }
+            }
+            boolean partial = !r.ok();
+            if (partial && errors.isEmpty()) {
+                errors.add("cp -a exited with " + r.exitCode());
+            }
+            if (json.enabled()) {
+                Map<String, Object> out = new LinkedHashMap<>();
+                out.put("status", partial ? "partial" : "ok");
+                out.put("disk", backup.disk());
+                out.put("backupId", backup.id());
+                out.put("partition", fs.name());
+                out.put("path", path);
+                out.put("to", dest.toAbsolutePath().toString());
+                out.put("files", count[0]);
+                out.put("bytes", count[1]);
+                out.put("errors", errors);
+                json.print(out);
+            } else {
+                for (String e : errors) {
+                    System.out.println("  not copied: " + e);
+                }
+                if (partial || !logging.quiet) {
+                    System.out.println("jbackup: copied " + path + " of backup " + backup.id() + " (partition "
+                        + fs.name() + ") to " + dest + ": " + count[0] + " files, " + Sizes.format(count[1])
+                        + (partial ? "; some could not be read (run 'jbackup verify' to find damaged backups)"
+                        : ""));
+                }
+            }
+            return partial ? ExitCodes.PARTIAL : ExitCodes.OK;
+        }
+    }
+}

@@ -1,0 +1,108 @@
+package io.jbackup.mount;
+
+import io.jbackup.engine.ExternalToolException;
+
+import java.io.File;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Runs one external program of the mount machinery (sfdisk, losetup, blkid, mount, umount, nbdfuse, fusermount3)
+ * to completion, stdin from {@code /dev/null}, with a time limit. A missing program is an
+ * {@link ExternalToolException} naming its Debian package ({@link #PACKAGES}).
+ */
+public final class Tool {
+    /** The Debian package of every program the mount machinery runs. */
+    public static final Map<String, String> PACKAGES = Map.ofEntries(
+        Map.entry("sfdisk", "fdisk"), Map.entry("losetup", "mount"), Map.entry("blkid", "util-linux"),
+        Map.entry("mount", "mount"), Map.entry("umount", "mount"), Map.entry("nbdfuse", "libnbd-bin"),
+        Map.entry("fusermount3", "fuse3"), Map.entry("fusefat", "fusefat"), Map.entry("ntfs-3g", "ntfs-3g"),
+        Map.entry("vgchange", "lvm2"), Map.entry("pvs", "lvm2"), Map.entry("lvs", "lvm2"),
+        Map.entry("cp", "coreutils"), Map.entry("setsid", "util-linux"));
+    /** The limit of one run. */
+    public static final Duration LIMIT = Duration.ofSeconds(60);
+
+    private Tool() {
+    }
+
+    /** The outcome of a finished run. */
+    public record Result(int exitCode, String stdout, String stderr) {
+        public boolean ok() {
+            return exitCode == 0;
+        }
+
+        /** stderr, else stdout, trimmed: the program's own words for a message. */
+        public String said() {
+            String s = stderr.isBlank() ? stdout : stderr;
+            return s.strip().replace('\n', ' ');
+        }
+    }
+
+    /** Whether {@code name} is an executable on PATH (or in /usr/sbin, /sbin). */
+    public static boolean available(String name) {
+        return locate(name) != null;
+    }
+
+    static Path locate(String name) {
+        String path = System.getenv().getOrDefault("PATH", "/usr/bin:/bin") + ":/usr/sbin:/sbin";
+        for (String d : path.split(":")) {
+            if (!d.isEmpty()) {
+                Path p = Path.of(d, name);
+                if (Files.isExecutable(p)) {
+                    return p;
+                }
+            }
+        }
+        return null;
+    }
+
+    /** Runs {@code cmd} and returns its result whatever the exit code. */
+    public static Result exec(List<String> cmd) throws IOException {
+        Path bin = locate(cmd.get(0));
+        if (bin == null) {
+            throw new ExternalToolException(cmd.get(0) + " is not installed (Debian package "
+                + PACKAGES.getOrDefault(cmd.get(0), cmd.get(0)) + ")");
+        }
+        Path out = Files.createTempFile("jbackup-tool", ".out");
+        Path err = Files.createTempFile("jbackup-tool", ".err");
+        try {
+            List<String> full = new java.util.ArrayList<>(cmd);
+            full.set(0, bin.toString());
+            Process p = new ProcessBuilder(full).redirectOutput(out.toFile()).redirectError(err.toFile())
+                .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null"))).start();
+            try {
+                if (!p.waitFor(LIMIT.toMillis(), TimeUnit.MILLISECONDS)) {
+                    p.destroyForcibly();
+                    throw new ExternalToolException(String.join(" ", cmd) + " did not finish within "
+                        + LIMIT.toSeconds() + " s");
+                }
+            } catch (InterruptedException e) {
+                p.destroyForcibly();
+                Thread.currentThread().interrupt();
+                throw new InterruptedIOException("interrupted while running " + cmd.get(0));
+            }
+            return new Result(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8),
+                Files.readString(err, StandardCharsets.UTF_8));
+        } finally {
+            Files.deleteIfExists(out);
+            Files.deleteIfExists(err);
+        }
+    }
+
+    /** Runs {@code cmd}, requires exit code 0 and returns stdout. */
+    public static String run(List<String> cmd) throws IOException {
+        Result r = exec(cmd);
+        if (!r.ok()) {
+            throw new ExternalToolException(String.join(" ", cmd) + " failed (exit " + r.exitCode() + "): "
+                + r.said());
+        }
+        return r.stdout();
+    }
+}
