@@ -65,7 +65,7 @@ public final class JBackup implements Runnable {
     /**
      * The command line that runs {@code args}: when {@code args[0]} names a subcommand (not {@code help}), one that
      * holds only that subcommand and behaves the same for it; else {@link #commandLine()}. Building picocli's model
-     * of all 26 subcommands was about a third of the start-up of a short command such as {@code list}
+     * of every subcommand (26 then) was about a third of the start-up of a short command such as {@code list}
      * (bench/README.md).
      */
     public static CommandLine commandLineFor(String[] args) {
