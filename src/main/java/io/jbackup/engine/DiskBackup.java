@@ -249,6 +249,10 @@ public final class DiskBackup {
         if (incremental) {
             wanted.add(dirtyContext());
         }
+        // where the server computes only the contexts a request names: the bitmap first, allocation for dirty chunks
+        DirtyFirstStatus dirtyFirst = incremental && (haveAlloc || haveDepth) && DirtyFirstStatus.applies(client)
+            ? new DirtyFirstStatus(dirtyContext(), haveAlloc, haveDepth, chunkSize, DIRTY_RUN_GAP_CHUNKS * chunkSize)
+            : null;
         int buffers = (int) Math.max(2, Math.min(4096, options.bufferBytes() / chunkSize));
         BufferPool pool = new BufferPool(buffers, chunkSize);
         Deque<ChunkTask> pending = new ArrayDeque<>();
@@ -336,7 +340,9 @@ public final class DiskBackup {
             if (status == null && planner.coveredEnd() < size && pending.size() < buffers
                 && planner.coveredEnd() - planner.nextChunkOffset() < window) {
                 long from = planner.coveredEnd();
-                status = client.blockStatus(from, Math.min(window, size - from), false, wanted);
+                long len = Math.min(window, size - from);
+                status = dirtyFirst != null ? dirtyFirst.fetch(client, from, len)
+                    : client.blockStatus(from, len, false, wanted);
                 status.whenComplete((v, e) -> completions.add(WAKE));
                 statusRequests++;
             }
@@ -383,6 +389,9 @@ public final class DiskBackup {
         LOG.debug("{}: copied in {} ms: {} block-status requests, {} zero runs, {} bytes read", label,
             (System.nanoTime() - started) / 1_000_000, statusRequests, zeroRuns, bytesRead.get());
     }
+
+    /** Dirty chunks at most this many chunks apart share one allocation request ({@link DirtyFirstStatus}). */
+    static final long DIRTY_RUN_GAP_CHUNKS = 16;
 
     /** Extents in one block-status reply (all contexts) up to which the window doubles for the next request. */
     static final int FEW_EXTENTS = 16;
