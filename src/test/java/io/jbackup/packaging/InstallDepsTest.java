@@ -36,11 +36,15 @@ class InstallDepsTest {
         stub(bin, "apt-get", "echo \"apt-get $*\" >> '" + calls + "'");
         stub(bin, "sudo", "echo \"sudo\" >> '" + calls + "'\nexec \"$@\"");
         stub(bin, "id", "echo " + uid);
+        // QEMU 10 counts as extracted (a qemu-nbd that runs), so that only the Debian packages are at stake here
+        Path qemu10 = tmp.resolve("qemu10");
+        stub(Files.createDirectories(qemu10.resolve("usr/bin")), "qemu-nbd", "echo 'qemu-nbd 10.0.2'");
         List<String> cmd = new java.util.ArrayList<>(List.of(BASE.resolve(".ci/install-deps").toString()));
         cmd.addAll(List.of(args));
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT);
         Map<String, String> env = pb.environment();
         env.put("PATH", bin + ":" + env.get("PATH"));
+        env.put("QEMU10_DIR", tmp.resolve("qemu10").toString());
         Process p = pb.start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         int exit = p.waitFor();
