@@ -4,11 +4,8 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.io.PrintWriter;
-import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.SimpleFileVisitor;
-import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -70,7 +67,7 @@ final class CdsTraining {
         } finally {
             System.setOut(out);
             System.setErr(err);
-            delete(dir);
+            DemoImage.deleteTree(dir);
         }
         if (!failed.isEmpty()) {
             err.println("jbackup: class data sharing training: failed: " + failed);
@@ -82,21 +79,5 @@ final class CdsTraining {
         cl.setOut(new PrintWriter(nowhere, true));
         cl.setErr(new PrintWriter(nowhere, true));
         return cl.execute(args);
-    }
-
-    private static void delete(Path dir) throws IOException {
-        Files.walkFileTree(dir, new SimpleFileVisitor<>() {
-            @Override
-            public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
-                Files.delete(file);
-                return FileVisitResult.CONTINUE;
-            }
-
-            @Override
-            public FileVisitResult postVisitDirectory(Path d, IOException e) throws IOException {
-                Files.delete(d);
-                return FileVisitResult.CONTINUE;
-            }
-        });
     }
 }

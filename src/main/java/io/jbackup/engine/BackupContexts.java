@@ -3,9 +3,9 @@ package io.jbackup.engine;
 import io.jbackup.model.BackupInfo;
 import io.jbackup.nbd.protocol.Extent;
 import io.jbackup.nbd.protocol.NbdConstants;
+import io.jbackup.nbd.server.ChunkRuns;
 import io.jbackup.nbd.server.ExtentSource;
 import io.jbackup.store.BackupReader;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.BitSet;
 import java.util.LinkedHashMap;
@@ -27,15 +27,9 @@ import java.util.concurrent.Executor;
  * </ul>
  * A bitmap is computed once per pair of backups, on first use, on {@code executor} (one digest comparison per
  * chunk), and kept in the caller's {@code bitmaps} map for every later export of the pair.
- * Extents: at most {@link #MAX_EXTENTS} per call; callers continue from where the last one ends.
+ * Extents: {@link ChunkRuns}, bounded per call; callers continue from where the last one ends.
  */
 final class BackupContexts {
-    static final int MAX_EXTENTS = 65536;
-    /**
-     * Chunks looked at per call: with extended headers one request may span the whole export, and a reply may cover
-     * less than asked ({@code doc/proto.md}), so a call stops after this many (1 TiB at 1 MiB chunks).
-     */
-    static final long MAX_SCAN = 1 << 20;
 
     /** Opens (or shares) the reader of a backup. */
     interface Readers {
@@ -54,7 +48,7 @@ final class BackupContexts {
                                         Map<String, CompletableFuture<BitSet>> bitmaps) {
         Map<String, ExtentSource> m = new LinkedHashMap<>();
         m.put(NbdConstants.CONTEXT_ALLOCATION_DEPTH, (off, len) -> CompletableFuture.completedFuture(
-            runs(reader.imageSize(), reader.chunkSize(), off, len, i -> !reader.isZero(i), 1)));
+            ChunkRuns.of(reader.imageSize(), reader.chunkSize(), off, len, i -> !reader.isZero(i), 1)));
         for (BackupInfo older : all) {
             if (!older.isComplete() || older.id().equals(backup.id())
                 || !older.created().isBefore(backup.created())
@@ -105,7 +99,7 @@ final class BackupContexts {
 
         @Override
         public CompletableFuture<List<Extent>> extents(long offset, long length) {
-            return dirty().thenApply(d -> runs(reader.imageSize(), reader.chunkSize(), offset, length, i -> d.get((int) i),
+            return dirty().thenApply(d -> ChunkRuns.of(reader.imageSize(), reader.chunkSize(), offset, length, i -> d.get((int) i),
                 NbdConstants.STATE_DIRTY));
         }
     }
@@ -124,35 +118,5 @@ final class BackupContexts {
             }
         }
         return d;
-    }
-
-    /** Whether a chunk index has a status. */
-    interface ChunkTest {
-        boolean test(long index);
-    }
-
-    /**
-     * Runs of {@code [offset, offset + length)} (clipped to the image) with status {@code flag} where {@code set}
-     * holds, 0 elsewhere; at most {@link #MAX_EXTENTS} runs and {@link #MAX_SCAN} chunks looked at (the last run
-     * then ends early).
-     */
-    static List<Extent> runs(long size, int chunkSize, long offset, long length, ChunkTest set, int flag) {
-        long end = Math.min(size, offset + length);
-        List<Extent> out = new ArrayList<>();
-        long pos = offset;
-        long scanned = 0;
-        while (pos < end && out.size() < MAX_EXTENTS && scanned < MAX_SCAN) {
-            long idx = pos / chunkSize;
-            boolean on = set.test(idx);
-            scanned++;
-            long runEnd = Math.min(end, (idx + 1) * chunkSize);
-            while (runEnd < end && scanned < MAX_SCAN && set.test(runEnd / chunkSize) == on) {
-                runEnd = Math.min(end, (runEnd / chunkSize + 1) * chunkSize);
-                scanned++;
-            }
-            out.add(new Extent(pos, runEnd - pos, on ? flag : 0));
-            pos = runEnd;
-        }
-        return out;
     }
 }

@@ -131,7 +131,7 @@ final class StagedFileWriter implements AutoCloseable {
                     stage.put(i, (byte) 0);
                 }
                 try {
-                    writeFully(direct, stage.duplicate().position(0).limit(whole), stageStart);
+                    FileSync.writeFully(direct, stage.duplicate().position(0).limit(whole), stageStart);
                     if (last) {
                         ch.truncate(stageStart + n);
                         stageStart += n;
@@ -155,7 +155,7 @@ final class StagedFileWriter implements AutoCloseable {
                 return;
             }
         }
-        writeFully(ch, stage.duplicate().position(0).limit(n), stageStart);
+        FileSync.writeFully(ch, stage.duplicate().position(0).limit(n), stageStart);
         if (last) {
             ch.truncate(stageStart + n); // a failed direct write may have left a padded block
         }
@@ -166,13 +166,6 @@ final class StagedFileWriter implements AutoCloseable {
     private void checkOpen() {
         if (closed) {
             throw new IllegalStateException(file + " is closed"); // its stage buffer may serve another file now
-        }
-    }
-
-    private static void writeFully(FileChannel c, ByteBuffer b, long pos) throws IOException {
-        long p = pos;
-        while (b.hasRemaining()) {
-            p += c.write(b, p);
         }
     }
 

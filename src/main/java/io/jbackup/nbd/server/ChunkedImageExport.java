@@ -23,8 +23,6 @@ public final class ChunkedImageExport implements NbdExport {
     private final ChunkCache cache;
     private final int readAhead;
     private final AtomicLong lastChunk = new AtomicLong(-2);
-    /** Chunks one block-status request looks at, at most (1 TiB of 1 MiB chunks). */
-    static final long MAX_SCAN = 1 << 20;
 
     /**
      * @param readAhead chunks to prefetch after a sequential read (0 disables read-ahead)
@@ -139,25 +137,9 @@ public final class ChunkedImageExport implements NbdExport {
 
     @Override
     public CompletableFuture<List<Extent>> allocation(long offset, long length) {
-        int cs = source.chunkSize();
-        long end = Math.min(source.size(), offset + length);
-        List<Extent> out = new ArrayList<>();
-        long pos = offset;
-        long scanned = 0; // chunks looked at: a reply may cover less than asked (doc/proto.md), the network thread
-        // must not spend long on one request (with extended headers one may span the whole export)
-        while (pos < end && out.size() < 65536 && scanned < MAX_SCAN) {
-            long idx = pos / cs;
-            boolean zero = source.isZero(idx);
-            scanned++;
-            long runEnd = Math.min(end, (idx + 1) * cs);
-            while (runEnd < end && scanned < MAX_SCAN && source.isZero(runEnd / cs) == zero) {
-                runEnd = Math.min(end, (runEnd / cs + 1) * cs);
-                scanned++;
-            }
-            out.add(new Extent(pos, runEnd - pos, zero ? NbdConstants.STATE_HOLE | NbdConstants.STATE_ZERO : 0));
-            pos = runEnd;
-        }
-        return CompletableFuture.completedFuture(out);
+        // zero chunks are holes; bounded per request (ChunkRuns)
+        return CompletableFuture.completedFuture(ChunkRuns.of(source.size(), source.chunkSize(), offset, length,
+            source::isZero, NbdConstants.STATE_HOLE | NbdConstants.STATE_ZERO));
     }
 
     @Override

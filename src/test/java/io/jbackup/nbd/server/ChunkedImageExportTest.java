@@ -53,12 +53,12 @@ class ChunkedImageExportTest {
     /** An all-zero export of 2^21 chunks asked in one request: the reply covers the first 2^20 chunks. */
     @Test
     void oneRequestLooksAtNoMoreThanMaxScanChunks() throws Exception {
-        long size = 2 * ChunkedImageExport.MAX_SCAN * 4096;
+        long size = 2 * ChunkRuns.MAX_SCAN * 4096;
         ChunkedImageExport e = new ChunkedImageExport("d", "", source(size, 0), new ChunkCache(1 << 20), 0);
         List<Extent> got = e.allocation(0, size).get();
-        assertEquals(List.of(new Extent(0, ChunkedImageExport.MAX_SCAN * 4096,
+        assertEquals(List.of(new Extent(0, ChunkRuns.MAX_SCAN * 4096,
             NbdConstants.STATE_HOLE | NbdConstants.STATE_ZERO)), got);
-        List<Extent> rest = e.allocation(ChunkedImageExport.MAX_SCAN * 4096, size).get();
+        List<Extent> rest = e.allocation(ChunkRuns.MAX_SCAN * 4096, size).get();
         assertEquals(size, rest.get(rest.size() - 1).offset() + rest.get(rest.size() - 1).length());
     }
 }
