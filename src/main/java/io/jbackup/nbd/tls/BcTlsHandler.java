@@ -12,8 +12,6 @@ import io.netty.util.concurrent.PromiseCombiner;
 import io.netty.util.concurrent.ScheduledFuture;
 
 import java.io.IOException;
-import java.lang.reflect.Field;
-import java.lang.reflect.Modifier;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
 import java.nio.charset.StandardCharsets;
@@ -21,9 +19,7 @@ import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Objects;
 import java.util.Vector;
 import java.util.concurrent.TimeUnit;
@@ -44,7 +40,6 @@ import org.bouncycastle.tls.TlsClientProtocol;
 import org.bouncycastle.tls.TlsContext;
 import org.bouncycastle.tls.TlsCredentials;
 import org.bouncycastle.tls.TlsFatalAlert;
-import org.bouncycastle.tls.TlsFatalAlertReceived;
 import org.bouncycastle.tls.TlsPSKExternal;
 import org.bouncycastle.tls.TlsPSKIdentityManager;
 import org.bouncycastle.tls.TlsProtocol;
@@ -106,61 +101,8 @@ import org.slf4j.LoggerFactory;
 public final class BcTlsHandler extends ChannelDuplexHandler {
     private static final Logger LOG = LoggerFactory.getLogger(BcTlsHandler.class);
 
-    /** Which TLS versions to offer / accept. */
-    public enum Versions {
-        /** TLS 1.3 preferred, TLS 1.2 accepted (the default). */
-        TLS_1_3_AND_1_2,
-        /** TLS 1.3 only. */
-        TLS_1_3,
-        /** TLS 1.2 only. */
-        TLS_1_2;
-
-        ProtocolVersion[] protocolVersions() {
-            return switch (this) {
-                case TLS_1_3_AND_1_2 -> ProtocolVersion.TLSv13.downTo(ProtocolVersion.TLSv12);
-                case TLS_1_3 -> ProtocolVersion.TLSv13.only();
-                case TLS_1_2 -> ProtocolVersion.TLSv12.only();
-            };
-        }
-
-        boolean tls13() {
-            return this != TLS_1_2;
-        }
-
-        boolean tls12() {
-            return this != TLS_1_3;
-        }
-
-        int[] cipherSuites() {
-            int[] a = tls13() ? TLS13_SUITES : new int[0];
-            int[] b = tls12() ? TLS12_SUITES : new int[0];
-            int[] all = new int[a.length + b.length];
-            System.arraycopy(a, 0, all, 0, a.length);
-            System.arraycopy(b, 0, all, a.length, b.length);
-            return all;
-        }
-    }
-
     /** Default handshake timeout. */
     public static final long DEFAULT_HANDSHAKE_TIMEOUT_MILLIS = 10_000;
-
-    static final int[] TLS13_SUITES = {
-        CipherSuite.TLS_AES_128_GCM_SHA256,
-        CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
-        CipherSuite.TLS_AES_128_CCM_SHA256,
-    };
-
-    static final int[] TLS12_SUITES = {
-        CipherSuite.TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256,
-        CipherSuite.TLS_DHE_PSK_WITH_AES_128_GCM_SHA256,
-        CipherSuite.TLS_DHE_PSK_WITH_AES_256_GCM_SHA384,
-        CipherSuite.TLS_DHE_PSK_WITH_CHACHA20_POLY1305_SHA256,
-        CipherSuite.TLS_PSK_WITH_AES_128_GCM_SHA256,
-        CipherSuite.TLS_PSK_WITH_AES_256_GCM_SHA384,
-        CipherSuite.TLS_PSK_WITH_CHACHA20_POLY1305_SHA256,
-        CipherSuite.TLS_PSK_WITH_AES_128_CCM,
-        CipherSuite.TLS_DHE_PSK_WITH_AES_128_CCM,
-    };
 
     /** Largest TLS plaintext record; direct-buffer plaintext is copied in pieces of this size. */
     private static final int RECORD_PLAINTEXT = 1 << 14;
@@ -169,10 +111,9 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
     private static final long CLOSE_NOTIFY_TIMEOUT_MILLIS = 3_000;
 
     private static final SecureRandom RANDOM = new SecureRandom();
-    private static final Map<Integer, String> SUITE_NAMES = suiteNames();
 
     private final boolean isClient;
-    private final Versions versions;
+    private final TlsVersions versions;
     private final long handshakeTimeoutMillis;
     private final TlsProtocol tls;
     private final TlsCrypto crypto = new BcTlsCrypto(RANDOM);
@@ -208,7 +149,7 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
     private record PendingWrite(ByteBuf buf, ChannelPromise promise) {
     }
 
-    private BcTlsHandler(boolean isClient, Versions versions, long handshakeTimeoutMillis, String clientIdentity,
+    private BcTlsHandler(boolean isClient, TlsVersions versions, long handshakeTimeoutMillis, String clientIdentity,
                          byte[] clientKey, Path keySource, PskKeyFile serverKeys) {
         this.isClient = isClient;
         this.versions = Objects.requireNonNull(versions, "versions");
@@ -228,7 +169,7 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
      *
      * @param keySource the {@code keys.psk} file the key came from, named in error messages (may be null)
      */
-    public static BcTlsHandler pskClient(String identity, byte[] key, Path keySource, Versions versions,
+    public static BcTlsHandler pskClient(String identity, byte[] key, Path keySource, TlsVersions versions,
                                          long handshakeTimeoutMillis) {
         if (identity == null || identity.isEmpty()) {
             throw new IllegalArgumentException("PSK identity must be non-empty");
@@ -240,7 +181,7 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
     }
 
     /** A TLS-PSK server accepting any identity in {@code keys}. */
-    public static BcTlsHandler pskServer(PskKeyFile keys, Versions versions, long handshakeTimeoutMillis) {
+    public static BcTlsHandler pskServer(PskKeyFile keys, TlsVersions versions, long handshakeTimeoutMillis) {
         Objects.requireNonNull(keys, "keys");
         return new BcTlsHandler(false, versions, handshakeTimeoutMillis, null, null, keys.file(), keys);
     }
@@ -336,11 +277,11 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
         if (isClient) {
             // qemu-nbd (GnuTLS) drops the connection without an alert when the PSK binder or Finished fails
             return "TLS-PSK handshake rejected by the server (it closed the connection): the server does not accept "
-                + "identity '" + printable(clientIdentity) + "' with this key, or is not set up for TLS-PSK; check "
-                + "--tls-username and --tls-psk-file (" + (keySource == null ? "the PSK key file" : keySource) + ")";
+                + "identity '" + PskFailures.printable(clientIdentity) + "' with this key, or is not set up for "
+                + "TLS-PSK; check --tls-username and --tls-psk-file (" + (keySource == null ? "the PSK key file" : keySource) + ")";
         }
         return "connection closed by the client during the TLS handshake"
-            + (selectedIdentity != null ? " (identity '" + printable(selectedIdentity) + "')" : "")
+            + (selectedIdentity != null ? " (identity '" + PskFailures.printable(selectedIdentity) + "')" : "")
             + "; it may have a different key, or expect X.509 certificates instead of TLS-PSK";
     }
 
@@ -597,7 +538,7 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
         handshakeDone = true;
         cancelTimeout();
         LOG.debug("{}: TLS-PSK handshake complete: {} {} identity '{}'", ctx.channel(), protocolName, suiteName,
-            printable(pskIdentity()));
+            PskFailures.printable(pskIdentity()));
         while (!pending.isEmpty() && !failed) {
             PendingWrite w = pending.poll();
             encryptAndWrite(w.buf(), w.promise());
@@ -660,89 +601,11 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
         }
     }
 
-    /** Turns a BouncyCastle failure into a message for the user. */
+    /** Turns a BouncyCastle failure into a message for the user ({@link PskFailures}). */
     NbdTlsException describe(Throwable cause) {
-        String received = cause instanceof TlsFatalAlertReceived r ? alertName(r.getAlertDescription()) : null;
-        String raised = cause instanceof TlsFatalAlert a ? alertName(a.getAlertDescription())
-            : alertRaised >= 0 ? alertName(alertRaised) : null;
-        String detail = cause.getMessage() != null ? cause.getMessage()
-            : alertRaisedMessage != null ? alertRaisedMessage : cause.getClass().getSimpleName();
-        String file = keySource == null ? "the PSK key file" : keySource.toString();
-        if (!handshakeDone) {
-            if (isClient) {
-                if (serverSentCertificate) {
-                    return new NbdTlsException("TLS-PSK handshake failed: the server presented an X.509 certificate "
-                        + "instead of accepting the pre-shared key for identity '" + printable(clientIdentity) + "'; it "
-                        + "is set up for X.509 (use --tls-creds DIR instead of --tls-psk-file) or does not know this "
-                        + "identity", cause);
-                }
-                if (received != null) {
-                    return new NbdTlsException("TLS-PSK handshake rejected by the server (alert " + received
-                        + "): the server does not accept identity '" + printable(clientIdentity)
-                        + "' with this key; check --tls-username and --tls-psk-file (" + file + ")", cause);
-                }
-                if (raised != null && isKeyMismatchAlert(raised)) {
-                    return new NbdTlsException("TLS-PSK handshake failed (alert " + raised + "): the server's key "
-                        + "for identity '" + printable(clientIdentity) + "' differs from the one in " + file
-                        + "; check --tls-psk-file", cause);
-                }
-                return new NbdTlsException("TLS-PSK handshake failed" + (raised != null ? " (alert " + raised + ")" : "")
-                    + ": " + detail, cause);
-            }
-            // server
-            if (!offeredIdentities.isEmpty() && selectedIdentity == null) {
-                return new NbdTlsException("TLS-PSK client offered identity '" + printable(offeredIdentities.get(0))
-                    + "', which is not in " + file + "; add it there (psktool -u NAME -p " + file
-                    + ") or give the client the right username", cause);
-            }
-            if (selectedIdentity != null && (received != null || (raised != null && isKeyMismatchAlert(raised)))) {
-                return new NbdTlsException("TLS-PSK handshake with the client failed (alert "
-                    + (received != null ? received + " from the client" : raised)
-                    + "): the client's key for identity '" + printable(selectedIdentity) + "' does not match "
-                    + file, cause);
-            }
-            if (offeredIdentities.isEmpty() && selectedIdentity == null) {
-                return new NbdTlsException("TLS-PSK handshake failed"
-                    + (received != null ? " (alert " + received + " from the client)"
-                        : raised != null ? " (alert " + raised + ")" : "")
-                    + ": the client offered no pre-shared key (is it configured for X.509 certificates? this server "
-                    + "uses TLS-PSK keys from " + file + "): " + detail, cause);
-            }
-            return new NbdTlsException("TLS-PSK handshake failed"
-                + (received != null ? " (alert " + received + " from the client)"
-                    : raised != null ? " (alert " + raised + ")" : "") + ": " + detail, cause);
-        }
-        if (received != null) {
-            return new NbdTlsException("TLS connection failed: the " + (isClient ? "server" : "client")
-                + " sent alert " + received, cause);
-        }
-        return new NbdTlsException("TLS connection failed" + (raised != null ? " (alert " + raised + ")" : "")
-            + ": " + detail, cause);
-    }
-
-    private static boolean isKeyMismatchAlert(String alert) {
-        return alert.equals("decrypt_error") || alert.equals("bad_record_mac") || alert.equals("illegal_parameter")
-            || alert.equals("handshake_failure") || alert.equals("unknown_psk_identity");
-    }
-
-    private static String alertName(short description) {
-        String n = AlertDescription.getName(description);
-        return n == null ? "alert(" + description + ")" : n;
-    }
-
-    static String printable(String s) {
-        if (s == null) {
-            return "null";
-        }
-        StringBuilder b = new StringBuilder(Math.min(s.length(), 64));
-        for (int i = 0; i < s.length() && b.length() < 64; i++) {
-            char c = s.charAt(i);
-            b.append(c < 0x20 || c == 0x7f ? '?' : c);
-        }
-        if (s.length() > 64) {
-            b.append("...");
-        }
-        return b.toString();
+        return PskFailures.describe(cause, new PskFailures.Facts(isClient, handshakeDone, serverSentCertificate,
+            clientIdentity, keySource, List.copyOf(offeredIdentities), selectedIdentity, alertRaised,
+            alertRaisedMessage));
     }
 
     private void recordCompletion(TlsContext context) {
@@ -750,7 +613,7 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
         protocolName = ProtocolVersion.TLSv13.equals(v) ? "TLSv1.3"
             : ProtocolVersion.TLSv12.equals(v) ? "TLSv1.2" : String.valueOf(v);
         int suite = context.getSecurityParametersConnection().getCipherSuite();
-        suiteName = SUITE_NAMES.getOrDefault(suite, String.format("0x%04X", suite));
+        suiteName = PskFailures.suiteName(suite);
         handshakeSignalled = true;
     }
 
@@ -758,22 +621,8 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
         if (level == AlertLevel.fatal) {
             alertRaised = description;
             alertRaisedMessage = message;
-            LOG.debug("TLS alert raised: {} {}", alertName(description), message);
+            LOG.debug("TLS alert raised: {} {}", PskFailures.alertName(description), message);
         }
-    }
-
-    private static Map<Integer, String> suiteNames() {
-        Map<Integer, String> m = new HashMap<>();
-        for (Field f : CipherSuite.class.getFields()) {
-            if (f.getType() == int.class && Modifier.isStatic(f.getModifiers()) && f.getName().startsWith("TLS_")) {
-                try {
-                    m.putIfAbsent(f.getInt(null), f.getName());
-                } catch (IllegalAccessException e) {
-                    // public constant: cannot happen
-                }
-            }
-        }
-        return m;
     }
 
     // ---------------------------------------------------------------- BouncyCastle peers
@@ -835,7 +684,7 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
 
         @Override
         public void notifyAlertReceived(short level, short description) {
-            LOG.debug("TLS alert received from server: {} {}", level, alertName(description));
+            LOG.debug("TLS alert received from server: {} {}", level, PskFailures.alertName(description));
         }
     }
 
@@ -895,7 +744,7 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
 
         @Override
         public void notifyAlertReceived(short level, short description) {
-            LOG.debug("TLS alert received from client: {} {}", level, alertName(description));
+            LOG.debug("TLS alert received from client: {} {}", level, PskFailures.alertName(description));
         }
     }
 

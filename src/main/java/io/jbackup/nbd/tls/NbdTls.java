@@ -101,7 +101,7 @@ public final class NbdTls {
             PskKeyFile keys = PskKeyFile.load(cfg.pskFile());
             String user = cfg.pskUser() == null ? DEFAULT_PSK_USER : cfg.pskUser();
             byte[] key = keys.key(user).orElseThrow(() -> new NbdTlsException("PSK identity '"
-                + BcTlsHandler.printable(user) + "' is not in " + cfg.pskFile() + (keys.identities().isEmpty()
+                + PskFailures.printable(user) + "' is not in " + cfg.pskFile() + (keys.identities().isEmpty()
                 ? " (the file has no entries)" : " (it has: " + String.join(", ", keys.identities()) + ")")
                 + "; use --tls-username to pick one or add a line '" + user + ":HEXKEY'"));
             return new ClientTls(cfg, null, user, key);
@@ -175,7 +175,7 @@ public final class NbdTls {
          */
         public ChannelHandler newHandler(ByteBufAllocator alloc, String peerHost, int peerPort) {
             if (x509 == null) {
-                return BcTlsHandler.pskClient(pskUser, pskKey, cfg.pskFile(), BcTlsHandler.Versions.TLS_1_3_AND_1_2,
+                return BcTlsHandler.pskClient(pskUser, pskKey, cfg.pskFile(), TlsVersions.TLS_1_3_AND_1_2,
                     HANDSHAKE_TIMEOUT_MILLIS);
             }
             String host = expectedHost(cfg, peerHost);
@@ -211,7 +211,7 @@ public final class NbdTls {
         /** A new server TLS handler for one connection; add it right after writing the STARTTLS ACK. */
         public ChannelHandler newHandler(ByteBufAllocator alloc) {
             if (x509 == null) {
-                return BcTlsHandler.pskServer(keys, BcTlsHandler.Versions.TLS_1_3_AND_1_2, HANDSHAKE_TIMEOUT_MILLIS);
+                return BcTlsHandler.pskServer(keys, TlsVersions.TLS_1_3_AND_1_2, HANDSHAKE_TIMEOUT_MILLIS);
             }
             SslHandler ssl = x509.newHandler(alloc);
             ssl.setHandshakeTimeoutMillis(HANDSHAKE_TIMEOUT_MILLIS);

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.jbackup.nbd.tls.BcTlsHandler.Versions;
 import io.jbackup.testutil.TlsFixtures;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
@@ -58,15 +57,15 @@ class BcTlsHandlerSplitTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = Versions.class, names = {"TLS_1_3", "TLS_1_2"})
-    void handshakeAndDataSurviveArbitrarySplits(Versions v) throws Exception {
+    @EnumSource(value = TlsVersions.class, names = {"TLS_1_3", "TLS_1_2"})
+    void handshakeAndDataSurviveArbitrarySplits(TlsVersions v) throws Exception {
         TlsFixtures.PskCreds creds = TlsFixtures.psk(tmp, "alice");
         Probe cp = new Probe();
         Probe sp = new Probe();
         EmbeddedChannel c = new EmbeddedChannel(BcTlsHandler.pskClient("alice", creds.key(), creds.keysFile(), v,
             10_000), cp);
         EmbeddedChannel s = new EmbeddedChannel(BcTlsHandler.pskServer(PskKeyFile.load(creds.keysFile()),
-            Versions.TLS_1_3_AND_1_2, 10_000), sp);
+            TlsVersions.TLS_1_3_AND_1_2, 10_000), sp);
 
         byte[] early = new byte[20_000];
         random.nextBytes(early);
@@ -75,7 +74,7 @@ class BcTlsHandlerSplitTest {
 
         pumpUntilQuiet(c, s, 1);
         assertTrue(cp.handshake.isDone() && sp.handshake.isDone(), "both handshakes complete");
-        assertEquals(v == Versions.TLS_1_3 ? "TLSv1.3" : "TLSv1.2", cp.awaitSuccess().protocol());
+        assertEquals(v == TlsVersions.TLS_1_3 ? "TLSv1.3" : "TLSv1.2", cp.awaitSuccess().protocol());
         assertEquals(cp.awaitSuccess(), sp.awaitSuccess());
         assertTrue(earlyWrite.isSuccess());
         assertArrayEquals(early, sp.read(early.length));
@@ -105,7 +104,7 @@ class BcTlsHandlerSplitTest {
         TlsFixtures.PskCreds creds = TlsFixtures.psk(tmp, "alice");
         Probe sp = new Probe();
         EmbeddedChannel s = new EmbeddedChannel(BcTlsHandler.pskServer(PskKeyFile.load(creds.keysFile()),
-            Versions.TLS_1_3_AND_1_2, 10_000), sp);
+            TlsVersions.TLS_1_3_AND_1_2, 10_000), sp);
         s.writeInbound(Unpooled.copiedBuffer("NBD plaintext where a ClientHello belongs\n".getBytes()));
         TlsHandshakeCompletion done = sp.awaitHandshake();
         assertFalse(done.success());
@@ -120,7 +119,7 @@ class BcTlsHandlerSplitTest {
         TlsFixtures.PskCreds creds = TlsFixtures.psk(tmp, "alice");
         Probe cp = new Probe();
         EmbeddedChannel c = new EmbeddedChannel(BcTlsHandler.pskClient("alice", creds.key(), creds.keysFile(),
-            Versions.TLS_1_3_AND_1_2, 10_000), cp);
+            TlsVersions.TLS_1_3_AND_1_2, 10_000), cp);
         ByteBuf pending = Unpooled.copiedBuffer(new byte[10]);
         ChannelFuture f = c.writeAndFlush(pending);
         c.writeInbound(Unpooled.copiedBuffer(new byte[] {21, 3, 3, 0, 2, 2, 40})); // fatal handshake_failure alert

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.jbackup.nbd.tls.BcTlsHandler.Versions;
 import io.jbackup.testutil.TlsFixtures;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
@@ -52,27 +51,27 @@ class BcTlsHandlerTest {
         return TlsFixtures.psk(tmp.resolve("psk"), "alice");
     }
 
-    private static BcTlsHandler client(TlsFixtures.PskCreds c, Versions v) {
+    private static BcTlsHandler client(TlsFixtures.PskCreds c, TlsVersions v) {
         return BcTlsHandler.pskClient(c.user(), c.key(), c.keysFile(), v, TIMEOUT_MS);
     }
 
-    private static Supplier<ChannelHandler> serverTls(TlsFixtures.PskCreds c, Versions v) throws NbdTlsException {
+    private static Supplier<ChannelHandler> serverTls(TlsFixtures.PskCreds c, TlsVersions v) throws NbdTlsException {
         PskKeyFile keys = PskKeyFile.load(c.keysFile());
         return () -> BcTlsHandler.pskServer(keys, v, TIMEOUT_MS);
     }
 
     @ParameterizedTest
-    @EnumSource(Versions.class)
-    void echoesBothWays(Versions clientVersions) throws Exception {
+    @EnumSource(TlsVersions.class)
+    void echoesBothWays(TlsVersions clientVersions) throws Exception {
         TlsFixtures.PskCreds creds = alice();
-        try (Net.Server srv = net.server(Net.loopback(), serverTls(creds, Versions.TLS_1_3_AND_1_2), true)) {
+        try (Net.Server srv = net.server(Net.loopback(), serverTls(creds, TlsVersions.TLS_1_3_AND_1_2), true)) {
             Probe probe = new Probe();
             BcTlsHandler tls = client(creds, clientVersions);
             Channel ch = net.connect(srv.address(), tls, probe);
             TlsHandshakeCompletion done = probe.awaitSuccess();
-            String expected = clientVersions == Versions.TLS_1_2 ? "TLSv1.2" : "TLSv1.3";
+            String expected = clientVersions == TlsVersions.TLS_1_2 ? "TLSv1.2" : "TLSv1.3";
             assertEquals(expected, done.protocol());
-            assertEquals(clientVersions == Versions.TLS_1_2 ? "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256"
+            assertEquals(clientVersions == TlsVersions.TLS_1_2 ? "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256"
                 : "TLS_AES_128_GCM_SHA256", done.cipherSuite());
             TlsHandshakeCompletion serverDone = srv.probe().awaitSuccess();
             assertEquals(expected, serverDone.protocol());
@@ -95,9 +94,9 @@ class BcTlsHandlerTest {
     void largeWritesArriveIntactOverUnixSocket() throws Exception {
         TlsFixtures.PskCreds creds = alice();
         SocketAddress sock = UnixDomainSocketAddress.of(tmp.resolve("s.sock"));
-        try (Net.Server srv = net.server(sock, serverTls(creds, Versions.TLS_1_3_AND_1_2), true)) {
+        try (Net.Server srv = net.server(sock, serverTls(creds, TlsVersions.TLS_1_3_AND_1_2), true)) {
             Probe probe = new Probe();
-            Channel ch = net.connect(srv.address(), client(creds, Versions.TLS_1_3_AND_1_2), probe);
+            Channel ch = net.connect(srv.address(), client(creds, TlsVersions.TLS_1_3_AND_1_2), probe);
             probe.awaitSuccess();
             byte[] data = new byte[6 * 1024 * 1024 + 12345];
             new Random(42).nextBytes(data);
@@ -114,10 +113,10 @@ class BcTlsHandlerTest {
     @Test
     void writesBeforeHandshakeAreQueuedAndDelivered() throws Exception {
         TlsFixtures.PskCreds creds = alice();
-        try (Net.Server srv = net.server(Net.loopback(), serverTls(creds, Versions.TLS_1_3_AND_1_2), true)) {
+        try (Net.Server srv = net.server(Net.loopback(), serverTls(creds, TlsVersions.TLS_1_3_AND_1_2), true)) {
             Probe probe = new Probe();
             Channel ch = net.connect(srv.address(), probe);
-            BcTlsHandler tls = client(creds, Versions.TLS_1_3_AND_1_2);
+            BcTlsHandler tls = client(creds, TlsVersions.TLS_1_3_AND_1_2);
             byte[] first = "written before the handshake".getBytes();
             byte[] second = new byte[100_000];
             new Random(1).nextBytes(second);
@@ -137,11 +136,11 @@ class BcTlsHandlerTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = Versions.class, names = {"TLS_1_3", "TLS_1_2"})
-    void wrongKeyFailsOnBothSidesWithClearMessages(Versions v) throws Exception {
+    @EnumSource(value = TlsVersions.class, names = {"TLS_1_3", "TLS_1_2"})
+    void wrongKeyFailsOnBothSidesWithClearMessages(TlsVersions v) throws Exception {
         TlsFixtures.PskCreds server = alice();
         TlsFixtures.PskCreds wrong = TlsFixtures.psk(tmp.resolve("other"), "alice");
-        try (Net.Server srv = net.server(Net.loopback(), serverTls(server, Versions.TLS_1_3_AND_1_2), true)) {
+        try (Net.Server srv = net.server(Net.loopback(), serverTls(server, TlsVersions.TLS_1_3_AND_1_2), true)) {
             Probe probe = new Probe();
             Channel ch = net.connect(srv.address(), client(wrong, v), probe);
             TlsHandshakeCompletion c = probe.awaitHandshake();
@@ -166,9 +165,9 @@ class BcTlsHandlerTest {
     void unknownIdentityIsNamedByTheServer() throws Exception {
         TlsFixtures.PskCreds server = alice();
         TlsFixtures.PskCreds bob = TlsFixtures.psk(tmp.resolve("bob"), "bob");
-        try (Net.Server srv = net.server(Net.loopback(), serverTls(server, Versions.TLS_1_3_AND_1_2), true)) {
+        try (Net.Server srv = net.server(Net.loopback(), serverTls(server, TlsVersions.TLS_1_3_AND_1_2), true)) {
             Probe probe = new Probe();
-            net.connect(srv.address(), client(bob, Versions.TLS_1_3_AND_1_2), probe);
+            net.connect(srv.address(), client(bob, TlsVersions.TLS_1_3_AND_1_2), probe);
             TlsHandshakeCompletion c = probe.awaitHandshake();
             assertFalse(c.success());
             assertTrue(c.cause().getMessage().contains("identity 'bob'"), c.cause().getMessage());
@@ -185,7 +184,7 @@ class BcTlsHandlerTest {
         try (Net.Server srv = net.server(Net.loopback(), ChannelInboundHandlerAdapter::new, false)) {
             Probe probe = new Probe();
             net.connect(srv.address(), BcTlsHandler.pskClient("alice", creds.key(), creds.keysFile(),
-                Versions.TLS_1_3_AND_1_2, 300), probe);
+                TlsVersions.TLS_1_3_AND_1_2, 300), probe);
             TlsHandshakeCompletion c = probe.awaitHandshake();
             assertFalse(c.success());
             assertTrue(c.cause().getMessage().contains("did not complete within 300 ms"), c.cause().getMessage());
@@ -205,7 +204,7 @@ class BcTlsHandlerTest {
         };
         try (Net.Server srv = net.server(Net.loopback(), closer, false)) {
             Probe probe = new Probe();
-            net.connect(srv.address(), client(creds, Versions.TLS_1_3_AND_1_2), probe);
+            net.connect(srv.address(), client(creds, TlsVersions.TLS_1_3_AND_1_2), probe);
             TlsHandshakeCompletion c = probe.awaitHandshake();
             assertFalse(c.success());
             assertTrue(c.cause().getMessage().startsWith("TLS-PSK handshake rejected by the server (it closed the "
@@ -221,12 +220,12 @@ class BcTlsHandlerTest {
         CompletableFuture<BcTlsHandler> made = new CompletableFuture<>();
         PskKeyFile keys = PskKeyFile.load(creds.keysFile());
         try (Net.Server srv = net.server(Net.loopback(), () -> {
-            BcTlsHandler h = BcTlsHandler.pskServer(keys, Versions.TLS_1_3_AND_1_2, TIMEOUT_MS);
+            BcTlsHandler h = BcTlsHandler.pskServer(keys, TlsVersions.TLS_1_3_AND_1_2, TIMEOUT_MS);
             made.complete(h);
             return h;
         }, true)) {
             Probe probe = new Probe();
-            Channel ch = net.connect(srv.address(), client(creds, Versions.TLS_1_2), probe);
+            Channel ch = net.connect(srv.address(), client(creds, TlsVersions.TLS_1_2), probe);
             probe.awaitSuccess();
             srv.probe().awaitSuccess();
             assertEquals("alice", Probe.await(made, "server handler").pskIdentity());

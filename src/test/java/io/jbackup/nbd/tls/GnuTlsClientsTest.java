@@ -88,7 +88,7 @@ class GnuTlsClientsTest {
         Path sock = tmp.resolve("s.sock");
         Path out = tmp.resolve("out.raw");
         try (MiniNbdServer srv = new MiniNbdServer(net, sock, image,
-            () -> BcTlsHandler.pskServer(keys, BcTlsHandler.Versions.TLS_1_2, 10_000))) {
+            () -> BcTlsHandler.pskServer(keys, TlsVersions.TLS_1_2, 10_000))) {
             // no username: qemu's default identity "qemu"
             qemuImgConvert("tls-creds-psk,id=tls0,endpoint=client,dir=" + creds.dir(), sock, out);
             assertCopied(out, srv);

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.jbackup.nbd.tls.BcTlsHandler.Versions;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
 import io.jbackup.testutil.TlsFixtures;
@@ -144,7 +143,7 @@ class QemuNbdTlsTest {
         TlsFixtures.PskCreds creds = TlsFixtures.psk(tmp.resolve("psk"), "qemu");
         try (Proc.Background srv = qemuNbdPsk(creds.dir())) {
             TlsHandshakeCompletion done = readThroughTls(srv, BcTlsHandler.pskClient("qemu", creds.key(),
-                creds.keysFile(), Versions.TLS_1_2, 10_000));
+                creds.keysFile(), TlsVersions.TLS_1_2, 10_000));
             assertEquals("TLSv1.2", done.protocol());
             assertEquals("TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256", done.cipherSuite());
         }
@@ -166,7 +165,7 @@ class QemuNbdTlsTest {
                 && e.getMessage().contains("check --tls-username and --tls-psk-file (" + wrongKey.keysFile() + ")"),
                 e.getMessage());
             NbdTlsException e12 = failure(srv, BcTlsHandler.pskClient("alice", wrongKey.key(), wrongKey.keysFile(),
-                Versions.TLS_1_2, 10_000));
+                TlsVersions.TLS_1_2, 10_000));
             assertTrue(e12.getMessage().contains("does not accept identity 'alice'"), e12.getMessage());
             NbdTlsException eu = failure(srv, client(psk(wrongUser, "bob")));
             assertTrue(eu.getMessage().contains("does not accept identity 'bob'"), eu.getMessage());
