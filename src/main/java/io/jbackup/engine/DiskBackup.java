@@ -24,7 +24,6 @@ import java.util.Deque;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
@@ -113,7 +112,7 @@ public final class DiskBackup {
         contexts = java.util.Set.copyOf(client.metaContexts().keySet());
         try {
             long size = client.info().size();
-            Decision d = decide(size);
+            IncrementalDecision d = IncrementalDecision.decide(repo, job, client, size);
             if (d.fallback() != null && d.fallback().code().notAsAsked()) {
                 progress.warning(label, d.reason());
             } else if (d.reason() != null) {
@@ -142,7 +141,7 @@ public final class DiskBackup {
                 double secs = (System.nanoTime() - t0) / 1e9;
                 BackupStats st = info.stats() != null ? info.stats() : writer.stats();
                 long read = bytesRead.get();
-                Refusal fb = d.fallback();
+                IncrementalDecision.Refusal fb = d.fallback();
                 return new DiskResult(job.vm(), job.disk(), "ok", info.id(), info.type(), info.parentId(), d.reason(),
                     fb == null ? null : fb.code(), fb == null ? List.of() : fb.offered(), size, read, st.bytesNew(), st.bytesDedup(), st.bytesZero(), st.bytesStored(), secs,
                     secs > 0 ? read / secs / 1e6 : 0, retriesUsed, null);
@@ -155,66 +154,6 @@ public final class DiskBackup {
         } finally {
             closeQuietly(client);
         }
-    }
-
-    /** The outcome of the safety checks: incremental with a parent, or full with the reason. */
-    record Decision(boolean incremental, BackupInfo parent, int chunkSize, String reason, Refusal fallback) {
-    }
-
-    /** Why an incremental is not safe: the stable code, the message, and the bitmaps the export offers. */
-    record Refusal(FallbackReason code, String message, List<String> offered) {
-    }
-
-    private Decision decide(long size) throws IOException {
-        int repoChunk = repo.config().defaultChunkSize();
-        if (job.mode() == BackupMode.FULL) {
-            return new Decision(false, null, repoChunk, null, null);
-        }
-        Refusal refusal = incrementalRefusal(size, repoChunk);
-        Optional<BackupInfo> parent = repo.latestComplete(job.vm(), job.disk());
-        if (refusal == null) {
-            return new Decision(true, parent.orElseThrow(), parent.get().chunkSize(),
-                job.mode() == BackupMode.AUTO ? "incremental from " + parent.get().id() : null, null);
-        }
-        if (job.mode() == BackupMode.INCREMENTAL) {
-            throw new BackupRefusedException("cannot back up " + job.disk() + " incrementally: " + refusal.message()
-                + "; run 'jbackup full' (or 'jbackup auto', which falls back to a full backup)");
-        }
-        return new Decision(false, null, repoChunk, "full backup: " + refusal.message(), refusal);
-    }
-
-    /** Null when an incremental is safe; otherwise why not. */
-    private Refusal incrementalRefusal(long size, int repoChunk) throws IOException {
-        Optional<BackupInfo> parent = repo.latestComplete(job.vm(), job.disk());
-        if (parent.isEmpty()) {
-            return new Refusal(FallbackReason.NO_PARENT, "there is no complete backup of disk " + job.disk()
-                + (job.vm() == null ? "" : " of VM " + job.vm()) + " to build on", List.of());
-        }
-        if (job.bitmap() == null) {
-            return new Refusal(FallbackReason.NO_BITMAP, "no --bitmap given", List.of());
-        }
-        BackupInfo p = parent.get();
-        if (!client.metaContexts().containsKey(dirtyContext())) {
-            // listed during the handshake of this connection (a second one could wait on a one-client server)
-            List<String> bitmaps = client.offeredBitmaps();
-            String available = bitmaps.isEmpty() ? "the export offers no dirty bitmaps (qemu-nbd needs -B NAME)"
-                : "the export offers " + String.join(", ", bitmaps);
-            return new Refusal(FallbackReason.BITMAP_MISSING, "bitmap '" + job.bitmap() + "' is not exported by "
-                + job.uri() + " (" + available + ")", bitmaps);
-        }
-        if (p.imageSize() != size) {
-            return new Refusal(FallbackReason.SIZE_CHANGED, "the export size changed from " + p.imageSize() + " to "
-                + size + " bytes since backup " + p.id(), List.of());
-        }
-        if (p.chunkSize() != repoChunk) {
-            return new Refusal(FallbackReason.CHUNK_SIZE_CHANGED, "the parent backup " + p.id() + " uses chunk size "
-                + p.chunkSize() + " but the repository now uses " + repoChunk, List.of());
-        }
-        if (!"complete".equals(p.state())) {
-            return new Refusal(FallbackReason.PARENT_INCOMPLETE, "the parent backup " + p.id() + " is " + p.state(),
-                List.of());
-        }
-        return null;
     }
 
     // ---------------------------------------------------------------- the copy loop
