@@ -4,8 +4,9 @@ import io.jbackup.nbd.protocol.Extent;
 import io.jbackup.nbd.protocol.NbdCommand;
 import io.jbackup.nbd.protocol.NbdConstants;
 import io.jbackup.nbd.protocol.NbdError;
-import io.jbackup.nbd.protocol.ServerReply;
-import io.jbackup.nbd.protocol.ServerRequest;
+import io.jbackup.nbd.protocol.NbdReply;
+import io.jbackup.nbd.protocol.NbdRequest;
+import io.jbackup.nbd.protocol.ReplyData;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.Unpooled;
@@ -26,8 +27,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The transmission phase of one connection: validates each {@link ServerRequest}, runs it on the export, and
- * writes its reply when it completes (replies may go out in any order).
+ * The transmission phase of one connection: validates each {@link NbdRequest}, runs it on the export, and
+ * writes its reply ({@link NbdReply} messages, READ data as a header followed by a {@link ReplyData} holding the
+ * export's buffer) when it completes (replies may go out in any order).
  *
  * <p><b>Flow control.</b> A request holds a slot from the moment it starts until its reply has been written to
  * the socket. At most {@code maxInFlight} requests and {@code maxInFlightBytes} of READ/WRITE data hold slots;
@@ -67,7 +69,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     private final int maxInFlight;
     private final long maxInFlightBytes;
 
-    private final ArrayDeque<ServerRequest> queue = new ArrayDeque<>();
+    private final ArrayDeque<NbdRequest> queue = new ArrayDeque<>();
     private ChannelHandlerContext ctx;
     private int inFlight;
     private long inFlightBytes;
@@ -107,7 +109,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
-        if (!(msg instanceof ServerRequest r)) {
+        if (!(msg instanceof NbdRequest r)) {
             ReferenceCountUtil.release(msg);
             return;
         }
@@ -115,7 +117,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
             r.release();
             return;
         }
-        if (r.type() == NbdCommand.DISC.code()) {
+        if (r.command().equals(NbdCommand.DISC)) {
             log.debug("{}: NBD_CMD_DISC with {} in flight, {} queued", peer, inFlight, queue.size());
             disconnecting = true;
             updateReading();
@@ -133,7 +135,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
         inactive = true;
-        ServerRequest r;
+        NbdRequest r;
         while ((r = queue.poll()) != null) {
             r.release();
         }
@@ -171,15 +173,15 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
 
     // ---- flow control --------------------------------------------------------------------------------------
 
-    private static long cost(ServerRequest r) {
-        int t = r.type();
-        if (t == NbdCommand.READ.code() || (t == NbdCommand.WRITE.code() && !r.payloadSkipped())) {
+    private static long cost(NbdRequest r) {
+        NbdCommand c = r.command();
+        if (c.equals(NbdCommand.READ) || (c.equals(NbdCommand.WRITE) && !r.payloadSkipped())) {
             return Math.max(0, r.length());
         }
         return 0;
     }
 
-    private boolean hasCapacity(ServerRequest r) {
+    private boolean hasCapacity(NbdRequest r) {
         if (inFlight >= maxInFlight) {
             return false;
         }
@@ -265,7 +267,8 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         }
     }
 
-    private void start(ServerRequest r) {
+    /** Starts {@code r}, then releases its payload (an operation that keeps it, a WRITE, retains it). */
+    private void start(NbdRequest r) {
         long cost = cost(r);
         inFlight++;
         inFlightBytes += cost;
@@ -277,17 +280,17 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         try {
             dispatch(r, cost);
         } catch (Refused e) {
-            r.release();
             log.debug("{}: {} refused: {} {}", peer, r, e.error, e.getMessage());
             replyError(r.cookie(), cost, e.error, e.getMessage());
         } catch (RuntimeException e) {
-            r.release();
             log.warn("{}: {} failed: {}", peer, r, e.toString(), e);
             replyError(r.cookie(), cost, NbdError.EIO, e.toString());
+        } finally {
+            r.release();
         }
     }
 
-    private void dispatch(ServerRequest r, long cost) throws Refused {
+    private void dispatch(NbdRequest r, long cost) throws Refused {
         NbdCommand cmd = r.command();
         int allowed = NbdConstants.CMD_FLAG_FUA;
         if (cmd.equals(NbdCommand.READ) && structured) {
@@ -319,8 +322,8 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
                 }
                 checkAlignment(r);
                 if (length == 0) {
-                    complete(r.cookie(), cost, structured ? new ServerReply.None(r.cookie())
-                        : new ServerReply.Simple(r.cookie(), NbdError.OK));
+                    complete(r.cookie(), cost, structured ? new NbdReply.None(r.cookie())
+                        : new NbdReply.Simple(r.cookie(), NbdError.OK));
                     return;
                 }
                 boolean df = r.hasFlag(NbdConstants.CMD_FLAG_DF);
@@ -335,14 +338,12 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
                 }
                 checkRange(r, NbdError.ENOSPC);
                 checkAlignment(r);
-                ByteBuf data = r.takePayload();
                 if (length == 0) {
-                    if (data != null) {
-                        data.release();
-                    }
                     completeOk(r.cookie(), cost);
                     return;
                 }
+                // the export owns what it is given; start() releases the request's own reference
+                ByteBuf data = r.payload().retain();
                 whenDone(call(() -> export.write(offset, data, fua)), r.cookie(), cost, v -> completeOk(r.cookie(), cost));
             }
             case "FLUSH" -> {
@@ -392,7 +393,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         }
     }
 
-    private void checkRange(ServerRequest r, NbdError error) throws Refused {
+    private void checkRange(NbdRequest r, NbdError error) throws Refused {
         long offset = r.offset();
         if (offset < 0 || offset > size || r.length() < 0 || r.length() > size - offset) {
             throw new Refused(error, r.command().name() + " of " + r.length() + " bytes at offset "
@@ -400,7 +401,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         }
     }
 
-    private void checkAlignment(ServerRequest r) throws Refused {
+    private void checkAlignment(NbdRequest r) throws Refused {
         if (minBlock > 1) {
             long mask = minBlock - 1;
             if ((r.offset() & mask) != 0 || ((r.length() & mask) != 0 && r.offset() + r.length() != size)) {
@@ -410,7 +411,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         }
     }
 
-    private void blockStatus(ServerRequest r, long cost) throws Refused {
+    private void blockStatus(NbdRequest r, long cost) throws Refused {
         if (contexts.isEmpty()) {
             throw new Refused(NbdError.EINVAL, "BLOCK_STATUS needs a meta context selected with NBD_OPT_SET_META_CONTEXT"
                 + " for this export");
@@ -423,8 +424,6 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
                 p = StatusPayload.parse(r, this.contexts);
             } catch (IllegalArgumentException e) {
                 throw new Refused(NbdError.EINVAL, e.getMessage());
-            } finally {
-                r.release();
             }
             length = p.effectLength();
             contexts = p.contexts();
@@ -448,18 +447,19 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
             parts.add(call(() -> c.source().extents(offset, len)));
         }
         List<Context> selected = contexts;
-        CompletableFuture<List<ServerReply>> all = CompletableFuture.allOf(parts.toArray(new CompletableFuture<?>[0]))
+        CompletableFuture<List<NbdReply>> all = CompletableFuture.allOf(parts.toArray(new CompletableFuture<?>[0]))
             .thenApply(v -> {
-                List<ServerReply> chunks = new ArrayList<>(selected.size());
+                List<NbdReply> chunks = new ArrayList<>(selected.size());
                 for (int i = 0; i < selected.size(); i++) {
                     List<Extent> ext = normalize(parts.get(i).join(), offset, len, reqOne, selected.get(i).name());
-                    chunks.add(new ServerReply.BlockStatus(r.cookie(), i == selected.size() - 1, selected.get(i).id(), ext));
+                    chunks.add(NbdReply.BlockStatus.of(r.cookie(), NbdReply.flags(i == selected.size() - 1),
+                        selected.get(i).id(), ext));
                 }
                 return chunks;
             });
         whenDone(all, r.cookie(), cost, chunks -> {
             ChannelFuture last = null;
-            for (ServerReply c : chunks) {
+            for (NbdReply c : chunks) {
                 last = ctx.write(c);
             }
             afterWrite(last, cost);
@@ -525,9 +525,10 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
                 // the length before writing: a TLS handler may consume (and release) the buffer inside write()
                 int len = s.length();
                 if (s instanceof ReadResult.Data d) {
-                    last = ctx.write(new ServerReply.OffsetData(cookie, done, pos, d.buf()));
+                    last = writeWithData(new NbdReply.OffsetData(cookie, NbdReply.flags(done), pos, len), d.buf(),
+                        done);
                 } else {
-                    last = ctx.write(new ServerReply.OffsetHole(cookie, done, pos, len));
+                    last = ctx.write(new NbdReply.OffsetHole(cookie, NbdReply.flags(done), pos, len));
                 }
                 pos += len;
             }
@@ -535,9 +536,18 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
             return;
         }
         ByteBuf data = contiguous(segs);
-        ServerReply reply = structured ? new ServerReply.OffsetData(cookie, true, offset, data)
-            : new ServerReply.Simple(cookie, 0, data);
-        afterWrite(ctx.write(reply), cost);
+        NbdReply header = structured ? new NbdReply.OffsetData(cookie, NbdConstants.REPLY_FLAG_DONE, offset, length)
+            : new NbdReply.Simple(cookie, NbdError.OK, length);
+        afterWrite(writeWithData(header, data, true), cost);
+    }
+
+    /**
+     * Writes a data header and its data ({@code header}'s length, a buffer this hands over) as the one piece after
+     * it, {@code done} if the header completes the reply; the future is the data's.
+     */
+    private ChannelFuture writeWithData(NbdReply header, ByteBuf data, boolean done) {
+        ctx.write(header, ctx.voidPromise());
+        return ctx.write(new ReplyData(header.cookie(), 0, data, true, done));
     }
 
     /** One buffer of the segments, holes filled with zeroes (takes ownership of the data buffers). */
@@ -562,10 +572,10 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     }
 
     private void completeOk(long cookie, long cost) {
-        complete(cookie, cost, new ServerReply.Simple(cookie, NbdError.OK));
+        complete(cookie, cost, new NbdReply.Simple(cookie, NbdError.OK));
     }
 
-    private void complete(long cookie, long cost, ServerReply reply) {
+    private void complete(long cookie, long cost, NbdReply reply) {
         if (inactive) {
             finished(cost);
             return;
@@ -574,8 +584,8 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     }
 
     private void replyError(long cookie, long cost, NbdError error, String message) {
-        ServerReply reply = structured ? new ServerReply.Error(cookie, true, error.code(), message)
-            : new ServerReply.Simple(cookie, error);
+        NbdReply reply = structured ? new NbdReply.Error(cookie, NbdConstants.REPLY_FLAG_DONE, error, message)
+            : new NbdReply.Simple(cookie, error);
         complete(cookie, cost, reply);
     }
 
