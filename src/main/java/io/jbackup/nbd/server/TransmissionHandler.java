@@ -6,10 +6,7 @@ import io.jbackup.nbd.protocol.NbdConstants;
 import io.jbackup.nbd.protocol.NbdError;
 import io.jbackup.nbd.protocol.NbdReply;
 import io.jbackup.nbd.protocol.NbdRequest;
-import io.jbackup.nbd.protocol.ReplyData;
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.CompositeByteBuf;
-import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
@@ -28,8 +25,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The transmission phase of one connection: validates each {@link NbdRequest}, runs it on the export, and
- * writes its reply ({@link NbdReply} messages, READ data as a header followed by a {@link ReplyData} holding the
- * export's buffer) when it completes (replies may go out in any order).
+ * writes its reply ({@link NbdReply} messages worded by {@link Replies}) when it completes (replies may go out in
+ * any order).
  *
  * <p><b>Flow control.</b> A request holds a slot from the moment it starts until its reply has been written to
  * the socket. At most {@code maxInFlight} requests and {@code maxInFlightBytes} of READ/WRITE data hold slots;
@@ -44,13 +41,6 @@ import org.slf4j.LoggerFactory;
 final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     private static final Logger log = LoggerFactory.getLogger(TransmissionHandler.class);
 
-    /** Largest number of extents sent in one block status chunk. */
-    static final int MAX_EXTENTS = 128 * 1024;
-
-    /** Zero bytes used to fill holes into simple and DF replies (never released). */
-    private static final ByteBuf ZEROES = Unpooled.unreleasableBuffer(
-        Unpooled.directBuffer(1 << 20, 1 << 20).writeZero(1 << 20).asReadOnly());
-
     /** A selected meta context. */
     record Context(int id, String name, ExtentSource source) {
     }
@@ -59,6 +49,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     private final NbdExport export;
     private final String peer;
     private final boolean structured;
+    private final Replies replies;
     /** Extended headers: 64-bit lengths, PAYLOAD_LEN on WRITE, block-status payloads. */
     private final boolean extended;
     private final List<Context> contexts;
@@ -88,6 +79,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         this.export = export;
         this.peer = peer;
         this.structured = structured;
+        this.replies = new Replies(structured);
         this.extended = extended;
         this.contexts = List.copyOf(contexts);
         this.transmissionFlags = transmissionFlags;
@@ -322,8 +314,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
                 }
                 checkAlignment(r);
                 if (length == 0) {
-                    complete(r.cookie(), cost, structured ? new NbdReply.None(r.cookie())
-                        : new NbdReply.Simple(r.cookie(), NbdError.OK));
+                    complete(r.cookie(), cost, replies.emptyRead(r.cookie()));
                     return;
                 }
                 boolean df = r.hasFlag(NbdConstants.CMD_FLAG_DF);
@@ -448,15 +439,8 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         }
         List<Context> selected = contexts;
         CompletableFuture<List<NbdReply>> all = CompletableFuture.allOf(parts.toArray(new CompletableFuture<?>[0]))
-            .thenApply(v -> {
-                List<NbdReply> chunks = new ArrayList<>(selected.size());
-                for (int i = 0; i < selected.size(); i++) {
-                    List<Extent> ext = normalize(parts.get(i).join(), offset, len, reqOne, selected.get(i).name());
-                    chunks.add(NbdReply.BlockStatus.of(r.cookie(), NbdReply.flags(i == selected.size() - 1),
-                        selected.get(i).id(), ext));
-                }
-                return chunks;
-            });
+            .thenApply(v -> Replies.blockStatus(r.cookie(), selected, parts.stream().map(CompletableFuture::join)
+                .toList(), offset, len, reqOne));
         whenDone(all, r.cookie(), cost, chunks -> {
             ChannelFuture last = null;
             for (NbdReply c : chunks) {
@@ -464,44 +448,6 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
             }
             afterWrite(last, cost);
         });
-    }
-
-    /**
-     * Clips extents to {@code [offset, offset+length)}, merges neighbours with equal flags and caps the count.
-     * The extents must be consecutive from {@code offset}; at least one must overlap it.
-     */
-    static List<Extent> normalize(List<Extent> in, long offset, long length, boolean reqOne, String context) {
-        long end = offset + length;
-        long pos = offset;
-        List<Extent> out = new ArrayList<>();
-        for (Extent e : in) {
-            if (e.end() <= pos) {
-                continue;
-            }
-            if (e.offset() > pos) {
-                break; // a gap: report what is known so far
-            }
-            long stop = Math.min(e.end(), end);
-            int last = out.size() - 1;
-            if (last >= 0 && out.get(last).flags() == e.flags()) {
-                Extent prev = out.get(last);
-                out.set(last, new Extent(prev.offset(), stop - prev.offset(), e.flags()));
-            } else {
-                if (out.size() == MAX_EXTENTS || (reqOne && !out.isEmpty())) {
-                    break;
-                }
-                out.add(new Extent(pos, stop - pos, e.flags()));
-            }
-            pos = stop;
-            if (pos >= end) {
-                break;
-            }
-        }
-        if (out.isEmpty()) {
-            throw new CompletionException(new NbdExportException(NbdError.EIO, "meta context " + context
-                + " returned no extent for offset " + offset));
-        }
-        return out;
     }
 
     // ---- replies -------------------------------------------------------------------------------------------
@@ -515,64 +461,11 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
                 + length);
             return;
         }
-        List<ReadResult.Segment> segs = result.segments();
-        if (structured && !df) {
-            long pos = offset;
-            ChannelFuture last = null;
-            for (int i = 0; i < segs.size(); i++) {
-                ReadResult.Segment s = segs.get(i);
-                boolean done = i == segs.size() - 1;
-                // the length before writing: a TLS handler may consume (and release) the buffer inside write()
-                int len = s.length();
-                if (s instanceof ReadResult.Data d) {
-                    last = writeWithData(new NbdReply.OffsetData(cookie, NbdReply.flags(done), pos, len), d.buf(),
-                        done);
-                } else {
-                    last = ctx.write(new NbdReply.OffsetHole(cookie, NbdReply.flags(done), pos, len));
-                }
-                pos += len;
-            }
-            afterWrite(last, cost);
-            return;
-        }
-        ByteBuf data = contiguous(segs);
-        NbdReply header = structured ? new NbdReply.OffsetData(cookie, NbdConstants.REPLY_FLAG_DONE, offset, length)
-            : new NbdReply.Simple(cookie, NbdError.OK, length);
-        afterWrite(writeWithData(header, data, true), cost);
-    }
-
-    /**
-     * Writes a data header and its data ({@code header}'s length, a buffer this hands over) as the one piece after
-     * it, {@code done} if the header completes the reply; the future is the data's.
-     */
-    private ChannelFuture writeWithData(NbdReply header, ByteBuf data, boolean done) {
-        ctx.write(header, ctx.voidPromise());
-        return ctx.write(new ReplyData(header.cookie(), 0, data, true, done));
-    }
-
-    /** One buffer of the segments, holes filled with zeroes (takes ownership of the data buffers). */
-    private ByteBuf contiguous(List<ReadResult.Segment> segs) {
-        if (segs.size() == 1 && segs.get(0) instanceof ReadResult.Data d) {
-            return d.buf();
-        }
-        CompositeByteBuf c = ctx.alloc().compositeDirectBuffer(Math.max(2, segs.size() + 4));
-        for (ReadResult.Segment s : segs) {
-            if (s instanceof ReadResult.Data d) {
-                c.addComponent(true, d.buf());
-            } else {
-                int left = s.length();
-                while (left > 0) {
-                    int n = Math.min(left, ZEROES.capacity());
-                    c.addComponent(true, ZEROES.slice(0, n));
-                    left -= n;
-                }
-            }
-        }
-        return c;
+        afterWrite(replies.writeRead(ctx, cookie, offset, result, df), cost);
     }
 
     private void completeOk(long cookie, long cost) {
-        complete(cookie, cost, new NbdReply.Simple(cookie, NbdError.OK));
+        complete(cookie, cost, replies.ok(cookie));
     }
 
     private void complete(long cookie, long cost, NbdReply reply) {
@@ -584,9 +477,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     }
 
     private void replyError(long cookie, long cost, NbdError error, String message) {
-        NbdReply reply = structured ? new NbdReply.Error(cookie, NbdConstants.REPLY_FLAG_DONE, error, message)
-            : new NbdReply.Simple(cookie, error);
-        complete(cookie, cost, reply);
+        complete(cookie, cost, replies.error(cookie, error, message));
     }
 
     private void afterWrite(ChannelFuture last, long cost) {
