@@ -77,14 +77,14 @@ public final class ServerReplyEncoder extends ChannelOutboundHandlerAdapter {
             writeData(ctx, d, promise);
         } else if (msg instanceof NbdReply reply) {
             if (dataWritten < dataLength) {
-                throw outOfStep(ctx, null, String.format("%s while %d of the %d data bytes of cookie 0x%x are still "
+                throw refuse(ctx, null, String.format("%s while %d of the %d data bytes of cookie 0x%x are still "
                     + "due", reply, dataLength - dataWritten, dataLength, dataCookie));
             }
             ByteBuf h;
             try {
                 h = encode(ctx, reply);
             } catch (EncoderException e) {
-                throw outOfStep(ctx, null, e.getMessage());
+                throw refuse(ctx, null, e.getMessage());
             }
             ctx.write(h, promise);
         } else {
@@ -95,17 +95,21 @@ public final class ServerReplyEncoder extends ChannelOutboundHandlerAdapter {
     private void writeData(ChannelHandlerContext ctx, ReplyData d, ChannelPromise promise) {
         long n = d.content().readableBytes();
         boolean last = dataWritten + n == dataLength;
-        if (d.cookie() != dataCookie || d.index() != dataWritten || dataWritten + n > dataLength
+        if (dataWritten == dataLength || d.cookie() != dataCookie || d.index() != dataWritten
+            || dataWritten + n > dataLength
             || d.last() != last || d.done() != (last && dataDone)) {
-            throw outOfStep(ctx, d, String.format("%s does not continue the data of cookie 0x%x (%d of %d bytes "
+            throw refuse(ctx, d, String.format("%s does not continue the data of cookie 0x%x (%d of %d bytes "
                 + "written)", d, dataCookie, dataWritten, dataLength));
         }
         dataWritten += n;
         ctx.write(d.content(), promise);
     }
 
-    /** Releases {@code data}, closes the connection and returns the exception that fails the write. */
-    private static EncoderException outOfStep(ChannelHandlerContext ctx, ReplyData data, String message) {
+    /**
+     * For a message that cannot be sent without putting the stream out of step: releases {@code data}, closes the
+     * connection and returns the exception that fails the write.
+     */
+    private static EncoderException refuse(ChannelHandlerContext ctx, ReplyData data, String message) {
         if (data != null) {
             data.release();
         }

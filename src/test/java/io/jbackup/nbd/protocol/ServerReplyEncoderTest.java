@@ -101,6 +101,8 @@ class ServerReplyEncoderTest {
     @Test
     void dataMustMatchItsHeader() {
         assertOutOfStep("does not continue the data", data(1, 0, true, true, 1));
+        assertOutOfStep("does not continue the data", new NbdReply.Simple(1, NbdError.OK, 1), data(1, 0, true, true,
+            1), data(1, 1, true, true));
         assertOutOfStep("does not continue the data", new NbdReply.Simple(1, NbdError.OK, 2), data(1, 0, true, true,
             1));
         assertOutOfStep("does not continue the data", new NbdReply.Simple(1, NbdError.OK, 1), data(2, 0, true, true,
