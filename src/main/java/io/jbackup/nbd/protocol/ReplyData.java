@@ -4,8 +4,10 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.DefaultByteBufHolder;
 
 /**
- * A piece of READ data following a {@link NbdReply.Simple} or {@link NbdReply.OffsetData} header. The receiver owns
- * the buffer and must release it.
+ * A piece of READ data following a {@link NbdReply.Simple} or {@link NbdReply.OffsetData} header, on both sides: the
+ * client's {@link ReplyDecoder} emits one per batch of bytes received, and the server writes one (or more) after the
+ * header, which {@link ServerReplyEncoder} passes on to the transport uncopied. The receiver owns the buffer and must
+ * release it (writing it hands it over).
  */
 public final class ReplyData extends DefaultByteBufHolder implements NbdReply {
     private final long cookie;

@@ -10,7 +10,7 @@ import java.util.List;
 
 /**
  * Client-side decoder for transmission replies, an explicit state machine; the counterpart of the server's
- * {@link ServerReplyEncoder}.
+ * {@link ServerReplyEncoder}, which encodes the same {@link NbdReply} types.
  *
  * <p>Wire formats (big-endian):
  * <pre>

@@ -9,7 +9,8 @@ import io.netty.handler.codec.MessageToMessageEncoder;
 import java.util.List;
 
 /**
- * Encodes {@link NbdRequest}s, the client's side of transmission. The payload (WRITE data, a BLOCK_STATUS payload)
+ * Encodes {@link NbdRequest}s, the client's side of transmission; the counterpart of the server's
+ * {@link ServerRequestDecoder}, which decodes the same type. The payload (WRITE data, a BLOCK_STATUS payload)
  * is passed on as its own message so it is never copied. Stateless and sharable.
  * <pre>
  * COMPACT   0x25609513(4) command-flags(2) type(2) cookie(8) offset(8) length(4) [WRITE payload]
@@ -45,6 +46,9 @@ public final class RequestEncoder extends MessageToMessageEncoder<NbdRequest> {
     protected void encode(ChannelHandlerContext ctx, NbdRequest req, List<Object> out) {
         ByteBuf payload = req.payload();
         int flags = req.flags();
+        if (req.payloadSkipped()) {
+            throw new EncoderException(req + ": a request whose payload was skipped on receipt cannot be sent");
+        }
         if (mode == NbdHeaderMode.COMPACT && ((req.length() >>> 32) != 0
             || (flags & NbdConstants.CMD_FLAG_PAYLOAD_LEN) != 0)) {
             if (payload != null) {

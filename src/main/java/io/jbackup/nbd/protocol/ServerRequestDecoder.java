@@ -6,8 +6,8 @@ import io.netty.handler.codec.ByteToMessageDecoder;
 import java.util.List;
 
 /**
- * Decodes transmission requests into {@link ServerRequest}s, the server's side of transmission; the counterpart of
- * the client's {@link RequestEncoder}.
+ * Decodes transmission requests into {@link NbdRequest}s, the server's side of transmission; the counterpart of
+ * the client's {@link RequestEncoder}, which encodes the same type.
  * <pre>
  * COMPACT   0x25609513(4) flags(2) type(2) cookie(8) offset(8) length(4)   then length payload bytes for WRITE
  * EXTENDED  0x21e41c71(4) flags(2) type(2) cookie(8) offset(8) length(8)   then length payload bytes iff the flag
@@ -19,7 +19,7 @@ import java.util.List;
  * extended reply headers.
  *
  * <p>A WRITE payload up to {@code maxPayload} bytes is buffered and attached to the request; a longer one is
- * reported at once with {@link ServerRequest#payloadSkipped()} and then discarded as it arrives (as is every
+ * reported at once with {@link NbdRequest#payloadSkipped()} (and no payload) and then discarded as it arrives (as is every
  * payload when the decoder is told to skip them all, for a read-only export), so the stream
  * stays in sync and nothing larger than {@code maxPayload} is ever buffered. After {@code NBD_CMD_DISC} every
  * further byte is ignored (the client must not send any). A wrong request magic raises
@@ -37,7 +37,7 @@ public final class ServerRequestDecoder extends ByteToMessageDecoder {
     private final boolean skipAllPayloads;
     private State state = State.HEADER;
     private int flags;
-    private int type;
+    private NbdCommand command;
     private long cookie;
     private long offset;
     private long length;
@@ -97,11 +97,11 @@ public final class ServerRequestDecoder extends ByteToMessageDecoder {
                     }
                     in.skipBytes(4);
                     flags = in.readUnsignedShort();
-                    type = in.readUnsignedShort();
+                    command = NbdCommand.valueOf(in.readUnsignedShort());
                     cookie = in.readLong();
                     offset = in.readLong();
                     length = extended ? in.readLong() : in.readUnsignedInt();
-                    boolean write = type == NbdCommand.WRITE.code();
+                    boolean write = command.equals(NbdCommand.WRITE);
                     boolean hasPayload = write;
                     if (extended) {
                         hasPayload = (flags & NbdConstants.CMD_FLAG_PAYLOAD_LEN) != 0;
@@ -116,20 +116,20 @@ public final class ServerRequestDecoder extends ByteToMessageDecoder {
                                 + "payload of " + Long.toUnsignedString(length) + " bytes");
                         }
                     }
-                    if (type != NbdCommand.DISC.code() && offsets != null) {
+                    if (!command.equals(NbdCommand.DISC) && offsets != null) {
                         offsets.put(cookie, offset);
                     }
                     if (hasPayload) {
                         if (length > maxPayload || (skipAllPayloads && write && length > 0)) {
-                            out.add(new ServerRequest(flags, type, cookie, offset, length, null, true));
+                            out.add(new NbdRequest(flags, command, cookie, offset, length, null, true));
                             state = State.SKIP_PAYLOAD;
                             return;
                         }
                         state = State.PAYLOAD;
                         break;
                     }
-                    out.add(new ServerRequest(flags, type, cookie, offset, length, null, false));
-                    if (type == NbdCommand.DISC.code()) {
+                    out.add(new NbdRequest(flags, command, cookie, offset, length, null, false));
+                    if (command.equals(NbdCommand.DISC)) {
                         state = State.DISCONNECTED;
                     }
                     return;
@@ -138,7 +138,7 @@ public final class ServerRequestDecoder extends ByteToMessageDecoder {
                         return;
                     }
                     ByteBuf payload = in.readRetainedSlice((int) length);
-                    out.add(new ServerRequest(flags, type, cookie, offset, length, payload, false));
+                    out.add(new NbdRequest(flags, command, cookie, offset, length, payload, false));
                     state = State.HEADER;
                     return;
                 case SKIP_PAYLOAD:

@@ -62,7 +62,6 @@ public final class NbdServer implements AutoCloseable {
     };
 
     private static final ServerOptionReplyEncoder OPTION_ENCODER = new ServerOptionReplyEncoder();
-    private static final ServerReplyEncoder REPLY_ENCODER = ServerReplyEncoder.COMPACT;
 
     private final ServerConfig config;
     private final ServerContext context;
@@ -165,7 +164,7 @@ public final class NbdServer implements AutoCloseable {
                     ch.pipeline()
                         .addLast(HandshakeHandler.OPTION_DECODER, decoder)
                         .addLast("optionEncoder", OPTION_ENCODER)
-                        .addLast(HandshakeHandler.REPLY_ENCODER, REPLY_ENCODER)
+                        .addLast(HandshakeHandler.REPLY_ENCODER, new ServerReplyEncoder())
                         .addLast(HandshakeHandler.NAME, new HandshakeHandler(context, decoder));
                 }
             });

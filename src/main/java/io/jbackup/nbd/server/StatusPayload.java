@@ -1,6 +1,6 @@
 package io.jbackup.nbd.server;
 
-import io.jbackup.nbd.protocol.ServerRequest;
+import io.jbackup.nbd.protocol.NbdRequest;
 import io.netty.buffer.ByteBuf;
 import java.util.ArrayList;
 import java.util.List;
@@ -21,7 +21,7 @@ record StatusPayload(long effectLength, List<TransmissionHandler.Context> contex
      * @throws IllegalArgumentException naming what is wrong: skipped as too long, a length that is not 8 + 4n with
      *                                  n at least 1, an id that was not selected or is listed twice
      */
-    static StatusPayload parse(ServerRequest r, List<TransmissionHandler.Context> selected) {
+    static StatusPayload parse(NbdRequest r, List<TransmissionHandler.Context> selected) {
         ByteBuf p = r.payload();
         if (p == null) {
             throw new IllegalArgumentException("BLOCK_STATUS payload of " + Long.toUnsignedString(r.length())

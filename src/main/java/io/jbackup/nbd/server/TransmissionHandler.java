@@ -4,11 +4,9 @@ import io.jbackup.nbd.protocol.Extent;
 import io.jbackup.nbd.protocol.NbdCommand;
 import io.jbackup.nbd.protocol.NbdConstants;
 import io.jbackup.nbd.protocol.NbdError;
-import io.jbackup.nbd.protocol.ServerReply;
-import io.jbackup.nbd.protocol.ServerRequest;
+import io.jbackup.nbd.protocol.NbdReply;
+import io.jbackup.nbd.protocol.NbdRequest;
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.CompositeByteBuf;
-import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
@@ -26,8 +24,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The transmission phase of one connection: validates each {@link ServerRequest}, runs it on the export, and
- * writes its reply when it completes (replies may go out in any order).
+ * The transmission phase of one connection: validates each {@link NbdRequest}, runs it on the export, and
+ * writes its reply ({@link NbdReply} messages worded by {@link Replies}) when it completes (replies may go out in
+ * any order).
  *
  * <p><b>Flow control.</b> A request holds a slot from the moment it starts until its reply has been written to
  * the socket. At most {@code maxInFlight} requests and {@code maxInFlightBytes} of READ/WRITE data hold slots;
@@ -42,13 +41,6 @@ import org.slf4j.LoggerFactory;
 final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     private static final Logger log = LoggerFactory.getLogger(TransmissionHandler.class);
 
-    /** Largest number of extents sent in one block status chunk. */
-    static final int MAX_EXTENTS = 128 * 1024;
-
-    /** Zero bytes used to fill holes into simple and DF replies (never released). */
-    private static final ByteBuf ZEROES = Unpooled.unreleasableBuffer(
-        Unpooled.directBuffer(1 << 20, 1 << 20).writeZero(1 << 20).asReadOnly());
-
     /** A selected meta context. */
     record Context(int id, String name, ExtentSource source) {
     }
@@ -57,6 +49,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     private final NbdExport export;
     private final String peer;
     private final boolean structured;
+    private final Replies replies;
     /** Extended headers: 64-bit lengths, PAYLOAD_LEN on WRITE, block-status payloads. */
     private final boolean extended;
     private final List<Context> contexts;
@@ -67,7 +60,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     private final int maxInFlight;
     private final long maxInFlightBytes;
 
-    private final ArrayDeque<ServerRequest> queue = new ArrayDeque<>();
+    private final ArrayDeque<NbdRequest> queue = new ArrayDeque<>();
     private ChannelHandlerContext ctx;
     private int inFlight;
     private long inFlightBytes;
@@ -86,6 +79,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         this.export = export;
         this.peer = peer;
         this.structured = structured;
+        this.replies = new Replies(structured);
         this.extended = extended;
         this.contexts = List.copyOf(contexts);
         this.transmissionFlags = transmissionFlags;
@@ -107,7 +101,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
-        if (!(msg instanceof ServerRequest r)) {
+        if (!(msg instanceof NbdRequest r)) {
             ReferenceCountUtil.release(msg);
             return;
         }
@@ -115,7 +109,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
             r.release();
             return;
         }
-        if (r.type() == NbdCommand.DISC.code()) {
+        if (r.command().equals(NbdCommand.DISC)) {
             log.debug("{}: NBD_CMD_DISC with {} in flight, {} queued", peer, inFlight, queue.size());
             disconnecting = true;
             updateReading();
@@ -133,7 +127,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
         inactive = true;
-        ServerRequest r;
+        NbdRequest r;
         while ((r = queue.poll()) != null) {
             r.release();
         }
@@ -171,15 +165,15 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
 
     // ---- flow control --------------------------------------------------------------------------------------
 
-    private static long cost(ServerRequest r) {
-        int t = r.type();
-        if (t == NbdCommand.READ.code() || (t == NbdCommand.WRITE.code() && !r.payloadSkipped())) {
+    private static long cost(NbdRequest r) {
+        NbdCommand c = r.command();
+        if (c.equals(NbdCommand.READ) || (c.equals(NbdCommand.WRITE) && !r.payloadSkipped())) {
             return Math.max(0, r.length());
         }
         return 0;
     }
 
-    private boolean hasCapacity(ServerRequest r) {
+    private boolean hasCapacity(NbdRequest r) {
         if (inFlight >= maxInFlight) {
             return false;
         }
@@ -265,7 +259,8 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         }
     }
 
-    private void start(ServerRequest r) {
+    /** Starts {@code r}, then releases its payload (an operation that keeps it, a WRITE, retains it). */
+    private void start(NbdRequest r) {
         long cost = cost(r);
         inFlight++;
         inFlightBytes += cost;
@@ -277,17 +272,17 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         try {
             dispatch(r, cost);
         } catch (Refused e) {
-            r.release();
             log.debug("{}: {} refused: {} {}", peer, r, e.error, e.getMessage());
             replyError(r.cookie(), cost, e.error, e.getMessage());
         } catch (RuntimeException e) {
-            r.release();
             log.warn("{}: {} failed: {}", peer, r, e.toString(), e);
             replyError(r.cookie(), cost, NbdError.EIO, e.toString());
+        } finally {
+            r.release();
         }
     }
 
-    private void dispatch(ServerRequest r, long cost) throws Refused {
+    private void dispatch(NbdRequest r, long cost) throws Refused {
         NbdCommand cmd = r.command();
         int allowed = NbdConstants.CMD_FLAG_FUA;
         if (cmd.equals(NbdCommand.READ) && structured) {
@@ -319,8 +314,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
                 }
                 checkAlignment(r);
                 if (length == 0) {
-                    complete(r.cookie(), cost, structured ? new ServerReply.None(r.cookie())
-                        : new ServerReply.Simple(r.cookie(), NbdError.OK));
+                    complete(r.cookie(), cost, replies.emptyRead(r.cookie()));
                     return;
                 }
                 boolean df = r.hasFlag(NbdConstants.CMD_FLAG_DF);
@@ -335,14 +329,12 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
                 }
                 checkRange(r, NbdError.ENOSPC);
                 checkAlignment(r);
-                ByteBuf data = r.takePayload();
                 if (length == 0) {
-                    if (data != null) {
-                        data.release();
-                    }
                     completeOk(r.cookie(), cost);
                     return;
                 }
+                // the export owns what it is given; start() releases the request's own reference
+                ByteBuf data = r.payload().retain();
                 whenDone(call(() -> export.write(offset, data, fua)), r.cookie(), cost, v -> completeOk(r.cookie(), cost));
             }
             case "FLUSH" -> {
@@ -392,7 +384,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         }
     }
 
-    private void checkRange(ServerRequest r, NbdError error) throws Refused {
+    private void checkRange(NbdRequest r, NbdError error) throws Refused {
         long offset = r.offset();
         if (offset < 0 || offset > size || r.length() < 0 || r.length() > size - offset) {
             throw new Refused(error, r.command().name() + " of " + r.length() + " bytes at offset "
@@ -400,7 +392,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         }
     }
 
-    private void checkAlignment(ServerRequest r) throws Refused {
+    private void checkAlignment(NbdRequest r) throws Refused {
         if (minBlock > 1) {
             long mask = minBlock - 1;
             if ((r.offset() & mask) != 0 || ((r.length() & mask) != 0 && r.offset() + r.length() != size)) {
@@ -410,7 +402,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         }
     }
 
-    private void blockStatus(ServerRequest r, long cost) throws Refused {
+    private void blockStatus(NbdRequest r, long cost) throws Refused {
         if (contexts.isEmpty()) {
             throw new Refused(NbdError.EINVAL, "BLOCK_STATUS needs a meta context selected with NBD_OPT_SET_META_CONTEXT"
                 + " for this export");
@@ -423,8 +415,6 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
                 p = StatusPayload.parse(r, this.contexts);
             } catch (IllegalArgumentException e) {
                 throw new Refused(NbdError.EINVAL, e.getMessage());
-            } finally {
-                r.release();
             }
             length = p.effectLength();
             contexts = p.contexts();
@@ -448,60 +438,16 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
             parts.add(call(() -> c.source().extents(offset, len)));
         }
         List<Context> selected = contexts;
-        CompletableFuture<List<ServerReply>> all = CompletableFuture.allOf(parts.toArray(new CompletableFuture<?>[0]))
-            .thenApply(v -> {
-                List<ServerReply> chunks = new ArrayList<>(selected.size());
-                for (int i = 0; i < selected.size(); i++) {
-                    List<Extent> ext = normalize(parts.get(i).join(), offset, len, reqOne, selected.get(i).name());
-                    chunks.add(new ServerReply.BlockStatus(r.cookie(), i == selected.size() - 1, selected.get(i).id(), ext));
-                }
-                return chunks;
-            });
+        CompletableFuture<List<NbdReply>> all = CompletableFuture.allOf(parts.toArray(new CompletableFuture<?>[0]))
+            .thenApply(v -> Replies.blockStatus(r.cookie(), selected, parts.stream().map(CompletableFuture::join)
+                .toList(), offset, len, reqOne));
         whenDone(all, r.cookie(), cost, chunks -> {
             ChannelFuture last = null;
-            for (ServerReply c : chunks) {
+            for (NbdReply c : chunks) {
                 last = ctx.write(c);
             }
             afterWrite(last, cost);
         });
-    }
-
-    /**
-     * Clips extents to {@code [offset, offset+length)}, merges neighbours with equal flags and caps the count.
-     * The extents must be consecutive from {@code offset}; at least one must overlap it.
-     */
-    static List<Extent> normalize(List<Extent> in, long offset, long length, boolean reqOne, String context) {
-        long end = offset + length;
-        long pos = offset;
-        List<Extent> out = new ArrayList<>();
-        for (Extent e : in) {
-            if (e.end() <= pos) {
-                continue;
-            }
-            if (e.offset() > pos) {
-                break; // a gap: report what is known so far
-            }
-            long stop = Math.min(e.end(), end);
-            int last = out.size() - 1;
-            if (last >= 0 && out.get(last).flags() == e.flags()) {
-                Extent prev = out.get(last);
-                out.set(last, new Extent(prev.offset(), stop - prev.offset(), e.flags()));
-            } else {
-                if (out.size() == MAX_EXTENTS || (reqOne && !out.isEmpty())) {
-                    break;
-                }
-                out.add(new Extent(pos, stop - pos, e.flags()));
-            }
-            pos = stop;
-            if (pos >= end) {
-                break;
-            }
-        }
-        if (out.isEmpty()) {
-            throw new CompletionException(new NbdExportException(NbdError.EIO, "meta context " + context
-                + " returned no extent for offset " + offset));
-        }
-        return out;
     }
 
     // ---- replies -------------------------------------------------------------------------------------------
@@ -515,57 +461,14 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
                 + length);
             return;
         }
-        List<ReadResult.Segment> segs = result.segments();
-        if (structured && !df) {
-            long pos = offset;
-            ChannelFuture last = null;
-            for (int i = 0; i < segs.size(); i++) {
-                ReadResult.Segment s = segs.get(i);
-                boolean done = i == segs.size() - 1;
-                // the length before writing: a TLS handler may consume (and release) the buffer inside write()
-                int len = s.length();
-                if (s instanceof ReadResult.Data d) {
-                    last = ctx.write(new ServerReply.OffsetData(cookie, done, pos, d.buf()));
-                } else {
-                    last = ctx.write(new ServerReply.OffsetHole(cookie, done, pos, len));
-                }
-                pos += len;
-            }
-            afterWrite(last, cost);
-            return;
-        }
-        ByteBuf data = contiguous(segs);
-        ServerReply reply = structured ? new ServerReply.OffsetData(cookie, true, offset, data)
-            : new ServerReply.Simple(cookie, 0, data);
-        afterWrite(ctx.write(reply), cost);
-    }
-
-    /** One buffer of the segments, holes filled with zeroes (takes ownership of the data buffers). */
-    private ByteBuf contiguous(List<ReadResult.Segment> segs) {
-        if (segs.size() == 1 && segs.get(0) instanceof ReadResult.Data d) {
-            return d.buf();
-        }
-        CompositeByteBuf c = ctx.alloc().compositeDirectBuffer(Math.max(2, segs.size() + 4));
-        for (ReadResult.Segment s : segs) {
-            if (s instanceof ReadResult.Data d) {
-                c.addComponent(true, d.buf());
-            } else {
-                int left = s.length();
-                while (left > 0) {
-                    int n = Math.min(left, ZEROES.capacity());
-                    c.addComponent(true, ZEROES.slice(0, n));
-                    left -= n;
-                }
-            }
-        }
-        return c;
+        afterWrite(replies.writeRead(ctx, cookie, offset, result, df), cost);
     }
 
     private void completeOk(long cookie, long cost) {
-        complete(cookie, cost, new ServerReply.Simple(cookie, NbdError.OK));
+        complete(cookie, cost, replies.ok(cookie));
     }
 
-    private void complete(long cookie, long cost, ServerReply reply) {
+    private void complete(long cookie, long cost, NbdReply reply) {
         if (inactive) {
             finished(cost);
             return;
@@ -574,9 +477,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     }
 
     private void replyError(long cookie, long cost, NbdError error, String message) {
-        ServerReply reply = structured ? new ServerReply.Error(cookie, true, error.code(), message)
-            : new ServerReply.Simple(cookie, error);
-        complete(cookie, cost, reply);
+        complete(cookie, cost, replies.error(cookie, error, message));
     }
 
     private void afterWrite(ChannelFuture last, long cost) {

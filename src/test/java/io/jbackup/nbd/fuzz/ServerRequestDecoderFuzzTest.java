@@ -4,8 +4,8 @@ import com.code_intelligence.jazzer.junit.FuzzTest;
 import io.jbackup.nbd.protocol.NbdCommand;
 import io.jbackup.nbd.protocol.NbdConstants;
 import io.jbackup.nbd.protocol.NbdHeaderMode;
+import io.jbackup.nbd.protocol.NbdRequest;
 import io.jbackup.nbd.protocol.RequestOffsets;
-import io.jbackup.nbd.protocol.ServerRequest;
 import io.jbackup.nbd.protocol.ServerRequestDecoder;
 import io.netty.channel.embedded.EmbeddedChannel;
 import org.junit.jupiter.api.Tag;
@@ -31,11 +31,11 @@ class ServerRequestDecoderFuzzTest {
         EmbeddedChannel ch = new EmbeddedChannel(decoder);
         Throwable err = Fuzzing.feed(ch, Fuzzing.wire(input), Fuzzing.split(input), () -> {
             for (Object m; (m = ch.readInbound()) != null; ) {
-                if (!(m instanceof ServerRequest r)) {
+                if (!(m instanceof NbdRequest r)) {
                     throw new AssertionError("unexpected message " + m);
                 }
                 try {
-                    boolean write = r.type() == NbdCommand.WRITE.code();
+                    boolean write = r.command().equals(NbdCommand.WRITE);
                     boolean carries = extended ? r.hasFlag(NbdConstants.CMD_FLAG_PAYLOAD_LEN) : write;
                     if (r.payloadSkipped() && (!carries || (!(readOnly && write) && r.length() <= MAX_PAYLOAD))) {
                         throw new AssertionError("payload of " + r.length() + " bytes skipped wrongly");
@@ -44,7 +44,7 @@ class ServerRequestDecoderFuzzTest {
                         || r.payload() == null || r.payload().readableBytes() != r.length())) {
                         throw new AssertionError("payload of " + r.length() + " bytes buffered wrongly");
                     }
-                    if (r.type() != NbdCommand.DISC.code() && offsets.offset(r.cookie(), true) != r.offset()) {
+                    if (!r.command().equals(NbdCommand.DISC) && offsets.offset(r.cookie(), true) != r.offset()) {
                         throw new AssertionError("offset of " + r + " not recorded");
                     }
                 } finally {

@@ -94,7 +94,7 @@ class ExtendedHeadersCodecTest {
     }
 
     /** Replies the server encodes, bytes as they go out. */
-    static byte[] serverEncodes(RequestOffsets offsets, ServerReply... replies) {
+    static byte[] serverEncodes(RequestOffsets offsets, NbdReply... replies) {
         return encode(new EmbeddedChannel(new ServerReplyEncoder(NbdHeaderMode.EXTENDED, offsets)), (Object[]) replies);
     }
 
@@ -110,6 +110,15 @@ class ExtendedHeadersCodecTest {
         return SplitFeeder.bytes(all);
     }
 
+    /** One data piece, all of a header's data. */
+    static ReplyData data(long cookie, boolean done, int... bytes) {
+        ByteBuf b = buf();
+        for (int x : bytes) {
+            b.writeByte(x);
+        }
+        return new ReplyData(cookie, 0, b, true, done);
+    }
+
     @Test
     void serverRepliesDecodeOnTheClientAtEverySplitAndEchoTheRequestOffset() {
         RequestOffsets offsets = new RequestOffsets();
@@ -118,13 +127,13 @@ class ExtendedHeadersCodecTest {
         offsets.put(3, 512);
         offsets.put(4, 0);
         byte[] bytes = serverEncodes(offsets,
-            new ServerReply.OffsetData(1, false, 8192, Unpooled.wrappedBuffer(new byte[] {1, 2})),
-            new ServerReply.OffsetHole(1, true, 8194, 510),
-            new ServerReply.BlockStatus(2, true, 7, List.of(new Extent(1L << 40, 6L << 30, 3))),
-            new ServerReply.Simple(3, 0, Unpooled.wrappedBuffer(new byte[] {5})), // READ data, no simple reply
-            new ServerReply.Simple(4, NbdError.OK),
-            new ServerReply.Simple(4, NbdError.EPERM),
-            new ServerReply.Error(4, true, 5, "bad"));
+            new NbdReply.OffsetData(1, 0, 8192, 2), data(1, false, 1, 2),
+            new NbdReply.OffsetHole(1, 1, 8194, 510),
+            NbdReply.BlockStatus.of(2, 1, 7, List.of(new Extent(1L << 40, 6L << 30, 3))),
+            new NbdReply.Simple(3, NbdError.OK, 1), data(3, true, 5), // READ data, no simple reply
+            new NbdReply.Simple(4, NbdError.OK),
+            new NbdReply.Simple(4, NbdError.EPERM),
+            new NbdReply.Error(4, 1, NbdError.EIO, "bad"));
         assertEquals(0, offsets.size(), "final chunks forget their request");
         // headers: magic(4) flags(2) type(2) cookie(8) offset(8) length(8)
         ByteBuf b = Unpooled.wrappedBuffer(bytes);
@@ -152,9 +161,10 @@ class ExtendedHeadersCodecTest {
     static final Function<List<Object>, List<Object>> REQUESTS = in -> {
         List<Object> out = new ArrayList<>();
         for (Object o : in) {
-            ServerRequest r = (ServerRequest) o;
-            out.add(new Req(r.flags(), r.type(), r.cookie(), r.offset(), r.length(),
+            NbdRequest r = (NbdRequest) o;
+            out.add(new Req(r.flags(), r.command().code(), r.cookie(), r.offset(), r.length(),
                 r.payload() == null ? null : ByteBufUtil.hexDump(r.payload()), r.payloadSkipped()));
+            r.release();
         }
         return out;
     };
@@ -255,6 +265,11 @@ class ExtendedHeadersCodecTest {
             NbdCommand.BLOCK_STATUS, 1, 0, 12, Unpooled.buffer().writeLong(4096).writeInt(0))));
         ch.finishAndReleaseAll();
         assertThrows(IllegalArgumentException.class, () -> new ServerReplyEncoder(NbdHeaderMode.EXTENDED, null));
+        EmbeddedChannel replies = new EmbeddedChannel(new ServerReplyEncoder());
+        assertThrows(Exception.class, () -> replies.writeOutbound(NbdReply.BlockStatus.of(1, 1, 0,
+            List.of(new Extent(0, 1L << 32, 0)))), "a 2^32-byte extent needs BLOCK_STATUS_EXT");
+        assertTrue(!replies.isOpen(), "a reply the encoder cannot send closes the connection");
+        replies.finishAndReleaseAll();
         EmbeddedChannel ext = new EmbeddedChannel(RequestEncoder.EXTENDED);
         ext.writeOutbound(new NbdRequest(0, NbdCommand.TRIM, 1, 0, 1L << 40, null));
         ByteBuf h = ext.readOutbound();

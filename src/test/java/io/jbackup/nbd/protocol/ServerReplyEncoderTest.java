@@ -1,7 +1,9 @@
 package io.jbackup.nbd.protocol;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
@@ -12,16 +14,21 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 
 class ServerReplyEncoderTest {
+    /** The bytes written for {@code msgs}; data buffers must be passed on as they are, not copied. */
     private static String encode(Object... msgs) {
         EmbeddedChannel ch = new EmbeddedChannel(new ServerOptionReplyEncoder(), new ServerReplyEncoder());
-        for (Object m : msgs) {
-            ch.writeOutbound(m);
-        }
         ByteBuf all = Unpooled.buffer();
-        ByteBuf b;
-        while ((b = ch.readOutbound()) != null) {
-            all.writeBytes(b);
-            b.release();
+        for (Object m : msgs) {
+            ByteBuf data = m instanceof ReplyData d ? d.content() : null;
+            ch.writeOutbound(m);
+            ByteBuf b;
+            while ((b = ch.readOutbound()) != null) {
+                if (data != null) {
+                    assertTrue(b == data, "the data buffer is written as it is");
+                }
+                all.writeBytes(b);
+                b.release();
+            }
         }
         ch.finishAndReleaseAll();
         return ByteBufUtil.hexDump(all);
@@ -30,27 +37,32 @@ class ServerReplyEncoderTest {
     @Test
     void simpleReplies() {
         assertEquals("67446698" + "00000000" + "0000000000000102",
-            encode(new ServerReply.Simple(0x102, NbdError.OK)));
+            encode(new NbdReply.Simple(0x102, NbdError.OK)));
         assertEquals("67446698" + "00000016" + "ffffffffffffffff",
-            encode(new ServerReply.Simple(-1, NbdError.EINVAL)));
+            encode(new NbdReply.Simple(-1, NbdError.EINVAL)));
         assertEquals("67446698" + "00000000" + "0000000000000001" + "0102",
-            encode(new ServerReply.Simple(1, 0, Unpooled.wrappedBuffer(new byte[] {1, 2}))));
+            encode(new NbdReply.Simple(1, NbdError.OK, 2), data(1, 0, true, true, 1, 2)));
+        assertEquals("67446698" + "00000000" + "0000000000000001" + "010203",
+            encode(new NbdReply.Simple(1, NbdError.OK, 3), data(1, 0, false, false, 1),
+                data(1, 1, true, true, 2, 3)), "data in several pieces");
     }
 
     @Test
     void structuredChunks() {
         assertEquals("668e33ef" + "0000" + "0001" + "0000000000000005" + "0000000b" + "0000000000001000" + "aabbcc",
-            encode(new ServerReply.OffsetData(5, false, 4096, Unpooled.wrappedBuffer(new byte[] {(byte) 0xaa, (byte) 0xbb,
-                (byte) 0xcc}))));
+            encode(new NbdReply.OffsetData(5, 0, 4096, 3), data(5, 0, true, false, 0xaa, 0xbb, 0xcc)));
         assertEquals("668e33ef" + "0001" + "0002" + "0000000000000005" + "0000000c" + "0000000000002000" + "00010000",
-            encode(new ServerReply.OffsetHole(5, true, 8192, 65536)));
+            encode(new NbdReply.OffsetHole(5, 1, 8192, 65536)));
         assertEquals("668e33ef" + "0001" + "0005" + "0000000000000009" + "00000014" + "00000001"
                 + "00001000" + "00000000" + "00002000" + "00000003",
-            encode(new ServerReply.BlockStatus(9, true, 1, List.of(new Extent(0, 4096, 0), new Extent(4096, 8192, 3)))));
+            encode(NbdReply.BlockStatus.of(9, 1, 1, List.of(new Extent(0, 4096, 0), new Extent(4096, 8192, 3)))));
         assertEquals("668e33ef" + "0001" + "8001" + "0000000000000009" + "00000008" + "00000016" + "0002"
                 + ByteBufUtil.hexDump("no".getBytes(StandardCharsets.UTF_8)),
-            encode(new ServerReply.Error(9, true, 22, "no")));
-        assertEquals("668e33ef" + "0001" + "0000" + "0000000000000009" + "00000000", encode(new ServerReply.None(9)));
+            encode(new NbdReply.Error(9, 1, NbdError.EINVAL, "no")));
+        assertEquals("668e33ef" + "0000" + "8002" + "0000000000000009" + "0000000f" + "00000005" + "0001" + "78"
+                + "0000000000000200",
+            encode(new NbdReply.Error(9, 0, NbdReplyChunkType.ERROR_OFFSET, NbdError.EIO, "x", 512)));
+        assertEquals("668e33ef" + "0001" + "0000" + "0000000000000009" + "00000000", encode(new NbdReply.None(9)));
     }
 
     @Test
@@ -74,10 +86,52 @@ class ServerReplyEncoderTest {
     @Test
     void messagesAreLimitedTo4096Bytes() {
         String s = "é".repeat(3000);
-        String hex = encode(new ServerReply.Error(1, true, 5, s));
+        String hex = encode(new NbdReply.Error(1, 1, NbdError.EIO, s));
         int msgLen = Integer.parseInt(hex.substring(48, 52), 16);
         assertEquals(4096, msgLen);
-        assertThrows(IllegalArgumentException.class, () -> new ServerReply.Error(1, true, 0, "x"));
-        assertThrows(IllegalArgumentException.class, () -> new ServerReply.OffsetHole(1, true, 0, 0));
+        assertThrows(IllegalArgumentException.class, () -> new NbdReply.Error(1, 1, NbdError.OK, "x"));
+        assertThrows(IllegalArgumentException.class, () -> new NbdReply.OffsetHole(1, 1, 0, 0));
+        assertThrows(IllegalArgumentException.class, () -> new NbdReply.OffsetHole(1, 1, 0, 1L << 32));
+        assertThrows(IllegalArgumentException.class, () -> new NbdReply.Simple(1, NbdError.EIO, 512));
+        assertThrows(IllegalArgumentException.class, () -> new NbdReply.None(1, 0));
+        assertThrows(IllegalArgumentException.class, () -> new NbdReply.BlockStatus(1, 1, 0, List.of()));
+    }
+
+    /** Data that is not exactly what the header announced would put the stream out of step: refused, closed. */
+    @Test
+    void dataMustMatchItsHeader() {
+        assertOutOfStep("does not continue the data", data(1, 0, true, true, 1));
+        assertOutOfStep("does not continue the data", new NbdReply.Simple(1, NbdError.OK, 1), data(1, 0, true, true,
+            1), data(1, 1, true, true));
+        assertOutOfStep("does not continue the data", new NbdReply.Simple(1, NbdError.OK, 2), data(1, 0, true, true,
+            1));
+        assertOutOfStep("does not continue the data", new NbdReply.Simple(1, NbdError.OK, 1), data(2, 0, true, true,
+            1));
+        assertOutOfStep("does not continue the data", new NbdReply.OffsetData(1, 1, 0, 1), data(1, 0, true, true,
+            1, 2));
+        assertOutOfStep("does not continue the data", new NbdReply.OffsetData(1, 1, 0, 2), data(1, 1, true, true,
+            1));
+        assertOutOfStep("are still due", new NbdReply.OffsetData(1, 1, 0, 2), data(1, 0, false, false, 1),
+            new NbdReply.None(1));
+    }
+
+    private static void assertOutOfStep(String expected, Object... msgs) {
+        EmbeddedChannel ch = new EmbeddedChannel(new ServerReplyEncoder());
+        Exception e = assertThrows(Exception.class, () -> {
+            for (Object m : msgs) {
+                ch.writeOutbound(m);
+            }
+        });
+        assertTrue(e.getMessage().contains(expected), e.getMessage());
+        assertFalse(ch.isOpen(), "the connection is closed");
+        ch.finishAndReleaseAll();
+    }
+
+    static ReplyData data(long cookie, long index, boolean last, boolean done, int... bytes) {
+        ByteBuf b = Unpooled.buffer();
+        for (int x : bytes) {
+            b.writeByte(x);
+        }
+        return new ReplyData(cookie, index, b, last, done);
     }
 }

@@ -33,9 +33,9 @@ class ServerRequestDecoderTest {
         ch.writeInbound(Unpooled.wrappedBuffer(bytes, 0, split));
         ch.writeInbound(Unpooled.wrappedBuffer(bytes, split, bytes.length - split));
         List<Req> out = new ArrayList<>();
-        ServerRequest r;
+        NbdRequest r;
         while ((r = ch.readInbound()) != null) {
-            out.add(new Req(r.flags(), r.type(), r.cookie(), r.offset(), r.length(),
+            out.add(new Req(r.flags(), r.command().code(), r.cookie(), r.offset(), r.length(),
                 r.payload() == null ? null : ByteBufUtil.getBytes(r.payload()), r.payloadSkipped()));
             r.release();
         }
@@ -95,12 +95,12 @@ class ServerRequestDecoderTest {
             EmbeddedChannel ch = new EmbeddedChannel(new ServerRequestDecoder(MAX, true));
             ch.writeInbound(Unpooled.wrappedBuffer(bytes, 0, split));
             ch.writeInbound(Unpooled.wrappedBuffer(bytes, split, bytes.length - split));
-            ServerRequest w = ch.readInbound();
+            NbdRequest w = ch.readInbound();
             assertTrue(w.payloadSkipped());
-            ServerRequest empty = ch.readInbound();
+            NbdRequest empty = ch.readInbound();
             assertEquals(8, empty.cookie());
             empty.release();
-            ServerRequest read = ch.readInbound();
+            NbdRequest read = ch.readInbound();
             assertEquals(9, read.cookie());
             assertFalse(ch.finish());
         }
@@ -110,7 +110,7 @@ class ServerRequestDecoderTest {
     void hugeWriteLengthIsNotBuffered() {
         EmbeddedChannel ch = new EmbeddedChannel(new ServerRequestDecoder(MAX));
         ch.writeInbound(request(Unpooled.buffer(), 0, 1, 7, 0, 0xFFFFFFFFL));
-        ServerRequest r = ch.readInbound();
+        NbdRequest r = ch.readInbound();
         assertTrue(r.payloadSkipped());
         for (int i = 0; i < 16; i++) {
             ch.writeInbound(Unpooled.wrappedBuffer(new byte[1 << 16]));
