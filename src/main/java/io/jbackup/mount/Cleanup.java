@@ -51,8 +51,8 @@ public final class Cleanup {
         for (int i = d.vgs.size() - 1; i >= 0; i--) { // they map loop devices: before those are detached
             problems.addAll(LvmVolumes.deactivate(d.vgs.get(i)));
         }
-        java.util.Set<String> loops = new java.util.LinkedHashSet<>(LoopDevices.backedBy(state.dir()));
-        List<String> nbd = d.nbd.stream().map(MountState.Nbd::device).toList();
+        List<String> nbd = d.nbd.stream().filter(NbdDevices::stillOurs).map(MountState.Nbd::device).toList();
+        java.util.Set<String> loops = new java.util.LinkedHashSet<>(LoopDevices.backedBy(state.dir(), nbd));
         for (String loop : d.loops) {
             String back = LoopDevices.backingFile(loop);
             // still ours: in the state directory, the FUSE file after its file system went away under it, or one

@@ -149,8 +149,7 @@ public final class LvmVolumes {
             where.add("/dev/" + vg);
         }
         return where.isEmpty() ? null : "a volume group named " + vg + " is already known to this host (" + String.join(
-            ", ", where) + "); two cannot be active under one name: unmount the other mount of this backup, or "
-            + "rename the host's volume group";
+            ", ", where) + "); two cannot be active under one name (unmount the other mount of this backup first)";
     }
 
     /**

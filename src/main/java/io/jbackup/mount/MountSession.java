@@ -50,11 +50,11 @@ public final class MountSession implements AutoCloseable {
             throw new UsageException("mounting a backup needs root: it creates loop devices and mounts filesystems "
                 + "(run it as root or with sudo; without root, restore the disk with 'jbackup restore')");
         }
-        KernelPath.Choice path = KernelPath.choose(via, KernelPath.HostFacts.probe());
-        verbose.accept("the backup reaches the kernel through: " + KernelPath.describe(path));
         for (String m : Cleanup.leftovers()) {
             verbose.accept("removed the leftovers of a killed mount on " + m);
         }
+        KernelPath.Choice path = KernelPath.choose(via, KernelPath.HostFacts.probe());
+        verbose.accept("the backup reaches the kernel through: " + KernelPath.describe(path));
         Path sd = MountState.dirOf(mp);
         if (Files.exists(sd)) {
             MountState other = MountState.load(sd);

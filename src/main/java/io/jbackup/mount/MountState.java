@@ -31,7 +31,8 @@ import java.util.List;
  *  "mounts": ["/mnt/b/1", "/mnt/b/2"],       // mount points, in the order they were mounted
  *  "dirs": ["/mnt/b/1", "/mnt/b/2"]}         // directories this mount created (removed when empty)
  * }</pre>
- * Loop devices are also found by their backing file, which lies in the state directory ({@link LoopDevices#backedBy}),
+ * Loop devices are also found by their backing file, which lies in the state directory or is a recorded nbd device
+ * ({@link LoopDevices#backedBy}),
  * so one attached just before a kill is not missed; a recorded one is detached only while its backing file is still
  * ours. The file is replaced atomically (written beside, then renamed).
  */

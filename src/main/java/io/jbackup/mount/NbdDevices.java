@@ -147,12 +147,21 @@ public final class NbdDevices {
     }
 
     /**
+     * Whether a recorded device is still ours: disconnected (what is left on it, loop devices, is ours), or held by
+     * the client recorded (any, when the mount was killed before it recorded the pid).
+     */
+    static boolean stillOurs(MountState.Nbd rec) {
+        long pid = clientPid(rec.device());
+        return pid == 0 || rec.pid() == 0 || pid == rec.pid();
+    }
+
+    /**
      * Disconnects a recorded device while it is still connected by the client recorded (any, when the mount was
      * killed before it recorded the pid); returns the problems, empty when it is free or another's now.
      */
     public static List<String> disconnect(MountState.Nbd rec) throws IOException {
         long pid = clientPid(rec.device());
-        if (pid == 0 || rec.pid() != 0 && pid != rec.pid()) {
+        if (pid == 0 || !stillOurs(rec)) {
             return List.of();
         }
         String tool = Tool.available(rec.tool()) ? rec.tool() : Tool.available("nbd-client") ? "nbd-client"
