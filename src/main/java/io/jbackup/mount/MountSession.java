@@ -16,8 +16,8 @@ import java.util.function.Consumer;
 /**
  * One {@code jbackup mount}: an in-process NBD server ({@link BackupServer}, the one {@code jbackup serve} runs)
  * on a private Unix socket in the mount's state directory, the way it reaches the kernel chosen by
- * {@link KernelPath}, and the filesystems of each backup mounted by {@link DiskMounter}. {@link #close} undoes it all ({@link Cleanup}) and stops the server; it is idempotent and
- * safe to call from a shutdown hook.
+ * {@link KernelPath}, and the filesystems of each backup mounted by {@link DiskMounter}. {@link #close} undoes it
+ * all ({@link Cleanup}) and stops the server; it is idempotent and safe to call from a shutdown hook.
  */
 public final class MountSession implements AutoCloseable {
     /** A backup to mount and the directory its filesystems go under. */

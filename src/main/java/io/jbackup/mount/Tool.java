@@ -15,9 +15,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Runs one external program of the mount machinery (sfdisk, losetup, blkid, mount, umount, nbdfuse, fusermount3,
- * lvm2's, dmsetup, nbd-client, qemu-nbd)
- * to completion, stdin from {@code /dev/null}, with a time limit. A missing program is an
- * {@link ExternalToolException} naming its Debian package ({@link #PACKAGES}).
+ * lvm2's, dmsetup, nbd-client, qemu-nbd) to completion, stdin from {@code /dev/null}, with a time limit. A missing
+ * program is an {@link ExternalToolException} naming its Debian package ({@link #PACKAGES}).
  */
 public final class Tool {
     /** The Debian package of every program the mount machinery runs. */
