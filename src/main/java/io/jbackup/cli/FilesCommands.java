@@ -60,6 +60,8 @@ public final class FilesCommands implements Runnable {
         JsonMixin json;
         @Mixin
         LoggingMixin logging;
+        @Mixin
+        KernelPathMixin kernelPath;
 
         @Option(names = "--disk", required = true, paramLabel = "NAME", description = "Disk of the backup.")
         String disk;
@@ -73,8 +75,9 @@ public final class FilesCommands implements Runnable {
         String backup;
 
         @Parameters(index = "0", paramLabel = "[PARTITION:]PATH",
-            description = "A path in the filesystem of partition PARTITION (1, 2, ..., or 'disk' for a filesystem on "
-                + "the whole disk); the partition may be left out when the disk has one filesystem.")
+            description = "A path in the filesystem of partition PARTITION (1, 2, ..., 'disk' for a filesystem on "
+                + "the whole disk, N/VG-LV for a logical volume in partition N); the partition may be left out when "
+                + "the disk has one filesystem.")
         String spec;
 
         /** Does the work on {@code source} (the path in the mounted filesystem) of {@code fs}. */
@@ -92,7 +95,7 @@ public final class FilesCommands implements Runnable {
                 BackupInfo b = BackupSelection.select(r, vm, disk, backup).get(0);
                 Thread hook = null;
                 MountSession session = MountSession.open(r, List.of(new MountSession.Target(b, mp)), mp, 64L << 20,
-                    8, t -> org.slf4j.LoggerFactory.getLogger(FilesCommands.class).info(t));
+                    8, kernelPath.via, t -> org.slf4j.LoggerFactory.getLogger(FilesCommands.class).info(t));
                 try {
                     hook = new Thread(() -> {
                         try {
@@ -118,18 +121,17 @@ public final class FilesCommands implements Runnable {
 
         private int pick(BackupInfo b, List<MountedFilesystem> all) throws Exception {
             List<MountedFilesystem> mounted = all.stream().filter(f -> f.path() != null).toList();
-            String part = null;
-            String path = spec;
-            int colon = spec.indexOf(':');
-            if (colon > 0 && spec.indexOf('/') > colon || colon > 0 && spec.indexOf('/') < 0) {
-                String p = spec.substring(0, colon);
-                if (all.stream().anyMatch(f -> f.name().equals(p))) {
-                    part = p;
-                    path = spec.substring(colon + 1);
+            String[] split = split(spec, all.stream().map(MountedFilesystem::name).toList());
+            String part = split[0];
+            String path = split[1];
+            MountedFilesystem fs;
+            for (MountedFilesystem f : all) { // N/VG-LV: no logical volume, as partition N was not activated
+                if (part == null && f.path() == null && spec.startsWith(f.name() + "/")
+                    && spec.indexOf(':') > f.name().length()) {
+                    throw new UsageException("partition " + f.name() + " of disk " + b.disk() + " cannot be "
+                        + "mounted: " + f.problem());
                 }
             }
-            path = path.isEmpty() ? "/" : path;
-            MountedFilesystem fs;
             if (part == null) {
                 if (mounted.size() != 1) {
                     throw new UsageException("disk " + b.disk() + " has " + mounted.size() + " mountable filesystems "
@@ -163,6 +165,21 @@ public final class FilesCommands implements Runnable {
                     + " of disk " + b.disk() + "; list it with: jbackup files ls ... " + fs.name() + ":/");
             }
             return work(b, fs, path, source);
+        }
+
+        /**
+         * {@code [PARTITION:]PATH} as {PARTITION or null, PATH ("/" when empty)}: PARTITION is one of {@code names}
+         * ({@code 1}, {@code disk}, or a logical volume {@code 4/VG-LV}), the longest that prefixes the spec.
+         */
+        static String[] split(String spec, List<String> names) {
+            String part = null;
+            for (String n : names) {
+                if (spec.startsWith(n + ":") && (part == null || n.length() > part.length())) {
+                    part = n;
+                }
+            }
+            String path = part == null ? spec : spec.substring(part.length() + 1);
+            return new String[] {part, path.isEmpty() ? "/" : path};
         }
 
         private static String names(List<MountedFilesystem> all) {

@@ -30,8 +30,9 @@ import java.util.concurrent.TimeUnit;
     description = {"Mount every filesystem of a backup read-only under MOUNTPOINT: MOUNTPOINT/1, MOUNTPOINT/2, ... "
         + "for partitions (MBR or GPT), MOUNTPOINT/disk for a filesystem on the whole disk, MOUNTPOINT/DISK/N with "
         + "--vm. Filesystems that cannot be mounted are listed with the reason.",
-        "The backup is served on a private Unix socket, presented as a file by nbdfuse and mounted through "
-            + "read-only loop devices (needs root, FUSE and loop devices). Only the chunks read are fetched.",
+        "The backup is served on a private Unix socket, presented as a file by nbdfuse (or as the kernel's nbd "
+            + "device, see --via) and mounted through read-only loop devices (needs root and loop devices). Logical "
+            + "volumes are activated read-only: MOUNTPOINT/N/VG-LV. Only the chunks read are fetched.",
         "Runs until Ctrl-C, SIGTERM or 'jbackup umount MOUNTPOINT' (then everything is unmounted); --daemon "
             + "returns once mounted."})
 public final class MountCommand implements Callable<Integer> {
@@ -41,6 +42,8 @@ public final class MountCommand implements Callable<Integer> {
     JsonMixin json;
     @Mixin
     LoggingMixin logging;
+    @Mixin
+    KernelPathMixin kernelPath;
 
     @Option(names = "--disk", paramLabel = "NAME", description = "Disk to mount (every disk of the set with --vm).")
     String disk;
@@ -86,7 +89,8 @@ public final class MountCommand implements Callable<Integer> {
             for (BackupInfo b : selected) {
                 targets.add(new MountSession.Target(b, disk == null ? mp.resolve(b.disk()) : mp));
             }
-            MountSession session = MountSession.open(r, targets, mp, cacheMiB << 20, readAhead, this::verbose);
+            MountSession session = MountSession.open(r, targets, mp, cacheMiB << 20, readAhead,
+                kernelPath.via, this::verbose);
             try {
                 print(mp, session.filesystems());
                 session.markReady(); // after the output: --daemon prints it then

@@ -13,8 +13,10 @@ import java.util.stream.Stream;
 
 /**
  * Undoes what a {@link MountState} records, in the reverse order of making: filesystems unmounted (lazily when
- * busy), loop devices backed by files in the state directory detached, nbdfuse unmounted and ended, the
- * directories the mount created removed when empty, and the state directory deleted. Each step is tried even when
+ * busy), volume groups deactivated ({@link LvmVolumes#deactivate}), loop devices backed by files in the state
+ * directory or by the mount's nbd devices detached, nbdfuse unmounted and ended, nbd devices disconnected
+ * ({@link NbdDevices#disconnect}), the directories the mount created removed when empty, and the state directory
+ * deleted. Each step is tried even when
  * an earlier one failed; what failed is returned. Running it twice is harmless.
  */
 public final class Cleanup {
@@ -46,11 +48,17 @@ public final class Cleanup {
                 problems.add("could not unmount " + p);
             }
         }
-        java.util.Set<String> loops = new java.util.LinkedHashSet<>(LoopDevices.backedBy(state.dir()));
+        for (int i = d.vgs.size() - 1; i >= 0; i--) { // they map loop devices: before those are detached
+            problems.addAll(LvmVolumes.deactivate(d.vgs.get(i)));
+        }
+        List<String> nbd = d.nbd.stream().filter(NbdDevices::stillOurs).map(MountState.Nbd::device).toList();
+        java.util.Set<String> loops = new java.util.LinkedHashSet<>(LoopDevices.backedBy(state.dir(), nbd));
         for (String loop : d.loops) {
             String back = LoopDevices.backingFile(loop);
-            // still ours: in the state directory, or the FUSE file after its file system went away under it
-            if (back != null && (back.startsWith(state.dir() + "/") || back.equals("/" + NbdFuse.FILE))) {
+            // still ours: in the state directory, the FUSE file after its file system went away under it, or one
+            // of our nbd devices
+            if (back != null && (back.startsWith(state.dir() + "/") || back.equals("/" + NbdFuse.FILE)
+                || nbd.contains(back))) {
                 loops.add(loop);
             }
         }
@@ -64,6 +72,9 @@ public final class Cleanup {
             if (MountTable.isMountPoint(Path.of(f.dir()))) {
                 problems.add("could not unmount the FUSE file system on " + f.dir());
             }
+        }
+        for (MountState.Nbd n : d.nbd) {
+            problems.addAll(NbdDevices.disconnect(n));
         }
         for (int i = d.dirs.size() - 1; i >= 0; i--) {
             Path dir = Path.of(d.dirs.get(i));

@@ -17,7 +17,8 @@ import java.util.Locale;
  * <tr><td>btrfs</td><td>{@code mount -o ro,rescue=nologreplay}, else {@code ro}</td></tr>
  * <tr><td>vfat</td><td>{@code mount -o ro} where the kernel has vfat, else {@code fusefat -o ro} (FUSE)</td></tr>
  * <tr><td>ntfs</td><td>{@code ntfs-3g -o ro} when installed</td></tr>
- * <tr><td>LVM2_member</td><td>not mounted: the reason says why ({@link #lvmUnavailable})</td></tr>
+ * <tr><td>LVM2_member</td><td>not mounted here: a partition's (or whole disk's) volume group is activated by
+ * {@link LvmVolumes}; one inside a logical volume is not</td></tr>
  * <tr><td>anything else</td><td>{@code mount -o ro}</td></tr>
  * </table>
  * The devices are read-only loop devices over a read-only FUSE file, so nothing can be written anyway; the options
@@ -49,17 +50,6 @@ public final class Filesystems {
         return type != null ? type : usage;
     }
 
-    /** Why the logical volumes of an LVM physical volume cannot be activated here. */
-    static String lvmUnavailable() {
-        if (!Tool.available("vgchange")) {
-            return "lvm2 is not installed";
-        }
-        if (!Files.exists(Path.of("/dev/mapper/control"))) {
-            return "the kernel offers no device-mapper (/dev/mapper/control is missing)";
-        }
-        return "read-only activation of volume groups is not implemented yet";
-    }
-
     /** Whether the running kernel has a driver for {@code type} ({@code /proc/filesystems}). */
     public static boolean kernelHas(String type) {
         try {
@@ -84,8 +74,8 @@ public final class Filesystems {
             case "swap":
                 return new Outcome(null, "swap space (holds no files)");
             case "lvm2_member":
-                return new Outcome(null, "LVM physical volume: its logical volumes are not activated ("
-                    + lvmUnavailable() + "); restore the disk, or serve it and activate the volume group by hand");
+                return new Outcome(null, "LVM physical volume inside a logical volume (nested volume "
+                    + "groups are not activated); restore the disk, or serve it and activate it by hand");
             case "vfat", "msdos":
                 if (kernelHas("vfat") || !Tool.available("fusefat")) {
                     return plain(device, "vfat", "ro", dir, kernelHas("vfat") ? null

@@ -43,8 +43,11 @@ public final class LoopDevices {
         }
     }
 
-    /** The loop devices whose backing file lies under {@code dir} (also those whose backing file is gone). */
-    public static List<String> backedBy(Path dir) throws IOException {
+    /**
+     * The loop devices whose backing file lies under {@code dir} (also those whose backing file is gone) or is one
+     * of {@code devices} (the mount's nbd devices).
+     */
+    public static List<String> backedBy(Path dir, List<String> devices) throws IOException {
         Tool.Result r = Tool.exec(List.of("losetup", "-J", "-l"));
         List<String> out = new ArrayList<>();
         if (!r.ok() || r.stdout().isBlank()) {
@@ -53,7 +56,7 @@ public final class LoopDevices {
         String prefix = dir.toAbsolutePath().normalize() + "/";
         for (JsonNode d : new ObjectMapper().readTree(r.stdout()).path("loopdevices")) {
             String back = d.path("back-file").asText("");
-            if (back.startsWith(prefix)) {
+            if (back.startsWith(prefix) || devices.contains(back)) {
                 out.add(d.path("name").asText());
             }
         }

@@ -15,9 +15,9 @@ import java.util.function.Consumer;
 
 /**
  * One {@code jbackup mount}: an in-process NBD server ({@link BackupServer}, the one {@code jbackup serve} runs)
- * on a private Unix socket in the mount's state directory, and the filesystems of each backup mounted by
- * {@link DiskMounter}. {@link #close} undoes it all ({@link Cleanup}) and stops the server; it is idempotent and
- * safe to call from a shutdown hook.
+ * on a private Unix socket in the mount's state directory, the way it reaches the kernel chosen by
+ * {@link KernelPath}, and the filesystems of each backup mounted by {@link DiskMounter}. {@link #close} undoes it
+ * all ({@link Cleanup}) and stops the server; it is idempotent and safe to call from a shutdown hook.
  */
 public final class MountSession implements AutoCloseable {
     /** A backup to mount and the directory its filesystems go under. */
@@ -40,10 +40,11 @@ public final class MountSession implements AutoCloseable {
      *
      * @param cacheBytes memory of the server's chunk cache
      * @param readAhead  chunks the server prefetches after sequential reads
+     * @param via        how the backup reaches the kernel ({@link KernelPath})
      * @param verbose    receives the steps taken (for {@code -v})
      */
     public static MountSession open(Repository repo, List<Target> targets, Path mountpoint, long cacheBytes,
-                                    int readAhead, Consumer<String> verbose) throws IOException {
+                                    int readAhead, KernelPath.Via via, Consumer<String> verbose) throws IOException {
         Path mp = mountpoint.toAbsolutePath().normalize();
         if (!Integer.valueOf(0).equals(Files.getAttribute(Path.of("/proc/self"), "unix:uid"))) {
             throw new UsageException("mounting a backup needs root: it creates loop devices and mounts filesystems "
@@ -52,6 +53,8 @@ public final class MountSession implements AutoCloseable {
         for (String m : Cleanup.leftovers()) {
             verbose.accept("removed the leftovers of a killed mount on " + m);
         }
+        KernelPath.Choice path = KernelPath.choose(via, KernelPath.HostFacts.probe());
+        verbose.accept("the backup reaches the kernel through: " + KernelPath.describe(path));
         Path sd = MountState.dirOf(mp);
         if (Files.exists(sd)) {
             MountState other = MountState.load(sd);
@@ -93,7 +96,7 @@ public final class MountSession implements AutoCloseable {
                     state.save();
                 }
                 s.filesystems.addAll(DiskMounter.mount(state, state.socket(), export, t.backup(), i++, t.dir(),
-                    verbose));
+                    path, verbose));
             }
             return s;
         } catch (IOException | RuntimeException e) {

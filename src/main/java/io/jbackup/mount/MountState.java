@@ -25,11 +25,14 @@ import java.util.List;
  * <pre>{@code
  * {"pid": 1234, "mountpoint": "/mnt/b", "ready": true,   // everything mounted and announced
  *  "fuse": [{"dir": ".../fuse/0", "pid": 1240}],
+ *  "nbd": [{"device": "/dev/nbd0", "tool": "qemu-nbd", "pid": 1250}],  // kernel nbd devices (pid: 0 until known)
  *  "loops": ["/dev/loop0", "/dev/loop1"],    // loop devices attached (their backing file says if still ours)
+ *  "vgs": [{"name": "vg0", "devices": ["/dev/loop1"], "dm": ["vg0-root"], "devicesOption": true}],  // activated
  *  "mounts": ["/mnt/b/1", "/mnt/b/2"],       // mount points, in the order they were mounted
  *  "dirs": ["/mnt/b/1", "/mnt/b/2"]}         // directories this mount created (removed when empty)
  * }</pre>
- * Loop devices are also found by their backing file, which lies in the state directory ({@link LoopDevices#backedBy}),
+ * Loop devices are also found by their backing file, which lies in the state directory or is a recorded nbd device
+ * ({@link LoopDevices#backedBy}),
  * so one attached just before a kill is not missed; a recorded one is detached only while its backing file is still
  * ours. The file is replaced atomically (written beside, then renamed).
  */
@@ -43,13 +46,26 @@ public final class MountState {
     public record Fuse(String dir, long pid) {
     }
 
+    /** One kernel nbd device connected to the socket: its device, the program that connected it, its pid. */
+    public record Nbd(String device, String tool, long pid) {
+    }
+
+    /**
+     * One volume group activated read-only: its name, the loop devices lvm2 was restricted to, the device-mapper
+     * names of its logical volumes, and whether lvm2 took {@code --devices} ({@link Lvm}).
+     */
+    public record Vg(String name, List<String> devices, List<String> dm, boolean devicesOption) {
+    }
+
     /** The recorded content (mutable lists, kept in order). */
     public static final class Data {
         public long pid;
         public String mountpoint;
         public boolean ready;
         public List<Fuse> fuse = new ArrayList<>();
+        public List<Nbd> nbd = new ArrayList<>();
         public List<String> loops = new ArrayList<>();
+        public List<Vg> vgs = new ArrayList<>();
         public List<String> mounts = new ArrayList<>();
         public List<String> dirs = new ArrayList<>();
     }

@@ -5,10 +5,11 @@ package io.jbackup.mount;
  *
  * @param disk     the disk's name
  * @param backupId the backup
- * @param name     {@code 1}, {@code 2}, ... for partitions, {@code disk} for a filesystem on the whole disk
- * @param offset   byte offset in the image
+ * @param name     {@code 1}, {@code 2}, ... for partitions, {@code disk} for a filesystem on the whole disk,
+ *                 {@code N/VG-LV} for a logical volume in partition N
+ * @param offset   byte offset in the image (of a logical volume: of its partition)
  * @param size     bytes
- * @param device   the loop device, or null
+ * @param device   the loop device (of a logical volume: its device-mapper device), or null
  * @param type     what {@code blkid -p} found (ext4, xfs, vfat, ...), or null
  * @param path     where it is mounted, or null
  * @param how      the command that mounted it, or null

@@ -14,9 +14,9 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Runs one external program of the mount machinery (sfdisk, losetup, blkid, mount, umount, nbdfuse, fusermount3)
- * to completion, stdin from {@code /dev/null}, with a time limit. A missing program is an
- * {@link ExternalToolException} naming its Debian package ({@link #PACKAGES}).
+ * Runs one external program of the mount machinery (sfdisk, losetup, blkid, mount, umount, nbdfuse, fusermount3,
+ * lvm2's, dmsetup, nbd-client, qemu-nbd) to completion, stdin from {@code /dev/null}, with a time limit. A missing
+ * program is an {@link ExternalToolException} naming its Debian package ({@link #PACKAGES}).
  */
 public final class Tool {
     /** The Debian package of every program the mount machinery runs. */
@@ -24,7 +24,9 @@ public final class Tool {
         Map.entry("sfdisk", "fdisk"), Map.entry("losetup", "mount"), Map.entry("blkid", "util-linux"),
         Map.entry("mount", "mount"), Map.entry("umount", "mount"), Map.entry("nbdfuse", "libnbd-bin"),
         Map.entry("fusermount3", "fuse3"), Map.entry("fusefat", "fusefat"), Map.entry("ntfs-3g", "ntfs-3g"),
-        Map.entry("vgchange", "lvm2"), Map.entry("pvs", "lvm2"), Map.entry("lvs", "lvm2"),
+        Map.entry("vgchange", "lvm2"), Map.entry("pvs", "lvm2"), Map.entry("lvs", "lvm2"), Map.entry("vgs", "lvm2"),
+        Map.entry("lvm", "lvm2"), Map.entry("dmsetup", "dmsetup"), Map.entry("nbd-client", "nbd-client"),
+        Map.entry("qemu-nbd", "qemu-utils"),
         Map.entry("cp", "coreutils"), Map.entry("setsid", "util-linux"));
     /** The limit of one run. */
     public static final Duration LIMIT = Duration.ofSeconds(60);

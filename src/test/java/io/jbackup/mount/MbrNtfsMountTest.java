@@ -3,7 +3,6 @@ package io.jbackup.mount;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.JBackupProcess;
 import io.jbackup.testutil.Proc;
-import io.jbackup.testutil.QemuImages;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
@@ -63,11 +62,7 @@ class MbrNtfsMountTest {
             .requireSuccess(java.util.List.of("sfdisk"));
         MountTest.place(p1, disk, MIB);
         MountTest.place(p5, disk, 19 * MIB);
-        repo = dir.resolve("repo");
-        Cli.run("init", "--repo", repo.toString(), "--chunk-size", "64K").ok();
-        try (Proc.Background s = QemuImages.qemuNbd(dir, disk, "raw", "-r")) {
-            Cli.run("full", "--repo", repo.toString(), "--disk", "vda", "--source", QemuImages.uriOf(s)).ok();
-        }
+        repo = TestRepos.backUp(dir, disk);
     }
 
     @AfterAll

@@ -34,9 +34,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * {@code jbackup mount}, {@code umount} and {@code files} on a GPT disk built with sfdisk: an ext4, a vfat, an XFS
- * and a Btrfs partition (and an LVM physical volume, not mounted, when lvm2 is installed) holding known files (modes,
- * times, symbolic links, a 2 MiB random file), backed up into a repository with 64 KiB chunks. Real tools
- * throughout: nbdfuse, losetup, mount, blkid; runs as root.
+ * and a Btrfs partition (and, when lvm2 is installed, an LVM physical volume of volume group jbvg whose logical
+ * volume data holds ext4, mounted on 4/jbvg-data where device-mapper works) holding known files (modes, times,
+ * symbolic links, a 2 MiB random file), backed up into a repository with 64 KiB chunks. Real tools throughout:
+ * nbdfuse, losetup, mount, blkid, lvm2; runs as root.
  */
 class MountTest {
     static final long MIB = 1 << 20;
@@ -44,7 +45,7 @@ class MountTest {
     static final long P1 = MIB;
     static final long P2 = 33 * MIB;
     static final long P3 = 65 * MIB;
-    /** Partition 4 (12 MiB): an LVM physical volume when lvm2 is installed, else empty. */
+    /** Partition 4 (12 MiB): an LVM physical volume (VG jbvg, LV data: 8 MiB ext4) when lvm2 is installed. */
     static final long P4 = 385 * MIB;
     /** Partition 5 (64 MiB): Btrfs. */
     static final long P5 = 400 * MIB;
@@ -60,6 +61,7 @@ class MountTest {
     static Path fatSrc;
     static Path xfsSrc;
     static Path btrfsSrc;
+    static Path lvSrc;
     /** The chunk (64 KiB) in the middle of /big.bin of partition 1. */
     static long bigChunk;
     /** The test disk as a raw image. */
@@ -117,16 +119,11 @@ class MountTest {
         Proc.run("truncate", "-s", "64M", p5.toString());
         Proc.run("mkfs.btrfs", "-q", "--mixed", "--rootdir", btrfsSrc.toString(), p5.toString());
         place(p5, disk, P5);
-        lvm = Proc.onPath("pvcreate");
+        lvm = LvmImages.installed();
         if (lvm) {
+            lvSrc = tree(dir.resolve("lv-src"), true);
             Path p4 = dir.resolve("p4.img");
-            Proc.run("truncate", "-s", "12M", p4.toString());
-            String loop = Proc.run("losetup", "-f", "--show", p4.toString()).strip();
-            try {
-                Proc.run("pvcreate", "-q", loop);
-            } finally {
-                Proc.run("losetup", "-d", loop);
-            }
+            LvmImages.build(p4, 12, "jbvg", "data", 8, lvSrc, dir);
             place(p4, disk, P4);
         }
         long block = Long.parseLong(Proc.run("debugfs", "-R", "bmap /big.bin 256", p1.toString()).strip());
@@ -267,11 +264,19 @@ class MountTest {
             for (String type : List.of("ext4", "vfat", "xfs", "btrfs")) {
                 assertTrue(out.contains("  " + type + "  "), type + " in " + out);
             }
-            // partition 4 is listed with the reason it is not mounted; the others mount all the same
-            assertTrue(out.contains("vda partition 4  " + (lvm ? "LVM2_member" : "-")) && out.contains(lvm
-                ? "not mounted: LVM physical volume" : "not mounted: blkid recognises no filesystem"), out);
-            assertTrue(out.contains("mounted 4 of 5 filesystems"), out);
-            assertFalse(Files.exists(mp.resolve("4")), "no directory for what is not mounted");
+            String dm = LvmVolumes.unavailable();
+            if (lvm && dm == null) { // the logical volume of partition 4 (see the test of its own below)
+                Trees.assertSame(lvSrc, mp.resolve("4/jbvg-data"), Trees.Depth.FULL);
+                assertTrue(out.contains("mounted 5 of 5 filesystems"), out);
+            } else {
+                // partition 4 is listed with the reason it is not mounted (lvm2 read the volume group and its
+                // logical volume through nbdfuse and the loop device); the others mount all the same
+                assertTrue(out.contains("vda partition 4  " + (lvm ? "LVM2_member" : "-")) && out.contains(lvm
+                    ? "not mounted: LVM physical volume of volume group jbvg (logical volumes: data): not activated: "
+                    + dm : "not mounted: blkid recognises no filesystem"), out);
+                assertTrue(out.contains("mounted 4 of 5 filesystems"), out);
+                assertFalse(Files.exists(mp.resolve("4")), "no directory for what is not mounted");
+            }
             assertTrue(p.stderr().contains("nbdfuse") && p.stderr().contains("losetup -r"), "-v names the path: "
                 + p.stderr());
             Proc.Result w = Proc.exec(java.time.Duration.ofSeconds(10), "touch", mp.resolve("1/new").toString());
@@ -320,6 +325,50 @@ class MountTest {
             assertTrue(p.stdout().contains("jbackup: unmounted"), p.stdout());
         }
         assertNothingOfOursUnder(mp);
+    }
+
+    @Test
+    void logicalVolumesMountAsVgLvReadOnlyAndEveryCleanUpDeactivatesThem() throws Exception {
+        Assumptions.assumeTrue(lvm, "lvm2 is not installed (Debian package lvm2)");
+        String dm = LvmVolumes.unavailable();
+        Assumptions.assumeTrue(dm == null, "LVM activation is not tested on this host: " + dm);
+        Path mp = dir.resolve("mnt-lvm");
+        try (JBackupProcess p = mount(mp, "mount-lvm", "--disk", "vda")) {
+            Trees.assertSame(lvSrc, mp.resolve("4/jbvg-data"), Trees.Depth.FULL);
+            assertTrue(p.stderr().contains("volume group jbvg activated read-only")
+                && p.stderr().contains("read_only_volume_list"), "-v names the activation: " + p.stderr());
+            Proc.Result w = Proc.exec(java.time.Duration.ofSeconds(10), "touch", mp.resolve("4/jbvg-data/new")
+                .toString());
+            assertTrue(w.exitCode() != 0, "read-only: " + w);
+            // while jbvg is active here, a second activation under the same name is refused with the reason
+            Cli.Result clash = Cli.run("files", "ls", "--repo", repo.toString(), "--disk", "vda", "4/jbvg-data:/");
+            assertEquals(2, clash.exitCode(), clash.stdout() + clash.stderr());
+            assertTrue(clash.stderr().contains("already known to this host"), clash.stderr());
+            p.kill(); // SIGKILL: the volume group stays active
+        }
+        assertTrue(dmActive("jbvg-data"), "the killed mount leaves its logical volume active");
+        Cli.run("umount", mp.toString()).ok();
+        assertFalse(dmActive("jbvg-data"), "umount deactivates what the killed mount activated");
+        assertNothingOfOursUnder(mp);
+
+        JsonNode ls = Cli.run("files", "ls", "--repo", repo.toString(), "--disk", "vda", "--json",
+            "4/jbvg-data:/etc").ok().json();
+        assertEquals("4/jbvg-data", ls.get("partition").asText());
+        assertEquals(3, ls.get("entries").size(), ls.toString());
+        assertFalse(dmActive("jbvg-data"), "files deactivates it before it returns");
+
+        try (JBackupProcess p = mount(mp, "mount-lvm-term", "--disk", "vda")) {
+            assertTrue(dmActive("jbvg-data"));
+            p.process.destroy(); // SIGTERM
+            assertEquals(0, p.await(60), p.stderr());
+        }
+        assertFalse(dmActive("jbvg-data"), "SIGTERM deactivates it");
+        assertFalse(Files.exists(Path.of("/dev/jbvg")), "no device links are left");
+        assertNothingOfOursUnder(mp);
+    }
+
+    private static boolean dmActive(String name) {
+        return Proc.exec(java.time.Duration.ofSeconds(10), "dmsetup", "info", name).exitCode() == 0;
     }
 
     @Test
