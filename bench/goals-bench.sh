@@ -37,7 +37,7 @@ for t in qemu-nbd qemu-img qemu-io nbdcopy zstd bc python3; do
   command -v $t >/dev/null || { echo "missing $t" >&2; exit 1; }
 done
 mkdir -p "$work"
-rm -rf "$work"/repo* "$work"/*.raw "$work"/*.sock "$work"/*.t "$work/tgt.qcow2"
+rm -rf "$work"/repo* "$work"/*.raw "$work"/*.sock "$work"/*.t "$work"/*.srv "$work/tgt.qcow2"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
@@ -71,7 +71,9 @@ $(awk '/VmHWM/ {print $2}' "/proc/$p/status")" >>"$work/$name.t"
 tgt=$work/tgt.sock
 tserve() { rm -f "$tgt" "$work/tgt.qcow2"; qemu-img create -q -f qcow2 "$work/tgt.qcow2" "$1"
   qemu-nbd -t -f qcow2 -k "$tgt" "$work/tgt.qcow2" >/dev/null 2>&1 & t=$!; pids+=("$t"); await "$tgt"; }
-tstop() { kill "$t"; wait "$t" 2>/dev/null || true; }
+# tstop [NAME]: stops the target; with NAME, appends its qemu-nbd's CPU seconds to $work/NAME.srv
+tstop() { [ -z "${1:-}" ] || awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$t/stat" >>"$work/$1.srv"
+  kill "$t"; wait "$t" 2>/dev/null || true; }
 json() { python3 -c "import json,sys; d=json.load(open('$work/out')); print(d$1)"; }
 
 # ---- the dataset's repository (day 1 full, day 2 incremental) and the zstd stream of day 2
@@ -145,13 +147,13 @@ for r in $(seq "$rounds"); do
   tserve 2G
   timed restore-nbd "$J" restore --repo "$work/repo" --disk vda --backup "$day2" --to "nbd+unix:///?socket=$tgt" --json
   restgb=$(json "['disks'][0]['bytesWritten'] / 1e9")
-  tstop
+  tstop restore-nbd
   if [ "$r" = 1 ]; then
     qemu-img compare -q -f qcow2 -F raw "$work/tgt.qcow2" "$data/day2.raw" || { echo "NBD restore MISMATCH" >&2; exit 1; }
   fi
   tserve 2G
   timed restore-nbdcopy nbdcopy "$data/day2.raw" "nbd+unix:///?socket=$tgt"
-  tstop
+  tstop restore-nbdcopy
   # serve vs qemu-nbd
   served serve "/vda@$day2" "$J" serve --repo "$work/repo" --socket "$work/srv.sock"
   served serve-qemu "/" qemu-nbd -r -t -f raw -k "$work/srv.sock" "$data/day2.raw"
@@ -217,6 +219,12 @@ row "restore day 2 to a raw file" restore "$restgb"
 row "zstd -d --sparse" restore-zstd "$restgb"
 row "restore day 2 to qemu-nbd (qcow2)" restore-nbd "$restgb"
 row "nbdcopy day2.raw to qemu-nbd" restore-nbdcopy "$restgb"
+# both processes' CPU: on 2 cores, what the target qemu-nbd spends (writing qcow2) is taken from the restore
+srv() { median <"$work/$1.srv"; }
+printf '  %-36s target qemu-nbd CPU %s s, with nbdcopy %s s; with jbackup %s s (jbackup alone %s s)\n' \
+  "  the two NBD restores, CPU in all" "$(srv restore-nbdcopy)" \
+  "$(printf %.2f "$(echo "$(srv restore-nbdcopy) + $(col restore-nbdcopy 2)" | bc -l)")" \
+  "$(printf %.2f "$(echo "$(srv restore-nbd) + $(col restore-nbd 2)" | bc -l)")" "$(col restore-nbd 2)"
 row "serve cold + nbdcopy null: (server)" serve "$restgb"
 row "qemu-nbd cold + nbdcopy null:" serve-qemu "$restgb"
 row "--version" version -

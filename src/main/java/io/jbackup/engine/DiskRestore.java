@@ -24,8 +24,9 @@ import java.util.concurrent.atomic.AtomicReference;
  * <p>Up to {@code readAhead} chunks are in flight: they are fetched, verified and decompressed on the repository's
  * worker pool, each straight into one of {@code readAhead} direct buffers reused for the whole restore (no array per
  * chunk, and a file target writes from it without a copy), and the calling thread writes each one as soon as it is
- * ready, in completion order (not disk
- * order), so a slow chunk does not hold up the ones behind it. One writer is deliberate: buffered writes to one
+ * ready, in completion order (not disk order), so a slow chunk does not hold up the ones behind it. A target that
+ * {@link RestoreTarget#takesBuffers() takes its buffers} (an NBD export: the write goes out from the buffer the
+ * chunk was decoded into) gets a new one from its pool per chunk instead. One writer is deliberate: buffered writes to one
  * file serialise on the inode lock in the kernel (ext4), and writers on the workers would spin there instead of
  * decoding; an NBD target pipelines the writes anyway. Runs of zero chunks become one hole or WRITE_ZEROES. A damaged chunk stops the restore naming the
  * disk offset and the backup, unless {@code ignoreErrors} is set, in which case zeros are written there and the
@@ -115,7 +116,10 @@ public final class DiskRestore {
             while (window.availablePermits() < readAhead) {
                 // stopping early: let the chunks in flight finish before the target is closed
                 try {
-                    done.take();
+                    Done d = done.take();
+                    if (target.takesBuffers()) {
+                        target.discard(d.data());
+                    }
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                     break;
@@ -139,12 +143,17 @@ public final class DiskRestore {
     }
 
     private void drain(Done d, int cs, long size, Semaphore window, ArrayDeque<ByteBuffer> free) throws IOException {
+        boolean handedOver = false;
         try {
-            store(d.index(), d.data(), d.err(), cs, size);
+            handedOver = store(d.index(), d.data(), d.err(), cs, size);
         } catch (IOException | RuntimeException e) {
             failure.compareAndSet(null, e);
         } finally {
-            free.push(d.data());
+            if (!target.takesBuffers()) {
+                free.push(d.data());
+            } else if (!handedOver) {
+                target.discard(d.data());
+            }
             window.release();
         }
         rethrow();
@@ -166,10 +175,13 @@ public final class DiskRestore {
         }
     }
 
-    /** Writes a fetched chunk, or handles its failure (on the calling thread). */
-    private void store(long index, ByteBuffer data, Throwable err, int cs, long size) throws IOException {
+    /**
+     * Writes a fetched chunk, or handles its failure (on the calling thread); returns whether {@code data} went to
+     * the target.
+     */
+    private boolean store(long index, ByteBuffer data, Throwable err, int cs, long size) throws IOException {
         if (failure.get() != null) {
-            return; // the restore is stopping
+            return false; // the restore is stopping
         }
         long offset = index * (long) cs;
         int len = (int) Math.min(cs, size - offset);
@@ -186,7 +198,7 @@ public final class DiskRestore {
                 damaged.add(new RestoreResult.DamagedRange(offset, len, cause.getMessage()));
             }
             target.writeZeroes(offset, len);
-            return;
+            return false;
         }
         if (data.position() != len) {
             throw new IOException("chunk " + index + " of backup " + reader.info().id() + " holds " + data.position()
@@ -195,5 +207,6 @@ public final class DiskRestore {
         data.flip();
         target.write(offset, data);
         written.addAndGet(len);
+        return true;
     }
 }

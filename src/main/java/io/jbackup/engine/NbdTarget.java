@@ -7,6 +7,8 @@ import io.netty.buffer.PooledByteBufAllocator;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.IdentityHashMap;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.Semaphore;
@@ -25,6 +27,8 @@ public final class NbdTarget implements RestoreTarget {
     private final Semaphore window;
     private final int maxInFlight;
     private final AtomicReference<Throwable> failure = new AtomicReference<>();
+    /** The pooled buffers behind the views {@link #allocate} handed out and that are not yet written. */
+    private final Map<ByteBuffer, ByteBuf> pooled = new IdentityHashMap<>();
 
     public NbdTarget(NbdClient client, long size, int maxInFlight) {
         if (client.info().readOnly()) {
@@ -73,15 +77,55 @@ public final class NbdTarget implements RestoreTarget {
     }
 
     /**
-     * Copies {@code data} once into a pooled direct buffer that goes to the socket as it is (no array per chunk, no
-     * garbage for the collector): the chunks in flight are bounded by the window, so is the memory.
+     * A view of a pooled direct buffer: a chunk is decoded into it and goes to the socket from it as it is, with no
+     * copy and no array per chunk ({@link #takesBuffers()}). The chunks in flight are bounded by the restore's
+     * read-ahead and this target's window, so is the memory.
+     */
+    @Override
+    public ByteBuffer allocate(int size) {
+        ByteBuf buf = PooledByteBufAllocator.DEFAULT.directBuffer(size, size);
+        ByteBuffer view = buf.nioBuffer(0, size);
+        synchronized (pooled) {
+            pooled.put(view, buf);
+        }
+        return view;
+    }
+
+    @Override
+    public boolean takesBuffers() {
+        return true;
+    }
+
+    @Override
+    public void discard(ByteBuffer buffer) {
+        ByteBuf buf;
+        synchronized (pooled) {
+            buf = pooled.remove(buffer);
+        }
+        if (buf != null) {
+            buf.release();
+        }
+    }
+
+    /**
+     * Sends {@code data}: a buffer from {@link #allocate} goes out as it is and returns to the pool once written;
+     * any other is copied once into a pooled direct buffer.
      */
     @Override
     public void write(long offset, ByteBuffer data) throws IOException {
         acquire();
-        ByteBuf buf = PooledByteBufAllocator.DEFAULT.directBuffer(data.remaining(), data.remaining());
-        buf.writeBytes(data);
-        track(client.write(offset, buf, false));
+        ByteBuf buf;
+        synchronized (pooled) {
+            buf = pooled.remove(data);
+        }
+        if (buf != null) {
+            int from = data.position();
+            buf.setIndex(from, from + data.remaining());
+        } else {
+            buf = PooledByteBufAllocator.DEFAULT.directBuffer(data.remaining(), data.remaining());
+            buf.writeBytes(data);
+        }
+        track(client.write(offset, buf, false)); // releases buf once written
     }
 
     @Override
@@ -131,6 +175,10 @@ public final class NbdTarget implements RestoreTarget {
     @Override
     public void close() throws IOException {
         client.close();
+        synchronized (pooled) {
+            pooled.values().forEach(ByteBuf::release);
+            pooled.clear();
+        }
     }
 
     /** The export's URI ({@code nbd+unix:///EXPORT?socket=PATH}, {@code nbd://HOST/EXPORT}). */

@@ -17,9 +17,10 @@ public interface RestoreTarget extends AutoCloseable {
     void write(long offset, byte[] data, int length) throws IOException;
 
     /**
-     * Writes {@code data}'s remaining bytes at {@code offset}. The caller reuses {@code data} once this returns, so an
-     * asynchronous target must copy it (the default does: it hands a new array to {@link #write(long, byte[], int)}).
-     * The position of {@code data} is left unspecified.
+     * Writes {@code data}'s remaining bytes at {@code offset}. Unless the target {@link #takesBuffers() takes its
+     * buffers}, the caller reuses {@code data} once this returns, so an asynchronous target must copy it (the default
+     * does: it hands a new array to {@link #write(long, byte[], int)}). The position of {@code data} is left
+     * unspecified.
      */
     default void write(long offset, java.nio.ByteBuffer data) throws IOException {
         byte[] copy = new byte[data.remaining()];
@@ -33,6 +34,20 @@ public interface RestoreTarget extends AutoCloseable {
      */
     default java.nio.ByteBuffer allocate(int size) {
         return java.nio.ByteBuffer.allocateDirect(size);
+    }
+
+    /**
+     * Whether {@link #write(long, java.nio.ByteBuffer)} takes over a buffer from {@link #allocate}: the write goes
+     * out from it asynchronously (no copy) and the target frees it when done, so the caller allocates a new buffer
+     * for each chunk and hands one it does not write to {@link #discard}. False by default: the caller reuses its
+     * buffers.
+     */
+    default boolean takesBuffers() {
+        return false;
+    }
+
+    /** Frees a buffer from {@link #allocate} that is not written (a failed chunk), when the target takes buffers. */
+    default void discard(java.nio.ByteBuffer buffer) {
     }
 
     /** Makes [offset, offset+length) read as zeros (a hole, WRITE_ZEROES, TRIM or written zeros). */

@@ -140,12 +140,19 @@ public final class LvmVolumes {
         }
         List<String> where = new ArrayList<>(Lvm.physicalVolumesOf(r.stdout(), vg));
         where.removeAll(ours);
+        // a host whose udev autoactivates volume groups (lvm2's 69-lvm.rules) may already have activated this one on
+        // our own loop device: that is not a clash, and the clean-up deactivates it with the rest
+        boolean activeOnOurs = false;
         for (Lvm.Volume v : volumes) {
             if (Files.exists(Path.of(v.dmPath()))) {
-                where.add(v.dmPath());
+                if (ownedBy(v.dmName(), ours)) {
+                    activeOnOurs = true;
+                } else {
+                    where.add(v.dmPath());
+                }
             }
         }
-        if (Files.exists(Path.of("/dev", vg))) {
+        if (!activeOnOurs && Files.exists(Path.of("/dev", vg))) {
             where.add("/dev/" + vg);
         }
         return where.isEmpty() ? null : "a volume group named " + vg + " is already known to this host (" + String.join(

@@ -199,6 +199,21 @@ class RestoreTest {
             Arrays.fill(expected, (int) (positions.get(k) * CHUNK), (int) (positions.get(k) * CHUNK) + CHUNK, (byte) 0);
         }
         assertTrue(Arrays.equals(expected, Files.readAllBytes(out)), "zeros where damaged, the backup elsewhere");
+        // the same to an NBD target, which sends each chunk from the buffer it was decoded into: a damaged chunk's
+        // buffer is dropped, not sent, and zeros go there instead
+        Path q = QemuImages.qcow2(dir.resolve("damaged.qcow2"), "16M");
+        try (Proc.Background nbd = QemuImages.qemuNbd(dir, q, "qcow2")) {
+            Cli.Result stopNbd = Cli.run("restore", "--repo", repo.toString(), "--disk", "vda", "--backup", id,
+                "--to", QemuImages.uriOf(nbd));
+            assertEquals(6, stopNbd.exitCode(), stopNbd.toString());
+            Cli.Result viaNbd = Cli.run("restore", "--repo", repo.toString(), "--disk", "vda", "--backup", id,
+                "--to", QemuImages.uriOf(nbd), "--ignore-errors", "--json");
+            assertEquals(3, viaNbd.exitCode(), viaNbd.toString());
+            assertEquals(positions.size(), viaNbd.json().get("disks").get(0).get("damaged").size(), viaNbd.stdout());
+        }
+        Path back = dir.resolve("damaged-nbd.raw");
+        Proc.run("qemu-img", "convert", "-f", "qcow2", "-O", "raw", q.toString(), back.toString());
+        assertTrue(Arrays.equals(expected, Files.readAllBytes(back)), "through NBD: zeros where damaged");
         // the other backups do not use that record and still restore
         Path ok = dir.resolve("undamaged.raw");
         Cli.run("restore", "--repo", repo.toString(), "--disk", "vda", "--backup", chain.ids().get(0), "--to",
