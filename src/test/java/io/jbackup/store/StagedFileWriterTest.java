@@ -92,4 +92,27 @@ class StagedFileWriterTest {
             Proc.exec(Duration.ofSeconds(30), "umount", mnt.toString());
         }
     }
+
+    /** A full disk under a stage being written in the background: the next write, flush or close says so. */
+    @Test
+    void aBackgroundWriteFailureIsThrownByTheNextCall() throws Exception {
+        Path mnt = Files.createDirectories(dir.resolve("small"));
+        Proc.Result m = Proc.exec(Duration.ofSeconds(30), "mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs",
+            mnt.toString());
+        Assumptions.assumeTrue(m.exitCode() == 0, "needs root to mount a tmpfs: " + m.stderr().trim());
+        try {
+            java.io.IOException e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class, () -> {
+                try (StagedFileWriter w = new StagedFileWriter(mnt.resolve("full.pack"), true)) {
+                    byte[] b = new byte[StagedFileWriter.STAGE_SIZE];
+                    for (int i = 0; i < 8; i++) {
+                        w.write(b, 0, b.length);
+                    }
+                    w.flush();
+                }
+            });
+            assertTrue(String.valueOf(e.getMessage()).contains("No space left on device"), e.toString());
+        } finally {
+            Proc.exec(Duration.ofSeconds(30), "umount", mnt.toString());
+        }
+    }
 }
