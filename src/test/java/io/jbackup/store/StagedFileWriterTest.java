@@ -6,6 +6,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -15,6 +16,7 @@ import java.util.Random;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Packs written in whole blocks with O_DIRECT hold exactly the bytes appended; buffered where O_DIRECT is refused. */
@@ -75,33 +77,40 @@ class StagedFileWriterTest {
         }
     }
 
-    /** tmpfs (O_DIRECT accepted by recent kernels, refused by older ones): the same bytes either way. */
-    @Test
-    void onTmpfsTheBytesAreTheSame() throws Exception {
-        Path mnt = Files.createDirectories(dir.resolve("tmpfs"));
-        Proc.Result m = Proc.exec(Duration.ofSeconds(30), "mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs",
+    private interface InDir {
+        void run(Path dir) throws Exception;
+    }
+
+    /** Runs {@code body} in a tmpfs of {@code size} mounted for it (skipped where mounting needs root). */
+    private void inTmpfs(String name, String size, InDir body) throws Exception {
+        Path mnt = Files.createDirectories(dir.resolve(name));
+        Proc.Result m = Proc.exec(Duration.ofSeconds(30), "mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs",
             mnt.toString());
         Assumptions.assumeTrue(m.exitCode() == 0, "needs root to mount a tmpfs: " + m.stderr().trim());
         try {
-            try (StagedFileWriter w = new StagedFileWriter(mnt.resolve("t.pack"), true)) {
-                byte[] want = writeAll(w, 3);
-                w.flush();
-                assertArrayEquals(want, Files.readAllBytes(mnt.resolve("t.pack")));
-            }
+            body.run(mnt);
         } finally {
             Proc.exec(Duration.ofSeconds(30), "umount", mnt.toString());
         }
     }
 
+    /** tmpfs (O_DIRECT accepted by recent kernels, refused by older ones): the same bytes either way. */
+    @Test
+    void onTmpfsTheBytesAreTheSame() throws Exception {
+        inTmpfs("tmpfs", "64m", mnt -> {
+            try (StagedFileWriter w = new StagedFileWriter(mnt.resolve("t.pack"), true)) {
+                byte[] want = writeAll(w, 3);
+                w.flush();
+                assertArrayEquals(want, Files.readAllBytes(mnt.resolve("t.pack")));
+            }
+        });
+    }
+
     /** A full disk under a stage being written in the background: the next write, flush or close says so. */
     @Test
     void aBackgroundWriteFailureIsThrownByTheNextCall() throws Exception {
-        Path mnt = Files.createDirectories(dir.resolve("small"));
-        Proc.Result m = Proc.exec(Duration.ofSeconds(30), "mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs",
-            mnt.toString());
-        Assumptions.assumeTrue(m.exitCode() == 0, "needs root to mount a tmpfs: " + m.stderr().trim());
-        try {
-            java.io.IOException e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class, () -> {
+        inTmpfs("small", "2m", mnt -> {
+            IOException e = assertThrows(IOException.class, () -> {
                 try (StagedFileWriter w = new StagedFileWriter(mnt.resolve("full.pack"), true)) {
                     byte[] b = new byte[StagedFileWriter.STAGE_SIZE];
                     for (int i = 0; i < 8; i++) {
@@ -111,8 +120,6 @@ class StagedFileWriterTest {
                 }
             });
             assertTrue(String.valueOf(e.getMessage()).contains("No space left on device"), e.toString());
-        } finally {
-            Proc.exec(Duration.ofSeconds(30), "umount", mnt.toString());
-        }
+        });
     }
 }
