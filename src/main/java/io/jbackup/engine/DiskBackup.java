@@ -8,6 +8,7 @@ import io.jbackup.nbd.client.NbdCommandException;
 import io.jbackup.nbd.protocol.Extent;
 import io.jbackup.nbd.protocol.NbdConstants;
 import io.jbackup.nbd.protocol.NbdError;
+import io.jbackup.nbd.protocol.NbdHeaderMode;
 import io.jbackup.nbd.protocol.NbdProtocolException;
 import io.jbackup.store.BackupSpec;
 import io.jbackup.store.BackupWriter;
@@ -39,9 +40,10 @@ import java.util.concurrent.atomic.AtomicReference;
  * <p>The pipeline, all driven by one thread per disk:
  * <ol>
  *   <li>BLOCK_STATUS for {@code base:allocation}, {@code qemu:allocation-depth} and (incremental) the dirty bitmap,
- *       asked in bounded windows; the next window is requested while the previous one's reads are in flight. The
- *       window doubles (up to 4 GiB) after a reply of few extents, and returns to the configured one after a
- *       fragmented reply.</li>
+ *       asked in bounded windows; the next window is requested while the previous one's reads are in flight. With
+ *       extended headers the first window is the whole export (one 64-bit length); else the configured one (1 GiB).
+ *       The window doubles (up to 4 GiB, or the whole export with extended headers) after a reply of few extents,
+ *       and returns to the configured one after a fragmented reply.</li>
  *   <li>{@link ChunkPlanner#planRuns} turns extents into chunk tasks on the fixed chunk grid; a run of zero chunks is
  *       one task, and an incremental's clean chunks are skipped a run at a time, so an empty or unchanged region
  *       costs work per run, not per chunk.</li>
@@ -204,7 +206,11 @@ public final class DiskBackup {
         Throwable transportError = null;
         long lastReport = 0;
         long statusRequests = 0;
-        long window = options.statusWindow(); // grows while the export answers with few extents
+        // with extended headers the first request covers the whole export in one 64-bit length (the server answers
+        // as far as its extent limit, and the next request goes on from there); else the configured window. Either
+        // way it doubles while replies have few extents and returns to the configured one after a fragmented reply.
+        long window = client.headerMode() == NbdHeaderMode.EXTENDED ? client.maxStatusLength()
+            : options.statusWindow();
         long zeroRuns = 0;
         long started = System.nanoTime();
 
