@@ -3,18 +3,16 @@ package io.jbackup.nbd.server;
 import io.jbackup.nbd.protocol.ClientFlags;
 import io.jbackup.nbd.protocol.ExportNameReply;
 import io.jbackup.nbd.protocol.NbdConstants;
-import io.jbackup.nbd.protocol.NbdHeaderMode;
 import io.jbackup.nbd.protocol.NbdInfoType;
 import io.jbackup.nbd.protocol.NbdOption;
 import io.jbackup.nbd.protocol.NbdOptionReplyType;
 import io.jbackup.nbd.protocol.OptionReply;
 import io.jbackup.nbd.protocol.OptionRequest;
 import io.jbackup.nbd.protocol.OptionTooLong;
-import io.jbackup.nbd.protocol.RequestOffsets;
 import io.jbackup.nbd.protocol.ServerGreeting;
 import io.jbackup.nbd.protocol.ServerOptionDecoder;
-import io.jbackup.nbd.protocol.ServerReplyEncoder;
 import io.jbackup.nbd.protocol.ServerRequestDecoder;
+import io.jbackup.nbd.server.OptionPayloads.BadOption;
 import io.jbackup.nbd.tls.TlsHandshakeCompletion;
 import io.jbackup.nbd.tls.TlsMode;
 import io.netty.buffer.ByteBuf;
@@ -24,19 +22,8 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.ScheduledFuture;
-import java.nio.ByteBuffer;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.Callable;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BiConsumer;
 import org.slf4j.Logger;
@@ -49,10 +36,10 @@ import org.slf4j.LoggerFactory;
  * {@code NBD_OPT_EXPORT_NAME} it swaps itself and the option decoder for a {@link ServerRequestDecoder} and a
  * {@link TransmissionHandler}.
  *
- * <p>Meta context queries: {@code LIST} with no query returns every context of the export; a query ending in
- * {@code :} (for example {@code base:}, {@code qemu:} or {@code qemu:dirty-bitmap:}) is a prefix wildcard in
- * {@code LIST}; anything else must match a context name exactly. {@code SET} selects exact matches only; other
- * queries are ignored. Context ids are the positions in the {@code SET} reply (0, 1, ...).
+ * <p>This class is the state machine and the reply to each option. Option data is decoded by
+ * {@link OptionPayloads}; which meta contexts a query lists or selects is {@link MetaContexts}' job; provider calls
+ * and the cached export are {@link ProviderCalls}'; the transmission flags and the switch of the pipeline are
+ * {@link TransmissionSetup}'s.
  */
 final class HandshakeHandler extends ChannelInboundHandlerAdapter {
     private static final Logger log = LoggerFactory.getLogger(HandshakeHandler.class);
@@ -78,8 +65,8 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
     private boolean extended;
     private String metaExport;
     private List<String> metaSelected = List.of();
-    private NbdExport cached;
-    private String cachedName;
+    /** Set in {@link #handlerAdded}. */
+    private ProviderCalls calls;
     private boolean finished;
     /** Replies back up (the client does not read them): reading is suspended until the channel is writable. */
     private boolean resumeWhenWritable;
@@ -96,6 +83,7 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
     @Override
     public void handlerAdded(ChannelHandlerContext ctx) {
         this.ctx = ctx;
+        this.calls = new ProviderCalls(server, ctx, () -> finished);
     }
 
     @Override
@@ -119,7 +107,7 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
         cancelTimeout();
-        dropCached();
+        calls.dropCached();
         finished = true;
         ctx.fireChannelInactive();
     }
@@ -148,7 +136,7 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
             extended = false;
             metaExport = null;
             metaSelected = List.of();
-            dropCached();
+            calls.dropCached();
             resume();
         } else if (evt == NbdServer.SHUTDOWN_EVENT) {
             finished = true;
@@ -243,7 +231,7 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
         }
         String name;
         try {
-            name = readString(data, data.readableBytes(), "export name");
+            name = OptionPayloads.exportName(data);
         } catch (BadOption e) {
             log.info("{}: NBD_OPT_EXPORT_NAME: {}, closing", peer, e.getMessage());
             close();
@@ -271,7 +259,7 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
             reply(OptionReply.error(opt, NbdOptionReplyType.ERR_INVALID, "NBD_OPT_LIST takes no data"));
             return;
         }
-        async(server.provider::list, (listing, failure) -> {
+        calls.async(server.provider::list, (listing, failure) -> {
             if (failure != null) {
                 log.warn("{}: listing exports failed: {}", peer, failure.toString(), failure);
                 reply(OptionReply.error(opt, NbdOptionReplyType.ERR_UNKNOWN, "cannot list exports: " + message(failure)));
@@ -332,29 +320,15 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
 
     private void infoOrGo(int opt, ByteBuf data) {
         boolean go = opt == NbdOption.GO.code();
-        String name;
-        Set<Integer> requested = new LinkedHashSet<>();
+        OptionPayloads.InfoRequest request;
         try {
-            if (data.readableBytes() < 6) {
-                throw new BadOption("option data of " + data.readableBytes() + " bytes (expected: >= 6)");
-            }
-            long nameLen = data.readUnsignedInt();
-            if (nameLen > data.readableBytes() - 2) {
-                throw new BadOption("export name length " + nameLen + " exceeds the option data");
-            }
-            name = readString(data, (int) nameLen, "export name");
-            int count = data.readUnsignedShort();
-            if (data.readableBytes() != 2 * count) {
-                throw new BadOption(count + " information requests need " + 2 * count + " bytes, "
-                    + data.readableBytes() + " present");
-            }
-            for (int i = 0; i < count; i++) {
-                requested.add(data.readUnsignedShort());
-            }
+            request = OptionPayloads.info(data);
         } catch (BadOption e) {
             reply(OptionReply.error(opt, NbdOptionReplyType.ERR_INVALID, NbdOption.valueOf(opt) + ": " + e.getMessage()));
             return;
         }
+        String name = request.name();
+        Set<Integer> requested = request.requested();
         withExport(name, (export, failure) -> {
             if (export == null) {
                 reply(OptionReply.error(opt, NbdOptionReplyType.ERR_UNKNOWN, failure));
@@ -368,7 +342,7 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
                 ctx.write(OptionReply.infoString(opt, NbdInfoType.DESCRIPTION, export.description()));
             }
             ctx.write(OptionReply.infoBlockSize(opt, export.minBlockSize(), export.preferredBlockSize(),
-                maxPayload(export)));
+                TransmissionSetup.maxPayload(server, export)));
             if (go) {
                 ctx.write(OptionReply.ack(opt));
                 startTransmission(name, export);
@@ -390,56 +364,20 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
                 NbdOption.valueOf(opt) + " needs NBD_OPT_STRUCTURED_REPLY or NBD_OPT_EXTENDED_HEADERS first"));
             return;
         }
-        String exportName;
-        List<String> queries = new ArrayList<>();
+        OptionPayloads.MetaContextRequest request;
         try {
-            if (data.readableBytes() < 8) {
-                throw new BadOption("option data of " + data.readableBytes() + " bytes (expected: >= 8)");
-            }
-            long nameLen = data.readUnsignedInt();
-            if (nameLen > data.readableBytes() - 4) {
-                throw new BadOption("export name length " + nameLen + " exceeds the option data");
-            }
-            exportName = readString(data, (int) nameLen, "export name");
-            long count = data.readUnsignedInt();
-            for (long i = 0; i < count; i++) {
-                if (data.readableBytes() < 4) {
-                    throw new BadOption("query " + i + " of " + count + " is missing");
-                }
-                long qlen = data.readUnsignedInt();
-                if (qlen > data.readableBytes()) {
-                    throw new BadOption("query length " + qlen + " exceeds the option data");
-                }
-                queries.add(readString(data, (int) qlen, "query"));
-            }
-            if (data.isReadable()) {
-                throw new BadOption(data.readableBytes() + " bytes after the last query");
-            }
+            request = OptionPayloads.metaContext(data);
         } catch (BadOption e) {
             reply(OptionReply.error(opt, NbdOptionReplyType.ERR_INVALID, NbdOption.valueOf(opt) + ": " + e.getMessage()));
             return;
         }
+        String exportName = request.exportName();
         withExport(exportName, (export, failure) -> {
             if (export == null) {
                 reply(OptionReply.error(opt, NbdOptionReplyType.ERR_UNKNOWN, failure));
                 return;
             }
-            Map<String, ExtentSource> available = contextsOf(export);
-            List<String> result = new ArrayList<>();
-            if (!set && queries.isEmpty()) {
-                result.addAll(available.keySet());
-            }
-            for (String q : queries) {
-                if (!set && q.endsWith(":")) {
-                    for (String name : available.keySet()) {
-                        if (name.startsWith(q) && !result.contains(name)) {
-                            result.add(name);
-                        }
-                    }
-                } else if (available.containsKey(q) && !result.contains(q)) {
-                    result.add(q);
-                }
-            }
+            List<String> result = MetaContexts.select(MetaContexts.of(export), request.queries(), set);
             for (int i = 0; i < result.size(); i++) {
                 ctx.write(OptionReply.metaContext(opt, set ? i : 0, result.get(i)));
             }
@@ -456,80 +394,24 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
     private void startTransmission(String requestedName, NbdExport export) {
         finished = true;
         cancelTimeout();
-        if (export == cached) {
-            cached = null;
-            cachedName = null;
-        }
-        dropCached();
-        List<TransmissionHandler.Context> contexts = new ArrayList<>();
+        calls.handOver(export);
+        calls.dropCached();
         boolean chunks = structured || extended;
-        if (chunks && requestedName.equals(metaExport)) {
-            Map<String, ExtentSource> available = contextsOf(export);
-            for (int i = 0; i < metaSelected.size(); i++) {
-                ExtentSource src = available.get(metaSelected.get(i));
-                if (src != null) {
-                    contexts.add(new TransmissionHandler.Context(i, metaSelected.get(i), src));
-                }
-            }
-        }
+        List<TransmissionHandler.Context> contexts = chunks && requestedName.equals(metaExport)
+            ? MetaContexts.forTransmission(export, metaSelected) : List.of();
         log.info("{}: serving export '{}' ({} bytes, {}{}{})", peer, export.name(), export.size(),
             export.readOnly() ? "read-only" : "writable", extended ? ", extended headers"
                 : structured ? ", structured replies" : "", tlsActive ? ", TLS" : "");
-        TransmissionHandler th = new TransmissionHandler(server, export, peer, chunks, extended, contexts,
-            transmissionFlags(export), maxPayload(export));
-        ctx.flush();
-        var pipeline = ctx.pipeline();
-        pipeline.replace(this, TRANSMISSION, th);
-        NbdHeaderMode mode = extended ? NbdHeaderMode.EXTENDED : NbdHeaderMode.COMPACT;
-        RequestOffsets offsets = extended ? new RequestOffsets() : null;
-        if (extended) {
-            pipeline.replace(REPLY_ENCODER, REPLY_ENCODER, new ServerReplyEncoder(mode, offsets));
-        }
-        ServerRequestDecoder decoder = new ServerRequestDecoder(mode, maxPayload(export), export.readOnly(), offsets);
-        pipeline.addAfter(OPTION_DECODER, REQUEST_DECODER, decoder);
-        pipeline.addBefore(REQUEST_DECODER, REQUEST_GUARD, new StalledRequestGuard(decoder,
-            server.config.requestTimeout(), peer));
-        // removing the option decoder hands any bytes it still buffers to the request decoder
-        pipeline.remove(OPTION_DECODER);
-        ctx.channel().config().setAutoRead(true);
+        setup().switchPipeline(ctx, server, export, peer, contexts);
+    }
+
+    /** What negotiation agreed on so far. */
+    private TransmissionSetup setup() {
+        return new TransmissionSetup(structured, extended, !metaSelected.isEmpty());
     }
 
     private int transmissionFlags(NbdExport e) {
-        int f = NbdConstants.TFLAG_HAS_FLAGS | NbdConstants.TFLAG_SEND_FLUSH | NbdConstants.TFLAG_SEND_FUA
-            | NbdConstants.TFLAG_SEND_CACHE;
-        if (e.readOnly()) {
-            f |= NbdConstants.TFLAG_READ_ONLY;
-        } else {
-            f |= NbdConstants.TFLAG_SEND_TRIM | NbdConstants.TFLAG_SEND_WRITE_ZEROES;
-        }
-        if (structured || extended) {
-            f |= NbdConstants.TFLAG_SEND_DF;
-        }
-        if (extended && !metaSelected.isEmpty()) {
-            // doc/proto.md: not without meta contexts (as qemu-nbd 10)
-            f |= NbdConstants.TFLAG_BLOCK_STATUS_PAYLOAD;
-        }
-        if (e.canMultiConn()) {
-            f |= NbdConstants.TFLAG_CAN_MULTI_CONN;
-        }
-        return f;
-    }
-
-    private int maxPayload(NbdExport e) {
-        return Math.min(e.maxPayload(), server.config.maxPayload());
-    }
-
-    private static Map<String, ExtentSource> contextsOf(NbdExport export) {
-        Map<String, ExtentSource> m = new LinkedHashMap<>();
-        m.put(NbdConstants.CONTEXT_BASE_ALLOCATION, export::allocation);
-        for (Map.Entry<String, ExtentSource> e : export.metaContexts().entrySet()) {
-            String name = e.getKey();
-            int colon = name.indexOf(':');
-            if (colon > 0 && colon < name.length() - 1 && e.getValue() != null) {
-                m.putIfAbsent(name, e.getValue());
-            }
-        }
-        return m;
+        return setup().transmissionFlags(e);
     }
 
     // ---- helpers -------------------------------------------------------------------------------------------
@@ -579,119 +461,24 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
         }
     }
 
-    private void dropCached() {
-        if (cached != null) {
-            server.closeExport(cached);
-            cached = null;
-            cachedName = null;
-        }
-    }
-
     /**
      * Calls {@code then} on the event loop with the opened export (kept cached for later options), or with null
      * and a message for the client.
      */
     private void withExport(String name, BiConsumer<NbdExport, String> then) {
-        if (cached != null && name.equals(cachedName)) {
-            then.accept(cached, null);
-            return;
-        }
-        dropCached();
-        async(() -> {
-            NbdExport e = server.provider.open(name);
-            if (e != null) {
-                try {
-                    ServerContext.checkExport(e);
-                } catch (IllegalStateException bad) {
-                    server.closeExport(e);
-                    throw bad;
-                }
-            }
-            return e;
-        }, (export, failure) -> {
+        calls.open(name, (export, failure) -> {
             if (failure != null) {
                 log.warn("{}: opening export '{}' failed: {}", peer, name, failure.toString(), failure);
                 then.accept(null, "cannot open export '" + name + "': " + message(failure));
             } else if (export == null) {
                 then.accept(null, "no export named '" + name + "'");
             } else {
-                cached = export;
-                cachedName = name;
                 then.accept(export, null);
-            }
-        });
-    }
-
-    /**
-     * Runs {@code task} on the blocking executor with reading suspended, then {@code then} on the event loop
-     * (skipped, and an export result closed, if the connection went away meanwhile).
-     */
-    private <T> void async(Callable<T> task, BiConsumer<T, Throwable> then) {
-        ctx.channel().config().setAutoRead(false);
-        CompletableFuture<T> f;
-        try {
-            f = CompletableFuture.supplyAsync(() -> {
-                try {
-                    return task.call();
-                } catch (Exception e) {
-                    throw new CompletionException(e);
-                }
-            }, server.blocking);
-        } catch (RuntimeException rejected) {
-            f = CompletableFuture.failedFuture(rejected);
-        }
-        f.whenComplete((value, failure) -> {
-            Throwable cause = failure instanceof CompletionException && failure.getCause() != null
-                ? failure.getCause() : failure;
-            Runnable r = () -> {
-                if (finished || !ctx.channel().isActive()) {
-                    if (value instanceof NbdExport e) {
-                        server.closeExport(e);
-                    }
-                    return;
-                }
-                ctx.channel().config().setAutoRead(true);
-                then.accept(value, cause);
-            };
-            try {
-                ctx.executor().execute(r);
-            } catch (RuntimeException rejected) {
-                if (value instanceof NbdExport e) {
-                    server.closeExport(e);
-                }
             }
         });
     }
 
     private static String message(Throwable t) {
         return t.getMessage() != null ? t.getMessage() : t.getClass().getSimpleName();
-    }
-
-    /** Reads a UTF-8 protocol string of {@code len} bytes: at most 4096 bytes, valid UTF-8, no NUL. */
-    private static String readString(ByteBuf data, int len, String what) throws BadOption {
-        if (len > NbdConstants.MAX_STRING_LENGTH) {
-            throw new BadOption(what + " of " + len + " bytes (expected: <= " + NbdConstants.MAX_STRING_LENGTH + ")");
-        }
-        ByteBuffer b = data.nioBuffer(data.readerIndex(), len);
-        data.skipBytes(len);
-        try {
-            String s = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                .onUnmappableCharacter(CodingErrorAction.REPORT).decode(b).toString();
-            if (s.indexOf('\0') >= 0) {
-                throw new BadOption(what + " contains a NUL character");
-            }
-            return s;
-        } catch (CharacterCodingException e) {
-            throw new BadOption(what + " is not valid UTF-8");
-        }
-    }
-
-    /** A syntactically invalid option (answered with ERR_INVALID). */
-    private static final class BadOption extends Exception {
-        private static final long serialVersionUID = 1L;
-
-        BadOption(String message) {
-            super(message, null, false, false);
-        }
     }
 }

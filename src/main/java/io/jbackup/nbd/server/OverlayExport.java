@@ -1,23 +1,20 @@
 package io.jbackup.nbd.server;
 
+import static io.jbackup.nbd.server.OverlayBlockMap.BASE;
+import static io.jbackup.nbd.server.OverlayBlockMap.DATA;
+import static io.jbackup.nbd.server.OverlayBlockMap.ZERO;
+
 import io.jbackup.nbd.protocol.Extent;
 import io.jbackup.nbd.protocol.NbdError;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.util.concurrent.DefaultThreadFactory;
-import java.io.ByteArrayOutputStream;
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
-import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
@@ -26,7 +23,6 @@ import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.zip.CRC32C;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -36,39 +32,23 @@ import org.slf4j.LoggerFactory;
  * overlay with the base. The base is never written.
  *
  * <p><b>Block states.</b> Each block is BASE (read from the base), DATA (read from the overlay file) or ZERO (reads
- * as zeroes, after WRITE_ZEROES or TRIM of the whole block). A write covering whole blocks writes them to the file
- * and marks them DATA; a write covering part of a block that is not DATA yet first copies that one block from the
- * base (or zeroes) into the file - read-modify-write never touches more than the two edge blocks of a request.
- * Blocks are written to the file before their state changes, so a concurrent read of another part of the block
- * sees either the base or the merged block, never a half-written one. Writes, zeroing, trim and flush run one at
- * a time on a thread of the overlay; reads run concurrently on the I/O executor.
+ * as zeroes, after WRITE_ZEROES or TRIM of the whole block), kept by an {@link OverlayBlockMap}. Writes and zeroing
+ * go block by block into the data file by copy-on-write ({@link OverlayData}: read-modify-write never touches more
+ * than the two edge blocks of a request, and a concurrent read never sees a half-written block). Writes, zeroing,
+ * trim and flush run one at a time on a thread of the overlay; reads run concurrently on the I/O executor.
  *
  * <p><b>Files.</b> {@code overlayFile} holds the data at the export's offsets (sparse: only written blocks take
- * space). The sidecar map {@code overlayFile + ".map"} records the block states; it is replaced atomically (write
- * to {@code .map.tmp}, fsync, rename, fsync directory) on FLUSH, FUA writes and close, after the data file was
- * synced, so a map never refers to data that is not on disk. Writes acknowledged but not flushed before a crash
- * are lost, as on a disk with a volatile cache. Map format (big-endian):
- * <pre>
- *   magic     8  "JBOVLMAP"
- *   version   4  1
- *   blockSize 4  bytes per block (power of two)
- *   size      8  export size in bytes
- *   runs      4  number of runs that follow
- *   runs x { firstBlock 8, blockCount 8, state 1 (1 = DATA, 2 = ZERO) }   sorted, non-overlapping
- *   crc32c    4  of every byte before it
- * </pre>
- * Reopening with the same files continues where the last persisted map left off; {@link #discard()} deletes both.
+ * space). The sidecar map {@code overlayFile + ".map"} records the block states (format: {@link OverlayBlockMap});
+ * it is replaced atomically on FLUSH, FUA writes and close, after the data file was synced, so a map never refers
+ * to data that is not on disk. Writes acknowledged but not flushed before a crash are lost, as on a disk with a
+ * volatile cache. Reopening with the same files continues where the last persisted map left off; {@link #discard()}
+ * deletes both.
  */
 public final class OverlayExport implements NbdExport {
     private static final Logger log = LoggerFactory.getLogger(OverlayExport.class);
 
     /** Default block size of the overlay. */
     public static final int DEFAULT_BLOCK_SIZE = 4096;
-    private static final byte[] MAGIC = {'J', 'B', 'O', 'V', 'L', 'M', 'A', 'P'};
-    private static final int VERSION = 1;
-    private static final byte STATE_BASE = 0;
-    private static final byte STATE_DATA = 1;
-    private static final byte STATE_ZERO = 2;
 
     /** What a changed range holds now. */
     public enum ChangeKind { DATA, ZERO }
@@ -79,20 +59,14 @@ public final class OverlayExport implements NbdExport {
 
     private final NbdExport base;
     private final Path overlayFile;
-    private final Path mapFile;
     private final FileChannel channel;
     private final int blockSize;
-    private final int blockShift;
     private final long size;
-    private final long blocks;
     private final Executor io;
     private final ExecutorService writer;
     private final ByteBufAllocator alloc = PooledByteBufAllocator.DEFAULT;
-    /** Bit set: block holds data in the overlay file. Guarded by {@code this}. */
-    private final long[] dataBits;
-    /** Bit set: block reads as zero. Guarded by {@code this}. */
-    private final long[] zeroBits;
-    private boolean mapDirty;
+    private final OverlayBlockMap map;
+    private final OverlayData dataFile;
     /** Set on the writer thread by the close task: later mutations fail. */
     private volatile boolean closed;
     /** Guarded by {@code writer}. */
@@ -101,25 +75,18 @@ public final class OverlayExport implements NbdExport {
     private OverlayExport(NbdExport base, Path overlayFile, FileChannel channel, int blockSize, Executor io) {
         this.base = base;
         this.overlayFile = overlayFile;
-        this.mapFile = mapFileOf(overlayFile);
         this.channel = channel;
         this.blockSize = blockSize;
-        this.blockShift = Integer.numberOfTrailingZeros(blockSize);
         this.size = base.size();
-        this.blocks = (size + blockSize - 1) >>> blockShift;
-        if (blocks > (long) Integer.MAX_VALUE * 64) {
-            throw new IllegalArgumentException("export of " + size + " bytes has too many blocks of " + blockSize);
-        }
-        int words = (int) ((blocks + 63) >>> 6);
-        this.dataBits = new long[words];
-        this.zeroBits = new long[words];
+        this.map = new OverlayBlockMap(mapFileOf(overlayFile), blockSize, size);
+        this.dataFile = new OverlayData(overlayFile, channel, base, map, size);
         this.io = io;
         this.writer = Executors.newSingleThreadExecutor(new DefaultThreadFactory("nbd-overlay-writer", true));
     }
 
     /** The sidecar map file of an overlay file. */
     public static Path mapFileOf(Path overlayFile) {
-        return overlayFile.resolveSibling(overlayFile.getFileName() + ".map");
+        return OverlayBlockMap.fileOf(overlayFile);
     }
 
     /** Opens or creates an overlay with 4 KiB blocks on the shared {@link IoPool}. */
@@ -149,7 +116,7 @@ public final class OverlayExport implements NbdExport {
         try {
             OverlayExport o = new OverlayExport(base, overlayFile, ch, blockSize, io);
             if (existing) {
-                o.loadMap();
+                o.map.load();
                 if (ch.size() != o.size) {
                     throw new IOException("overlay file " + overlayFile + " has " + ch.size() + " bytes but the export has "
                         + o.size + "; it belongs to another image: discard it or use another path");
@@ -159,8 +126,8 @@ public final class OverlayExport implements NbdExport {
             } else {
                 ch.truncate(0);
                 writeSparseSize(ch, o.size);
-                o.mapDirty = true;
-                o.persistMap();
+                o.map.markDirty();
+                o.map.persist();
             }
             return o;
         } catch (IOException | RuntimeException e) {
@@ -233,84 +200,14 @@ public final class OverlayExport implements NbdExport {
         return overlayFile;
     }
 
-    /** A run of blocks in one state, in bytes (clipped to the export size). */
-    private record Run(long offset, long length, byte state) {
-        long end() {
-            return offset + length;
-        }
-    }
-
-    private synchronized byte state(long block) {
-        int w = (int) (block >>> 6);
-        long bit = 1L << (block & 63);
-        return (dataBits[w] & bit) != 0 ? STATE_DATA : (zeroBits[w] & bit) != 0 ? STATE_ZERO : STATE_BASE;
-    }
-
-    /** Sets blocks {@code [firstBlock, firstBlock+count)} to {@code state}, a 64-bit word at a time. */
-    private synchronized void mark(long firstBlock, long count, byte state) {
-        long b = firstBlock;
-        long end = firstBlock + count;
-        while (b < end) {
-            int w = (int) (b >>> 6);
-            int from = (int) (b & 63);
-            int to = (int) Math.min(64, from + (end - b));
-            long mask = (to == 64 ? -1L : (1L << to) - 1) & (-1L << from);
-            dataBits[w] = state == STATE_DATA ? dataBits[w] | mask : dataBits[w] & ~mask;
-            zeroBits[w] = state == STATE_ZERO ? zeroBits[w] | mask : zeroBits[w] & ~mask;
-            b += to - from;
-        }
-        mapDirty = true;
-    }
-
-    /** Bits of word {@code w} whose block is in {@code state}. */
-    private long inState(int w, byte state) {
-        return switch (state) {
-            case STATE_DATA -> dataBits[w];
-            case STATE_ZERO -> zeroBits[w];
-            default -> ~(dataBits[w] | zeroBits[w]);
-        };
-    }
-
-    /** The first block at or after {@code b} not in {@code state}, or {@code limit}. */
-    private synchronized long runEnd(long b, byte state, long limit) {
-        int w = (int) (b >>> 6);
-        long other = ~inState(w, state) & (-1L << (b & 63));
-        while (other == 0) {
-            w++;
-            if (((long) w << 6) >= limit) {
-                return limit;
-            }
-            other = ~inState(w, state);
-        }
-        return Math.min(limit, ((long) w << 6) + Long.numberOfTrailingZeros(other));
-    }
-
-    /** The block-state runs overlapping {@code [offset, offset+length)}, clipped to it. */
-    private synchronized List<Run> runs(long offset, long length) {
-        List<Run> out = new ArrayList<>();
-        long end = offset + length;
-        long lastBlock = (end - 1) >>> blockShift;
-        long b = offset >>> blockShift;
-        long pos = offset;
-        while (pos < end) {
-            byte st = state(b);
-            long b2 = runEnd(b, st, lastBlock + 1);
-            long stop = Math.min(end, b2 << blockShift);
-            out.add(new Run(pos, stop - pos, st));
-            pos = stop;
-            b = b2;
-        }
-        return out;
-    }
-
     @Override
     public CompletableFuture<ReadResult> read(long offset, int length) {
-        List<Run> runs = runs(offset, length);
+        List<OverlayBlockMap.Run> runs = map.runs(offset, length);
         List<CompletableFuture<ReadResult>> parts = new ArrayList<>(runs.size());
-        for (Run r : runs) {
+        for (OverlayBlockMap.Run r : runs) {
             switch (r.state()) {
-                case STATE_BASE -> parts.add(base.read(r.offset(), (int) r.length()));
-                case STATE_ZERO -> parts.add(CompletableFuture.completedFuture(ReadResult.zeroes((int) r.length())));
+                case BASE -> parts.add(base.read(r.offset(), (int) r.length()));
+                case ZERO -> parts.add(CompletableFuture.completedFuture(ReadResult.zeroes((int) r.length())));
                 default -> parts.add(CompletableFuture.supplyAsync(() -> readOverlay(r.offset(), (int) r.length()), io));
             }
         }
@@ -349,7 +246,7 @@ public final class OverlayExport implements NbdExport {
     private ReadResult readOverlay(long offset, int length) {
         ByteBuf buf = alloc.directBuffer(length, length);
         try {
-            readFile(buf.internalNioBuffer(0, length), offset);
+            dataFile.read(buf.internalNioBuffer(0, length), offset);
             buf.writerIndex(length);
             return ReadResult.of(buf);
         } catch (IOException e) {
@@ -358,33 +255,21 @@ public final class OverlayExport implements NbdExport {
         }
     }
 
-    private void readFile(ByteBuffer dst, long offset) throws IOException {
-        long pos = offset;
-        while (dst.hasRemaining()) {
-            int n = channel.read(dst, pos);
-            if (n < 0) {
-                throw new EOFException("overlay file " + overlayFile + " ends at " + pos + " (expected " + size
-                    + " bytes)");
-            }
-            pos += n;
-        }
-    }
-
     @Override
     public CompletableFuture<List<Extent>> allocation(long offset, long length) {
-        List<Run> runs = runs(offset, length);
+        List<OverlayBlockMap.Run> runs = map.runs(offset, length);
         List<Extent> out = new ArrayList<>();
         CompletableFuture<List<Extent>> f = CompletableFuture.completedFuture(out);
-        for (Run r : runs) {
+        for (OverlayBlockMap.Run r : runs) {
             f = f.thenCompose(acc -> {
                 if (!acc.isEmpty() && acc.get(acc.size() - 1).end() < r.offset()) {
                     return CompletableFuture.completedFuture(acc); // the base answered short: stop there
                 }
-                if (r.state() == STATE_DATA) {
+                if (r.state() == DATA) {
                     ZeroScan.append(acc, r.offset(), r.length(), 0);
                     return CompletableFuture.completedFuture(acc);
                 }
-                if (r.state() == STATE_ZERO) {
+                if (r.state() == ZERO) {
                     ZeroScan.append(acc, r.offset(), r.length(), ZeroScan.ZERO_FLAGS);
                     return CompletableFuture.completedFuture(acc);
                 }
@@ -415,7 +300,7 @@ public final class OverlayExport implements NbdExport {
     public CompletableFuture<Void> write(long offset, ByteBuf data, boolean fua) {
         return mutate(() -> {
             try {
-                doWrite(offset, data);
+                dataFile.write(offset, data);
             } finally {
                 data.release();
             }
@@ -428,7 +313,7 @@ public final class OverlayExport implements NbdExport {
     @Override
     public CompletableFuture<Void> writeZeroes(long offset, long length, boolean fua) {
         return mutate(() -> {
-            doZero(offset, length, true);
+            dataFile.zero(offset, length, true);
             if (fua) {
                 doFlush();
             }
@@ -437,7 +322,7 @@ public final class OverlayExport implements NbdExport {
 
     @Override
     public CompletableFuture<Void> trim(long offset, long length) {
-        return mutate(() -> doZero(offset, length, false), null);
+        return mutate(() -> dataFile.zero(offset, length, false), null);
     }
 
     @Override
@@ -471,255 +356,20 @@ public final class OverlayExport implements NbdExport {
         }
     }
 
-    private long blockStart(long b) {
-        return b << blockShift;
-    }
-
-    private long blockEnd(long b) {
-        return Math.min(size, (b + 1) << blockShift);
-    }
-
-    /** Writes {@code data} at {@code offset}: edge blocks by read-modify-write, whole blocks directly. */
-    private void doWrite(long offset, ByteBuf data) throws IOException {
-        long end = offset + data.readableBytes();
-        int base0 = data.readerIndex();
-        long pos = offset;
-        while (pos < end) {
-            long b = pos >>> blockShift;
-            long bs = blockStart(b);
-            long be = blockEnd(b);
-            if (pos == bs && end >= be) {
-                // a span of whole blocks
-                long lastWhole = end >= size ? blocks : (end >>> blockShift);
-                long spanEnd = Math.min(size, lastWhole << blockShift);
-                ByteBuffer src = data.nioBuffer(base0 + (int) (pos - offset), (int) (spanEnd - pos));
-                writeFile(src, pos);
-                mark(b, lastWhole - b, STATE_DATA);
-                pos = spanEnd;
-                continue;
-            }
-            long stop = Math.min(end, be);
-            patchBlock(b, pos, data.nioBuffer(base0 + (int) (pos - offset), (int) (stop - pos)));
-            pos = stop;
-        }
-    }
-
-    /** Zeroes {@code [offset, offset+length)}; edge blocks are rewritten only if {@code partial} (WRITE_ZEROES). */
-    private void doZero(long offset, long length, boolean partial) throws IOException {
-        long end = offset + length;
-        long pos = offset;
-        while (pos < end) {
-            long b = pos >>> blockShift;
-            long bs = blockStart(b);
-            long be = blockEnd(b);
-            if (pos == bs && end >= be) {
-                long lastWhole = end >= size ? blocks : (end >>> blockShift);
-                mark(b, lastWhole - b, STATE_ZERO);
-                pos = Math.min(size, lastWhole << blockShift);
-                continue;
-            }
-            long stop = Math.min(end, be);
-            if (partial && state(b) != STATE_ZERO) {
-                patchBlock(b, pos, ByteBuffer.allocate((int) (stop - pos)));
-            }
-            pos = stop;
-        }
-    }
-
-    /**
-     * Writes {@code part} at export offset {@code pos} inside block {@code b}: straight into the file if the block
-     * is DATA already, else by writing the whole block (its current content with {@code part} on top) and then
-     * marking it DATA.
-     */
-    private void patchBlock(long b, long pos, ByteBuffer part) throws IOException {
-        if (state(b) == STATE_DATA) {
-            writeFile(part, pos);
-            return;
-        }
-        long bs = blockStart(b);
-        ByteBuffer block = blockContent(b);
-        block.position((int) (pos - bs));
-        block.put(part);
-        block.clear();
-        writeFile(block, bs);
-        mark(b, 1, STATE_DATA);
-    }
-
-    /** The current content of block {@code b} (for read-modify-write). */
-    private ByteBuffer blockContent(long b) throws IOException {
-        long bs = blockStart(b);
-        int len = (int) (blockEnd(b) - bs);
-        ByteBuffer block = ByteBuffer.allocate(len);
-        byte st = state(b);
-        if (st == STATE_DATA) {
-            readFile(block, bs);
-        } else if (st == STATE_BASE) {
-            ReadResult r;
-            try {
-                r = base.read(bs, len).join();
-            } catch (CompletionException e) {
-                Throwable c = TransmissionHandler.unwrap(e);
-                throw c instanceof IOException io ? io : new IOException("reading block " + b + " of the base: " + c, c);
-            }
-            try {
-                if (r.length() != len) {
-                    throw new IOException("base export returned " + r.length() + " bytes for a read of " + len);
-                }
-                for (ReadResult.Segment s : r.segments()) {
-                    if (s instanceof ReadResult.Data d) {
-                        d.buf().getBytes(d.buf().readerIndex(), block.array(), block.position(), s.length());
-                    }
-                    block.position(block.position() + s.length());
-                }
-            } finally {
-                r.release();
-            }
-        }
-        block.clear();
-        return block;
-    }
-
-    private void writeFile(ByteBuffer src, long offset) throws IOException {
-        long pos = offset;
-        while (src.hasRemaining()) {
-            pos += channel.write(src, pos);
-        }
-    }
-
     private void doFlush() throws IOException {
         channel.force(false);
-        persistMap();
+        map.persist();
     }
 
-    // ---- map file ------------------------------------------------------------------------------------------
-
-    private void persistMap() throws IOException {
-        byte[] bytes;
-        synchronized (this) {
-            if (!mapDirty) {
-                return;
-            }
-            bytes = encodeMap();
-            mapDirty = false;
-        }
-        Path tmp = mapFile.resolveSibling(mapFile.getFileName() + ".tmp");
-        try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-            StandardOpenOption.TRUNCATE_EXISTING)) {
-            ByteBuffer b = ByteBuffer.wrap(bytes);
-            while (b.hasRemaining()) {
-                out.write(b);
-            }
-            out.force(true);
-        } catch (IOException e) {
-            synchronized (this) {
-                mapDirty = true;
-            }
-            throw e;
-        }
-        try {
-            Files.move(tmp, mapFile, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(tmp, mapFile, StandardCopyOption.REPLACE_EXISTING);
-        }
-        Path dir = mapFile.toAbsolutePath().getParent();
-        try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
-            d.force(true);
-        } catch (IOException e) {
-            log.debug("cannot fsync directory {}: {}", dir, e.toString());
-        }
-    }
-
-    private synchronized byte[] encodeMap() throws IOException {
-        List<long[]> runs = new ArrayList<>();
-        long b = 0;
-        while (b < blocks) {
-            byte st = state(b);
-            long b2 = runEnd(b, st, blocks);
-            if (st != STATE_BASE) {
-                runs.add(new long[] {b, b2 - b, st});
-            }
-            b = b2;
-        }
-        ByteArrayOutputStream bos = new ByteArrayOutputStream(32 + 17 * runs.size());
-        DataOutputStream out = new DataOutputStream(bos);
-        out.write(MAGIC);
-        out.writeInt(VERSION);
-        out.writeInt(blockSize);
-        out.writeLong(size);
-        out.writeInt(runs.size());
-        for (long[] r : runs) {
-            out.writeLong(r[0]);
-            out.writeLong(r[1]);
-            out.writeByte((int) r[2]);
-        }
-        CRC32C crc = new CRC32C();
-        crc.update(bos.toByteArray());
-        out.writeInt((int) crc.getValue());
-        out.flush();
-        return bos.toByteArray();
-    }
-
-    private void loadMap() throws IOException {
-        byte[] bytes;
-        try {
-            bytes = Files.readAllBytes(mapFile);
-        } catch (NoSuchFileException e) {
-            throw new IOException("overlay map " + mapFile + " is missing", e);
-        }
-        String where = "overlay map " + mapFile;
-        if (bytes.length < 32) {
-            throw new IOException(where + " is truncated (" + bytes.length + " bytes)");
-        }
-        CRC32C crc = new CRC32C();
-        crc.update(bytes, 0, bytes.length - 4);
-        int stored = ByteBuffer.wrap(bytes, bytes.length - 4, 4).getInt();
-        if ((int) crc.getValue() != stored) {
-            throw new IOException(where + " is corrupt (checksum mismatch); discard the overlay to start over");
-        }
-        DataInputStream in = new DataInputStream(new java.io.ByteArrayInputStream(bytes, 0, bytes.length - 4));
-        byte[] magic = in.readNBytes(8);
-        if (!java.util.Arrays.equals(magic, MAGIC)) {
-            throw new IOException(where + " is not an overlay map (bad magic)");
-        }
-        int version = in.readInt();
-        if (version != VERSION) {
-            throw new IOException(where + " has version " + version + " (expected " + VERSION + ")");
-        }
-        int bs = in.readInt();
-        long sz = in.readLong();
-        if (bs != blockSize || sz != size) {
-            throw new IOException(where + " is for block size " + bs + " and size " + sz + ", but the export has size "
-                + size + " and the overlay block size is " + blockSize + "; it belongs to another image");
-        }
-        int count = in.readInt();
-        if (count < 0 || (long) count * 17 != bytes.length - 4 - 28) {
-            throw new IOException(where + ": " + count + " runs do not match its length " + bytes.length);
-        }
-        long prevEnd = 0;
-        for (int i = 0; i < count; i++) {
-            long first = in.readLong();
-            long n = in.readLong();
-            byte st = in.readByte();
-            if (first < prevEnd || n <= 0 || first + n > blocks || (st != STATE_DATA && st != STATE_ZERO)) {
-                throw new IOException(where + ": run " + i + " (block " + first + ", " + n + " blocks, state " + st
-                    + ") is out of order or beyond " + blocks + " blocks");
-            }
-            mark(first, n, st);
-            prevEnd = first + n;
-        }
-        synchronized (this) {
-            mapDirty = false;
-        }
-    }
 
     // ---- changes -------------------------------------------------------------------------------------------
 
     /** The ranges that differ from the base, in order, adjacent blocks of one kind merged. */
-    public synchronized List<ChangedRange> changes() {
+    public List<ChangedRange> changes() {
         List<ChangedRange> out = new ArrayList<>();
-        for (Run r : runs(0, size)) {
-            if (r.state() != STATE_BASE) {
-                out.add(new ChangedRange(r.offset(), r.length(), r.state() == STATE_DATA ? ChangeKind.DATA
+        for (OverlayBlockMap.Run r : map.runs(0, size)) {
+            if (r.state() != BASE) {
+                out.add(new ChangedRange(r.offset(), r.length(), r.state() == DATA ? ChangeKind.DATA
                     : ChangeKind.ZERO));
             }
         }
@@ -769,16 +419,14 @@ public final class OverlayExport implements NbdExport {
      * no connection uses the overlay any more.
      */
     public void discard() throws IOException {
-        synchronized (this) {
-            mapDirty = false;
-        }
+        map.markClean();
         synchronized (writer) {
             closing = true;
         }
         closed = true;
         writer.shutdown();
         channel.close();
-        Files.deleteIfExists(mapFile);
+        Files.deleteIfExists(map.file());
         Files.deleteIfExists(overlayFile);
         log.info("discarded overlay {}", overlayFile);
     }

@@ -6,6 +6,7 @@ import io.jbackup.nbd.protocol.NbdConstants;
 import io.jbackup.nbd.protocol.NbdError;
 import io.jbackup.nbd.protocol.NbdReply;
 import io.jbackup.nbd.protocol.NbdRequest;
+import io.jbackup.nbd.server.RequestRules.Refused;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
@@ -24,9 +25,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The transmission phase of one connection: validates each {@link NbdRequest}, runs it on the export, and
- * writes its reply ({@link NbdReply} messages worded by {@link Replies}) when it completes (replies may go out in
- * any order).
+ * The transmission phase of one connection: validates each {@link NbdRequest} (by the {@link RequestRules}),
+ * runs it on the export, and writes its reply ({@link NbdReply} messages worded by {@link Replies}) when it
+ * completes (replies may go out in any order).
  *
  * <p><b>Flow control.</b> A request holds a slot from the moment it starts until its reply has been written to
  * the socket. At most {@code maxInFlight} requests and {@code maxInFlightBytes} of READ/WRITE data hold slots;
@@ -48,15 +49,11 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     private final ServerContext server;
     private final NbdExport export;
     private final String peer;
-    private final boolean structured;
     private final Replies replies;
-    /** Extended headers: 64-bit lengths, PAYLOAD_LEN on WRITE, block-status payloads. */
-    private final boolean extended;
     private final List<Context> contexts;
     private final int transmissionFlags;
-    private final int maxPayload;
-    private final long size;
-    private final int minBlock;
+    /** Checks each request before it runs (extended headers: 64-bit lengths, PAYLOAD_LEN on WRITE and BLOCK_STATUS). */
+    private final RequestRules rules;
     private final int maxInFlight;
     private final long maxInFlightBytes;
 
@@ -78,14 +75,10 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         this.server = server;
         this.export = export;
         this.peer = peer;
-        this.structured = structured;
         this.replies = new Replies(structured);
-        this.extended = extended;
         this.contexts = List.copyOf(contexts);
         this.transmissionFlags = transmissionFlags;
-        this.maxPayload = maxPayload;
-        this.size = export.size();
-        this.minBlock = export.minBlockSize();
+        this.rules = RequestRules.of(export, maxPayload, structured, extended);
         this.maxInFlight = server.config.maxInFlight();
         this.maxInFlightBytes = server.config.maxInFlightBytes();
     }
@@ -248,17 +241,6 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
 
     // ---- requests ------------------------------------------------------------------------------------------
 
-    /** A request that fails validation. */
-    private static final class Refused extends Exception {
-        private static final long serialVersionUID = 1L;
-        final transient NbdError error;
-
-        Refused(NbdError error, String message) {
-            super(message, null, false, false);
-            this.error = error;
-        }
-    }
-
     /** Starts {@code r}, then releases its payload (an operation that keeps it, a WRITE, retains it). */
     private void start(NbdRequest r) {
         long cost = cost(r);
@@ -284,35 +266,13 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
 
     private void dispatch(NbdRequest r, long cost) throws Refused {
         NbdCommand cmd = r.command();
-        int allowed = NbdConstants.CMD_FLAG_FUA;
-        if (cmd.equals(NbdCommand.READ) && structured) {
-            allowed |= NbdConstants.CMD_FLAG_DF;
-        } else if (cmd.equals(NbdCommand.WRITE_ZEROES)) {
-            allowed |= NbdConstants.CMD_FLAG_NO_HOLE;
-        } else if (cmd.equals(NbdCommand.BLOCK_STATUS)) {
-            allowed |= NbdConstants.CMD_FLAG_REQ_ONE;
-        }
-        if (extended && (cmd.equals(NbdCommand.WRITE) || cmd.equals(NbdCommand.BLOCK_STATUS))) {
-            allowed |= NbdConstants.CMD_FLAG_PAYLOAD_LEN;
-        }
-        if (!cmd.isKnown() || cmd.equals(NbdCommand.RESIZE)) {
-            throw new Refused(NbdError.EINVAL, "unsupported command " + cmd);
-        }
-        if ((r.flags() & ~allowed) != 0) {
-            throw new Refused(NbdError.EINVAL, "unsupported flags 0x" + Integer.toHexString(r.flags() & ~allowed)
-                + " for " + cmd.name());
-        }
+        rules.checkCommand(r);
         long offset = r.offset();
         long length = r.length();
         boolean fua = r.hasFlag(NbdConstants.CMD_FLAG_FUA);
         switch (cmd.name()) {
             case "READ" -> {
-                checkRange(r, NbdError.EINVAL);
-                if (length > maxPayload) {
-                    throw new Refused(NbdError.EINVAL, "read of " + length + " bytes exceeds the maximum payload of "
-                        + maxPayload);
-                }
-                checkAlignment(r);
+                rules.checkRead(r);
                 if (length == 0) {
                     complete(r.cookie(), cost, replies.emptyRead(r.cookie()));
                     return;
@@ -322,13 +282,7 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
                     result -> writeRead(r.cookie(), offset, (int) length, df, result, cost));
             }
             case "WRITE" -> {
-                checkWritable();
-                if (r.payloadSkipped()) {
-                    throw new Refused(NbdError.EINVAL, "write of " + length + " bytes exceeds the maximum payload of "
-                        + maxPayload);
-                }
-                checkRange(r, NbdError.ENOSPC);
-                checkAlignment(r);
+                rules.checkWrite(r);
                 if (length == 0) {
                     completeOk(r.cookie(), cost);
                     return;
@@ -338,15 +292,13 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
                 whenDone(call(() -> export.write(offset, data, fua)), r.cookie(), cost, v -> completeOk(r.cookie(), cost));
             }
             case "FLUSH" -> {
-                if (offset != 0 || length != 0) {
-                    throw new Refused(NbdError.EINVAL, "FLUSH needs offset and length 0");
-                }
+                rules.checkFlush(r);
                 whenDone(call(export::flush), r.cookie(), cost, v -> completeOk(r.cookie(), cost));
             }
             case "TRIM" -> {
-                checkWritable();
-                checkRange(r, NbdError.EINVAL);
-                checkAlignment(r);
+                rules.checkWritable();
+                rules.checkRange(r, NbdError.EINVAL);
+                rules.checkAlignment(r);
                 if (length == 0) {
                     completeOk(r.cookie(), cost);
                     return;
@@ -354,9 +306,9 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
                 whenDone(call(() -> export.trim(offset, length)), r.cookie(), cost, v -> completeOk(r.cookie(), cost));
             }
             case "WRITE_ZEROES" -> {
-                checkWritable();
-                checkRange(r, NbdError.ENOSPC);
-                checkAlignment(r);
+                rules.checkWritable();
+                rules.checkRange(r, NbdError.ENOSPC);
+                rules.checkAlignment(r);
                 if (length == 0) {
                     completeOk(r.cookie(), cost);
                     return;
@@ -365,8 +317,8 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
                     v -> completeOk(r.cookie(), cost));
             }
             case "CACHE" -> {
-                checkRange(r, NbdError.EINVAL);
-                checkAlignment(r);
+                rules.checkRange(r, NbdError.EINVAL);
+                rules.checkAlignment(r);
                 if (length == 0) {
                     completeOk(r.cookie(), cost);
                     return;
@@ -378,66 +330,16 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         }
     }
 
-    private void checkWritable() throws Refused {
-        if (export.readOnly()) {
-            throw new Refused(NbdError.EPERM, "export '" + export.name() + "' is read-only");
-        }
-    }
-
-    private void checkRange(NbdRequest r, NbdError error) throws Refused {
-        long offset = r.offset();
-        if (offset < 0 || offset > size || r.length() < 0 || r.length() > size - offset) {
-            throw new Refused(error, r.command().name() + " of " + r.length() + " bytes at offset "
-                + Long.toUnsignedString(offset) + " is beyond the end of the export (" + size + " bytes)");
-        }
-    }
-
-    private void checkAlignment(NbdRequest r) throws Refused {
-        if (minBlock > 1) {
-            long mask = minBlock - 1;
-            if ((r.offset() & mask) != 0 || ((r.length() & mask) != 0 && r.offset() + r.length() != size)) {
-                throw new Refused(NbdError.EINVAL, r.command().name() + " at offset " + r.offset() + " length "
-                    + r.length() + " is not aligned to the minimum block size " + minBlock);
-            }
-        }
-    }
-
     private void blockStatus(NbdRequest r, long cost) throws Refused {
-        if (contexts.isEmpty()) {
-            throw new Refused(NbdError.EINVAL, "BLOCK_STATUS needs a meta context selected with NBD_OPT_SET_META_CONTEXT"
-                + " for this export");
-        }
-        List<Context> contexts = this.contexts;
-        long length = r.length();
-        if (r.hasFlag(NbdConstants.CMD_FLAG_PAYLOAD_LEN)) {
-            StatusPayload p;
-            try {
-                p = StatusPayload.parse(r, this.contexts);
-            } catch (IllegalArgumentException e) {
-                throw new Refused(NbdError.EINVAL, e.getMessage());
-            }
-            length = p.effectLength();
-            contexts = p.contexts();
-        }
-        long offset = r.offset();
-        if (offset < 0 || offset > size || length < 0 || length > size - offset) {
-            throw new Refused(NbdError.EINVAL, "BLOCK_STATUS of " + Long.toUnsignedString(length) + " bytes at offset "
-                + Long.toUnsignedString(offset) + " is beyond the end of the export (" + size + " bytes)");
-        }
-        if (length == 0) {
-            throw new Refused(NbdError.EINVAL, "BLOCK_STATUS of length 0");
-        }
-        if (minBlock > 1 && ((offset | length) & (minBlock - 1)) != 0 && offset + length != size) {
-            throw new Refused(NbdError.EINVAL, "BLOCK_STATUS at offset " + offset + " length " + length
-                + " is not aligned to the minimum block size " + minBlock);
-        }
-        long len = length;
+        RequestRules.BlockStatusQuery q = rules.checkBlockStatus(r, contexts);
+        long offset = q.offset();
+        List<Context> selected = q.contexts();
+        long len = q.length();
         boolean reqOne = r.hasFlag(NbdConstants.CMD_FLAG_REQ_ONE);
-        List<CompletableFuture<List<Extent>>> parts = new ArrayList<>(contexts.size());
-        for (Context c : contexts) {
+        List<CompletableFuture<List<Extent>>> parts = new ArrayList<>(selected.size());
+        for (Context c : selected) {
             parts.add(call(() -> c.source().extents(offset, len)));
         }
-        List<Context> selected = contexts;
         CompletableFuture<List<NbdReply>> all = CompletableFuture.allOf(parts.toArray(new CompletableFuture<?>[0]))
             .thenApply(v -> Replies.blockStatus(r.cookie(), selected, parts.stream().map(CompletableFuture::join)
                 .toList(), offset, len, reqOne));
