@@ -164,10 +164,11 @@ public final class NbdClient implements AutoCloseable {
     public static List<ExportInfo> listExports(NbdUri uri, ClientOptions opts) throws IOException {
         Handshake h = Handshake.start(uri, opts);
         try {
-            List<OptionReply.Server> names = h.list();
+            ExportQueries q = h.queries();
+            List<OptionReply.Server> names = q.list();
             List<ExportInfo> out = new ArrayList<>(names.size());
             for (OptionReply.Server s : names) {
-                ExportInfo i = h.info(s.name(), s.details());
+                ExportInfo i = q.info(s.name(), s.details());
                 out.add(i != null ? i : new ExportInfo(s.name(), s.details(), -1, 0, ExportInfo.DEFAULT_MIN_BLOCK,
                     ExportInfo.DEFAULT_PREFERRED_BLOCK, ExportInfo.DEFAULT_MAX_BLOCK));
             }
@@ -190,7 +191,7 @@ public final class NbdClient implements AutoCloseable {
             if (!h.negotiateStructuredReplies()) {
                 return List.of();
             }
-            Set<String> names = new LinkedHashSet<>(h.listMetaContexts(List.of(queries)));
+            Set<String> names = new LinkedHashSet<>(h.queries().listMetaContexts(List.of(queries)));
             return List.copyOf(names);
         } finally {
             h.abort();
