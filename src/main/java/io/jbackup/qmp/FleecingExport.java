@@ -147,7 +147,7 @@ public final class FleecingExport implements AutoCloseable {
     private final Set<String> committed = ConcurrentHashMap.newKeySet();
     private final Map<String, String> lost = new ConcurrentHashMap<>();
     private final List<Path> files = new ArrayList<>();
-    private final List<String> warnings = new ArrayList<>();
+    private final FleecingCleanup cleanup;
     private final BiConsumer<String, String> onLost;
     private final java.util.function.Consumer<QmpEvent> watcher = this::watch;
     private Path dir;
@@ -164,6 +164,7 @@ public final class FleecingExport implements AutoCloseable {
         this.disks = List.copyOf(disks);
         this.options = options;
         this.onLost = onLost;
+        this.cleanup = new FleecingCleanup(qmp, options.timeout());
         for (Disk d : disks) {
             if (byJob.put(d.job(), d) != null) {
                 throw new IllegalArgumentException("two disks share token " + d.token());
@@ -183,7 +184,7 @@ public final class FleecingExport implements AutoCloseable {
         FleecingExport f = new FleecingExport(qmp, disks, options, onLost);
         try {
             for (Disk d : disks) {
-                f.removeLeftovers(d);
+                f.cleanup.removeLeftovers(d);
             }
             f.makeDir();
             for (Disk d : disks) {
@@ -194,48 +195,6 @@ public final class FleecingExport implements AutoCloseable {
             f.close();
             throw e;
         }
-    }
-
-    // ---------------------------------------------------------------- leftovers
-
-    /** Removes the export, job and nodes an interrupted run left for this disk (same token). */
-    private void removeLeftovers(Disk d) throws IOException {
-        for (JsonNode e : qmp.execute("query-block-exports")) {
-            if (e.path("id").asText().equals(d.token())) {
-                LOG.warn("{}: removing export {} left by an interrupted jbackup run", d.disk(), d.token());
-                deleteExport(d.token());
-            }
-        }
-        for (JsonNode j : qmp.execute("query-jobs")) {
-            String id = j.path("id").asText();
-            if (id.equals(d.job())) {
-                LOG.warn("{}: cancelling fleecing job {} left by an interrupted jbackup run", d.disk(), id);
-                cancelJob(id);
-            } else if (id.equals(d.token() + "-mk1") || id.equals(d.token() + "-mk2")) {
-                dismissJob(id, j.path("status").asText());
-            }
-        }
-        Set<String> names = new LinkedHashSet<>();
-        for (BlockNodes.Node n : BlockNodes.nodes(qmp)) {
-            names.add(n.name());
-        }
-        for (String n : List.of(d.fleeceNode(), d.fileNode())) {
-            if (names.contains(n)) {
-                LOG.warn("{}: removing block node {} left by an interrupted jbackup run", d.disk(), n);
-                qmp.execute("blockdev-del", QmpClient.args("node-name", n));
-            }
-        }
-    }
-
-    private void dismissJob(String id, String status) throws IOException {
-        if (!"concluded".equals(status)) {
-            try (QmpClient.EventWait w = qmp.expect("job " + id + " concluding",
-                e -> isJobStatus(e, id, "concluded"))) {
-                qmp.execute("job-cancel", QmpClient.args("id", id));
-                w.await(options.timeout());
-            }
-        }
-        qmp.execute("job-dismiss", QmpClient.args("id", id));
     }
 
     // ---------------------------------------------------------------- fleecing images
@@ -271,7 +230,8 @@ public final class FleecingExport implements AutoCloseable {
 
     /** {@code blockdev-create} as a job: awaits its conclusion, reports its error, dismisses it. */
     private void runCreateJob(String id, ObjectNode createOptions) throws IOException {
-        try (QmpClient.EventWait w = qmp.expect("job " + id + " concluding", e -> isJobStatus(e, id, "concluded"))) {
+        try (QmpClient.EventWait w = qmp.expect("job " + id + " concluding",
+            e -> FleecingCleanup.isJobStatus(e, id, "concluded"))) {
             qmp.execute("blockdev-create", QmpClient.args("job-id", id, "options", createOptions));
             w.await(options.timeout());
         }
@@ -288,10 +248,6 @@ public final class FleecingExport implements AutoCloseable {
                 + error + (createOptions.has("filename") ? " (the scratch directory must be writable by QEMU; see "
                 + "--scratch-dir)" : ""));
         }
-    }
-
-    private static boolean isJobStatus(QmpEvent e, String id, String status) {
-        return e.name().equals("JOB_STATUS_CHANGE") && e.text("id").equals(id) && e.text("status").equals(status);
     }
 
     // ---------------------------------------------------------------- the point in time
@@ -434,7 +390,7 @@ public final class FleecingExport implements AutoCloseable {
 
     /** Teardown problems, for the user (empty when all went well). */
     public synchronized List<String> warnings() {
-        return List.copyOf(warnings);
+        return List.copyOf(cleanup.warnings());
     }
 
     // ---------------------------------------------------------------- teardown
@@ -449,123 +405,37 @@ public final class FleecingExport implements AutoCloseable {
         tearingDown = true;
         qmp.removeListener(watcher);
         for (String id : exportsAdded) {
-            step("remove NBD export " + id, () -> deleteExport(id));
+            cleanup.step("remove NBD export " + id, () -> cleanup.deleteExport(id));
         }
         if (snapshotTaken) {
             for (Disk d : disks) {
-                step("cancel fleecing job " + d.job(), () -> cancelJob(d.job()));
+                cleanup.step("cancel fleecing job " + d.job(), () -> cleanup.cancelJob(d.job()));
             }
         }
         List<String> nodes = new ArrayList<>(nodesAdded);
         java.util.Collections.reverse(nodes);
         for (String n : nodes) {
-            step("remove block node " + n, () -> qmp.execute("blockdev-del", QmpClient.args("node-name", n)));
+            cleanup.step("remove block node " + n, () -> qmp.execute("blockdev-del", QmpClient.args("node-name", n)));
         }
         if (ownServer) {
-            step("stop the private NBD server", () -> qmp.execute("nbd-server-stop"));
+            cleanup.step("stop the private NBD server", () -> qmp.execute("nbd-server-stop"));
             UnixSockets.removeIfOurs(serverSocket, serverSocketIdentity);
         }
         if (snapshotTaken) {
             for (Disk d : disks) {
                 if (committed.contains(d.disk())) {
-                    step("retire the previous bitmaps of " + d.disk(), () -> retire(d));
+                    cleanup.step("retire the previous bitmaps of " + d.disk(), () -> cleanup.retire(d));
                 } else {
-                    step("merge bitmap " + d.newBitmap() + " back into " + (d.prevBitmap() == null ? "nothing"
-                        : d.prevBitmap()) + " (the next run retries)", () -> rollBack(d));
+                    cleanup.step("merge bitmap " + d.newBitmap() + " back into " + (d.prevBitmap() == null ? "nothing"
+                        : d.prevBitmap()) + " (the next run retries)", () -> cleanup.rollBack(d));
                 }
             }
         }
         for (Path f : files) {
-            step("delete " + f, () -> Files.deleteIfExists(f));
+            cleanup.step("delete " + f, () -> Files.deleteIfExists(f));
         }
         if (ownDir && dir != null) {
-            step("delete " + dir, () -> Files.deleteIfExists(dir));
-        }
-    }
-
-    /** After a commit: the new bitmap now belongs to the newest backup; every other bitmap of the prefix goes. */
-    private void retire(Disk d) throws IOException {
-        BlockNodes.Node n = BlockNodes.node(qmp, d.node());
-        List<ObjectNode> actions = new ArrayList<>();
-        for (BlockNodes.DirtyBitmap b : n.bitmaps()) {
-            if (b.name().startsWith(d.bitmapPrefix()) && !b.name().equals(d.newBitmap())) {
-                actions.add(QmpClient.action("block-dirty-bitmap-remove", QmpClient.args("node", d.node(),
-                    "name", b.name())));
-            }
-        }
-        if (!actions.isEmpty()) {
-            qmp.transaction(actions);
-        }
-    }
-
-    /**
-     * After a failure: the previous bitmap takes the new one's writes and records again, the new one goes; so the
-     * previous bitmap covers every write since the last committed backup.
-     */
-    private void rollBack(Disk d) throws IOException {
-        Optional<BlockNodes.Node> n = BlockNodes.find(qmp, d.node());
-        if (n.isEmpty() || n.get().bitmap(d.newBitmap()).isEmpty()) {
-            return;
-        }
-        List<ObjectNode> actions = new ArrayList<>();
-        if (d.prevBitmap() != null && n.get().bitmap(d.prevBitmap()).isPresent()) {
-            actions.add(QmpClient.action("block-dirty-bitmap-merge", QmpClient.args("node", d.node(),
-                "target", d.prevBitmap(), "bitmaps", List.of(d.newBitmap()))));
-            actions.add(QmpClient.action("block-dirty-bitmap-enable", QmpClient.args("node", d.node(),
-                "name", d.prevBitmap())));
-        }
-        actions.add(QmpClient.action("block-dirty-bitmap-remove", QmpClient.args("node", d.node(),
-            "name", d.newBitmap())));
-        qmp.transaction(actions);
-    }
-
-    private void deleteExport(String id) throws IOException {
-        try (QmpClient.EventWait w = qmp.expect("BLOCK_EXPORT_DELETED for " + id,
-            e -> e.name().equals("BLOCK_EXPORT_DELETED") && e.text("id").equals(id))) {
-            try {
-                qmp.execute("block-export-del", QmpClient.args("id", id, "mode", "hard"));
-            } catch (QmpException e) {
-                if (e.description().contains("not found")) {
-                    return; // already gone
-                }
-                throw e;
-            }
-            w.await(options.timeout());
-        }
-    }
-
-    private void cancelJob(String id) throws IOException {
-        try (QmpClient.EventWait w = qmp.expect("the end of job " + id, e -> (e.name().equals("BLOCK_JOB_CANCELLED")
-            || e.name().equals("BLOCK_JOB_COMPLETED")) && e.text("device").equals(id))) {
-            try {
-                qmp.execute("block-job-cancel", QmpClient.args("device", id, "force", true));
-            } catch (QmpException e) {
-                if (e.errorClass().equals("DeviceNotActive") || e.description().contains("not found")
-                    || e.description().contains("No active block job")) {
-                    return; // already gone
-                }
-                throw e;
-            }
-            w.await(options.timeout());
-        }
-        for (JsonNode j : qmp.execute("query-jobs")) {
-            if (j.path("id").asText().equals(id)) {
-                qmp.execute("job-dismiss", QmpClient.args("id", id)); // only if QEMU did not auto-dismiss it
-            }
-        }
-    }
-
-    private interface Step {
-        void run() throws IOException;
-    }
-
-    private void step(String what, Step s) {
-        try {
-            s.run();
-        } catch (IOException | RuntimeException e) {
-            String msg = "could not " + what + ": " + e.getMessage();
-            LOG.debug(msg); // reported once, by the caller (progress warning)
-            warnings.add(msg);
+            cleanup.step("delete " + dir, () -> Files.deleteIfExists(dir));
         }
     }
 }

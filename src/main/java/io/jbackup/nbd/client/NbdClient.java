@@ -7,11 +7,8 @@ import io.jbackup.nbd.protocol.NbdHeaderMode;
 import io.jbackup.nbd.protocol.OptionReply;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
@@ -24,8 +21,6 @@ import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * An NBD client for one export: fixed newstyle handshake (TLS, extended headers or structured replies, meta
@@ -48,7 +43,6 @@ import java.util.concurrent.atomic.AtomicReference;
  * {@link IllegalArgumentException} or {@link IllegalStateException} immediately.
  */
 public final class NbdClient implements AutoCloseable {
-    private static final Logger LOG = LoggerFactory.getLogger(NbdClient.class);
     /** Largest length of one payload-free request (TRIM, WRITE_ZEROES, CACHE, BLOCK_STATUS). */
     private static final long MAX_EFFECT_LENGTH = 1L << 30;
     /**
@@ -64,13 +58,13 @@ public final class NbdClient implements AutoCloseable {
     private final NbdHeaderMode mode;
     private final Map<String, Integer> metaContexts;
     private final List<String> offeredBitmaps;
-    private final List<Connection> connections;
+    private final Connections connections;
     private final int requestSize;
-    private final AtomicInteger roundRobin = new AtomicInteger();
     private final Set<CompletableFuture<Void>> outstandingWrites = ConcurrentHashMap.newKeySet();
     private volatile boolean closed;
 
-    private NbdClient(NbdUri uri, ClientOptions opts, Handshake.Negotiated first, List<Connection> connections) {
+    private NbdClient(NbdUri uri, ClientOptions opts, Connections connections) {
+        Handshake.Negotiated first = connections.first;
         this.uri = uri;
         this.opts = opts;
         this.info = first.info();
@@ -80,7 +74,7 @@ public final class NbdClient implements AutoCloseable {
         first.contexts().forEach((id, name) -> m.put(name, id));
         this.metaContexts = Collections.unmodifiableMap(m);
         this.offeredBitmaps = first.offeredBitmaps();
-        this.connections = List.copyOf(connections);
+        this.connections = connections;
         int size = Math.min(opts.maxRequestSize(), info.maxBlock());
         size -= size % info.minBlock();
         this.requestSize = Math.max(size, info.minBlock());
@@ -102,72 +96,18 @@ public final class NbdClient implements AutoCloseable {
     public static NbdClient connect(NbdUri uri, ClientOptions opts) throws IOException {
         Objects.requireNonNull(uri, "uri");
         Objects.requireNonNull(opts, "opts");
-        Handshake h = Handshake.start(uri, opts);
-        Handshake.Negotiated first;
-        List<Connection> conns = new ArrayList<>();
-        try {
-            first = h.negotiate(opts.metaContexts());
-            conns.add(h.toTransmission(first));
-        } catch (IOException | RuntimeException e) {
-            endFailedHandshake(h, e);
-            throw e;
-        }
-        ExportInfo info = first.info();
-        LOG.debug("{}: connected: size {}, flags {}, block sizes {}/{}/{}, structured replies {}, contexts {}", uri,
-            info.size(), info.flagNames(), info.minBlock(), info.preferredBlock(), info.maxBlock(), first.structured(),
-            first.contexts());
-        if (opts.connections() > 1 && info.canMultiConn()) {
-            for (int i = 1; i < opts.connections(); i++) {
-                try {
-                    conns.add(extraConnection(uri, opts, first));
-                } catch (IOException | RuntimeException e) {
-                    LOG.warn("{}: could not open connection {} of {} ({}); continuing with {}", uri, i + 1,
-                        opts.connections(), e.getMessage(), conns.size());
-                    break;
-                }
-            }
-        }
-        return new NbdClient(uri, opts, first, conns);
-    }
-
-    private static Connection extraConnection(NbdUri uri, ClientOptions opts, Handshake.Negotiated first)
-        throws IOException {
-        // a server that advertises multi-conn but accepts one client at a time would stall us: give up sooner
-        Duration cap = Duration.ofSeconds(5);
-        ClientOptions o = opts.handshakeTimeout().compareTo(cap) > 0 ? opts.withHandshakeTimeout(cap) : opts;
-        Handshake h = Handshake.start(uri, o);
-        try {
-            Handshake.Negotiated n = h.negotiate(opts.metaContexts());
-            if (n.info().size() != first.info().size()
-                || n.info().transmissionFlags() != first.info().transmissionFlags()
-                || n.structured() != first.structured() || n.mode() != first.mode()
-                || !Set.copyOf(n.contexts().values()).equals(Set.copyOf(first.contexts().values()))) {
-                throw new IOException("the server negotiated different parameters on this connection");
-            }
-            return h.toTransmission(n);
-        } catch (IOException | RuntimeException e) {
-            endFailedHandshake(h, e);
-            throw e;
-        }
-    }
-
-    /** A refused option ends with a soft disconnect (NBD_OPT_ABORT); a broken or silent peer is just dropped. */
-    private static void endFailedHandshake(Handshake h, Exception e) {
-        if (e instanceof NbdHandshakeException) {
-            h.abort();
-        } else {
-            h.close();
-        }
+        return new NbdClient(uri, opts, Connections.open(uri, opts));
     }
 
     /** {@code NBD_OPT_LIST}, then {@code NBD_OPT_INFO} for each export; ends with {@code NBD_OPT_ABORT}. */
     public static List<ExportInfo> listExports(NbdUri uri, ClientOptions opts) throws IOException {
         Handshake h = Handshake.start(uri, opts);
         try {
-            List<OptionReply.Server> names = h.list();
+            ExportQueries q = h.queries();
+            List<OptionReply.Server> names = q.list();
             List<ExportInfo> out = new ArrayList<>(names.size());
             for (OptionReply.Server s : names) {
-                ExportInfo i = h.info(s.name(), s.details());
+                ExportInfo i = q.info(s.name(), s.details());
                 out.add(i != null ? i : new ExportInfo(s.name(), s.details(), -1, 0, ExportInfo.DEFAULT_MIN_BLOCK,
                     ExportInfo.DEFAULT_PREFERRED_BLOCK, ExportInfo.DEFAULT_MAX_BLOCK));
             }
@@ -190,7 +130,7 @@ public final class NbdClient implements AutoCloseable {
             if (!h.negotiateStructuredReplies()) {
                 return List.of();
             }
-            Set<String> names = new LinkedHashSet<>(h.listMetaContexts(List.of(queries)));
+            Set<String> names = new LinkedHashSet<>(h.queries().listMetaContexts(List.of(queries)));
             return List.copyOf(names);
         } finally {
             h.abort();
@@ -238,7 +178,7 @@ public final class NbdClient implements AutoCloseable {
 
     /** Number of open connections. */
     public int connectionCount() {
-        return (int) connections.stream().filter(Connection::alive).count();
+        return connections.alive();
     }
 
     /** The size of the pieces large reads and writes are split into. */
@@ -247,7 +187,7 @@ public final class NbdClient implements AutoCloseable {
     }
 
     List<Connection> connectionsForTest() {
-        return connections;
+        return connections.all();
     }
 
     // ---- commands ----
@@ -327,7 +267,7 @@ public final class NbdClient implements AutoCloseable {
             throw new IllegalArgumentException("none of the meta contexts " + wanted + " was negotiated with " + uri
                 + " (negotiated: " + metaContexts.keySet() + ")");
         }
-        Connection c = pick();
+        Connection c = connections.pick();
         Map<Integer, String> asked = c.contexts;
         ByteBuf payload = null;
         int flags = reqOne ? NbdConstants.CMD_FLAG_REQ_ONE : 0;
@@ -428,7 +368,7 @@ public final class NbdClient implements AutoCloseable {
         CompletableFuture<?>[] before = outstandingWrites.toArray(new CompletableFuture<?>[0]);
         return CompletableFuture.allOf(before).handle((v, e) -> null).thenCompose(v -> {
             CompletableFuture<Void> f = new CompletableFuture<>();
-            Connection c = pick();
+            Connection c = connections.pick();
             c.submit(List.of(new Request.Plain(NbdCommand.FLUSH, 0, 0, 0, null, f)), List.of(f));
             return f;
         });
@@ -457,67 +397,10 @@ public final class NbdClient implements AutoCloseable {
         f.whenComplete((v, e) -> outstandingWrites.remove(f));
         return f;
     }
-
     /** Sends the parts over the connections and completes the result when every part has been answered. */
     private CompletableFuture<Void> dispatch(List<Request> parts, List<CompletableFuture<Void>> futures) {
         checkOpen();
-        if (connections.size() == 1 || parts.size() == 1) {
-            pick().submit(parts, futures);
-        } else {
-            Map<Connection, List<Request>> byConn = new LinkedHashMap<>();
-            Map<Connection, List<CompletableFuture<Void>>> futByConn = new LinkedHashMap<>();
-            List<Connection> alive = connections.stream().filter(Connection::alive).toList();
-            if (alive.isEmpty()) {
-                alive = connections;
-            }
-            int base = roundRobin.getAndAdd(parts.size());
-            for (int i = 0; i < parts.size(); i++) {
-                Connection c = alive.get(Math.floorMod(base + i, alive.size()));
-                byConn.computeIfAbsent(c, k -> new ArrayList<>()).add(parts.get(i));
-                futByConn.computeIfAbsent(c, k -> new ArrayList<>()).add(futures.get(i));
-            }
-            byConn.forEach((c, rs) -> c.submit(rs, futByConn.get(c)));
-        }
-        return futures.size() == 1 ? futures.get(0) : allParts(futures);
-    }
-
-    /** Completes when all parts completed; fails with the first part's failure (not wrapped). */
-    private static CompletableFuture<Void> allParts(List<CompletableFuture<Void>> parts) {
-        CompletableFuture<Void> all = new CompletableFuture<>();
-        AtomicInteger left = new AtomicInteger(parts.size());
-        AtomicReference<Throwable> first = new AtomicReference<>();
-        for (CompletableFuture<Void> p : parts) {
-            p.whenComplete((v, e) -> {
-                if (e != null) {
-                    first.compareAndSet(null, e);
-                }
-                if (left.decrementAndGet() == 0) {
-                    Throwable t = first.get();
-                    if (t == null) {
-                        all.complete(null);
-                    } else {
-                        all.completeExceptionally(t);
-                    }
-                }
-            });
-        }
-        return all;
-    }
-
-    /** The least busy live connection (the first one if all are dead: its requests fail with the cause). */
-    private Connection pick() {
-        if (connections.size() == 1) {
-            return connections.get(0);
-        }
-        Connection best = null;
-        int start = Math.floorMod(roundRobin.getAndIncrement(), connections.size());
-        for (int i = 0; i < connections.size(); i++) {
-            Connection c = connections.get((start + i) % connections.size());
-            if (c.alive() && (best == null || c.outstanding() < best.outstanding())) {
-                best = c;
-            }
-        }
-        return best != null ? best : connections.get(0);
+        return connections.dispatch(parts, futures);
     }
 
     private void checkOpen() {
@@ -560,31 +443,11 @@ public final class NbdClient implements AutoCloseable {
         }
         closed = true;
         long grace = Math.min(opts.requestTimeout().toNanos(), TimeUnit.SECONDS.toNanos(10));
-        List<CompletableFuture<Void>> done = new ArrayList<>();
-        boolean onIoThread = false;
-        for (Connection c : connections) {
-            done.add(c.shutdown(grace));
-            onIoThread |= c.channel.eventLoop().inEventLoop();
-        }
-        if (onIoThread) {
-            // called from a completion callback: waiting here would block the replies being waited for
-            return;
-        }
-        try {
-            CompletableFuture.allOf(done.toArray(new CompletableFuture<?>[0]))
-                .get(grace + TimeUnit.SECONDS.toNanos(5), TimeUnit.NANOSECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        } catch (Exception e) {
-            LOG.debug("{}: close did not finish cleanly: {}", uri, e.toString());
-        }
-        for (Connection c : connections) {
-            c.channel.close();
-        }
+        connections.close(uri, grace);
     }
 
     @Override
     public String toString() {
-        return "NbdClient[" + uri + ", " + connections.size() + " connection(s)]";
+        return "NbdClient[" + uri + ", " + connections.all().size() + " connection(s)]";
     }
 }
