@@ -12,65 +12,24 @@ import io.netty.util.concurrent.PromiseCombiner;
 import io.netty.util.concurrent.ScheduledFuture;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.security.SecureRandom;
 import java.util.ArrayDeque;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Objects;
-import java.util.Vector;
 import java.util.concurrent.TimeUnit;
 
-import org.bouncycastle.tls.AlertDescription;
-import org.bouncycastle.tls.AlertLevel;
-import org.bouncycastle.tls.BasicTlsPSKExternal;
-import org.bouncycastle.tls.BasicTlsPSKIdentity;
-import org.bouncycastle.tls.CertificateRequest;
-import org.bouncycastle.tls.CipherSuite;
-import org.bouncycastle.tls.PRFAlgorithm;
-import org.bouncycastle.tls.PSKTlsClient;
-import org.bouncycastle.tls.PSKTlsServer;
-import org.bouncycastle.tls.ProtocolVersion;
-import org.bouncycastle.tls.PskIdentity;
-import org.bouncycastle.tls.TlsAuthentication;
-import org.bouncycastle.tls.TlsClientProtocol;
-import org.bouncycastle.tls.TlsContext;
-import org.bouncycastle.tls.TlsCredentials;
-import org.bouncycastle.tls.TlsFatalAlert;
-import org.bouncycastle.tls.TlsPSKExternal;
-import org.bouncycastle.tls.TlsPSKIdentityManager;
 import org.bouncycastle.tls.TlsProtocol;
-import org.bouncycastle.tls.TlsServerCertificate;
-import org.bouncycastle.tls.TlsServerProtocol;
-import org.bouncycastle.tls.crypto.TlsCrypto;
-import org.bouncycastle.tls.crypto.impl.bc.BcTlsCrypto;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * TLS-PSK for a netty channel, client or server, on BouncyCastle's non-blocking {@link TlsClientProtocol} /
- * {@link TlsServerProtocol} with {@link BcTlsCrypto}. JSSE (and so netty's {@code SslHandler}) has no PSK
- * support; this handler is the PSK counterpart of {@code SslHandler}. Create it with {@link NbdTls} (or the
- * factories here) and add it at the front of the pipeline once STARTTLS has been agreed.
- *
- * <h2>Protocol parameters</h2>
- * Compatible with qemu-nbd / qemu / libnbd using GnuTLS {@code tls-creds-psk} (priority
- * {@code NORMAL:+ECDHE-PSK:+DHE-PSK:+PSK}):
- * <ul>
- *   <li>TLS 1.3 external PSK (RFC 8446 with {@code psk_dhe_ke}): identity = username in UTF-8, key from
- *       {@code keys.psk}, PRF HKDF-SHA256 (GnuTLS binds file-based PSKs to SHA-256, so SHA-384 suites are not
- *       offered). Suites {@code TLS_AES_128_GCM_SHA256, TLS_CHACHA20_POLY1305_SHA256, TLS_AES_128_CCM_SHA256}.</li>
- *   <li>TLS 1.2 PSK (RFC 4279/5487/7905/6655), AEAD suites only, in preference order
- *       {@code ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256, DHE_PSK_WITH_AES_128_GCM_SHA256,
- *       DHE_PSK_WITH_AES_256_GCM_SHA384, DHE_PSK_WITH_CHACHA20_POLY1305_SHA256, PSK_WITH_AES_128_GCM_SHA256,
- *       PSK_WITH_AES_256_GCM_SHA384, PSK_WITH_CHACHA20_POLY1305_SHA256, PSK_WITH_AES_128_CCM,
- *       DHE_PSK_WITH_AES_128_CCM} - all accepted by GnuTLS 3.7 (ECDHE_PSK with GCM/CCM is not).</li>
- *   <li>Client: one identity. Server: any identity present in the {@link PskKeyFile}; the identity the client
- *       used is available from {@link #pskIdentity()} after the handshake.</li>
- * </ul>
+ * TLS-PSK for a netty channel, client or server, on BouncyCastle's non-blocking TLS engine. JSSE (and so netty's
+ * {@code SslHandler}) has no PSK support; this handler is the PSK counterpart of {@code SslHandler}. Create it with
+ * {@link NbdTls} (or the factories here) and add it at the front of the pipeline once STARTTLS has been agreed.
+ * This class is the netty side and the record flow: when the handshake starts, completes or fails, what is queued,
+ * flushed and closed. Its parts: {@link PskPeer} (the BouncyCastle client/server, PSK identities and keys, the
+ * protocol parameters, what the handshake learned), {@link TlsRecordPump} (bytes between netty buffers and the
+ * engine), {@link PskFailures} (failure messages), {@link TlsVersions} (versions and suites).
  *
  * <h2>Behaviour in the pipeline</h2>
  * <ul>
@@ -92,9 +51,8 @@ import org.slf4j.LoggerFactory;
  *   <li>A connection that closes during the handshake yields a failed {@link TlsHandshakeCompletion} only.</li>
  * </ul>
  *
- * <p>Copies: heap plaintext is passed to BouncyCastle without copying; direct buffers are copied once, in
- * 16 KiB pieces, into a per-handler scratch array. Ciphertext is read from BouncyCastle straight into a
- * pooled buffer. Large writes are encrypted in 64 KiB slices so BouncyCastle's output queue stays small.
+ * <p>Copies: see {@link TlsRecordPump}. Large writes are encrypted in 64 KiB slices so BouncyCastle's output queue
+ * stays small.
  *
  * <p>Not thread-safe and not {@code @Sharable}: one instance per channel; all methods run on its event loop.
  */
@@ -104,31 +62,17 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
     /** Default handshake timeout. */
     public static final long DEFAULT_HANDSHAKE_TIMEOUT_MILLIS = 10_000;
 
-    /** Largest TLS plaintext record; direct-buffer plaintext is copied in pieces of this size. */
-    private static final int RECORD_PLAINTEXT = 1 << 14;
     /** Plaintext encrypted per output buffer when writing large messages. */
-    private static final int WRITE_SLICE = 4 * RECORD_PLAINTEXT;
+    private static final int WRITE_SLICE = 4 * TlsRecordPump.RECORD_PLAINTEXT;
     private static final long CLOSE_NOTIFY_TIMEOUT_MILLIS = 3_000;
 
-    private static final SecureRandom RANDOM = new SecureRandom();
-
-    private final boolean isClient;
-    private final TlsVersions versions;
     private final long handshakeTimeoutMillis;
+    private final PskPeer peer;
     private final TlsProtocol tls;
-    private final TlsCrypto crypto = new BcTlsCrypto(RANDOM);
-
-    // client side
-    private final String clientIdentity;
-    private final byte[] clientKey;
-    private final Path keySource;
-    // server side
-    private final PskKeyFile serverKeys;
-    private final List<String> offeredIdentities = new ArrayList<>(2);
+    private final TlsRecordPump pump;
 
     private ChannelHandlerContext ctx;
     private boolean started;
-    private boolean handshakeSignalled;
     private volatile boolean handshakeDone;
     private boolean failed;
     private boolean closeRequested;
@@ -137,31 +81,18 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
     private boolean needsReadAfterComplete;
     private final ArrayDeque<PendingWrite> pending = new ArrayDeque<>();
     private ScheduledFuture<?> handshakeTimeout;
-    private byte[] scratch;
-
-    private volatile String selectedIdentity;
-    private volatile String protocolName;
-    private volatile String suiteName;
-    private short alertRaised = -1;
-    private String alertRaisedMessage;
-    private boolean serverSentCertificate;
 
     private record PendingWrite(ByteBuf buf, ChannelPromise promise) {
     }
 
-    private BcTlsHandler(boolean isClient, TlsVersions versions, long handshakeTimeoutMillis, String clientIdentity,
-                         byte[] clientKey, Path keySource, PskKeyFile serverKeys) {
-        this.isClient = isClient;
-        this.versions = Objects.requireNonNull(versions, "versions");
+    private BcTlsHandler(PskPeer peer, long handshakeTimeoutMillis) {
         if (handshakeTimeoutMillis <= 0) {
             throw new IllegalArgumentException("handshakeTimeoutMillis (" + handshakeTimeoutMillis + ") must be positive");
         }
         this.handshakeTimeoutMillis = handshakeTimeoutMillis;
-        this.clientIdentity = clientIdentity;
-        this.clientKey = clientKey;
-        this.keySource = keySource;
-        this.serverKeys = serverKeys;
-        this.tls = isClient ? new TlsClientProtocol() : new TlsServerProtocol();
+        this.peer = peer;
+        this.tls = this.peer.protocol();
+        this.pump = new TlsRecordPump(tls);
     }
 
     /**
@@ -177,13 +108,13 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
         if (key == null || key.length == 0) {
             throw new IllegalArgumentException("PSK key must be non-empty");
         }
-        return new BcTlsHandler(true, versions, handshakeTimeoutMillis, identity, key.clone(), keySource, null);
+        return new BcTlsHandler(PskPeer.client(LOG, versions, identity, key.clone(), keySource), handshakeTimeoutMillis);
     }
 
     /** A TLS-PSK server accepting any identity in {@code keys}. */
     public static BcTlsHandler pskServer(PskKeyFile keys, TlsVersions versions, long handshakeTimeoutMillis) {
         Objects.requireNonNull(keys, "keys");
-        return new BcTlsHandler(false, versions, handshakeTimeoutMillis, null, null, keys.file(), keys);
+        return new BcTlsHandler(PskPeer.server(LOG, versions, keys), handshakeTimeoutMillis);
     }
 
     /** Whether the handshake has completed successfully. */
@@ -193,17 +124,17 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
 
     /** The PSK identity in use (client: the configured one; server: the client's, once the handshake completed). */
     public String pskIdentity() {
-        return isClient ? clientIdentity : selectedIdentity;
+        return peer.identity();
     }
 
     /** Negotiated protocol ({@code "TLSv1.3"}/{@code "TLSv1.2"}) once the handshake completed, else null. */
     public String protocol() {
-        return protocolName;
+        return peer.protocolName();
     }
 
     /** Negotiated cipher suite (IANA name) once the handshake completed, else null. */
     public String cipherSuite() {
-        return suiteName;
+        return peer.suiteName();
     }
 
     // ---------------------------------------------------------------- lifecycle
@@ -230,11 +161,7 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
         handshakeTimeout = ctx.executor().schedule(this::onHandshakeTimeout, handshakeTimeoutMillis,
             TimeUnit.MILLISECONDS);
         try {
-            if (isClient) {
-                ((TlsClientProtocol) tls).connect(new Client());
-            } else {
-                ((TlsServerProtocol) tls).accept(new Server());
-            }
+            peer.start();
         } catch (Exception e) {
             fail(e);
             return;
@@ -260,29 +187,15 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
         cancelTimeout();
         if (!handshakeDone && !failed) {
             failed = true;
-            NbdTlsException e = new NbdTlsException(started ? closedDuringHandshakeMessage()
-                : "connection closed before the TLS handshake started");
+            NbdTlsException e = new NbdTlsException(!started ? "connection closed before the TLS handshake started"
+                : closeRequested ? "connection closed locally during the TLS handshake"
+                : PskFailures.closedDuringHandshake(peer.facts(false)));
             failPending(e);
             ctx.fireUserEventTriggered(TlsHandshakeCompletion.failed(e));
         } else {
             failPending(new ClosedChannelException());
         }
         super.channelInactive(ctx);
-    }
-
-    private String closedDuringHandshakeMessage() {
-        if (closeRequested) {
-            return "connection closed locally during the TLS handshake";
-        }
-        if (isClient) {
-            // qemu-nbd (GnuTLS) drops the connection without an alert when the PSK binder or Finished fails
-            return "TLS-PSK handshake rejected by the server (it closed the connection): the server does not accept "
-                + "identity '" + PskFailures.printable(clientIdentity) + "' with this key, or is not set up for "
-                + "TLS-PSK; check --tls-username and --tls-psk-file (" + (keySource == null ? "the PSK key file" : keySource) + ")";
-        }
-        return "connection closed by the client during the TLS handshake"
-            + (selectedIdentity != null ? " (identity '" + PskFailures.printable(selectedIdentity) + "')" : "")
-            + "; it may have a different key, or expect X.509 certificates instead of TLS-PSK";
     }
 
     // ---------------------------------------------------------------- inbound
@@ -303,7 +216,7 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
                     return;
                 }
             }
-            offer(in);
+            pump.offer(in);
         } catch (Exception e) {
             fail(e);
             return;
@@ -311,24 +224,18 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
             in.release();
         }
         writeAndFlushOutput();
-        if (handshakeSignalled && !handshakeDone) {
+        if (peer.completed() && !handshakeDone) {
             onHandshakeComplete();
         }
         if (failed || closeForwarded) {
             return;
         }
-        int n = tls.getAvailableInputBytes();
+        int n = pump.availablePlaintext();
         if (n > 0) {
-            ByteBuf plain = ctx.alloc().buffer(n);
+            ByteBuf plain;
             try {
-                if (plain.hasArray()) {
-                    tls.readInput(plain.array(), plain.arrayOffset() + plain.writerIndex(), n);
-                } else {
-                    tls.readInput(plain.internalNioBuffer(plain.writerIndex(), n), n);
-                }
-                plain.writerIndex(plain.writerIndex() + n);
+                plain = pump.readPlaintext(ctx.alloc(), n);
             } catch (RuntimeException e) {
-                plain.release();
                 fail(e);
                 return;
             }
@@ -342,24 +249,6 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
             closeRequested = true;
             closeForwarded = true;
             ctx.close();
-        }
-    }
-
-    private void offer(ByteBuf in) throws IOException {
-        int len = in.readableBytes();
-        if (len == 0) {
-            return;
-        }
-        if (in.hasArray()) {
-            tls.offerInput(in.array(), in.arrayOffset() + in.readerIndex(), len);
-            in.skipBytes(len);
-            return;
-        }
-        byte[] buf = scratch();
-        while (in.isReadable() && !tls.isClosed()) {
-            int n = Math.min(buf.length, in.readableBytes());
-            in.readBytes(buf, 0, n);
-            tls.offerInput(buf, 0, n);
         }
     }
 
@@ -431,7 +320,7 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
             } catch (IOException | RuntimeException e) {
                 LOG.debug("{}: close_notify not sent: {}", ctx.channel(), e.toString());
             }
-            out = takeOutput();
+            out = pump.takeOutput(ctx.alloc());
         }
         if (out == null || !ctx.channel().isActive()) {
             if (out != null) {
@@ -460,13 +349,13 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
                 return;
             }
             if (len <= WRITE_SLICE) {
-                encrypt(buf, len);
+                pump.encrypt(buf, len);
                 writeOutput(promise);
                 return;
             }
             PromiseCombiner combiner = new PromiseCombiner(ctx.executor());
             while (buf.isReadable()) {
-                encrypt(buf, Math.min(WRITE_SLICE, buf.readableBytes()));
+                pump.encrypt(buf, Math.min(WRITE_SLICE, buf.readableBytes()));
                 ChannelPromise p = ctx.newPromise();
                 combiner.add((ChannelFuture) p);
                 writeOutput(p);
@@ -480,56 +369,17 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
         }
     }
 
-    /** Feeds {@code len} readable bytes of {@code buf} to BouncyCastle as application data. */
-    private void encrypt(ByteBuf buf, int len) throws IOException {
-        if (buf.hasArray()) {
-            tls.writeApplicationData(buf.array(), buf.arrayOffset() + buf.readerIndex(), len);
-            buf.skipBytes(len);
-            return;
-        }
-        byte[] s = scratch();
-        while (len > 0) {
-            int n = Math.min(s.length, len);
-            buf.readBytes(s, 0, n);
-            tls.writeApplicationData(s, 0, n);
-            len -= n;
-        }
-    }
-
     private void writeOutput(ChannelPromise promise) {
-        ByteBuf out = takeOutput();
+        ByteBuf out = pump.takeOutput(ctx.alloc());
         ctx.write(out == null ? Unpooled.EMPTY_BUFFER : out, promise);
     }
 
     /** Writes and flushes whatever BouncyCastle has queued (handshake messages, alerts, close_notify). */
     private void writeAndFlushOutput() {
-        ByteBuf out = takeOutput();
+        ByteBuf out = pump.takeOutput(ctx.alloc());
         if (out != null) {
             ctx.writeAndFlush(out).addListener(ChannelFutureListener.FIRE_EXCEPTION_ON_FAILURE);
         }
-    }
-
-    private ByteBuf takeOutput() {
-        int n = tls.getAvailableOutputBytes();
-        if (n == 0) {
-            return null;
-        }
-        ByteBuf out = ctx.alloc().directBuffer(n);
-        if (out.hasArray()) {
-            tls.readOutput(out.array(), out.arrayOffset() + out.writerIndex(), n);
-        } else {
-            ByteBuffer nio = out.internalNioBuffer(out.writerIndex(), n);
-            tls.readOutput(nio, n);
-        }
-        out.writerIndex(out.writerIndex() + n);
-        return out;
-    }
-
-    private byte[] scratch() {
-        if (scratch == null) {
-            scratch = new byte[RECORD_PLAINTEXT];
-        }
-        return scratch;
     }
 
     // ---------------------------------------------------------------- handshake completion and failure
@@ -537,8 +387,8 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
     private void onHandshakeComplete() {
         handshakeDone = true;
         cancelTimeout();
-        LOG.debug("{}: TLS-PSK handshake complete: {} {} identity '{}'", ctx.channel(), protocolName, suiteName,
-            PskFailures.printable(pskIdentity()));
+        LOG.debug("{}: TLS-PSK handshake complete: {} {} identity '{}'", ctx.channel(), peer.protocolName(),
+            peer.suiteName(), PskFailures.printable(pskIdentity()));
         while (!pending.isEmpty() && !failed) {
             PendingWrite w = pending.poll();
             encryptAndWrite(w.buf(), w.promise());
@@ -550,7 +400,7 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
             flushWhenReady = false;
             ctx.flush();
         }
-        ctx.fireUserEventTriggered(TlsHandshakeCompletion.succeeded(protocolName, suiteName));
+        ctx.fireUserEventTriggered(TlsHandshakeCompletion.succeeded(peer.protocolName(), peer.suiteName()));
     }
 
     private void fail(Throwable cause) {
@@ -566,7 +416,7 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
         // send the alert BouncyCastle queued, then close
         ByteBuf out = null;
         try {
-            out = takeOutput();
+            out = pump.takeOutput(ctx.alloc());
         } catch (RuntimeException ignored) {
             // nothing to send
         }
@@ -603,169 +453,6 @@ public final class BcTlsHandler extends ChannelDuplexHandler {
 
     /** Turns a BouncyCastle failure into a message for the user ({@link PskFailures}). */
     NbdTlsException describe(Throwable cause) {
-        return PskFailures.describe(cause, new PskFailures.Facts(isClient, handshakeDone, serverSentCertificate,
-            clientIdentity, keySource, List.copyOf(offeredIdentities), selectedIdentity, alertRaised,
-            alertRaisedMessage));
-    }
-
-    private void recordCompletion(TlsContext context) {
-        ProtocolVersion v = context.getServerVersion();
-        protocolName = ProtocolVersion.TLSv13.equals(v) ? "TLSv1.3"
-            : ProtocolVersion.TLSv12.equals(v) ? "TLSv1.2" : String.valueOf(v);
-        int suite = context.getSecurityParametersConnection().getCipherSuite();
-        suiteName = PskFailures.suiteName(suite);
-        handshakeSignalled = true;
-    }
-
-    private void recordAlertRaised(short level, short description, String message) {
-        if (level == AlertLevel.fatal) {
-            alertRaised = description;
-            alertRaisedMessage = message;
-            LOG.debug("TLS alert raised: {} {}", PskFailures.alertName(description), message);
-        }
-    }
-
-    // ---------------------------------------------------------------- BouncyCastle peers
-
-    private final class Client extends PSKTlsClient {
-        Client() {
-            super(crypto, new BasicTlsPSKIdentity(clientIdentity.getBytes(StandardCharsets.UTF_8), clientKey));
-        }
-
-        @Override
-        protected ProtocolVersion[] getSupportedVersions() {
-            return versions.protocolVersions();
-        }
-
-        @Override
-        protected int[] getSupportedCipherSuites() {
-            return versions.cipherSuites();
-        }
-
-        @Override
-        @SuppressWarnings({"rawtypes", "unchecked"})
-        public Vector getExternalPSKs() {
-            if (!versions.tls13()) {
-                return null;
-            }
-            Vector v = new Vector(1);
-            v.add(new BasicTlsPSKExternal(clientIdentity.getBytes(StandardCharsets.UTF_8),
-                getCrypto().createSecret(clientKey), PRFAlgorithm.tls13_hkdf_sha256));
-            return v;
-        }
-
-        @Override
-        public TlsAuthentication getAuthentication() {
-            return new TlsAuthentication() {
-                @Override
-                public void notifyServerCertificate(TlsServerCertificate serverCertificate) throws IOException {
-                    serverSentCertificate = true;
-                    throw new TlsFatalAlert(AlertDescription.handshake_failure,
-                        "server authenticates with a certificate, not the pre-shared key");
-                }
-
-                @Override
-                public TlsCredentials getClientCredentials(CertificateRequest certificateRequest) {
-                    return null;
-                }
-            };
-        }
-
-        @Override
-        public void notifyHandshakeComplete() throws IOException {
-            super.notifyHandshakeComplete();
-            recordCompletion(context);
-        }
-
-        @Override
-        public void notifyAlertRaised(short level, short description, String message, Throwable cause) {
-            recordAlertRaised(level, description, message);
-        }
-
-        @Override
-        public void notifyAlertReceived(short level, short description) {
-            LOG.debug("TLS alert received from server: {} {}", level, PskFailures.alertName(description));
-        }
-    }
-
-    private final class Server extends PSKTlsServer {
-        Server() {
-            super(crypto, new KeyFileIdentityManager());
-        }
-
-        @Override
-        protected ProtocolVersion[] getSupportedVersions() {
-            return versions.protocolVersions();
-        }
-
-        @Override
-        protected int[] getSupportedCipherSuites() {
-            return versions.cipherSuites();
-        }
-
-        @Override
-        public TlsCredentials getCredentials() throws IOException {
-            if (selectedIdentity == null && ProtocolVersion.TLSv13.equals(context.getServerVersion())) {
-                // TLS 1.3 without an acceptable PSK: there is no certificate to fall back to
-                throw new TlsFatalAlert(AlertDescription.handshake_failure, "no offered PSK identity is in "
-                    + serverKeys.file());
-            }
-            return super.getCredentials();
-        }
-
-        @Override
-        public TlsPSKExternal getExternalPSK(@SuppressWarnings("rawtypes") Vector identities) {
-            for (Object o : identities) {
-                byte[] id = ((PskIdentity) o).getIdentity();
-                String name = new String(id, StandardCharsets.UTF_8);
-                if (offeredIdentities.size() < 8) {
-                    offeredIdentities.add(name);
-                }
-                var key = serverKeys.key(name);
-                if (key.isPresent()) {
-                    selectedIdentity = name;
-                    return new BasicTlsPSKExternal(id, getCrypto().createSecret(key.get()),
-                        PRFAlgorithm.tls13_hkdf_sha256);
-                }
-            }
-            return null;
-        }
-
-        @Override
-        public void notifyHandshakeComplete() throws IOException {
-            super.notifyHandshakeComplete();
-            recordCompletion(context);
-        }
-
-        @Override
-        public void notifyAlertRaised(short level, short description, String message, Throwable cause) {
-            recordAlertRaised(level, description, message);
-        }
-
-        @Override
-        public void notifyAlertReceived(short level, short description) {
-            LOG.debug("TLS alert received from client: {} {}", level, PskFailures.alertName(description));
-        }
-    }
-
-    private final class KeyFileIdentityManager implements TlsPSKIdentityManager {
-        @Override
-        public byte[] getHint() {
-            return null;
-        }
-
-        @Override
-        public byte[] getPSK(byte[] identity) {
-            String name = new String(identity, StandardCharsets.UTF_8);
-            if (offeredIdentities.size() < 8) {
-                offeredIdentities.add(name);
-            }
-            var key = serverKeys.key(name);
-            if (key.isPresent()) {
-                selectedIdentity = name;
-                return key.get();
-            }
-            return null;
-        }
+        return PskFailures.describe(cause, peer.facts(handshakeDone));
     }
 }

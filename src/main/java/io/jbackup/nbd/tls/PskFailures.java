@@ -90,6 +90,20 @@ final class PskFailures {
             + ": " + detail, cause);
     }
 
+    /** Why a handshake failed when the peer closed the connection during it, from what it had learned. */
+    static String closedDuringHandshake(Facts f) {
+        if (f.client()) {
+            // qemu-nbd (GnuTLS) drops the connection without an alert when the PSK binder or Finished fails
+            return "TLS-PSK handshake rejected by the server (it closed the connection): the server does not accept "
+                + "identity '" + printable(f.clientIdentity()) + "' with this key, or is not set up for "
+                + "TLS-PSK; check --tls-username and --tls-psk-file ("
+                + (f.keySource() == null ? "the PSK key file" : f.keySource()) + ")";
+        }
+        return "connection closed by the client during the TLS handshake"
+            + (f.selectedIdentity() != null ? " (identity '" + printable(f.selectedIdentity()) + "')" : "")
+            + "; it may have a different key, or expect X.509 certificates instead of TLS-PSK";
+    }
+
     private static boolean isKeyMismatchAlert(String alert) {
         return alert.equals("decrypt_error") || alert.equals("bad_record_mac") || alert.equals("illegal_parameter")
             || alert.equals("handshake_failure") || alert.equals("unknown_psk_identity");

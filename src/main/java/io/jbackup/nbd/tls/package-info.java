@@ -6,6 +6,8 @@
  * <ul>
  *   <li>{@link io.jbackup.nbd.tls.NbdTls} - facade: {@link io.jbackup.nbd.tls.TlsConfig} in, netty handler out.</li>
  *   <li>{@link io.jbackup.nbd.tls.BcTlsHandler} - TLS-PSK (qemu {@code tls-creds-psk}) on BouncyCastle.</li>
+ *   <li>{@link io.jbackup.nbd.tls.PskPeer} - its BouncyCastle client/server, PSK identities and keys;
+ *       {@link io.jbackup.nbd.tls.TlsRecordPump} - its bytes between netty buffers and BouncyCastle.</li>
  *   <li>{@link io.jbackup.nbd.tls.X509Contexts} - X.509 (qemu {@code tls-creds-x509}) on netty's {@code SslHandler}.</li>
  *   <li>{@link io.jbackup.nbd.tls.PskKeyFile} - qemu {@code keys.psk} files.</li>
  *   <li>{@link io.jbackup.nbd.tls.TlsHandshakeCompletion} - the one user event both kinds of handler fire.</li>
