@@ -41,7 +41,7 @@ final class PackedBackupWriter implements BackupWriter {
     private final RepositoryContext repo;
     private final BackupInfo begun;
     private final String uuid;
-    private final IndexFile.Draft draft;
+    private final IndexDraft draft;
     private final long chunkCount;
     private final int chunkSize;
     private final long packSize;
@@ -72,7 +72,7 @@ final class PackedBackupWriter implements BackupWriter {
     private final LongAdder bytesZero = new LongAdder();
     private final LongAdder bytesStored = new LongAdder();
 
-    PackedBackupWriter(RepositoryContext repo, BackupInfo begun, String uuid, IndexFile.Reader parent) throws IOException {
+    PackedBackupWriter(RepositoryContext repo, BackupInfo begun, String uuid, IndexReader parent) throws IOException {
         this.repo = repo;
         this.begun = begun;
         this.uuid = uuid;
@@ -90,7 +90,7 @@ final class PackedBackupWriter implements BackupWriter {
                 return t;
             });
         Path tmp = repo.tmpDir().resolve(begun.id() + IndexFile.SUFFIX);
-        this.draft = new IndexFile.Draft(tmp, chunkCount, chunkSize);
+        this.draft = new IndexDraft(tmp, chunkCount, chunkSize);
         if (parent != null) {
             try {
                 draft.copyFrom(parent);
