@@ -41,7 +41,7 @@ import java.util.regex.Pattern;
  * The key is absent when a backup has no attachments, so such an index is byte-for-byte what older versions wrote.
  * At most {@value #MAX_COUNT} attachments per backup.
  *
- * <p><b>References.</b> {@link IndexFile.Reader#forEachReference} visits these digests after the disk's entries,
+ * <p><b>References.</b> {@link IndexReader#forEachReference} visits these digests after the disk's entries,
  * so gc marks them, verify reads and checks them, the catalog rebuild and the object-store commit check find them
  * with no code of their own. A backup's attachments are deleted with it (its index goes, then gc reclaims the
  * chunks nothing else uses). Reading checks every piece like any chunk (CRC32C, GCM tag, length, digest) and the
@@ -161,7 +161,7 @@ final class Attachments {
             .sorted(java.util.Comparator.comparing(AttachmentInfo::name)).toList();
     }
 
-    /** The chunk digests of {@code entries}, concatenated in order (what {@link IndexFile.Reader#forEachReference} visits). */
+    /** The chunk digests of {@code entries}, concatenated in order (what {@link IndexReader#forEachReference} visits). */
     static byte[] digests(List<Entry> entries) {
         int n = entries.stream().mapToInt(a -> a.chunks().size()).sum();
         byte[] buf = new byte[n * ChunkId.LENGTH];

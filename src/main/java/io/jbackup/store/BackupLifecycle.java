@@ -67,7 +67,7 @@ final class BackupLifecycle {
         ctx.requireKey();
         int chunkSize = spec.chunkSize() == 0 ? config.defaultChunkSize() : spec.chunkSize();
         validate(spec, chunkSize);
-        IndexFile.Reader parent = null;
+        IndexReader parent = null;
         if (BackupSpec.INCREMENTAL.equals(spec.type())) {
             BackupInfo p = catalog.backup(spec.parentId()).orElseThrow(() -> new RepositoryException("parent backup "
                 + spec.parentId() + " does not exist; take a full backup"));
@@ -89,7 +89,7 @@ final class BackupLifecycle {
                 throw new RepositoryException("disk " + disk + " changed size from " + p.imageSize() + " to "
                     + spec.imageSize() + " bytes since parent backup " + p.id() + "; take a full backup");
             }
-            parent = IndexFile.Reader.open(storage.indexFile(p.id()), ctx::metaMac, ctx.encrypted());
+            parent = IndexReader.open(storage.indexFile(p.id()), ctx::metaMac, ctx.encrypted());
         }
         try {
             String uuid = UUID.randomUUID().toString();
@@ -196,7 +196,7 @@ final class BackupLifecycle {
     /**
      * Opens a complete (or bad) backup for reading. Its index is verified first; if that fails and {@code salvage}
      * is set ({@code restore --ignore-errors}), the damaged index is read anyway with the chunk count and size the
-     * catalog gives ({@link IndexFile.Reader#salvage}): every chunk is still verified against its digest, and
+     * catalog gives ({@link IndexReader#salvage}): every chunk is still verified against its digest, and
      * positions whose entry is damaged or lost fail one by one, naming the damaged index.
      */
     public BackupReader openBackup(String backupId, boolean salvage) throws IOException {
@@ -209,16 +209,16 @@ final class BackupLifecycle {
                 + "and not yet cleaned up); choose a complete backup");
         }
         Path file = storage.indexFile(backupId);
-        IndexFile.Reader r;
+        IndexReader r;
         try {
-            r = IndexFile.Reader.open(file, ctx::metaMac, ctx.encrypted());
+            r = IndexReader.open(file, ctx::metaMac, ctx.encrypted());
         } catch (RepositoryException e) {
             if (!salvage || !Files.exists(file)) {
                 throw e;
             }
             LOG.warn("backup {}: {}; salvaging: every chunk its entries name is still verified", backupId,
                 e.getMessage());
-            r = IndexFile.Reader.salvage(file, info.chunkCount(), info.chunkSize(), Json.MAPPER.createObjectNode()
+            r = IndexReader.salvage(file, info.chunkCount(), info.chunkSize(), Json.MAPPER.createObjectNode()
                 .put("id", backupId).put("imageSize", info.imageSize()));
             return new PackedBackupReader(ctx, reader, info, r, e.getMessage());
         }

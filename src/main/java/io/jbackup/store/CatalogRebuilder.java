@@ -80,7 +80,7 @@ final class CatalogRebuilder {
                 files.add(storage.indexFile(id));
             }
             for (Path f : files) {
-                try (IndexFile.Reader r = IndexFile.Reader.open(f, repo::metaMac, repo.codec().encrypted())) {
+                try (IndexReader r = IndexReader.open(f, repo::metaMac, repo.codec().encrypted())) {
                     BackupInfo b = IndexFile.info(r.metadata(), f);
                     String expectedName = b.id() + IndexFile.SUFFIX;
                     if (!f.getFileName().toString().equals(expectedName)) {

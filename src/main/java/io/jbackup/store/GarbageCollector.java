@@ -301,9 +301,9 @@ final class GarbageCollector {
                 continue;
             }
             Path f = repo.storage().indexFile(id);
-            IndexFile.Reader r;
+            IndexReader r;
             try {
-                r = IndexFile.Reader.open(f, repo::metaMac, repo.codec().encrypted());
+                r = IndexReader.open(f, repo::metaMac, repo.codec().encrypted());
             } catch (RepositoryException e) {
                 if (!Files.exists(f)) {
                     continue; // deleted meanwhile (a prune does not run during gc, but a crash recovery may finish one)

@@ -120,7 +120,7 @@ final class Manifest {
             writer.id(), vanished.size());
         RemoteCatalog.syncPacks(repo, listed);
         long[] missing = {0};
-        try (IndexFile.Reader r = IndexFile.Reader.open(storage.indexFile(writer.id()), repo::metaMac,
+        try (IndexReader r = IndexReader.open(storage.indexFile(writer.id()), repo::metaMac,
                 repo.codec().encrypted())) {
             r.forEachReference((first, buf, len) -> {
                 List<byte[]> batch = new ArrayList<>();

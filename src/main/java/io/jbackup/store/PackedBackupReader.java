@@ -16,14 +16,14 @@ final class PackedBackupReader implements BackupReader {
     private final RepositoryContext repo;
     private final ChunkReader reader;
     private final BackupInfo info;
-    private final IndexFile.Reader index;
+    private final IndexReader index;
     private final String indexDamage; // null unless the index was salvaged
 
-    PackedBackupReader(RepositoryContext repo, ChunkReader reader, BackupInfo info, IndexFile.Reader index) {
+    PackedBackupReader(RepositoryContext repo, ChunkReader reader, BackupInfo info, IndexReader index) {
         this(repo, reader, info, index, null);
     }
 
-    PackedBackupReader(RepositoryContext repo, ChunkReader reader, BackupInfo info, IndexFile.Reader index,
+    PackedBackupReader(RepositoryContext repo, ChunkReader reader, BackupInfo info, IndexReader index,
                        String indexDamage) {
         this.repo = repo;
         this.reader = reader;

@@ -17,9 +17,7 @@ import java.time.Instant;
 import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicReference;
@@ -29,7 +27,7 @@ import java.util.concurrent.atomic.LongAdder;
  * The {@link BackupWriter} of a {@link Repository}. Each put runs on the worker pool: zero check, chunk id, index
  * entry, dedup lookup (open packs of this process, then the catalog, batched with the lookups of the other workers:
  * {@link DedupLookups}), then compression/encryption and an append to
- * this writer's open pack. At most {@code 2 × workers + 2} puts are in flight per writer; {@link #putChunk} blocks
+ * this writer's open pack ({@link BackupPacks}, which also seals full packs in the background). At most {@code 2 × workers + 2} puts are in flight per writer; {@link #putChunk} blocks
  * beyond that. Memory per writer: those in-flight chunks (the caller's arrays), one open pack's entry list, and the
  * index draft on disk (never the digest array in memory).
  */
@@ -41,28 +39,15 @@ final class PackedBackupWriter implements BackupWriter {
     private final RepositoryContext repo;
     private final BackupInfo begun;
     private final String uuid;
-    private final IndexFile.Draft draft;
+    private final IndexDraft draft;
     private final long chunkCount;
     private final int chunkSize;
-    private final long packSize;
     private final int maxInFlight;
     private final Semaphore permits;
-    private final Object packLock = new Object();
-    private final List<PackWriter> ownPacks = new ArrayList<>(); // guarded by packLock: not yet sealed
-    private PackWriter current; // guarded by packLock
-    private final Set<PackWriter> dependencies = ConcurrentHashMap.newKeySet();
+    private final BackupPacks packs;
     private final AtomicReference<Throwable> failure = new AtomicReference<>();
     private final AtomicReference<State> state = new AtomicReference<>(State.OPEN);
     private final List<Attachments.Entry> attachments = new ArrayList<>(); // guarded by itself
-    /**
-     * Seals full packs while the backup goes on: one thread for a local repository (an fsync and a rename), several
-     * for an object store, where sealing is an upload ({@value #REMOTE_UPLOADS} in flight; the packs wait on disk
-     * under {@code tmp/}, so memory does not grow with the queue).
-     */
-    private final java.util.concurrent.ExecutorService sealer;
-    static final int REMOTE_UPLOADS = 4;
-    /** Full packs sealing or waiting to: at most twice the uploads in flight (unbounded for a local repository). */
-    private final Semaphore sealQueue;
     private boolean drained;
     private final LongAdder chunksNew = new LongAdder();
     private final LongAdder chunksDedup = new LongAdder();
@@ -72,25 +57,17 @@ final class PackedBackupWriter implements BackupWriter {
     private final LongAdder bytesZero = new LongAdder();
     private final LongAdder bytesStored = new LongAdder();
 
-    PackedBackupWriter(RepositoryContext repo, BackupInfo begun, String uuid, IndexFile.Reader parent) throws IOException {
+    PackedBackupWriter(RepositoryContext repo, BackupInfo begun, String uuid, IndexReader parent) throws IOException {
         this.repo = repo;
         this.begun = begun;
         this.uuid = uuid;
         this.chunkCount = begun.chunkCount();
         this.chunkSize = begun.chunkSize();
-        this.packSize = repo.config().packSize();
         this.maxInFlight = 2 * repo.workerThreads() + 2;
         this.permits = new Semaphore(maxInFlight);
-        java.util.concurrent.atomic.AtomicInteger n = new java.util.concurrent.atomic.AtomicInteger();
-        this.sealQueue = new Semaphore(repo.storage().remote() ? 2 * REMOTE_UPLOADS : Integer.MAX_VALUE);
-        this.sealer = java.util.concurrent.Executors.newFixedThreadPool(repo.storage().remote() ? REMOTE_UPLOADS : 1,
-            r -> {
-                Thread t = new Thread(r, "pack-sealer-" + n.incrementAndGet());
-                t.setDaemon(true);
-                return t;
-            });
+        this.packs = new BackupPacks(repo, begun.id(), this::fail);
         Path tmp = repo.tmpDir().resolve(begun.id() + IndexFile.SUFFIX);
-        this.draft = new IndexFile.Draft(tmp, chunkCount, chunkSize);
+        this.draft = new IndexDraft(tmp, chunkCount, chunkSize);
         if (parent != null) {
             try {
                 draft.copyFrom(parent);
@@ -192,9 +169,7 @@ final class PackedBackupWriter implements BackupWriter {
                 draft.put(index, id);
             }
             ChunkId cid = new ChunkId(id);
-            PackWriter holder = repo.pendingGet(cid);
-            if (holder != null) {
-                dependencies.add(holder);
+            if (packs.reusePending(cid)) {
                 if (count) {
                     dedup(len);
                 }
@@ -207,23 +182,8 @@ final class PackedBackupWriter implements BackupWriter {
                 return id;
             }
             int recLen = codec.encode(s, id, data, len);
-            PackWriter full = null;
-            synchronized (packLock) {
-                if (current == null || current.closed()) {
-                    current = new PackWriter(repo, repo.tmpDir(), packLock);
-                    ownPacks.add(current);
-                }
-                holder = repo.pendingClaim(cid, current);
-                if (holder == null) {
-                    current.append(id, s.record(), recLen, len);
-                    if (current.size() >= packSize) {
-                        full = current;
-                        current = null;
-                    }
-                }
-            }
-            if (holder != null) {
-                dependencies.add(holder);
+            BackupPacks.Placement placed = packs.append(cid, id, s.record(), recLen, len);
+            if (placed.reused()) {
                 if (count) {
                     dedup(len);
                 }
@@ -232,43 +192,12 @@ final class PackedBackupWriter implements BackupWriter {
                 bytesNew.add(len);
                 bytesStored.add(recLen);
             }
-            if (full != null) {
-                sealInBackground(full);
+            if (placed.full() != null) {
+                packs.sealInBackground(placed.full());
             }
             return id;
         } finally {
             codec.release(s);
-        }
-    }
-
-    /**
-     * Seals a full pack on this writer's sealer thread, so the worker that filled it goes on hashing and compressing
-     * while the pack is fsynced and registered. The pack stays in {@code ownPacks} until sealed; commit and abort
-     * seal every own pack again, which waits for a seal in progress ({@link PackWriter#seal()} is idempotent).
-     */
-    private void sealInBackground(PackWriter full) throws IOException {
-        try {
-            sealQueue.acquire(); // backpressure: a slow upload holds the backup, not the host's disk
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new InterruptedIOException("interrupted while waiting for pack uploads of backup " + id());
-        }
-        Runnable task = () -> {
-            try {
-                full.seal();
-                synchronized (packLock) {
-                    ownPacks.remove(full);
-                }
-            } catch (Throwable t) {
-                fail(t);
-            } finally {
-                sealQueue.release();
-            }
-        };
-        try {
-            sealer.execute(task);
-        } catch (java.util.concurrent.RejectedExecutionException e) {
-            task.run(); // commit or abort already began: seal here
         }
     }
 
@@ -393,15 +322,8 @@ final class PackedBackupWriter implements BackupWriter {
             if (f != null) {
                 throw new RepositoryException("backup " + id() + " failed: " + f.getMessage(), f);
             }
-            sealPacks();
-            for (PackWriter p : dependencies) {
-                try {
-                    p.seal();
-                } catch (IOException e) {
-                    throw new RepositoryException("backup " + id() + " reuses chunks that another backup was writing "
-                        + "to pack " + p.name + ", which failed: " + e.getMessage(), e);
-                }
-            }
+            packs.sealOwn();
+            packs.sealDependencies();
             Instant completed = Instant.now().truncatedTo(ChronoUnit.MILLIS);
             BackupStats st = stats();
             BackupInfo done = begun.completedAt(completed, st);
@@ -429,7 +351,7 @@ final class PackedBackupWriter implements BackupWriter {
             repo.catalog().completeBackup(id(), completed, st);
             CrashPoints.reached("backup-completed");
             state.set(State.DONE);
-            sealer.shutdown();
+            packs.shutdown();
             permits.release(maxInFlight);
             repo.writerDone(this);
             LOG.info("backup {} of {} complete: {} chunks, {} new, {} dedup, {} zero, {} bytes stored", id(),
@@ -453,31 +375,6 @@ final class PackedBackupWriter implements BackupWriter {
         }
     }
 
-    /** Seals this writer's open packs (their chunks stay reusable whatever happens to the backup). */
-    private void sealPacks() throws IOException {
-        List<PackWriter> packs;
-        synchronized (packLock) {
-            packs = new ArrayList<>(ownPacks);
-            current = null;
-        }
-        IOException first = null;
-        for (PackWriter p : packs) {
-            try {
-                p.seal();
-                synchronized (packLock) {
-                    ownPacks.remove(p);
-                }
-            } catch (IOException e) {
-                if (first == null) {
-                    first = e;
-                }
-            }
-        }
-        if (first != null) {
-            throw first;
-        }
-    }
-
     @Override
     public void abort() {
         if (state.compareAndSet(State.OPEN, State.DONE)) {
@@ -495,7 +392,7 @@ final class PackedBackupWriter implements BackupWriter {
                 return;
             }
             try {
-                sealPacks();
+                packs.sealOwn();
             } catch (IOException e) {
                 LOG.warn("backup {}: could not keep the chunks written so far: {}", id(), e.getMessage());
             }
@@ -508,7 +405,7 @@ final class PackedBackupWriter implements BackupWriter {
             }
             LOG.info("backup {} of {} aborted", id(), begun.diskLabel());
         } finally {
-            sealer.shutdown();
+            packs.shutdown();
             if (drained) {
                 permits.release(maxInFlight); // wake puts blocked on a full pipeline: they see the backup is done
             }

@@ -99,7 +99,7 @@ final class RepositoryRecovery {
         }
         Path idx = IndexFile.path(dir, id);
         if (Files.exists(idx)) {
-            try (IndexFile.Reader r = IndexFile.Reader.open(idx, ctx::metaMac, ctx.encrypted())) {
+            try (IndexReader r = IndexReader.open(idx, ctx::metaMac, ctx.encrypted())) {
                 BackupInfo b = IndexFile.info(r.metadata(), idx);
                 catalog.completeBackup(id, b.completed() == null ? Instant.now() : b.completed(), b.stats());
                 LOG.warn("backup {} was committed (index written) when its process {} died; marked it complete", id,

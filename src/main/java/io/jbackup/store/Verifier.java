@@ -82,7 +82,7 @@ final class Verifier {
             // the index as stored (in a bucket: the object, not this host's cached copy)
             Path file = repo.storage().storedIndexFile(b.id());
             boolean intact = false;
-            try (IndexFile.Reader r = IndexFile.Reader.open(file, repo::metaMac, repo.codec().encrypted())) {
+            try (IndexReader r = IndexReader.open(file, repo::metaMac, repo.codec().encrypted())) {
                 readable.add(b);
                 if (referenced != null) {
                     r.forEachReference((first, buf, len) -> {
@@ -173,7 +173,7 @@ final class Verifier {
         // (3) referenced chunks missing from the catalog: quarantined earlier (damaged), or unknown
         Set<String> missing = new LinkedHashSet<>();
         for (BackupInfo b : readable) {
-            try (IndexFile.Reader r = IndexFile.Reader.open(repo.storage().indexFile(b.id()), repo::metaMac,
+            try (IndexReader r = IndexReader.open(repo.storage().indexFile(b.id()), repo::metaMac,
                 repo.codec().encrypted())) {
                 r.forEachReference((first, buf, len) -> {
                     for (int off = 0; off < len; off += ChunkId.LENGTH) {
@@ -223,7 +223,7 @@ final class Verifier {
                 if (BackupInfo.INCOMPLETE.equals(b.state())) {
                     continue;
                 }
-                try (IndexFile.Reader r = IndexFile.Reader.open(repo.storage().indexFile(b.id()), repo::metaMac,
+                try (IndexReader r = IndexReader.open(repo.storage().indexFile(b.id()), repo::metaMac,
                     repo.codec().encrypted())) {
                     r.forEachReference((first, buf, len) -> {
                         for (int off = 0; off < len; off += ChunkId.LENGTH) {
@@ -307,7 +307,7 @@ final class Verifier {
 
     /** Whether the index file {@code f} opens: its bounds, file MAC and entries MAC verify. */
     private boolean intactIndex(Path f) {
-        try (IndexFile.Reader r = IndexFile.Reader.open(f, repo::metaMac, repo.codec().encrypted())) {
+        try (IndexReader r = IndexReader.open(f, repo::metaMac, repo.codec().encrypted())) {
             return r != null;
         } catch (IOException e) {
             return false;
