@@ -77,12 +77,8 @@ final class ChunkCodec implements AutoCloseable {
 
     /** The chunk id of {@code data[0, len)}: SHA-256, or HMAC-SHA256 under the chunk-id key. */
     byte[] chunkId(Scratch s, byte[] data, int len) {
-        if (s.idMac != null) {
-            s.idMac.update(data, 0, len);
-            return s.idMac.doFinal();
-        }
-        s.sha256.update(data, 0, len);
-        return s.sha256.digest();
+        s.update(data, 0, len);
+        return s.finish();
     }
 
     /**
@@ -378,26 +374,30 @@ final class ChunkCodec implements AutoCloseable {
          */
         byte[] digest(java.nio.ByteBuffer buf, int pos, int len) {
             if (buf.hasArray()) {
-                byte[] a = buf.array();
-                int off = buf.arrayOffset() + pos;
-                if (idMac != null) {
-                    idMac.update(a, off, len);
-                    return idMac.doFinal();
-                }
-                sha256.update(a, off, len);
-                return sha256.digest();
+                update(buf.array(), buf.arrayOffset() + pos, len);
+                return finish();
             }
             byte[] piece = hashPiece;
             for (int done = 0; done < len; ) {
                 int n = Math.min(piece.length, len - done);
                 buf.get(pos + done, piece, 0, n);
-                if (idMac != null) {
-                    idMac.update(piece, 0, n);
-                } else {
-                    sha256.update(piece, 0, n);
-                }
+                update(piece, 0, n);
                 done += n;
             }
+            return finish();
+        }
+
+        /** Feeds {@code a[off, off + len)} to the chunk-id hash (HMAC-SHA256 under encryption, else SHA-256). */
+        private void update(byte[] a, int off, int len) {
+            if (idMac != null) {
+                idMac.update(a, off, len);
+            } else {
+                sha256.update(a, off, len);
+            }
+        }
+
+        /** The chunk id of what {@link #update} was fed; resets the hash. */
+        private byte[] finish() {
             return idMac != null ? idMac.doFinal() : sha256.digest();
         }
 

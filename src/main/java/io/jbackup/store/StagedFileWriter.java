@@ -176,13 +176,15 @@ final class StagedFileWriter implements AutoCloseable {
         rethrow();
     }
 
-    /** Writes {@code buf} at {@code at}: with O_DIRECT while that works, else buffered (on an io thread). */
+    /** Writes {@code buf} at {@code at}: with O_DIRECT while that works, else buffered (on an io thread, or flush's). */
     private void writeBlock(ByteBuffer buf, long at) throws IOException {
         FileChannel d = direct;
         if (d != null) {
             try {
                 FileSync.writeFully(d, buf.duplicate(), at);
                 return;
+            } catch (ClosedByInterruptException e) {
+                throw e; // the caller was interrupted (flush): not a reason to give up O_DIRECT
             } catch (IOException e) {
                 LOG.debug("{}: O_DIRECT write at {} failed ({}); buffered writes from now on", file, at, e.toString());
                 direct = null;
@@ -226,28 +228,14 @@ final class StagedFileWriter implements AutoCloseable {
         if (n == 0) {
             return;
         }
-        FileChannel d = direct;
-        if (d != null) {
-            int whole = (n + align - 1) & -align;
-            for (int i = n; i < whole; i++) {
-                stage.put(i, (byte) 0);
-            }
-            try {
-                FileSync.writeFully(d, stage.duplicate().position(0).limit(whole), stageStart);
-                ch.truncate(stageStart + n);
-                stageStart += n;
-                stage.clear().limit(STAGE_SIZE);
-                return;
-            } catch (ClosedByInterruptException e) {
-                throw e;
-            } catch (IOException e) {
-                LOG.debug("{}: O_DIRECT write at {} failed ({}); buffered writes from now on", file, stageStart,
-                    e.toString());
-                direct = null;
-            }
+        // O_DIRECT writes whole blocks: the last one padded with zeros, then the file is cut to its size (also
+        // when writeBlock fell back to a buffered write of the padded block)
+        int whole = direct != null ? (n + align - 1) & -align : n;
+        for (int i = n; i < whole; i++) {
+            stage.put(i, (byte) 0);
         }
-        FileSync.writeFully(ch, stage.duplicate().position(0).limit(n), stageStart);
-        ch.truncate(stageStart + n); // a failed direct write may have left a padded block
+        writeBlock(stage.duplicate().position(0).limit(whole), stageStart);
+        ch.truncate(stageStart + n);
         stageStart += n;
         stage.clear().limit(STAGE_SIZE);
     }
