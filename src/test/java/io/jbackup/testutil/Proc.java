@@ -91,7 +91,54 @@ public final class Proc {
                 }
                 sleep(20);
             }
+            if (isSocket(path)) {
+                awaitListening(path, deadline);
+            }
             return this;
+        }
+
+        private static boolean isSocket(Path path) {
+            try {
+                return Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class).isOther();
+            } catch (IOException e) {
+                return false;
+            }
+        }
+
+        /**
+         * For a unix socket: waits until the kernel lists it as listening in {@code /proc/net/unix} (flag
+         * {@code __SO_ACCEPTCON}, 00010000). The path appears at bind(), a moment before listen(), and a connect in
+         * between is refused; unlike {@link #awaitSocket} this makes no probe connection, so it suits servers that
+         * end with their first client (qemu-nbd without {@code -t}) and QMP sockets. Where the socket cannot be seen
+         * there (another network namespace), it gives up waiting after a second.
+         */
+        private void awaitListening(Path path, long deadline) {
+            String name = path.toAbsolutePath().toString();
+            long unseenUntil = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+            while (true) {
+                Boolean listening = null;
+                try {
+                    for (String line : Files.readAllLines(Path.of("/proc/net/unix"))) {
+                        String[] f = line.trim().split("\\s+");
+                        if (f.length >= 8 && (f[7].equals(name) || f[7].equals(path.toString()))) {
+                            listening = Boolean.TRUE.equals(listening) || (Integer.parseInt(f[3], 16) & 0x10000) != 0;
+                        }
+                    }
+                } catch (IOException | NumberFormatException e) {
+                    return;
+                }
+                if (Boolean.TRUE.equals(listening) || (listening == null && System.nanoTime() > unseenUntil)) {
+                    return;
+                }
+                if (!process.isAlive()) {
+                    throw new AssertionError("process exited before listening on " + path + "\n" + readLog());
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new AssertionError("timed out waiting for " + path + " to listen: " + String.join(" ", cmd)
+                        + "\n" + readLog());
+                }
+                sleep(20);
+            }
         }
 
         /**
