@@ -75,7 +75,9 @@ final class CdsTraining {
     }
 
     private static int execute(String[] args, PrintStream nowhere) {
+        StartupWarmup warm = StartupWarmup.start(args, System.getProperty(NativeLibraries.PROPERTY));
         picocli.CommandLine cl = JBackup.commandLineFor(args); // as Main runs them (--help builds the whole tree)
+        warm.await();
         cl.setOut(new PrintWriter(nowhere, true));
         cl.setErr(new PrintWriter(nowhere, true));
         return cl.execute(args);

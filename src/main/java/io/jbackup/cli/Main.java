@@ -17,9 +17,12 @@ public final class Main {
             System.out.flush();
             System.exit(0);
         }
-        NativeLibraries.preset(System.getProperty(NativeLibraries.PROPERTY));
         LoggingMixin.configure(args);
-        int code = JBackup.commandLineFor(args).execute(args);
+        // the native libraries, SQLite, the JSON mapper, ... on a second thread while this one builds the command line
+        StartupWarmup warm = StartupWarmup.start(args, System.getProperty(NativeLibraries.PROPERTY));
+        picocli.CommandLine cl = JBackup.commandLineFor(args);
+        warm.await();
+        int code = cl.execute(args);
         // no thread left in a native call: the JVM's exit would wait 0.3 s for it
         NbdClient.stopSharedThreads();
         System.exit(code);

@@ -81,6 +81,13 @@ final class NativeLibraries {
             // sqlite-jdbc loads DIR/libsqlitejdbc.so first, and extracts its own copy if that fails
             System.setProperty("org.sqlite.lib.path", sqlite.getParent().toString());
             System.setProperty("org.sqlite.lib.name", sqlite.getFileName().toString());
+            // before loading, the driver deletes its stale extracted copies from its temporary directory, listing all
+            // of it (java.io.tmpdir: thousands of entries on a busy host, tens of ms in the interpreter); its own
+            // directory holds one file. Only where this process may write there, so that the driver's fallback
+            // (extracting its library when this one fails to load) still works.
+            if (System.getProperty("org.sqlite.tmpdir") == null && Files.isWritable(sqlite.getParent())) {
+                System.setProperty("org.sqlite.tmpdir", sqlite.getParent().toString());
+            }
         }
         Path zstd = d.resolve(zstdFile(v[1]));
         if (intact(zstd, sums.get(zstdFile(v[1])))) {
