@@ -69,7 +69,7 @@ public final class BackupCommands {
                 + "cores, 1 to 4; on 2 cores one connection is as fast as four).")
         Integer connections;
 
-        @Option(names = "--buffer-size", paramLabel = "MiB", defaultValue = "64",
+        @Option(names = "--buffer-size", paramLabel = "MiB", defaultValue = "32",
             description = "Memory for chunk data in flight per disk, in MiB (default: ${DEFAULT-VALUE}).")
         int bufferMiB;
 

@@ -42,7 +42,7 @@ public record EngineOptions(long bufferBytes, long statusWindow, int retries, Du
     }
 
     public static EngineOptions defaults() {
-        return new EngineOptions(64L << 20, 1L << 30, 5, Duration.ofSeconds(1), 4, Duration.ZERO);
+        return new EngineOptions(32L << 20, 1L << 30, 5, Duration.ofSeconds(1), 4, Duration.ZERO);
     }
 
     public EngineOptions withRetries(int n, Duration backoff) {
