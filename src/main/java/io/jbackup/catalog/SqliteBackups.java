@@ -37,13 +37,16 @@ final class SqliteBackups implements BackupCatalog {
 
     @Override
     public void insertBackup(BackupInfo b, String uuid, String owner) throws RepositoryException {
+        boolean[] duplicate = {false};
         try {
             db.writeRaw(c -> {
                 long diskId = diskId(c, b.vm(), b.disk());
                 try (PreparedStatement ps = c.prepareStatement("INSERT INTO backups (id, uuid, disk_id, type, "
                     + "parent_id, created_ms, completed_ms, image_size, chunk_size, state, note, source_json, "
                     + "chunks_total, chunks_new, chunks_dedup, chunks_zero, bytes_new, bytes_dedup, bytes_zero, "
-                    + "bytes_stored, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) {
+                    + "bytes_stored, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    // a backup of that id already: no row, told apart from every other failure without its message
+                    + "ON CONFLICT (id) DO NOTHING")) {
                     ps.setString(1, b.id());
                     ps.setString(2, uuid);
                     ps.setLong(3, diskId);
@@ -62,7 +65,10 @@ final class SqliteBackups implements BackupCatalog {
                     ps.setString(12, toJson(b.source()));
                     setStats(ps, 13, b.stats());
                     ps.setString(21, owner);
-                    ps.executeUpdate();
+                    if (ps.executeUpdate() == 0) {
+                        duplicate[0] = true;
+                        return null;
+                    }
                 }
                 try (PreparedStatement ps = c.prepareStatement(
                     "INSERT INTO labels (backup_id, key, value) VALUES (?, ?, ?)")) {
@@ -77,10 +83,10 @@ final class SqliteBackups implements BackupCatalog {
                 return null;
             });
         } catch (SQLException e) {
-            if (e.getMessage() != null && e.getMessage().contains("UNIQUE constraint failed: backups.id")) {
-                throw new DuplicateBackupIdException(b.id());
-            }
             throw db.fail("insert backup " + b.id(), e);
+        }
+        if (duplicate[0]) {
+            throw new DuplicateBackupIdException(b.id());
         }
     }
 

@@ -78,7 +78,8 @@ final class JsonChannel implements AutoCloseable {
         if (!Files.exists(socket)) {
             return "no " + peer + " socket at " + socket + " (is QEMU running with that socket configured?)";
         }
-        if (e instanceof AccessDeniedException || String.valueOf(e.getMessage()).contains("ermission")) {
+        // connect(2) on a socket file this user may not write fails with EACCES, a plain SocketException in Java
+        if (e instanceof AccessDeniedException || !Files.isWritable(socket)) {
             return "permission denied connecting to the " + peer + " socket " + socket
                 + " (run jbackup as the user QEMU runs as, or as root)";
         }

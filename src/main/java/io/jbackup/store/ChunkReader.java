@@ -193,11 +193,10 @@ final class ChunkReader {
             byte[] rec = s.record(loc.length());
             try {
                 packFiles.read(loc.pack(), ByteBuffer.wrap(rec, 0, loc.length()), loc.offset());
+            } catch (TruncatedObjectException e) {
+                throw new ChunkCorruptException(pack, loc.offset(), ChunkId.hex(digest), backupId, diskOffset,
+                    "pack is truncated");
             } catch (RepositoryException e) {
-                if (e.getMessage() != null && e.getMessage().contains("truncated")) {
-                    throw new ChunkCorruptException(pack, loc.offset(), ChunkId.hex(digest), backupId, diskOffset,
-                        "pack is truncated");
-                }
                 if (e.getCause() instanceof java.nio.file.NoSuchFileException) {
                     throw new ChunkCorruptException(pack, loc.offset(), ChunkId.hex(digest), backupId, diskOffset,
                         "pack file is missing");

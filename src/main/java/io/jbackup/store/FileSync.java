@@ -60,7 +60,7 @@ final class FileSync {
         while (b.hasRemaining()) {
             int n = ch.read(b, pos);
             if (n < 0) {
-                throw new RepositoryException(file + " ends at " + pos + " where " + b.remaining()
+                throw new TruncatedObjectException(file + " ends at " + pos + " where " + b.remaining()
                     + " more bytes were expected; the file is truncated");
             }
             pos += n;

@@ -229,13 +229,13 @@ final class Storage implements AutoCloseable {
 
     /**
      * Reads exactly {@code dst.remaining()} bytes of object {@code key} at {@code pos}: a short answer is a truncated
-     * object ({@link RepositoryException} whose message says "truncated").
+     * object ({@link TruncatedObjectException}).
      */
     void readRange(String key, ByteBuffer dst, long pos) throws IOException {
         int want = dst.remaining();
         byte[] b = objects.get(key, pos, want);
         if (b.length < want) {
-            throw new RepositoryException(describe(key) + " is truncated: " + b.length + " of " + want
+            throw new TruncatedObjectException(describe(key) + " is truncated: " + b.length + " of " + want
                 + " bytes at offset " + pos);
         }
         dst.put(b);
