@@ -51,6 +51,9 @@ qstop() { kill "$q"; wait "$q" 2>/dev/null || true; }
 # a command's "wall cpu rssKiB" appended to $work/NAME.t (its stdout kept in $work/out)
 timed() {
   local name=$1; shift
+  # the previous job's dirty pages written back first (zstd -d and nbdcopy write through the page cache): else a
+  # job can pay for their writeback, and such rounds took twice the CPU (the runs of 2026-12-07 02:52 UTC)
+  sync
   /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$@" >"$work/out" 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
   awk '{printf "%s %.2f %s\n", $1, $2 + $3, $4}' "$work/time" >>"$work/$name.t"
 }
@@ -58,7 +61,7 @@ timed() {
 served() {
   local name=$1 path=$2; shift 2
   local sock=$work/srv.sock t0 t1 p
-  rm -f "$sock"; t0=$(date +%s.%N)
+  sync; rm -f "$sock"; t0=$(date +%s.%N)
   "$@" >"$work/srv.log" 2>&1 & p=$!; pids+=("$p")
   await "$sock"
   nbdcopy "nbd+unix://$path?socket=$sock" null: || { cat "$work/srv.log" >&2; exit 1; }

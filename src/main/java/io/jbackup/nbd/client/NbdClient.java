@@ -89,6 +89,14 @@ public final class NbdClient implements AutoCloseable {
     }
 
     /**
+     * Creates the I/O thread group that every client of this process shares (its threads start with the first
+     * connection), so that a command's first connect does not wait for it; for start-up work on a second thread.
+     */
+    public static void prepareSharedThreads() {
+        Transports.group();
+    }
+
+    /**
      * Connects to the export: STARTTLS (as configured), {@code EXTENDED_HEADERS} (else {@code STRUCTURED_REPLY}),
      * {@code SET_META_CONTEXT} for {@link ClientOptions#metaContexts()}, {@code GO} (or {@code EXPORT_NAME}); then,
      * if the server advertises {@code CAN_MULTI_CONN}, further connections up to {@link ClientOptions#connections()}.
