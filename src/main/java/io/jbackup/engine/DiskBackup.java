@@ -50,8 +50,10 @@ import java.util.concurrent.atomic.AtomicReference;
  *   <li>Each READ task takes a chunk buffer from a bounded {@link BufferPool} and reads only its data ranges
  *       (the NBD client splits and pipelines them); ZERO tasks store the zero digest without reading
  *       ({@link BackupWriter#putZeros} for a run).</li>
- *   <li>Completed reads go to {@link BackupWriter#putChunk}, which hashes, compresses and stores on the repository's
- *       worker pool; the buffer returns to the pool when the put completes.</li>
+ *   <li>Each piece of a read is hashed as it lands, on the I/O thread that copied it ({@link ChunkHash}: while it
+ *       is still in that core's cache); completed reads go to {@link BackupWriter#putChunk} with that chunk id,
+ *       which compresses and stores on the repository's worker pool; the buffer returns to the pool when the put
+ *       completes.</li>
  * </ol>
  * The loop waits (for a read or a block-status reply, which both wake it) only when nothing else is ready.
  * A dropped connection is retried with exponential backoff: in-flight reads are drained, the client reconnects,
@@ -70,12 +72,9 @@ public final class DiskBackup {
     private final CommitCheck commitCheck;
 
     private NbdClient client;
-    private java.util.Set<String> contexts = java.util.Set.of();
-    private int retriesUsed;
+    private SourceReconnects reconnects;
     /** Successful reads and block-status windows so far (copy thread only): what "progress" means for retries. */
     private long steps;
-    private long stepsAtReconnect = -1;
-    private int attemptsWithoutProgress;
     private final AtomicLong bytesRead = new AtomicLong();
 
     public DiskBackup(Repository repo, DiskJob job, EngineOptions options, ProgressListener progress,
@@ -111,7 +110,8 @@ public final class DiskBackup {
         long t0 = System.nanoTime();
         String label = job.vm() == null ? job.disk() : job.vm() + "/" + job.disk();
         client = NbdClient.connect(job.uri(), clientOptions());
-        contexts = java.util.Set.copyOf(client.metaContexts().keySet());
+        reconnects = new SourceReconnects(job.uri(), options, progress, cancel,
+            java.util.Set.copyOf(client.metaContexts().keySet()));
         try {
             long size = client.info().size();
             IncrementalDecision d = IncrementalDecision.decide(repo, job, client, size);
@@ -146,7 +146,7 @@ public final class DiskBackup {
                 IncrementalDecision.Refusal fb = d.fallback();
                 return new DiskResult(job.vm(), job.disk(), "ok", info.id(), info.type(), info.parentId(), d.reason(),
                     fb == null ? null : fb.code(), fb == null ? List.of() : fb.offered(), size, read, st.bytesNew(), st.bytesDedup(), st.bytesZero(), st.bytesStored(), secs,
-                    secs > 0 ? read / secs / 1e6 : 0, retriesUsed, null);
+                    secs > 0 ? read / secs / 1e6 : 0, reconnects.retriesUsed(), null);
             } catch (Throwable t) {
                 writer.abort();
                 throw t;
@@ -161,14 +161,19 @@ public final class DiskBackup {
     // ---------------------------------------------------------------- the copy loop
 
     /** A finished read: the task, its buffer, and the failure if any; or {@link #WAKE}. */
-    private record Completion(ChunkTask task, byte[] buffer, Throwable error) {
+    private record Completion(ChunkTask task, byte[] buffer, ChunkHash hash, Throwable error) {
         boolean isWake() {
             return task == null;
         }
     }
 
     /** Queued when a block-status reply arrives, so the copy loop wakes for it instead of waiting out a poll. */
-    private static final Completion WAKE = new Completion(null, null, null);
+    private static final Completion WAKE = new Completion(null, null, null, null);
+
+    private long hashedOnRead;
+
+    /** Chunk hashes for the reads in flight, reused (at most one per chunk buffer). */
+    private final ChunkHash.Pool hashes = new ChunkHash.Pool();
 
     private void copy(BackupWriter writer, long size, int chunkSize, boolean incremental, String label)
         throws IOException, InterruptedException {
@@ -252,7 +257,9 @@ public final class DiskBackup {
                     continue;
                 }
                 status = null;
-                reconnect(size, label, transportError);
+                closeQuietly(client);
+                client = null;
+                client = reconnects.reconnect(size, label, transportError, steps, this::clientOptions);
                 transportError = null;
                 failed.sort(Comparator.comparingLong(ChunkTask::index).reversed());
                 for (ChunkTask t : failed) {
@@ -313,7 +320,7 @@ public final class DiskBackup {
                 pending.pollFirst();
                 readsInFlight++;
                 worked = true;
-                issueRead(t, buf, completions);
+                issueRead(t, buf, hashes.forRead(writer, buf, t.length()), completions);
             }
             // 5. done?
             if (pending.isEmpty() && planner.done() && status == null && readsInFlight == 0) {
@@ -331,8 +338,9 @@ public final class DiskBackup {
             }
         }
         progress.progress(label, size, bytesRead.get());
-        LOG.debug("{}: copied in {} ms: {} block-status requests, {} zero runs, {} bytes read", label,
-            (System.nanoTime() - started) / 1_000_000, statusRequests, zeroRuns, bytesRead.get());
+        LOG.debug("{}: copied in {} ms: {} block-status requests, {} zero runs, {} bytes read, {} of {} chunks hashed "
+            + "as they landed", label, (System.nanoTime() - started) / 1_000_000, statusRequests, zeroRuns,
+            bytesRead.get(), hashedOnRead, steps);
     }
 
     /** Dirty chunks at most this many chunks apart share one allocation request ({@link DirtyFirstStatus}). */
@@ -375,7 +383,11 @@ public final class DiskBackup {
         }
     }
 
-    private void issueRead(ChunkTask t, byte[] buf, LinkedBlockingQueue<Completion> completions) {
+    /**
+     * Reads a chunk's data ranges into {@code buf}, zeroing the gaps; {@code hash}, when not null, hashes each piece as
+     * it lands.
+     */
+    private void issueRead(ChunkTask t, byte[] buf, ChunkHash hash, LinkedBlockingQueue<Completion> completions) {
         long[] r = t.ranges();
         // zero the gaps between data ranges (buffers are reused)
         long pos = t.offset();
@@ -383,21 +395,34 @@ public final class DiskBackup {
         for (int i = 0; i < r.length; i += 2) {
             if (r[i] > pos) {
                 Arrays.fill(buf, (int) (pos - t.offset()), (int) (r[i] - t.offset()), (byte) 0);
+                if (hash != null) {
+                    hash.received((int) (pos - t.offset()), (int) (r[i] - pos));
+                }
             }
-            reads[i / 2] = client.read(r[i], buf, (int) (r[i] - t.offset()), (int) (r[i + 1] - r[i]));
+            reads[i / 2] = client.read(r[i], buf, (int) (r[i] - t.offset()), (int) (r[i + 1] - r[i]), hash);
             pos = r[i + 1];
         }
         if (pos < t.offset() + t.length()) {
             Arrays.fill(buf, (int) (pos - t.offset()), t.length(), (byte) 0);
+            if (hash != null) {
+                hash.received((int) (pos - t.offset()), (int) (t.offset() + t.length() - pos));
+            }
         }
         CompletableFuture<?> all = reads.length == 1 ? reads[0] : CompletableFuture.allOf(reads);
-        all.whenComplete((v, e) -> completions.add(new Completion(t, buf, e)));
+        all.whenComplete((v, e) -> completions.add(new Completion(t, buf, hash, e)));
     }
 
     /** Handles one finished read; returns the transport error to recover from, if any. */
     private Throwable handle(Completion c, BackupWriter writer, BufferPool pool, List<ChunkTask> failed,
                              AtomicReference<Throwable> putError, AtomicLong outstanding, Throwable transportError)
         throws IOException {
+        // the id hashed while the pieces landed (null when the reads did not report the chunk exactly once)
+        byte[] id = null;
+        if (c.hash() != null) {
+            id = c.error() == null ? c.hash().id() : null;
+            hashedOnRead += id != null ? 1 : 0;
+            hashes.give(c.hash());
+        }
         if (c.error() != null) {
             pool.release(c.buffer());
             Throwable e = unwrap(c.error());
@@ -410,7 +435,7 @@ public final class DiskBackup {
         }
         bytesRead.addAndGet(c.task().bytesToRead());
         steps++;
-        CompletableFuture<Void> put = writer.putChunk(c.task().index(), c.buffer(), c.task().length());
+        CompletableFuture<Void> put = writer.putChunk(c.task().index(), c.buffer(), c.task().length(), id);
         put.whenComplete((v, e) -> {
             pool.release(c.buffer());
             outstanding.addAndGet(-c.task().length());
@@ -421,61 +446,6 @@ public final class DiskBackup {
         return transportError;
     }
 
-    /**
-     * Reconnects after a transport failure (dropped connection, or a server silent past the request timeout).
-     * Attempts are counted since the last reconnect after which the backup made progress: a server that accepts
-     * connections but never answers uses up the retries like one that refuses them, instead of being reconnected
-     * to forever. The wait doubles with each attempt without progress (capped at 30 s).
-     */
-    private void reconnect(long size, String label, Throwable cause) throws IOException, InterruptedException {
-        closeQuietly(client);
-        client = null;
-        if (steps != stepsAtReconnect) {
-            attemptsWithoutProgress = 0;
-        }
-        long backoff = Math.max(1, options.retryBackoff().toMillis());
-        for (int i = 0; i < attemptsWithoutProgress; i++) {
-            backoff = Math.min(30_000, backoff * 2);
-        }
-        IOException last = cause instanceof IOException io ? io : new IOException(cause);
-        while (attemptsWithoutProgress < options.retries()) {
-            attemptsWithoutProgress++;
-            retriesUsed++;
-            String msg = "connection to " + job.uri() + " lost (" + cause.getMessage() + "); reconnecting in "
-                + backoff + " ms (attempt " + attemptsWithoutProgress + " of " + options.retries() + ")";
-            progress.warning(label, msg);
-            long deadline = System.currentTimeMillis() + backoff;
-            while (System.currentTimeMillis() < deadline) {
-                cancel.check();
-                Thread.sleep(Math.min(100, Math.max(1, deadline - System.currentTimeMillis())));
-            }
-            try {
-                NbdClient c = NbdClient.connect(job.uri(), clientOptions());
-                if (c.info().size() != size) {
-                    closeQuietly(c);
-                    throw new IOException("after reconnecting, the export size is " + c.info().size()
-                        + " instead of " + size + "; not resuming");
-                }
-                if (!c.metaContexts().keySet().containsAll(contexts)) {
-                    closeQuietly(c);
-                    throw new IOException("after reconnecting, the export offers contexts " + c.metaContexts().keySet()
-                        + " instead of " + contexts + "; not resuming");
-                }
-                client = c;
-                stepsAtReconnect = steps;
-                return;
-            } catch (IOException e) {
-                if (!SourceFailures.isTransient(e)) {
-                    throw e; // a server that breaks the protocol breaks it again on the next connection
-                }
-                last = e;
-                backoff = Math.min(30_000, backoff * 2);
-            }
-        }
-        throw new IOException("giving up on " + job.uri() + " after " + options.retries() + " reconnect attempts "
-            + "without progress: " + last.getMessage(), last);
-    }
-
     private void drain(LinkedBlockingQueue<Completion> completions, int inFlight, BufferPool pool)
         throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
@@ -483,6 +453,7 @@ public final class DiskBackup {
             Completion c = completions.poll(100, TimeUnit.MILLISECONDS);
             if (c != null && !c.isWake()) {
                 inFlight--;
+                hashes.give(c.hash());
                 pool.release(c.buffer());
             }
         }
@@ -520,7 +491,7 @@ public final class DiskBackup {
         return new IOException(what + ": " + t, t);
     }
 
-    private static void closeQuietly(NbdClient c) {
+    static void closeQuietly(NbdClient c) {
         if (c == null) {
             return;
         }

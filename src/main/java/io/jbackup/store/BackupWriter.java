@@ -29,6 +29,17 @@ public interface BackupWriter extends AutoCloseable {
      */
     CompletableFuture<Void> putChunk(long index, byte[] data, int length);
 
+    /**
+     * As {@link #putChunk(long, byte[], int)}, with the chunk id of {@code data[0, length)} already computed by a
+     * hasher of {@link #newHasher()} over exactly those bytes, in order; the writer does not hash them again. A null
+     * {@code id} means "not computed" (the writer hashes). A wrong id would file the data under a name that is not its
+     * content's, which {@code verify} reports as damage: pass only what the hasher returned.
+     */
+    CompletableFuture<Void> putChunk(long index, byte[] data, int length, byte[] id);
+
+    /** A hasher computing chunk ids as this writer's repository does (see {@link ChunkHasher}). */
+    ChunkHasher newHasher();
+
     /** Records an all-zero chunk at {@code index} (nothing is stored). */
     void putZero(long index);
 

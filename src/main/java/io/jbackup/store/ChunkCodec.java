@@ -75,6 +75,30 @@ final class ChunkCodec implements AutoCloseable {
         }
     }
 
+    /** A new {@link ChunkHasher}: SHA-256, or HMAC-SHA256 under the chunk-id key, as {@link #chunkId}. */
+    ChunkHasher newHasher() {
+        try {
+            if (keys != null) {
+                Mac mac = Mac.getInstance("HmacSHA256");
+                mac.init(keys.idKey);
+                return new ChunkHasher() {
+                    @Override
+                    public void update(byte[] b, int off, int len) {
+                        mac.update(b, off, len);
+                    }
+
+                    @Override
+                    public byte[] finish() {
+                        return mac.doFinal();
+                    }
+                };
+            }
+            return ChunkHasher.sha256();
+        } catch (GeneralSecurityException e) {
+            throw new IllegalStateException("SHA-256/HMAC-SHA256 not available", e);
+        }
+    }
+
     /** The chunk id of {@code data[0, len)}: SHA-256, or HMAC-SHA256 under the chunk-id key. */
     byte[] chunkId(Scratch s, byte[] data, int len) {
         s.update(data, 0, len);

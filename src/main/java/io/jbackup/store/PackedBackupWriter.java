@@ -104,6 +104,19 @@ final class PackedBackupWriter implements BackupWriter {
 
     @Override
     public CompletableFuture<Void> putChunk(long index, byte[] data, int length) {
+        return putChunk(index, data, length, null);
+    }
+
+    @Override
+    public ChunkHasher newHasher() {
+        return repo.codec().newHasher();
+    }
+
+    @Override
+    public CompletableFuture<Void> putChunk(long index, byte[] data, int length, byte[] id) {
+        if (id != null && id.length != ChunkId.LENGTH) {
+            throw new IllegalArgumentException("chunk id of " + id.length + " bytes (expected " + ChunkId.LENGTH + ")");
+        }
         int expected = lengthOf(index);
         if (length != expected || data == null || data.length < length) {
             throw new IllegalArgumentException("chunk " + index + " of backup " + id() + " must be " + expected
@@ -125,7 +138,7 @@ final class PackedBackupWriter implements BackupWriter {
         try {
             repo.pool().execute(() -> {
                 try {
-                    store(index, data, length);
+                    store(index, data, length, id);
                     f.complete(null);
                 } catch (Throwable t) {
                     Throwable x = RepositoryFullException.translate(repo.dir(), t);
@@ -144,14 +157,14 @@ final class PackedBackupWriter implements BackupWriter {
         return f;
     }
 
-    private void store(long index, byte[] data, int len) throws IOException {
+    private void store(long index, byte[] data, int len, byte[] knownId) throws IOException {
         if (ChunkId.isAllZero(data, len)) {
             draft.put(index, ChunkId.ZERO);
             chunksZero.increment();
             bytesZero.add(len);
             return;
         }
-        storeChunk(index, data, len);
+        storeChunk(index, data, len, knownId);
     }
 
     /**
@@ -159,12 +172,12 @@ final class PackedBackupWriter implements BackupWriter {
      * digest goes into the index at that position and the counters count the chunk; with -1 (an attachment's piece)
      * neither.
      */
-    private byte[] storeChunk(long index, byte[] data, int len) throws IOException {
+    private byte[] storeChunk(long index, byte[] data, int len, byte[] knownId) throws IOException {
         boolean count = index >= 0;
         ChunkCodec codec = repo.codec();
         ChunkCodec.Scratch s = codec.borrow();
         try {
-            byte[] id = codec.chunkId(s, data, len);
+            byte[] id = knownId != null ? knownId : codec.chunkId(s, data, len);
             if (count) {
                 draft.put(index, id);
             }
@@ -269,7 +282,7 @@ final class PackedBackupWriter implements BackupWriter {
                     for (int off = 0; off < content.length; off += chunkSize) {
                         int len = Math.min(chunkSize, content.length - off);
                         byte[] piece = java.util.Arrays.copyOfRange(content, off, off + len);
-                        chunks.add(ChunkId.isAllZero(piece, len) ? ChunkId.ZERO : storeChunk(-1, piece, len));
+                        chunks.add(ChunkId.isAllZero(piece, len) ? ChunkId.ZERO : storeChunk(-1, piece, len, null));
                     }
                 } catch (IOException | RuntimeException e) {
                     Throwable x = RepositoryFullException.translate(repo.dir(), e);

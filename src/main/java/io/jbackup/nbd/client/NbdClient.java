@@ -205,6 +205,14 @@ public final class NbdClient implements AutoCloseable {
      * pipelined; holes are zero-filled; a range not aligned to the server's minimum block size is widened internally.
      */
     public CompletableFuture<Void> read(long offset, byte[] dst, int dstOffset, int length) {
+        return read(offset, dst, dstOffset, length, null);
+    }
+
+    /**
+     * As {@link #read(long, byte[], int, int)}, telling {@code observer} (when not null) about each piece of
+     * {@code dst} as it becomes final (see {@link ReadObserver}).
+     */
+    public CompletableFuture<Void> read(long offset, byte[] dst, int dstOffset, int length, ReadObserver observer) {
         Objects.checkFromIndexSize(dstOffset, length, dst.length);
         checkRange(offset, length);
         if (length == 0) {
@@ -219,15 +227,19 @@ public final class NbdClient implements AutoCloseable {
                 throw new IllegalArgumentException("read of " + length + " bytes is too large to align");
             }
             byte[] tmp = new byte[(int) (alignedEnd - start)];
-            return read(start, tmp, 0, tmp.length).thenRun(() ->
-                System.arraycopy(tmp, (int) (offset - start), dst, dstOffset, length));
+            return read(start, tmp, 0, tmp.length).thenRun(() -> {
+                System.arraycopy(tmp, (int) (offset - start), dst, dstOffset, length);
+                if (observer != null) {
+                    observer.received(dstOffset, length);
+                }
+            });
         }
         List<Request> parts = new ArrayList<>();
         List<CompletableFuture<Void>> futures = new ArrayList<>();
         for (long pos = offset; pos < end; pos += requestSize) {
             int n = (int) Math.min(requestSize, end - pos);
             CompletableFuture<Void> f = new CompletableFuture<>();
-            parts.add(new Request.Read(pos, dst, dstOffset + (int) (pos - offset), n, f));
+            parts.add(new Request.Read(pos, dst, dstOffset + (int) (pos - offset), n, f, observer));
             futures.add(f);
         }
         return dispatch(parts, futures);

@@ -163,17 +163,19 @@ abstract class Request {
         final byte[] dst;
         final int dstOffset;
         final CompletableFuture<Void> future;
+        private final ReadObserver observer;
         /** fast path: chunks arriving in order cover [offset, nextOffset) */
         private long nextOffset;
         /** slow path: covered ranges start -&gt; end, once chunks arrive out of order */
         private TreeMap<Long, Long> ranges;
         private long covered;
 
-        Read(long offset, byte[] dst, int dstOffset, int length, CompletableFuture<Void> f) {
+        Read(long offset, byte[] dst, int dstOffset, int length, CompletableFuture<Void> f, ReadObserver observer) {
             super(NbdCommand.READ, 0, offset, length, null);
             this.dst = dst;
             this.dstOffset = dstOffset;
             this.future = f;
+            this.observer = observer;
             this.nextOffset = offset;
         }
 
@@ -202,7 +204,11 @@ abstract class Request {
         @Override
         void onData(long at, ByteBuf buf) {
             int n = buf.readableBytes();
-            buf.getBytes(buf.readerIndex(), dst, dstOffset + (int) (at - offset), n);
+            int to = dstOffset + (int) (at - offset);
+            buf.getBytes(buf.readerIndex(), dst, to, n);
+            if (observer != null) {
+                observer.received(to, n);
+            }
         }
 
         @Override
@@ -210,6 +216,9 @@ abstract class Request {
             cover(h.offset(), h.length(), "OFFSET_HOLE");
             int from = dstOffset + (int) (h.offset() - offset);
             Arrays.fill(dst, from, from + (int) h.length(), (byte) 0);
+            if (observer != null) {
+                observer.received(from, (int) h.length());
+            }
         }
 
         private void cover(long at, long len, String what) throws NbdProtocolException {

@@ -50,7 +50,15 @@ public final class ClientReplyHarness {
     /** Submits a READ of {@code length} bytes at {@code offset} into a fresh array. */
     public CompletableFuture<Void> read(long offset, int length) {
         CompletableFuture<Void> f = new CompletableFuture<>();
-        handler.submit(new Request.Read(offset, new byte[length], 0, length, f));
+        handler.submit(new Request.Read(offset, new byte[length], 0, length, f, null));
+        channel.runPendingTasks();
+        return f;
+    }
+
+    /** Submits a READ of {@code dst.length} bytes at {@code offset} into {@code dst}, reporting pieces to {@code o}. */
+    public CompletableFuture<Void> read(long offset, byte[] dst, ReadObserver o) {
+        CompletableFuture<Void> f = new CompletableFuture<>();
+        handler.submit(new Request.Read(offset, dst, 0, dst.length, f, o));
         channel.runPendingTasks();
         return f;
     }
