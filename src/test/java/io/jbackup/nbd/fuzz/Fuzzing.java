@@ -76,6 +76,28 @@ final class Fuzzing {
         return null;
     }
 
+    /** An allocator of unpooled heap buffers that adds each buffer it makes to {@code allocated} (leak checks). */
+    static io.netty.buffer.ByteBufAllocator tracking(java.util.List<io.netty.buffer.ByteBuf> allocated) {
+        return new io.netty.buffer.AbstractByteBufAllocator(false) {
+            @Override
+            protected io.netty.buffer.ByteBuf newHeapBuffer(int initialCapacity, int maxCapacity) {
+                io.netty.buffer.ByteBuf b = new io.netty.buffer.UnpooledHeapByteBuf(this, initialCapacity, maxCapacity);
+                allocated.add(b);
+                return b;
+            }
+
+            @Override
+            protected io.netty.buffer.ByteBuf newDirectBuffer(int initialCapacity, int maxCapacity) {
+                return newHeapBuffer(initialCapacity, maxCapacity);
+            }
+
+            @Override
+            public boolean isDirectBufferPooled() {
+                return false;
+            }
+        };
+    }
+
     /** Closes the channel (end of stream: {@code decodeLast}); an allowed error is returned, others thrown. */
     static Throwable finish(EmbeddedChannel ch) {
         try {
@@ -90,13 +112,21 @@ final class Fuzzing {
         }
     }
 
-    /** Releases every message the channel produced, after handing it to {@code seen}. */
+    /**
+     * Releases every message the channel produced, after handing it to {@code seen}. A decoded {@link NbdRequest} owns
+     * its payload but is no netty {@code ReferenceCounted} (so {@code finishAndReleaseAll} would leave it): released
+     * here by its own {@code release()}.
+     */
     static void drain(EmbeddedChannel ch, Consumer<Object> seen) {
         for (Object o; (o = ch.readInbound()) != null; ) {
             try {
                 seen.accept(o);
             } finally {
-                ReferenceCountUtil.release(o);
+                if (o instanceof io.jbackup.nbd.protocol.NbdRequest r) {
+                    r.release();
+                } else {
+                    ReferenceCountUtil.release(o);
+                }
             }
         }
         for (Object o; (o = ch.readOutbound()) != null; ) {
