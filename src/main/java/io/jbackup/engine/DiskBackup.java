@@ -50,10 +50,11 @@ import java.util.concurrent.atomic.AtomicReference;
  *   <li>Each READ task takes a chunk buffer from a bounded {@link BufferPool} and reads only its data ranges
  *       (the NBD client splits and pipelines them); ZERO tasks store the zero digest without reading
  *       ({@link BackupWriter#putZeros} for a run).</li>
- *   <li>Each piece of a read is hashed as it lands, on the I/O thread that copied it ({@link ChunkHash}: while it
- *       is still in that core's cache); completed reads go to {@link BackupWriter#putChunk} with that chunk id,
- *       which compresses and stores on the repository's worker pool; the buffer returns to the pool when the put
- *       completes.</li>
+ *   <li>While the repository's workers are busy compressing ({@link ChunkHash#onReadPays}), each piece of a read
+ *       is hashed as it lands, on the I/O thread that copied it, while it is still in that core's cache
+ *       ({@link ChunkHash}); completed reads go to {@link BackupWriter#putChunk} with that chunk id (or without, and
+ *       the workers hash), which compresses and stores on the repository's worker pool; the buffer returns to the
+ *       pool when the put completes.</li>
  * </ol>
  * The loop waits (for a read or a block-status reply, which both wake it) only when nothing else is ready.
  * A dropped connection is retried with exponential backoff: in-flight reads are drained, the client reconnects,
