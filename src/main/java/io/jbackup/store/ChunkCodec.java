@@ -11,7 +11,6 @@ import javax.crypto.Mac;
 import javax.crypto.spec.GCMParameterSpec;
 import java.nio.ByteBuffer;
 import java.security.GeneralSecurityException;
-import java.security.MessageDigest;
 import java.security.SecureRandom;
 import java.util.Arrays;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -352,8 +351,8 @@ final class ChunkCodec implements AutoCloseable {
 
     /** Per-thread state: zstd contexts, cipher, digests and buffers, reused across chunks. */
     final class Scratch {
-        final MessageDigest sha256;
-        final Mac idMac;
+        /** The chunk-id hash: HMAC-SHA256 under encryption, else SHA-256 (the same as {@link #newHasher}). */
+        private final ChunkHasher id = newHasher();
         final CRC32C crc = new CRC32C();
         final byte[] nonce = new byte[PackFormat.GCM_NONCE];
         private ZstdCompressCtx cctx;
@@ -365,17 +364,6 @@ final class ChunkCodec implements AutoCloseable {
         private final byte[] hashPiece = new byte[HASH_PIECE];
 
         private Scratch() {
-            try {
-                sha256 = MessageDigest.getInstance("SHA-256");
-                if (keys != null) {
-                    idMac = Mac.getInstance("HmacSHA256");
-                    idMac.init(keys.idKey);
-                } else {
-                    idMac = null;
-                }
-            } catch (GeneralSecurityException e) {
-                throw new IllegalStateException("SHA-256/HMAC-SHA256 not available", e);
-            }
         }
 
         byte[] record() {
@@ -411,18 +399,14 @@ final class ChunkCodec implements AutoCloseable {
             return finish();
         }
 
-        /** Feeds {@code a[off, off + len)} to the chunk-id hash (HMAC-SHA256 under encryption, else SHA-256). */
+        /** Feeds {@code a[off, off + len)} to the chunk-id hash. */
         private void update(byte[] a, int off, int len) {
-            if (idMac != null) {
-                idMac.update(a, off, len);
-            } else {
-                sha256.update(a, off, len);
-            }
+            id.update(a, off, len);
         }
 
         /** The chunk id of what {@link #update} was fed; resets the hash. */
         private byte[] finish() {
-            return idMac != null ? idMac.doFinal() : sha256.digest();
+            return id.finish();
         }
 
         byte[] tmp(int size) {

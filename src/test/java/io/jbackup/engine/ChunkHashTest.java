@@ -20,10 +20,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * overlapping or missing gives no id (the repository then hashes the chunk itself); a hash is reusable.
  */
 class ChunkHashTest {
-    static ChunkHasher sha256() {
-        return ChunkHasher.sha256();
-    }
-
     /** Cuts [0, n) into random pieces. */
     static List<int[]> pieces(int n, Random r) {
         List<int[]> p = new ArrayList<>();
@@ -38,7 +34,7 @@ class ChunkHashTest {
     @Test
     void piecesInAnyOrderGiveTheHashOfTheWholeBuffer() throws Exception {
         Random r = new Random(11);
-        ChunkHash h = new ChunkHash(sha256());
+        ChunkHash h = new ChunkHash(ChunkHasher.sha256());
         for (int round = 0; round < 200; round++) {
             byte[] buf = new byte[1 + r.nextInt(64 * 1024)];
             r.nextBytes(buf);
@@ -58,7 +54,7 @@ class ChunkHashTest {
     void aMissingTwiceReportedOrOverlappingPieceGivesNoIdAndTheNextChunkIsUnaffected() throws Exception {
         byte[] buf = new byte[4096];
         new Random(12).nextBytes(buf);
-        ChunkHash h = new ChunkHash(sha256());
+        ChunkHash h = new ChunkHash(ChunkHasher.sha256());
         h.start(buf, buf.length).received(0, 1000); // missing the rest
         assertNull(h.id());
         h.start(buf, buf.length).received(0, 4096);
