@@ -1,10 +1,14 @@
 package io.jbackup.nbd.server;
 
+import io.netty.buffer.AbstractByteBufAllocator;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
 import io.netty.buffer.UnpooledByteBufAllocator;
 import org.junit.jupiter.api.Test;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -14,7 +18,10 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The off-heap chunk cache: shared loads, LRU bound, reference counting across eviction, failures, close. */
+/**
+ * The off-heap chunk cache: shared loads, LRU bound, reference counting across eviction, failures, close, reuse of
+ * evicted buffers.
+ */
 class ChunkCacheTest {
     private static final int LEN = 1024;
 
@@ -113,5 +120,91 @@ class ChunkCacheTest {
         assertFalse(c.contains("b"));
         later.release();
         assertEquals(0, later.refCnt());
+    }
+
+    /** Unpooled direct buffers, counting how many were allocated and keeping them to check they were all freed. */
+    private static final class CountingAllocator extends AbstractByteBufAllocator {
+        final List<ByteBuf> made = new ArrayList<>();
+
+        CountingAllocator() {
+            super(true);
+        }
+
+        @Override
+        protected ByteBuf newHeapBuffer(int initialCapacity, int maxCapacity) {
+            throw new AssertionError("the cache allocates direct buffers only");
+        }
+
+        @Override
+        protected ByteBuf newDirectBuffer(int initialCapacity, int maxCapacity) {
+            ByteBuf b = Unpooled.directBuffer(initialCapacity, maxCapacity);
+            made.add(b);
+            return b;
+        }
+
+        @Override
+        public boolean isDirectBufferPooled() {
+            return false;
+        }
+    }
+
+    /** Loads {@code key} through the decoding path, filling the chunk with {@code fill}. */
+    private static ByteBuf load(ChunkCache c, Object key, int fill) {
+        return c.load(key, LEN, dst -> {
+            byte[] b = chunk(fill);
+            dst.put(b, 0, LEN);
+            return CompletableFuture.completedFuture(null);
+        }).join();
+    }
+
+    @Test
+    void aPassLargerThanTheCacheReusesEvictedBuffersInsteadOfAllocating() {
+        CountingAllocator alloc = new CountingAllocator();
+        ChunkCache c = new ChunkCache(4 * LEN, alloc);
+        for (int i = 0; i < 100; i++) {
+            ByteBuf b = load(c, i, i);
+            assertFilled(b, i);
+            b.release();
+        }
+        // four cached and one spare in turn: the buffers of the first loads serve all the others
+        assertEquals(5, alloc.made.size());
+        for (int i = 96; i < 100; i++) {
+            ByteBuf b = c.get(i, LEN, () -> {
+                throw new AssertionError("a hit does not load");
+            }).join();
+            assertFilled(b, i);
+            b.release();
+        }
+        // the array path reuses them too
+        ByteBuf viaArray = c.get("array", LEN, () -> CompletableFuture.completedFuture(chunk(3))).join();
+        assertFilled(viaArray, 3);
+        viaArray.release();
+        assertEquals(5, alloc.made.size());
+        c.close();
+        for (ByteBuf b : alloc.made) {
+            assertEquals(0, b.refCnt(), "close frees the cached and the spare buffers");
+        }
+    }
+
+    @Test
+    void aBufferStillReferencedWhenEvictedIsNeverReused() {
+        CountingAllocator alloc = new CountingAllocator();
+        ChunkCache c = new ChunkCache(2 * LEN, alloc);
+        ByteBuf held = load(c, "held", 9);
+        ByteBuf slice = held.retainedSlice(100, 200); // as a reply's payload on its way to the socket
+        held.release();
+        for (int i = 0; i < 40; i++) {
+            load(c, i, i).release();
+        }
+        for (int i = 0; i < 200; i++) {
+            assertEquals((byte) 9, slice.getByte(i), "a buffer evicted while in use was overwritten");
+        }
+        assertEquals(1, slice.refCnt());
+        slice.release();
+        assertEquals(0, slice.refCnt(), "freed once its last user let go");
+        c.close();
+        for (ByteBuf b : alloc.made) {
+            assertEquals(0, b.refCnt());
+        }
     }
 }
