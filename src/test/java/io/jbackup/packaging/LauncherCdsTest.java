@@ -6,10 +6,13 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -23,8 +26,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The launcher's class data sharing archive (distribution/bin/jbackup, JBACKUP_CDS): {@code JBACKUP_CDS=dump} writes
- * JAR.jsa next to the jar and later runs use it; a damaged archive (truncated, bytes flipped, garbage, empty) or one
- * that no longer matches the jar is ignored: {@code jbackup --version} still exits 0 and prints the version and
+ * JAR.jsa next to the jar and later runs use it, checksummed by the JVM only once the file was written to after the
+ * dump; a damaged archive (truncated, bytes flipped, garbage, empty) or one that no longer matches the jar is
+ * ignored: {@code jbackup --version} still exits 0 and prints the version and
  * nothing else, with nothing on standard error. Runs the real launcher on an installed layout (PREFIX/bin/jbackup,
  * PREFIX/lib/jbackup/jbackup.jar, lib/jbackup/lib/) made from the compiled classes and the test class path.
  */
@@ -60,8 +64,11 @@ class LauncherCdsTest {
         assertEquals(0, dump.exit(), dump.toString());
         assertTrue(Files.size(jsa) > 0, "no archive written");
         goodArchive = Files.readAllBytes(jsa);
-        goodSize = Files.readString(prefix.resolve("lib/jbackup/jbackup.jsa.size")).trim();
-        assertEquals(String.valueOf(goodArchive.length), goodSize);
+        // "SIZE INODE CHANGE-TIME" of the archive as the dump left it
+        String stamp = Files.readString(prefix.resolve("lib/jbackup/jbackup.jsa.size")).trim();
+        goodSize = stamp.split(" ")[0];
+        assertEquals(String.valueOf(goodArchive.length), goodSize, stamp);
+        assertTrue(stamp.matches("\\d+ \\d+ \\d{4}-\\d\\d-\\d\\d .+"), stamp);
     }
 
     private static Run launch(Map<String, String> env, String... args) throws Exception {
@@ -96,6 +103,41 @@ class LauncherCdsTest {
         assertTrue(loaded.contains("picocli.CommandLine source: shared objects file"),
             "picocli's classes did not come from the archive");
         assertVersionOnly("intact archive");
+        Run list = launch(Map.of(), "list", "--repo", repo);
+        assertEquals(0, list.exit(), list.toString());
+        assertEquals(expectedList, list.stdout());
+        assertEquals("", list.stderr());
+    }
+
+    /** {@code --version} with the JVM's flags printed first: whether the archive was checksummed before use. */
+    private static boolean checksummed(String what) throws Exception {
+        Run r = launch(Map.of("JBACKUP_OPTS", "-XX:+PrintCommandLineFlags -Xmx512m -XX:+UseParallelGC"), "--version");
+        assertEquals(0, r.exit(), what + ": " + r);
+        String flags = r.stdout().substring(0, r.stdout().indexOf('\n') + 1);
+        assertTrue(flags.contains("-XX:SharedArchiveFile="), what + ": the archive is not used: " + flags);
+        assertEquals(expectedVersion, r.stdout().substring(flags.length()), what + ": stdout");
+        assertEquals("", r.stderr(), what + ": stderr");
+        return flags.contains("-XX:+VerifySharedSpaces");
+    }
+
+    @Test
+    void onlyAnArchiveWrittenToSinceTheDumpIsChecksummed() throws Exception {
+        Run dump = launch(Map.of("JBACKUP_CDS", "dump"));
+        assertEquals(0, dump.exit(), dump.toString());
+        assertFalse(checksummed("as dumped"), "an archive untouched since the dump was checksummed again");
+        assertVersionOnly("as dumped");
+        // the same file, same size and inode, written in place: its change time tells
+        byte[] b = Files.readAllBytes(jsa);
+        long at = b.length / 2;
+        try (FileChannel ch = FileChannel.open(jsa, StandardOpenOption.WRITE)) {
+            ByteBuffer flipped = ByteBuffer.allocate(8);
+            for (int i = 0; i < 8; i++) {
+                flipped.put((byte) (b[(int) at + i] ^ 0xA5));
+            }
+            ch.write(flipped.flip(), at);
+        }
+        assertEquals(b.length, Files.size(jsa));
+        assertTrue(checksummed("written in place"), "an archive written to after the dump was not checksummed");
         Run list = launch(Map.of(), "list", "--repo", repo);
         assertEquals(0, list.exit(), list.toString());
         assertEquals(expectedList, list.stdout());
