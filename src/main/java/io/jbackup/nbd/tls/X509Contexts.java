@@ -15,6 +15,8 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.net.Socket;
+import java.security.GeneralSecurityException;
+import java.security.KeyStore;
 import java.security.Principal;
 import java.security.PrivateKey;
 import java.security.cert.Certificate;
@@ -27,7 +29,10 @@ import java.util.List;
 
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLException;
+import javax.net.ssl.TrustManager;
+import javax.net.ssl.TrustManagerFactory;
 import javax.net.ssl.X509ExtendedKeyManager;
+import javax.net.ssl.X509ExtendedTrustManager;
 
 import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
 import org.bouncycastle.openssl.PEMEncryptedKeyPair;
@@ -117,13 +122,89 @@ public final class X509Contexts {
             .sslProvider(SslProvider.JDK).protocols(PROTOCOLS);
         Path ca = dir.resolve(CA_CERT);
         if (verifyPeer && Files.exists(ca)) {
-            b.trustManager(readCertificates(ca)).clientAuth(ClientAuth.REQUIRE);
+            b.trustManager(new UnnamedIssuers(pkix(readCertificates(ca), ca))).clientAuth(ClientAuth.REQUIRE);
         } else {
             LOG.info("TLS server in {} does not verify client certificates ({})", dir,
                 verifyPeer ? "no " + CA_CERT : "peer verification off");
             b.clientAuth(ClientAuth.NONE);
         }
         return build(b, dir);
+    }
+
+    /** The JDK's PKIX trust manager for {@code cas}, read from {@code file}. */
+    private static X509ExtendedTrustManager pkix(X509Certificate[] cas, Path file) throws NbdTlsException {
+        try {
+            KeyStore store = KeyStore.getInstance(KeyStore.getDefaultType());
+            store.load(null, null);
+            for (int i = 0; i < cas.length; i++) {
+                store.setCertificateEntry("ca" + i, cas[i]);
+            }
+            TrustManagerFactory f = TrustManagerFactory.getInstance("PKIX");
+            f.init(store);
+            for (TrustManager t : f.getTrustManagers()) {
+                if (t instanceof X509ExtendedTrustManager x) {
+                    return x;
+                }
+            }
+            throw new NbdTlsException("the JDK has no X.509 trust manager for " + file);
+        } catch (IOException | GeneralSecurityException e) {
+            throw new NbdTlsException("cannot use the CA certificates in " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Server trust manager that verifies client certificates as the JDK's does but names no CAs: the server's
+     * CertificateRequest then carries no CA list (TLS 1.3: no certificate_authorities extension; TLS 1.2: an empty
+     * list). A GnuTLS client (qemu, nbdcopy, nbdinfo) given a list presents its certificate only if GnuTLS's own
+     * matching of issuer and key type passes, which on Java 25 (whose TLS 1.3 CertificateRequest no longer lists
+     * PKCS#1 signature schemes) failed for RSA and EC credentials alike: the client sent an empty chain and the
+     * handshake ended with "Empty client certificate chain". Without a list a client with one certificate sends it.
+     */
+    static final class UnnamedIssuers extends X509ExtendedTrustManager {
+        private final X509ExtendedTrustManager delegate;
+
+        UnnamedIssuers(X509ExtendedTrustManager delegate) {
+            this.delegate = delegate;
+        }
+
+        @Override
+        public void checkClientTrusted(X509Certificate[] chain, String authType, Socket socket)
+            throws CertificateException {
+            delegate.checkClientTrusted(chain, authType, socket);
+        }
+
+        @Override
+        public void checkClientTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
+            throws CertificateException {
+            delegate.checkClientTrusted(chain, authType, engine);
+        }
+
+        @Override
+        public void checkClientTrusted(X509Certificate[] chain, String authType) throws CertificateException {
+            delegate.checkClientTrusted(chain, authType);
+        }
+
+        @Override
+        public void checkServerTrusted(X509Certificate[] chain, String authType, Socket socket)
+            throws CertificateException {
+            checkServerTrusted(chain, authType);
+        }
+
+        @Override
+        public void checkServerTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
+            throws CertificateException {
+            checkServerTrusted(chain, authType);
+        }
+
+        @Override
+        public void checkServerTrusted(X509Certificate[] chain, String authType) throws CertificateException {
+            throw new CertificateException("this trust manager checks the clients of a server, not servers");
+        }
+
+        @Override
+        public X509Certificate[] getAcceptedIssuers() {
+            return new X509Certificate[0];
+        }
     }
 
     /**
