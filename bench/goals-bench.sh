@@ -48,6 +48,10 @@ suri="nbd+unix:///?socket=$src"
 # qemu-nbd serving a source image (read-only, allocation depth) on $src
 qserve() { rm -f "$src"; qemu-nbd -r -t -A "$@" -k "$src" >/dev/null 2>&1 & q=$!; pids+=("$q"); await "$src"; }
 qstop() { kill "$q"; wait "$q" 2>/dev/null || true; }
+# the inputs of the next job read into the page cache, for jbackup and the tool it is compared with alike: this VM
+# runs DAMON with a "pageout" scheme (/sys/kernel/mm/damon: pages untouched for 60 s are reclaimed, page cache
+# included), so an input read once per round is often cold again by the next one
+warm() { cat "$@" >/dev/null 2>&1 || true; }
 # a command's "wall cpu rssKiB" appended to $work/NAME.t (its stdout kept in $work/out)
 timed() {
   local name=$1; shift
@@ -125,29 +129,36 @@ for r in $(seq "$rounds"); do
   # full backup vs nbdcopy | zstd
   qserve -f qcow2 "$data/base.day1.qcow2"
   rm -rf "$work/repo-full"; "$J" init --repo "$work/repo-full" >/dev/null
+  warm "$data/base.day1.qcow2"
   timed full "$J" full --repo "$work/repo-full" --disk vda --source "$suri" -q
+  warm "$data/base.day1.qcow2"
   timed full-zstd sh -c "nbdcopy '$suri' - | zstd -1 -T2 -q -f -o '$work/full.zst'"
   rm -f "$work/full.zst"
   qstop
   # incremental vs start-up + reading the dirty extents
   qserve -f qcow2 "$data/base.day2.qcow2" -B b1
   rm -rf "$work/repo-inc"; cp -a "$work/repo-day1" "$work/repo-inc"
+  warm "$data/base.day2.qcow2"
   timed incr "$J" incremental --repo "$work/repo-inc" --disk vda --bitmap b1 --source "$suri" -q
   timed incr-version "$J" --version
+  warm "$data/base.day2.qcow2"
   timed incr-read /usr/bin/python3 "$here/dirty-read.py" "$suri" b1 # python3-libnbd is for the system python
   qstop
   # restore to a raw file vs zstd -d --sparse
   rm -f "$work/x.raw"
+  warm "$work"/repo/packs/*/*
   timed restore "$J" restore --repo "$work/repo" --disk vda --backup "$day2" --to "$work/x.raw" -q
   if [ "$r" = 1 ]; then
     got=$(sha256sum "$work/x.raw" | cut -d' ' -f1)
     [ "$got" = "$want" ] || { echo "restore MISMATCH: $got, want $want" >&2; exit 1; }
   fi
   rm -f "$work/x.raw"
+  warm "$work/day2.zst"
   timed restore-zstd zstd -d --sparse -q -f "$work/day2.zst" -o "$work/z.raw"
   rm -f "$work/z.raw"
   # restore to an NBD target vs nbdcopy of the raw image into the same kind of target
   tserve 2G
+  warm "$work"/repo/packs/*/*
   timed restore-nbd "$J" restore --repo "$work/repo" --disk vda --backup "$day2" --to "nbd+unix:///?socket=$tgt" --json
   restgb=$(json "['disks'][0]['bytesWritten'] / 1e9")
   tstop restore-nbd
@@ -155,10 +166,13 @@ for r in $(seq "$rounds"); do
     qemu-img compare -q -f qcow2 -F raw "$work/tgt.qcow2" "$data/day2.raw" || { echo "NBD restore MISMATCH" >&2; exit 1; }
   fi
   tserve 2G
+  warm "$data/day2.raw"
   timed restore-nbdcopy nbdcopy "$data/day2.raw" "nbd+unix:///?socket=$tgt"
   tstop restore-nbdcopy
   # serve vs qemu-nbd
+  warm "$work"/repo/packs/*/*
   served serve "/vda@$day2" "$J" serve --repo "$work/repo" --socket "$work/srv.sock"
+  warm "$data/day2.raw"
   served serve-qemu "/" qemu-nbd -r -t -f raw -k "$work/srv.sock" "$data/day2.raw"
   # start-up
   timed version "$J" --version
