@@ -3,6 +3,7 @@ package io.jbackup.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
+import io.jbackup.testutil.TestJvm;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Files;
@@ -40,8 +41,7 @@ class DemoCommandTest {
     @Test
     void sigtermDuringTheDemoLeavesNoDirectoryAndNoQemuNbd() throws Exception {
         Proc.requireTool("qemu-nbd");
-        java.util.List<String> cmd = java.util.List.of(Path.of(System.getProperty("java.home"), "bin", "java")
-            .toString(), "-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main", "demo");
+        java.util.List<String> cmd = TestJvm.java("-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main", "demo");
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         String dir = null;
         try (java.io.BufferedReader r = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream(),
@@ -81,8 +81,7 @@ class DemoCommandTest {
     /** The README's demo needs only a JDK: with no qemu tool on the PATH it falls back to the built-in server. */
     @Test
     void demoRunsWithNoQemuToolOnThePath(@org.junit.jupiter.api.io.TempDir Path emptyBin) throws Exception {
-        java.util.List<String> cmd = java.util.List.of(Path.of(System.getProperty("java.home"), "bin", "java")
-            .toString(), "-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main", "demo", "--json");
+        java.util.List<String> cmd = TestJvm.java("-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main", "demo", "--json");
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT);
         pb.environment().put("PATH", emptyBin.toString()); // no qemu-img, qemu-io, qemu-nbd, nbdkit, nothing
         Process p = pb.start();

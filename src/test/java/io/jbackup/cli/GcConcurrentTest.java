@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
+import io.jbackup.testutil.TestJvm;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -51,8 +52,7 @@ class GcConcurrentTest {
         Path sock = dir.resolve("slow.sock");
         try (Proc.Background slow = Proc.start(dir.resolve("nbdkit.log"), "nbdkit", "-f", "-t", "1", "-U",
             sock.toString(), "--filter=delay", "file", rawOld.toString(), "delay-read=30ms").awaitPath(sock)) {
-            List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
-                .toString(), "-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main", "full", "--repo", r,
+            List<String> cmd = new ArrayList<>(TestJvm.java("-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main", "full", "--repo", r,
                 "--disk", "c", "--source", "nbd+unix:///?socket=" + sock, "--json"));
             Process child = new ProcessBuilder(cmd).redirectOutput(dir.resolve("child.out").toFile())
                 .redirectError(dir.resolve("child.err").toFile()).start();

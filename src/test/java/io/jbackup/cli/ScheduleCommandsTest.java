@@ -8,6 +8,7 @@ import io.jbackup.testutil.QemuImages;
 import io.jbackup.testutil.StorageDaemon;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdClient;
+import io.jbackup.testutil.TestJvm;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -31,7 +32,7 @@ class ScheduleCommandsTest {
 
     /** Runs jbackup in a new JVM; returns the process (output to files next to the test's files). */
     private Process jvm(String name, String... args) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        List<String> cmd = new ArrayList<>(TestJvm.java(
             "-Xmx256m", "-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main"));
         cmd.addAll(List.of(args));
         return new ProcessBuilder(cmd).redirectOutput(dir.resolve(name + ".out").toFile())

@@ -3,6 +3,7 @@ package io.jbackup.cli;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
+import io.jbackup.testutil.TestJvm;
 import io.jbackup.testutil.TlsFixtures;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -75,9 +76,8 @@ class ServeSecurityTest {
 
         int port = Proc.freePort();
         Path log = dir.resolve("serve.log");
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Process p = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main",
-            "serve", "--repo", repo.toString(), "--listen", ":" + port, "--tls-creds", ours.serverDir().toString())
+        Process p = new ProcessBuilder(TestJvm.java("-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main",
+            "serve", "--repo", repo.toString(), "--listen", ":" + port, "--tls-creds", ours.serverDir().toString()))
             .redirectErrorStream(true).redirectOutput(log.toFile()).start();
         try {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);

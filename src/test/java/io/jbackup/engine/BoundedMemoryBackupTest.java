@@ -2,6 +2,7 @@ package io.jbackup.engine;
 
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
+import io.jbackup.testutil.TestJvm;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -27,10 +28,9 @@ class BoundedMemoryBackupTest {
         Path sock = dir.resolve("sr.sock");
         try (Proc.Background s = Proc.start(dir.resolve("nbdkit.log"), "nbdkit", "-f", "-U", sock.toString(),
             "sparse-random", "100G", "percent=0.2", "seed=42").awaitPath(sock)) {
-            String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-            Process p = new ProcessBuilder(java, "-Xmx256m", "-XX:+ExitOnOutOfMemoryError", "-cp",
+            Process p = new ProcessBuilder(TestJvm.java("-Xmx256m", "-XX:+ExitOnOutOfMemoryError", "-cp",
                 System.getProperty("java.class.path"), "io.jbackup.cli.Main", "full", "--json", "--repo",
-                repo.toString(), "--disk", "big", "--source", "nbd+unix:///?socket=" + sock)
+                repo.toString(), "--disk", "big", "--source", "nbd+unix:///?socket=" + sock))
                 .redirectErrorStream(true).redirectOutput(dir.resolve("child.log").toFile()).start();
             assertTrue(p.waitFor(300, TimeUnit.SECONDS), "backup finished");
             String out = Files.readString(dir.resolve("child.log"));

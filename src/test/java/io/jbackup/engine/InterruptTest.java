@@ -8,6 +8,7 @@ import io.jbackup.store.RepositoryOptions;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
+import io.jbackup.testutil.TestJvm;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -36,9 +37,8 @@ class InterruptTest {
         Path sock = dir.resolve("slow.sock");
         try (Proc.Background server = Proc.start(dir.resolve("nbdkit.log"), "nbdkit", "-f", "-t", "1", "-U",
             sock.toString(), "--filter=delay", "file", raw.toString(), "delay-read=60ms").awaitPath(sock)) {
-            String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-            Process p = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main",
-                "full", "--repo", repo.toString(), "--disk", "vda", "--source", "nbd+unix:///?socket=" + sock)
+            Process p = new ProcessBuilder(TestJvm.java("-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main",
+                "full", "--repo", repo.toString(), "--disk", "vda", "--source", "nbd+unix:///?socket=" + sock))
                 .redirectErrorStream(true).redirectOutput(dir.resolve("child.log").toFile()).start();
             Thread.sleep(2500);
             assertTrue(p.isAlive(), "the backup is still running: " + Files.readString(dir.resolve("child.log")));

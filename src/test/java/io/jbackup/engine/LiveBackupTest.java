@@ -13,6 +13,7 @@ import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
 import io.jbackup.testutil.StorageDaemon;
+import io.jbackup.testutil.TestJvm;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -498,10 +499,9 @@ class LiveBackupTest {
                     killed.join(); // jbackup dies waiting for this answer
                 }
             })) {
-                String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-                p = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main",
+                p = new ProcessBuilder(TestJvm.java("-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main",
                     "auto", "--repo", repo().toString(), "--disk", "vda", "--qmp", qsd.qmp().toString(),
-                    "--node", "disk0", "--nbd-server", server, "--qga", qga.socket().toString())
+                    "--node", "disk0", "--nbd-server", server, "--qga", qga.socket().toString()))
                     .redirectErrorStream(true).redirectOutput(dir.resolve("killed.log").toFile()).start();
                 try {
                     thawAsked.get(60, TimeUnit.SECONDS);

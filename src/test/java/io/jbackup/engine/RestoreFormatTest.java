@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
+import io.jbackup.testutil.TestJvm;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -187,7 +188,7 @@ class RestoreFormatTest {
     @Test
     void qcow2WithoutQemuImgExitsFourNamingThePackage() throws Exception {
         Path q = dir.resolve("no-tools.qcow2");
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        List<String> cmd = new ArrayList<>(TestJvm.java(
             "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
             "io.jbackup.cli.Main", "restore", "--repo", chain.repo().toString(), "--disk", "vda", "--to",
             q.toString()));

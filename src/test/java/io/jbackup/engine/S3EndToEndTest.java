@@ -5,6 +5,7 @@ import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
 import io.jbackup.testutil.S3Proxy;
+import io.jbackup.testutil.TestJvm;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -111,7 +112,7 @@ class S3EndToEndTest {
     void serveOfTheBucketIsReadBitExactByNbdcopyAndQemuImg() throws Exception {
         Path sock = dir.resolve("serve.sock");
         Path log = dir.resolve("serve.log");
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        List<String> cmd = new ArrayList<>(TestJvm.java(
             "-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main", "serve", "--socket", sock.toString(),
             "--repo", "s3://" + BUCKET + "/chain", "--cache-dir", dir.resolve("serve-cache").toString()));
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());

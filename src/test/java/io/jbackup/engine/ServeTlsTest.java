@@ -10,6 +10,7 @@ import io.jbackup.store.Repository;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
+import io.jbackup.testutil.TestJvm;
 import io.jbackup.testutil.TlsFixtures;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.BeforeAll;
@@ -58,9 +59,8 @@ class ServeTlsTest {
         TlsFixtures.PskCreds psk = TlsFixtures.psk(dir.resolve("psk"), "alice");
         Path sock = dir.resolve("psk.sock");
         Path log = dir.resolve("psk-serve.log");
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Process p = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main",
-            "serve", "--repo", repo.toString(), "--socket", sock.toString(), "--tls-psk-file", psk.keysFile().toString())
+        Process p = new ProcessBuilder(TestJvm.java("-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main",
+            "serve", "--repo", repo.toString(), "--socket", sock.toString(), "--tls-psk-file", psk.keysFile().toString()))
             .redirectErrorStream(true).redirectOutput(log.toFile()).start();
         try {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);

@@ -8,6 +8,7 @@ import io.jbackup.store.Repository;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
+import io.jbackup.testutil.TestJvm;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -89,9 +90,8 @@ class ServeWritableTest {
         Path expected = expected(snap);
         Path sock = dir.resolve("serve.sock");
         Path log = dir.resolve("serve.log");
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Process p = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main",
-            "serve", "--repo", repo().toString(), "--socket", sock.toString(), "--writable")
+        Process p = new ProcessBuilder(TestJvm.java("-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main",
+            "serve", "--repo", repo().toString(), "--socket", sock.toString(), "--writable"))
             .redirectErrorStream(true).redirectOutput(log.toFile()).start();
         try {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);

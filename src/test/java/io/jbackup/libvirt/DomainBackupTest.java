@@ -13,6 +13,7 @@ import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Domain;
 import io.jbackup.testutil.Libvirt;
 import io.jbackup.testutil.Proc;
+import io.jbackup.testutil.TestJvm;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -254,10 +255,10 @@ class DomainBackupTest {
         Path dir = Libvirt.shareWithQemu(tmp.resolve("ir"));
         Path sock = dir.resolve("serve.sock");
         String ir = dom.name() + "-ir";
-        try (Proc.Background serve = Proc.start(tmp.resolve("serve.log"), Path.of(System.getProperty("java.home"),
-            "bin", "java").toString(), "-Xmx256m", "-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main",
-            "serve", "--repo", repo, "--socket", sock.toString(), "--cache-size", "32", "--writable", "--overlay-dir",
-            dir.resolve("overlays").toString())) {
+        try (Proc.Background serve = Proc.start(tmp.resolve("serve.log"), TestJvm.java("-Xmx256m", "-cp",
+            System.getProperty("java.class.path"), "io.jbackup.cli.Main", "serve", "--repo", repo, "--socket",
+            sock.toString(), "--cache-size", "32", "--writable", "--overlay-dir", dir.resolve("overlays").toString())
+            .toArray(String[]::new))) {
             for (int i = 0; i < 600 && !Files.exists(sock); i++) {
                 Proc.sleep(50);
             }

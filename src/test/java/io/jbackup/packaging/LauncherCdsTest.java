@@ -99,9 +99,12 @@ class LauncherCdsTest {
         String loaded = Files.readString(log);
         assertTrue(loaded.contains("io.jbackup.cli.JBackup source: shared objects file"),
             "the jbackup classes did not come from the archive");
-        // picocli's classes are of class file version 49, which JDK 17 archives only in a static archive
-        assertTrue(loaded.contains("picocli.CommandLine source: shared objects file"),
-            "picocli's classes did not come from the archive");
+        // picocli's classes are of class file version 49, which JDK 17 archives only in a static archive (checked on
+        // Java 17, which CI runs; Java 25's archive leaves them out, as a run of the suite there showed)
+        if (Runtime.version().feature() == 17) {
+            assertTrue(loaded.contains("picocli.CommandLine source: shared objects file"),
+                "picocli's classes did not come from the archive");
+        }
         assertVersionOnly("intact archive");
         Run list = launch(Map.of(), "list", "--repo", repo);
         assertEquals(0, list.exit(), list.toString());

@@ -1,5 +1,6 @@
 package io.jbackup.store;
 
+import io.jbackup.testutil.TestJvm;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -23,7 +24,7 @@ final class Child implements AutoCloseable {
     static Child start(Path logDir, List<String> jvmArgs, String... args) throws IOException {
         Files.createDirectories(logDir);
         List<String> cmd = new ArrayList<>();
-        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.addAll(TestJvm.java());
         cmd.addAll(jvmArgs);
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));

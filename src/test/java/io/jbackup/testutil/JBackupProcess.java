@@ -47,7 +47,7 @@ public final class JBackupProcess implements AutoCloseable {
     public static JBackupProcess start(Path dir, String name, Map<String, String> env, List<String> prefix,
                                        String... args) {
         List<String> cmd = new ArrayList<>(prefix);
-        cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        cmd.addAll(TestJvm.java(
             "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
             "io.jbackup.cli.Main"));
         cmd.addAll(List.of(args));

@@ -2,6 +2,7 @@ package io.jbackup.nbd.client;
 
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
+import io.jbackup.testutil.TestJvm;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -45,7 +46,7 @@ class SharedThreadsTest {
         Path img = QemuImages.qcow2(dir.resolve("s.qcow2"), "1M");
         try (Proc.Background s = QemuImages.qemuNbd(dir, img, "qcow2")) {
             Path out = dir.resolve("child.out");
-            Process p = new ProcessBuilder(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+            Process p = new ProcessBuilder(TestJvm.java(
                 "-Xmx128m", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
                 ChildMain.class.getName(), QemuImages.uriOf(s)))
                 .redirectErrorStream(true).redirectOutput(out.toFile()).start();
