@@ -22,8 +22,12 @@ JBACKUP_OPTS="-Xlog:class+load:file=$work/classes.log" "$p/bin/jbackup" --help >
 # (only jbackup's own archive can hold jbackup's classes, and only a static one picocli's: see the launcher)
 grep -q 'io.jbackup.cli.JBackup source: shared objects file' "$work/classes.log" \
   || fail "the installed CDS archive is not used"
-grep -q 'picocli.CommandLine source: shared objects file' "$work/classes.log" \
-  || fail "the installed CDS archive does not hold picocli's classes"
+# picocli's classes (class file version 49) in the archive: checked on Java 17, which CI runs (Java 25's archive
+# leaves them out)
+if [ "$("$p/bin/jbackup" --version | sed -n 's/^Java \([0-9]*\).*/\1/p')" = 17 ]; then
+  grep -q 'picocli.CommandLine source: shared objects file' "$work/classes.log" \
+    || fail "the installed CDS archive does not hold picocli's classes"
+fi
 
 # through a symlink, as /usr/bin/jbackup -> /opt/jbackup/bin/jbackup would be
 ln -s "$p/bin/jbackup" "$work/jb"
