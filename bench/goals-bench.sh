@@ -254,18 +254,26 @@ if [ -z "${SKIP_MEMORY:-}" ]; then
   row "100 GiB with 5 GiB data, full" mem-full "$memgb"
   row "its restore to a raw file" mem-restore "$memgb"
 fi
-echo "ratios against the goals:"
-printf '  %-44s %6s  (goal <= 0.8)\n' "full / nbdcopy|zstd" "$(ratio "$(w full)" "$(w full-zstd)")"
+# the fastest round of a job (the tools compared with write through the page cache, and on some machines their
+# rounds are bimodal: a ratio against their fastest round is printed beside the median one)
+fast() { awk '{print $1}' "$work/$1.t" | sort -n | head -1; }
+echo "ratios against the goals (medians; in brackets, jbackup's median against the other tool's fastest round):"
+printf '  %-44s %6s  (goal <= 0.8)  [%s]\n' "full / nbdcopy|zstd" "$(ratio "$(w full)" "$(w full-zstd)")" \
+  "$(ratio "$(w full)" "$(fast full-zstd)")"
 printf '  %-44s %6s  (goal <= 2)\n' "incremental / (--version + dirty read)" \
   "$(ratio "$(w incr)" "$(echo "$(w incr-version) + $(w incr-read)" | bc)")"
-printf '  %-44s %6s  (goal <= 1)\n' "restore / zstd -d" "$(ratio "$(w restore)" "$(w restore-zstd)")"
-printf '  %-44s %6s  (goal <= 1)\n' "restore to NBD / nbdcopy to NBD" "$(ratio "$(w restore-nbd)" "$(w restore-nbdcopy)")"
-printf '  %-44s %6s  (goal >= 0.8)\n' "serve throughput / qemu-nbd's" "$(ratio "$(w serve-qemu)" "$(w serve)")"
+printf '  %-44s %6s  (goal <= 1)  [%s]\n' "restore / zstd -d" "$(ratio "$(w restore)" "$(w restore-zstd)")" \
+  "$(ratio "$(w restore)" "$(fast restore-zstd)")"
+printf '  %-44s %6s  (goal <= 1)  [%s]\n' "restore to NBD / nbdcopy to NBD" \
+  "$(ratio "$(w restore-nbd)" "$(w restore-nbdcopy)")" "$(ratio "$(w restore-nbd)" "$(fast restore-nbdcopy)")"
+printf '  %-44s %6s  (goal >= 0.8)  [%s]\n' "serve throughput / qemu-nbd's" "$(ratio "$(w serve-qemu)" "$(w serve)")" \
+  "$(ratio "$(fast serve-qemu)" "$(w serve)")"
 printf '  %-44s %6s  (goal <= 0.3 s)\n' "--version (s)" "$(w version)"
 printf '  %-44s %6s  (goal <= 0.5 s)\n' "list (s)" "$(w list)"
 printf '  %-44s %6s  (goal <= 3 s)\n' "empty 1 TiB full (s)" "$(w tib-full)"
 printf '  %-44s %6s  (goal <= 2 s)\n' "1 MiB incremental of 1 TiB (s)" "$(w tib-incr)"
-printf '  %-44s %6s  (goal <= 1.5)\n' "100 GiB/2 GiB full / nbdcopy null:" "$(ratio "$(w g100)" "$(w g100-null)")"
+printf '  %-44s %6s  (goal <= 1.5)  [%s]\n' "100 GiB/2 GiB full / nbdcopy null:" "$(ratio "$(w g100)" "$(w g100-null)")" \
+  "$(ratio "$(w g100)" "$(fast g100-null)")"
 if [ -z "${SKIP_MEMORY:-}" ]; then
   printf '  %-44s %6s  (goal <= 300 MiB)\n' "peak RSS, 5 GiB of 100 GiB: full, restore" "$(mib mem-full), $(mib mem-restore)"
 fi
