@@ -19,13 +19,15 @@ import picocli.CommandLine.Spec;
 import java.io.PrintWriter;
 import java.time.Duration;
 import java.time.Instant;
-import java.time.ZoneId;
+import java.time.LocalDateTime;
+import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.TimeZone;
 import java.util.TreeMap;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
@@ -67,7 +69,7 @@ public final class ListCommands {
         String stateText() {
             String s = switch (state) {
                 case BackupInfo.COMPLETE -> verified == null ? "unverified"
-                    : "verified " + LOCAL.format(verified.atZone(ZoneId.systemDefault())).substring(0, 10)
+                    : "verified " + local(verified).substring(0, 10)
                     + (verifiedSamplePercent != null && verifiedSamplePercent < 100
                     ? String.format(Locale.ROOT, " (%.0f%%)", verifiedSamplePercent) : "");
                 default -> state;
@@ -76,8 +78,23 @@ public final class ListCommands {
         }
     }
 
+    /** {@code t} as local date and time ({@code yyyy-MM-dd HH:mm:ss}) in the JVM's default time zone, or "-". */
     static String local(Instant t) {
-        return t == null ? "-" : LOCAL.format(t.atZone(ZoneId.systemDefault()));
+        return local(t, TimeZone.getDefault());
+    }
+
+    /**
+     * {@code t} as date and time in {@code zone}. The offset comes from {@link TimeZone}, which reads the JDK's time
+     * zone data directly: {@code ZoneId.systemDefault()} would first look for zone-rule providers in
+     * {@code META-INF/services} of every jar on the class path (40 ms of {@code list}; bench/README.md).
+     */
+    static String local(Instant t, TimeZone zone) {
+        if (t == null) {
+            return "-";
+        }
+        int offsetSeconds = zone.getOffset(t.toEpochMilli()) / 1000;
+        return LOCAL.format(LocalDateTime.ofEpochSecond(t.getEpochSecond(), t.getNano(),
+            ZoneOffset.ofTotalSeconds(offsetSeconds)));
     }
 
     @Command(name = "list", mixinStandardHelpOptions = true, sortOptions = false,
