@@ -272,8 +272,8 @@ printf '  %-44s %6s  (goal <= 0.3 s)\n' "--version (s)" "$(w version)"
 printf '  %-44s %6s  (goal <= 0.5 s)\n' "list (s)" "$(w list)"
 printf '  %-44s %6s  (goal <= 3 s)\n' "empty 1 TiB full (s)" "$(w tib-full)"
 printf '  %-44s %6s  (goal <= 2 s)\n' "1 MiB incremental of 1 TiB (s)" "$(w tib-incr)"
-printf '  %-44s %6s  (goal <= 1.5)  [%s]\n' "100 GiB/2 GiB full / nbdcopy null:" "$(ratio "$(w g100)" "$(w g100-null)")" \
-  "$(ratio "$(w g100)" "$(fast g100-null)")"
+printf '  %-44s %6s  (goal <= 1.5)  [%s]\n' "100 GiB/2 GiB full / nbdcopy null:" \
+  "$(ratio "$(w g100)" "$(w g100-null)")" "$(ratio "$(w g100)" "$(fast g100-null)")"
 if [ -z "${SKIP_MEMORY:-}" ]; then
   printf '  %-44s %6s  (goal <= 300 MiB)\n' "peak RSS, 5 GiB of 100 GiB: full, restore" "$(mib mem-full), $(mib mem-restore)"
 fi

@@ -51,13 +51,12 @@ public final class LoggingMixin {
             case 2 -> "debug";
             default -> "trace";
         };
-        System.setProperty("org.slf4j.simpleLogger.defaultLogLevel",
-            System.getProperty("org.slf4j.simpleLogger.defaultLogLevel", level));
+        setUnlessSet("org.slf4j.simpleLogger.defaultLogLevel", level);
         // the provider named, so that SLF4J does not look for one in META-INF/services of all 55 jars first (it
         // opens each of them: 50 ms of start-up)
-        System.setProperty("slf4j.provider", System.getProperty("slf4j.provider", "org.slf4j.simple.SimpleServiceProvider"));
+        setUnlessSet("slf4j.provider", "org.slf4j.simple.SimpleServiceProvider");
         // without this SLF4J says on standard error that it loads the provider named above
-        System.setProperty("slf4j.internal.verbosity", System.getProperty("slf4j.internal.verbosity", "WARN"));
+        setUnlessSet("slf4j.internal.verbosity", "WARN");
         System.setProperty("org.slf4j.simpleLogger.logFile", "System.err");
         // timestamps only when asked for more output: at the default level a warning is one plain line
         System.setProperty("org.slf4j.simpleLogger.showDateTime", Boolean.toString(v >= 1));
@@ -71,5 +70,12 @@ public final class LoggingMixin {
         System.setProperty("org.slf4j.simpleLogger.levelInBrackets", "true");
         // netty is chatty at debug
         System.setProperty("org.slf4j.simpleLogger.log.io.netty", v >= 3 ? "debug" : "warn");
+    }
+
+    /** Sets a system property to {@code value} unless the user set it (with -D in JBACKUP_OPTS). */
+    private static void setUnlessSet(String key, String value) {
+        if (System.getProperty(key) == null) {
+            System.setProperty(key, value);
+        }
     }
 }

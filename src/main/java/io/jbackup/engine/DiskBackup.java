@@ -171,6 +171,8 @@ public final class DiskBackup {
     /** Queued when a block-status reply arrives, so the copy loop wakes for it instead of waiting out a poll. */
     private static final Completion WAKE = new Completion(null, null, null, null);
 
+    /** Chunks read, and how many of them were hashed as their pieces landed (copy thread only; for the log). */
+    private long chunksRead;
     private long hashedOnRead;
 
     /** Chunk hashes for the reads in flight, reused (at most one per chunk buffer). */
@@ -341,7 +343,7 @@ public final class DiskBackup {
         progress.progress(label, size, bytesRead.get());
         LOG.debug("{}: copied in {} ms: {} block-status requests, {} zero runs, {} bytes read, {} of {} chunks hashed "
             + "as they landed", label, (System.nanoTime() - started) / 1_000_000, statusRequests, zeroRuns,
-            bytesRead.get(), hashedOnRead, steps);
+            bytesRead.get(), hashedOnRead, chunksRead);
     }
 
     /** Dirty chunks at most this many chunks apart share one allocation request ({@link DirtyFirstStatus}). */
@@ -436,6 +438,7 @@ public final class DiskBackup {
         }
         bytesRead.addAndGet(c.task().bytesToRead());
         steps++;
+        chunksRead++;
         CompletableFuture<Void> put = writer.putChunk(c.task().index(), c.buffer(), c.task().length(), id);
         put.whenComplete((v, e) -> {
             pool.release(c.buffer());

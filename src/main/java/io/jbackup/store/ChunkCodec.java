@@ -7,7 +7,6 @@ import com.github.luben.zstd.ZstdException;
 
 import javax.crypto.AEADBadTagException;
 import javax.crypto.Cipher;
-import javax.crypto.Mac;
 import javax.crypto.spec.GCMParameterSpec;
 import java.nio.ByteBuffer;
 import java.security.GeneralSecurityException;
@@ -76,26 +75,7 @@ final class ChunkCodec implements AutoCloseable {
 
     /** A new {@link ChunkHasher}: SHA-256, or HMAC-SHA256 under the chunk-id key, as {@link #chunkId}. */
     ChunkHasher newHasher() {
-        try {
-            if (keys != null) {
-                Mac mac = Mac.getInstance("HmacSHA256");
-                mac.init(keys.idKey);
-                return new ChunkHasher() {
-                    @Override
-                    public void update(byte[] b, int off, int len) {
-                        mac.update(b, off, len);
-                    }
-
-                    @Override
-                    public byte[] finish() {
-                        return mac.doFinal();
-                    }
-                };
-            }
-            return ChunkHasher.sha256();
-        } catch (GeneralSecurityException e) {
-            throw new IllegalStateException("SHA-256/HMAC-SHA256 not available", e);
-        }
+        return keys != null ? ChunkHasher.hmacSha256(keys.idKey) : ChunkHasher.sha256();
     }
 
     /** The chunk id of {@code data[0, len)}: SHA-256, or HMAC-SHA256 under the chunk-id key. */

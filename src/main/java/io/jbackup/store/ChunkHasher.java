@@ -21,15 +21,37 @@ public interface ChunkHasher {
         } catch (java.security.NoSuchAlgorithmException e) {
             throw new IllegalStateException("SHA-256 not available", e);
         }
+        return of(md::update, md::digest);
+    }
+
+    /** HMAC-SHA256 under {@code idKey}: the chunk ids of an encrypted repository. */
+    static ChunkHasher hmacSha256(java.security.Key idKey) {
+        javax.crypto.Mac mac;
+        try {
+            mac = javax.crypto.Mac.getInstance("HmacSHA256");
+            mac.init(idKey);
+        } catch (java.security.GeneralSecurityException e) {
+            throw new IllegalStateException("HMAC-SHA256 not available", e);
+        }
+        return of(mac::update, mac::doFinal);
+    }
+
+    /** The input half of a hash: what {@link #update} calls. */
+    @FunctionalInterface
+    interface Input {
+        void update(byte[] b, int off, int len);
+    }
+
+    private static ChunkHasher of(Input input, java.util.function.Supplier<byte[]> finish) {
         return new ChunkHasher() {
             @Override
             public void update(byte[] b, int off, int len) {
-                md.update(b, off, len);
+                input.update(b, off, len);
             }
 
             @Override
             public byte[] finish() {
-                return md.digest();
+                return finish.get();
             }
         };
     }

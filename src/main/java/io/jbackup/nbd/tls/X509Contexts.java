@@ -213,7 +213,7 @@ public final class X509Contexts {
      * empty chain and the user with a misleading "no client certificate"; sending it lets the server report that
      * it does not trust it (and GnuTLS, like qemu's own client, sends it too).
      */
-    static final class AlwaysPresentKeyManager extends X509ExtendedKeyManager {
+    static class AlwaysPresentKeyManager extends X509ExtendedKeyManager {
         private static final String ALIAS = "client";
         private final PrivateKey key;
         private final X509Certificate[] chain;

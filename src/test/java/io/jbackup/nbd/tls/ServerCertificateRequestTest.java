@@ -20,7 +20,6 @@ import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLEngineResult.HandshakeStatus;
 import javax.net.ssl.SSLException;
 import javax.net.ssl.TrustManagerFactory;
-import javax.net.ssl.X509ExtendedKeyManager;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -36,52 +35,24 @@ class ServerCertificateRequestTest {
     @TempDir
     Path tmp;
 
-    /** Offers its one certificate and records the CA names of every CertificateRequest. */
-    private static final class RecordingKeyManager extends X509ExtendedKeyManager {
+    /** The client's key manager, recording the CA names of every CertificateRequest. */
+    private static final class RecordingKeyManager extends X509Contexts.AlwaysPresentKeyManager {
         final List<Principal[]> offered = new ArrayList<>();
-        private final PrivateKey key;
-        private final X509Certificate[] chain;
 
         RecordingKeyManager(PrivateKey key, X509Certificate[] chain) {
-            this.key = key;
-            this.chain = chain;
+            super(key, chain);
         }
 
         @Override
         public String chooseEngineClientAlias(String[] keyType, Principal[] issuers, SSLEngine engine) {
             offered.add(issuers);
-            return "client";
+            return super.chooseEngineClientAlias(keyType, issuers, engine);
         }
 
         @Override
         public String chooseClientAlias(String[] keyType, Principal[] issuers, Socket socket) {
             offered.add(issuers);
-            return "client";
-        }
-
-        @Override
-        public String[] getClientAliases(String keyType, Principal[] issuers) {
-            return new String[] {"client"};
-        }
-
-        @Override
-        public String[] getServerAliases(String keyType, Principal[] issuers) {
-            return null;
-        }
-
-        @Override
-        public String chooseServerAlias(String keyType, Principal[] issuers, Socket socket) {
-            return null;
-        }
-
-        @Override
-        public X509Certificate[] getCertificateChain(String alias) {
-            return chain.clone();
-        }
-
-        @Override
-        public PrivateKey getPrivateKey(String alias) {
-            return key;
+            return super.chooseClientAlias(keyType, issuers, socket);
         }
     }
 
