@@ -70,10 +70,24 @@ public final class BackupEngine {
         }
     }
 
-    /** A disk of a set: VM (or null) and disk name. */
+    /**
+     * A disk of a set: VM (or null) and disk name. {@code equals} and {@code hashCode} are written out: a record's
+     * generated ones are bootstrapped through {@code ObjectMethods} on first use, which spins 14 method-handle classes
+     * at the start of every backup (bench/README.md, "Start-up without spun classes").
+     */
     public record DiskKey(String vm, String disk) {
         String label() {
             return vm == null ? disk : vm + "/" + disk;
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof DiskKey k && java.util.Objects.equals(vm, k.vm) && java.util.Objects.equals(disk, k.disk);
+        }
+
+        @Override
+        public int hashCode() {
+            return 31 * java.util.Objects.hashCode(vm) + java.util.Objects.hashCode(disk);
         }
     }
 

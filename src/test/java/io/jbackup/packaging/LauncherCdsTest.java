@@ -112,6 +112,27 @@ class LauncherCdsTest {
         assertEquals("", list.stderr());
     }
 
+    /**
+     * The built-in demo (a full, an incremental, a restore and a serve) defines almost no method-handle classes at
+     * run time. Each one is generated with ASM and loaded at start-up (about 1 ms each, and ASM itself then becomes
+     * hot enough for the optimising compiler): string concatenation through invokedynamic spun about 50, and a
+     * record's generated {@code hashCode} (BackupEngine.DiskKey) 14 (bench/README.md, "Start-up without spun
+     * classes").
+     */
+    @Test
+    void aBackupAndRestoreSpinNoMethodHandleClasses() throws Exception {
+        archive(goodArchive, goodSize);
+        Path log = prefix.resolve("demo-classes.log");
+        Run r = launch(Map.of("JBACKUP_OPTS", "-Xmx512m -XX:+UseParallelGC -Xlog:class+load:file=" + log),
+            "demo", "--builtin");
+        assertEquals(0, r.exit(), r.toString());
+        List<String> spun = Files.readAllLines(log).stream().filter(l -> l.contains("java.lang.invoke.LambdaForm$MH/"))
+            .toList();
+        assertTrue(spun.size() <= 5, spun.size() + " method-handle classes spun at run time (2 expected): a record's"
+            + " equals/hashCode/toString first used on this path, or string concatenation compiled to invokedynamic"
+            + " (pom.xml: -XDstringConcat=inline)\n" + String.join("\n", spun));
+    }
+
     /** {@code --version} with the JVM's flags printed first: whether the archive was checksummed before use. */
     private static boolean checksummed(String what) throws Exception {
         Run r = launch(Map.of("JBACKUP_OPTS", "-XX:+PrintCommandLineFlags -Xmx512m -XX:+UseParallelGC"), "--version");
