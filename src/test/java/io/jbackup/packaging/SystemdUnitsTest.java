@@ -101,7 +101,7 @@ class SystemdUnitsTest {
                 }
             }
             // a command the units run (the launcher adds -XX:TieredStopAtLevel=1 to short ones such as --version,
-            // -XX:CompileThresholdScaling=3 to the others)
+            // -XX:CompileThresholdScaling=3 and an inlining rule to the others)
             ProcessBuilder pb = new ProcessBuilder(tmp.resolve("prefix/bin/jbackup").toString(), "run-due");
             pb.environment().remove("JBACKUP_OPTS");
             for (String a : assignments) {
@@ -116,7 +116,9 @@ class SystemdUnitsTest {
             assertEquals(0, p.waitFor(), out);
             List<String> jvmArgs = Files.readAllLines(args);
             List<String> options = jvmArgs.subList(0, jvmArgs.indexOf("-jar"));
-            assertEquals(List.of("-XX:CompileThresholdScaling=3", "-Xmx512m", "-XX:+UseParallelGC"), options,
+            assertEquals(List.of("-XX:CompileThresholdScaling=3", "-XX:CompileCommand=quiet",
+                "-XX:CompileCommand=dontinline,io.netty.buffer.PooledByteBuf::deallocate", "-Xmx512m",
+                "-XX:+UseParallelGC"), options,
                 u + ": the JVM options the launcher passes");
         }
         assertEquals(4, services);
