@@ -9,6 +9,7 @@ import io.jbackup.model.BackupStats;
 import io.jbackup.store.LockMode;
 import io.jbackup.store.Repository;
 import io.jbackup.text.Human;
+import io.jbackup.text.TextTable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -149,17 +150,18 @@ public final class ListCommands {
             for (BackupView v : views) {
                 byDisk.computeIfAbsent(v.diskLabel(), k -> new ArrayList<>()).add(v);
             }
-            String fmt = "  %-22s  %-19s  %-11s  %9s  %9s  %9s  %9s  %s%n";
             for (Map.Entry<String, List<BackupView>> e : byDisk.entrySet()) {
                 out.printf("%s (%s)%n", e.getKey(), Human.count(e.getValue().size(), "backup"));
-                out.printf(fmt, "ID", "CREATED", "TYPE", "SIZE", "NEW", "DEDUP", "STORED", "STATE / LABELS");
+                TextTable table = new TextTable("  ",
+                    List.of("ID", "CREATED", "TYPE", "SIZE", "NEW", "DEDUP", "STORED", "STATE / LABELS"), 3, 4, 5, 6);
                 for (BackupView v : e.getValue()) {
                     String lbl = v.labels().isEmpty() ? "" : "  " + v.labels().entrySet().stream()
                         .map(x -> x.getKey() + "=" + x.getValue()).collect(Collectors.joining(","));
-                    out.printf(fmt, v.id(), local(v.created()), v.type(), Sizes.format(v.imageSize()),
+                    table.row(v.id(), local(v.created()), v.type(), Sizes.format(v.imageSize()),
                         Sizes.format(v.stats().bytesNew()), Sizes.format(v.stats().bytesDedup()),
                         Sizes.format(v.stats().bytesStored()), v.stateText() + lbl);
                 }
+                table.print(out);
             }
             out.flush();
             return ExitCodes.OK;
