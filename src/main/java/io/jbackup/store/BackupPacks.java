@@ -75,7 +75,7 @@ final class BackupPacks {
      * open pack, opening one if needed, unless another pack claimed the chunk first. The caller seals
      * {@link Placement#full()} with {@link #sealInBackground}.
      */
-    Placement append(ChunkId cid, byte[] id, byte[] record, int recLen, int len) throws IOException {
+    Placement append(ChunkId cid, byte[] id, byte[] record, byte[] body, int recLen, int len) throws IOException {
         PackWriter holder;
         PackWriter full = null;
         synchronized (packLock) {
@@ -85,7 +85,7 @@ final class BackupPacks {
             }
             holder = repo.pendingClaim(cid, current);
             if (holder == null) {
-                current.append(id, record, recLen, len);
+                current.append(id, record, body, recLen, len);
                 if (current.size() >= packSize) {
                     full = current;
                     current = null;

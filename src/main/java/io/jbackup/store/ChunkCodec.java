@@ -89,6 +89,23 @@ final class ChunkCodec implements AutoCloseable {
      * {@code id}; the payload is compressed when that shrinks it, then sealed if the repository is encrypted.
      */
     int encode(Scratch s, byte[] id, byte[] data, int len) {
+        int recLen = encodeParts(s, id, data, len);
+        if (s.body != null) {
+            System.arraycopy(s.body, 0, s.record(), PackFormat.RECORD_HEADER_SIZE, len);
+            s.body = null;
+        }
+        return recLen;
+    }
+
+    /**
+     * {@link #encode}, except that a chunk stored as it is (it did not compress, and the repository is not encrypted)
+     * is not copied behind its header: {@code s.record()} then holds the header only and {@link Scratch#body()} is
+     * {@code data}, whose first {@code len} bytes are the payload (else {@code body()} is null and the whole record is
+     * in {@code s.record()}). The pack writer copies the two parts straight into its staging buffer: one copy of
+     * each incompressible chunk instead of two (bench/README.md, "What changed on 2026-12-07, fourth session").
+     */
+    int encodeParts(Scratch s, byte[] id, byte[] data, int len) {
+        s.body = null;
         int bound = (int) Zstd.compressBound(len);
         byte[] rec = s.record(PackFormat.RECORD_HEADER_SIZE + Math.max(bound, len) + PackFormat.GCM_OVERHEAD);
         int payloadStart = PackFormat.RECORD_HEADER_SIZE;
@@ -112,7 +129,7 @@ final class ChunkCodec implements AutoCloseable {
             .putInt(len).putInt(payloadLen);
         if (keys == null) {
             if (codec == PackFormat.CODEC_STORED) {
-                System.arraycopy(data, 0, rec, payloadStart, len);
+                s.body = data;
             }
         } else {
             byte[] nonceAndCt = rec;
@@ -133,7 +150,11 @@ final class ChunkCodec implements AutoCloseable {
         CRC32C crc = s.crc;
         crc.reset();
         crc.update(rec, 0, PackFormat.RECORD_CRC_OFFSET);
-        crc.update(rec, payloadStart, payloadLen);
+        if (s.body != null) {
+            crc.update(data, 0, len);
+        } else {
+            crc.update(rec, payloadStart, payloadLen);
+        }
         ByteBuffer.wrap(rec).putInt(PackFormat.RECORD_CRC_OFFSET, (int) crc.getValue());
         return PackFormat.RECORD_HEADER_SIZE + payloadLen;
     }
@@ -340,6 +361,8 @@ final class ChunkCodec implements AutoCloseable {
         private Cipher cipher;
         private SecureRandom random;
         private byte[] record = new byte[0];
+        /** the payload of the last {@link #encodeParts} when it is not behind the header in {@link #record} */
+        private byte[] body;
         private byte[] tmp = new byte[0];
         private final byte[] hashPiece = new byte[HASH_PIECE];
 
@@ -348,6 +371,11 @@ final class ChunkCodec implements AutoCloseable {
 
         byte[] record() {
             return record;
+        }
+
+        /** See {@link #encodeParts}: the stored payload outside {@link #record()}, or null. */
+        byte[] body() {
+            return body;
         }
 
         byte[] record(int size) {

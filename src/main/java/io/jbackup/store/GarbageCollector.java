@@ -421,7 +421,7 @@ final class GarbageCollector {
                         if (out == null) {
                             out = new PackWriter(repo, repo.tmpDir(), lock).relocating();
                         }
-                        out.append(row.digest(), rec, row.length(), row.rawLength());
+                        out.append(row.digest(), rec, null, row.length(), row.rawLength());
                         copied += row.length();
                     }
                     if (sizeOut() >= repo.config().packSize()) {

@@ -61,15 +61,22 @@ final class PackWriter {
     }
 
     /**
-     * Appends a record; the caller holds {@code lock}. Returns false (and writes nothing) if the pack is closed.
+     * Appends a record of {@code len} bytes: all of it in {@code rec}, or, when {@code body} is not null, its header
+     * in {@code rec} and its payload in {@code body} ({@link ChunkCodec#encodeParts}). The caller holds
+     * {@code lock}. Returns false (and writes nothing) if the pack is closed.
      */
-    boolean append(byte[] id, byte[] rec, int len, int rawLen) throws IOException {
+    boolean append(byte[] id, byte[] rec, byte[] body, int len, int rawLen) throws IOException {
         assert Thread.holdsLock(lock);
         if (closed) {
             return false;
         }
         try {
-            out.write(rec, 0, len);
+            if (body == null) {
+                out.write(rec, 0, len);
+            } else {
+                out.write(rec, 0, PackFormat.RECORD_HEADER_SIZE);
+                out.write(body, 0, len - PackFormat.RECORD_HEADER_SIZE);
+            }
         } catch (IOException e) {
             poison = e;
             closed = true;

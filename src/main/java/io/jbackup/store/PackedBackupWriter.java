@@ -194,8 +194,8 @@ final class PackedBackupWriter implements BackupWriter {
                 }
                 return id;
             }
-            int recLen = codec.encode(s, id, data, len);
-            BackupPacks.Placement placed = packs.append(cid, id, s.record(), recLen, len);
+            int recLen = codec.encodeParts(s, id, data, len);
+            BackupPacks.Placement placed = packs.append(cid, id, s.record(), s.body(), recLen, len);
             if (placed.reused()) {
                 if (count) {
                     dedup(len);

@@ -338,7 +338,7 @@ final class Verifier {
                 byte[] rec = s.record(row.length());
                 repo.packFiles().read(name, java.nio.ByteBuffer.wrap(rec, 0, row.length()), row.offset());
                 synchronized (lock) {
-                    out.append(row.digest(), rec, row.length(), row.rawLength());
+                    out.append(row.digest(), rec, null, row.length(), row.rawLength());
                 }
             }
         } finally {

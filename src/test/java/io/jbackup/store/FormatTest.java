@@ -61,6 +61,49 @@ class FormatTest {
     }
 
     /**
+     * {@code encodeParts} leaves a stored payload in the caller's array instead of copying it behind the header
+     * (the pack writer copies both parts into its staging buffer); header plus payload are the very bytes that
+     * {@code encode} writes, CRC included. A compressed or an encrypted record is whole in {@code record()}.
+     */
+    @Test
+    void aStoredPayloadStaysInPlaceAndMakesTheSameRecord() throws Exception {
+        byte[] random = new byte[CS];
+        new java.util.Random(7).nextBytes(random);
+        byte[] text = Data.chunk(3, CS);
+        try (ChunkCodec codec = new ChunkCodec(1, null, 2)) {
+            ChunkCodec.Scratch s = codec.borrow();
+            byte[] id = codec.chunkId(s, random, CS);
+            int wholeLen = codec.encode(s, id, random, CS); // first: encode may grow record()
+            byte[] whole = Arrays.copyOf(s.record(), wholeLen);
+            assertEquals(null, s.body());
+            int len = codec.encodeParts(s, id, random, CS);
+            assertTrue(s.body() == random, "the payload was copied");
+            byte[] parts = new byte[len];
+            System.arraycopy(s.record(), 0, parts, 0, PackFormat.RECORD_HEADER_SIZE);
+            System.arraycopy(s.body(), 0, parts, PackFormat.RECORD_HEADER_SIZE, len - PackFormat.RECORD_HEADER_SIZE);
+            assertArrayEquals(whole, parts);
+            assertArrayEquals(random, codec.decode(s, parts, len, id, CS));
+
+            byte[] tid = codec.chunkId(s, text, CS);
+            int compressedLen = codec.encode(s, tid, text, CS);
+            byte[] compressed = Arrays.copyOf(s.record(), compressedLen);
+            int clen = codec.encodeParts(s, tid, text, CS);
+            assertEquals(null, s.body());
+            assertArrayEquals(compressed, Arrays.copyOf(s.record(), clen));
+            codec.release(s);
+        }
+        RepositoryKeys keys = RepositoryKeys.derive(new byte[32], "repo-id");
+        try (ChunkCodec codec = new ChunkCodec(1, keys, 2)) {
+            ChunkCodec.Scratch s = codec.borrow();
+            byte[] id = codec.chunkId(s, random, CS);
+            int len = codec.encodeParts(s, id, random, CS);
+            assertEquals(null, s.body());
+            assertArrayEquals(random, codec.decode(s, Arrays.copyOf(s.record(), len), len, id, CS));
+            codec.release(s);
+        }
+    }
+
+    /**
      * Chunks of 128 KiB and more are probed at their start, middle and end before compression: only when all three
      * samples are incompressible is the chunk stored without trying (so a chunk made to look random there is stored
      * as is, though it would compress); any compressible sample and the chunk is compressed.
