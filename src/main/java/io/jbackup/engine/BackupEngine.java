@@ -82,7 +82,8 @@ public final class BackupEngine {
 
         @Override
         public boolean equals(Object o) {
-            return o instanceof DiskKey k && java.util.Objects.equals(vm, k.vm) && java.util.Objects.equals(disk, k.disk);
+            return o instanceof DiskKey k && java.util.Objects.equals(vm, k.vm)
+                && java.util.Objects.equals(disk, k.disk);
         }
 
         @Override
