@@ -214,43 +214,48 @@ public final class ListCommands {
                 return ExitCodes.OK;
             }
             PrintWriter out = spec.commandLine().getOut();
-            String f = "%-12s %s%n";
-            out.printf(f, "backup:", v.id());
-            out.printf(f, "disk:", v.diskLabel());
-            out.printf(f, "type:", v.type() + (v.parent() == null ? "" : " (parent " + v.parent() + ")"));
-            out.printf(f, "created:", local(v.created()) + " (" + v.created() + ")");
-            out.printf(f, "completed:", v.completed() == null ? "-" : local(v.completed()) + " (took "
+            // label: value lines, the values aligned after the longest label (source.exportSize: and the like)
+            Map<String, String> lines = new LinkedHashMap<>();
+            lines.put("backup:", v.id());
+            lines.put("disk:", v.diskLabel());
+            lines.put("type:", v.type() + (v.parent() == null ? "" : " (parent " + v.parent() + ")"));
+            lines.put("created:", local(v.created()) + " (" + v.created() + ")");
+            lines.put("completed:", v.completed() == null ? "-" : local(v.completed()) + " (took "
                 + ConsoleProgress.duration(Duration.between(v.created(), v.completed()).toMillis() / 1000.0) + ")");
-            out.printf(f, "state:", v.state() + (v.stateReason() == null ? "" : ": " + v.stateReason()));
-            out.printf(f, "verified:", v.verified() == null ? "never" : local(v.verified())
+            lines.put("state:", v.state() + (v.stateReason() == null ? "" : ": " + v.stateReason()));
+            lines.put("verified:", v.verified() == null ? "never" : local(v.verified())
                 + String.format(Locale.ROOT, " (sample %.0f%%)", v.verifiedSamplePercent()));
-            out.printf(f, "protected:", v.isProtected() ? "yes" + (v.protectReason() == null || v.protectReason().isEmpty()
+            lines.put("protected:", v.isProtected() ? "yes" + (v.protectReason() == null || v.protectReason().isEmpty()
                 ? "" : " (" + v.protectReason() + ")") : "no");
-            out.printf(f, "size:", Human.exact(v.imageSize()) + ", " + Human.count(v.chunks(), "chunk") + " of "
+            lines.put("size:", Human.exact(v.imageSize()) + ", " + Human.count(v.chunks(), "chunk") + " of "
                 + Sizes.format(v.chunkSize()));
             BackupStats s = v.stats();
-            out.printf(f, "written:", Human.count(s.chunksTotal(), "chunk") + ": " + s.chunksNew() + " new (" + Sizes.format(s.bytesNew())
+            lines.put("written:", Human.count(s.chunksTotal(), "chunk") + ": " + s.chunksNew() + " new (" + Sizes.format(s.bytesNew())
                 + "), " + s.chunksDedup() + " deduplicated (" + Sizes.format(s.bytesDedup()) + "), " + s.chunksZero()
                 + " zero (" + Sizes.format(s.bytesZero()) + ")");
-            out.printf(f, "stored:", Sizes.format(s.bytesStored()) + " added to packs");
+            lines.put("stored:", Sizes.format(s.bytesStored()) + " added to packs");
             if (!v.labels().isEmpty()) {
-                out.printf(f, "labels:", v.labels().entrySet().stream().map(x -> x.getKey() + "=" + x.getValue())
+                lines.put("labels:", v.labels().entrySet().stream().map(x -> x.getKey() + "=" + x.getValue())
                     .collect(Collectors.joining(", ")));
             }
             if (v.note() != null && !v.note().isBlank()) {
-                out.printf(f, "note:", v.note());
+                lines.put("note:", v.note());
             }
             for (Map.Entry<String, String> e : new TreeMap<>(v.source()).entrySet()) {
                 if (e.getValue() != null && !e.getValue().isBlank()) { // e.g. the default export "": nothing to show
-                    out.printf(f, "source." + e.getKey() + ":", e.getValue());
+                    lines.put("source." + e.getKey() + ":", e.getValue());
                 }
             }
             if (!v.attachments().isEmpty()) {
-                out.printf(f, "attachments:", Human.count(v.attachments().size(), "file")
+                lines.put("attachments:", Human.count(v.attachments().size(), "file")
                     + " (jbackup show " + v.id() + " --attachment NAME > FILE)");
-                int w = v.attachments().stream().mapToInt(a -> a.name().length()).max().orElse(1);
+            }
+            int w = lines.keySet().stream().mapToInt(String::length).max().orElse(0);
+            lines.forEach((label, value) -> out.printf("%-" + w + "s %s%n", label, value));
+            if (!v.attachments().isEmpty()) {
+                int aw = v.attachments().stream().mapToInt(a -> a.name().length()).max().orElse(1);
                 for (AttachmentInfo a : v.attachments()) {
-                    out.printf("  %-" + w + "s  %s%n", a.name(), Human.exact(a.size()));
+                    out.printf("  %-" + aw + "s  %s%n", a.name(), Human.exact(a.size()));
                 }
             }
             out.flush();

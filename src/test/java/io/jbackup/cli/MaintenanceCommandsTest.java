@@ -77,6 +77,10 @@ class MaintenanceCommandsTest {
         Cli.Result show = Cli.run("show", "--repo", r, vda.get(3)).ok();
         assertTrue(show.stdout().contains("web1/vda") && show.stdout().contains("verified:")
             && show.stdout().contains("source.uri:") && show.stdout().contains("note vda"), show.stdout());
+        // every value starts in one column, after the longest label (source.exportSize: and the like)
+        assertEquals(1, show.stdout().lines().map(java.util.regex.Pattern.compile("^[A-Za-z.]+: +")::matcher)
+            .filter(java.util.regex.Matcher::lookingAt).map(java.util.regex.Matcher::end).distinct().count(),
+            show.stdout());
         JsonNode sj = Cli.run("show", "--repo", r, "--vm", "web1", "--disk", "vda", "latest", "--json").ok().json();
         assertEquals(vda.get(3), sj.get("id").asText());
         assertEquals(100.0, sj.get("verifiedSamplePercent").asDouble());

@@ -75,7 +75,7 @@ class ShowAttachmentsTest {
 
         // listed from the catalog: no passphrase needed
         String text = Cli.run("show", "--repo", repo.toString(), id).ok().stdout();
-        assertTrue(text.contains("attachments: 2 files"), text);
+        assertTrue(text.matches("(?s).*\\nattachments: +2 files.*"), text);
         assertTrue(text.matches("(?s).*\\n  domain\\.xml +" + xml.length + " bytes\\n.*"), text);
         assertTrue(text.contains("  nvram.fd    300 KiB (307200 bytes)"), text);
         assertFalse(Cli.run("show", "--repo", repo.toString(), plain).ok().stdout().contains("attachments:"));
