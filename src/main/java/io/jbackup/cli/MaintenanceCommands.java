@@ -138,8 +138,9 @@ public final class MaintenanceCommands {
             for (PruneReport.Disk d : r.disks()) {
                 out.printf("%s%n", d.vm() == null ? d.disk() : d.vm() + "/" + d.disk());
                 for (Retention.Decision x : d.decisions()) {
-                    out.printf("  %-6s  %-22s  %s  %s%n", x.keep() ? "keep" : "remove", x.backup().id(),
-                        ListCommands.local(x.backup().created()), String.join(", ", x.reasons()));
+                    out.printf("%s%n", String.format("  %-6s  %-22s  %s  %s", x.keep() ? "keep" : "remove",
+                        x.backup().id(), ListCommands.local(x.backup().created()), String.join(", ", x.reasons()))
+                        .stripTrailing());
                 }
             }
             out.printf("%d kept, %d %s.%s%n", r.kept(), r.removed(), r.dryRun() ? "would be removed" : "removed",

@@ -98,6 +98,7 @@ class MaintenanceCommandsTest {
         Cli.Result dry = Cli.run("prune", "--repo", r, "--keep-last", "1", "--disk", "vda", "--dry-run").ok();
         assertTrue(dry.stdout().contains("keep    " + vda.get(3)) && dry.stdout().contains("last 1")
             && dry.stdout().contains("protected") && dry.stdout().contains("remove  " + vda.get(1)), dry.stdout());
+        assertTrue(dry.stdout().lines().noneMatch(l -> l.endsWith(" ")), "trailing blanks:\n" + dry.stdout());
         assertEquals(6, Cli.run("list", "--repo", r, "--json").ok().json().size(), "dry run removes nothing");
 
         Cli.Result bad = Cli.run("prune", "--repo", r);
