@@ -87,6 +87,7 @@ final class ChunkCodec implements AutoCloseable {
     /**
      * Encodes one chunk record into {@code s.record()} and returns its length. The header's chunk id is
      * {@code id}; the payload is compressed when that shrinks it, then sealed if the repository is encrypted.
+     * The whole record in one array, as the format tests read it; the backup path calls {@link #encodeParts}.
      */
     int encode(Scratch s, byte[] id, byte[] data, int len) {
         int recLen = encodeParts(s, id, data, len);

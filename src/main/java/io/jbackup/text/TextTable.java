@@ -54,39 +54,17 @@ public final class TextTable {
                 width[c] = Math.max(width[c], cell(r, c).length());
             }
         }
-        StringBuilder line = new StringBuilder();
         for (String[] r : rows) {
-            line.setLength(0);
-            line.append(indent);
+            StringBuilder line = new StringBuilder(indent);
             for (int c = 0; c < r.length; c++) {
-                String s = cell(r, c);
-                boolean last = c == r.length - 1;
-                int pad = width[c] - s.length();
-                if (right[c]) {
-                    line.append(" ".repeat(pad)).append(s);
-                } else {
-                    line.append(s);
-                    if (!last) {
-                        line.append(" ".repeat(pad));
-                    }
-                }
-                if (!last) {
-                    line.append("  ");
-                }
+                String pad = " ".repeat(width[c] - cell(r, c).length());
+                line.append(c == 0 ? "" : "  ").append(right[c] ? pad + cell(r, c) : cell(r, c) + pad);
             }
-            out.printf("%s%n", stripTrailing(line));
+            out.printf("%s%n", line.toString().stripTrailing());
         }
     }
 
     private static String cell(String[] r, int c) {
         return r[c] == null ? "" : r[c];
-    }
-
-    private static String stripTrailing(StringBuilder b) {
-        int end = b.length();
-        while (end > 0 && b.charAt(end - 1) == ' ') {
-            end--;
-        }
-        return b.substring(0, end);
     }
 }
