@@ -22,7 +22,7 @@ def snap():
         except OSError: pass
     return d
 prev = snap(); t0 = time.time(); rows = []
-names = ["java", "jbackup-store", "jbackup-nbd-io", "pack-io", "pack-sealer", "C1 CompilerThre", "C2 CompilerThre",
+names = ["java", "jbackup-store", "jbackup-nbd-io-", "pack-io", "pack-sealer", "C1 CompilerThre", "C2 CompilerThre",
          "qemu"]
 print("   t  " + " ".join(f"{n[:8]:>8}" for n in names))
 while True:

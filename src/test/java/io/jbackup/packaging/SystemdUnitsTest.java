@@ -117,7 +117,8 @@ class SystemdUnitsTest {
             List<String> jvmArgs = Files.readAllLines(args);
             List<String> options = jvmArgs.subList(0, jvmArgs.indexOf("-jar"));
             assertEquals(List.of("-XX:CompileThresholdScaling=3", "-XX:CompileCommand=quiet",
-                "-XX:CompileCommand=dontinline,io.netty.buffer.PooledByteBuf::deallocate", "-Xmx512m",
+                "-XX:CompileCommand=dontinline,io.netty.buffer.PooledByteBuf::deallocate",
+                "-XX:CompileCommand=CompileThresholdScaling,sun.security.provider.DigestBase::engineUpdate,0.05", "-Xmx512m",
                 "-XX:+UseParallelGC"), options,
                 u + ": the JVM options the launcher passes");
         }
