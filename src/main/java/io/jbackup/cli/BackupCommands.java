@@ -8,6 +8,7 @@ import io.jbackup.engine.DiskResult;
 import io.jbackup.engine.EngineOptions;
 import io.jbackup.engine.LiveBackup;
 import io.jbackup.engine.LiveSource;
+import io.jbackup.engine.OfflineRotation;
 import io.jbackup.engine.ProgressListener;
 import io.jbackup.libvirt.DomainBackup;
 import io.jbackup.error.UsageException;
@@ -349,28 +350,9 @@ public final class BackupCommands {
             if (!rotateBitmap) {
                 return super.backUp(r, jobs, eo, progress, cancel);
             }
-            String label = vm == null ? disk : vm + "/" + disk;
-            OfflineRotation.Plan plan = OfflineRotation.plan(r, image, vm, disk, bitmaps().get(""), progress);
-            if (mode() == BackupMode.INCREMENTAL && plan.current() == null) {
-                throw new UsageException("no bitmap is recorded with the last backup of " + label + " and "
-                    + "no --bitmap was given: start the chain with 'jbackup auto --rotate-bitmap' (a full backup the "
-                    + "first time)");
-            }
-            Map<String, String> l = new LinkedHashMap<>(labels);
-            l.put(OfflineRotation.LABEL, plan.next());
-            List<DiskResult> results;
-            try (OfflineRotation.Served served = OfflineRotation.serve(image, plan)) {
-                ClientOptions co = withTimeout(ClientOptions.defaults().withConnections(connections()));
-                DiskJob job = new DiskJob(vm, disk, served.uri(), co, mode(), plan.current(), l, note);
-                results = new BackupEngine(r, eo, progress, cancel).run(List.of(job));
-            }
-            if (results.get(0).ok()) {
-                OfflineRotation.retire(image, plan, progress, label);
-            } else {
-                progress.warning(label, "kept the bitmaps of " + image + ": the next run starts again from "
-                    + (plan.current() == null ? "a full backup" : plan.current()));
-            }
-            return results;
+            ClientOptions co = withTimeout(ClientOptions.defaults().withConnections(connections()));
+            return OfflineRotation.backUp(r, vm, List.of(new OfflineRotation.Image(disk, image, bitmaps().get(""))),
+                List.of(), mode(), co, labels, note, eo, progress, cancel);
         }
 
         @Override

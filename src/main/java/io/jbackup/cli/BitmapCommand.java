@@ -1,8 +1,6 @@
 package io.jbackup.cli;
 
 import io.jbackup.engine.QemuImg;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.jbackup.error.NotFoundException;
 import io.jbackup.error.UsageException;
 import picocli.CommandLine.Command;
@@ -36,29 +34,6 @@ public final class BitmapCommand implements Runnable {
         spec.commandLine().usage(System.out);
     }
 
-    /** A bitmap as {@code qemu-img info} shows it. */
-    record Bitmap(String name, long granularity, boolean recording, boolean inUse) {
-    }
-
-    /** Reads the image's format and bitmaps ({@code qemu-img info --force-share}: works while the image is open). */
-    static List<Bitmap> bitmaps(Path image) throws IOException {
-        JsonNode info = new ObjectMapper().readTree(QemuImg.check(image, "info", "--output=json", "--force-share",
-            image.toString()));
-        String format = info.path("format").asText();
-        if (!format.equals("qcow2")) {
-            throw new UsageException(image + " is a " + format + " image; persistent dirty bitmaps need "
-                + "qcow2 (convert it: qemu-img convert -O qcow2 " + image + " NEW.qcow2)");
-        }
-        List<Bitmap> out = new ArrayList<>();
-        for (JsonNode b : info.path("format-specific").path("data").path("bitmaps")) {
-            List<String> flags = new ArrayList<>();
-            b.path("flags").forEach(f -> flags.add(f.asText()));
-            out.add(new Bitmap(b.path("name").asText(), b.path("granularity").asLong(), flags.contains("auto"),
-                flags.contains("in-use")));
-        }
-        return out;
-    }
-
     /** Options shared by the subcommands. */
     abstract static class Base implements Callable<Integer> {
         @Option(names = "--image", required = true, paramLabel = "FILE", description = "The qcow2 image.")
@@ -76,7 +51,7 @@ public final class BitmapCommand implements Runnable {
     static final class ListBitmaps extends Base {
         @Override
         public Integer call() throws IOException {
-            List<Bitmap> bms = bitmaps(image);
+            List<QemuImg.Bitmap> bms = QemuImg.bitmaps(image);
             if (json.enabled()) {
                 Map<String, Object> out = new LinkedHashMap<>();
                 out.put("image", image.toString());
@@ -85,7 +60,7 @@ public final class BitmapCommand implements Runnable {
             } else if (bms.isEmpty()) {
                 System.out.println(image + ": no dirty bitmaps");
             } else {
-                for (Bitmap b : bms) {
+                for (QemuImg.Bitmap b : bms) {
                     System.out.println(String.format(Locale.ROOT, "%s  granularity %s  %s%s", b.name(),
                         ConsoleProgress.bytes(b.granularity()), b.recording() ? "recording" : "disabled",
                         b.inUse() ? "  in-use (the image is open, or was not closed cleanly: then the bitmap is "
@@ -111,7 +86,7 @@ public final class BitmapCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
-            if (bitmaps(image).stream().anyMatch(b -> b.name().equals(name))) {
+            if (QemuImg.bitmaps(image).stream().anyMatch(b -> b.name().equals(name))) {
                 throw new UsageException(image + " already has a bitmap named " + name
                     + " (list them: jbackup bitmap list --image " + image + ")");
             }
@@ -148,10 +123,10 @@ public final class BitmapCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
-            List<Bitmap> bms = bitmaps(image);
+            List<QemuImg.Bitmap> bms = QemuImg.bitmaps(image);
             if (bms.stream().noneMatch(b -> b.name().equals(name))) {
                 throw new NotFoundException(image + " has no bitmap named " + name + " (it has: "
-                    + (bms.isEmpty() ? "none" : String.join(", ", bms.stream().map(Bitmap::name).toList())) + ")");
+                    + (bms.isEmpty() ? "none" : String.join(", ", bms.stream().map(QemuImg.Bitmap::name).toList())) + ")");
             }
             QemuImg.check(image, "bitmap", "--remove", "-f", "qcow2", image.toString(), name);
             if (json.enabled()) {

@@ -1,6 +1,9 @@
 package io.jbackup.engine;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.jbackup.error.NotFoundException;
+import io.jbackup.error.UsageException;
 
 import java.io.IOException;
 import java.io.InterruptedIOException;
@@ -85,5 +88,31 @@ public final class QemuImg {
             throw new NotFoundException("no image " + image + " (" + msg + ")");
         }
         throw new ExternalToolException("qemu-img " + String.join(" ", args) + " failed: " + msg);
+    }
+
+    /** A persistent dirty bitmap as {@code qemu-img info} shows it. */
+    public record Bitmap(String name, long granularity, boolean recording, boolean inUse) {
+    }
+
+    /**
+     * Reads the bitmaps of a qcow2 image ({@code qemu-img info --force-share}: works while the image is open); an
+     * image of another format is a {@link UsageException} that says how to convert it.
+     */
+    public static List<Bitmap> bitmaps(Path image) throws IOException {
+        JsonNode info = new ObjectMapper().readTree(check(image, "info", "--output=json", "--force-share",
+            image.toString()));
+        String format = info.path("format").asText();
+        if (!format.equals("qcow2")) {
+            throw new UsageException(image + " is a " + format + " image; persistent dirty bitmaps need "
+                + "qcow2 (convert it: qemu-img convert -O qcow2 " + image + " NEW.qcow2)");
+        }
+        List<Bitmap> out = new ArrayList<>();
+        for (JsonNode b : info.path("format-specific").path("data").path("bitmaps")) {
+            List<String> flags = new ArrayList<>();
+            b.path("flags").forEach(f -> flags.add(f.asText()));
+            out.add(new Bitmap(b.path("name").asText(), b.path("granularity").asLong(), flags.contains("auto"),
+                flags.contains("in-use")));
+        }
+        return out;
     }
 }

@@ -53,6 +53,8 @@ import java.util.Set;
  *     tls: {creds: /etc/pki/qemu}          # or {pskFile: keys.psk, username: qemu}; hostname, verify
  *     disks:
  *       - {name: vda, source: "nbd+unix:///vda?socket=/run/web1-nbd.sock", bitmap: jbackup}
+ *       - {name: vdb, image: /var/lib/images/web1-data.qcow2}   # an offline qcow2 image (VM off): jbackup serves
+ *                                          #   it and rotates its dirty bitmaps, as auto --image --rotate-bitmap
  *   - name: vm2                            # a running QEMU that jbackup drives (docs/live-backup.md):
  *     vm: vm2                              # fleecing export and bitmaps are jbackup's
  *     schedule: "0 3 * * *"
@@ -83,10 +85,11 @@ public record JobFile(Path file, RepositoryLocation repository, Path passphraseF
     }
 
     /**
-     * One disk of a job: its NBD source and dirty bitmap (null for none), or, for a live job ({@code qmp:}), its
-     * block node or guest device.
+     * One disk of a job: its NBD source and dirty bitmap (null for none); or an offline qcow2 image that jbackup
+     * serves itself with its bitmaps rotated ({@code image:}, the bitmap then only starts a chain); or, for a live
+     * job ({@code qmp:}), its block node or guest device.
      */
-    public record Disk(String name, String source, String bitmap, String node, String device) {
+    public record Disk(String name, String source, String bitmap, String node, String device, Path image) {
     }
 
     /**
@@ -168,7 +171,7 @@ public record JobFile(Path file, RepositoryLocation repository, Path passphraseF
         Set<String> names = new HashSet<>();
         Set<String> disks = new HashSet<>();
         for (int i = 0; i < jobsNode.size(); i++) {
-            Job j = job(c, "jobs[" + i + "]", jobsNode.get(i), zone);
+            Job j = job(c, "jobs[" + i + "]", jobsNode.get(i), zone, base);
             if (!names.add(j.name())) {
                 throw c.fail("jobs[" + i + "].name", "'" + j.name() + "' is used by two jobs");
             }
@@ -219,7 +222,7 @@ public record JobFile(Path file, RepositoryLocation repository, Path passphraseF
         }
     }
 
-    private static Job job(Ctx c, String at, JsonNode n, ZoneId zone) {
+    private static Job job(Ctx c, String at, JsonNode n, ZoneId zone, Path base) {
         if (n == null || !n.isObject()) {
             throw c.fail(at, "must be a mapping");
         }
@@ -301,7 +304,8 @@ public record JobFile(Path file, RepositoryLocation repository, Path passphraseF
         if (domain != null) {
             dn = new ObjectMapper().createArrayNode();
         } else if (dn == null || !dn.isArray() || dn.isEmpty()) {
-            throw c.fail(at + ".disks", "is missing or empty; list the disks as {name: vda, source: NBD-URI}");
+            throw c.fail(at + ".disks", "is missing or empty; list the disks as {name: vda, source: NBD-URI} or "
+                + "{name: vda, image: FILE.qcow2}");
         }
         List<Disk> disks = new ArrayList<>();
         Set<String> seen = new HashSet<>();
@@ -309,9 +313,9 @@ public record JobFile(Path file, RepositoryLocation repository, Path passphraseF
             String dat = at + ".disks[" + i + "]";
             JsonNode d = dn.get(i);
             if (d == null || !d.isObject()) {
-                throw c.fail(dat, "must be a mapping {name, source, bitmap}");
+                throw c.fail(dat, "must be a mapping {name, source, bitmap} or {name, image}");
             }
-            c.keys(d, dat, Set.of("name", "source", "bitmap", "node", "device"));
+            c.keys(d, dat, Set.of("name", "source", "bitmap", "node", "device", "image"));
             String dname = c.text(d, "name", true, dat);
             if (!dname.matches(NAME)) {
                 throw c.fail(dat + ".name", "'" + dname + "' must be 1-64 letters, digits, '.', '_' or '-'");
@@ -323,15 +327,27 @@ public record JobFile(Path file, RepositoryLocation repository, Path passphraseF
             if (live) {
                 String node = c.text(d, "node", false, dat);
                 String device = c.text(d, "device", false, dat);
-                if (d.has("source") || (node == null) == (device == null)) {
-                    throw c.fail(dat, "of a live job (qmp:) needs node: NODE or device: DEV, and no source "
+                if (d.has("source") || d.has("image") || (node == null) == (device == null)) {
+                    throw c.fail(dat, "of a live job (qmp:) needs node: NODE or device: DEV, and no source or image "
                         + "(jbackup makes the export itself)");
                 }
-                disks.add(new Disk(dname, null, null, node, device));
+                disks.add(new Disk(dname, null, null, node, device, null));
                 continue;
             }
             if (d.has("node") || d.has("device")) {
                 throw c.fail(dat, "has node/device, which need qmp: {socket: ...} on the job");
+            }
+            if (d.has("image")) {
+                if (d.has("source")) {
+                    throw c.fail(dat, "has both source and image: give source: NBD-URI for an export served by "
+                        + "something else, or image: FILE for an offline qcow2 image that jbackup serves itself");
+                }
+                disks.add(new Disk(dname, null, bm, null, null, base.resolve(c.text(d, "image", true, dat)).normalize()));
+                continue;
+            }
+            if (!d.has("source")) {
+                throw c.fail(dat, "needs source: NBD-URI (an export served by something else) or image: FILE (an "
+                    + "offline qcow2 image that jbackup serves itself)");
             }
             String src = c.text(d, "source", true, dat);
             try {
@@ -342,7 +358,7 @@ public record JobFile(Path file, RepositoryLocation repository, Path passphraseF
             if (mode == BackupMode.INCREMENTAL && bm == null) {
                 throw c.fail(dat, "mode incremental needs a bitmap (on the job or the disk)");
             }
-            disks.add(new Disk(dname, src, bm, null, null));
+            disks.add(new Disk(dname, src, bm, null, null, null));
         }
         RetentionPolicy retention = null;
         JsonNode rn = n.get("retention");

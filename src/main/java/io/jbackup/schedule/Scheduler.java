@@ -9,6 +9,7 @@ import io.jbackup.engine.LiveBackup;
 import io.jbackup.libvirt.DomainBackup;
 import io.jbackup.libvirt.Virsh;
 import io.jbackup.engine.LiveSource;
+import io.jbackup.engine.OfflineRotation;
 import io.jbackup.engine.ProgressListener;
 import io.jbackup.error.UsageException;
 import io.jbackup.nbd.client.ClientOptions;
@@ -239,13 +240,14 @@ public final class Scheduler {
         List<DiskResult> results;
         Duration timeout = Duration.ofSeconds(job.timeoutSeconds());
         EngineOptions eo = engine.withRetries(job.retries(), engine.retryBackoff()).withDiskLockWait(lockWait);
+        ProgressListener progress = new LogProgress(log, task);
         if (job.domain() != null) {
             JobFile.Domain d = job.domain();
             DomainBackup.Quiesce q = d.quiesce() == null ? DomainBackup.Quiesce.AUTO
                 : d.quiesce() ? DomainBackup.Quiesce.ON : DomainBackup.Quiesce.OFF;
             log.line(task + ": backing up libvirt domain " + d.name() + " (" + job.mode().name().toLowerCase() + ")");
             results = new DomainBackup(repo, new Virsh(d.connect(), Duration.ofSeconds(120)), eo,
-                ProgressListener.NONE, cancel).run(new DomainBackup.Options(d.name(), job.vm(),
+                progress, cancel).run(new DomainBackup.Options(d.name(), job.vm(),
                 new java.util.HashSet<>(d.exclude()), q, d.scratchDir()), job.mode(),
                 ClientOptions.defaults().withTimeout(timeout), labels, note);
         } else if (JobFile.live(job.qmp())) {
@@ -259,19 +261,36 @@ public final class Scheduler {
                 Duration.ofSeconds(Long.parseLong(q.getOrDefault("timeout", "30"))));
             log.line(task + ": backing up " + Human.count(ds.size(), "disk") + " of the running QEMU at " + src.qmpSocket() + " ("
                 + job.mode().name().toLowerCase() + ")");
-            results = new LiveBackup(repo, eo, ProgressListener.NONE, cancel).run(src, job.vm(), job.mode(),
+            results = new LiveBackup(repo, eo, progress, cancel).run(src, job.vm(), job.mode(),
                 ClientOptions.defaults().withTimeout(timeout), labels, note);
         } else {
             List<DiskJob> diskJobs = new ArrayList<>();
+            List<OfflineRotation.Image> images = new ArrayList<>();
             for (JobFile.Disk d : job.disks()) {
+                if (d.image() != null) {
+                    images.add(new OfflineRotation.Image(d.name(), d.image(), d.bitmap()));
+                    continue;
+                }
                 NbdUri uri = NbdUri.parse(d.source());
                 ClientOptions co = ClientOptions.defaults().withTls(tls(job.tls(), uri))
                     .withConnections(job.connections()).withTimeout(timeout);
                 diskJobs.add(new DiskJob(job.vm(), d.name(), uri, co, job.mode(), d.bitmap(), labels, note));
             }
             log.line(task + ": backing up " + Human.count(job.disks().size(), "disk") + " (" + job.mode().name().toLowerCase()
-                + ")");
-            results = new BackupEngine(repo, eo, ProgressListener.NONE, cancel).run(diskJobs);
+                + (images.isEmpty() ? "" : "; " + Human.count(images.size(), "offline image") + " served by jbackup, "
+                + "its bitmaps rotated") + ")");
+            if (images.isEmpty()) {
+                results = new BackupEngine(repo, eo, progress, cancel).run(diskJobs);
+            } else {
+                // the images' results come first: put them back in the job file's order
+                List<DiskResult> raw = OfflineRotation.backUp(repo, job.vm(), images, diskJobs, job.mode(),
+                    ClientOptions.defaults().withConnections(job.connections()).withTimeout(timeout), labels, note, eo,
+                    progress, cancel);
+                results = new ArrayList<>();
+                for (JobFile.Disk d : job.disks()) {
+                    raw.stream().filter(r -> r.disk().equals(d.name())).findFirst().ifPresent(results::add);
+                }
+            }
         }
         int ok = 0;
         Throwable firstError = null;
@@ -306,6 +325,24 @@ public final class Scheduler {
         String status = ok == results.size() ? "ok" : ok == 0 ? "failed" : "partial";
         String msg = ok == results.size() ? Human.count(ok, "disk") + " backed up" : String.join("; ", problems);
         return new TaskResult(task, status, msg, results, firstError);
+    }
+
+    /**
+     * Writes the notes and warnings of a job's disks into the run's log (why auto made a full backup, a lost
+     * connection and the reconnect, which bitmap of an offline image records the changes now); warnings also go
+     * to the log output as usual.
+     */
+    private record LogProgress(RunLog log, String task) implements ProgressListener {
+        @Override
+        public void message(String disk, String text) {
+            log.line(task + ": " + disk + ": " + text);
+        }
+
+        @Override
+        public void warning(String disk, String text) {
+            log.line(task + ": " + disk + ": warning: " + text);
+            ProgressListener.super.warning(disk, text);
+        }
     }
 
     private TaskResult verify(Repository repo, RunLog log) throws IOException {

@@ -152,6 +152,73 @@ class ScheduleCommandsTest {
         assertTrue(sj.get("tasks").get(0).get("due").asBoolean(), "the nightly job did not run on the 27th: " + sj);
     }
 
+    /**
+     * A job with an offline qcow2 image and an export served by someone else, as one set: jbackup serves the image
+     * itself and rotates its bitmaps (as {@code auto --image --rotate-bitmap}), so the second night's incremental reads
+     * exactly what was written since the first, and only the new bitmap stays on the image.
+     */
+    @Test
+    void anOfflineImageJobServesTheImageAndRotatesItsBitmaps() throws Exception {
+        Path repo = dir.resolve("repo");
+        Cli.run("init", "--repo", repo.toString(), "--chunk-size", "64K").ok();
+        Path img = QemuImages.qcow2(Files.createDirectories(dir.resolve("images")).resolve("vda.qcow2"), "16M");
+        QemuImages.io(img, "qcow2", "write -P 0x11 0 3M");
+        Path other = QemuImages.qcow2(dir.resolve("vdb.qcow2"), "8M");
+        QemuImages.io(other, "qcow2", "write -P 0x22 1M 1M");
+        Path jobs = dir.resolve("offline.yaml");
+        try (Proc.Background s = QemuImages.qemuNbd(dir, other, "qcow2", "-r", "-A")) {
+            Files.writeString(jobs, String.join("\n",
+                "repository: repo",
+                "timezone: UTC",
+                "jobs:",
+                "  - name: fs1",
+                "    vm: fs1",
+                "    schedule: \"0 2 * * *\"",
+                "    disks:",
+                "      - {name: vda, image: images/vda.qcow2}",
+                "      - {name: vdb, source: \"" + QemuImages.uriOf(s) + "\"}",
+                "    retention: {keepLast: 2}", ""));
+            JsonNode night1 = Cli.run("run-due", "--config", jobs.toString(), "--now", "2026-11-24T02:30:00Z",
+                "--json").ok().json().get("tasks").get(0);
+            assertEquals("ok", night1.get("status").asText(), night1.toString());
+            assertEquals("vda", night1.get("disks").get(0).get("disk").asText(), "in the job file's order");
+            assertEquals("full", night1.get("disks").get(0).get("type").asText(), night1.toString());
+            assertEquals("full", night1.get("disks").get(1).get("type").asText(), night1.toString());
+        }
+        List<String> first = bitmapsOf(img);
+        assertEquals(1, first.size(), first.toString());
+        assertTrue(first.get(0).startsWith("jbackup-"), first.toString());
+
+        QemuImages.io(img, "qcow2", "write -P 0x33 5M 64k", "write -P 0x44 9M 128k");
+        try (Proc.Background s = QemuImages.qemuNbd(dir, other, "qcow2", "-r", "-A")) {
+            Files.writeString(jobs, Files.readString(jobs).replaceAll("nbd\\+unix:[^\"]*", QemuImages.uriOf(s)));
+            JsonNode night2 = Cli.run("run-due", "--config", jobs.toString(), "--now", "2026-11-25T02:30:00Z",
+                "--json").ok().json().get("tasks").get(0);
+            JsonNode vda = night2.get("disks").get(0);
+            assertEquals("incremental", vda.get("type").asText(), night2.toString());
+            assertEquals(192 << 10, vda.get("bytesRead").asLong(), "only what was written since night 1: " + vda);
+            assertEquals("full", night2.get("disks").get(1).get("type").asText(),
+                "vdb has no bitmap: auto makes a full: " + night2);
+        }
+        List<String> second = bitmapsOf(img);
+        assertEquals(1, second.size(), "the old bitmap is removed after the commit: " + second);
+        assertTrue(!second.equals(first), second + " after " + first);
+        Path out = dir.resolve("vda-restored.raw");
+        Cli.run("restore", "--repo", repo.toString(), "--vm", "fs1", "--disk", "vda", "--backup", "latest", "--to",
+            out.toString()).ok();
+        assertEquals(Proc.sha256(QemuImages.toRaw(img, dir.resolve("vda-now.raw"))), Proc.sha256(out));
+        String runs = Cli.run("log", "--config", jobs.toString(), "--run", "latest").ok().stdout();
+        assertTrue(runs.contains("job:fs1: fs1/vda: bitmap " + second.get(0) + " of " + img
+            + " records the changes from now on; removed " + first.get(0)), runs);
+    }
+
+    private static List<String> bitmapsOf(Path img) throws Exception {
+        List<String> out = new ArrayList<>();
+        Cli.run("bitmap", "list", "--image", img.toString(), "--json").ok().json().get("bitmaps")
+            .forEach(b -> out.add(b.get("name").asText()));
+        return out;
+    }
+
     @Test
     void aJobsTimeoutAndRetriesBoundASilentSource() throws Exception {
         Path repo = dir.resolve("repo");

@@ -85,6 +85,15 @@ class JobFileTest {
         assertNull(jf.jobs().get(1).retention());
         assertEquals(10.0, jf.verify().value());
         assertEquals(50.0, jf.gc().value(), "default repack threshold");
+        // an offline image: relative to the job file; its bitmap (the job's default here) only starts a chain
+        JobFile img = JobFile.read(write("img.yaml", "repository: repo\njobs: [{name: a, schedule: '0 1 * * *', "
+            + "mode: incremental, disks: [{name: vda, image: images/vda.qcow2}, {name: vdb, image: /i/vdb.qcow2, "
+            + "bitmap: b0}]}]"));
+        assertEquals(tmp.resolve("images/vda.qcow2"), img.jobs().get(0).disks().get(0).image());
+        assertNull(img.jobs().get(0).disks().get(0).source());
+        assertNull(img.jobs().get(0).disks().get(0).bitmap(), "mode incremental needs no bitmap for an image");
+        assertEquals(Path.of("/i/vdb.qcow2"), img.jobs().get(0).disks().get(1).image());
+        assertEquals("b0", img.jobs().get(0).disks().get(1).bitmap());
         // JSON is accepted too
         JobFile json = JobFile.read(write("j.json", "{\"repository\": \"/r\", \"jobs\": [{\"name\": \"a\", "
             + "\"schedule\": \"0 1 * * *\", \"disks\": [{\"name\": \"d\", \"source\": \"nbd://h/e\"}]}]}"));
@@ -110,7 +119,9 @@ class JobFileTest {
     @Test
     void theShippedExampleIsValid() throws Exception {
         JobFile jf = JobFile.read(Path.of("examples/jobs.yaml"));
-        assertEquals(4, jf.jobs().size());
+        assertEquals(5, jf.jobs().size());
+        JobFile.Job files1 = jf.jobs().stream().filter(j -> j.name().equals("files1")).findFirst().orElseThrow();
+        assertEquals(Path.of("/var/lib/libvirt/images/files1-data.qcow2"), files1.disks().get(1).image());
         assertTrue(jf.jobs().stream().anyMatch(j -> !j.qmp().isEmpty()), "the example shows a live job");
         JobFile.Job db1 = jf.jobs().stream().filter(j -> j.domain() != null).findFirst().orElseThrow();
         assertEquals("db1", db1.domain().name());
@@ -176,6 +187,14 @@ class JobFileTest {
             new Case("repository: s3://bkt/x\ns3PathStyle: maybe\njobs: []", "s3PathStyle 'maybe'"),
             new Case("repository: s3://bkt/x\ns3Endpoint: nope\njobs: [{name: a, schedule: '0 1 * * *', disks: "
                 + "[{name: d, source: 'nbd://h/e'}]}]", "s3Endpoint nope is not an http"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', disks: [{name: d, source: 'nbd://h/e', "
+                + "image: d.qcow2}]}]", "jobs[0].disks[0] has both source and image"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', disks: [{name: d, bitmap: b}]}]",
+                "jobs[0].disks[0] needs source: NBD-URI (an export served by something else) or image: FILE"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', disks: [{name: d, image: ''}]}]",
+                "jobs[0].disks[0].image must be a non-empty text"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', qmp: {socket: /q}, disks: [{name: d, "
+                + "node: n, image: d.qcow2}]}]", "needs node: NODE or device: DEV, and no source or image"),
             new Case("repository: [unclosed", "not valid YAML"));
         int i = 0;
         for (Case c : cases) {
