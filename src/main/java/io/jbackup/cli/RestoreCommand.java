@@ -130,6 +130,14 @@ public final class RestoreCommand implements Callable<Integer> {
             List<BackupInfo> selected = select(r);
             Map<String, RestoreTargets.Plan> plans = RestoreTargets.plan(selected.stream().map(BackupInfo::disk)
                 .toList(), targets, disk == null, fmt, this::note);
+            io.jbackup.libvirt.Virsh virsh = define == null ? null
+                : new io.jbackup.libvirt.Virsh(connect, java.time.Duration.ofSeconds(120));
+            if (virsh != null && virsh.exists(define)) {
+                // before any disk is written: with --force the files of that domain would be replaced under it
+                throw new UsageException("--define " + define + ": domain " + define + " already exists"
+                    + (connect == null ? "" : " at " + connect) + "; choose another name, or remove it first ('virsh "
+                    + "undefine " + define + "'); nothing was restored");
+            }
             Interrupts.run(cancel, () -> {
                 for (BackupInfo b : instant != null ? List.<BackupInfo>of() : selected) {
                     try (BackupReader reader = r.openBackup(b.id(), ignoreErrors);
@@ -151,8 +159,6 @@ public final class RestoreCommand implements Callable<Integer> {
                             .toAbsolutePath().toString(), p.format().text()));
                 }
                 java.nio.file.Files.createDirectories(java.nio.file.Path.of(targets.get(0)));
-                io.jbackup.libvirt.Virsh virsh = define == null ? null
-                    : new io.jbackup.libvirt.Virsh(connect, java.time.Duration.ofSeconds(120));
                 domainResult = io.jbackup.libvirt.DomainRestore.finish(r, selected, files,
                     java.nio.file.Path.of(targets.get(0)), define, virsh, start, this::note);
             }

@@ -305,8 +305,21 @@ public final class DomainBackup {
             List<String> deleted = new ArrayList<>();
             for (String c : ours) {
                 if (!needed.contains(c)) {
-                    virsh.deleteCheckpoint(o.domain(), c, false);
-                    deleted.add(c);
+                    try {
+                        virsh.deleteCheckpoint(o.domain(), c, false);
+                        deleted.add(c);
+                    } catch (LibvirtConnectionException e) {
+                        throw e;
+                    } catch (IOException | RuntimeException e) {
+                        // one that cannot be deleted (e.g. its bitmap was removed from an image by hand) must not
+                        // keep the others: each would cost a bitmap on every disk, one more every run
+                        LOG.debug("deleting checkpoint {} of {} failed", c, o.domain(), e);
+                        progress.warning(o.vm(), "could not delete old checkpoint " + c + " of domain "
+                            + o.domain() + ": " + e.getMessage() + "; no incremental needs it: if this repeats, "
+                            + "remove it by hand ('virsh checkpoint-delete " + o.domain() + " " + c + " --metadata'"
+                            + ", then 'qemu-img bitmap --remove IMAGE " + c + "' on the shut-off domain's images "
+                            + "that still hold the bitmap)");
+                    }
                 }
             }
             if (!deleted.isEmpty()) {

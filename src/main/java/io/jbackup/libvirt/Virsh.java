@@ -154,6 +154,19 @@ public final class Virsh {
             domain) : run("reading domain " + domain, "dumpxml", domain);
     }
 
+    /** Whether libvirt knows a domain of that name (running or not); a connection failure is thrown. */
+    public boolean exists(String domain) throws IOException {
+        Output o = exec("domstate", domain);
+        if (o.exitCode() == 0) {
+            return true;
+        }
+        try {
+            throw failure("looking up domain " + domain, o.stderr());
+        } catch (DomainNotFoundException e) {
+            return false;
+        }
+    }
+
     /** {@code virsh domstate}: running, paused, shut off, ... */
     public String state(String domain) throws IOException {
         return run("reading the state of domain " + domain, "domstate", domain).strip();

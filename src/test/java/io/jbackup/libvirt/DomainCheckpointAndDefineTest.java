@@ -1,0 +1,95 @@
+package io.jbackup.libvirt;
+
+import io.jbackup.testutil.Cli;
+import io.jbackup.testutil.Domain;
+import io.jbackup.testutil.Libvirt;
+import io.jbackup.testutil.Proc;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@code restore --domain --define} under a name libvirt already has, and old checkpoints of which one cannot be
+ * deleted, against a real libvirtd and a TCG domain with no OS.
+ */
+class DomainCheckpointAndDefineTest {
+    private static final long MIB = 1 << 20;
+
+    @TempDir
+    Path tmp;
+
+    private String repo;
+
+    @BeforeAll
+    static void libvirt() {
+        Libvirt.assumeAvailable();
+    }
+
+    private Domain domain(long... sizes) throws Exception {
+        repo = tmp.resolve("repo").toString();
+        Cli.run("init", "--repo", repo, "--encryption", "none").ok();
+        return Libvirt.domain(Libvirt.shareWithQemu(tmp.resolve("dom"))).disks(sizes).create();
+    }
+
+    private static List<String> ours(Domain dom) {
+        return dom.checkpoints().stream().filter(c -> c.startsWith("jbackup-")).toList();
+    }
+
+    /**
+     * A name that is taken is refused before any disk is written: with --force the files of the running domain of
+     * that name would otherwise be replaced under it, and without it a re-run needs --force.
+     */
+    @Test
+    void defineUnderATakenNameIsRefusedBeforeAnyDiskIsRestored() throws Exception {
+        try (Domain dom = domain(16 * MIB)) {
+            dom.write("vda", 0x11, 0, MIB);
+            Cli.run("full", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI, "-q").ok();
+            Path dir = Libvirt.shareWithQemu(tmp.resolve("restored"));
+            Cli.Result r = Cli.run("restore", "--repo", repo, "--domain", dom.name(), "--to", dir.toString(),
+                "--define", dom.name(), "--connect", Libvirt.URI, "--json");
+            assertEquals(2, r.exitCode(), r.toString());
+            assertTrue(r.stderr().contains("domain " + dom.name() + " already exists"), r.stderr());
+            assertTrue(r.stderr().contains("nothing was restored"), r.stderr());
+            try (var left = Files.list(dir)) {
+                assertEquals(List.of(), left.toList(), "no disk and no XML written");
+            }
+            assertEquals("running", Libvirt.virsh("domstate", dom.name()).strip(), "the domain is untouched");
+        }
+    }
+
+    /**
+     * A checkpoint libvirt cannot delete (its bitmap was removed from an image by hand) does not keep the others:
+     * every later run deletes the checkpoints no incremental needs, instead of stopping at the broken one and
+     * leaving one more checkpoint (a bitmap on every disk) each run.
+     */
+    @Test
+    void aCheckpointThatCannotBeDeletedDoesNotKeepTheOthers() throws Exception {
+        try (Domain dom = domain(16 * MIB, 16 * MIB)) {
+            dom.write("vda", 0x21, 0, MIB);
+            Cli.run("full", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI, "-q").ok();
+            List<String> first = ours(dom);
+            assertEquals(1, first.size(), first.toString());
+            dom.shutOff();
+            Proc.run("qemu-img", "bitmap", "--remove", dom.disk("vda").file().toString(), first.get(0));
+            // offline: vda is read in full (no bitmap), vdb incrementally; the checkpoint stays in libvirt
+            Cli.run("auto", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI, "-q").ok();
+            dom.start();
+            for (int i = 0; i < 3; i++) {
+                dom.write("vda", 0x22 + i, 2 * MIB, MIB);
+                Cli.Result r = Cli.run("auto", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI);
+                assertEquals(0, r.exitCode(), r.toString());
+            }
+            List<String> left = ours(dom);
+            assertTrue(left.size() <= 2, "the broken checkpoint and the newest one at most: " + left);
+            assertFalse(left.isEmpty());
+        }
+    }
+}
