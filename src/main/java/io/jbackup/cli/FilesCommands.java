@@ -269,6 +269,12 @@ public final class FilesCommands implements Runnable {
                 throw new UsageException("--to " + to + " exists and is not a directory: name a new file or "
                     + "directory, or an existing directory to copy into (nothing is overwritten)");
             }
+            Path parent = to.toAbsolutePath().getParent();
+            if (!Files.exists(to, LinkOption.NOFOLLOW_LINKS) && parent != null && !Files.isDirectory(parent)) {
+                // else cp fails on every file, reported as unreadable files of a damaged backup (exit 3)
+                throw new UsageException("--to " + to + ": directory " + parent + " does not exist; create it "
+                    + "first, or name an existing directory to copy into");
+            }
         }
 
         @Override

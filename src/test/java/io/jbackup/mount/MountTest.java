@@ -426,6 +426,12 @@ class MountTest {
             out.toString());
         assertEquals(2, again.exitCode(), "nothing is overwritten: " + again.stderr());
         assertTrue(again.stderr().contains("HOSTS exists"), again.stderr());
+        Cli.Result noParent = Cli.run("files", "get", "--repo", repo.toString(), "--disk", "vda", "2:/ETC/HOSTS",
+            "--to", out.resolve("no/such/hosts").toString());
+        assertEquals(2, noParent.exitCode(), "a target directory that does not exist is a usage error, not damage: "
+            + noParent);
+        assertTrue(noParent.stderr().contains("does not exist; create it first"), noParent.stderr());
+        assertFalse(Files.exists(out.resolve("no")));
         Cli.Result out1 = Cli.run("files", "get", "--repo", repo.toString(), "--disk", "vda", "1:/escape/hostname",
             "--to", out.resolve("hostname").toString());
         assertEquals(2, out1.exitCode(), "a link out of the filesystem is not followed: " + out1.stderr());
