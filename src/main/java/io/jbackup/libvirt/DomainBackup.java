@@ -254,8 +254,10 @@ public final class DomainBackup {
         } else {
             String cp = latest.get().labels().get(LABEL_CHECKPOINT);
             if (cp == null) {
-                why = "the newest backup " + latest.get().id() + " of " + label + " was not taken through libvirt "
-                    + "(it records no checkpoint)";
+                why = "the newest backup " + latest.get().id() + " of " + label + (latest.get().labels()
+                    .containsKey(LABEL_DOMAIN) ? " records no checkpoint (it was read from the shut-off domain's "
+                    + "image, which held no bitmap of a checkpoint of this repository)"
+                    : " was not taken through libvirt (it records no checkpoint)");
                 fallback = FallbackReason.CHECKPOINT_LOST;
             } else if (!checkpoints.contains(cp)) {
                 why = "domain " + o.domain() + " has lost checkpoint " + cp + " of backup " + latest.get().id()

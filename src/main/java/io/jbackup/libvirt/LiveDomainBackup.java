@@ -4,6 +4,7 @@ import io.jbackup.engine.BackupMode;
 import io.jbackup.engine.DiskJob;
 import io.jbackup.engine.DiskResult;
 import io.jbackup.error.UsageException;
+import io.jbackup.model.BackupInfo;
 import io.jbackup.nbd.client.ClientOptions;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -117,20 +118,31 @@ final class LiveDomainBackup {
                 endJob(virsh);
             }
             deleteTree(dir);
-        }
-        if (begun) {
-            if (results.stream().noneMatch(DiskResult::ok)) {
+            // also when interrupted (Ctrl-C, SIGTERM) or failed: results is then empty
+            if (begun && results.stream().noneMatch(DiskResult::ok) && !committedWithCheckpoint()) {
                 try {
                     virsh.deleteCheckpoint(o.domain(), checkpoint, false);
                 } catch (IOException | RuntimeException e) {
                     owner.progress().warning(o.vm(), "no disk was backed up, and deleting the new checkpoint "
                         + checkpoint + " failed: " + e.getMessage() + "; the next run deletes it");
                 }
-            } else {
-                owner.retireCheckpoints(o, checkpoint);
             }
         }
+        if (begun && results.stream().anyMatch(DiskResult::ok)) {
+            owner.retireCheckpoints(o, checkpoint);
+        }
         return results;
+    }
+
+    /** Whether some disk committed a backup that records the new checkpoint (an interruption after its commit). */
+    private boolean committedWithCheckpoint() {
+        try {
+            return owner.repo().listBackups().stream().anyMatch(b -> BackupInfo.COMPLETE.equals(b.state())
+                && checkpoint.equals(b.labels().get(DomainBackup.LABEL_CHECKPOINT)));
+        } catch (IOException | RuntimeException e) {
+            LOG.debug("listing the backups of {} failed", o.vm(), e);
+            return true; // keep the checkpoint: a committed backup may need it
+        }
     }
 
     /**

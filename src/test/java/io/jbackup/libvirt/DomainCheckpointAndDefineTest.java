@@ -1,5 +1,12 @@
 package io.jbackup.libvirt;
 
+import io.jbackup.engine.BackupMode;
+import io.jbackup.engine.Cancellation;
+import io.jbackup.engine.EngineOptions;
+import io.jbackup.engine.ProgressListener;
+import io.jbackup.nbd.client.ClientOptions;
+import io.jbackup.store.OpenOptions;
+import io.jbackup.store.Repository;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Domain;
 import io.jbackup.testutil.Libvirt;
@@ -10,7 +17,10 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -84,12 +94,52 @@ class DomainCheckpointAndDefineTest {
             dom.start();
             for (int i = 0; i < 3; i++) {
                 dom.write("vda", 0x22 + i, 2 * MIB, MIB);
-                Cli.Result r = Cli.run("auto", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI);
+                Cli.Result r = Cli.run("auto", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI,
+                    "--json");
                 assertEquals(0, r.exitCode(), r.toString());
+                if (i == 0) {
+                    // the reason names what happened, not "not taken through libvirt"
+                    String why = r.json().get("disks").get(0).get("reason").asText();
+                    assertTrue(why.contains("records no checkpoint (it was read from the shut-off domain's image"),
+                        why);
+                }
             }
             List<String> left = ours(dom);
             assertTrue(left.size() <= 2, "the broken checkpoint and the newest one at most: " + left);
             assertFalse(left.isEmpty());
+        }
+    }
+
+    /** Ctrl-C or SIGTERM after the point in time was taken: no disk is committed, so the new checkpoint goes too. */
+    @Test
+    void anInterruptedBackupLeavesNoNewCheckpoint() throws Exception {
+        try (Domain dom = domain(16 * MIB)) {
+            dom.write("vda", 0x31, 0, MIB);
+            Cli.run("full", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI, "-q").ok();
+            List<String> before = ours(dom);
+            dom.write("vda", 0x32, 2 * MIB, MIB);
+            Cancellation cancel = new Cancellation();
+            ProgressListener interrupter = new ProgressListener() {
+                @Override
+                public void message(String disk, String text) {
+                    if (text.startsWith("point in time taken")) {
+                        cancel.cancel("SIGTERM");
+                    }
+                }
+            };
+            Exception thrown = null;
+            try (Repository r = Repository.open(Path.of(repo), OpenOptions.defaults())) {
+                new DomainBackup(r, new Virsh(Libvirt.URI, Duration.ofSeconds(60)), EngineOptions.defaults(),
+                    interrupter, cancel).run(new DomainBackup.Options(dom.name(), null, Set.of(),
+                    DomainBackup.Quiesce.OFF, null), BackupMode.AUTO, ClientOptions.defaults(), Map.of(), null);
+            } catch (Exception e) {
+                thrown = e;
+            }
+            assertTrue(thrown != null, "the backup was interrupted");
+            assertEquals(before, ours(dom), "the interrupted run's checkpoint is deleted again");
+            Cli.Result next = Cli.run("incremental", "--repo", repo, "--domain", dom.name(), "--connect",
+                Libvirt.URI);
+            assertEquals(0, next.exitCode(), "the next run builds on the old checkpoint: " + next);
         }
     }
 }
