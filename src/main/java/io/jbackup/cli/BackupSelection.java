@@ -34,8 +34,10 @@ final class BackupSelection {
             throw new NotFoundException("no complete backups of VM " + vm + " in the repository; "
                 + "'jbackup list' shows what there is");
         }
-        BackupInfo anchor = r.resolve(vm, ofVm.get(0).disk(), backup);
-        if (backup.equals("latest") || backup.startsWith("@")) {
+        boolean byTime = backup.equals("latest") || backup.startsWith("@");
+        // an id (or prefix) is looked up among every disk of the VM: it may be of any disk of the set
+        BackupInfo anchor = r.resolve(vm, byTime ? ofVm.get(0).disk() : null, backup);
+        if (byTime) {
             ofVm.sort(Comparator.comparing(BackupInfo::created));
             BackupInfo newest = null;
             for (BackupInfo b : ofVm) {

@@ -146,6 +146,15 @@ class RestoreTest {
             "vda=" + dir.resolve("x.raw"));
         assertEquals(2, missing.exitCode(), missing.toString());
         assertTrue(missing.stderr().contains("no target for disk vdb"), missing.stderr());
+        // --backup ID of any disk of the set names the whole set, whichever disk the id is of
+        for (String d : List.of("vda", "vdb")) {
+            String id = Cli.run("list", "--repo", repo.toString(), "--vm", "web", "--disk", d, "--json").ok()
+                .json().get(0).get("id").asText();
+            Cli.Result byId = Cli.run("restore", "--repo", repo.toString(), "--vm", "web", "--backup", id, "--to",
+                dir.resolve("set-of-" + d).toString(), "--json");
+            assertEquals(0, byId.exitCode(), "the set of " + d + "'s backup " + id + ": " + byId);
+            assertEquals(2, byId.json().get("disks").size(), byId.toString());
+        }
     }
 
     @Test
