@@ -23,7 +23,7 @@ final class BackupSelection {
         if (disk != null) {
             return List.of(r.resolve(vm, disk, backup));
         }
-        // a whole set: resolve the reference against any disk of the VM, then take every disk with the same set label
+        // a whole set: resolve the reference against every disk of the VM, then take every disk with the same set label
         List<BackupInfo> ofVm = new ArrayList<>();
         for (BackupInfo b : r.listBackups()) {
             if (vm.equals(b.vm()) && "complete".equals(b.state())) {
@@ -34,18 +34,30 @@ final class BackupSelection {
             throw new NotFoundException("no complete backups of VM " + vm + " in the repository; "
                 + "'jbackup list' shows what there is");
         }
-        boolean byTime = backup.equals("latest") || backup.startsWith("@");
-        // an id (or prefix) is looked up among every disk of the VM: it may be of any disk of the set
-        BackupInfo anchor = r.resolve(vm, byTime ? ofVm.get(0).disk() : null, backup);
-        if (byTime) {
-            ofVm.sort(Comparator.comparing(BackupInfo::created));
-            BackupInfo newest = null;
-            for (BackupInfo b : ofVm) {
-                if (backup.equals("latest") || !b.created().isAfter(anchor.created())) {
-                    newest = b;
+        BackupInfo anchor;
+        if (backup.equals("latest") || backup.startsWith("@")) {
+            // the newest backup at or before the time among every disk of the VM: a disk left out of the newer
+            // sets must not pull the choice back to an older set
+            anchor = null;
+            NotFoundException none = null;
+            for (String d : ofVm.stream().map(BackupInfo::disk).distinct().toList()) {
+                BackupInfo b;
+                try {
+                    b = r.resolve(vm, d, backup);
+                } catch (NotFoundException e) {
+                    none = none == null ? e : none;
+                    continue;
+                }
+                if (anchor == null || b.created().isAfter(anchor.created())) {
+                    anchor = b;
                 }
             }
-            anchor = newest == null ? anchor : newest;
+            if (anchor == null) {
+                throw none;
+            }
+        } else {
+            // an id (or prefix) is looked up among every disk of the VM: it may be of any disk of the set
+            anchor = r.resolve(vm, null, backup);
         }
         String set = anchor.labels().get("set");
         List<BackupInfo> out = new ArrayList<>();

@@ -155,6 +155,21 @@ class RestoreTest {
             assertEquals(0, byId.exitCode(), "the set of " + d + "'s backup " + id + ": " + byId);
             assertEquals(2, byId.json().get("disks").size(), byId.toString());
         }
+        // --backup @TIME names the newest set at or before TIME, whichever disks it holds
+        String newest = null;
+        for (Path img : List.of(a, b)) {
+            try (Proc.Background s = QemuImages.qemuNbd(dir, img, "qcow2", "-r", "-A")) {
+                String d = img == a ? "vda" : "vdb";
+                newest = Cli.run("full", "--repo", repo.toString(), "--vm", "web", "--source",
+                    d + "=" + QemuImages.uriOf(s), "--json").ok().json().get("disks").get(0).get("backupId").asText();
+            }
+        }
+        for (String at : List.of("@2100-01-01T00:00:00Z", "latest")) {
+            JsonNode set = Cli.run("restore", "--repo", repo.toString(), "--vm", "web", "--backup", at, "--to",
+                dir.resolve("set-at-" + at.charAt(0)).toString(), "--json").ok().json();
+            assertEquals(1, set.get("disks").size(), at + ": " + set);
+            assertEquals(newest, set.get("disks").get(0).get("backupId").asText(), at + ": " + set);
+        }
     }
 
     @Test
