@@ -1,5 +1,6 @@
 package io.jbackup.cli;
 
+import io.jbackup.error.NotFoundException;
 import io.jbackup.error.UsageException;
 import io.jbackup.model.BackupInfo;
 import io.jbackup.mount.MountSession;
@@ -91,6 +92,18 @@ public final class MountCommand implements Callable<Integer> {
             }
             MountSession session = MountSession.open(r, targets, mp, cacheMiB << 20, readAhead,
                 kernelPath.via, this::verbose);
+            if (session.filesystems().stream().noneMatch(f -> f.path() != null)) {
+                // else it reported success and ran on (with --daemon, in the background) with nothing mounted
+                String why = session.filesystems().stream().map(f -> f.disk() + " " + ("disk".equals(f.name())
+                    ? "(whole disk)" : "partition " + f.name()) + ": " + f.problem())
+                    .collect(java.util.stream.Collectors.joining("; "));
+                List<String> problems = session.closeAndReport();
+                throw new NotFoundException("nothing of backup " + selected.stream().map(BackupInfo::id)
+                    .collect(java.util.stream.Collectors.joining(", ")) + " can be mounted"
+                    + (why.isEmpty() ? "" : ": " + why) + "; restore the disk instead ('jbackup restore') and "
+                    + "examine the image" + (problems.isEmpty() ? "" : "; left behind: " + String.join("; ",
+                    problems) + " ('jbackup umount " + mp + "' when no longer busy)"));
+            }
             try {
                 print(mp, session.filesystems());
                 session.markReady(); // after the output: --daemon prints it then
@@ -168,21 +181,29 @@ public final class MountCommand implements Callable<Integer> {
                 .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
             pb.environment().put(DETACHED, "1");
             Process p = pb.start();
-            long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(10);
-            while (System.nanoTime() < deadline) {
-                MountState s = MountState.load(dir);
-                if (s != null && s.data().ready) {
-                    System.out.print(Files.readString(log));
-                    System.out.flush();
-                    if (!quiet) {
-                        System.err.println("jbackup: mount runs as process " + s.data().pid + " (log: " + log + ")");
+            // read through a descriptor opened now: a mount that fails after it made its state directory removes
+            // the log with it, and its error message then goes only to the open file
+            try (java.io.InputStream out = Files.newInputStream(log)) {
+                long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(10);
+                while (System.nanoTime() < deadline) {
+                    MountState s = MountState.load(dir);
+                    if (s != null && s.data().ready) {
+                        System.out.write(out.readAllBytes());
+                        System.out.flush();
+                        if (!quiet) {
+                            System.err.println("jbackup: mount runs as process " + s.data().pid + " (log: " + log
+                                + ")");
+                        }
+                        return ExitCodes.OK;
                     }
-                    return ExitCodes.OK;
-                }
-                if (p.waitFor(100, TimeUnit.MILLISECONDS)) {
-                    System.out.print(Files.readString(log));
-                    System.out.flush();
-                    return p.exitValue();
+                    if (p.waitFor(100, TimeUnit.MILLISECONDS)) {
+                        System.out.write(out.readAllBytes());
+                        System.out.flush();
+                        if (!Files.exists(dir)) {
+                            Files.deleteIfExists(log); // the mount failed, and no other runs on that mount point
+                        }
+                        return p.exitValue();
+                    }
                 }
             }
             p.destroy();

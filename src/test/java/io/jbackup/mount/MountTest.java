@@ -371,6 +371,29 @@ class MountTest {
         return Proc.exec(java.time.Duration.ofSeconds(10), "dmsetup", "info", name).exitCode() == 0;
     }
 
+    /** A backup with no filesystem at all: an error naming why, nothing left running or mounted. */
+    @Test
+    void aBackupWithNothingMountableFailsAndLeavesNoMountRunning() throws Exception {
+        Path blank = dir.resolve("blank.raw");
+        Proc.run("truncate", "-s", "8M", blank.toString());
+        Path r = dir.resolve("blank-repo");
+        Cli.run("init", "--repo", r.toString()).ok();
+        try (Proc.Background s = QemuImages.qemuNbd(dir, blank, "raw", "-r")) {
+            Cli.run("full", "--repo", r.toString(), "--disk", "blank", "--source", QemuImages.uriOf(s)).ok();
+        }
+        Path mp = dir.resolve("mnt-blank");
+        try (JBackupProcess p = JBackupProcess.start(dir, "mount-blank", Map.of(), "mount", "--repo", r.toString(),
+            "--disk", "blank", "--daemon", "--json", mp.toString())) {
+            assertEquals(2, p.await(120), "stdout: " + p.stdout() + "\nstderr: " + p.stderr());
+            String said = p.stdout() + p.stderr(); // --daemon passes on what the mount process printed
+            assertTrue(said.contains("nothing of backup") && said.contains("no filesystem"), said);
+            assertFalse(p.stdout().contains("\"ok\""), "no success document: " + p.stdout());
+        }
+        assertFalse(Files.exists(mp), "the mount point it created is removed");
+        assertNothingOfOursUnder(mp);
+        assertEquals(2, Cli.run("umount", mp.toString()).exitCode(), "no mount runs on");
+    }
+
     @Test
     void aVmsSetMountsPerDiskAndDaemonReturnsOnceMounted() throws Exception {
         Path mp = dir.resolve("mnt-vm");
