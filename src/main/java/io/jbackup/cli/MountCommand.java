@@ -177,19 +177,23 @@ public final class MountCommand implements Callable<Integer> {
             Path dir = MountState.dirOf(mp);
             Files.createDirectories(MountState.ROOT);
             Path log = Path.of(dir + ".log");
-            ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile())
+            // the mount's standard output (its table, or --json's document) is passed on to ours; its standard error
+            // (messages, warnings, the error of a failed mount) to ours, and stays in the log while it runs
+            Path output = Path.of(dir + ".out");
+            ProcessBuilder pb = new ProcessBuilder(cmd).redirectOutput(output.toFile()).redirectError(log.toFile())
                 .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
             pb.environment().put(DETACHED, "1");
             Process p = pb.start();
-            // read through a descriptor opened now: a mount that fails after it made its state directory removes
+            // read through descriptors opened now: a mount that fails after it made its state directory removes
             // the log with it, and its error message then goes only to the open file
-            try (java.io.InputStream out = Files.newInputStream(log)) {
+            try (java.io.InputStream out = Files.newInputStream(output);
+                 java.io.InputStream err = Files.newInputStream(log)) {
+                Files.deleteIfExists(output);
                 long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(10);
                 while (System.nanoTime() < deadline) {
                     MountState s = MountState.load(dir);
                     if (s != null && s.data().ready) {
-                        System.out.write(out.readAllBytes());
-                        System.out.flush();
+                        passOn(out, err);
                         if (!quiet) {
                             System.err.println("jbackup: mount runs as process " + s.data().pid + " (log: " + log
                                 + ")");
@@ -197,8 +201,7 @@ public final class MountCommand implements Callable<Integer> {
                         return ExitCodes.OK;
                     }
                     if (p.waitFor(100, TimeUnit.MILLISECONDS)) {
-                        System.out.write(out.readAllBytes());
-                        System.out.flush();
+                        passOn(out, err);
                         if (!Files.exists(dir)) {
                             Files.deleteIfExists(log); // the mount failed, and no other runs on that mount point
                         }
@@ -208,6 +211,14 @@ public final class MountCommand implements Callable<Integer> {
             }
             p.destroy();
             throw new UsageException("--daemon: the mount did not finish within 10 minutes (log: " + log + ")");
+        }
+
+        /** What the mount process printed so far: its standard output to ours, its standard error to ours. */
+        private static void passOn(java.io.InputStream out, java.io.InputStream err) throws IOException {
+            System.err.write(err.readAllBytes());
+            System.err.flush();
+            System.out.write(out.readAllBytes());
+            System.out.flush();
         }
     }
 }

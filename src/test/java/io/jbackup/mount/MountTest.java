@@ -385,9 +385,14 @@ class MountTest {
         try (JBackupProcess p = JBackupProcess.start(dir, "mount-blank", Map.of(), "mount", "--repo", r.toString(),
             "--disk", "blank", "--daemon", "--json", mp.toString())) {
             assertEquals(2, p.await(120), "stdout: " + p.stdout() + "\nstderr: " + p.stderr());
-            String said = p.stdout() + p.stderr(); // --daemon passes on what the mount process printed
-            assertTrue(said.contains("nothing of backup") && said.contains("no filesystem"), said);
+            // --daemon passes on what the mount process printed: --json's error document alone on stdout
+            JsonNode err = p.json();
+            assertEquals(2, err.get("exitCode").asInt(), p.stdout());
+            String msg = err.get("error").get("message").asText();
+            assertTrue(msg.contains("nothing of backup") && msg.contains("no filesystem"), msg);
             assertFalse(p.stdout().contains("\"ok\""), "no success document: " + p.stdout());
+            assertTrue(p.stdout().strip().startsWith("{") && p.stdout().strip().endsWith("}"),
+                "nothing but the document on stdout: " + p.stdout() + "\nstderr: " + p.stderr());
         }
         assertFalse(Files.exists(mp), "the mount point it created is removed");
         assertNothingOfOursUnder(mp);
