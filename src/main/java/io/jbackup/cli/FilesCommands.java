@@ -198,8 +198,10 @@ public final class FilesCommands implements Runnable {
         static Entry of(Path p, String name) throws IOException {
             PosixFileAttributes a = Files.readAttributes(p, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
             Map<String, Object> unix = Files.readAttributes(p, "unix:mode,uid,gid", LinkOption.NOFOLLOW_LINKS);
+            int format = (Integer) unix.get("mode") & 0170000; // S_IFMT
             String type = a.isDirectory() ? "dir" : a.isRegularFile() ? "file" : a.isSymbolicLink() ? "symlink"
-                : "other";
+                : format == 0010000 ? "fifo" : format == 0140000 ? "socket" : format == 0020000 ? "char-device"
+                : format == 0060000 ? "block-device" : "other";
             return new Entry(name, type, String.format(Locale.ROOT, "%04o", (Integer) unix.get("mode") & 07777),
                 a.size(), (Integer) unix.get("uid"), (Integer) unix.get("gid"), a.lastModifiedTime().toInstant(),
                 a.isSymbolicLink() ? Files.readSymbolicLink(p).toString() : null);
@@ -236,11 +238,24 @@ public final class FilesCommands implements Runnable {
                     String perms = PosixFilePermissions.toString(PosixFilePermissions.fromString(
                         rwx(Integer.parseInt(e.mode(), 8))));
                     System.out.println(String.format(Locale.ROOT, "%s%s %5d %5d %12d %s %s%s",
-                        e.type().equals("dir") ? "d" : e.type().equals("symlink") ? "l" : "-", perms, e.uid(),
+                        typeChar(e.type()), perms, e.uid(),
                         e.gid(), e.size(), e.mtime(), e.name(), e.target() == null ? "" : " -> " + e.target()));
                 }
             }
             return ExitCodes.OK;
+        }
+
+        /** The type letter of {@code ls -l}. */
+        private static char typeChar(String type) {
+            return switch (type) {
+                case "dir" -> 'd';
+                case "symlink" -> 'l';
+                case "fifo" -> 'p';
+                case "socket" -> 's';
+                case "char-device" -> 'c';
+                case "block-device" -> 'b';
+                default -> '-';
+            };
         }
 
         private static String rwx(int mode) {

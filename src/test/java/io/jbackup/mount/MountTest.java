@@ -181,6 +181,9 @@ class MountTest {
         if (unix) {
             Files.createSymbolicLink(root.resolve("etc/hosts.link"), Path.of("hosts"));
             Files.createSymbolicLink(root.resolve("escape"), Path.of("/etc")); // the host's, when followed
+            Proc.run("mkfifo", "-m", "0600", root.resolve("etc/initctl").toString());
+            // whole seconds, as the files' (touch: Java's setLastModifiedTime opens the file, which blocks on a FIFO)
+            Proc.run("touch", "-d", "2023-06-02T03:04:06Z", root.resolve("etc/initctl").toString());
         }
         Files.setLastModifiedTime(root.resolve(unix ? "etc" : "ETC"), FileTime.from(Instant.parse(
             "2022-06-07T08:09:10Z")));
@@ -439,8 +442,11 @@ class MountTest {
                     e.get("mode").asText());
             }
         }
-        assertEquals(List.of("hosts", "hosts.link", "secret"), names);
+        assertEquals(List.of("hosts", "hosts.link", "initctl", "secret"), names);
         assertEquals("symlink", ls.get("entries").get(1).get("type").asText());
+        assertEquals("fifo", ls.get("entries").get(2).get("type").asText());
+        String text = Cli.run("files", "ls", "--repo", repo.toString(), "--disk", "vda", "1:/etc").ok().stdout();
+        assertTrue(text.lines().anyMatch(l -> l.startsWith("prw------- ") && l.endsWith(" initctl")), text);
 
         Path out = Files.createDirectories(dir.resolve("got"));
         JsonNode g = Cli.run("files", "get", "--repo", repo.toString(), "--disk", "vda", "--json", "3:/",
