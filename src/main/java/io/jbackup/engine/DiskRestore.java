@@ -1,6 +1,10 @@
 package io.jbackup.engine;
 
 import io.jbackup.error.UsageException;
+import io.jbackup.objectstore.ObjectNotFoundException;
+import io.jbackup.objectstore.StoreAccessDeniedException;
+import io.jbackup.objectstore.StoreNotFoundException;
+import io.jbackup.objectstore.TransientStoreException;
 import io.jbackup.store.BackupReader;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -142,6 +146,20 @@ public final class DiskRestore {
     private record Done(long index, ByteBuffer data, Throwable err) {
     }
 
+    /**
+     * Whether {@code t} is a failure of the object store itself (unreachable after the retries, access refused, no
+     * bucket), rather than damage: a missing pack ({@link ObjectNotFoundException}) is damage.
+     */
+    static boolean storeFailure(Throwable t) {
+        for (Throwable c = t; c != null; c = c.getCause()) {
+            if (c instanceof TransientStoreException || c instanceof StoreAccessDeniedException
+                || c instanceof StoreNotFoundException) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     private void drain(Done d, int cs, long size, Semaphore window, ArrayDeque<ByteBuffer> free) throws IOException {
         boolean handedOver = false;
         try {
@@ -189,6 +207,12 @@ public final class DiskRestore {
             Throwable cause = err instanceof CompletionException && err.getCause() != null ? err.getCause() : err;
             String what = "chunk " + index + " (disk offset " + offset + ", " + len + " bytes) of backup "
                 + reader.info().id() + " of disk " + reader.info().disk() + " cannot be read: " + cause.getMessage();
+            if (storeFailure(cause)) {
+                // the object store did not answer (or refused): no chunk is known to be damaged, and zeros written
+                // for every chunk of an outage would make a restore that looks partial but is mostly holes
+                throw new IOException(what + "; the restore stopped: the repository's object store failed, not the "
+                    + "backup (--ignore-errors writes zeros only for damaged chunks)", cause);
+            }
             if (!ignoreErrors) {
                 throw new IOException(what + "; the restore stopped. Run 'jbackup verify' to see every damaged chunk, "
                     + "or restore with --ignore-errors to write zeros there and continue", cause);

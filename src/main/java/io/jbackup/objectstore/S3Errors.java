@@ -97,7 +97,9 @@ final class S3Errors {
             return new ObjectStoreException(what + " " + where + " failed" + said, e);
         }
         if (network(e)) {
-            return new TransientStoreException(what + " " + where + " failed: " + e.getCause() + ": the object store "
+            // an attempt timeout has no cause: say what happened rather than "null"
+            Object why = e.getCause() != null ? e.getCause() : "no answer within the attempt timeout (--s3-timeout)";
+            return new TransientStoreException(what + " " + where + " failed: " + why + ": the object store "
                 + "at " + endpoint + " did not answer after retries; check that it is running and that the endpoint "
                 + "is right (--s3-endpoint, AWS_ENDPOINT_URL), then run the command again (complete backups are kept)",
                 e);

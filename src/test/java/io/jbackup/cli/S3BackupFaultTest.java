@@ -11,6 +11,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -20,6 +21,7 @@ import static io.jbackup.testutil.HttpFaultProxy.internalError;
 import static io.jbackup.testutil.HttpFaultProxy.slowDown;
 import static io.jbackup.testutil.HttpFaultProxy.stall;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -105,5 +107,47 @@ class S3BackupFaultTest {
         assertEquals(2, Cli.run(args("list", "r2", "--limit-upload", "fast")).exitCode());
         assertTrue(server.client().listObjectsV2(b -> b.bucket(BUCKET).prefix("r2/")).contents().isEmpty(),
             "nothing was created");
+    }
+
+    /**
+     * An object store that stops answering in the middle of a restore is not damage: the restore stops with
+     * {@code store-unavailable} (exit 5), also with {@code --ignore-errors} (which writes zeros only for damaged
+     * chunks, never for an outage), removes the new target file, and a timed-out attempt is described, not "null".
+     */
+    @Test
+    void aStoreOutageDuringARestoreIsNotDamage() throws Exception {
+        Path img = QemuImages.qcow2(dir.resolve("outage.qcow2"), "4M");
+        QemuImages.io(img, "qcow2", "write -P 0x3c 0 1M", "write -P 0x4d 2M 1M");
+        Cli.run(args("init", "r3", "--chunk-size", "64K", "--pack-size", "1M", "--encryption", "none")).ok();
+        String id;
+        try (Proc.Background src = QemuImages.qemuNbd(dir, img, "qcow2", "-r")) {
+            id = Cli.run(args("full", "r3", "--disk", "vda", "--source", QemuImages.uriOf(src), "--json")).ok()
+                .json().get("disks").get(0).get("backupId").asText();
+        }
+        Cli.run(args("list", "r3")).ok(); // the catalog is fresh: the restore below reads only packs
+        Path out = dir.resolve("outage.raw");
+        try {
+            proxy.reset();
+            proxy.inject(Kind.GET, ".*/packs/.*", internalError(), 10_000);
+            Cli.Result r = Cli.run(args("restore", "r3", "--disk", "vda", "--backup", id, "--to", out.toString(),
+                "--ignore-errors", "--json", "--s3-retries", "1"));
+            assertEquals(5, r.exitCode(), r.toString());
+            assertEquals("store-unavailable", r.json().get("error").get("code").asText(), r.stdout());
+            assertTrue(r.stderr().contains("object store failed, not the backup"), r.stderr());
+            assertFalse(Files.exists(out), "the new target file is removed");
+
+            proxy.reset();
+            proxy.inject(Kind.GET, ".*/packs/.*", stall(Duration.ofSeconds(3)), 10_000);
+            r = Cli.run(args("restore", "r3", "--disk", "vda", "--backup", id, "--to", out.toString(), "--json",
+                "--s3-retries", "0", "--s3-timeout", "1s"));
+            assertEquals(5, r.exitCode(), r.toString());
+            assertEquals("store-unavailable", r.json().get("error").get("code").asText(), r.stdout());
+            assertFalse(r.stderr().contains("failed: null"), r.stderr());
+            assertTrue(r.stderr().contains("--s3-timeout"), r.stderr());
+        } finally {
+            proxy.reset();
+        }
+        Cli.run(args("restore", "r3", "--disk", "vda", "--backup", id, "--to", out.toString())).ok();
+        assertEquals(Proc.sha256(QemuImages.toRaw(img, dir.resolve("outage-ref.raw"))), Proc.sha256(out));
     }
 }
