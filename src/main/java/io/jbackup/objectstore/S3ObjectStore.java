@@ -106,10 +106,28 @@ public final class S3ObjectStore implements ObjectStore {
         try {
             client.headBucket(b -> b.bucket(settings.bucket()));
         } catch (SdkException e) {
+            ObjectStoreException mapped = S3Errors.map(e, settings.describe(), endpointText(settings), "opening", null);
+            if (S3Errors.status(e) == 0 && !S3Errors.network(e) && !credentialsFound(client)) {
+                // the SDK's answer lists every provider of its chain: the gist, with the chain at -vv
+                LOG.debug("no S3 credentials for {}", settings.describe(), e);
+                mapped = new StoreAccessDeniedException("no S3 credentials found for " + settings.describe()
+                    + ": set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a profile in "
+                    + "~/.aws/credentials, or run on a host with an instance role (-vv shows where the AWS SDK "
+                    + "looked)", null);
+            }
             client.close();
-            throw S3Errors.map(e, settings.describe(), endpointText(settings), "opening", null);
+            throw mapped;
         }
         return new S3ObjectStore(client, settings, requests);
+    }
+
+    /** Whether {@code client}'s credentials provider finds credentials (a failed request may be for lack of them). */
+    private static boolean credentialsFound(S3Client client) {
+        try {
+            return client.serviceClientConfiguration().credentialsProvider().resolveIdentity().join() != null;
+        } catch (RuntimeException e) {
+            return false;
+        }
     }
 
     /** The endpoint for messages: the one {@link #endpoint} gives, or "AWS S3". */

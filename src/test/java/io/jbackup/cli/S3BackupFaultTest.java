@@ -7,6 +7,7 @@ import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
 import io.jbackup.testutil.S3Proxy;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -16,6 +17,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 import static io.jbackup.testutil.HttpFaultProxy.internalError;
 import static io.jbackup.testutil.HttpFaultProxy.slowDown;
@@ -149,5 +151,34 @@ class S3BackupFaultTest {
         }
         Cli.run(args("restore", "r3", "--disk", "vda", "--backup", id, "--to", out.toString())).ok();
         assertEquals(Proc.sha256(QemuImages.toRaw(img, dir.resolve("outage-ref.raw"))), Proc.sha256(out));
+    }
+
+    /**
+     * No credentials anywhere (no keys, no profile, no instance role): {@code access-denied} (exit 5) with the ways
+     * to give them, not the SDK's list of every provider it tried under the catch-all {@code object-store}.
+     */
+    @Test
+    void missingCredentialsAreNamedWithTheWaysToGiveThem() throws Exception {
+        Assumptions.assumeTrue(System.getenv("AWS_ACCESS_KEY_ID") == null, "AWS_ACCESS_KEY_ID is set here");
+        Assumptions.assumeTrue(System.getenv("AWS_WEB_IDENTITY_TOKEN_FILE") == null, "a web identity is set here");
+        Path none = dir.resolve("no-such-aws-file");
+        Map<String, String> props = Map.of("aws.sharedCredentialsFile", none.toString(), "aws.configFile",
+            none.toString(), "aws.disableEc2Metadata", "true");
+        props.forEach(System::setProperty);
+        System.clearProperty("aws.accessKeyId");
+        System.clearProperty("aws.secretAccessKey");
+        Cli.Result r;
+        try {
+            r = Cli.run(args("list", "r4", "--json"));
+        } finally {
+            props.keySet().forEach(System::clearProperty);
+            System.setProperty("aws.accessKeyId", S3Proxy.IDENTITY);
+            System.setProperty("aws.secretAccessKey", S3Proxy.CREDENTIAL);
+        }
+        assertEquals(5, r.exitCode(), r.toString());
+        assertEquals("access-denied", r.json().get("error").get("code").asText(), r.stdout());
+        assertTrue(r.stderr().contains("no S3 credentials found for s3://" + BUCKET + "/r4"), r.stderr());
+        assertTrue(r.stderr().contains("AWS_ACCESS_KEY_ID"), r.stderr());
+        assertTrue(r.stderr().length() < 400, "one clear line, not the SDK's provider chain: " + r.stderr());
     }
 }
