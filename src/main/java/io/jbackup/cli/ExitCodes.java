@@ -61,14 +61,14 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
         java.util.Map.entry(INTERNAL, "internal error (a bug: run again with -vv and report it with the log)"),
         java.util.Map.entry(USAGE, "usage error: a bad option or argument, something named that does not exist, "
             + "an incremental that is not safe (the message names the fix: jbackup full or jbackup auto), a disk "
-            + "another run is backing up, a repository another run holds locked, or a socket a running server uses "
-            + "(nothing was changed), a refused key change"),
+            + "another run is backing up, a repository locked by another run (on S3: its deletion lease held by another "
+            + "host's gc, prune or forget) or a socket a running server uses (nothing was changed), a refused key change"),
         java.util.Map.entry(PARTIAL, "partial: some disks or ranges failed, the rest succeeded; or auto made a full "
             + "backup because the named bitmap is missing though the disk has a parent (done, but not as asked)"),
         java.util.Map.entry(SOURCE, "source or target error: the NBD server or QMP peer failed or misbehaved, a "
             + "restore target could not be written (full, read-only), or a qemu tool jbackup runs is missing or failed"),
-        java.util.Map.entry(REPOSITORY, "repository error: not a repository, corrupt, unreachable, wrong or missing "
-            + "passphrase, disk full"),
+        java.util.Map.entry(REPOSITORY, "repository error: not a repository, corrupt, unreachable (S3), wrong or "
+            + "missing passphrase, disk full"),
         java.util.Map.entry(DAMAGE, "damage: verify found some, or a restore or read met a damaged chunk or index"),
         java.util.Map.entry(INTERRUPTED, "interrupted (Ctrl-C, SIGTERM); the repository keeps no half backup"));
 

@@ -58,4 +58,17 @@ class ExitCodesTest {
         assertFailure(2, "repository-locked", new RepositoryLockedException("locked")
             .initCause(new TransientStoreException("slow down", null)));
     }
+
+    /**
+     * The EXIT STATUS of every {@code --help} says where a locked repository lands: exit 2 (as the README's table
+     * and {@link #internalChecksAreBugsAndUserMistakesAreUsageErrors} have it), not among the repository errors.
+     */
+    @Test
+    void theHelpTableNamesALockedRepositoryUnderTheCodeItExitsWith() {
+        int exit = ExitCodes.classify(new RepositoryLockedException("locked")).exitCode();
+        for (var e : ExitCodes.TABLE) {
+            boolean says = e.getValue().contains("locked");
+            assertEquals(e.getKey() == exit, says, "exit " + e.getKey() + ": " + e.getValue());
+        }
+    }
 }
