@@ -97,6 +97,7 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
         rule(BackupRefusedException.class, USAGE, "backup-refused"),
         rule(DiskBusyException.class, USAGE, "disk-busy"), // nothing was changed: wait with --wait-lock
         rule(SocketPathException.class, USAGE, "socket-in-use"),
+        rule(io.jbackup.engine.OverlayBusyException.class, USAGE, "overlay-busy"),
         rule(KeyRefusedException.class, USAGE, "key-refused"),
         rule(ChunkCorruptException.class, DAMAGE, "damage"),
         rule(IndexCorruptException.class, DAMAGE, "damage"),

@@ -172,8 +172,8 @@ public final class OverlayFiles implements AutoCloseable {
             l = null;
         }
         if (l == null) {
-            throw new RepositoryException("overlay " + data + " is in use by another jbackup (serve or "
-                + "commit-overlay); stop that one first");
+            throw new OverlayBusyException("overlay " + data + " is in use by another jbackup (serve or "
+                + "commit-overlay); stop that one first (nothing was changed)");
         }
         return l;
     }

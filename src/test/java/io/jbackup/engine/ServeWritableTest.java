@@ -173,9 +173,11 @@ class ServeWritableTest {
                 Path seen = dir.resolve("seen.raw");
                 Proc.run("nbdcopy", uri, seen.toString());
                 assertEquals(Proc.sha256(expected), Proc.sha256(seen));
-                Cli.Result busy = Cli.run("commit-overlay", "--repo", repo().toString(), "--overlay", overlay.toString());
-                assertEquals(5, busy.exitCode(), busy.toString());
-                assertTrue(busy.stderr().contains("in use"), busy.stderr());
+                Cli.Result busy = Cli.run("commit-overlay", "--repo", repo().toString(), "--overlay", overlay.toString(),
+                    "--json");
+                assertEquals(2, busy.exitCode(), "held by another run, like a busy disk: " + busy);
+                assertEquals("overlay-busy", busy.json().get("error").get("code").asText(), busy.toString());
+                assertTrue(busy.json().get("error").get("message").asText().contains("in use"), busy.toString());
             }
             // --discard-changes: fresh overlays in a temporary directory, deleted at shutdown
             try (BackupServer s = BackupServer.start(r, cfg, BackupServer.Options.writable(8 << 20, 4, overlays, true))) {
