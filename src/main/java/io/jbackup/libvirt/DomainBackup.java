@@ -189,7 +189,8 @@ public final class DomainBackup {
 
     /**
      * Refuses when a job runs on the domain, except a backup job that a killed jbackup run left behind (its socket
-     * is in a jbackup scratch directory that no longer exists): that one is ended, and the run goes on.
+     * is in a jbackup scratch directory that no longer exists, or whose owner process is gone): that one is ended,
+     * its scratch directory removed, and the run goes on.
      */
     private void checkNoJob(Options o) throws IOException {
         String job = virsh.activeJob(o.domain());
@@ -200,10 +201,22 @@ public final class DomainBackup {
             String socket = virsh.backupSocket(o.domain());
             Path dir = socket == null ? null : Path.of(socket).getParent();
             if (dir != null && dir.getFileName().toString().startsWith(LiveDomainBackup.SCRATCH_PREFIX)
-                && !java.nio.file.Files.exists(dir)) {
+                && (!java.nio.file.Files.exists(dir) || LiveDomainBackup.ownerGone(dir))) {
                 progress.warning(o.vm(), "ending the backup job that an interrupted jbackup run left on domain "
-                    + o.domain() + " (its socket " + socket + " is gone)");
+                    + o.domain() + (java.nio.file.Files.exists(dir) ? " (the process that began it, "
+                    + java.nio.file.Files.readString(dir.resolve(LiveDomainBackup.OWNER)).strip()
+                    + ", no longer runs)" : " (its socket " + socket + " is gone)"));
                 virsh.abortJob(o.domain());
+                for (int i = 0; i < 100 && virsh.activeJob(o.domain()) != null; i++) {
+                    try {
+                        Thread.sleep(50); // libvirt ends the job (and deletes its scratch files) asynchronously
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        throw new java.io.InterruptedIOException("interrupted while domain " + o.domain()
+                            + "'s stale backup job ended");
+                    }
+                }
+                LiveDomainBackup.deleteTree(dir);
                 return;
             }
         }

@@ -207,7 +207,37 @@ final class LiveDomainBackup {
         }
         Path dir = Files.createTempDirectory(base, SCRATCH_PREFIX);
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx-wx-wx"));
+        Files.writeString(dir.resolve(OWNER), owner(ProcessHandle.current()));
         return dir;
+    }
+
+    /** The file in a scratch directory that names the jbackup process that made it: "PID START-INSTANT". */
+    static final String OWNER = "jbackup.owner";
+
+    static String owner(ProcessHandle h) {
+        return h.pid() + " " + h.info().startInstant().map(Object::toString).orElse("-") + "\n";
+    }
+
+    /**
+     * Whether the jbackup process that made scratch directory {@code dir} is gone: it was killed (SIGKILL, the OOM
+     * killer, a reboot of the host's jbackup) and left its backup job running. A directory without a readable
+     * owner file is not judged gone: it may be another program's.
+     */
+    static boolean ownerGone(Path dir) {
+        String recorded;
+        try {
+            recorded = Files.readString(dir.resolve(OWNER));
+        } catch (IOException e) {
+            return false;
+        }
+        String[] f = recorded.strip().split(" ");
+        long pid;
+        try {
+            pid = Long.parseLong(f[0]);
+        } catch (NumberFormatException e) {
+            return false;
+        }
+        return ProcessHandle.of(pid).map(h -> !owner(h).equals(recorded)).orElse(true);
     }
 
     /**

@@ -142,4 +142,47 @@ class DomainCheckpointAndDefineTest {
             assertEquals(0, next.exitCode(), "the next run builds on the old checkpoint: " + next);
         }
     }
+
+    /**
+     * A backup job that a killed jbackup left (SIGKILL, the OOM killer: its scratch directory and owner file stay,
+     * the process is gone) no longer makes every later run refuse with domain-busy until someone runs
+     * {@code virsh domjobabort}: the next run ends it, removes its directory and backs up. A job whose owner still
+     * runs is refused as before.
+     */
+    @Test
+    void aBackupJobAKilledRunLeftIsEndedByTheNextRun() throws Exception {
+        try (Domain dom = domain(16 * MIB)) {
+            dom.write("vda", 0x22, 0, 2 * MIB);
+            // the job as a killed run leaves it: begun in a scratch directory whose owner file names a dead process
+            Path dir = LiveDomainBackup.scratchDirectory(Libvirt.shareWithQemu(tmp.resolve("scratch")));
+            Process dead = new ProcessBuilder("true").start();
+            dead.waitFor();
+            Files.writeString(dir.resolve(LiveDomainBackup.OWNER), LiveDomainBackup.owner(dead.toHandle()));
+            Virsh virsh = new Virsh(Libvirt.URI, Duration.ofSeconds(60));
+            virsh.backupBegin(dom.name(), PullBackupXml.backup(dir.resolve("nbd.sock"), dir,
+                List.of(new PullBackupXml.Disk("vda", null)), List.of()), PullBackupXml.checkpoint("stale-cp",
+                "a killed run", List.of("vda"), List.of()), tmp);
+            assertTrue(virsh.activeJob(dom.name()) != null, "the stale job runs");
+
+            // while its owner runs, the job is another run's: refused, nothing changed
+            Files.writeString(dir.resolve(LiveDomainBackup.OWNER), LiveDomainBackup.owner(ProcessHandle.current()));
+            Cli.Result busy = Cli.run("full", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI,
+                "--json");
+            assertEquals(2, busy.exitCode(), busy.toString());
+            assertEquals("domain-busy", busy.json().get("error").get("code").asText(), busy.toString());
+
+            Files.writeString(dir.resolve(LiveDomainBackup.OWNER), LiveDomainBackup.owner(dead.toHandle()));
+            Cli.Result r = Cli.run("full", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI,
+                "--json");
+            assertEquals(0, r.exitCode(), r.toString());
+            assertTrue(r.stderr().contains("ending the backup job that an interrupted jbackup run left on domain "
+                + dom.name() + " (the process that began it, " + dead.pid()), r.stderr());
+            assertFalse(Files.exists(dir), "its scratch directory is removed");
+            assertEquals(null, virsh.activeJob(dom.name()), "and the run's own job ended too");
+            Path out = tmp.resolve("vda.raw");
+            Cli.run("restore", "--repo", repo, "--vm", dom.name(), "--disk", "vda", "--backup", "latest", "--to",
+                out.toString()).ok();
+            assertEquals(Proc.sha256(dom.snapshot("vda", tmp.resolve("vda-now.raw"))), Proc.sha256(out));
+        }
+    }
 }
