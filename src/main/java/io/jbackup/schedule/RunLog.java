@@ -150,10 +150,12 @@ public final class RunLog implements AutoCloseable {
                 ids.add(n.substring(0, n.length() - 4));
             }
         }
-        ids.sort(java.util.Comparator.reverseOrder());
         for (String id : ids) {
             out.add(summary(repoDir, id));
         }
+        // by start time to the millisecond: two runs in one second have ids that sort by their random part
+        out.sort(java.util.Comparator.comparing(Summary::started, java.util.Comparator.nullsFirst(
+            java.util.Comparator.<Instant>naturalOrder())).thenComparing(Summary::id).reversed());
         return out;
     }
 
@@ -182,6 +184,10 @@ public final class RunLog implements AutoCloseable {
         String firstLine;
         try (var lines = Files.lines(log, StandardCharsets.UTF_8)) {
             firstLine = lines.findFirst().orElse("");
+        }
+        Instant logged = parse(firstLine.split(" ", 2)[0]); // the first line's time, to the millisecond
+        if (logged != null) {
+            started = logged;
         }
         return new Summary(id, firstLine.replaceFirst("^\\S+ run \\S+: ", "").replaceFirst(" \\(pid \\d+\\)$", ""),
             started, null, "running or interrupted", "no summary yet", List.of());
