@@ -133,6 +133,13 @@ public final class FilesCommands implements Runnable {
                 }
             }
             if (part == null) {
+                java.util.regex.Matcher named = java.util.regex.Pattern.compile("^([0-9]+(?:/[^:/]+)?|disk):")
+                    .matcher(spec);
+                if (named.find()) {
+                    // PARTITION:PATH with a partition the disk does not have: say so, not "no such path"
+                    throw new NotFoundException("disk " + b.disk() + " of backup " + b.id() + " has no partition "
+                        + named.group(1) + "; it has " + names(all) + ": name one as PARTITION:PATH");
+                }
                 if (mounted.size() != 1) {
                     throw new UsageException("disk " + b.disk() + " has " + mounted.size() + " mountable filesystems "
                         + names(all) + ": name one as PARTITION:PATH, e.g. " + (mounted.isEmpty() ? "1"

@@ -471,6 +471,9 @@ class MountTest {
         assertEquals(2, out1.exitCode(), "a link out of the filesystem is not followed: " + out1.stderr());
         assertTrue(out1.stderr().contains("leads out of the backup's filesystem"), out1.stderr());
         assertFalse(Files.exists(out.resolve("hostname")), "nothing of the host is copied");
+        Cli.Result noPart = Cli.run("files", "ls", "--repo", repo.toString(), "--disk", "vda", "7:/");
+        assertEquals(2, noPart.exitCode(), noPart.toString());
+        assertTrue(noPart.stderr().contains("has no partition 7; it has [1 (ext4"), noPart.stderr());
         Cli.Result which = Cli.run("files", "ls", "--repo", repo.toString(), "--disk", "vda", "/etc");
         assertEquals(2, which.exitCode(), "three filesystems: the partition must be named");
         assertTrue(which.stderr().contains("1:/etc"), which.stderr());
