@@ -15,6 +15,7 @@ import io.jbackup.model.BackupInfo;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdUri;
 import io.jbackup.store.FileMutex;
+import io.jbackup.store.Owner;
 import io.jbackup.store.Repository;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -200,27 +201,30 @@ public final class DomainBackup {
         if (job.toLowerCase(Locale.ROOT).contains("backup")) {
             String socket = virsh.backupSocket(o.domain());
             Path dir = socket == null ? null : Path.of(socket).getParent();
-            if (dir != null && dir.getFileName().toString().startsWith(LiveDomainBackup.SCRATCH_PREFIX)
-                && (!java.nio.file.Files.exists(dir) || LiveDomainBackup.ownerGone(dir))) {
+            if (dir != null && dir.getFileName().toString().startsWith(LiveDomainBackup.SCRATCH_PREFIX)) {
+                Optional<Owner> dead = LiveDomainBackup.deadOwner(dir);
+                if (java.nio.file.Files.exists(dir) && dead.isEmpty()) {
+                    throw busy(o, job);
+                }
                 progress.warning(o.vm(), "ending the backup job that an interrupted jbackup run left on domain "
-                    + o.domain() + (java.nio.file.Files.exists(dir) ? " (the process that began it, "
-                    + java.nio.file.Files.readString(dir.resolve(LiveDomainBackup.OWNER)).strip()
-                    + ", no longer runs)" : " (its socket " + socket + " is gone)"));
-                virsh.abortJob(o.domain());
-                for (int i = 0; i < 100 && virsh.activeJob(o.domain()) != null; i++) {
-                    try {
-                        Thread.sleep(50); // libvirt ends the job (and deletes its scratch files) asynchronously
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                        throw new java.io.InterruptedIOException("interrupted while domain " + o.domain()
-                            + "'s stale backup job ended");
-                    }
+                    + o.domain() + (dead.isPresent() ? " (the process that began it, " + dead.get().pid() + " on "
+                    + dead.get().host() + ", no longer runs)" : " (its socket " + socket + " is gone)"));
+                try {
+                    virsh.abortJobAndWait(o.domain());
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new java.io.InterruptedIOException("interrupted while domain " + o.domain()
+                        + "'s stale backup job ended");
                 }
                 LiveDomainBackup.deleteTree(dir);
                 return;
             }
         }
-        throw new DomainBusyException("domain " + o.domain() + " has a job running (" + job + "): is another "
+        throw busy(o, job);
+    }
+
+    private static DomainBusyException busy(Options o, String job) {
+        return new DomainBusyException("domain " + o.domain() + " has a job running (" + job + "): is another "
             + "backup of it under way? Nothing was changed; run again when it has ended ('virsh domjobinfo "
             + o.domain() + "', or end a stale job with 'virsh domjobabort " + o.domain() + "')");
     }

@@ -5,6 +5,7 @@ import io.jbackup.engine.DiskJob;
 import io.jbackup.engine.DiskResult;
 import io.jbackup.error.UsageException;
 import io.jbackup.model.BackupInfo;
+import io.jbackup.store.Owner;
 import io.jbackup.nbd.client.ClientOptions;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -16,6 +17,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Optional;
 import java.util.Map;
 import java.util.stream.Stream;
 
@@ -183,10 +185,7 @@ final class LiveDomainBackup {
     private void endJob(Virsh virsh) {
         try {
             if (virsh.activeJob(o.domain()) != null) {
-                virsh.abortJob(o.domain());
-                for (int i = 0; i < 100 && virsh.activeJob(o.domain()) != null; i++) {
-                    Thread.sleep(50); // libvirt ends the job (and deletes the scratch files) asynchronously
-                }
+                virsh.abortJobAndWait(o.domain());
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -207,37 +206,24 @@ final class LiveDomainBackup {
         }
         Path dir = Files.createTempDirectory(base, SCRATCH_PREFIX);
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx-wx-wx"));
-        Files.writeString(dir.resolve(OWNER), owner(ProcessHandle.current()));
+        Files.writeString(dir.resolve(OWNER), Owner.current().id());
         return dir;
     }
 
-    /** The file in a scratch directory that names the jbackup process that made it: "PID START-INSTANT". */
+    /** The file in a scratch directory that names the jbackup process that made it ({@link Owner#id()}). */
     static final String OWNER = "jbackup.owner";
 
-    static String owner(ProcessHandle h) {
-        return h.pid() + " " + h.info().startInstant().map(Object::toString).orElse("-") + "\n";
-    }
-
     /**
-     * Whether the jbackup process that made scratch directory {@code dir} is gone: it was killed (SIGKILL, the OOM
-     * killer, a reboot of the host's jbackup) and left its backup job running. A directory without a readable
-     * owner file is not judged gone: it may be another program's.
+     * The jbackup process that made scratch directory {@code dir}, if it is known to be gone: it was killed
+     * (SIGKILL, the OOM killer) and left its backup job running. A directory without a readable owner file is not
+     * judged: it may be another program's.
      */
-    static boolean ownerGone(Path dir) {
-        String recorded;
+    static Optional<Owner> deadOwner(Path dir) {
         try {
-            recorded = Files.readString(dir.resolve(OWNER));
+            return Owner.parse(Files.readString(dir.resolve(OWNER)).strip()).filter(Owner::knownDead);
         } catch (IOException e) {
-            return false;
+            return Optional.empty();
         }
-        String[] f = recorded.strip().split(" ");
-        long pid;
-        try {
-            pid = Long.parseLong(f[0]);
-        } catch (NumberFormatException e) {
-            return false;
-        }
-        return ProcessHandle.of(pid).map(h -> !owner(h).equals(recorded)).orElse(true);
     }
 
     /**

@@ -162,7 +162,7 @@ public final class Virsh {
         }
         try {
             throw failure("looking up domain " + domain, o.stderr());
-        } catch (DomainNotFoundException e) {
+        } catch (DomainNotFoundException e) { // failure() throws this one rather than returning it
             return false;
         }
     }
@@ -235,6 +235,14 @@ public final class Virsh {
     /** Ends the domain's active job ({@code domjobabort}): for a pull-mode backup, its normal end. */
     public void abortJob(String domain) throws IOException {
         run("ending the backup job of domain " + domain, "domjobabort", domain);
+    }
+
+    /** {@link #abortJob}, then waits (up to 5 s) until libvirt reports no job: it ends one asynchronously. */
+    public void abortJobAndWait(String domain) throws IOException, InterruptedException {
+        abortJob(domain);
+        for (int i = 0; i < 100 && activeJob(domain) != null; i++) {
+            Thread.sleep(50); // libvirt ends the job (and deletes its scratch files) asynchronously
+        }
     }
 
     /** Whether the QEMU guest agent answers a ping within {@code seconds}. */

@@ -1,6 +1,5 @@
 package io.jbackup.schedule;
 
-import io.jbackup.engine.BackupEngine;
 import io.jbackup.engine.Cancellation;
 import io.jbackup.engine.DiskJob;
 import io.jbackup.engine.DiskResult;
@@ -279,18 +278,13 @@ public final class Scheduler {
             log.line(task + ": backing up " + Human.count(job.disks().size(), "disk") + " (" + job.mode().name().toLowerCase()
                 + (images.isEmpty() ? "" : "; " + Human.count(images.size(), "offline image") + " served by jbackup, "
                 + "its bitmaps rotated") + ")");
-            if (images.isEmpty()) {
-                results = new BackupEngine(repo, eo, progress, cancel).run(diskJobs);
-            } else {
-                // the images' results come first: put them back in the job file's order
-                List<DiskResult> raw = OfflineRotation.backUp(repo, job.vm(), images, diskJobs, job.mode(),
-                    ClientOptions.defaults().withConnections(job.connections()).withTimeout(timeout), labels, note, eo,
-                    progress, cancel);
-                results = new ArrayList<>();
-                for (JobFile.Disk d : job.disks()) {
-                    raw.stream().filter(r -> r.disk().equals(d.name())).findFirst().ifPresent(results::add);
-                }
-            }
+            // one set (with no images: the engine over the exports alone); the images' results come first, so
+            // they are put back in the job file's order
+            List<DiskResult> raw = OfflineRotation.backUp(repo, job.vm(), images, diskJobs, job.mode(),
+                ClientOptions.defaults().withConnections(job.connections()).withTimeout(timeout), labels, note, eo,
+                progress, cancel);
+            results = job.disks().stream().map(d -> raw.stream().filter(r -> r.disk().equals(d.name())).findFirst()
+                .orElseThrow()).toList();
         }
         int ok = 0;
         Throwable firstError = null;

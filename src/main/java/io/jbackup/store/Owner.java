@@ -11,10 +11,10 @@ import java.util.Optional;
  * temporary directories and incomplete backups, so a later process can tell whether their owner is still alive
  * (same host: pid running with the same start time) and clean up after a dead one.
  */
-record Owner(String host, long pid, long startMillis) {
+public record Owner(String host, long pid, long startMillis) {
     private static final Owner CURRENT = detect();
 
-    static Owner current() {
+    public static Owner current() {
         return CURRENT;
     }
 
@@ -46,7 +46,7 @@ record Owner(String host, long pid, long startMillis) {
     }
 
     /** {@code host/pid/startMillis}. */
-    String id() {
+    public String id() {
         return host + "/" + pid + "/" + startMillis;
     }
 
@@ -56,7 +56,7 @@ record Owner(String host, long pid, long startMillis) {
     }
 
     /** Parses an {@link #id()}. */
-    static Optional<Owner> parse(String id) {
+    public static Optional<Owner> parse(String id) {
         return id == null ? Optional.empty() : split(id, '/');
     }
 
@@ -91,7 +91,7 @@ record Owner(String host, long pid, long startMillis) {
      * Whether this owner is known to be dead: it ran on this host and its pid is gone or now belongs to a process
      * started at another time. Owners on other hosts are never known dead.
      */
-    boolean knownDead() {
+    public boolean knownDead() {
         if (!sameHost()) {
             return false;
         }

@@ -6,6 +6,7 @@ import io.jbackup.engine.EngineOptions;
 import io.jbackup.engine.ProgressListener;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.store.OpenOptions;
+import io.jbackup.store.Owner;
 import io.jbackup.store.Repository;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Domain;
@@ -157,7 +158,7 @@ class DomainCheckpointAndDefineTest {
             Path dir = LiveDomainBackup.scratchDirectory(Libvirt.shareWithQemu(tmp.resolve("scratch")));
             Process dead = new ProcessBuilder("true").start();
             dead.waitFor();
-            Files.writeString(dir.resolve(LiveDomainBackup.OWNER), LiveDomainBackup.owner(dead.toHandle()));
+            Files.writeString(dir.resolve(LiveDomainBackup.OWNER), new Owner(Owner.current().host(), dead.pid(), 0).id());
             Virsh virsh = new Virsh(Libvirt.URI, Duration.ofSeconds(60));
             virsh.backupBegin(dom.name(), PullBackupXml.backup(dir.resolve("nbd.sock"), dir,
                 List.of(new PullBackupXml.Disk("vda", null)), List.of()), PullBackupXml.checkpoint("stale-cp",
@@ -165,13 +166,13 @@ class DomainCheckpointAndDefineTest {
             assertTrue(virsh.activeJob(dom.name()) != null, "the stale job runs");
 
             // while its owner runs, the job is another run's: refused, nothing changed
-            Files.writeString(dir.resolve(LiveDomainBackup.OWNER), LiveDomainBackup.owner(ProcessHandle.current()));
+            Files.writeString(dir.resolve(LiveDomainBackup.OWNER), Owner.current().id());
             Cli.Result busy = Cli.run("full", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI,
                 "--json");
             assertEquals(2, busy.exitCode(), busy.toString());
             assertEquals("domain-busy", busy.json().get("error").get("code").asText(), busy.toString());
 
-            Files.writeString(dir.resolve(LiveDomainBackup.OWNER), LiveDomainBackup.owner(dead.toHandle()));
+            Files.writeString(dir.resolve(LiveDomainBackup.OWNER), new Owner(Owner.current().host(), dead.pid(), 0).id());
             Cli.Result r = Cli.run("full", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI,
                 "--json");
             assertEquals(0, r.exitCode(), r.toString());
