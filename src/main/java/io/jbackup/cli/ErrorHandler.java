@@ -1,5 +1,6 @@
 package io.jbackup.cli;
 
+import io.jbackup.error.ErrorText;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine;
@@ -98,27 +99,8 @@ final class ErrorHandler implements CommandLine.IExecutionExceptionHandler, Comm
         return false;
     }
 
-    /** The message of the exception and its distinct causes, joined with ": ". */
+    /** The message of the exception and its distinct causes ({@link ErrorText#describe}). */
     static String describe(Throwable ex) {
-        StringBuilder sb = new StringBuilder();
-        String last = null;
-        for (Throwable t = ex; t != null; t = t.getCause()) {
-            String m = t.getMessage();
-            if (m == null || m.isBlank()) {
-                m = t.getClass().getSimpleName();
-            }
-            if (last != null && last.contains(m)) {
-                continue;
-            }
-            if (sb.length() > 0) {
-                sb.append(": ");
-            }
-            sb.append(m);
-            last = m;
-            if (t.getCause() == t) {
-                break;
-            }
-        }
-        return sb.toString();
+        return ErrorText.describe(ex);
     }
 }

@@ -1,5 +1,6 @@
 package io.jbackup.engine;
 
+import io.jbackup.error.ErrorText;
 import io.jbackup.store.DiskBusyException;
 import io.jbackup.store.DiskLock;
 import io.jbackup.store.FileMutex;
@@ -164,24 +165,10 @@ public final class BackupEngine {
                 throw (java.util.concurrent.CancellationException) e;
             }
             LOG.debug("backup of {} failed", job.disk(), e);
-            String msg = describe(e);
+            String msg = ErrorText.describe(e);
             return new DiskResult(job.vm(), job.disk(), "failed", null, null, null, msg, 0, 0, 0, 0, 0, 0,
                 (System.nanoTime() - t0) / 1e9, 0, 0, e);
         }
     }
 
-    /** Exception message with its distinct causes. */
-    static String describe(Throwable e) {
-        StringBuilder sb = new StringBuilder();
-        for (Throwable t = e; t != null; t = t.getCause()) {
-            String m = t.getMessage() == null ? t.getClass().getSimpleName() : t.getMessage();
-            if (sb.indexOf(m) < 0) {
-                if (sb.length() > 0) {
-                    sb.append(": ");
-                }
-                sb.append(m);
-            }
-        }
-        return sb.toString();
-    }
 }

@@ -10,6 +10,9 @@ import software.amazon.awssdk.services.s3.model.NoSuchKeyException;
 
 import javax.xml.stream.XMLStreamException;
 import java.io.IOException;
+import java.net.ConnectException;
+import java.net.SocketTimeoutException;
+import java.net.UnknownHostException;
 
 /**
  * Maps the AWS SDK's exceptions to the port's typed ones, by exception type, HTTP status and S3 error code (the
@@ -71,6 +74,13 @@ final class S3Errors {
      * in {@code store}, reached at {@code endpoint}.
      */
     static ObjectStoreException map(SdkException e, String store, String endpoint, String what, String key) {
+        ObjectStoreException x = mapped(e, store, endpoint, what, key);
+        // the SDK's own text (request ids, attempt counts, its advice) adds nothing to ours: at -vv only
+        return x instanceof ObjectNotFoundException ? x : x.causeForLogOnly();
+    }
+
+    private static ObjectStoreException mapped(SdkException e, String store, String endpoint, String what,
+                                               String key) {
         String where = (key == null ? "" : key + " in ") + store;
         if (e instanceof AwsServiceException a) {
             int status = a.statusCode();
@@ -94,16 +104,42 @@ final class S3Errors {
             if (a.isThrottlingException() || status == 429 || status >= 500) {
                 return new TransientStoreException(what + " " + where + " failed" + said + " after retries", e);
             }
-            return new ObjectStoreException(what + " " + where + " failed" + said, e);
+            String detail = a.awsErrorDetails() == null ? null : a.awsErrorDetails().errorMessage();
+            return new ObjectStoreException(what + " " + where + " failed" + said
+                + (detail == null || detail.isBlank() ? "" : ": " + detail), e);
         }
         if (network(e)) {
-            // an attempt timeout has no cause: say what happened rather than "null"
-            Object why = e.getCause() != null ? e.getCause() : "no answer within the attempt timeout (--s3-timeout)";
-            return new TransientStoreException(what + " " + where + " failed: " + why + ": the object store "
+            return new TransientStoreException(what + " " + where + " failed: " + networkCause(e) + ": the object store "
                 + "at " + endpoint + " did not answer after retries; check that it is running and that the endpoint "
                 + "is right (--s3-endpoint, AWS_ENDPOINT_URL), then run the command again (complete backups are kept)",
                 e);
         }
         return new ObjectStoreException(what + " " + where + " failed: " + e.getMessage(), e);
+    }
+
+    /** What went wrong on the network, in a few words: the deepest I/O exception of {@code e}'s causes. */
+    static String networkCause(SdkException e) {
+        IOException io = null;
+        for (Throwable c = e.getCause(); c != null && c != c.getCause(); c = c.getCause()) {
+            if (c instanceof IOException i) {
+                io = i;
+            }
+        }
+        if (io == null) {
+            // an attempt timeout has no cause
+            return e instanceof ApiCallAttemptTimeoutException || e instanceof ApiCallTimeoutException
+                ? "no answer within the attempt timeout (--s3-timeout)" : "the answer broke off";
+        }
+        String m = io.getMessage() == null ? "" : io.getMessage();
+        if (io instanceof UnknownHostException) {
+            return "unknown host " + m.replaceFirst(":.*", "");
+        }
+        if (io instanceof ConnectException) {
+            return m.isEmpty() ? "connection refused" : m.toLowerCase(java.util.Locale.ROOT);
+        }
+        if (io instanceof SocketTimeoutException) {
+            return "timed out" + (m.isEmpty() ? "" : " (" + m + ")");
+        }
+        return io.getClass().getSimpleName() + (m.isEmpty() ? "" : ": " + m);
     }
 }

@@ -1,5 +1,6 @@
 package io.jbackup.objectstore;
 
+import software.amazon.awssdk.awscore.exception.AwsServiceException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
@@ -107,6 +108,9 @@ public final class S3ObjectStore implements ObjectStore {
             client.headBucket(b -> b.bucket(settings.bucket()));
         } catch (SdkException e) {
             ObjectStoreException mapped = S3Errors.map(e, settings.describe(), endpointText(settings), "opening", null);
+            if (S3Errors.status(e) == 404) {
+                mapped = notS3(client, settings).orElse(mapped);
+            }
             if (S3Errors.status(e) == 0 && !S3Errors.network(e) && !credentialsFound(client)) {
                 // the SDK's answer lists every provider of its chain: the gist, with the chain at -vv
                 LOG.debug("no S3 credentials for {}", settings.describe(), e);
@@ -119,6 +123,26 @@ public final class S3ObjectStore implements ObjectStore {
             throw mapped;
         }
         return new S3ObjectStore(client, settings, requests);
+    }
+
+    /**
+     * After a HEAD of the bucket answered 404: whether the endpoint is not an S3 service at all (a web server, the
+     * wrong port). A HEAD answer has no body, so the SDK reports any 404 as "no such bucket"; a listing's 404 from S3
+     * carries the error code {@code NoSuchBucket}, another server's does not.
+     */
+    private static Optional<ObjectStoreException> notS3(S3Client client, S3Settings settings) {
+        try {
+            client.listObjectsV2(b -> b.bucket(settings.bucket()).maxKeys(1));
+            return Optional.empty();
+        } catch (SdkException e) {
+            if (S3Errors.status(e) != 404 || e instanceof AwsServiceException a && S3Errors.code(a) != null) {
+                return Optional.empty();
+            }
+            return Optional.of(new ObjectStoreException("the endpoint " + endpointText(settings) + " answered HTTP "
+                + "404 for bucket " + settings.bucket() + " without an S3 error code: it does not look like an S3 "
+                + "service; check the endpoint (--s3-endpoint, AWS_ENDPOINT_URL) and the bucket name", e)
+                .causeForLogOnly());
+        }
     }
 
     /** Whether {@code client}'s credentials provider finds credentials (a failed request may be for lack of them). */

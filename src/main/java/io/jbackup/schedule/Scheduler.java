@@ -1,5 +1,6 @@
 package io.jbackup.schedule;
 
+import io.jbackup.error.ErrorText;
 import io.jbackup.engine.Cancellation;
 import io.jbackup.engine.DiskJob;
 import io.jbackup.engine.DiskResult;
@@ -216,7 +217,7 @@ public final class Scheduler {
                 log.line(p.task() + ": " + msg);
                 return new TaskResult(p.task(), "skipped", msg, List.of(), null);
             } catch (IOException | RuntimeException e) {
-                String msg = describe(e);
+                String msg = ErrorText.describe(e);
                 log.line(p.task() + ": failed: " + msg);
                 r = new TaskResult(p.task(), "failed", msg, List.of(), e);
             }
@@ -370,17 +371,6 @@ public final class Scheduler {
         }
         return new TlsConfig(TlsMode.REQUIRE, creds, psk, t.getOrDefault("username", "qemu"), t.get("hostname"),
             !"false".equalsIgnoreCase(t.getOrDefault("verify", "true")));
-    }
-
-    static String describe(Throwable e) {
-        StringBuilder sb = new StringBuilder();
-        for (Throwable t = e; t != null; t = t.getCause()) {
-            String m = t.getMessage() == null ? t.getClass().getSimpleName() : t.getMessage();
-            if (sb.indexOf(m) < 0) {
-                sb.append(sb.length() == 0 ? "" : ": ").append(m);
-            }
-        }
-        return sb.toString();
     }
 
     /** For logs: the plan in one line per task. */

@@ -181,4 +181,61 @@ class S3BackupFaultTest {
         assertTrue(r.stderr().contains("AWS_ACCESS_KEY_ID"), r.stderr());
         assertTrue(r.stderr().length() < 400, "one clear line, not the SDK's provider chain: " + r.stderr());
     }
+
+    /**
+     * A wrong bucket, a server that is down, a host that does not resolve and an endpoint that is not S3 each get
+     * one line that names the problem and the way out, without the SDK's text (request ids, attempt counts, its own
+     * advice) repeated after it.
+     */
+    @Test
+    void endpointAndBucketMistakesAreNamedInOneLine() throws Exception {
+        Cli.Result bucket = Cli.run("list", "--repo", "s3://no-such-bucket/r", "--s3-endpoint",
+            server.endpoint().toString(), "--s3-region", "us-east-1", "--json");
+        assertEquals(5, bucket.exitCode(), bucket.toString());
+        assertEquals("store-not-found", bucket.json().get("error").get("code").asText(), bucket.stdout());
+        assertEquals("jbackup: error: the bucket of s3://no-such-bucket/r does not exist (HTTP 404 NoSuchBucket): "
+            + "create it, or correct the bucket name", bucket.stderr().strip());
+
+        int closed;
+        try (java.net.ServerSocket ss = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            closed = ss.getLocalPort();
+        }
+        Cli.Result down = Cli.run("list", "--repo", "s3://" + BUCKET + "/r", "--s3-endpoint", "http://127.0.0.1:"
+            + closed, "--s3-region", "us-east-1", "--s3-retries", "0", "--json");
+        assertEquals("store-unavailable", down.json().get("error").get("code").asText(), down.stdout());
+        assertTrue(down.stderr().contains("opening s3://" + BUCKET + "/r failed: connection refused: the object store "
+            + "at http://127.0.0.1:" + closed + " did not answer"), down.stderr());
+        assertFalse(down.stderr().contains("SDK") || down.stderr().contains("Unable to execute"), down.stderr());
+
+        Cli.Result unknown = Cli.run("list", "--repo", "s3://" + BUCKET + "/r", "--s3-endpoint",
+            "http://no-such-host.invalid:9000", "--s3-region", "us-east-1", "--s3-retries", "0", "--json");
+        assertEquals("store-unavailable", unknown.json().get("error").get("code").asText(), unknown.stdout());
+        assertTrue(unknown.stderr().contains("failed: unknown host no-such-host.invalid: "), unknown.stderr());
+        assertFalse(unknown.stderr().contains("SDK") || unknown.stderr().contains("DNS cache"), unknown.stderr());
+
+        // a web server on the endpoint: a HEAD of the bucket answers 404, which alone reads as "no such bucket"
+        com.sun.net.httpserver.HttpServer web = com.sun.net.httpserver.HttpServer.create(
+            new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0), 0);
+        web.createContext("/", x -> {
+            byte[] page = "<html><body>Not Found</body></html>".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            x.sendResponseHeaders(404, "HEAD".equals(x.getRequestMethod()) ? -1 : page.length);
+            if (!"HEAD".equals(x.getRequestMethod())) {
+                x.getResponseBody().write(page);
+            }
+            x.close();
+        });
+        web.start();
+        try {
+            String url = "http://127.0.0.1:" + web.getAddress().getPort();
+            Cli.Result notS3 = Cli.run("list", "--repo", "s3://" + BUCKET + "/r", "--s3-endpoint", url,
+                "--s3-region", "us-east-1", "--json");
+            assertEquals(5, notS3.exitCode(), notS3.toString());
+            assertEquals("object-store", notS3.json().get("error").get("code").asText(), notS3.stdout());
+            assertEquals("jbackup: error: the endpoint " + url + " answered HTTP 404 for bucket " + BUCKET + " without "
+                + "an S3 error code: it does not look like an S3 service; check the endpoint (--s3-endpoint, "
+                + "AWS_ENDPOINT_URL) and the bucket name", notS3.stderr().strip());
+        } finally {
+            web.stop(0);
+        }
+    }
 }

@@ -211,6 +211,9 @@ class S3FaultsTest {
             assertEquals("store-unavailable", err.get("error").get("code").asText(), err.toString());
             assertTrue(err.get("error").get("message").asText().contains(c.url), "names the repository: " + err);
             assertTrue(p.stderr().contains("jbackup: error: "), p.stderr());
+            // one line that ends with the way out, not with the SDK's own text after it
+            assertTrue(err.get("error").get("message").asText().endsWith("(complete backups are kept)"),
+                err.toString());
             System.out.println("S3FaultsTest: s3proxy killed during a backup: exit " + code + ": "
                 + err.get("error").get("message").asText());
         } finally {
