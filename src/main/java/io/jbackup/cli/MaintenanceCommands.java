@@ -362,6 +362,12 @@ public final class MaintenanceCommands {
                     r.chunksCondemned(), Human.count(r.chunksBefore(), "chunk"), r.chunksResurrected(),
                     Human.count(r.packsDeleted(), "pack"), r.packsRepacked(), Human.count(r.packsWritten(), "new pack"),
                     Sizes.format(r.bytesCopied()));
+                if (r.duplicatesDeleted() > 0) {
+                    // else "0 of N chunks unused" and "M chunks deleted" (-v, --json) read as a contradiction
+                    out.printf("%s %s of chunks stored twice (by backups that ran at once); one copy of each "
+                            + "stays.%n", dryRun ? "Would remove" : "Removed",
+                        Human.count(r.duplicatesDeleted(), "duplicate copy", "duplicate copies"));
+                }
                 out.printf("%s %s (pack files: %s before, %s after).%n", dryRun ? "Would reclaim about" : "Reclaimed",
                     Sizes.format(r.bytesReclaimed()), Sizes.format(r.packBytesBefore()), Sizes.format(r.packBytesAfter()));
                 if (r.deferred()) {

@@ -200,7 +200,7 @@ final class GarbageCollector {
         } catch (DeferredException e) {
             int back = catalog.resurrectAll();
             phase("deferred: " + e.getMessage() + "; gave " + back + " condemned chunks back, nothing deleted");
-            return new GcReport(indexesRead, chunksBefore, condemned[0], back, 0, 0, 0, 0, 0, packBytesBefore,
+            return new GcReport(indexesRead, chunksBefore, condemned[0], back, 0, 0, 0, 0, 0, 0, packBytesBefore,
                 packBytesBefore, 0, 0, true, false);
         }
 
@@ -250,10 +250,14 @@ final class GarbageCollector {
             catalog.resurrectAll();
         }
         long after = catalog.totals().packBytes();
-        GcReport r = new GcReport(indexesRead, chunksBefore, condemned[0], resurrected, deleted[0], packsDeleted,
-            packsRepacked, rp.written, rp.copied, packBytesBefore, after, freed - rp.writtenBytes, waited, false, false);
-        phase(String.format("done: %d packs deleted (%d repacked into %d), %d chunks deleted, %d bytes reclaimed",
-            packsDeleted, packsRepacked, rp.written, deleted[0], r.bytesReclaimed()));
+        // the records deleted that were not unused chunks: copies of chunks whose catalog row names another pack
+        long duplicates = Math.max(0, deleted[0] - (condemned[0] - resurrected - left));
+        GcReport r = new GcReport(indexesRead, chunksBefore, condemned[0], resurrected, deleted[0], duplicates,
+            packsDeleted, packsRepacked, rp.written, rp.copied, packBytesBefore, after, freed - rp.writtenBytes, waited,
+            false, false);
+        phase(String.format("done: %d packs deleted (%d repacked into %d), %d chunk records deleted (%d of them "
+                + "duplicate copies), %d bytes reclaimed", packsDeleted, packsRepacked, rp.written, deleted[0],
+            duplicates, r.bytesReclaimed()));
         return r;
     }
 
@@ -262,6 +266,7 @@ final class GarbageCollector {
         long freed = 0;
         long copied = 0;
         long deleted = 0;
+        long condemnedKept = condemned; // condemned chunks in the packs that stay, less those that go below
         int packsDeleted = 0;
         int repacked = 0;
         for (Catalog.PackUsage u : catalog.packUsage(maxPackId, PackFormat.HEADER_SIZE, PackFormat.FOOTER_ENTRY_SIZE,
@@ -275,19 +280,22 @@ final class GarbageCollector {
             if (liveChunks <= 0) {
                 freed += u.size();
                 deleted += u.chunkCount();
+                condemnedKept -= dead[0];
                 packsDeleted++;
             } else if (liveBytes * 100 < (long) options.repackThresholdPercent() * u.recordBytes()) {
                 freed += u.size() - liveBytes - liveChunks * PackFormat.FOOTER_ENTRY_SIZE;
                 copied += liveBytes;
                 deleted += u.chunkCount() - liveChunks;
+                condemnedKept -= dead[0];
                 packsDeleted++;
                 repacked++;
             }
         }
         phase("dry run: would delete " + Human.count(packsDeleted, "pack") + " (" + repacked + " repacked) and reclaim "
             + "about " + Human.bytes(freed));
-        return new GcReport(indexesRead, chunksBefore, condemned, 0, deleted, packsDeleted, repacked, 0, copied,
-            packBytesBefore, packBytesBefore - freed, freed, 0, false, true);
+        long duplicates = Math.max(0, deleted - (condemned - condemnedKept));
+        return new GcReport(indexesRead, chunksBefore, condemned, 0, deleted, duplicates, packsDeleted, repacked, 0,
+            copied, packBytesBefore, packBytesBefore - freed, freed, 0, false, true);
     }
 
     /**

@@ -7,7 +7,10 @@ package io.jbackup.store;
  * @param chunksBefore       chunks in the catalog when gc began
  * @param chunksCondemned    unreferenced chunks found by mark and sweep
  * @param chunksResurrected  condemned chunks that a backup finishing meanwhile turned out to use
- * @param chunksDeleted      chunks whose records are gone (their pack deleted or rewritten without them)
+ * @param chunksDeleted      chunk records gone (their pack deleted or rewritten without them): the unused chunks
+ *                           whose pack went, plus {@code duplicatesDeleted}
+ * @param duplicatesDeleted  of those, extra copies of chunks that stay in the repository in another pack: backups
+ *                           running at once (on several hosts sharing a bucket) can each store the same new chunk
  * @param packsDeleted       pack files deleted (no live chunk, or rewritten)
  * @param packsRepacked      of those, packs whose live records were copied to new packs first
  * @param packsWritten       new packs written by repacking
@@ -20,7 +23,7 @@ package io.jbackup.store;
  * @param dryRun             nothing was changed
  */
 public record GcReport(long indexesRead, long chunksBefore, long chunksCondemned, long chunksResurrected,
-                       long chunksDeleted, int packsDeleted, int packsRepacked, int packsWritten, long bytesCopied,
+                       long chunksDeleted, long duplicatesDeleted, int packsDeleted, int packsRepacked, int packsWritten, long bytesCopied,
                        long packBytesBefore, long packBytesAfter, long bytesReclaimed, int writersWaited,
                        boolean deferred, boolean dryRun) {
 }

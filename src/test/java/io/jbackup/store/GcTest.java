@@ -106,6 +106,8 @@ class GcTest {
             assertEquals(24, rep.chunksCondemned(), rep.toString());
             assertEquals(0, rep.chunksResurrected());
             assertEquals(24, rep.chunksDeleted(), rep.toString());
+            assertEquals(0, rep.duplicatesDeleted(), rep.toString());
+            assertEquals(0, dry.duplicatesDeleted(), dry.toString());
             assertTrue(rep.packsDeleted() >= 1 && rep.bytesReclaimed() > 0, rep.toString());
             assertEquals(32, r.catalog().chunkCount());
             assertEquals(0, r.catalog().condemnedCount());
@@ -119,6 +121,37 @@ class GcTest {
             GcReport again = r.gc(GcOptions.defaults());
             assertEquals(0, again.chunksCondemned());
             assertEquals(0, again.packsDeleted());
+        }
+    }
+
+    @Test
+    void copiesOfAChunkStoredTwiceByBackupsAtOnceAreCountedApartFromUnusedChunks() throws Exception {
+        init().close();
+        // two processes (as two hosts sharing a bucket) whose backups run at once both store the same new chunks:
+        // neither sees the other's before its commit
+        try (Repository r = Repository.open(tmp.resolve("repo"), OpenOptions.defaults());
+             Repository other = Repository.open(tmp.resolve("repo"), OpenOptions.defaults())) {
+            long[] seeds = range(500, 8);
+            String a;
+            String b;
+            try (BackupWriter w1 = r.beginBackup(BackupSpec.full("vm", "vda", seeds.length * (long) CS));
+                 BackupWriter w2 = other.beginBackup(BackupSpec.full("vm", "vdb", seeds.length * (long) CS))) {
+                put(w1, 0, seeds);
+                put(w2, 0, seeds);
+                a = w1.commit().id();
+                b = w2.commit().id();
+            }
+            assertEquals(8, r.catalog().chunkCount());
+            GcReport dry = r.gc(GcOptions.defaults().withDryRun(true));
+            GcReport rep = r.gc(GcOptions.defaults());
+            for (GcReport g : List.of(dry, rep)) {
+                assertEquals(0, g.chunksCondemned(), g.toString());
+                assertEquals(8, g.chunksDeleted(), g.toString());
+                assertEquals(8, g.duplicatesDeleted(), g.toString());
+            }
+            assertEquals(8, r.catalog().chunkCount());
+            assertRestores(r, a, seeds);
+            assertRestores(r, b, seeds);
         }
     }
 
