@@ -224,8 +224,10 @@ public final class DeletionLease implements AutoCloseable {
                     + holder + " (lease object " + key + "); "
                     + (wait.isZero() ? "retry later, or wait for it with --wait-lock[=DURATION]"
                     : "gave up after waiting " + DiskLock.describe(wait) + " (--wait-lock)")
-                    + ". If that process died, its lease lapses " + DiskLock.describe(clockSkew)
-                    + " after it expires and the next gc, prune or forget takes it over");
+                    + (held.lease() != null ? ". If that process died, its lease lapses "
+                    + DiskLock.describe(clockSkew) + " after it expires and the next gc, prune or forget takes it over"
+                    : ". No process holds an unreadable lease: the next gc, prune or forget takes it over once it "
+                    + "counts as expired, or delete the lease object by hand if it must run sooner"));
             }
             if (!waitLogged) {
                 LOG.info("repository {} is locked for deletion ({}); waiting {}", store.describe(), holder,

@@ -276,6 +276,9 @@ class DeletionLeaseTest {
         RepositoryLockedException e = assertThrows(RepositoryLockedException.class,
             () -> acquire(store, "gc", HOUR, Duration.ZERO, NO_SKEW));
         assertTrue(e.getMessage().contains("an unreadable lease object (not JSON) written at"), e.getMessage());
+        // no process wrote it: the way out is its expiry or deleting it, not "if that process died"
+        assertFalse(e.getMessage().contains("process died"), e.getMessage());
+        assertTrue(e.getMessage().contains("delete the lease object by hand"), e.getMessage());
 
         store.put(KEY, "{\"version\":2}".getBytes(StandardCharsets.UTF_8));
         e = assertThrows(RepositoryLockedException.class, () -> acquire(store, "gc", HOUR, Duration.ZERO, NO_SKEW));
