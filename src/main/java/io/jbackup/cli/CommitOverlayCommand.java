@@ -72,8 +72,9 @@ public final class CommitOverlayCommand implements Callable<Integer> {
                 file = OverlayFiles.fileFor(overlayDir != null ? overlayDir : OverlayFiles.defaultDir(rp.dir()), b);
                 if (!Files.exists(OverlayFiles.metaFileOf(file))) {
                     throw new NotFoundException("no overlay " + file + " for export '" + which.export
-                        + "' (backup " + b.id() + "); if 'latest' moved on since it was served, name the overlay "
-                        + "file with --overlay FILE");
+                        + "' (backup " + b.id() + ")" + (overlayDir == null ? "; if serve ran with --overlay-dir "
+                        + "DIR, give the same --overlay-dir" : "") + "; if 'latest' moved on since it was served, "
+                        + "name the overlay file with --overlay FILE");
                 }
             }
             Cancellation cancel = new Cancellation();

@@ -213,6 +213,8 @@ class ServeWritableTest {
         Cli.Result noSuch = Cli.run("commit-overlay", "--repo", repo().toString(), "--export", "vda@latest");
         assertEquals(2, noSuch.exitCode(), noSuch.toString()); // latest is now the committed backup: no overlay
         assertTrue(noSuch.stderr().contains("no overlay"), noSuch.stderr());
+        // the overlays of this test are in a directory of its own: the message names the option that finds them
+        assertTrue(noSuch.stderr().contains("give the same --overlay-dir"), noSuch.stderr());
     }
 
     @Test
