@@ -62,10 +62,9 @@ public final class MountSession implements AutoCloseable {
                 + (other == null ? "" : " (process " + other.data().pid + ")") + "; unmount it with: jbackup umount "
                 + mp);
         }
-        boolean created = false;
+        List<Path> created = List.of();
         if (!Files.exists(mp)) {
-            Files.createDirectories(mp);
-            created = true;
+            created = createDirectories(mp);
         } else if (!Files.isDirectory(mp)) {
             throw new UsageException(mp + " is not a directory");
         } else {
@@ -76,8 +75,8 @@ public final class MountSession implements AutoCloseable {
             }
         }
         MountState state = MountState.create(mp);
-        if (created) {
-            state.data().dirs.add(mp.toString());
+        if (!created.isEmpty()) {
+            created.forEach(d -> state.data().dirs.add(d.toString()));
             state.save();
         }
         BackupServer server = null;
@@ -91,8 +90,7 @@ public final class MountSession implements AutoCloseable {
             for (Target t : targets) {
                 String export = t.backup().disk() + "@" + t.backup().id();
                 if (!t.dir().equals(mp) && !Files.isDirectory(t.dir())) {
-                    Files.createDirectories(t.dir());
-                    state.data().dirs.add(t.dir().toString());
+                    createDirectories(t.dir()).forEach(d -> state.data().dirs.add(d.toString()));
                     state.save();
                 }
                 s.filesystems.addAll(DiskMounter.mount(state, state.socket(), export, t.backup(), i++, t.dir(),
@@ -158,5 +156,18 @@ public final class MountSession implements AutoCloseable {
         if (!problems.isEmpty()) {
             throw new IOException("unmount left: " + String.join("; ", problems));
         }
+    }
+
+    /**
+     * Creates {@code dir} and its missing parents; returns those it created, outermost first (unmounting removes
+     * them again innermost first, each when empty: a mount on /mnt/restore/vm1 that made both leaves neither).
+     */
+    private static List<Path> createDirectories(Path dir) throws IOException {
+        List<Path> missing = new ArrayList<>();
+        for (Path p = dir.toAbsolutePath(); p != null && !Files.exists(p); p = p.getParent()) {
+            missing.add(0, p);
+        }
+        Files.createDirectories(dir);
+        return missing;
     }
 }

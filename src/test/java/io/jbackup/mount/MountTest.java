@@ -257,7 +257,7 @@ class MountTest {
 
     @Test
     void everyPartitionMountsReadOnlyWithItsFilesAndUmountRemovesAll() throws Exception {
-        Path mp = dir.resolve("mnt-a");
+        Path mp = dir.resolve("mnt-a").resolve("vm1"); // neither exists: the mount creates both
         try (JBackupProcess p = mount(mp, "mount-a", "--disk", "vda")) {
             Trees.assertSame(ext4Src, mp.resolve("1"), Trees.Depth.FULL);
             Trees.assertSame(fatSrc, mp.resolve("2"), Trees.Depth.CONTENT);
@@ -291,6 +291,7 @@ class MountTest {
         }
         assertNothingOfOursUnder(mp);
         assertFalse(Files.exists(mp), "the mount point it created is removed");
+        assertFalse(Files.exists(mp.getParent()), "and the parent it created for it");
     }
 
     @Test
