@@ -287,6 +287,14 @@ public final class ScheduleCommands {
                 jf.jobs().stream().filter(j -> p.task().equals("job:" + j.name())).findFirst().ifPresent(j -> {
                     m.put("vm", j.vm());
                     m.put("disks", j.disks().stream().map(JobFile.Disk::name).toList());
+                    Map<String, String> images = new LinkedHashMap<>();
+                    j.disks().stream().filter(d -> d.image() != null)
+                        .forEach(d -> images.put(d.name(), d.image().toString()));
+                    if (!images.isEmpty()) {
+                        m.put("images", images); // the offline images jbackup serves itself, by disk
+                    }
+                    m.put("disksText", j.disks().stream().map(d -> d.image() == null ? d.name()
+                        : d.name() + " (image " + d.image() + ")").toList());
                     m.put("mode", j.mode().name().toLowerCase(Locale.ROOT));
                     m.put("retention", j.retention() == null ? null : j.retention().describe());
                 });
@@ -308,7 +316,10 @@ public final class ScheduleCommands {
                 tasks.add(m);
             }
             if (json.enabled()) {
-                tasks.forEach(m -> m.remove("nextText"));
+                tasks.forEach(m -> {
+                    m.remove("nextText");
+                    m.remove("disksText");
+                });
                 Map<String, Object> root = new LinkedHashMap<>();
                 root.put("config", jf.file().toString());
                 root.put("repository", jf.repository().describe());
@@ -323,8 +334,8 @@ public final class ScheduleCommands {
             for (Map<String, Object> m : tasks) {
                 out.printf("%n%s  \"%s\"  (%s)%n", m.get("task"), m.get("schedule"), m.get("description"));
                 if (m.containsKey("disks")) {
-                    out.printf("  disks:     %s%s, %s%n", m.get("vm") == null ? "" : m.get("vm") + ": ", m.get("disks"),
-                        m.get("mode"));
+                    out.printf("  disks:     %s%s, %s%n", m.get("vm") == null ? "" : m.get("vm") + ": ",
+                        m.get("disksText"), m.get("mode"));
                     if (m.get("retention") != null) {
                         out.printf("  retention: %s%n", m.get("retention"));
                     }

@@ -203,6 +203,13 @@ class ScheduleCommandsTest {
         List<String> second = bitmapsOf(img);
         assertEquals(1, second.size(), "the old bitmap is removed after the commit: " + second);
         assertTrue(!second.equals(first), second + " after " + first);
+        // schedule names the image it serves, not only the disk
+        String sched = Cli.run("schedule", "--config", jobs.toString(), "--now", "2026-11-25T03:00:00Z").ok().stdout();
+        assertTrue(sched.contains("disks:     fs1: [vda (image " + img.toAbsolutePath() + "), vdb], auto"), sched);
+        JsonNode sj = Cli.run("schedule", "--config", jobs.toString(), "--now", "2026-11-25T03:00:00Z", "--json").ok()
+            .json().get("tasks").get(0);
+        assertEquals(img.toAbsolutePath().toString(), sj.get("images").get("vda").asText(), sj.toString());
+        assertTrue(sj.get("images").get("vdb") == null && sj.get("disksText") == null, sj.toString());
         Path out = dir.resolve("vda-restored.raw");
         Cli.run("restore", "--repo", repo.toString(), "--vm", "fs1", "--disk", "vda", "--backup", "latest", "--to",
             out.toString()).ok();
