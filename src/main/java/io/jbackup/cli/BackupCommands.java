@@ -185,9 +185,16 @@ public final class BackupCommands {
                 .withRetries(retries, Duration.ofSeconds(1)).withDiskLockWait(repo.waitLock());
         }
 
-        /** A progress bar on a TTY, nothing with --json or -q. */
+        /** The notes of this command's jobs for its JSON document, with --json. */
+        private JsonProgress jsonNotes;
+
+        /** A progress bar on a TTY, nothing with -q; with --json, the notes for the document ({@link JsonProgress}). */
         ProgressListener progress() {
-            return ConsoleProgress.forConsole(json.enabled() || logging.quiet);
+            if (json.enabled()) {
+                jsonNotes = new JsonProgress(System.err);
+                return jsonNotes;
+            }
+            return ConsoleProgress.forConsole(logging.quiet);
         }
 
         /** --connections, defaulting to half the cores (1 to 4), validated. */
@@ -258,6 +265,9 @@ public final class BackupCommands {
                     out.put("status", ok == results.size() && !notAsAsked ? "ok" : "partial");
                 }
                 out.put("disks", results);
+                if (jsonNotes != null && !jsonNotes.notes().isEmpty()) {
+                    out.put("notes", jsonNotes.notes());
+                }
                 json.print(out);
             } else if (!logging.quiet) {
                 for (DiskResult r : results) {

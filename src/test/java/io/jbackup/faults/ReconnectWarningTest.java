@@ -52,5 +52,21 @@ class ReconnectWarningTest {
                 assertTrue(line.contains("jbackup: vda: connection to " + proxy.uri() + " lost"), line);
             }
         }
+        // with --json: in the document's notes as a warning, and one line on stderr
+        try (Proc.Background src = img.serve();
+             FaultProxy proxy = new FaultProxy(QemuImages.socketOf(src), List.of(FaultProxy.Fault.cut(96 << 10)),
+                 FaultProxy.Fault.NONE)) {
+            JBackupProcess p = JBackupProcess.start(dir, "warn-json", Map.of(), "full", "--repo", r, "--disk", "vda",
+                "--source", proxy.uri(), "--json");
+            assertEquals(0, p.await(120), p.stdout() + p.stderr());
+            com.fasterxml.jackson.databind.JsonNode notes = p.json().get("notes");
+            assertEquals(1, notes.size(), p.stdout());
+            assertEquals("warning", notes.get(0).get("level").asText(), p.stdout());
+            assertTrue(notes.get(0).get("message").asText().startsWith("connection to " + proxy.uri() + " lost"),
+                p.stdout());
+            List<String> lines = p.stderr().lines().filter(l -> l.contains("reconnecting in")).toList();
+            assertEquals(1, lines.size(), p.stderr());
+            assertTrue(lines.get(0).startsWith("jbackup: warning: vda: connection to "), lines.get(0));
+        }
     }
 }

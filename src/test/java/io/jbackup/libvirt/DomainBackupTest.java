@@ -149,6 +149,13 @@ class DomainBackupTest {
             // full
             JsonNode full = backUp(dom, "full");
             assertEquals(2, full.get("disks").size(), "the cdrom is skipped: " + full);
+            // and the JSON document says so (not a log line on standard error)
+            boolean noted = false;
+            for (JsonNode n : full.get("notes")) {
+                noted |= n.get("disk").asText().endsWith("/hdc") && n.get("message").asText().startsWith("skipped:")
+                    && n.get("level").asText().equals("note");
+            }
+            assertTrue(noted, full.toString());
             assertEquals("full", disk(full, "vda").get("type").asText());
             assertEquals(1, ourCheckpoints(dom).size(), dom.checkpoints().toString());
 
