@@ -175,6 +175,12 @@ public final class MountCommand implements Callable<Integer> {
             }
             Path mp = mountpoint.toAbsolutePath().normalize();
             Path dir = MountState.dirOf(mp);
+            MountState running = MountState.load(dir);
+            if (running != null && running.ownerAlive()) {
+                // else the running mount's state reads as this one's success, and its log is overwritten
+                throw new UsageException(mp + " is in use by a running jbackup mount (process " + running.data().pid
+                    + "); unmount it with: jbackup umount " + mp);
+            }
             Files.createDirectories(MountState.ROOT);
             Path log = Path.of(dir + ".log");
             // the mount's standard output (its table, or --json's document) is passed on to ours; its standard error
@@ -192,7 +198,7 @@ public final class MountCommand implements Callable<Integer> {
                 long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(10);
                 while (System.nanoTime() < deadline) {
                     MountState s = MountState.load(dir);
-                    if (s != null && s.data().ready) {
+                    if (s != null && s.data().ready && isOurs(p, s.data().pid)) {
                         passOn(out, err);
                         if (!quiet) {
                             System.err.println("jbackup: mount runs as process " + s.data().pid + " (log: " + log
@@ -211,6 +217,11 @@ public final class MountCommand implements Callable<Integer> {
             }
             p.destroy();
             throw new UsageException("--daemon: the mount did not finish within 10 minutes (log: " + log + ")");
+        }
+
+        /** Whether {@code pid} is the mount process started (setsid may fork it) rather than another mount's. */
+        private static boolean isOurs(Process p, long pid) {
+            return p.pid() == pid || p.descendants().anyMatch(h -> h.pid() == pid);
         }
 
         /** What the mount process printed so far: its standard output to ours, its standard error to ours. */

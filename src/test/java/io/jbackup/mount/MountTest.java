@@ -420,6 +420,20 @@ class MountTest {
                     assertEquals("127.0.0.1 localhost\n", Files.readString(mp.resolve(d).resolve("2/ETC/HOSTS")));
                 }
                 assertTrue(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "the mount runs on");
+                // a second --daemon mount on the busy mount point: refused, not the first one's success reported
+                Path log = Path.of(MountState.dirOf(mp) + ".log");
+                String logBefore = Files.readString(log);
+                try (JBackupProcess again = JBackupProcess.start(dir, "mount-vm-again", Map.of(), "mount", "--repo",
+                    vmRepo.toString(), "--vm", "vm1", "--daemon", "--json", mp.toString())) {
+                    assertEquals(2, again.await(120), "stdout: " + again.stdout() + "\nstderr: " + again.stderr());
+                    JsonNode err = again.json();
+                    assertEquals("usage", err.get("error").get("code").asText(), again.stdout());
+                    assertTrue(err.get("error").get("message").asText().contains("jbackup umount " + mp),
+                        again.stdout());
+                    assertFalse(again.stderr().contains("mount runs as process"), again.stderr());
+                }
+                assertEquals(logBefore, Files.readString(log), "the running mount's log is kept");
+                assertTrue(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "the mount runs on");
             } finally {
                 Cli.run("umount", mp.toString()).ok();
             }
