@@ -270,7 +270,8 @@ final class BackupLifecycle {
         String what = disk == null ? null : vm == null ? disk : vm + "/" + disk;
         if (ref.equals("latest") || ref.startsWith("@")) {
             if (disk == null) {
-                throw new UsageException("'" + ref + "' needs the disk (and vm) it refers to");
+                throw new UsageException("'" + ref + "' needs the disk it refers to: add --disk NAME (and --vm NAME "
+                    + "for a disk of a VM's set)");
             }
             Instant at = ref.equals("latest") ? null : parseTime(ref.substring(1));
             return catalog.latestComplete(vm, disk, at).orElseThrow(() -> new NotFoundException(

@@ -156,6 +156,9 @@ class MaintenanceCommandsTest {
         assertEquals(1, fj.get("backups").size(), fj.toString());
         assertEquals(a, fj.get("backups").get(0).get("id").asText());
         assertEquals("deleted", fj.get("backups").get(0).get("action").asText());
+        Cli.Result noDisk = Cli.run("delete", "--repo", r, "latest");
+        assertEquals(ExitCodes.USAGE, noDisk.exitCode(), noDisk.toString());
+        assertTrue(noDisk.stderr().contains("add --disk NAME"), "names the way out: " + noDisk.stderr());
         Cli.Result latest = Cli.run("delete", "--repo", r, "--disk", "vdb", "latest").ok();
         assertTrue(latest.stdout().contains("Deleted backup " + other + " of vdb"), latest.stdout());
         List<String> left = new ArrayList<>();

@@ -35,6 +35,10 @@ class ServeCommandTest {
         Path f = Files.writeString(dir.resolve("not-a-socket"), "x");
         refused(Cli.run("serve", "--repo", repo(), "--socket", f.toString()), "is not a socket", "--socket");
         assertEquals("x", Files.readString(f), "the file is left alone");
+        Path missing = dir.resolve("no-such-dir").resolve("s.sock");
+        refused(Cli.run("serve", "--repo", repo(), "--socket", missing.toString()),
+            "directory " + missing.getParent() + " does not exist", "--socket");
+        assertTrue(!Files.exists(missing.getParent()), "nothing is created");
     }
 
     @Test

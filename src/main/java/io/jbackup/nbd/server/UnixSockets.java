@@ -1,5 +1,6 @@
 package io.jbackup.nbd.server;
 
+import io.jbackup.error.UsageException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -36,6 +37,12 @@ public final class UnixSockets {
     public static void claim(Path path, String option) throws IOException {
         Path p = path.toAbsolutePath();
         if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
+            Path parent = p.getParent();
+            if (parent != null && !Files.isDirectory(parent)) {
+                // else bind fails with a bare "No such file or directory"
+                throw new UsageException("cannot listen on " + p + ": directory " + parent + " does not exist; "
+                    + "create it first or choose another " + option + " path");
+            }
             return;
         }
         if (!isSocket(p)) {
