@@ -6,6 +6,7 @@ import io.jbackup.nbd.server.ServerConfig;
 import io.jbackup.store.OpenOptions;
 import io.jbackup.store.Repository;
 import io.jbackup.testutil.Cli;
+import io.jbackup.testutil.JBackupProcess;
 import io.jbackup.testutil.Proc;
 import io.jbackup.testutil.QemuImages;
 import io.jbackup.testutil.TestJvm;
@@ -16,6 +17,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
@@ -173,6 +175,26 @@ class ServeWritableTest {
                 Path seen = dir.resolve("seen.raw");
                 Proc.run("nbdcopy", uri, seen.toString());
                 assertEquals(Proc.sha256(expected), Proc.sha256(seen));
+                // a second serve of the same overlays: the client is refused with the reason, and the server's
+                // console gets one line for it, not a stack trace
+                Path sock2 = dir.resolve("w2.sock");
+                try (JBackupProcess other = JBackupProcess.start(dir, "serve-busy", Map.of(), "serve", "--repo",
+                    repo().toString(), "--socket", sock2.toString(), "--writable", "--cache-size", "16",
+                    "--overlay-dir", overlays.toString())) {
+                    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                    while (!Files.exists(sock2)) {
+                        assertTrue(other.process.isAlive() && System.nanoTime() < deadline,
+                            "serve did not start: " + other.stderr());
+                        Thread.sleep(20);
+                    }
+                    Proc.Result refused = Proc.exec(java.time.Duration.ofSeconds(30), "qemu-io", "-f", "raw", "-c",
+                        "read 0 4k", "nbd+unix:///vda@latest?socket=" + sock2);
+                    assertTrue(refused.exitCode() != 0 && refused.stderr().contains("in use"), refused.toString());
+                    other.process.destroy();
+                    assertEquals(0, other.await(30), other.stderr());
+                    assertTrue(other.stderr().contains("in use by another jbackup"), other.stderr());
+                    assertFalse(other.stderr().contains("\tat "), "no stack trace: " + other.stderr());
+                }
                 Cli.Result busy = Cli.run("commit-overlay", "--repo", repo().toString(), "--overlay", overlay.toString(),
                     "--json");
                 assertEquals(2, busy.exitCode(), "held by another run, like a busy disk: " + busy);

@@ -468,7 +468,14 @@ final class HandshakeHandler extends ChannelInboundHandlerAdapter {
     private void withExport(String name, BiConsumer<NbdExport, String> then) {
         calls.open(name, (export, failure) -> {
             if (failure != null) {
-                log.warn("{}: opening export '{}' failed: {}", peer, name, failure.toString(), failure);
+                if (failure instanceof java.io.IOException || failure instanceof IllegalArgumentException) {
+                    // a condition the message explains (an overlay another serve holds, a damaged index): no stack
+                    // trace on the console, only with -vv
+                    log.warn("{}: opening export '{}' failed: {}", peer, name, message(failure));
+                    log.debug("{}: opening export '{}' failed", peer, name, failure);
+                } else {
+                    log.warn("{}: opening export '{}' failed: {}", peer, name, failure.toString(), failure);
+                }
                 then.accept(null, "cannot open export '" + name + "': " + message(failure));
             } else if (export == null) {
                 then.accept(null, "no export named '" + name + "'");
