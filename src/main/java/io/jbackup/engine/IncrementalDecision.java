@@ -54,6 +54,14 @@ record IncrementalDecision(boolean incremental, BackupInfo parent, int chunkSize
                 + (job.vm() == null ? "" : " of VM " + job.vm()) + " to build on", List.of());
         }
         if (job.bitmap() == null) {
+            BackupInfo p = parent.get();
+            if (job.labels() != null && job.labels().containsKey(LiveBackup.LABEL_BITMAP)
+                && !p.labels().containsKey(LiveBackup.LABEL_BITMAP)) {
+                // rotated bitmaps (--image --rotate-bitmap): "no --bitmap given" would blame an option not needed
+                return new Refusal(FallbackReason.NO_BITMAP, "the newest backup " + p.id() + " of " + job.disk()
+                    + " records no bitmap of the image (it was not made with --rotate-bitmap: e.g. by "
+                    + "commit-overlay, or from an NBD source), so no bitmap holds the writes since it", List.of());
+            }
             return new Refusal(FallbackReason.NO_BITMAP, "no --bitmap given", List.of());
         }
         BackupInfo p = parent.get();

@@ -16,6 +16,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -76,6 +77,26 @@ class OfflineRotationTest {
         assertEquals(256 << 10, inc3.get("bytesRead").asLong(), inc3.toString());
         assertEquals(1, bitmaps().size(), "the old and the stale bitmap are removed: " + bitmaps());
         assertRestores(inc3, "inc3");
+    }
+
+    /** A newest backup without a recorded bitmap (commit-overlay, an NBD source): auto says so, not "no --bitmap". */
+    @Test
+    void aParentWithoutRecordedBitmapIsNamedAsTheReasonForAFullBackup() throws Exception {
+        repo = dir.resolve("repo-nolabel").toString();
+        Cli.run("init", "--repo", repo, "--chunk-size", "64K").ok();
+        img = QemuImages.qcow2(dir.resolve("vdb.qcow2"), "8M");
+        QemuImages.io(img, "qcow2", "write -P 0x11 0 1M");
+        String parent;
+        try (Proc.Background s = QemuImages.qemuNbd(dir, img, "qcow2", "-r")) {
+            parent = Cli.run("full", "--repo", repo, "--disk", "vda", "--source", QemuImages.uriOf(s), "--json")
+                .ok().json().get("disks").get(0).get("backupId").asText();
+        }
+        JsonNode auto = rotate("auto");
+        assertEquals("full", auto.get("type").asText(), auto.toString());
+        assertEquals("no-bitmap", auto.get("fallbackReason").asText(), auto.toString());
+        String reason = auto.toString();
+        assertTrue(reason.contains("newest backup " + parent) && reason.contains("records no bitmap"), reason);
+        assertFalse(reason.contains("no --bitmap given"), reason);
     }
 
     private JsonNode rotate(String mode) {
