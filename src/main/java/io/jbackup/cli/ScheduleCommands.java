@@ -102,6 +102,19 @@ public final class ScheduleCommands {
 
     static Map<String, Object> toJson(Scheduler.RunResult r) {
         Map<String, Object> m = new LinkedHashMap<>();
+        // status and exitCode as every --json document has them, so a script can branch on them (docs/operations.md)
+        int exit = exitCode(r);
+        m.put("status", exit == ExitCodes.OK ? "ok" : exit == ExitCodes.PARTIAL ? "partial" : "error");
+        m.put("exitCode", exit);
+        if (exit != ExitCodes.OK && exit != ExitCodes.PARTIAL) {
+            r.tasks().stream().filter(Scheduler.TaskResult::failed).findFirst().ifPresent(t -> {
+                Map<String, Object> e = new LinkedHashMap<>();
+                e.put("code", t.error() != null ? ExitCodes.classify(t.error()).code()
+                    : exit == ExitCodes.DAMAGE ? "damage" : "internal");
+                e.put("message", t.task() + ": " + t.message());
+                m.put("error", e);
+            });
+        }
         m.put("run", r.runId());
         m.put("log", r.log() == null ? null : r.log().toString());
         m.put("tasks", r.tasks().stream().map(t -> {

@@ -135,6 +135,14 @@ class ScheduleCommandsTest {
         assertTrue(f.stderr().contains("1 of 1 task failed: job:web1: web1/vda:")
             && f.stderr().contains("jbackup log --config " + broken + " --run "), f.stderr());
         String runId = f.stderr().replaceAll("(?s).* --run (\\S+)\\).*", "$1");
+        // --json: the same exit code in the document, with the failure's code (another run: the next day)
+        Cli.Result fj = Cli.run("run-due", "--config", broken.toString(), "--now", "2026-11-28T02:30:00Z", "--json");
+        assertEquals(ExitCodes.SOURCE, fj.exitCode(), fj.toString());
+        JsonNode doc = fj.json();
+        assertEquals("error", doc.get("status").asText(), doc.toString());
+        assertEquals(ExitCodes.SOURCE, doc.get("exitCode").asInt(), doc.toString());
+        assertTrue(doc.get("error").get("code").asText().startsWith("source-"), doc.toString());
+        assertEquals("failed", doc.get("tasks").get(0).get("status").asText(), doc.toString());
         Cli.Result lg = Cli.run("log", "--config", broken.toString(), "--run", runId).ok();
         assertTrue(lg.stdout().contains("FAILED") && lg.stdout().contains("finished: failed"), lg.stdout());
         Cli.Result ls = Cli.run("log", "--repo", repo.toString()).ok();
