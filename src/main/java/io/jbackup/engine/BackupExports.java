@@ -281,6 +281,11 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
                 if (writable.discardChanges()) {
                     so.export().discard();
                     so.files().delete();
+                } else if (so.export().changedBytes() == 0) {
+                    // only read (a listing opens every export): nothing to keep or to commit
+                    so.export().discard();
+                    so.files().delete();
+                    LOG.info("removed overlay {}: nothing was written to it", so.files().data());
                 } else {
                     long changed = so.export().changedBytes();
                     so.export().close();

@@ -55,6 +55,34 @@ class ServeWritableTest {
         return new Object[] {id, QemuImages.toRaw(img, dir.resolve("snap.raw"))};
     }
 
+    /** Overlays only read (a listing opens every export) are removed at shutdown, not kept as "0 bytes changed". */
+    @Test
+    void overlaysNothingWasWrittenToAreNotKept() throws Exception {
+        String id = (String) oneBackup()[0];
+        Path img = QemuImages.qcow2(dir.resolve("other.qcow2"), "1M");
+        try (Proc.Background s = QemuImages.qemuNbd(dir, img, "qcow2", "-r", "-A")) {
+            Cli.run("full", "--repo", repo().toString(), "--disk", "vdb", "--source", QemuImages.uriOf(s)).ok();
+        }
+        Path overlays = dir.resolve("ov");
+        Path sock = dir.resolve("r.sock");
+        try (Repository r = Repository.open(repo(), OpenOptions.defaults())) {
+            ServerConfig cfg = ServerConfig.builder().unixSocket(sock).build();
+            try (BackupServer s = BackupServer.start(r, cfg, BackupServer.Options.writable(8 << 20, 4, overlays, false))) {
+                Proc.run("nbdinfo", "--list", "nbd+unix:///?socket=" + sock);
+                Proc.run("qemu-io", "-f", "raw", "-c", "read 0 64k", "nbd+unix:///vdb@latest?socket=" + sock);
+                Proc.run("qemu-io", "-f", "raw", "-c", "write -P 0x77 0 4k", "nbd+unix:///vda@latest?socket=" + sock);
+                s.close();
+                List<BackupExports.KeptOverlay> kept = s.keptOverlays();
+                assertEquals(1, kept.size(), kept.toString());
+                assertEquals(id, kept.get(0).backupId());
+            }
+        }
+        try (Stream<Path> files = Files.list(overlays)) {
+            assertEquals(List.of("vda@" + id + ".overlay", "vda@" + id + ".overlay.json", "vda@" + id + ".overlay.map"),
+                files.map(f -> f.getFileName().toString()).sorted().toList());
+        }
+    }
+
     /** The snapshot with {@link #WRITES} applied. */
     private Path expected(Path snap) throws IOException {
         Path e = dir.resolve("expected.raw");
