@@ -164,6 +164,15 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
      * {@code latest}, {@code @TIME}); null if there is none.
      */
     public static BackupInfo resolve(Repository repo, String name) throws IOException {
+        return resolve(repo, name, false);
+    }
+
+    /**
+     * As {@link #resolve(Repository, String)}; with {@code explain}, a reference that names no backup throws the
+     * reason (an ambiguous id prefix, no backup at that time, a time that does not parse) instead of returning
+     * null, so a client is told more than "no export named".
+     */
+    private static BackupInfo resolve(Repository repo, String name, boolean explain) throws IOException {
         BackupInfo b = names(repo).get(name);
         if (b != null) {
             return b;
@@ -182,7 +191,13 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
         try {
             b = repo.resolve(vm, disk, name.substring(at + 1));
             return b.isComplete() ? b : null;
-        } catch (IOException | IllegalArgumentException e) {
+        } catch (IllegalArgumentException e) {
+            if (explain) {
+                throw e;
+            }
+            LOG.info("export '{}' not found: {}", name, e.getMessage());
+            return null;
+        } catch (IOException e) {
             LOG.info("export '{}' not found: {}", name, e.getMessage());
             return null;
         }
@@ -190,7 +205,7 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
 
     @Override
     public NbdExport open(String name) throws IOException {
-        BackupInfo b = resolve(repo, name);
+        BackupInfo b = resolve(repo, name, true);
         if (b == null) {
             return null;
         }

@@ -69,6 +69,11 @@ class ServeWritableTest {
             ServerConfig cfg = ServerConfig.builder().unixSocket(sock).build();
             try (BackupServer s = BackupServer.start(r, cfg, BackupServer.Options.writable(8 << 20, 4, overlays, false))) {
                 Proc.run("nbdinfo", "--list", "nbd+unix:///?socket=" + sock);
+                // a reference that names no backup: the client is told why, not only "no export named"
+                Proc.Result none = Proc.exec(java.time.Duration.ofSeconds(30), "qemu-io", "-r", "-f", "raw", "-c",
+                    "read 0 4k", "nbd+unix:///vda@@2001-01-01T00:00:00Z?socket=" + sock);
+                assertTrue(none.exitCode() != 0 && none.stderr().contains("no complete backup of vda at or before"),
+                    none.toString());
                 Proc.run("qemu-io", "-f", "raw", "-c", "read 0 64k", "nbd+unix:///vdb@latest?socket=" + sock);
                 Proc.run("qemu-io", "-f", "raw", "-c", "write -P 0x77 0 4k", "nbd+unix:///vda@latest?socket=" + sock);
                 s.close();
