@@ -98,8 +98,47 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
             throw new IOException("cannot create the overlay directory " + writable.dir() + ": " + e
                 + "; choose a writable one with --overlay-dir", e);
         }
-        this.overlayDir = writable.discardChanges() ? Files.createTempDirectory(writable.dir(), "discard-")
-            : writable.dir();
+        if (writable.discardChanges()) {
+            removeStaleDiscardDirs(writable.dir());
+        }
+        // discard-PID-...: a later run can tell the directory of a process that was killed from one still in use
+        this.overlayDir = writable.discardChanges() ? Files.createTempDirectory(writable.dir(), DISCARD_PREFIX
+            + ProcessHandle.current().pid() + "-") : writable.dir();
+    }
+
+    private static final String DISCARD_PREFIX = "discard-";
+
+    /** Removes the temporary overlay directories of --discard-changes runs whose process is gone (SIGKILL). */
+    private static void removeStaleDiscardDirs(Path dir) {
+        List<Path> dirs;
+        try (var s = Files.list(dir)) {
+            dirs = s.filter(p -> p.getFileName().toString().startsWith(DISCARD_PREFIX) && Files.isDirectory(p))
+                .toList();
+        } catch (IOException e) {
+            LOG.warn("cannot list the overlay directory {}: {}", dir, e.toString());
+            return;
+        }
+        for (Path d : dirs) {
+            String rest = d.getFileName().toString().substring(DISCARD_PREFIX.length());
+            int dash = rest.indexOf('-');
+            long pid;
+            try {
+                pid = dash > 0 ? Long.parseLong(rest.substring(0, dash)) : -1;
+            } catch (NumberFormatException e) {
+                pid = -1;
+            }
+            if (pid <= 0 || ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
+                continue; // not named by this version, or its process still runs
+            }
+            try (var s = Files.walk(d)) {
+                for (Path f : s.sorted(Comparator.reverseOrder()).toList()) {
+                    Files.deleteIfExists(f);
+                }
+                LOG.info("removed {}: the overlays of a --discard-changes run that did not stop cleanly", d);
+            } catch (IOException e) {
+                LOG.warn("cannot remove the leftover overlay directory {}: {}", d, e.toString());
+            }
+        }
     }
 
     /** Whether exports are writable overlays. */

@@ -234,8 +234,12 @@ class ServeWritableTest {
                 assertEquals("overlay-busy", busy.json().get("error").get("code").asText(), busy.toString());
                 assertTrue(busy.json().get("error").get("message").asText().contains("in use"), busy.toString());
             }
-            // --discard-changes: fresh overlays in a temporary directory, deleted at shutdown
+            // --discard-changes: fresh overlays in a temporary directory, deleted at shutdown; the directory a
+            // killed run left (its pid, beyond pid_max, runs no more) is removed
+            Path stale = Files.createDirectories(overlays.resolve("discard-999999999-1"));
+            Files.writeString(stale.resolve("vda@x.overlay"), "x");
             try (BackupServer s = BackupServer.start(r, cfg, BackupServer.Options.writable(8 << 20, 4, overlays, true))) {
+                assertFalse(Files.exists(stale), "the leftover of a killed --discard-changes run is removed");
                 Path seen = dir.resolve("fresh.raw");
                 Proc.run("nbdcopy", uri, seen.toString());
                 assertEquals(Proc.sha256(snap), Proc.sha256(seen), "discard mode starts from the backup");
