@@ -306,17 +306,17 @@ final class BackupLifecycle {
 
     static Instant parseTime(String s) {
         try {
-            return Instant.parse(s);
+            return endOfGivenPrecision(s, Instant.parse(s));
         } catch (DateTimeParseException ignored) {
             // try the other forms
         }
         try {
-            return OffsetDateTime.parse(s).toInstant();
+            return endOfGivenPrecision(s, OffsetDateTime.parse(s).toInstant());
         } catch (DateTimeParseException ignored) {
             // next
         }
         try {
-            return LocalDateTime.parse(s).atZone(ZoneId.systemDefault()).toInstant();
+            return endOfGivenPrecision(s, LocalDateTime.parse(s).atZone(ZoneId.systemDefault()).toInstant());
         } catch (DateTimeParseException ignored) {
             // next
         }
@@ -326,6 +326,21 @@ final class BackupLifecycle {
             throw new UsageException("cannot read time '" + s + "'; use ISO-8601, e.g. 2026-11-24T20:15:30Z, "
                 + "2026-11-24T21:15:30 (local time) or 2026-11-24 (end of that day)");
         }
+    }
+
+    /**
+     * A time typed without fractional seconds means the end of the second (or minute) it names, as a date means the
+     * end of its day: {@code list} shows creation times to the second, so {@code @} + the time it shows must find
+     * the backup created within that second ({@code 17:50:45} includes one created at {@code 17:50:45.250}).
+     */
+    private static Instant endOfGivenPrecision(String typed, Instant at) {
+        int t = typed.indexOf('T');
+        if (t < 0 || typed.indexOf('.', t) >= 0 || typed.indexOf(',', t) >= 0) {
+            return at; // fractional seconds given: exactly that instant
+        }
+        String time = typed.substring(t + 1).split("[Zz+-]", 2)[0]; // HH:MM or HH:MM:SS, without the offset
+        long colons = time.chars().filter(c -> c == ':').count();
+        return colons >= 2 ? at.plusSeconds(1).minusMillis(1) : at.plusSeconds(60).minusMillis(1);
     }
 
     /**

@@ -8,12 +8,21 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
 import java.time.Instant;
+import java.time.LocalDateTime;
+import java.time.ZoneId;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.time.temporal.ChronoUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class ResolveTest {
+    /** Always with milliseconds (Instant.toString drops a zero fraction, which would mean the whole second). */
+    private static final DateTimeFormatter MILLIS = DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss.SSSX")
+        .withZone(ZoneOffset.UTC);
+
     @TempDir
     Path tmp;
 
@@ -38,8 +47,14 @@ class ResolveTest {
             assertEquals(a2, repo.resolve("vm", "vda", a2.id().substring(0, 20)));
             assertEquals(a2, repo.resolve("vm", "vda", "latest"));
             assertEquals(b1, repo.resolve(null, "disk.img", "latest"));
-            assertEquals(a1, repo.resolve("vm", "vda", "@" + a1.created()));
-            assertEquals(a1, repo.resolve("vm", "vda", "@" + a2.created().minusMillis(1)));
+            assertEquals(a1, repo.resolve("vm", "vda", "@" + MILLIS.format(a1.created())));
+            assertEquals(a1, repo.resolve("vm", "vda", "@" + MILLIS.format(a2.created().minusMillis(1))));
+            // a time to the second (as 'list' shows it) or minute means the end of it: the backup created within
+            // that second is found, not the one before it (or none)
+            Instant second = a2.created().truncatedTo(ChronoUnit.SECONDS);
+            assertEquals(a2, repo.resolve("vm", "vda", "@" + second));
+            assertEquals(a2, repo.resolve("vm", "vda", "@" + LocalDateTime.ofInstant(second, ZoneId.systemDefault())
+                .truncatedTo(ChronoUnit.MINUTES)));
             assertEquals(a2, repo.resolve("vm", "vda", "@" + Instant.now().plusSeconds(3600)));
 
             // what the user named does not exist or is ambiguous: usage errors (exit 2), not repository errors
