@@ -6,8 +6,10 @@ import io.jbackup.engine.QemuImg;
 import io.jbackup.error.UsageException;
 import io.jbackup.engine.NbdTarget;
 import io.jbackup.engine.RestoreTarget;
+import io.jbackup.engine.RestoreTargetException;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdClient;
+import io.jbackup.nbd.client.NbdCommandException;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -102,12 +104,34 @@ final class Qcow2Target implements RestoreTarget {
 
     @Override
     public void write(long offset, byte[] data, int length) throws IOException {
-        nbd.write(offset, data, length);
+        try {
+            nbd.write(offset, data, length);
+        } catch (IOException e) {
+            throw asTargetError(e);
+        }
     }
 
     @Override
     public void writeZeroes(long offset, long length) throws IOException {
-        nbd.writeZeroes(offset, length);
+        try {
+            nbd.writeZeroes(offset, length);
+        } catch (IOException e) {
+            throw asTargetError(e);
+        }
+    }
+
+    /**
+     * qemu-nbd answering a write or flush with an error (ENOSPC, EIO) means the qcow2 file could not be written: a
+     * target error naming the file the user gave (exit 4, {@code target-error}), not an error of an NBD server the
+     * user never started. Anything else (an interrupt, qemu-nbd gone) is passed on as it is.
+     */
+    private IOException asTargetError(IOException e) {
+        for (Throwable c = e; c != null; c = c.getCause() == c ? null : c.getCause()) {
+            if (c instanceof NbdCommandException nc) {
+                return new RestoreTargetException(target.toString(), new IOException("qemu-nbd: " + nc.getMessage(), e));
+            }
+        }
+        return e;
     }
 
     /** A new qcow2 reads as zeros: zero chunks need not be written. */
@@ -119,7 +143,11 @@ final class Qcow2Target implements RestoreTarget {
     /** Flushes through qemu-nbd; a restore flushes once, at its end, so the image is then complete. */
     @Override
     public void flush() throws IOException {
-        nbd.flush();
+        try {
+            nbd.flush();
+        } catch (IOException e) {
+            throw asTargetError(e);
+        }
         flushed = true;
     }
 

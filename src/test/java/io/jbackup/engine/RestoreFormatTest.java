@@ -222,6 +222,19 @@ class RestoreFormatTest {
             assertTrue(err.get("message").asText().contains(target.toString()), r.toString());
             assertFalse(r.stderr().contains("looks like a bug"), r.stderr());
             assertFalse(Files.exists(target), "the half-written file is removed");
+
+            // the same as a qcow2 (written through a private qemu-nbd): also a target error naming the file, not
+            // an error of "the NBD server", and neither the image nor its temporary file is left
+            Path qcow2 = mnt.resolve("vda.qcow2");
+            r = restore("--backup", chain.ids().get(chain.ids().size() - 1), "--to", qcow2.toString(), "--json");
+            assertEquals(4, r.exitCode(), r.toString());
+            err = r.json().get("error");
+            assertEquals("target-error", err.get("code").asText(), r.toString());
+            assertTrue(err.get("message").asText().contains(qcow2.toString())
+                && err.get("message").asText().contains("free space"), r.toString());
+            try (var left = Files.list(mnt)) {
+                assertEquals(List.of(), left.toList(), "nothing is left on the full file system");
+            }
         } finally {
             Proc.exec(Duration.ofSeconds(30), "umount", mnt.toString());
         }
