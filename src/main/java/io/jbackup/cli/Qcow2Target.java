@@ -68,7 +68,8 @@ final class Qcow2Target implements RestoreTarget {
         }
         Path parent = target.toAbsolutePath().getParent();
         if (!Files.isDirectory(parent)) {
-            throw new UsageException("restore target directory " + parent + " does not exist");
+            throw new UsageException("restore target directory " + parent + " does not exist; create it first "
+                + "(mkdir -p " + parent + ") or restore to another place");
         }
         String path = System.getenv().getOrDefault("PATH", "/usr/bin:/bin");
         Path qemuNbd;

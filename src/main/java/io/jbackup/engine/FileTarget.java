@@ -83,7 +83,8 @@ public final class FileTarget implements RestoreTarget {
         if (!exists || (!device && Files.size(path) == 0)) {
             Path parent = path.toAbsolutePath().getParent();
             if (parent != null && !Files.isDirectory(parent)) {
-                throw new UsageException("restore target directory " + parent + " does not exist");
+                throw new UsageException("restore target directory " + parent + " does not exist; create it first "
+                    + "(mkdir -p " + parent + ") or restore to another place");
             }
             try (java.io.RandomAccessFile raf = new java.io.RandomAccessFile(path.toFile(), "rw")) {
                 raf.setLength(size); // sparse: every chunk reads as zero until written

@@ -99,6 +99,19 @@ class RestoreFormatTest {
         assertTrue(bad.stderr().contains("raw") && bad.stderr().contains("qcow2"), bad.stderr());
     }
 
+    /** A target in a directory that does not exist: exit 2, and the message says how to go on; nothing created. */
+    @Test
+    void missingTargetDirectoryNamesTheWayOut() {
+        for (String name : List.of("vda.raw", "vda.qcow2")) {
+            Path target = dir.resolve("no-such-dir/sub/" + name);
+            Cli.Result r = restore("--to", target.toString());
+            assertEquals(2, r.exitCode(), r.toString());
+            assertTrue(r.stderr().contains("restore target directory " + target.getParent() + " does not exist; "
+                + "create it first (mkdir -p " + target.getParent() + ")"), r.stderr());
+            assertFalse(Files.exists(dir.resolve("no-such-dir")));
+        }
+    }
+
     @Test
     void existingQcow2IsRefusedWithoutForce() throws IOException {
         Path q = dir.resolve("existing.qcow2");
