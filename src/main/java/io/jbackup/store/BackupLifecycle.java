@@ -274,9 +274,28 @@ final class BackupLifecycle {
                     + "for a disk of a VM's set)");
             }
             Instant at = ref.equals("latest") ? null : parseTime(ref.substring(1));
-            return catalog.latestComplete(vm, disk, at).orElseThrow(() -> new NotFoundException(
-                "no complete backup of " + what + (at == null ? "" : " at or before " + at)
-                    + " in repository " + ctx.location() + "; list the backups with: jbackup list"));
+            Optional<BackupInfo> found = catalog.latestComplete(vm, disk, at);
+            if (found.isPresent()) {
+                return found.get();
+            }
+            // verify --repair (or mark-bad) may have taken the only candidates out of latest/@TIME: say so, and how
+            // to get what is left of the newest one
+            BackupInfo bad = null;
+            for (BackupInfo b : catalog.backups()) {
+                if (BackupInfo.BAD.equals(b.state()) && b.disk().equals(disk) && java.util.Objects.equals(b.vm(), vm)
+                    && (at == null || !b.created().isAfter(at))
+                    && (bad == null || b.created().isAfter(bad.created()))) {
+                    bad = b;
+                }
+            }
+            String none = "no complete backup of " + what + (at == null ? "" : " at or before " + at)
+                + " in repository " + ctx.location();
+            if (bad != null) {
+                throw new NotFoundException(none + ": backup " + bad.id() + " is marked bad (damaged; 'jbackup show "
+                    + bad.id() + "' says why), so it is not chosen by '" + ref + "'; name it to get what is left of "
+                    + "it: jbackup restore --backup " + bad.id() + " --ignore-errors");
+            }
+            throw new NotFoundException(none + "; list the backups with: jbackup list");
         }
         List<BackupInfo> all = catalog.backupsByPrefix(ref);
         List<BackupInfo> matches = all.stream()

@@ -71,6 +71,13 @@ class ResolveTest {
                 () -> repo.resolve("vm", "vda", "@yesterday"));
             assertTrue(ie.getMessage().contains("ISO-8601"), ie.getMessage());
             assertEquals(a1.created().toEpochMilli() <= Repository.parseTime("2999-01-01").toEpochMilli(), true);
+
+            // the only backup of a disk marked bad (verify --repair): 'latest' names it and the way to salvage it
+            repo.markBad(b1.id(), "test");
+            e = assertThrows(NotFoundException.class, () -> repo.resolve(null, "disk.img", "latest"));
+            assertTrue(e.getMessage().contains("backup " + b1.id() + " is marked bad")
+                && e.getMessage().contains("--backup " + b1.id() + " --ignore-errors"), e.getMessage());
+            assertEquals(b1.id(), repo.resolve(null, "disk.img", b1.id()).id(), "by id a bad backup is still named");
         }
     }
 }
