@@ -138,6 +138,9 @@ public final class RestoreCommand implements Callable<Integer> {
                     + (connect == null ? "" : " at " + connect) + "; choose another name, or remove it first ('virsh "
                     + "undefine " + define + "'); nothing was restored");
             }
+            if (!zero && instant == null) {
+                noteOldDataKept(plans.values());
+            }
             Interrupts.run(cancel, () -> {
                 for (BackupInfo b : instant != null ? List.<BackupInfo>of() : selected) {
                     try (BackupReader reader = r.openBackup(b.id(), ignoreErrors);
@@ -196,6 +199,27 @@ public final class RestoreCommand implements Callable<Integer> {
 
     private List<BackupInfo> select(Repository r) throws IOException {
         return BackupSelection.select(r, vm, disk, backup);
+    }
+
+    /**
+     * Without {@code --zero}, zero chunks are not written into an existing file or a device: whatever it held there
+     * stays, and the result differs from the backup unless it read as zeros. Said before anything is written, so a
+     * reused file does not silently end up as a mix of the backup and its old content.
+     */
+    private void noteOldDataKept(java.util.Collection<RestoreTargets.Plan> plans) throws IOException {
+        for (RestoreTargets.Plan p : plans) {
+            if (p.nbd() || p.format() != RestoreTargets.Format.RAW) {
+                continue;
+            }
+            java.nio.file.Path t = java.nio.file.Path.of(p.target());
+            boolean oldFile = force && java.nio.file.Files.isRegularFile(t) && java.nio.file.Files.size(t) > 0;
+            boolean device = java.nio.file.Files.exists(t) && !java.nio.file.Files.isRegularFile(t)
+                && !java.nio.file.Files.isDirectory(t);
+            if (oldFile || device) {
+                note(p.target() + " exists: zero chunks of the backup are not written into it, so what it holds "
+                    + "there stays; unless it reads as zeros there, pass --zero to get exactly the backup");
+            }
+        }
     }
 
     private void note(String text) {

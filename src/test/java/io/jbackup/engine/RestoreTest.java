@@ -108,14 +108,17 @@ class RestoreTest {
         assertEquals(2, refused.exitCode(), refused.toString());
         assertTrue(refused.stderr().contains("--force"), refused.stderr());
 
-        restore(chain.ids().get(2), "--to", f.toString(), "--force").ok();
+        Cli.Result kept = restore(chain.ids().get(2), "--to", f.toString(), "--force").ok();
+        assertTrue(kept.stderr().contains("jbackup: note: " + f + " exists: zero chunks of the backup are not "
+            + "written into it") && kept.stderr().contains("pass --zero"), "the user is told: " + kept.stderr());
         assertNotEquals(Proc.sha256(snap), Proc.sha256(f), "zero chunks keep the old data without --zero");
         // data chunks are the backup's; the zero chunk [13M, 16M) still holds the old pattern
         String io = Proc.run("qemu-io", "-r", "-f", "raw", "-c", "read -P 0x11 512k 1M", "-c", "read -P 0x66 6M 128k",
             "-c", "read -P 0xee 13M 3M", f.toString());
         assertFalse(io.contains("verification failed"), io);
 
-        restore(chain.ids().get(2), "--to", f.toString(), "--force", "--zero").ok();
+        Cli.Result zeroed = restore(chain.ids().get(2), "--to", f.toString(), "--force", "--zero").ok();
+        assertFalse(zeroed.stderr().contains("note:"), zeroed.stderr());
         assertEquals(Proc.sha256(snap), Proc.sha256(f));
     }
 
