@@ -142,11 +142,15 @@ public final class RestoreCommand implements Callable<Integer> {
                 noteOldDataKept(plans.values());
             }
             Interrupts.run(cancel, () -> {
-                for (BackupInfo b : instant != null ? List.<BackupInfo>of() : selected) {
+                List<BackupInfo> todo = instant != null ? List.<BackupInfo>of() : selected;
+                for (BackupInfo b : todo) {
                     try (BackupReader reader = r.openBackup(b.id(), ignoreErrors);
                          RestoreTarget target = RestoreTargets.open(plans.get(b.disk()), b.imageSize(), force, zero,
                              tls)) {
                         results.add(new DiskRestore(reader, target, ignoreErrors, readAhead, progress, cancel).run());
+                    } catch (Exception e) {
+                        noteDoneBeforeFailure(results, b, todo);
+                        throw e;
                     }
                 }
                 return null;
@@ -220,6 +224,23 @@ public final class RestoreCommand implements Callable<Integer> {
                     + "there stays; unless it reads as zeros there, pass --zero to get exactly the backup");
             }
         }
+    }
+
+    /**
+     * A set restore stopped at disk {@code failed}: the disks before it are complete and stay where they are, the
+     * ones after it were not started. The error names only the failure, so this says what is where.
+     */
+    private void noteDoneBeforeFailure(List<RestoreResult> done, BackupInfo failed, List<BackupInfo> all) {
+        if (done.isEmpty()) {
+            return;
+        }
+        for (RestoreResult x : done) {
+            note(x.disk() + ": restored completely to " + x.target() + " (backup " + x.backupId() + ") before "
+                + failed.disk() + " failed");
+        }
+        List<String> notDone = all.subList(all.indexOf(failed), all.size()).stream().map(BackupInfo::disk).toList();
+        note("not restored: " + String.join(", ", notDone) + "; to restore only these, run restore --vm " + vm
+            + " --disk NAME for each");
     }
 
     private void note(String text) {

@@ -149,6 +149,16 @@ class RestoreTest {
             "vda=" + dir.resolve("x.raw"));
         assertEquals(2, missing.exitCode(), missing.toString());
         assertTrue(missing.stderr().contains("no target for disk vdb"), missing.stderr());
+        // the second disk fails (its NBD target is not there): the first is complete and kept, and the user is
+        // told so, and which disks were not restored
+        Path half = dir.resolve("half");
+        Cli.Result second = Cli.run("restore", "--repo", repo.toString(), "--vm", "web", "--to", half.toString(),
+            "--to", "vdb=nbd+unix:///?socket=" + dir.resolve("no-such.sock"), "--json");
+        assertEquals(4, second.exitCode(), second.toString());
+        assertEquals(Proc.sha256(QemuImages.toRaw(a, dir.resolve("vm-vda-ref.raw"))),
+            Proc.sha256(half.resolve("vda.raw")));
+        assertTrue(second.stderr().contains("jbackup: note: vda: restored completely to " + half.resolve("vda.raw"))
+            && second.stderr().contains("jbackup: note: not restored: vdb"), second.stderr());
         // --backup ID of any disk of the set names the whole set, whichever disk the id is of
         for (String d : List.of("vda", "vdb")) {
             String id = Cli.run("list", "--repo", repo.toString(), "--vm", "web", "--disk", d, "--json").ok()
