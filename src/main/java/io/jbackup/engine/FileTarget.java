@@ -102,7 +102,8 @@ public final class FileTarget implements RestoreTarget {
             if (devSize > 0 && devSize < size) {
                 ch.close();
                 throw new UsageException("restore target " + path + " has " + devSize
-                    + " bytes, the image needs " + size);
+                    + " bytes, the image needs " + size + "; restore to a device of at least " + size
+                    + " bytes (grow this one, e.g. lvextend), or to a file");
             }
         }
         return new FileTarget(path, ch, false, zero);

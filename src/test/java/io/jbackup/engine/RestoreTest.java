@@ -19,6 +19,7 @@ import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -120,6 +121,23 @@ class RestoreTest {
         Cli.Result zeroed = restore(chain.ids().get(2), "--to", f.toString(), "--force", "--zero").ok();
         assertFalse(zeroed.stderr().contains("note:"), zeroed.stderr());
         assertEquals(Proc.sha256(snap), Proc.sha256(f));
+    }
+
+    /** A block device smaller than the image: exit 2 before anything is written, naming the size needed. */
+    @Test
+    void tooSmallBlockDeviceIsRefusedNamingTheSize() throws IOException {
+        Path backing = dir.resolve("small-dev.img");
+        Proc.run("truncate", "-s", "1M", backing.toString());
+        Proc.Result lo = Proc.exec(Duration.ofSeconds(30), "losetup", "-f", "--show", backing.toString());
+        org.junit.jupiter.api.Assumptions.assumeTrue(lo.exitCode() == 0, "needs root for losetup: " + lo.stderr());
+        String dev = lo.stdout().trim();
+        try {
+            Cli.Result r = restore(chain.ids().get(2), "--to", dev);
+            assertEquals(2, r.exitCode(), r.toString());
+            assertTrue(r.stderr().contains("restore to a device of at least"), r.stderr());
+        } finally {
+            Proc.exec(Duration.ofSeconds(30), "losetup", "-d", dev);
+        }
     }
 
     @Test
