@@ -12,7 +12,21 @@ import java.util.concurrent.TimeUnit;
  * the process exits anyway; the repository stays consistent by its write order.
  */
 final class Interrupts {
+    /** How long the signal waits, once the job stopped, for the command to report (error line, --json object). */
+    private static final long REPORT_WAIT_SECONDS = 5;
+
+    /** Counted down by {@link Main} once the command returned and reported its result or error. */
+    private static final CountDownLatch REPORTED = new CountDownLatch(1);
+
     private Interrupts() {
+    }
+
+    /**
+     * The command has returned and printed what it reports (its error line and, with {@code --json}, the one JSON
+     * object): a signal handler waiting to exit may now do so.
+     */
+    static void reported() {
+        REPORTED.countDown();
     }
 
     static <T> T run(Cancellation cancel, Callable<T> body) throws Exception {
@@ -22,6 +36,9 @@ final class Interrupts {
             System.err.println("jbackup: interrupted; stopping cleanly (the repository keeps no half backup)...");
             try {
                 done.await(60, TimeUnit.SECONDS);
+                // the job stopped: let the command print its error (and --json its error object, exit code 7) before
+                // this exits; halting right away lost them
+                REPORTED.await(REPORT_WAIT_SECONDS, TimeUnit.SECONDS);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }

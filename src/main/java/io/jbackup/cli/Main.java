@@ -23,6 +23,7 @@ public final class Main {
         picocli.CommandLine cl = JBackup.commandLineFor(args);
         warm.await();
         int code = cl.execute(args);
+        Interrupts.reported(); // a SIGTERM handler waiting for the error report may exit now
         // no thread left in a native call: the JVM's exit would wait 0.3 s for it
         NbdClient.stopSharedThreads();
         System.exit(code);

@@ -96,11 +96,13 @@ public final class DiskRestore {
                 if (i == n) {
                     break;
                 }
+                // checked before a permit is taken: a permit taken and then left by an exception (Ctrl-C, SIGTERM)
+                // has no read in flight, and the finally below would wait for it forever
+                rethrow();
+                cancel.check();
                 while (!window.tryAcquire()) {
                     drain(done.take(), cs, size, window, free);
                 }
-                rethrow();
-                cancel.check();
                 long index = i;
                 ByteBuffer buf = free.isEmpty() ? target.allocate(cs) : free.pop();
                 buf.clear().limit(reader.chunkLength(index));

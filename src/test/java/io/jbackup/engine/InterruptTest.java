@@ -27,6 +27,44 @@ class InterruptTest {
     @TempDir
     Path dir;
 
+    /**
+     * SIGTERM during a restore (to an NBD target that writes slowly): the restore stops at once with exit 7 and,
+     * with --json, the one error object ("interrupted") on stdout. Before, it waited 60 s for a chunk read that was
+     * never started, and exited without the JSON object.
+     */
+    @Test
+    void sigtermStopsARestoreAtOnceWithTheJsonError() throws Exception {
+        Path repo = dir.resolve("repo");
+        Cli.run("init", "--repo", repo.toString(), "--chunk-size", "64K").ok();
+        Path raw = dir.resolve("src.raw");
+        Proc.run("qemu-img", "create", "-q", "-f", "raw", raw.toString(), "8M");
+        QemuImages.io(raw, "raw", "write -P 0x3c 0 8M");
+        try (Proc.Background src = QemuImages.qemuNbd(dir, raw, "raw", "-r")) {
+            Cli.run("full", "--repo", repo.toString(), "--disk", "vda", "--source", QemuImages.uriOf(src)).ok();
+        }
+        Path sock = dir.resolve("slow-target.sock");
+        try (Proc.Background server = Proc.start(dir.resolve("nbdkit-target.log"), "nbdkit", "-f", "-U",
+            sock.toString(), "--filter=delay", "memory", "8M", "wdelay=1").awaitPath(sock)) {
+            Path out = dir.resolve("restore.json");
+            Process p = new ProcessBuilder(TestJvm.java("-cp", System.getProperty("java.class.path"),
+                "io.jbackup.cli.Main", "restore", "--repo", repo.toString(), "--disk", "vda", "--to",
+                "nbd+unix:///?socket=" + sock, "--json"))
+                .redirectError(dir.resolve("restore.err").toFile()).redirectOutput(out.toFile()).start();
+            Thread.sleep(3000);
+            assertTrue(p.isAlive(), "the restore is still running: " + Files.readString(dir.resolve("restore.err")));
+            long t0 = System.nanoTime();
+            p.destroy(); // SIGTERM
+            assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the restore stopped");
+            String err = Files.readString(dir.resolve("restore.err"));
+            assertEquals(7, p.exitValue(), err);
+            assertTrue(System.nanoTime() - t0 < 30_000_000_000L, "stopped without waiting out the 60 s: " + err);
+            JsonNode j = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.toFile());
+            assertTrue(j != null && j.has("error"), "one JSON object on stdout: " + Files.readString(out) + err);
+            assertEquals("interrupted", j.get("error").get("code").asText(), j.toString());
+            assertEquals(7, j.get("exitCode").asInt(), j.toString());
+        }
+    }
+
     @Test
     void sigtermAbortsCleanlyAndTheNextRunCompletes() throws Exception {
         Path repo = dir.resolve("repo");
