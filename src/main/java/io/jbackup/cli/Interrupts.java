@@ -30,10 +30,15 @@ final class Interrupts {
     }
 
     static <T> T run(Cancellation cancel, Callable<T> body) throws Exception {
+        return run(cancel, "stopping cleanly (the repository keeps no half backup)", body);
+    }
+
+    /** As {@link #run(Cancellation, Callable)}, saying {@code stopping} (what is kept) when a signal arrives. */
+    static <T> T run(Cancellation cancel, String stopping, Callable<T> body) throws Exception {
         CountDownLatch done = new CountDownLatch(1);
         Thread hook = new Thread(() -> {
             cancel.cancel("interrupted by a signal");
-            System.err.println("jbackup: interrupted; stopping cleanly (the repository keeps no half backup)...");
+            System.err.println("jbackup: interrupted; " + stopping + "...");
             try {
                 done.await(60, TimeUnit.SECONDS);
                 // the job stopped: let the command print its error (and --json its error object, exit code 7) before

@@ -141,7 +141,8 @@ public final class RestoreCommand implements Callable<Integer> {
             if (!zero && instant == null) {
                 noteOldDataKept(plans.values());
             }
-            Interrupts.run(cancel, () -> {
+            Interrupts.run(cancel, "stopping the restore (a new file or qcow2 being written is removed; an "
+                + "existing file, device or NBD export is left half-written: restore it again)", () -> {
                 List<BackupInfo> todo = instant != null ? List.<BackupInfo>of() : selected;
                 for (BackupInfo b : todo) {
                     try (BackupReader reader = r.openBackup(b.id(), ignoreErrors);

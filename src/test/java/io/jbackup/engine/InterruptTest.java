@@ -57,6 +57,7 @@ class InterruptTest {
             assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the restore stopped");
             String err = Files.readString(dir.resolve("restore.err"));
             assertEquals(7, p.exitValue(), err);
+            assertTrue(err.contains("stopping the restore") && !err.contains("half backup"), err);
             assertTrue(System.nanoTime() - t0 < 30_000_000_000L, "stopped without waiting out the 60 s: " + err);
             JsonNode j = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.toFile());
             assertTrue(j != null && j.has("error"), "one JSON object on stdout: " + Files.readString(out) + err);
