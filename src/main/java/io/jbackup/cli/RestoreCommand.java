@@ -145,11 +145,21 @@ public final class RestoreCommand implements Callable<Integer> {
                 + "existing file, device or NBD export is left half-written: restore it again)", () -> {
                 List<BackupInfo> todo = instant != null ? List.<BackupInfo>of() : selected;
                 for (BackupInfo b : todo) {
+                    RestoreTargets.Plan plan = plans.get(b.disk());
+                    // an existing raw file or device is written in place: a failure leaves it neither old nor new
+                    boolean inPlace = !plan.nbd() && plan.format() == RestoreTargets.Format.RAW
+                        && java.nio.file.Files.exists(java.nio.file.Path.of(plan.target()))
+                        && (force || !java.nio.file.Files.isRegularFile(java.nio.file.Path.of(plan.target())));
+                    int before = results.size();
                     try (BackupReader reader = r.openBackup(b.id(), ignoreErrors);
                          RestoreTarget target = RestoreTargets.open(plans.get(b.disk()), b.imageSize(), force, zero,
                              tls)) {
                         results.add(new DiskRestore(reader, target, ignoreErrors, readAhead, progress, cancel).run());
                     } catch (Exception e) {
+                        if (inPlace && results.size() == before && !(e instanceof io.jbackup.error.UsageException)) {
+                            note(plan.target() + " was being written in place and is now neither its old content "
+                                + "nor the backup; restore again before using it");
+                        }
                         noteDoneBeforeFailure(results, b, todo);
                         throw e;
                     }

@@ -238,6 +238,15 @@ class RestoreTest {
         assertTrue(positions.stream().anyMatch(i -> stop.stderr().contains("disk offset " + i * CHUNK + ","))
             && stop.stderr().contains("backup " + id) && stop.stderr().contains("--ignore-errors"), stop.stderr());
 
+        assertFalse(stop.stderr().contains("written in place"), "a new file is removed: " + stop.stderr());
+        // an existing file (--force) is written in place: the user is told it is now neither old nor new
+        Path old = Files.write(dir.resolve("damaged-existing.raw"), new byte[4096]);
+        Cli.Result inPlace = Cli.run("restore", "--repo", repo.toString(), "--disk", "vda", "--backup", id, "--to",
+            old.toString(), "--force", "--zero");
+        assertEquals(6, inPlace.exitCode(), inPlace.toString());
+        assertTrue(inPlace.stderr().contains("jbackup: note: " + old + " was being written in place and is now "
+            + "neither its old content nor the backup"), inPlace.stderr());
+
         Files.deleteIfExists(out);
         Cli.Result partial = Cli.run("restore", "--repo", repo.toString(), "--disk", "vda", "--backup", id, "--to",
             out.toString(), "--ignore-errors", "--json");
