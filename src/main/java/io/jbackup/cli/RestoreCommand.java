@@ -229,7 +229,7 @@ public final class RestoreCommand implements Callable<Integer> {
             java.nio.file.Path t = java.nio.file.Path.of(p.target());
             boolean oldFile = force && java.nio.file.Files.isRegularFile(t) && java.nio.file.Files.size(t) > 0;
             boolean device = java.nio.file.Files.exists(t) && !java.nio.file.Files.isRegularFile(t)
-                && !java.nio.file.Files.isDirectory(t);
+                && !java.nio.file.Files.isDirectory(t) && io.jbackup.engine.FileTarget.isBlockDevice(t);
             if (oldFile || device) {
                 note(p.target() + " exists: zero chunks of the backup are not written into it, so what it holds "
                     + "there stays; unless it reads as zeros there, pass --zero to get exactly the backup");

@@ -121,7 +121,8 @@ public final class FileTarget implements RestoreTarget {
         }
     }
 
-    private static boolean isBlockDevice(Path path) throws IOException {
+    /** Whether {@code path} is a block device (or, without unix attributes, any non-regular file). */
+    public static boolean isBlockDevice(Path path) throws IOException {
         int m = mode(path);
         return m == 0 || (m & S_IFMT) == S_IFBLK;
     }

@@ -120,6 +120,9 @@ class RestoreTest {
 
         Cli.Result zeroed = restore(chain.ids().get(2), "--to", f.toString(), "--force", "--zero").ok();
         assertFalse(zeroed.stderr().contains("note:"), zeroed.stderr());
+        Cli.Result charDev = restore(chain.ids().get(2), "--to", "/dev/null");
+        assertEquals(2, charDev.exitCode(), charDev.toString());
+        assertFalse(charDev.stderr().contains("note:"), "refused, so nothing to note: " + charDev.stderr());
         assertEquals(Proc.sha256(snap), Proc.sha256(f));
     }
 
