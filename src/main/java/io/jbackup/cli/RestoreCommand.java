@@ -81,8 +81,9 @@ public final class RestoreCommand implements Callable<Integer> {
             + "sparse through qemu-img and qemu-nbd (package qemu-utils).")
     String format;
 
-    @Option(names = "--zero", description = "Write zero chunks into an existing file or device (they may hold old "
-        + "data); new files get holes instead.")
+    @Option(names = "--zero", description = "Write zero chunks into a device (it may hold old data there), or into "
+        + "an existing file written in place (its blocks stay allocated); without it an existing file is emptied "
+        + "first and new files get holes.")
     boolean zero;
 
     @Option(names = "--force", description = "Overwrite an existing regular file.")
@@ -217,9 +218,10 @@ public final class RestoreCommand implements Callable<Integer> {
     }
 
     /**
-     * Without {@code --zero}, zero chunks are not written into an existing file or a device: whatever it held there
-     * stays, and the result differs from the backup unless it read as zeros. Said before anything is written, so a
-     * reused file does not silently end up as a mix of the backup and its old content.
+     * Without {@code --zero}, zero chunks are not written into a block device: whatever it held there stays, and
+     * the result differs from the backup unless it read as zeros. Said before anything is written, so a reused
+     * device does not silently end up as a mix of the backup and its old content. (An existing regular file is
+     * emptied first, {@link io.jbackup.engine.FileTarget}: it needs no note.)
      */
     private void noteOldDataKept(java.util.Collection<RestoreTargets.Plan> plans) throws IOException {
         for (RestoreTargets.Plan p : plans) {
@@ -227,10 +229,9 @@ public final class RestoreCommand implements Callable<Integer> {
                 continue;
             }
             java.nio.file.Path t = java.nio.file.Path.of(p.target());
-            boolean oldFile = force && java.nio.file.Files.isRegularFile(t) && java.nio.file.Files.size(t) > 0;
             boolean device = java.nio.file.Files.exists(t) && !java.nio.file.Files.isRegularFile(t)
                 && !java.nio.file.Files.isDirectory(t) && io.jbackup.engine.FileTarget.isBlockDevice(t);
-            if (oldFile || device) {
+            if (device) {
                 note(p.target() + " exists: zero chunks of the backup are not written into it, so what it holds "
                     + "there stays; unless it reads as zeros there, pass --zero to get exactly the backup");
             }

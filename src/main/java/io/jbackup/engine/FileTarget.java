@@ -11,8 +11,10 @@ import java.nio.file.StandardOpenOption;
 
 /**
  * A raw file or block device as restore target. A new file is created sparse with the image size and zero chunks
- * stay holes; an existing file or device is overwritten in place, and its zero chunks are written as zeros only
- * when asked ({@code --zero}), since they may hold old data.
+ * stay holes. An existing regular file ({@code --force}) is emptied first and then restored like a new one, so that
+ * it equals the backup byte for byte; with {@code --zero} it is written in place instead (its blocks stay
+ * allocated) and its zero chunks are written as zeros. A block device is written in place; its zero chunks are
+ * written only with {@code --zero}, since a device may hold old data there.
  *
  * <p>Whole chunks are written with O_DIRECT from the block-aligned buffers {@link #allocate} hands out: a restore
  * writes each byte once and does not read it back, and copying gigabytes into the page cache only to flush them at
@@ -62,7 +64,8 @@ public final class FileTarget implements RestoreTarget {
      * Opens {@code path} for a restore of {@code size} bytes.
      *
      * @param overwrite  allow writing into an existing regular file
-     * @param zero       write zero chunks into an existing file or device
+     * @param zero       write zero chunks into an existing file or device (an existing file is otherwise emptied
+     *                   first, and its zero chunks are holes)
      */
     public static FileTarget open(Path path, long size, boolean overwrite, boolean zero) throws IOException {
         if (Files.isDirectory(path)) {
@@ -93,6 +96,10 @@ public final class FileTarget implements RestoreTarget {
         }
         if (!device) {
             try (java.io.RandomAccessFile raf = new java.io.RandomAccessFile(path.toFile(), "rw")) {
+                if (!zero) {
+                    // its old data goes: the chunks not written (zero chunks) then read as zeros, as in the backup
+                    raf.setLength(0);
+                }
                 raf.setLength(size);
             }
         }
