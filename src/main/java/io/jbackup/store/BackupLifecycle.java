@@ -359,7 +359,7 @@ final class BackupLifecycle {
         }
         String time = typed.substring(t + 1).split("[Zz+-]", 2)[0]; // HH:MM or HH:MM:SS, without the offset
         long colons = time.chars().filter(c -> c == ':').count();
-        return colons >= 2 ? at.plusSeconds(1).minusMillis(1) : at.plusSeconds(60).minusMillis(1);
+        return colons >= 2 ? at.plusSeconds(1).minusNanos(1) : at.plusSeconds(60).minusNanos(1);
     }
 
     /**
