@@ -1,5 +1,6 @@
 package io.jbackup.cli;
 
+import io.jbackup.error.NotFoundException;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import io.jbackup.catalog.Catalog;
 import io.jbackup.error.UsageException;
@@ -128,12 +129,21 @@ public final class ListCommands {
             try (Repository r = repo.openCatalog()) {
                 Map<String, String> prot = r.protectedBackups();
                 Map<String, Catalog.Verification> ver = r.verifications();
+                java.util.SortedSet<String> disks = new java.util.TreeSet<>();
                 for (BackupInfo b : r.listBackups()) {
+                    disks.add(b.vm() == null ? b.disk() : b.vm() + "/" + b.disk());
                     if (vm != null && !vm.equals(b.vm()) || disk != null && !disk.equals(b.disk())
                         || !b.labels().entrySet().containsAll(labels.entrySet())) {
                         continue;
                     }
                     views.add(BackupView.of(b, prot, ver, BackupInfo.BAD.equals(b.state()) ? r.badReason(b.id()) : null));
+                }
+                // a disk or VM the repository has never seen is a mistake (a typo), not an empty result
+                if ((vm != null || disk != null) && !disks.isEmpty() && disks.stream().noneMatch(d ->
+                    (vm == null || d.startsWith(vm + "/")) && (disk == null || d.equals(disk) || d.endsWith("/" + disk)))) {
+                    throw new NotFoundException("repository " + repo.display() + " has no backup of "
+                        + (vm == null ? "" : "VM " + vm + (disk == null ? "" : " ")) + (disk == null ? "" : "disk " + disk)
+                        + "; its disks: " + String.join(", ", disks));
                 }
             }
             if (json.enabled()) {

@@ -154,8 +154,10 @@ final class PackedBackupReader implements BackupReader {
                 return Attachments.read(reader, info.id(), info.chunkSize(), e);
             }
         }
+        List<String> names = index.attachments().stream().map(Attachments.Entry::name).toList();
         throw new NotFoundException("backup " + info.id() + " has no attachment named " + name
-            + (indexDamage == null ? "" : " (its index is damaged: " + indexDamage + ")"));
+            + (indexDamage == null ? "" : " (its index is damaged: " + indexDamage + ")")
+            + (names.isEmpty() ? "; it has no attachments" : "; its attachments: " + String.join(", ", names)));
     }
 
     @Override

@@ -81,7 +81,8 @@ final class RepositoryMaintenance {
                 + "deleted" + suffix);
         }
         if (protectedIds.contains(backupId)) {
-            throw new RepositoryException("backup " + backupId + " is protected; lift that first with: jbackup "
+            // a refusal of what was asked (exit 2), not a broken repository (exit 5)
+            throw new io.jbackup.error.UsageException("backup " + backupId + " is protected; lift that first with: jbackup "
                 + "unprotect " + backupId + suffix);
         }
         return b;

@@ -143,7 +143,7 @@ class MaintenanceCommandsTest {
 
         Cli.run("protect", "--repo", r, c).ok();
         Cli.Result refused = Cli.run("forget", "--repo", r, a, c);
-        assertEquals(ExitCodes.REPOSITORY, refused.exitCode(), refused.toString());
+        assertEquals(ExitCodes.USAGE, refused.exitCode(), "a refusal, not damage: " + refused);
         assertTrue(refused.stderr().contains("backup " + c + " is protected") && refused.stderr().contains(
             "jbackup unprotect " + c) && refused.stderr().contains("nothing was deleted"), refused.stderr());
         assertEquals(4, Cli.run("list", "--repo", r, "--json").ok().json().size(), "nothing was deleted");

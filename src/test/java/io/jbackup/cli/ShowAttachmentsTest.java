@@ -103,7 +103,16 @@ class ShowAttachmentsTest {
         Cli.Result missing = Cli.run("show", "--repo", repo.toString(), "--passphrase-file", pw.toString(), id,
             "--attachment", "nope");
         assertEquals(ExitCodes.USAGE, missing.exitCode(), missing.toString());
-        assertTrue(missing.stderr().contains("has no attachment named nope"), missing.stderr());
+        assertTrue(missing.stderr().contains("has no attachment named nope") && missing.stderr().contains(
+            "; its attachments: ") && missing.stderr().contains("nvram.fd"), "names the ones it has: " + missing.stderr());
+        // list: a disk the repository never saw is a mistake (exit 2, naming the disks it has); a filter of a
+        // known disk that matches nothing is an empty answer
+        Cli.Result typo = Cli.run("list", "--repo", repo.toString(), "--disk", "vdz", "--json");
+        assertEquals(ExitCodes.USAGE, typo.exitCode(), typo.toString());
+        assertEquals("not-found", typo.json().get("error").get("code").asText(), typo.stdout());
+        assertTrue(typo.stderr().contains("has no backup of disk vdz; its disks: web1/vda"), typo.stderr());
+        assertTrue(Cli.run("list", "--repo", repo.toString(), "--disk", "vda", "--label", "no=such").ok().stdout()
+            .contains("No backups match."));
         Cli.Result both = Cli.run("show", "--repo", repo.toString(), "--json", id, "--attachment", "nvram.fd");
         assertEquals(ExitCodes.USAGE, both.exitCode(), both.toString());
     }

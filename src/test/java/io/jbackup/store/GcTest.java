@@ -280,7 +280,7 @@ class GcTest {
             String second = backup(r, "vda", range(2, 2));
             String third = backup(r, "vda", range(4, 2));
             r.setProtected(first, true, "before upgrade");
-            assertThrows(RepositoryException.class, () -> r.deleteBackup(first));
+            assertThrows(io.jbackup.error.UsageException.class, () -> r.deleteBackup(first));
             assertTrue(Files.exists(r.dir().resolve("indexes").resolve(first + ".keep")));
 
             PruneReport dry = r.prune(RetentionPolicy.keepLast(1), "vm", "vda", true, java.time.Duration.ZERO);
