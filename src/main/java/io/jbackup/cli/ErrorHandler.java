@@ -26,7 +26,7 @@ final class ErrorHandler implements CommandLine.IExecutionExceptionHandler, Comm
     public int handleExecutionException(Exception ex, CommandLine cmd, CommandLine.ParseResult parseResult) {
         log().debug("stack trace", ex);
         ExitCodes.Failure f = ExitCodes.classify(ex);
-        String msg = describe(ex);
+        String msg = ErrorText.describe(ex);
         PrintWriter err = cmd.getErr();
         err.println("jbackup: error: " + msg);
         if (f.exitCode() == ExitCodes.INTERNAL) {
@@ -43,7 +43,7 @@ final class ErrorHandler implements CommandLine.IExecutionExceptionHandler, Comm
     public int handleParseException(CommandLine.ParameterException ex, String[] args) {
         CommandLine cmd = ex.getCommandLine();
         ExitCodes.Failure f = ExitCodes.classify(ex);
-        String msg = describe(ex);
+        String msg = ErrorText.describe(ex);
         PrintWriter err = cmd.getErr();
         err.println("jbackup: error: " + msg);
         CommandLine.UnmatchedArgumentException.printSuggestions(ex, err);
@@ -97,10 +97,5 @@ final class ErrorHandler implements CommandLine.IExecutionExceptionHandler, Comm
             }
         }
         return false;
-    }
-
-    /** The message of the exception and its distinct causes ({@link ErrorText#describe}). */
-    static String describe(Throwable ex) {
-        return ErrorText.describe(ex);
     }
 }

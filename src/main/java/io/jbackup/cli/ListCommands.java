@@ -1,8 +1,8 @@
 package io.jbackup.cli;
 
-import io.jbackup.error.NotFoundException;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import io.jbackup.catalog.Catalog;
+import io.jbackup.error.NotFoundException;
 import io.jbackup.error.UsageException;
 import io.jbackup.model.AttachmentInfo;
 import io.jbackup.model.BackupInfo;
@@ -130,17 +130,20 @@ public final class ListCommands {
                 Map<String, String> prot = r.protectedBackups();
                 Map<String, Catalog.Verification> ver = r.verifications();
                 java.util.SortedSet<String> disks = new java.util.TreeSet<>();
+                boolean known = false; // a backup of the VM and disk asked for, whatever its labels
                 for (BackupInfo b : r.listBackups()) {
                     disks.add(b.vm() == null ? b.disk() : b.vm() + "/" + b.disk());
-                    if (vm != null && !vm.equals(b.vm()) || disk != null && !disk.equals(b.disk())
-                        || !b.labels().entrySet().containsAll(labels.entrySet())) {
+                    if (vm != null && !vm.equals(b.vm()) || disk != null && !disk.equals(b.disk())) {
                         continue;
                     }
-                    views.add(BackupView.of(b, prot, ver, BackupInfo.BAD.equals(b.state()) ? r.badReason(b.id()) : null));
+                    known = true;
+                    if (b.labels().entrySet().containsAll(labels.entrySet())) {
+                        views.add(BackupView.of(b, prot, ver, BackupInfo.BAD.equals(b.state()) ? r.badReason(b.id())
+                            : null));
+                    }
                 }
                 // a disk or VM the repository has never seen is a mistake (a typo), not an empty result
-                if ((vm != null || disk != null) && !disks.isEmpty() && disks.stream().noneMatch(d ->
-                    (vm == null || d.startsWith(vm + "/")) && (disk == null || d.equals(disk) || d.endsWith("/" + disk)))) {
+                if (!known && !disks.isEmpty()) {
                     throw new NotFoundException("repository " + repo.display() + " has no backup of "
                         + (vm == null ? "" : "VM " + vm + (disk == null ? "" : " ")) + (disk == null ? "" : "disk " + disk)
                         + "; its disks: " + String.join(", ", disks));

@@ -178,8 +178,7 @@ public final class MountCommand implements Callable<Integer> {
             MountState running = MountState.load(dir);
             if (running != null && running.ownerAlive()) {
                 // else the running mount's state reads as this one's success, and its log is overwritten
-                throw new UsageException(mp + " is in use by a running jbackup mount (process " + running.data().pid
-                    + "); unmount it with: jbackup umount " + mp);
+                throw MountSession.inUse(mp, running);
             }
             Files.createDirectories(MountState.ROOT);
             Path log = Path.of(dir + ".log");

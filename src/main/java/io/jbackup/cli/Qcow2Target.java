@@ -4,6 +4,7 @@ import io.jbackup.engine.ExternalToolException;
 import io.jbackup.engine.QemuNbdProcess;
 import io.jbackup.engine.QemuImg;
 import io.jbackup.error.UsageException;
+import io.jbackup.engine.FileTarget;
 import io.jbackup.engine.NbdTarget;
 import io.jbackup.engine.RestoreTarget;
 import io.jbackup.engine.RestoreTargetException;
@@ -66,11 +67,8 @@ final class Qcow2Target implements RestoreTarget {
             throw new UsageException("the image has " + size + " bytes, not a multiple of 512, which a "
                 + "qcow2 cannot hold exactly; restore it with --format raw");
         }
+        FileTarget.requireDirectoryOf(target);
         Path parent = target.toAbsolutePath().getParent();
-        if (!Files.isDirectory(parent)) {
-            throw new UsageException("restore target directory " + parent + " does not exist; create it first "
-                + "(mkdir -p " + parent + ") or restore to another place");
-        }
         String path = System.getenv().getOrDefault("PATH", "/usr/bin:/bin");
         Path qemuNbd;
         try {

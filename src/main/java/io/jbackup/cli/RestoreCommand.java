@@ -2,6 +2,7 @@ package io.jbackup.cli;
 
 import io.jbackup.engine.Cancellation;
 import io.jbackup.engine.DiskRestore;
+import io.jbackup.engine.FileTarget;
 import io.jbackup.engine.ProgressListener;
 import io.jbackup.engine.RestoreResult;
 import io.jbackup.engine.RestoreTarget;
@@ -15,6 +16,8 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -149,11 +152,11 @@ public final class RestoreCommand implements Callable<Integer> {
                     RestoreTargets.Plan plan = plans.get(b.disk());
                     // an existing raw file or device is written in place: a failure leaves it neither old nor new
                     boolean inPlace = !plan.nbd() && plan.format() == RestoreTargets.Format.RAW
-                        && java.nio.file.Files.exists(java.nio.file.Path.of(plan.target()))
-                        && (force || !java.nio.file.Files.isRegularFile(java.nio.file.Path.of(plan.target())));
+                        && Files.exists(Path.of(plan.target()))
+                        && (force || !Files.isRegularFile(Path.of(plan.target())));
                     int before = results.size();
                     try (BackupReader reader = r.openBackup(b.id(), ignoreErrors);
-                         RestoreTarget target = RestoreTargets.open(plans.get(b.disk()), b.imageSize(), force, zero,
+                         RestoreTarget target = RestoreTargets.open(plan, b.imageSize(), force, zero,
                              tls)) {
                         results.add(new DiskRestore(reader, target, ignoreErrors, readAhead, progress, cancel).run());
                     } catch (Exception e) {
@@ -172,14 +175,14 @@ public final class RestoreCommand implements Callable<Integer> {
                 for (BackupInfo b : selected) {
                     RestoreTargets.Plan p = plans.get(b.disk());
                     files.put(b.disk(), instant != null
-                        ? io.jbackup.libvirt.DomainXml.RestoredDisk.nbd(java.nio.file.Path.of(instant)
+                        ? io.jbackup.libvirt.DomainXml.RestoredDisk.nbd(Path.of(instant)
                             .toAbsolutePath().toString(), b.disk() + "@" + b.id())
-                        : new io.jbackup.libvirt.DomainXml.RestoredDisk(java.nio.file.Path.of(p.target())
+                        : new io.jbackup.libvirt.DomainXml.RestoredDisk(Path.of(p.target())
                             .toAbsolutePath().toString(), p.format().text()));
                 }
-                java.nio.file.Files.createDirectories(java.nio.file.Path.of(targets.get(0)));
+                Files.createDirectories(Path.of(targets.get(0)));
                 domainResult = io.jbackup.libvirt.DomainRestore.finish(r, selected, files,
-                    java.nio.file.Path.of(targets.get(0)), define, virsh, start, this::note);
+                    Path.of(targets.get(0)), define, virsh, start, this::note);
             }
         }
         boolean damaged = results.stream().anyMatch(x -> !x.damaged().isEmpty());
@@ -228,9 +231,9 @@ public final class RestoreCommand implements Callable<Integer> {
             if (p.nbd() || p.format() != RestoreTargets.Format.RAW) {
                 continue;
             }
-            java.nio.file.Path t = java.nio.file.Path.of(p.target());
-            boolean device = java.nio.file.Files.exists(t) && !java.nio.file.Files.isRegularFile(t)
-                && !java.nio.file.Files.isDirectory(t) && io.jbackup.engine.FileTarget.isBlockDevice(t);
+            Path t = Path.of(p.target());
+            boolean device = Files.exists(t) && !Files.isRegularFile(t)
+                && !Files.isDirectory(t) && FileTarget.isBlockDevice(t);
             if (device) {
                 note(p.target() + " exists: zero chunks of the backup are not written into it, so what it holds "
                     + "there stays; unless it reads as zeros there, pass --zero to get exactly the backup");

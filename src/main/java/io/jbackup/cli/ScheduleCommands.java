@@ -238,7 +238,7 @@ public final class ScheduleCommands {
                             err.println(failureLine(r, jf));
                         }
                     } catch (IOException | RuntimeException e) {
-                        err.println("jbackup daemon: run failed: " + ErrorHandler.describe(e));
+                        err.println("jbackup daemon: run failed: " + io.jbackup.error.ErrorText.describe(e));
                     }
                     err.flush();
                     if (cancel.isCancelled()) {

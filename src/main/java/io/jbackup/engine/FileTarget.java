@@ -84,11 +84,7 @@ public final class FileTarget implements RestoreTarget {
                 + "or choose a new file name");
         }
         if (!exists || (!device && Files.size(path) == 0)) {
-            Path parent = path.toAbsolutePath().getParent();
-            if (parent != null && !Files.isDirectory(parent)) {
-                throw new UsageException("restore target directory " + parent + " does not exist; create it first "
-                    + "(mkdir -p " + parent + ") or restore to another place");
-            }
+            requireDirectoryOf(path);
             try (java.io.RandomAccessFile raf = new java.io.RandomAccessFile(path.toFile(), "rw")) {
                 raf.setLength(size); // sparse: every chunk reads as zero until written
             }
@@ -114,6 +110,15 @@ public final class FileTarget implements RestoreTarget {
             }
         }
         return new FileTarget(path, ch, false, zero);
+    }
+
+    /** Refuses a target whose directory does not exist (a file or qcow2 image is created in it). */
+    public static void requireDirectoryOf(Path target) {
+        Path parent = target.toAbsolutePath().getParent();
+        if (parent != null && !Files.isDirectory(parent)) {
+            throw new UsageException("restore target directory " + parent + " does not exist; create it first "
+                + "(mkdir -p " + parent + ") or restore to another place");
+        }
     }
 
     /** The file type bits of {@code stat}'s mode: block device, character device, directory, FIFO, socket. */

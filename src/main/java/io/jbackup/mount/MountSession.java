@@ -57,10 +57,7 @@ public final class MountSession implements AutoCloseable {
         verbose.accept("the backup reaches the kernel through: " + KernelPath.describe(path));
         Path sd = MountState.dirOf(mp);
         if (Files.exists(sd)) {
-            MountState other = MountState.load(sd);
-            throw new UsageException(mp + " is in use by a running jbackup mount"
-                + (other == null ? "" : " (process " + other.data().pid + ")") + "; unmount it with: jbackup umount "
-                + mp);
+            throw inUse(mp, MountState.load(sd));
         }
         List<Path> created = List.of();
         if (!Files.exists(mp)) {
@@ -156,6 +153,12 @@ public final class MountSession implements AutoCloseable {
         if (!problems.isEmpty()) {
             throw new IOException("unmount left: " + String.join("; ", problems));
         }
+    }
+
+    /** The refusal of a mount on {@code mp}, which the mount recorded in {@code other} (null: unreadable) holds. */
+    public static UsageException inUse(Path mp, MountState other) {
+        return new UsageException(mp + " is in use by a running jbackup mount"
+            + (other == null ? "" : " (process " + other.data().pid + ")") + "; unmount it with: jbackup umount " + mp);
     }
 
     /**

@@ -35,10 +35,7 @@ class OfflineRotationTest {
 
     @Test
     void eachIncrementalReadsOnlyTheChangesSinceThePreviousBackup() throws Exception {
-        repo = dir.resolve("repo").toString();
-        Cli.run("init", "--repo", repo, "--chunk-size", "64K").ok();
-        img = QemuImages.qcow2(dir.resolve("vda.qcow2"), "8M");
-        QemuImages.io(img, "qcow2", "write -P 0x11 0 3M");
+        prepare("repo", "vda.qcow2", "write -P 0x11 0 3M");
 
         JsonNode full = rotate("auto");
         assertEquals("full", full.get("type").asText());
@@ -79,13 +76,18 @@ class OfflineRotationTest {
         assertRestores(inc3, "inc3");
     }
 
+    /** A new repository {@code repoName} and an 8 MiB qcow2 {@code image} holding what {@code write} wrote. */
+    private void prepare(String repoName, String image, String write) throws Exception {
+        repo = dir.resolve(repoName).toString();
+        Cli.run("init", "--repo", repo, "--chunk-size", "64K").ok();
+        img = QemuImages.qcow2(dir.resolve(image), "8M");
+        QemuImages.io(img, "qcow2", write);
+    }
+
     /** A newest backup without a recorded bitmap (commit-overlay, an NBD source): auto says so, not "no --bitmap". */
     @Test
     void aParentWithoutRecordedBitmapIsNamedAsTheReasonForAFullBackup() throws Exception {
-        repo = dir.resolve("repo-nolabel").toString();
-        Cli.run("init", "--repo", repo, "--chunk-size", "64K").ok();
-        img = QemuImages.qcow2(dir.resolve("vdb.qcow2"), "8M");
-        QemuImages.io(img, "qcow2", "write -P 0x11 0 1M");
+        prepare("repo-nolabel", "vdb.qcow2", "write -P 0x11 0 1M");
         String parent;
         try (Proc.Background s = QemuImages.qemuNbd(dir, img, "qcow2", "-r")) {
             parent = Cli.run("full", "--repo", repo, "--disk", "vda", "--source", QemuImages.uriOf(s), "--json")
