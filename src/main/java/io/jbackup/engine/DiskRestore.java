@@ -219,7 +219,8 @@ public final class DiskRestore {
                 throw new IOException(what + "; the restore stopped. Run 'jbackup verify' to see every damaged chunk, "
                     + "or restore with --ignore-errors to write zeros there and continue", cause);
             }
-            LOG.warn("{}; writing zeros there (--ignore-errors)", what);
+            // the command lists every damaged range once, as its result: a warning here would say it all again
+            LOG.debug("{}; writing zeros there (--ignore-errors)", what);
             synchronized (damaged) {
                 damaged.add(new RestoreResult.DamagedRange(offset, len, cause.getMessage()));
             }

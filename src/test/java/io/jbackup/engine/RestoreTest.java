@@ -265,6 +265,18 @@ class RestoreTest {
             Arrays.fill(expected, (int) (positions.get(k) * CHUNK), (int) (positions.get(k) * CHUNK) + CHUNK, (byte) 0);
         }
         assertTrue(Arrays.equals(expected, Files.readAllBytes(out)), "zeros where damaged, the backup elsewhere");
+        // without --json each damaged range is said once, in the command's output, not again as a warning
+        Files.delete(out);
+        Cli.Result listed = Cli.run("restore", "--repo", repo.toString(), "--disk", "vda", "--backup", id, "--to",
+            out.toString(), "--ignore-errors");
+        assertEquals(3, listed.exitCode(), listed.toString());
+        for (long i : positions) {
+            String range = "damaged, written as zeros: offset " + i * CHUNK + " length " + CHUNK + ":";
+            assertTrue(listed.stdout().contains(range), listed.stdout());
+            String both = listed.stdout() + listed.stderr();
+            assertEquals(both.indexOf("disk offset " + i * CHUNK + ";"), both.lastIndexOf("disk offset " + i * CHUNK
+                + ";"), "said once: " + listed);
+        }
         // the same to an NBD target, which sends each chunk from the buffer it was decoded into: a damaged chunk's
         // buffer is dropped, not sent, and zeros go there instead
         Path q = QemuImages.qcow2(dir.resolve("damaged.qcow2"), "16M");
