@@ -114,6 +114,9 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
         rule(io.jbackup.objectstore.StoreNotFoundException.class, REPOSITORY, "store-not-found"),
         rule(io.jbackup.objectstore.TransientStoreException.class, REPOSITORY, "store-unavailable"),
         rule(io.jbackup.objectstore.ObjectStoreException.class, REPOSITORY, "object-store"),
+        // a restore's own NBD target: before the NBD client's exceptions, which it wraps
+        rule(io.jbackup.engine.NbdTargetException.Unreachable.class, SOURCE, "target-unreachable"),
+        rule(io.jbackup.engine.NbdTargetException.class, SOURCE, "target-error"),
         rule(NbdConnectException.class, SOURCE, "source-unreachable"),
         rule(NbdTimeoutException.class, SOURCE, "source-timeout"),
         rule(NbdConnectionClosedException.class, SOURCE, "source-disconnected"),

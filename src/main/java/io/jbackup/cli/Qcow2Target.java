@@ -122,7 +122,8 @@ final class Qcow2Target implements RestoreTarget {
     /**
      * qemu-nbd answering a write or flush with an error (ENOSPC, EIO) means the qcow2 file could not be written: a
      * target error naming the file the user gave (exit 4, {@code target-error}), not an error of an NBD server the
-     * user never started. Anything else (an interrupt, qemu-nbd gone) is passed on as it is.
+     * user never started. Anything else (an interrupt, qemu-nbd gone) is passed on as the NBD client reported it,
+     * without the wording of a user's own NBD target ({@link io.jbackup.engine.NbdTargetException}).
      */
     private IOException asTargetError(IOException e) {
         for (Throwable c = e; c != null; c = c.getCause() == c ? null : c.getCause()) {
@@ -130,7 +131,7 @@ final class Qcow2Target implements RestoreTarget {
                 return new RestoreTargetException(target.toString(), new IOException("qemu-nbd: " + nc.getMessage(), e));
             }
         }
-        return e;
+        return e instanceof io.jbackup.engine.NbdTargetException && e.getCause() instanceof IOException io ? io : e;
     }
 
     /** A new qcow2 reads as zeros: zero chunks need not be written. */

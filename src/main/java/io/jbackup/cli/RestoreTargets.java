@@ -3,6 +3,7 @@ package io.jbackup.cli;
 import io.jbackup.error.UsageException;
 import io.jbackup.engine.FileTarget;
 import io.jbackup.engine.NbdTarget;
+import io.jbackup.engine.NbdTargetException;
 import io.jbackup.engine.RestoreTarget;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdClient;
@@ -162,7 +163,12 @@ final class RestoreTargets {
     static RestoreTarget open(Plan p, long size, boolean force, boolean zero, TlsOptions tls) throws IOException {
         if (p.nbd()) {
             NbdUri u = NbdUri.parse(p.target());
-            NbdClient c = NbdClient.connect(u, ClientOptions.defaults().withTls(tls.toConfig(u.tls())));
+            NbdClient c;
+            try {
+                c = NbdClient.connect(u, ClientOptions.defaults().withTls(tls.toConfig(u.tls())));
+            } catch (IOException e) {
+                throw new NbdTargetException.Unreachable(p.target(), e);
+            }
             try {
                 return new NbdTarget(c, size, 16);
             } catch (RuntimeException e) {

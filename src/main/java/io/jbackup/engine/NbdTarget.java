@@ -66,7 +66,7 @@ public final class NbdTarget implements RestoreTarget {
     private void check() throws IOException {
         Throwable t = failure.get();
         if (t != null) {
-            throw new IOException("writing to the NBD restore target failed: " + t.getMessage(), t);
+            throw NbdTargetException.failed(description(), "writing to", t);
         }
     }
 
@@ -167,7 +167,7 @@ public final class NbdTarget implements RestoreTarget {
             try {
                 client.flush().join();
             } catch (CompletionException e) {
-                throw new IOException("flushing the NBD restore target failed: " + e.getCause().getMessage(), e);
+                throw NbdTargetException.failed(description(), "flushing", e.getCause());
             }
         }
     }

@@ -40,6 +40,11 @@ class ExitCodesTest {
         assertFailure(5, "not-a-repository", new NotARepositoryException("no jbackup repository at x"));
         assertFailure(5, "repository", new RepositoryException("x"));
         assertFailure(4, "source-unreachable", new UncheckedIOException(new NbdConnectException("no socket", null)));
+        // the same NBD client's failure against a restore's own target is the target's
+        assertFailure(4, "target-unreachable", new io.jbackup.engine.NbdTargetException.Unreachable("nbd://h/x",
+            new NbdConnectException("no socket", null)));
+        assertFailure(4, "target-error", io.jbackup.engine.NbdTargetException.failed("nbd://h/x", "writing to",
+            new NbdConnectException("gone", null)));
         assertFailure(7, "interrupted", new InterruptedException());
     }
 

@@ -217,6 +217,31 @@ class RestoreFormatTest {
         assertFalse(Files.exists(q), "nothing written");
     }
 
+    /**
+     * The user's own NBD target fails (nbdkit answers every write with ENOSPC) or is not there: exit 4 with
+     * {@code target-error} / {@code target-unreachable} naming the target's URI, not the {@code source-*} codes of a
+     * backup's NBD source.
+     */
+    @Test
+    void failingOrMissingNbdTargetIsATargetError() {
+        Path sock = dir.resolve("enospc.sock");
+        try (Proc.Background kit = Proc.start(dir.resolve("enospc.log"), "nbdkit", "-f", "-U", sock.toString(),
+                "--filter=error", "memory", "64M", "error=ENOSPC", "error-pwrite-rate=100%").awaitPath(sock)) {
+            String uri = "nbd+unix:///?socket=" + sock;
+            Cli.Result r = restore("--to", uri, "--json");
+            assertEquals(4, r.exitCode(), r.toString());
+            JsonNode err = r.json().get("error");
+            assertEquals("target-error", err.get("code").asText(), r.toString());
+            assertTrue(err.get("message").asText().contains(uri) && err.get("message").asText().contains("ENOSPC"),
+                r.toString());
+        }
+        String missing = "nbd+unix:///?socket=" + dir.resolve("no-such.sock");
+        Cli.Result r = restore("--to", missing, "--json");
+        assertEquals(4, r.exitCode(), r.toString());
+        assertEquals("target-unreachable", r.json().get("error").get("code").asText(), r.toString());
+        assertTrue(r.json().get("error").get("message").asText().contains(missing), r.toString());
+    }
+
     /** A target whose file system fills up: exit 4 with the target named, not "a bug", and no half-written file. */
     @Test
     void fullTargetFileSystemIsATargetErrorAndLeavesNoFile() throws IOException {
