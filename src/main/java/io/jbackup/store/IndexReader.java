@@ -95,8 +95,10 @@ final class IndexReader implements Closeable {
         try {
             ch = FileChannel.open(file, StandardOpenOption.READ);
         } catch (NoSuchFileException e) {
-            throw new RepositoryException("index file " + file + " is missing; if the catalog is out of date, "
-                + "rebuild it with: jbackup repair --rebuild-catalog", e);
+            // damage, as verify reports it (exit 6), unless this host's catalog is out of date
+            throw new IndexCorruptException("index file " + file + " is missing, so the backup cannot be read; if "
+                + "another host deleted the backup, rebuild this host's catalog with: jbackup repair "
+                + "--rebuild-catalog; otherwise run jbackup verify to list what else is damaged", e);
         }
         try {
             IndexReader r = verify(file, ch, macs, keyed);

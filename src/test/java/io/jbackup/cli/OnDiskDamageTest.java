@@ -31,6 +31,7 @@ import java.util.TreeMap;
 import java.util.TreeSet;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -196,6 +197,26 @@ class OnDiskDamageTest {
                 .filter(d -> locations.get(d).pack().equals(pack)).toList()), null));
         }
         assertEquals(11, casesRun);
+        // (e) an index deleted: damage to restore as to verify (exit 6), naming the file; the others restore
+        {
+            Path repo = copy(n++);
+            String id = ids.get(rnd.nextInt(ids.size()));
+            Files.delete(repo.resolve("indexes").resolve(id + ".idx"));
+            Cli.Result v = Cli.run("verify", "--repo", repo.toString(), "--json");
+            assertEquals(6, v.exitCode(), v.toString());
+            assertEquals(id, v.json().get("damagedIndexes").get(0).get("backupId").asText(), v.stdout());
+            Path out = repo.resolveSibling("deleted-index.raw");
+            Cli.Result stop = Cli.run("restore", "--repo", repo.toString(), "--disk", "vda", "--backup", id, "--to",
+                out.toString(), "--json");
+            assertEquals(6, stop.exitCode(), stop.toString());
+            assertEquals("damage", stop.json().get("error").get("code").asText(), stop.toString());
+            assertTrue(stop.json().get("error").get("message").asText().contains(id + ".idx"), stop.toString());
+            assertFalse(Files.exists(out), "nothing written");
+            int other = (ids.indexOf(id) + 1) % ids.size();
+            Cli.run("restore", "--repo", repo.toString(), "--disk", "vda", "--backup", ids.get(other), "--to",
+                out.toString()).ok();
+            assertEquals(Proc.sha256(snaps.get(other)), Proc.sha256(out), "another backup is intact");
+        }
     }
 
     private void check(Path repo, Damage dmg) throws Exception {
