@@ -33,11 +33,27 @@ public final class JsonMixin {
         return json;
     }
 
-    /** Writes {@code value} as JSON to standard output. */
+    /**
+     * Writes {@code value} as JSON to standard output. An object without a {@code status} of its own gets
+     * {@code "status": "ok"} as its first field, so every command's result says how it ended in the same place as
+     * a failure's ({@link ErrorHandler}); an array (a listing) is printed as it is.
+     */
     public void print(Object value) {
+        print(value, "ok");
+    }
+
+    /** Writes {@code value} as JSON, with {@code status} as its first field unless it has one (see above). */
+    public void print(Object value, String status) {
         PrintStream out = System.out;
         try {
-            out.println(mapper().writeValueAsString(value));
+            com.fasterxml.jackson.databind.JsonNode tree = mapper().valueToTree(value);
+            if (tree instanceof com.fasterxml.jackson.databind.node.ObjectNode o && !o.has("status")) {
+                com.fasterxml.jackson.databind.node.ObjectNode withStatus = mapper().createObjectNode();
+                withStatus.put("status", status);
+                withStatus.setAll(o);
+                tree = withStatus;
+            }
+            out.println(mapper().writeValueAsString(tree));
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
             throw new IllegalStateException("cannot render JSON output", e);
         }

@@ -73,7 +73,7 @@ public final class VerifyCommand implements Callable<Integer> {
                 + Human.count(report.damagedPacks().size(), "damaged pack footer");
             repo.finishRun(run, report.ok() ? "ok" : "damaged", summary);
             if (json.enabled()) {
-                json.print(report);
+                json.print(report, report.ok() ? "ok" : "damaged");
             } else if (!report.ok() || !logging.quiet) { // damage is always reported
                 print(report, repo);
             }

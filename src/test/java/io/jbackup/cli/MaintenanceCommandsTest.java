@@ -86,6 +86,7 @@ class MaintenanceCommandsTest {
         assertEquals(100.0, sj.get("verifiedSamplePercent").asDouble());
 
         JsonNode st = Cli.run("stats", "--repo", r, "--json").ok().json();
+        assertEquals("ok", st.get("status").asText(), "every result object says how it ended: " + st);
         assertEquals(6, st.get("backups").asLong());
         assertEquals(3, st.get("disks").asLong());
         // unique chunks: 0, 1, 10..13, 20..23, 5, 7
@@ -106,6 +107,7 @@ class MaintenanceCommandsTest {
         assertTrue(bad.stderr().contains("every backup would be removed"), bad.stderr());
 
         JsonNode pj = Cli.run("prune", "--repo", r, "--keep-last", "1", "--vm", "web1", "--json").ok().json();
+        assertEquals("ok", pj.get("status").asText(), pj.toString());
         assertEquals(2, pj.get("removed").asInt(), pj.toString());
         assertFalse(Files.exists(repo.resolve("indexes").resolve(vda.get(1) + ".idx")));
         List<String> left = new ArrayList<>();
@@ -115,6 +117,7 @@ class MaintenanceCommandsTest {
 
         JsonNode gc = Cli.run("gc", "--repo", r, "--repack-threshold", "100", "--json").ok().json();
         // vda 1 and 2 used chunks 11, 12, 21, 22 alone
+        assertEquals("ok", gc.get("status").asText(), gc.toString());
         assertEquals(4, gc.get("chunksCondemned").asLong(), gc.toString());
         assertTrue(gc.get("bytesReclaimed").asLong() > 0, gc.toString());
         Cli.run("verify", "--repo", r).ok();

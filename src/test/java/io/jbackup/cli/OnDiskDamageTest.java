@@ -226,6 +226,7 @@ class OnDiskDamageTest {
         Cli.Result v = Cli.run("verify", "--repo", r, "--json");
         assertEquals(6, v.exitCode(), ctx + ": " + v);
         JsonNode j = v.json();
+        assertEquals("damaged", j.get("status").asText(), ctx);
         Map<String, Map<String, Set<Long>>> named = new TreeMap<>();
         for (JsonNode c : j.get("damagedChunks")) {
             String d = c.get("digest").asText();
