@@ -69,7 +69,7 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
             + "restore target could not be written (full, read-only), or a qemu tool jbackup runs is missing or failed"),
         java.util.Map.entry(REPOSITORY, "repository error: not a repository, corrupt, unreachable (S3), wrong or "
             + "missing passphrase, disk full"),
-        java.util.Map.entry(DAMAGE, "damage: verify found some, or a restore or read met a damaged chunk or index"),
+        java.util.Map.entry(DAMAGE, "damage: verify found some, or a restore or read met a damaged chunk, or a damaged or missing index"),
         java.util.Map.entry(INTERRUPTED, "interrupted (Ctrl-C, SIGTERM); the repository keeps no half backup"));
 
     /** The error code of an exception no rule matches (exit {@link #INTERNAL}). */
