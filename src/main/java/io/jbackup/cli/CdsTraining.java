@@ -12,9 +12,10 @@ import java.util.List;
 /**
  * The training run of the class data sharing archive ({@code JBACKUP_CDS=dump jbackup}, run by {@code mvn package}
  * and install.sh): runs the short commands whose start-up the archive is for ({@code --help}, {@code init},
- * {@code list}, {@code show}, {@code stats}, with and without {@code --json}), and {@code demo --builtin} for the
- * classes of backups, restores and serve, in one JVM, on a repository in a
- * temporary directory, with their output discarded, so the JVM archives the classes they load. Exits 0 even if a
+ * {@code list}, {@code show}, {@code stats}, with and without {@code --json}; the same on an {@code s3://}
+ * repository in memory, {@link CdsS3Stub}), and {@code demo --builtin} for the classes of backups, restores and
+ * serve, in one JVM, on a repository in a temporary directory, with their output discarded, so the JVM archives the
+ * classes they load. Exits 0 even if a
  * command fails: a smaller archive is still an archive. First it extracts the native libraries into the directory
  * named by {@code -Djbackup.native} ({@link NativeLibraries}).
  */
@@ -64,6 +65,7 @@ final class CdsTraining {
                     failed.add(String.join(" ", run) + " (exit " + code + ")");
                 }
             }
+            trainS3(dir, nowhere, failed);
         } finally {
             System.setOut(out);
             System.setErr(err);
@@ -71,6 +73,38 @@ final class CdsTraining {
         }
         if (!failed.isEmpty()) {
             err.println("jbackup: class data sharing training: failed: " + failed);
+        }
+    }
+
+    /**
+     * {@code init}, {@code list} and {@code stats} of an {@code s3://} repository on an S3 endpoint in this JVM
+     * ({@link CdsS3Stub}), for the S3 client's classes. Skipped where the JDK has no {@code jdk.httpserver}.
+     */
+    private static void trainS3(Path dir, PrintStream nowhere, List<String> failed) {
+        CdsS3Stub s3;
+        try {
+            s3 = new CdsS3Stub();
+        } catch (IOException | LinkageError e) {
+            failed.add("the S3 training endpoint (" + e + ")");
+            return;
+        }
+        try (s3) {
+            System.setProperty("aws.accessKeyId", "jbackup-cds");
+            System.setProperty("aws.secretAccessKey", "jbackup-cds");
+            String[] where = {"--repo", "s3://jbackup-cds/repo", "--s3-endpoint", s3.endpoint(), "--s3-region",
+                "us-east-1", "--s3-retries", "0", "--cache-dir", dir.resolve("s3-cache").toString()};
+            String[][] runs = {{"init", "--encryption", "none"}, {"list"}, {"list", "--json"}, {"stats"}};
+            for (String[] run : runs) {
+                String[] args = java.util.stream.Stream.concat(java.util.Arrays.stream(run), java.util.Arrays
+                    .stream(where)).toArray(String[]::new);
+                int code = execute(args, nowhere);
+                if (code != 0) {
+                    failed.add(String.join(" ", args) + " (exit " + code + ")");
+                }
+            }
+        } finally {
+            System.clearProperty("aws.accessKeyId");
+            System.clearProperty("aws.secretAccessKey");
         }
     }
 

@@ -62,6 +62,7 @@ class LauncherCdsTest {
 
         Run dump = launch(Map.of("JBACKUP_CDS", "dump"));
         assertEquals(0, dump.exit(), dump.toString());
+        assertFalse(dump.stderr().contains("failed"), "every training command ran: " + dump);
         assertTrue(Files.size(jsa) > 0, "no archive written");
         goodArchive = Files.readAllBytes(jsa);
         // "SIZE INODE CHANGE-TIME" of the archive as the dump left it
@@ -106,6 +107,14 @@ class LauncherCdsTest {
                 "picocli's classes did not come from the archive");
         }
         assertVersionOnly("intact archive");
+        // the S3 client's classes too (trained against an S3 endpoint in memory): here a refused connection
+        Path s3log = prefix.resolve("s3-classes.log");
+        Run s3 = launch(Map.of("JBACKUP_OPTS", "-Xlog:class+load:file=" + s3log, "AWS_ACCESS_KEY_ID", "k",
+            "AWS_SECRET_ACCESS_KEY", "s"), "list", "--repo", "s3://bucket/x", "--s3-endpoint", "http://127.0.0.1:1",
+            "--s3-region", "us-east-1", "--s3-retries", "0", "--cache-dir", prefix.resolve("s3-cache").toString());
+        assertEquals(5, s3.exit(), s3.toString());
+        assertTrue(Files.readString(s3log).contains("software.amazon.awssdk.services.s3.DefaultS3Client source: shared "
+            + "objects file"), "the S3 client's classes did not come from the archive");
         Run list = launch(Map.of(), "list", "--repo", repo);
         assertEquals(0, list.exit(), list.toString());
         assertEquals(expectedList, list.stdout());
@@ -148,6 +157,7 @@ class LauncherCdsTest {
     void onlyAnArchiveWrittenToSinceTheDumpIsChecksummed() throws Exception {
         Run dump = launch(Map.of("JBACKUP_CDS", "dump"));
         assertEquals(0, dump.exit(), dump.toString());
+        assertFalse(dump.stderr().contains("failed"), "every training command ran: " + dump);
         assertFalse(checksummed("as dumped"), "an archive untouched since the dump was checksummed again");
         assertVersionOnly("as dumped");
         // the same file, same size and inode, written in place: its change time tells
