@@ -23,13 +23,13 @@ import software.amazon.awssdk.services.s3.model.HeadObjectResponse;
 import software.amazon.awssdk.services.s3.model.ListObjectsV2Response;
 import software.amazon.awssdk.services.s3.model.S3Object;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.net.URI;
 import java.security.SecureRandom;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
@@ -352,23 +352,32 @@ public final class S3ObjectStore implements ObjectStore {
         }
         String k = full(key);
         long end = offset + length - 1;
-        ByteArrayOutputStream out = new ByteArrayOutputStream(Math.min(length, 1 << 20));
+        byte[] out = null; // read straight into the result (no growing buffer, no copy at the end), sized by the
+        int have = 0;      // first answer: length may be a bound (Integer.MAX_VALUE: to the end)
         for (int attempt = 1; ; attempt++) {
-            long from = offset + out.size();
+            long from = offset + have;
             long announced;
             try (ResponseInputStream<GetObjectResponse> in = s3.getObject(r -> r.bucket(settings.bucket()).key(k)
                     .range("bytes=" + from + "-" + end))) {
                 announced = in.response().contentLength();
-                copyUpTo(in, out, announced);
+                if (from > 0 && in.response().contentRange() == null) {
+                    // a 200 with the whole object: its first bytes are not the ones asked for
+                    throw new ObjectStoreException(describe() + " ignored the byte range of a read of " + key
+                        + " (at " + from + ", " + (end + 1 - from) + " bytes): it is not S3-compatible enough");
+                }
+                if (out == null) {
+                    out = new byte[(int) Math.max(0, Math.min(length, announced))];
+                }
+                have += readUpTo(in, out, have, (int) Math.max(0, Math.min(announced, out.length - have)));
             } catch (SdkException e) {
                 if (S3Errors.status(e) == S3Errors.RANGE_NOT_SATISFIABLE) {
-                    return out.toByteArray();
+                    return out == null ? new byte[0] : Arrays.copyOf(out, have);
                 }
                 throw S3Errors.map(e, describe(), endpointText(settings), "reading", key);
             }
-            long got = offset + out.size() - from;
-            if (got >= announced) {
-                return out.toByteArray();
+            long got = offset + have - from;
+            if (got >= announced || have == out.length) {
+                return have == out.length ? out : Arrays.copyOf(out, have);
             }
             if (attempt >= settings.readAttempts()) {
                 throw new TransientStoreException("reading " + key + " in " + describe() + " at " + from + ": got "
@@ -378,19 +387,21 @@ public final class S3ObjectStore implements ObjectStore {
         }
     }
 
-    /** Copies at most {@code limit} bytes; a stream that ends early, or breaks, just copies fewer. */
-    private static void copyUpTo(InputStream in, ByteArrayOutputStream out, long limit) {
-        byte[] buf = new byte[64 << 10];
-        long left = limit;
+    /**
+     * Reads at most {@code limit} bytes into {@code dst} at {@code at}; returns how many. A stream that ends early,
+     * or breaks, just gives fewer.
+     */
+    private static int readUpTo(InputStream in, byte[] dst, int at, int limit) {
+        int done = 0;
         try {
             int n;
-            while (left > 0 && (n = in.read(buf, 0, (int) Math.min(buf.length, left))) > 0) {
-                out.write(buf, 0, n);
-                left -= n;
+            while (done < limit && (n = in.read(dst, at + done, limit - done)) > 0) {
+                done += n;
             }
         } catch (IOException | SdkException e) {
             // a body cut short: the caller sees fewer bytes than announced and reads the rest again
         }
+        return done;
     }
 
     @Override

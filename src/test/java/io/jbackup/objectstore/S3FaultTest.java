@@ -140,6 +140,21 @@ class S3FaultTest {
         assertEquals(3, proxy.injected());
     }
 
+    /** A server that ignores a byte range and sends the whole object: an error, never the wrong bytes. */
+    @Test
+    void aRangeTheServerIgnoresIsAnErrorNotTheWrongBytes() throws Exception {
+        byte[] data = random(300_000, 6);
+        store.put("ranged", data);
+        proxy.inject(Kind.GET, ".*/ranged", HttpFaultProxy.dropRange(), 1);
+        ObjectStoreException e = assertThrows(ObjectStoreException.class, () -> store.get("ranged", 1000, 5000));
+        assertTrue(e.getMessage().contains("ignored the byte range") && e.getMessage().contains("ranged"),
+            e.getMessage());
+        // from the start, the first bytes of the whole object are the ones asked for
+        proxy.inject(Kind.GET, ".*/ranged", HttpFaultProxy.dropRange(), 1);
+        assertArrayEquals(Arrays.copyOfRange(data, 0, 5000), store.get("ranged", 0, 5000));
+        assertEquals(2, proxy.injected());
+    }
+
     @Test
     void aStalledResponseIsAbandonedAndRetried() throws Exception {
         byte[] data = random(100_000, 5);

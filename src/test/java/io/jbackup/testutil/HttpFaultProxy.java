@@ -31,7 +31,8 @@ import java.util.regex.Pattern;
  *   <li>{@link #cutRequest(long)}: the connection is closed after K bytes of the request body (an upload cut
  *       halfway: the server sees a short body and stores nothing);</li>
  *   <li>{@link #cutResponse(long)}: the connection is closed after K bytes of the response body;</li>
- *   <li>{@link #stall(Duration)}: the server's response is held back that long (the client should give up first).</li>
+ *   <li>{@link #stall(Duration)}: the server's response is held back that long (the client should give up first);</li>
+ *   <li>{@link #dropRange()}: the answer to a ranged GET comes back as a 200 without Content-Range.</li>
  * </ul>
  * Each request travels on its own server connection with {@code Connection: close} (both ways), so a request's
  * bytes are easy to tell apart; the proxy is slow, which tests do not mind. Close to stop it.
@@ -41,7 +42,7 @@ public final class HttpFaultProxy implements AutoCloseable {
     public enum Kind { GET, PUT, POST, DELETE, HEAD, LIST }
 
     /** A fault to inject. */
-    public sealed interface Fault permits ErrorAnswer, CutRequest, CutResponse, Stall {
+    public sealed interface Fault permits ErrorAnswer, CutRequest, CutResponse, Stall, DropRange {
     }
 
     /** An S3 error answer instead of the server's. */
@@ -58,6 +59,17 @@ public final class HttpFaultProxy implements AutoCloseable {
 
     /** Hold the response back for {@code time}. */
     public record Stall(Duration time) implements Fault {
+    }
+
+    /**
+     * The answer to a ranged GET loses its Content-Range and becomes a 200, as a server's that ignores Range (the
+     * Range header itself is signed and cannot be taken out; the body stays the range's).
+     */
+    public record DropRange() implements Fault {
+    }
+
+    public static Fault dropRange() {
+        return new DropRange();
     }
 
     public static Fault internalError() {
@@ -197,6 +209,10 @@ public final class HttpFaultProxy implements AutoCloseable {
                         return;
                     }
                     String forward = answer.startsWith("HTTP/1.1 1") ? answer : withConnectionClose(answer);
+                    if (fault instanceof DropRange) {
+                        forward = forward.replaceFirst("^HTTP/1.1 206 [^\r]*", "HTTP/1.1 200 OK")
+                            .replaceAll("(?i)\r\ncontent-range:[^\r]*", "");
+                    }
                     toClient.write(forward.getBytes(StandardCharsets.ISO_8859_1));
                     toClient.flush();
                 } while (answer.startsWith("HTTP/1.1 100"));
