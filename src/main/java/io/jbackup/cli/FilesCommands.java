@@ -1,5 +1,7 @@
 package io.jbackup.cli;
 
+import io.jbackup.engine.Cancellation;
+import io.jbackup.engine.RestoreTargetException;
 import io.jbackup.error.NotFoundException;
 import io.jbackup.error.UsageException;
 import io.jbackup.model.BackupInfo;
@@ -27,6 +29,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CancellationException;
 import java.util.stream.Stream;
 
 /**
@@ -87,36 +90,23 @@ public final class FilesCommands implements Runnable {
         void check() {
         }
 
+        /** Cancelled by Ctrl-C or SIGTERM: a copy stops (what it wrote is removed) and the backup is unmounted. */
+        final Cancellation cancel = new Cancellation();
+
         @Override
         public Integer call() throws Exception {
             check();
             Path mp = WORK.resolve(ProcessHandle.current().pid() + "-" + System.nanoTime());
-            try (Repository r = repo.open(LockMode.SHARED)) {
-                BackupInfo b = BackupSelection.select(r, vm, disk, backup).get(0);
-                Thread hook = null;
-                MountSession session = MountSession.open(r, List.of(new MountSession.Target(b, mp)), mp, 64L << 20,
-                    8, kernelPath.via, t -> org.slf4j.LoggerFactory.getLogger(FilesCommands.class).info(t));
-                try {
-                    hook = new Thread(() -> {
-                        try {
-                            session.closeAndReport();
-                        } catch (IOException e) {
-                            System.err.println("jbackup: unmount failed: " + e.getMessage());
-                        }
-                    }, "jbackup-files-unmount");
-                    Runtime.getRuntime().addShutdownHook(hook);
-                    return pick(b, session.filesystems());
-                } finally {
-                    if (hook != null) {
-                        try {
-                            Runtime.getRuntime().removeShutdownHook(hook);
-                        } catch (IllegalStateException shuttingDown) {
-                            // the hook unmounts
-                        }
+            return Interrupts.run(cancel, "stopping (a copy being written is removed), unmounting the backup", () -> {
+                try (Repository r = repo.open(LockMode.SHARED)) {
+                    BackupInfo b = BackupSelection.select(r, vm, disk, backup).get(0);
+                    try (MountSession session = MountSession.open(r, List.of(new MountSession.Target(b, mp)), mp,
+                        64L << 20, 8, kernelPath.via,
+                        t -> org.slf4j.LoggerFactory.getLogger(FilesCommands.class).info(t))) {
+                        return pick(b, session.filesystems());
                     }
-                    session.close();
                 }
-            }
+            });
         }
 
         private int pick(BackupInfo b, List<MountedFilesystem> all) throws Exception {
@@ -140,10 +130,13 @@ public final class FilesCommands implements Runnable {
                     throw new NotFoundException("disk " + b.disk() + " of backup " + b.id() + " has no partition "
                         + named.group(1) + "; it has " + names(all) + ": name one as PARTITION:PATH");
                 }
+                if (mounted.isEmpty()) { // no partition to name: "e.g. 1:/etc" would send the user on a search
+                    throw new UsageException("no filesystem of disk " + b.disk() + " of backup " + b.id() + " can be "
+                        + "mounted: " + names(all) + "; restore the disk instead (jbackup restore)");
+                }
                 if (mounted.size() != 1) {
                     throw new UsageException("disk " + b.disk() + " has " + mounted.size() + " mountable filesystems "
-                        + names(all) + ": name one as PARTITION:PATH, e.g. " + (mounted.isEmpty() ? "1"
-                        : mounted.get(0).name()) + ":" + path);
+                        + names(all) + ": name one as PARTITION:PATH, e.g. " + mounted.get(0).name() + ":" + path);
                 }
                 fs = mounted.get(0);
             } else {
@@ -171,6 +164,7 @@ public final class FilesCommands implements Runnable {
                 throw new NotFoundException("no " + path + " in partition " + fs.name() + " of backup " + b.id()
                     + " of disk " + b.disk() + "; list it with: jbackup files ls ... " + fs.name() + ":/");
             }
+            cancel.check();
             return work(b, fs, path, source);
         }
 
@@ -278,7 +272,8 @@ public final class FilesCommands implements Runnable {
     @Command(name = "get", mixinStandardHelpOptions = true,
         description = "Copy a file or a directory tree out of a backup, keeping modes, owners, times and symbolic "
             + "links (cp -a). A file that cannot be read (a damaged chunk) is named, the rest is copied, and the "
-            + "exit code is 3.")
+            + "exit code is 3; a target that cannot be written (full, read-only) exits 4 and the new copy is "
+            + "removed.")
     static final class Get extends Base {
         @Option(names = "--to", required = true, paramLabel = "DEST",
             description = "Where to copy: a new name, or an existing directory to copy into. Nothing is "
@@ -307,12 +302,27 @@ public final class FilesCommands implements Runnable {
                 throw new UsageException(dest + " exists: copy into another directory, or move it away first "
                     + "(nothing is overwritten)");
             }
-            Tool.Result r = Tool.exec(List.of("cp", "-a", "--", source.toString(), dest.toString()));
+            Tool.Result r;
+            try {
+                r = Tool.execUntilDone(List.of("cp", "-a", "--", source.toString(), dest.toString()), cancel);
+            } catch (CancellationException e) {
+                remove(dest);
+                throw e;
+            }
+            // cp names the file each failure is about: one under the mount could not be read (a damaged chunk),
+            // any other could not be written (the target is full or read-only): no fault of the backup
             List<String> errors = new ArrayList<>();
+            List<String> unwritable = new ArrayList<>();
             for (String line : r.stderr().split("\n")) {
                 if (!line.isBlank()) {
-                    errors.add(line.replace(fs.path(), fs.name() + ":"));
+                    (line.contains(fs.path()) ? errors : unwritable).add(line.replace(fs.path(), fs.name() + ":"));
                 }
+            }
+            if (!unwritable.isEmpty()) {
+                remove(dest);
+                throw new RestoreTargetException(dest.toString(), new IOException(String.join("; ",
+                    unwritable.subList(0, Math.min(3, unwritable.size()))) + (unwritable.size() > 3 ? "; and "
+                    + (unwritable.size() - 3) + " more" : "")));
             }
             long[] count = new long[2];
             if (Files.exists(dest, LinkOption.NOFOLLOW_LINKS)) {
@@ -351,6 +361,13 @@ public final class FilesCommands implements Runnable {
                 }
             }
             return partial ? ExitCodes.PARTIAL : ExitCodes.OK;
+        }
+
+        /** Removes {@code dest}, the new file or tree a copy that failed or was stopped has written. */
+        private static void remove(Path dest) throws IOException {
+            if (Files.exists(dest, LinkOption.NOFOLLOW_LINKS)) {
+                Tool.run(List.of("rm", "-rf", "--", dest.toString()));
+            }
         }
     }
 }

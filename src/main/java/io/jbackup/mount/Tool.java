@@ -1,5 +1,6 @@
 package io.jbackup.mount;
 
+import io.jbackup.engine.Cancellation;
 import io.jbackup.engine.ExternalToolException;
 
 import java.io.File;
@@ -11,6 +12,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CancellationException;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -27,7 +29,7 @@ public final class Tool {
         Map.entry("vgchange", "lvm2"), Map.entry("pvs", "lvm2"), Map.entry("lvs", "lvm2"), Map.entry("vgs", "lvm2"),
         Map.entry("lvm", "lvm2"), Map.entry("dmsetup", "dmsetup"), Map.entry("nbd-client", "nbd-client"),
         Map.entry("qemu-nbd", "qemu-utils"),
-        Map.entry("cp", "coreutils"), Map.entry("setsid", "util-linux"));
+        Map.entry("cp", "coreutils"), Map.entry("rm", "coreutils"), Map.entry("setsid", "util-linux"));
     /** The limit of one run. */
     public static final Duration LIMIT = Duration.ofSeconds(60);
 
@@ -65,8 +67,21 @@ public final class Tool {
         return null;
     }
 
-    /** Runs {@code cmd} and returns its result whatever the exit code. */
+    /** Runs {@code cmd} and returns its result whatever the exit code; it may take {@link #LIMIT}. */
     public static Result exec(List<String> cmd) throws IOException {
+        return exec(cmd, LIMIT, null);
+    }
+
+    /**
+     * Runs {@code cmd} (a copy out of a backup: {@code cp -a} of a large tree takes as long as it takes) with no time
+     * limit until it exits or {@code cancel} is cancelled; then it is killed and a {@link CancellationException}
+     * thrown, also when it died of the signal that cancelled it.
+     */
+    public static Result execUntilDone(List<String> cmd, Cancellation cancel) throws IOException {
+        return exec(cmd, null, cancel);
+    }
+
+    private static Result exec(List<String> cmd, Duration limit, Cancellation cancel) throws IOException {
         Path bin = locate(cmd.get(0));
         if (bin == null) {
             throw new ExternalToolException(cmd.get(0) + " is not installed (Debian package "
@@ -79,22 +94,46 @@ public final class Tool {
             full.set(0, bin.toString());
             Process p = new ProcessBuilder(full).redirectOutput(out.toFile()).redirectError(err.toFile())
                 .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null"))).start();
+            long deadline = limit == null ? Long.MAX_VALUE : System.nanoTime() + limit.toNanos();
             try {
-                if (!p.waitFor(LIMIT.toMillis(), TimeUnit.MILLISECONDS)) {
-                    p.destroyForcibly();
-                    throw new ExternalToolException(String.join(" ", cmd) + " did not finish within "
-                        + LIMIT.toSeconds() + " s");
+                while (!p.waitFor(100, TimeUnit.MILLISECONDS)) {
+                    if (cancel != null && cancel.isCancelled()) {
+                        p.destroyForcibly().waitFor();
+                        break;
+                    }
+                    if (System.nanoTime() - deadline > 0) {
+                        p.destroyForcibly();
+                        throw new ExternalToolException(String.join(" ", cmd) + " did not finish within "
+                            + limit.toSeconds() + " s");
+                    }
                 }
             } catch (InterruptedException e) {
                 p.destroyForcibly();
                 Thread.currentThread().interrupt();
                 throw new InterruptedIOException("interrupted while running " + cmd.get(0));
             }
+            if (cancel != null) {
+                // Ctrl-C on a terminal reaches the program too, which may die of it before the signal's handler
+                // has cancelled: killed by a signal (exit 128 + N), it waits a moment for that
+                for (int i = 0; i < 20 && p.exitValue() > 128 && !cancel.isCancelled(); i++) {
+                    sleep(100);
+                }
+                cancel.check();
+            }
             return new Result(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8),
                 Files.readString(err, StandardCharsets.UTF_8));
         } finally {
             Files.deleteIfExists(out);
             Files.deleteIfExists(err);
+        }
+    }
+
+    private static void sleep(long millis) throws InterruptedIOException {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted");
         }
     }
 

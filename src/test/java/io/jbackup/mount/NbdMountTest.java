@@ -12,7 +12,6 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -35,15 +34,9 @@ class NbdMountTest {
 
     @BeforeAll
     static void build() throws IOException {
-        Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "mount needs root");
-        for (String t : List.of("losetup", "mkfs.ext4", "qemu-nbd")) {
-            Proc.requireTool(t);
-        }
+        TestRepos.requireRootAnd("losetup", "mkfs.ext4", "qemu-nbd");
         src = MountTest.tree(dir.resolve("src"), true);
-        Path disk = dir.resolve("disk.raw");
-        Proc.run("mkfs.ext4", "-q", "-b", "4096", "-E", "root_owner=0:0", "-d", src.toString(), disk.toString(),
-            "16M");
-        repo = TestRepos.backUp(dir, disk);
+        repo = TestRepos.backUpExt4(dir, src, "16M");
     }
 
     @AfterAll
