@@ -36,6 +36,9 @@ public final class ManualSections implements CommandLine.IModelTransformer {
             + "dump makes it again (after a Java update)."),
         new Entry("JAVA, JAVA_HOME", "The java binary the launcher runs (JAVA), else JAVA_HOME/bin/java, else java "
             + "on the PATH; Java 17 or newer."),
+        new Entry("LANG, LC_ALL, LC_CTYPE", "File names are bytes; Java reads them by the locale's character set. "
+            + "When that is not UTF-8 (LANG=C or unset, as under cron and systemd), the launcher runs jbackup with "
+            + "LC_ALL=C.UTF-8, so non-ASCII paths (a repository, a guest's files in files ls/get) work."),
         new Entry("TERM", "Progress bars appear only on a terminal, and not when TERM is dumb."));
 
     static final List<Entry> FILES = List.of(
