@@ -215,24 +215,40 @@ public final class FilesCommands implements Runnable {
         @Override
         int work(BackupInfo backup, MountedFilesystem fs, String path, Path source) throws IOException {
             List<Entry> entries = new ArrayList<>();
+            // what the kernel cannot read (EIO: a damaged chunk under the directory or an entry's inode) is named,
+            // the rest listed, exit 3, as files get does
+            List<String> errors = new ArrayList<>();
             if (Files.isDirectory(source, LinkOption.NOFOLLOW_LINKS)) {
+                List<Path> names = List.of();
                 try (Stream<Path> s = Files.list(source)) {
-                    for (Path p : s.sorted().toList()) {
+                    names = s.sorted().toList();
+                } catch (IOException | java.io.UncheckedIOException e) {
+                    errors.add(unreadable(fs, source, e));
+                }
+                for (Path p : names) {
+                    try {
                         entries.add(Entry.of(p, p.getFileName().toString()));
+                    } catch (IOException e) {
+                        errors.add(unreadable(fs, p, e));
                     }
                 }
             } else {
-                entries.add(Entry.of(source, source.getFileName().toString()));
+                try {
+                    entries.add(Entry.of(source, source.getFileName().toString()));
+                } catch (IOException e) {
+                    errors.add(unreadable(fs, source, e));
+                }
             }
             if (json.enabled()) {
                 Map<String, Object> out = new LinkedHashMap<>();
-                out.put("status", "ok");
+                out.put("status", errors.isEmpty() ? "ok" : "partial");
                 out.put("disk", backup.disk());
                 out.put("backupId", backup.id());
                 out.put("partition", fs.name());
                 out.put("filesystem", fs.type());
                 out.put("path", path);
                 out.put("entries", entries);
+                out.put("errors", errors);
                 json.print(out);
             } else {
                 for (Entry e : entries) {
@@ -242,8 +258,23 @@ public final class FilesCommands implements Runnable {
                         typeChar(e.type()), perms, e.uid(),
                         e.gid(), e.size(), e.mtime(), e.name(), e.target() == null ? "" : " -> " + e.target()));
                 }
+                for (String e : errors) {
+                    System.err.println("jbackup: " + e);
+                }
+                if (!errors.isEmpty()) {
+                    System.err.println("jbackup: some of " + path + " could not be read (run 'jbackup verify' to "
+                        + "find damaged backups)");
+                }
             }
-            return ExitCodes.OK;
+            return errors.isEmpty() ? ExitCodes.OK : ExitCodes.PARTIAL;
+        }
+
+        /** What the kernel said of {@code p} that it could not read, named as PARTITION:PATH. */
+        private static String unreadable(MountedFilesystem fs, Path p, Exception e) {
+            IOException io = e instanceof java.io.UncheckedIOException u ? u.getCause() : (IOException) e;
+            String why = io instanceof java.nio.file.FileSystemException f && f.getReason() != null ? f.getReason()
+                : io.getMessage();
+            return "cannot read " + fs.name() + ":/" + Path.of(fs.path()).relativize(p) + ": " + why;
         }
 
         /** The type letter of {@code ls -l}. */

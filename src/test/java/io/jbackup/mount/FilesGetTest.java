@@ -25,7 +25,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * {@code jbackup files get} where the copy, not the backup, fails: a target file system that is full or read-only,
- * a copy stopped by SIGTERM, and a disk with nothing to mount. An ext4 filesystem on the whole disk (no partition
+ * a copy stopped by SIGTERM; {@code files ls} of a directory over a damaged chunk, and a disk with nothing to mount. An ext4 filesystem on the whole disk (no partition
  * table) with a 2 MiB random file, backed up with 64 KiB chunks; real cp, mount and nbdfuse; runs as root.
  */
 class FilesGetTest {
@@ -110,6 +110,27 @@ class FilesGetTest {
             assertFalse(ProcessHandle.of(cpPid).map(ProcessHandle::isAlive).orElse(false), "cp is stopped");
         }
         assertFalse(Files.exists(out), "the copy it stopped is removed");
+    }
+
+    /** A directory over a damaged chunk: ls names it and exits 3 (partial), as get does; not exit 1, "a bug". */
+    @Test
+    void lsOfADirectoryOverADamagedChunkNamesItAndIsPartial() throws Exception {
+        Path bad = dir.resolve("repo-damaged");
+        Proc.run("cp", "-a", repo.toString(), bad.toString());
+        long block = Long.parseLong(Proc.run("debugfs", "-R", "bmap /etc 0", dir.resolve("disk.raw").toString())
+            .strip());
+        String id = Cli.run("list", "--repo", bad.toString(), "--disk", "vda", "--json").ok().json().get(0).get("id")
+            .asText();
+        TestRepos.damageChunk(bad, id, block * 4096 / (64 * 1024));
+        Cli.Result ls = Cli.run("files", "ls", "--repo", bad.toString(), "--disk", "vda", "--json", "/etc");
+        assertEquals(3, ls.exitCode(), ls.stdout() + ls.stderr());
+        JsonNode j = ls.json();
+        assertEquals("partial", j.get("status").asText(), ls.stdout());
+        assertEquals("cannot read disk:/etc: Input/output error", j.get("errors").get(0).asText(), ls.stdout());
+        Cli.Result text = Cli.run("files", "ls", "--repo", bad.toString(), "--disk", "vda", "/etc");
+        assertEquals(3, text.exitCode(), text.toString());
+        assertTrue(text.stderr().contains("cannot read disk:/etc: Input/output error")
+            && text.stderr().contains("jbackup verify"), text.stderr());
     }
 
     /** Nothing to mount: said as such, not "name one as PARTITION:PATH, e.g. 1:/" of a disk without partitions. */

@@ -1,10 +1,6 @@
 package io.jbackup.mount;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.jbackup.catalog.ChunkLocation;
-import io.jbackup.store.BackupReader;
-import io.jbackup.store.OpenOptions;
-import io.jbackup.store.Repository;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.JBackupProcess;
 import io.jbackup.testutil.Proc;
@@ -17,7 +13,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
-import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
@@ -525,17 +520,7 @@ class MountTest {
     void aDamagedChunkUnderAFileIsEioTheRestReadsAndVerifyNamesTheBackup() throws Exception {
         Path bad = dir.resolve("repo-damaged");
         Proc.run("cp", "-a", repo.toString(), bad.toString());
-        try (Repository r = Repository.open(bad, OpenOptions.defaults()); BackupReader br = r.openBackup(backupId)) {
-            ChunkLocation loc = r.chunkLocation(br.digest(bigChunk));
-            Path pack = bad.resolve("packs").resolve(loc.pack().substring(0, 2)).resolve(loc.pack() + ".pack");
-            try (RandomAccessFile f = new RandomAccessFile(pack.toFile(), "rw")) {
-                long at = loc.offset() + loc.length() / 2;
-                f.seek(at);
-                int v = f.read();
-                f.seek(at);
-                f.write(v ^ 0x10);
-            }
-        }
+        TestRepos.damageChunk(bad, backupId, bigChunk);
         Path out = Files.createDirectories(dir.resolve("got-damaged"));
         Cli.Result g = Cli.run("files", "get", "--repo", bad.toString(), "--disk", "vda", "--json", "1:/",
             "--to", out.resolve("all").toString());

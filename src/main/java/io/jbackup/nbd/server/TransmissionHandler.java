@@ -418,7 +418,11 @@ final class TransmissionHandler extends ChannelInboundHandlerAdapter {
                 } else if (failure != null) {
                     Throwable cause = unwrap(failure);
                     NbdError err = errorOf(cause);
-                    if (err.equals(NbdError.EIO)) {
+                    if (err.equals(NbdError.EIO) && cause instanceof IOException) {
+                        // the backing store failed and says where (a damaged chunk: pack, offset, backup); a kernel
+                        // reading a mounted backup retries each read, and a stack trace each time buried that
+                        log.warn("{}: export '{}' operation failed: {}", peer, export.name(), cause.toString());
+                    } else if (err.equals(NbdError.EIO)) {
                         log.warn("{}: export '{}' operation failed: {}", peer, export.name(), cause.toString(), cause);
                     } else {
                         log.debug("{}: export '{}' operation failed: {} {}", peer, export.name(), err, cause.getMessage());
