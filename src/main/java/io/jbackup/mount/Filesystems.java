@@ -21,10 +21,17 @@ import java.util.Locale;
  * {@link LvmVolumes}; one inside a logical volume is not</td></tr>
  * <tr><td>anything else</td><td>{@code mount -o ro}</td></tr>
  * </table>
- * The devices are read-only loop devices over a read-only FUSE file, so nothing can be written anyway; the options
- * keep the kernel from refusing a dirty journal it may not replay.
+ * Every mount is also {@value #INERT}. The devices are read-only loop devices over a read-only FUSE file, so nothing
+ * can be written anyway; the options keep the kernel from refusing a dirty journal it may not replay.
  */
 public final class Filesystems {
+    /**
+     * Options of every mount, whatever the type: the guest's setuid programs and device nodes stay inert on this host
+     * (a guest's root could otherwise leave a setuid shell or a world-writable node of the host's memory or disks for
+     * any local user who can reach the mount point).
+     */
+    static final String INERT = "nosuid,nodev";
+
     private Filesystems() {
     }
 
@@ -81,12 +88,12 @@ public final class Filesystems {
                     return plain(device, "vfat", "ro", dir, kernelHas("vfat") ? null
                         : "the kernel has no vfat driver and fusefat is not installed (Debian package fusefat)");
                 }
-                return helper(List.of("fusefat", "-o", "ro", device, dir.toString()));
+                return helper(List.of("fusefat", "-o", "ro," + INERT, device, dir.toString()));
             case "ntfs":
                 if (!Tool.available("ntfs-3g")) {
                     return new Outcome(null, "NTFS needs ntfs-3g (Debian package ntfs-3g)");
                 }
-                return helper(List.of("ntfs-3g", "-o", "ro", device, dir.toString()));
+                return helper(List.of("ntfs-3g", "-o", "ro," + INERT, device, dir.toString()));
             case "ext2", "ext3", "ext4":
                 return plain(device, t, "ro,noload", dir, null);
             case "xfs":
@@ -107,10 +114,10 @@ public final class Filesystems {
         if (unsupported != null) {
             return new Outcome(null, unsupported);
         }
-        List<String> cmd = List.of("mount", "-t", type, "-o", options, device, dir.toString());
+        List<String> cmd = List.of("mount", "-t", type, "-o", options + "," + INERT, device, dir.toString());
         Tool.Result r = Tool.exec(cmd);
         return r.ok() ? new Outcome(String.join(" ", cmd), null)
-            : new Outcome(null, "mount -t " + type + " -o " + options + " failed: " + r.said());
+            : new Outcome(null, "mount -t " + type + " -o " + options + "," + INERT + " failed: " + r.said());
     }
 
     private static Outcome helper(List<String> cmd) throws IOException {
