@@ -97,6 +97,10 @@ public final class FilesCommands implements Runnable {
         public Integer call() throws Exception {
             check();
             Path mp = WORK.resolve(ProcessHandle.current().pid() + "-" + System.nanoTime());
+            // private: under a directory others can enter, a host user whose uid is that of a guest's user could read
+            // that user's files while they are mounted
+            Files.createDirectories(WORK);
+            Files.setPosixFilePermissions(WORK, PosixFilePermissions.fromString("rwx------"));
             return Interrupts.run(cancel, "stopping (a copy being written is removed), unmounting the backup", () -> {
                 try (Repository r = repo.open(LockMode.SHARED)) {
                     BackupInfo b = BackupSelection.select(r, vm, disk, backup).get(0);

@@ -133,6 +133,17 @@ class FilesGetTest {
             && text.stderr().contains("jbackup verify"), text.stderr());
     }
 
+    /** Where files mounts backups nobody else enters: a host user with a guest user's uid could read its files. */
+    @Test
+    void filesMountsWhereNobodyElseEnters() throws Exception {
+        Path work = Path.of("/run/jbackup/files");
+        if (Files.isDirectory(work)) {
+            Files.setPosixFilePermissions(work, PosixFilePermissions.fromString("rwxr-xr-x")); // as it was made
+        }
+        Cli.run("files", "ls", "--repo", repo.toString(), "--disk", "vda", "/etc").ok();
+        assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(work)));
+    }
+
     /** Nothing to mount: said as such, not "name one as PARTITION:PATH, e.g. 1:/" of a disk without partitions. */
     @Test
     void aDiskWithNoFilesystemSaysSoWithoutAskingForAPartition() throws Exception {
@@ -142,6 +153,7 @@ class FilesGetTest {
             Cli.run("full", "--repo", repo.toString(), "--disk", "blank", "--source", QemuImages.uriOf(s)).ok();
         }
         Cli.Result r = Cli.run("files", "ls", "--repo", repo.toString(), "--disk", "blank", "--json", "/etc");
+
         assertEquals(2, r.exitCode(), r.toString());
         String msg = r.json().get("error").get("message").asText();
         assertTrue(msg.contains("no filesystem of disk blank") && msg.contains("blkid recognises no filesystem"),
