@@ -94,14 +94,14 @@ public final class Tool {
             full.set(0, bin.toString());
             Process p = new ProcessBuilder(full).redirectOutput(out.toFile()).redirectError(err.toFile())
                 .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null"))).start();
-            long deadline = limit == null ? Long.MAX_VALUE : System.nanoTime() + limit.toNanos();
+            long deadline = limit == null ? 0 : System.nanoTime() + limit.toNanos();
             try {
                 while (!p.waitFor(100, TimeUnit.MILLISECONDS)) {
                     if (cancel != null && cancel.isCancelled()) {
                         p.destroyForcibly().waitFor();
                         break;
                     }
-                    if (System.nanoTime() - deadline > 0) {
+                    if (limit != null && System.nanoTime() - deadline > 0) {
                         p.destroyForcibly();
                         throw new ExternalToolException(String.join(" ", cmd) + " did not finish within "
                             + limit.toSeconds() + " s");
