@@ -256,8 +256,7 @@ public final class FilesCommands implements Runnable {
                 json.print(out);
             } else {
                 for (Entry e : entries) {
-                    String perms = PosixFilePermissions.toString(PosixFilePermissions.fromString(
-                        rwx(Integer.parseInt(e.mode(), 8))));
+                    String perms = rwx(Integer.parseInt(e.mode(), 8));
                     System.out.println(String.format(Locale.ROOT, "%s%s %5d %5d %12d %s %s%s",
                         typeChar(e.type()), perms, e.uid(),
                         e.gid(), e.size(), e.mtime(), e.name(), e.target() == null ? "" : " -> " + e.target()));
@@ -294,11 +293,24 @@ public final class FilesCommands implements Runnable {
             };
         }
 
-        private static String rwx(int mode) {
+        /**
+         * The permission letters of {@code ls -l} for the 12 low bits of a mode: {@code rwxr-xr-x}, with setuid and
+         * setgid as {@code s} ({@code S} without execute) and the sticky bit as {@code t} ({@code T}), so that a
+         * guest's setuid program does not list as an ordinary one.
+         */
+        static String rwx(int mode) {
             String s = "rwxrwxrwx";
             StringBuilder b = new StringBuilder();
             for (int i = 0; i < 9; i++) {
                 b.append((mode & (1 << (8 - i))) != 0 ? s.charAt(i) : '-');
+            }
+            int[][] special = {{04000, 2}, {02000, 5}, {01000, 8}}; // setuid, setgid, sticky: x of user, group, other
+            for (int[] sp : special) {
+                if ((mode & sp[0]) != 0) {
+                    boolean x = b.charAt(sp[1]) == 'x';
+                    char c = sp[0] == 01000 ? 't' : 's';
+                    b.setCharAt(sp[1], x ? c : Character.toUpperCase(c));
+                }
             }
             return b.toString();
         }

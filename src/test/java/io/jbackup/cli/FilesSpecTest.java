@@ -5,6 +5,7 @@ import org.junit.jupiter.api.Test;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /** {@code [PARTITION:]PATH} of {@code files ls|get}: partitions, the whole disk and logical volumes (N/VG-LV). */
 class FilesSpecTest {
@@ -25,5 +26,17 @@ class FilesSpecTest {
         split("/a:b", null, "/a:b");
         split("4/vg0-gone:/x", null, "4/vg0-gone:/x");
         split("", null, "/");
+    }
+
+    /** files ls shows setuid, setgid and sticky as ls -l does: a guest's setuid program is not listed as ordinary. */
+    @Test
+    void modesListAsLsDoes() {
+        assertEquals("rwxr-xr-x", FilesCommands.Ls.rwx(0755));
+        assertEquals("rwsr-xr-x", FilesCommands.Ls.rwx(04755));
+        assertEquals("rwSr--r--", FilesCommands.Ls.rwx(04644));
+        assertEquals("rwxr-sr-x", FilesCommands.Ls.rwx(02755));
+        assertEquals("rwxrwxrwt", FilesCommands.Ls.rwx(01777));
+        assertEquals("rw-rw-rwT", FilesCommands.Ls.rwx(01666));
+        assertEquals("---------", FilesCommands.Ls.rwx(0));
     }
 }
