@@ -89,8 +89,14 @@ public final class RestoreCommand implements Callable<Integer> {
         + "first and new files get holes.")
     boolean zero;
 
-    @Option(names = "--force", description = "Overwrite an existing regular file.")
+    @Option(names = "--force", description = "Replace an existing regular file: the restore goes to a temporary "
+        + "file beside it, which takes its place (and its permissions and owner) once complete, so a failed restore "
+        + "leaves it as it was; this needs room for the restored data beside it.")
     boolean force;
+
+    @Option(names = "--in-place", description = "With --force: empty the existing file and restore into it (no "
+        + "room needed for a second copy; a failed restore leaves it half-written).")
+    boolean inPlace;
 
     @Option(names = "--ignore-errors", description = "Write zeros where a chunk is damaged, list each range, and "
         + "continue (exit 3).")
@@ -125,6 +131,9 @@ public final class RestoreCommand implements Callable<Integer> {
         if (disk == null && vm == null) {
             throw new UsageException("name what to restore: --disk NAME, or --vm NAME for a whole backup set");
         }
+        if (inPlace && !force) {
+            throw new UsageException("--in-place says how --force overwrites an existing file: add --force");
+        }
         RestoreTargets.Format fmt = RestoreTargets.Format.parse(format);
         io.jbackup.libvirt.DomainRestore.Result domainResult = null;
         ProgressListener progress = ConsoleProgress.forConsole(json.enabled() || logging.quiet);
@@ -145,24 +154,34 @@ public final class RestoreCommand implements Callable<Integer> {
             if (!zero && instant == null) {
                 noteOldDataKept(plans.values());
             }
-            Interrupts.run(cancel, "stopping the restore (a new file or qcow2 being written is removed; an "
-                + "existing file, device or NBD export is left half-written: restore it again)", () -> {
+            Interrupts.run(cancel, "stopping the restore (a new file or qcow2 being written is removed, a file "
+                + "being replaced with --force is kept as it was; a device, an NBD export, or a file written with "
+                + "--in-place or --zero is left half-written: restore it again)", () -> {
                 List<BackupInfo> todo = instant != null ? List.<BackupInfo>of() : selected;
                 for (BackupInfo b : todo) {
                     RestoreTargets.Plan plan = plans.get(b.disk());
-                    // an existing raw file or device is written in place: a failure leaves it neither old nor new
-                    boolean inPlace = !plan.nbd() && plan.format() == RestoreTargets.Format.RAW
-                        && Files.exists(Path.of(plan.target()))
-                        && (force || !Files.isRegularFile(Path.of(plan.target())));
+                    // a device, or an existing raw file with --in-place or --zero, is written in place: a failure
+                    // leaves it neither old nor new; an existing file replaced with --force is kept as it was
+                    Path p = plan.nbd() ? null : Path.of(plan.target());
+                    boolean existing = p != null && plan.format() == RestoreTargets.Format.RAW && Files.exists(p)
+                        && (!Files.isRegularFile(p) || Files.size(p) > 0);
+                    boolean written = existing && (!Files.isRegularFile(p) || (force && (zero || inPlace)));
+                    boolean replaced = existing && !written && force;
                     int before = results.size();
                     try (BackupReader reader = r.openBackup(b.id(), ignoreErrors);
-                         RestoreTarget target = RestoreTargets.open(plan, b.imageSize(), force, zero,
+                         RestoreTarget target = RestoreTargets.open(plan, b.imageSize(), force, zero, inPlace,
                              tls)) {
                         results.add(new DiskRestore(reader, target, ignoreErrors, readAhead, progress, cancel).run());
                     } catch (Exception e) {
-                        if (inPlace && results.size() == before && !(e instanceof io.jbackup.error.UsageException)) {
-                            note(plan.target() + " was being written in place and is now neither its old content "
-                                + "nor the backup; restore again before using it");
+                        if (results.size() == before && !(e instanceof io.jbackup.error.UsageException)) {
+                            if (written) {
+                                note(plan.target() + " was being written in place and is now neither its old "
+                                    + "content nor the backup; restore again before using it");
+                            } else if (replaced) {
+                                note(plan.target() + " is unchanged: the restore went to a temporary file beside "
+                                    + "it, now removed (without room there for a second copy, --in-place restores "
+                                    + "into the file itself)");
+                            }
                         }
                         noteDoneBeforeFailure(results, b, todo);
                         throw e;

@@ -160,7 +160,8 @@ final class RestoreTargets {
     }
 
     /** Opens a planned target for an image of {@code size} bytes. */
-    static RestoreTarget open(Plan p, long size, boolean force, boolean zero, TlsOptions tls) throws IOException {
+    static RestoreTarget open(Plan p, long size, boolean force, boolean zero, boolean inPlace, TlsOptions tls)
+            throws IOException {
         if (p.nbd()) {
             NbdUri u = NbdUri.parse(p.target());
             NbdClient c;
@@ -177,7 +178,7 @@ final class RestoreTargets {
             }
         }
         return p.format() == Format.QCOW2 ? Qcow2Target.create(Path.of(p.target()), size, force)
-            : FileTarget.open(Path.of(p.target()), size, force, zero);
+            : FileTarget.open(Path.of(p.target()), size, force, zero, inPlace);
     }
 
     private static boolean isNbd(String target) {

@@ -11,10 +11,13 @@ import java.nio.file.StandardOpenOption;
 
 /**
  * A raw file or block device as restore target. A new file is created sparse with the image size and zero chunks
- * stay holes. An existing regular file ({@code --force}) is emptied first and then restored like a new one, so that
- * it equals the backup byte for byte; with {@code --zero} it is written in place instead (its blocks stay
- * allocated) and its zero chunks are written as zeros. A block device is written in place; its zero chunks are
- * written only with {@code --zero}, since a device may hold old data there.
+ * stay holes. An existing regular file ({@code --force}) is restored like a new one into a temporary file beside it
+ * ({@code .NAME.jbackup-PID.tmp}), which replaces it (with its permissions and owner) once the restore is complete
+ * and flushed: a restore that fails or is stopped leaves the old file as it was, at the cost of room for a second
+ * copy. {@code --in-place} empties the file and restores into it instead (a failure leaves it half-written); with
+ * {@code --zero} it is written in place (its blocks stay allocated) and its zero chunks are written as zeros. A block
+ * device is written in place; its zero chunks are written only with {@code --zero}, since a device may hold old data
+ * there. Temporary files of runs that died are removed by the next restore to the same file.
  *
  * <p>Whole chunks are written with O_DIRECT from the block-aligned buffers {@link #allocate} hands out: a restore
  * writes each byte once and does not read it back, and copying gigabytes into the page cache only to flush them at
@@ -29,7 +32,9 @@ public final class FileTarget implements RestoreTarget {
 
     private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(FileTarget.class);
 
-    private final Path path;
+    private final Path path; // the file written: the target itself, or the temporary file that replaces it
+    private final Path shown; // the target as the user named it
+    private final Path replaces; // the existing file path replaces once flushed, or null
     private final FileChannel ch;
     private final FileChannel direct; // the same file opened with O_DIRECT, or null
     private final int align; // the block size O_DIRECT writes align to
@@ -38,8 +43,10 @@ public final class FileTarget implements RestoreTarget {
     private final boolean writeZeroes;
     private boolean flushed;
 
-    private FileTarget(Path path, FileChannel ch, boolean fresh, boolean writeZeroes) {
+    private FileTarget(Path path, Path replaces, FileChannel ch, boolean fresh, boolean writeZeroes) {
         this.path = path;
+        this.replaces = replaces;
+        this.shown = replaces != null ? replaces : path;
         this.ch = ch;
         int a = 0;
         FileChannel d = null;
@@ -68,6 +75,19 @@ public final class FileTarget implements RestoreTarget {
      *                   first, and its zero chunks are holes)
      */
     public static FileTarget open(Path path, long size, boolean overwrite, boolean zero) throws IOException {
+        return open(path, size, overwrite, zero, false);
+    }
+
+    /**
+     * Opens {@code path} for a restore of {@code size} bytes.
+     *
+     * @param overwrite  allow replacing an existing regular file
+     * @param zero       write zero chunks into an existing file (in place) or device
+     * @param inPlace    empty an existing regular file and restore into it, rather than into a temporary file that
+     *                   replaces it at the end
+     */
+    public static FileTarget open(Path path, long size, boolean overwrite, boolean zero, boolean inPlace)
+            throws IOException {
         if (Files.isDirectory(path)) {
             throw new UsageException("restore target " + path + " is a directory; name a file in it (e.g. "
                 + path.resolve("DISK.raw") + "), or restore a whole VM with --vm NAME --to " + path);
@@ -88,7 +108,19 @@ public final class FileTarget implements RestoreTarget {
             try (java.io.RandomAccessFile raf = new java.io.RandomAccessFile(path.toFile(), "rw")) {
                 raf.setLength(size); // sparse: every chunk reads as zero until written
             }
-            return new FileTarget(path, FileChannel.open(path, StandardOpenOption.WRITE), true, true);
+            return new FileTarget(path, null, FileChannel.open(path, StandardOpenOption.WRITE), true, true);
+        }
+        if (!device && !zero && !inPlace) {
+            // restored beside it, and put in its place at the end: a failed restore leaves it as it was
+            removeDeadTemporaries(path);
+            Path temp = temporaryOf(path, ProcessHandle.current().pid());
+            try (java.io.RandomAccessFile raf = new java.io.RandomAccessFile(temp.toFile(), "rw")) {
+                raf.setLength(size);
+            } catch (IOException e) {
+                Files.deleteIfExists(temp);
+                throw new RestoreTargetException(path.toString(), e);
+            }
+            return new FileTarget(temp, path, FileChannel.open(temp, StandardOpenOption.WRITE), true, true);
         }
         if (!device) {
             try (java.io.RandomAccessFile raf = new java.io.RandomAccessFile(path.toFile(), "rw")) {
@@ -109,7 +141,35 @@ public final class FileTarget implements RestoreTarget {
                     + " bytes (grow this one, e.g. lvextend), or to a file");
             }
         }
-        return new FileTarget(path, ch, false, zero);
+        return new FileTarget(path, null, ch, false, zero);
+    }
+
+    private static final String TEMP_SUFFIX = ".tmp";
+
+    /** The temporary file beside {@code target} that a restore by process {@code pid} writes. */
+    static Path temporaryOf(Path target, long pid) {
+        return target.resolveSibling("." + target.getFileName() + ".jbackup-" + pid + TEMP_SUFFIX);
+    }
+
+    /** Removes the temporary files of {@code target} left by restores whose process is gone (killed). */
+    private static void removeDeadTemporaries(Path target) {
+        String prefix = "." + target.getFileName() + ".jbackup-";
+        Path dir = target.toAbsolutePath().getParent();
+        try (java.util.stream.Stream<Path> files = Files.list(dir)) {
+            for (Path f : (Iterable<Path>) files::iterator) {
+                String n = f.getFileName().toString();
+                if (!n.startsWith(prefix) || !n.endsWith(TEMP_SUFFIX)) {
+                    continue;
+                }
+                String pid = n.substring(prefix.length(), n.length() - TEMP_SUFFIX.length());
+                if (pid.matches("\\d{1,18}") && ProcessHandle.of(Long.parseLong(pid)).isEmpty()) {
+                    Files.deleteIfExists(f);
+                    LOG.info("removed {}, left by a restore that did not finish", f);
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            LOG.debug("cannot look for old temporary files beside {}: {}", target, e.toString());
+        }
     }
 
     /** Refuses a target whose directory does not exist (a file or qcow2 image is created in it). */
@@ -160,7 +220,7 @@ public final class FileTarget implements RestoreTarget {
         } catch (java.nio.channels.ClosedByInterruptException e) {
             throw e;
         } catch (IOException e) {
-            throw new RestoreTargetException(path.toString(), e);
+            throw new RestoreTargetException(shown.toString(), e);
         }
     }
 
@@ -203,7 +263,7 @@ public final class FileTarget implements RestoreTarget {
         } catch (java.nio.channels.ClosedByInterruptException e) {
             throw e;
         } catch (IOException e) {
-            throw new RestoreTargetException(path.toString(), e);
+            throw new RestoreTargetException(shown.toString(), e);
         }
     }
 
@@ -222,7 +282,7 @@ public final class FileTarget implements RestoreTarget {
         } catch (java.nio.channels.ClosedByInterruptException e) {
             throw e;
         } catch (IOException e) {
-            throw new RestoreTargetException(path.toString(), e);
+            throw new RestoreTargetException(shown.toString(), e);
         }
     }
 
@@ -236,12 +296,15 @@ public final class FileTarget implements RestoreTarget {
         try {
             ch.force(false);
         } catch (IOException e) {
-            throw new RestoreTargetException(path.toString(), e);
+            throw new RestoreTargetException(shown.toString(), e);
         }
         flushed = true;
     }
 
-    /** Closes; a file this target created is removed unless the restore got to its final flush. */
+    /**
+     * Closes; a file this target created is removed unless the restore got to its final flush, and a flushed
+     * temporary file takes the place of the file it replaces.
+     */
     @Override
     public void close() throws IOException {
         try {
@@ -254,11 +317,36 @@ public final class FileTarget implements RestoreTarget {
                 Files.deleteIfExists(path);
             }
         }
+        if (replaces != null && flushed) {
+            try {
+                keepAttributes(replaces, path);
+                Files.move(path, replaces, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                    java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            } catch (IOException e) {
+                Files.deleteIfExists(path);
+                throw new RestoreTargetException(shown.toString(), e);
+            }
+        }
+    }
+
+    /** Gives {@code copy} the permissions, owner and group of {@code original}, as far as this user may. */
+    private static void keepAttributes(Path original, Path copy) {
+        try {
+            var from = Files.readAttributes(original, java.nio.file.attribute.PosixFileAttributes.class);
+            var to = Files.getFileAttributeView(copy, java.nio.file.attribute.PosixFileAttributeView.class);
+            to.setPermissions(from.permissions());
+            if (!from.owner().equals(Files.getOwner(copy))) {
+                to.setOwner(from.owner());
+            }
+            to.setGroup(from.group());
+        } catch (IOException | RuntimeException e) {
+            LOG.debug("{}: cannot keep the permissions or owner of {}: {}", copy, original, e.toString());
+        }
     }
 
     @Override
     public String description() {
-        return path.toString();
+        return shown.toString();
     }
 
     @Override

@@ -143,7 +143,8 @@ class RestorePipelineTest {
             System.clearProperty("jbackup.restore.directIo");
         }
         assertArrayEquals(img, Files.readAllBytes(out));
-        // into an existing file full of old data: emptied first (no --zero) or written in place with zeros (--zero);
+        // into an existing file full of old data: replaced by a temporary file (no --zero) or written in place with
+        // zeros (--zero);
         // either way the backup, byte for byte
         byte[] old = new byte[img.length];
         Arrays.fill(old, (byte) 0x7e);

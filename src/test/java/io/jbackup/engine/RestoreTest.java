@@ -109,10 +109,26 @@ class RestoreTest {
         assertEquals(2, refused.exitCode(), refused.toString());
         assertTrue(refused.stderr().contains("--force"), refused.stderr());
 
-        // the old pattern everywhere, the backup's zero chunk [13M, 16M) included: --force empties the file first
+        // the old pattern everywhere, the backup's zero chunk [13M, 16M) included: --force restores beside it and
+        // puts the new file in its place, with its permissions, and leaves no temporary file (nor a dead run's)
+        Files.setPosixFilePermissions(f, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r-----"));
+        Path dead = Files.writeString(dir.resolve(".old.raw.jbackup-999999999.tmp"), "left by a killed run");
         Cli.Result forced = restore(chain.ids().get(2), "--to", f.toString(), "--force").ok();
         assertFalse(forced.stderr().contains("note:"), forced.stderr());
         assertEquals(Proc.sha256(snap), Proc.sha256(f), "bit-exact without --zero");
+        assertEquals("rw-r-----", java.nio.file.attribute.PosixFilePermissions.toString(
+            Files.getPosixFilePermissions(f)), "the permissions of the file it replaces");
+        assertFalse(Files.exists(dead), "a dead run's temporary file is removed");
+        try (var left = Files.list(dir)) {
+            assertEquals(List.of(), left.filter(x -> x.getFileName().toString().startsWith(".old.raw")).toList());
+        }
+
+        // --in-place empties the file and restores into it: the same image
+        QemuImages.io(f, "raw", "write -P 0xee 0 16M");
+        restore(chain.ids().get(2), "--to", f.toString(), "--force", "--in-place").ok();
+        assertEquals(Proc.sha256(snap), Proc.sha256(f), "bit-exact with --in-place");
+        Cli.Result alone = restore(chain.ids().get(2), "--to", f.toString(), "--in-place");
+        assertEquals(2, alone.exitCode(), alone.toString());
 
         // --zero writes in place, zero chunks as zeros: the same image
         QemuImages.io(f, "raw", "write -P 0xee 0 16M");
@@ -241,7 +257,20 @@ class RestoreTest {
             && stop.stderr().contains("backup " + id) && stop.stderr().contains("--ignore-errors"), stop.stderr());
 
         assertFalse(stop.stderr().contains("written in place"), "a new file is removed: " + stop.stderr());
-        // an existing file (--force) is written in place: the user is told it is now neither old nor new
+        // an existing file replaced (--force) is left as it was, and the user is told so
+        byte[] before = new byte[8192];
+        Arrays.fill(before, (byte) 0x77);
+        Path kept = Files.write(dir.resolve("damaged-kept.raw"), before);
+        Cli.Result replaced = Cli.run("restore", "--repo", repo.toString(), "--disk", "vda", "--backup", id, "--to",
+            kept.toString(), "--force");
+        assertEquals(6, replaced.exitCode(), replaced.toString());
+        assertTrue(replaced.stderr().contains("jbackup: note: " + kept + " is unchanged"), replaced.stderr());
+        assertTrue(Arrays.equals(before, Files.readAllBytes(kept)), "the old file as it was");
+        try (var left = Files.list(dir)) {
+            assertEquals(List.of(), left.filter(x -> x.getFileName().toString().startsWith(".damaged-kept")).toList(),
+                "no temporary file left");
+        }
+        // an existing file written in place (--force --zero) is now neither old nor new: the user is told
         Path old = Files.write(dir.resolve("damaged-existing.raw"), new byte[4096]);
         Cli.Result inPlace = Cli.run("restore", "--repo", repo.toString(), "--disk", "vda", "--backup", id, "--to",
             old.toString(), "--force", "--zero");
