@@ -62,6 +62,9 @@ public final class MountSession implements AutoCloseable {
         List<Path> created = List.of();
         if (!Files.exists(mp)) {
             created = createDirectories(mp);
+            // the guest's files keep their owners: a host user whose uid is a guest user's would read that
+            // user's files; a mount point jbackup creates is root's alone (mode 0700)
+            Files.setPosixFilePermissions(mp, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
         } else if (!Files.isDirectory(mp)) {
             throw new UsageException(mp + " is not a directory");
         } else {

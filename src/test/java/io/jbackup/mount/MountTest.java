@@ -279,6 +279,8 @@ class MountTest {
                 + p.stderr());
             Proc.Result w = Proc.exec(java.time.Duration.ofSeconds(10), "touch", mp.resolve("1/new").toString());
             assertTrue(w.exitCode() != 0 && w.stderr().contains("Read-only"), "read-only: " + w);
+            assertEquals("rwx------", java.nio.file.attribute.PosixFilePermissions.toString(
+                Files.getPosixFilePermissions(mp)), "a mount point it creates is root's alone");
 
             Cli.Result u = Cli.run("umount", mp.toString()).ok();
             assertTrue(u.stdout().contains("stopped the mount"), u.stdout());
