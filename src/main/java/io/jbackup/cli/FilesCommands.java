@@ -402,7 +402,8 @@ public final class FilesCommands implements Runnable {
                 }
                 if (partial || !logging.quiet) {
                     System.out.println("jbackup: copied " + path + " of backup " + backup.id() + " (partition "
-                        + fs.name() + ") to " + dest + ": " + count[0] + " files, " + Sizes.format(count[1])
+                        + fs.name() + ") to " + dest + ": " + io.jbackup.text.Human.count(count[0], "file") + ", "
+                        + Sizes.format(count[1])
                         + (partial ? "; some could not be read (run 'jbackup verify' to find damaged backups)"
                         : ""));
                 }
