@@ -343,8 +343,9 @@ public final class FilesCommands implements Runnable {
 
         @Override
         int work(BackupInfo backup, MountedFilesystem fs, String path, Path source) throws IOException {
-            Path dest = Files.isDirectory(to) ? to.resolve(source.getFileName() == null ? "root"
-                : source.getFileName().toString()) : to;
+            // the guest path's last name; its root (whose source is the mount's own directory) copies as "root"
+            Path named = Path.of(path).getFileName();
+            Path dest = Files.isDirectory(to) ? to.resolve(named == null ? "root" : named.toString()) : to;
             if (Files.exists(dest, LinkOption.NOFOLLOW_LINKS)) {
                 throw new UsageException(dest + " exists: copy into another directory, or move it away first "
                     + "(nothing is overwritten)");

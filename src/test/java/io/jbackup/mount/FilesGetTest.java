@@ -80,6 +80,12 @@ class FilesGetTest {
         Path out = dir.resolve("all");
         Cli.run("files", "get", "--repo", repo.toString(), "--disk", "vda", "/", "--to", out.toString()).ok();
         Trees.assertSame(src, out, Trees.Depth.FULL);
+        // into an existing directory, the root of the filesystem is copied as 'root', a path under its last name
+        Path into = Files.createDirectories(dir.resolve("into"));
+        Cli.run("files", "get", "--repo", repo.toString(), "--disk", "vda", "/", "--to", into.toString()).ok();
+        Trees.assertSame(src, into.resolve("root"), Trees.Depth.FULL);
+        Cli.run("files", "get", "--repo", repo.toString(), "--disk", "vda", "/etc", "--to", into.toString()).ok();
+        Trees.assertSame(src.resolve("etc"), into.resolve("etc"), Trees.Depth.FULL);
     }
 
     /**
