@@ -21,7 +21,8 @@ public enum FallbackReason {
     PARENT_INCOMPLETE("parent-incomplete"),
     /**
      * libvirt: the domain no longer has the checkpoint of the disk's newest backup (the domain was redefined or
-     * migrated, or the host crashed), or the disk's newest backup was not taken through libvirt.
+     * migrated), or has it without an intact bitmap on the disk (QEMU was killed, the host crashed), or the disk's
+     * newest backup was not taken through libvirt.
      */
     CHECKPOINT_LOST("checkpoint-lost");
 

@@ -176,9 +176,10 @@ public final class DomainBackup {
             l.put(LABEL_DOMAIN, o.domain());
             if (running) {
                 List<String> checkpoints = virsh.checkpoints(o.domain());
+                Map<String, Set<String>> intact = new HashMap<>();
                 List<Plan> plans = new ArrayList<>();
                 for (DomainXml.Disk d : chosen) {
-                    plans.add(plan(o, d, mode, checkpoints));
+                    plans.add(plan(o, d, mode, checkpoints, intact));
                 }
                 return new LiveDomainBackup(this, o, set, plans, others, mode).run(client, l, note, attachments);
             }
@@ -255,8 +256,12 @@ public final class DomainBackup {
         return b;
     }
 
-    /** Full or incremental for one disk of a running domain, and why. */
-    Plan plan(Options o, DomainXml.Disk d, BackupMode mode, List<String> checkpoints) throws IOException {
+    /**
+     * Full or incremental for one disk of a running domain, and why. {@code intact} caches, per checkpoint, the disks
+     * whose bitmap libvirt reports intact ({@link Virsh#checkpointIntactDisks}).
+     */
+    Plan plan(Options o, DomainXml.Disk d, BackupMode mode, List<String> checkpoints,
+              Map<String, Set<String>> intact) throws IOException {
         String label = o.vm() + "/" + d.target();
         if (mode == BackupMode.FULL) {
             return new Plan(d, label, null, null, null);
@@ -281,6 +286,11 @@ public final class DomainBackup {
                     + " (the domain was redefined or migrated, or the host crashed), so no bitmap holds the writes "
                     + "since";
                 fallback = FallbackReason.CHECKPOINT_LOST;
+            } else if (!intactDisks(o, cp, intact).contains(d.target())) {
+                why = "the bitmap of checkpoint " + cp + " (backup " + latest.get().id() + ") on disk " + d.target()
+                    + " is missing or inconsistent (QEMU was killed or the host crashed before it saved the bitmap, "
+                    + "or it was removed from the image), so no bitmap holds the writes since";
+                fallback = FallbackReason.CHECKPOINT_LOST;
             } else {
                 return new Plan(d, label, cp, null, null);
             }
@@ -291,6 +301,16 @@ public final class DomainBackup {
                 + "then)");
         }
         return new Plan(d, label, from, why, fallback);
+    }
+
+    private Set<String> intactDisks(Options o, String checkpoint, Map<String, Set<String>> intact)
+        throws IOException {
+        Set<String> disks = intact.get(checkpoint);
+        if (disks == null) {
+            disks = virsh.checkpointIntactDisks(o.domain(), checkpoint);
+            intact.put(checkpoint, disks);
+        }
+        return disks;
     }
 
     /**
@@ -333,6 +353,10 @@ public final class DomainBackup {
                         // one that cannot be deleted (e.g. its bitmap was removed from an image by hand) must not
                         // keep the others: each would cost a bitmap on every disk, one more every run
                         LOG.debug("deleting checkpoint {} of {} failed", c, o.domain(), e);
+                        if (deleteBroken(o, c)) {
+                            deleted.add(c);
+                            continue;
+                        }
                         progress.warning(o.vm(), "could not delete old checkpoint " + c + " of domain "
                             + o.domain() + ": " + e.getMessage() + "; no incremental needs it: if this repeats, "
                             + "remove it by hand ('virsh checkpoint-delete " + o.domain() + " " + c + " --metadata'"
@@ -350,6 +374,24 @@ public final class DomainBackup {
             LOG.debug("retiring checkpoints of {} failed", o.domain(), e);
             progress.warning(o.vm(), "could not delete old checkpoints of domain " + o.domain() + ": "
                 + e.getMessage() + "; they cost a bitmap each until the next run deletes them");
+        }
+    }
+
+    /**
+     * Deletes the metadata of checkpoint {@code c} that libvirt could not delete, when none of its disks has an intact
+     * bitmap (QEMU never saved them, or they were removed): there is then nothing to merge and no bitmap to leave
+     * behind. Returns whether it did; a checkpoint with an intact bitmap on some disk is left alone.
+     */
+    private boolean deleteBroken(Options o, String c) {
+        try {
+            if (!virsh.checkpointIntactDisks(o.domain(), c).isEmpty()) {
+                return false;
+            }
+            virsh.deleteCheckpoint(o.domain(), c, true);
+            return true;
+        } catch (IOException | RuntimeException e) {
+            LOG.debug("deleting the metadata of checkpoint {} of {} failed", c, o.domain(), e);
+            return false;
         }
     }
 

@@ -84,6 +84,27 @@ public final class DomainXml {
         return server == null || !server.hasAttribute("socket") ? null : server.getAttribute("socket");
     }
 
+    /**
+     * The disks of a checkpoint's XML ({@code virsh checkpoint-dumpxml --size}) whose bitmap libvirt could size: a
+     * {@code <disk checkpoint='bitmap'>} without a {@code size} attribute has a bitmap that is missing from the image
+     * or inconsistent (QEMU was killed, the host crashed, or it was removed by hand), so no incremental can be read
+     * from it.
+     */
+    static java.util.Set<String> checkpointDisksWithSize(String checkpointXml) throws LibvirtException {
+        java.util.Set<String> sized = new java.util.LinkedHashSet<>();
+        Element disks = child(document(checkpointXml).getDocumentElement(), "disks");
+        if (disks == null) {
+            return sized;
+        }
+        for (org.w3c.dom.Node n = disks.getFirstChild(); n != null; n = n.getNextSibling()) {
+            if (n instanceof Element e && e.getTagName().equals("disk") && e.hasAttribute("size")
+                && "bitmap".equals(attr(e, "checkpoint", "bitmap"))) {
+                sized.add(e.getAttribute("name"));
+            }
+        }
+        return sized;
+    }
+
     /** Parses an XML document with external entities and DTDs refused. */
     static Document document(String xml) throws LibvirtException {
         try {

@@ -208,6 +208,16 @@ public final class Virsh {
             .map(String::strip).filter(s -> !s.isEmpty()).toList();
     }
 
+    /**
+     * The disks of a running domain's checkpoint whose bitmap is intact ({@code checkpoint-dumpxml --size}: libvirt
+     * sizes only a bitmap that exists and is consistent). A disk missing here cannot be read incrementally from the
+     * checkpoint: {@code backup-begin} would refuse it ("missing or broken bitmap").
+     */
+    public java.util.Set<String> checkpointIntactDisks(String domain, String checkpoint) throws IOException {
+        return DomainXml.checkpointDisksWithSize(run("reading checkpoint " + checkpoint + " of domain " + domain,
+            "checkpoint-dumpxml", domain, checkpoint, "--size", "--no-domain"));
+    }
+
     /** Deletes a checkpoint; its bitmaps are merged by libvirt so no write is lost. */
     public void deleteCheckpoint(String domain, String name, boolean metadataOnly) throws IOException {
         if (metadataOnly) {

@@ -1,5 +1,6 @@
 package io.jbackup.libvirt;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import io.jbackup.engine.BackupMode;
 import io.jbackup.engine.Cancellation;
 import io.jbackup.engine.EngineOptions;
@@ -108,6 +109,64 @@ class DomainCheckpointAndDefineTest {
             List<String> left = ours(dom);
             assertTrue(left.size() <= 2, "the broken checkpoint and the newest one at most: " + left);
             assertFalse(left.isEmpty());
+        }
+    }
+
+    /**
+     * QEMU killed (the host crashed, the OOM killer): libvirt keeps the checkpoint's metadata, but its bitmap comes
+     * back inconsistent, and {@code backup-begin} refuses an incremental from it ("missing or broken bitmap"). That
+     * made every later {@code auto} fail with exit 4 (libvirt-error); it is now a full backup with the reason
+     * ({@code checkpoint-lost}), {@code incremental} refuses with exit 2 naming the fix, and the chain goes on.
+     */
+    @Test
+    void aCheckpointWhoseBitmapQemuLostGivesAFullBackupNotAFailure() throws Exception {
+        try (Domain dom = domain(16 * MIB, 16 * MIB)) {
+            dom.write("vda", 0x41, 0, MIB);
+            dom.write("vdb", 0x42, 0, MIB);
+            Cli.run("full", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI, "-q").ok();
+            String cp = ours(dom).get(0);
+            dom.write("vda", 0x43, 2 * MIB, MIB);
+            long qemu = Long.parseLong(Files.readString(Path.of("/run/libvirt/qemu", dom.name() + ".pid")).strip());
+            Proc.run("kill", "-KILL", Long.toString(qemu));
+            for (int i = 0; i < 100 && dom.isActive(); i++) {
+                Thread.sleep(50);
+            }
+            // the bitmap, made in this QEMU's life, never reached the image (one from an earlier life stays in-use)
+            assertFalse(Proc.run("qemu-img", "info", "-U", dom.disk("vda").file().toString()).contains(cp),
+                "QEMU never saved the checkpoint's bitmap");
+            dom.start();
+            assertEquals(List.of(cp), ours(dom), "libvirt keeps the checkpoint");
+
+            Cli.Result refused = Cli.run("incremental", "--repo", repo, "--domain", dom.name(), "--connect",
+                Libvirt.URI, "--json");
+            assertEquals(2, refused.exitCode(), refused.toString());
+            assertEquals("backup-refused", refused.json().get("error").get("code").asText(), refused.toString());
+            assertTrue(refused.stderr().contains("the bitmap of checkpoint " + cp), refused.stderr());
+
+            dom.write("vdb", 0x44, 4 * MIB, MIB);
+            Path vda = dom.snapshot("vda", tmp.resolve("vda-then.raw"));
+            Path vdb = dom.snapshot("vdb", tmp.resolve("vdb-then.raw"));
+            Cli.Result auto = Cli.run("auto", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI,
+                "--json");
+            assertEquals(0, auto.exitCode(), auto.toString());
+            for (JsonNode d : auto.json().get("disks")) {
+                assertEquals("full", d.get("type").asText(), d.toString());
+                assertEquals("checkpoint-lost", d.get("fallbackReason").asText(), d.toString());
+                assertTrue(d.get("reason").asText().contains("missing or inconsistent"), d.toString());
+            }
+            for (Map.Entry<String, Path> e : Map.of("vda", vda, "vdb", vdb).entrySet()) {
+                Path out = tmp.resolve("restored-" + e.getKey() + ".raw");
+                Cli.run("restore", "--repo", repo, "--vm", dom.name(), "--disk", e.getKey(), "--backup", "latest",
+                    "--to", out.toString(), "-q").ok();
+                assertEquals(Proc.sha256(e.getValue()), Proc.sha256(out), e.getKey() + " restores bit-exact");
+            }
+            assertFalse(ours(dom).contains(cp), "the broken checkpoint is deleted: " + ours(dom));
+
+            dom.write("vda", 0x45, 6 * MIB, MIB);
+            Cli.Result next = Cli.run("auto", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI,
+                "--json");
+            assertEquals(0, next.exitCode(), next.toString());
+            assertEquals("incremental", next.json().get("disks").get(0).get("type").asText(), next.toString());
         }
     }
 
