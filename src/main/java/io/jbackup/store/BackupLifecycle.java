@@ -256,6 +256,19 @@ final class BackupLifecycle {
     }
 
     /**
+     * When {@code disk} has complete backups (at or before {@code at}) under another VM than {@code vm}, or with no
+     * VM: the way to name them (a disk of a domain's or VM's set needs its {@code --vm}); otherwise empty.
+     */
+    private String elsewhere(String vm, String disk, Instant at) throws IOException {
+        List<String> others = catalog.backups().stream()
+            .filter(b -> BackupInfo.COMPLETE.equals(b.state()) && b.disk().equals(disk)
+                && !java.util.Objects.equals(b.vm(), vm) && (at == null || !b.created().isAfter(at)))
+            .map(b -> b.vm() == null ? "no --vm" : "--vm " + b.vm()).distinct().sorted().toList();
+        return others.isEmpty() ? "" : ", but disk " + disk + " has backups with " + String.join(", ", others)
+            + " (the disks of a VM's or domain's set are named by both)";
+    }
+
+    /**
      * Resolves what a user typed: a full backup id, a unique id prefix, {@code latest} (the newest complete backup
      * of the disk), or {@code @TIME} (the newest complete backup of the disk created at or before TIME: ISO-8601
      * instant {@code 2026-11-24T20:15:30Z}, offset date-time, local date-time, or a date meaning its end, both in the
@@ -295,7 +308,7 @@ final class BackupLifecycle {
                     + bad.id() + "' says why), so it is not chosen by '" + ref + "'; name it to get what is left of "
                     + "it: jbackup restore --backup " + bad.id() + " --ignore-errors");
             }
-            throw new NotFoundException(none + "; list the backups with: jbackup list");
+            throw new NotFoundException(none + elsewhere(vm, disk, at) + "; list the backups with: jbackup list");
         }
         List<BackupInfo> all = catalog.backupsByPrefix(ref);
         List<BackupInfo> matches = all.stream()

@@ -80,4 +80,24 @@ class ResolveTest {
             assertEquals(b1.id(), repo.resolve(null, "disk.img", b1.id()).id(), "by id a bad backup is still named");
         }
     }
+
+    /**
+     * 'latest' of a disk named without the VM whose set holds it (a domain backed up by name, restored with --disk
+     * alone) said only "no complete backup of vda": the message names the --vm that finds it.
+     */
+    @Test
+    void latestOfADiskNamedWithoutItsVmNamesTheVm() throws Exception {
+        try (Repository repo = Repository.init(tmp.resolve("repo"), RepositoryOptions.defaults(), null)) {
+            backup(repo, "web1", "vda");
+            backup(repo, "db1", "vda");
+            backup(repo, null, "disk.img");
+            NotFoundException e = assertThrows(NotFoundException.class, () -> repo.resolve(null, "vda", "latest"));
+            assertTrue(e.getMessage().contains("no complete backup of vda in repository")
+                && e.getMessage().contains("disk vda has backups with --vm db1, --vm web1"), e.getMessage());
+            e = assertThrows(NotFoundException.class, () -> repo.resolve("web1", "disk.img", "latest"));
+            assertTrue(e.getMessage().contains("disk disk.img has backups with no --vm"), e.getMessage());
+            e = assertThrows(NotFoundException.class, () -> repo.resolve(null, "vdz", "latest"));
+            assertTrue(!e.getMessage().contains("has backups with"), e.getMessage());
+        }
+    }
 }
