@@ -163,7 +163,7 @@ public final class OfflineRotation {
         }
         args.add(image.toString());
         return QemuNbdProcess.start(QemuNbdProcess.locate(), null, "jbackup-image-", args,
-            "qemu-nbd did not start serving " + image);
+            "qemu-nbd did not start serving " + image, true);
     }
 
     /**

@@ -66,7 +66,20 @@ public final class QemuNbdProcess implements AutoCloseable {
      */
     public static QemuNbdProcess start(Path qemuNbd, Path parent, String prefix, List<String> args, String failure)
         throws IOException {
-        QemuNbdProcess q = launch(qemuNbd, parent, prefix, args);
+        return start(qemuNbd, parent, prefix, args, failure, false);
+    }
+
+    /**
+     * {@link #start}; with {@code endsWithCaller}, qemu-nbd also gets SIGTERM when the calling thread ends, including
+     * when jbackup is killed (SIGKILL, the OOM killer), through {@code setpriv --pdeathsig TERM} (util-linux) when it
+     * is installed. For an image qemu-nbd must not keep locked after jbackup is gone (a shut-off domain's disk, which
+     * could not start while qemu-nbd holds it). Only for a caller whose thread outlives its use of qemu-nbd: the
+     * signal follows the thread, not the process.
+     */
+    public static QemuNbdProcess start(Path qemuNbd, Path parent, String prefix, List<String> args, String failure,
+                                       boolean endsWithCaller) throws IOException {
+        QemuNbdProcess q = launch(endsWithCaller ? parentDeathSignal(qemuNbd) : List.of(qemuNbd.toString()), parent,
+            prefix, args);
         try {
             q.awaitAccepting(failure);
             return q;
@@ -82,9 +95,25 @@ public final class QemuNbdProcess implements AutoCloseable {
      * that, the owner closes it.
      */
     public static QemuNbdProcess launch(Path qemuNbd, Path parent, String prefix, List<String> args) throws IOException {
+        return launch(List.of(qemuNbd.toString()), parent, prefix, args);
+    }
+
+    /** {@code setpriv --pdeathsig TERM QEMU_NBD} when setpriv is on {@code PATH}, else {@code QEMU_NBD} alone. */
+    private static List<String> parentDeathSignal(Path qemuNbd) {
+        try {
+            return List.of(QemuImg.locate("setpriv", System.getenv().getOrDefault("PATH", "/usr/bin:/bin"))
+                .toString(), "--pdeathsig", "TERM", qemuNbd.toString());
+        } catch (ExternalToolException e) {
+            return List.of(qemuNbd.toString());
+        }
+    }
+
+    private static QemuNbdProcess launch(List<String> qemuNbd, Path parent, String prefix, List<String> args)
+        throws IOException {
         Path dir = parent == null ? Files.createTempDirectory(prefix) : Files.createTempDirectory(parent, prefix);
         try {
-            List<String> cmd = new ArrayList<>(List.of(qemuNbd.toString(), "-k", dir.resolve(SOCKET).toString()));
+            List<String> cmd = new ArrayList<>(qemuNbd);
+            cmd.addAll(List.of("-k", dir.resolve(SOCKET).toString()));
             cmd.addAll(args);
             return new QemuNbdProcess(dir, new ProcessBuilder(cmd).redirectErrorStream(true)
                 .redirectOutput(dir.resolve(LOG).toFile()).redirectInput(ProcessBuilder.Redirect.from(

@@ -63,7 +63,7 @@ final class OfflineDomainBackup {
                 }
                 args.add(p.disk().source());
                 QemuNbdProcess q = QemuNbdProcess.start(QemuNbdProcess.locate(), null, "jbackup-offline-", args,
-                    "qemu-nbd did not start serving " + p.disk().source() + " of domain " + o.domain());
+                    "qemu-nbd did not start serving " + p.disk().source() + " of domain " + o.domain(), true);
                 served.add(q);
                 jobs.add(new DiskJob(o.vm(), p.disk().target(), q.uri(), client, p.bitmap() == null
                     ? BackupMode.FULL : mode == BackupMode.AUTO ? BackupMode.AUTO : BackupMode.INCREMENTAL,

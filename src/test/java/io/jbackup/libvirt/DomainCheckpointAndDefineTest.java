@@ -13,6 +13,7 @@ import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.Domain;
 import io.jbackup.testutil.Libvirt;
 import io.jbackup.testutil.Proc;
+import io.jbackup.testutil.TestJvm;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -22,6 +23,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -29,8 +31,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * {@code restore --domain --define} under a name libvirt already has, and old checkpoints of which one cannot be
- * deleted, against a real libvirtd and a TCG domain with no OS.
+ * {@code restore --domain --define} under a name libvirt already has, old checkpoints of which one cannot be
+ * deleted or whose bitmap QEMU lost, and what killed runs leave behind, against a real libvirtd and a TCG domain
+ * with no OS.
  */
 class DomainCheckpointAndDefineTest {
     private static final long MIB = 1 << 20;
@@ -243,6 +246,60 @@ class DomainCheckpointAndDefineTest {
             Cli.run("restore", "--repo", repo, "--vm", dom.name(), "--disk", "vda", "--backup", "latest", "--to",
                 out.toString()).ok();
             assertEquals(Proc.sha256(dom.snapshot("vda", tmp.resolve("vda-now.raw"))), Proc.sha256(out));
+        }
+    }
+
+    /**
+     * A backup of a shut-off domain killed with SIGKILL (the OOM killer, {@code kill -9}) while its qemu-nbd serves
+     * the domain's image. The qemu-nbd used to stay, holding the image's lock: {@code virsh start} then failed
+     * ("Failed to get "write" lock") until someone found and killed it.
+     */
+    @Test
+    void aKilledBackupOfAShutOffDomainLeavesNoQemuNbdAndTheDomainStarts() throws Exception {
+        try (Domain dom = domain(256 * MIB)) {
+            dom.shutOff();
+            String image = dom.disk("vda").file().toString();
+            Proc.run("qemu-io", "-f", "qcow2", "-c", "write -P 0x51 0 200M", image);
+
+            Process jbackup = new ProcessBuilder(TestJvm.java("-Xmx256m", "-cp", System.getProperty("java.class.path"),
+                "io.jbackup.cli.Main", "auto", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI))
+                .redirectErrorStream(true).redirectOutput(tmp.resolve("killed.log").toFile()).start();
+            Optional<ProcessHandle> qemuNbd = Optional.empty();
+            try {
+                // once qemu-nbd answers (and holds the image), jbackup says what it reads
+                Path log = tmp.resolve("killed.log");
+                for (int i = 0; i < 1500 && !Files.readString(log).contains("full read") && jbackup.isAlive(); i++) {
+                    Proc.sleep(20);
+                }
+                qemuNbd = jbackup.descendants().filter(p -> p.info().commandLine().orElse("").contains(image))
+                    .findFirst();
+                assertTrue(qemuNbd.isPresent() && jbackup.isAlive(), "jbackup serves the image with qemu-nbd: "
+                    + Files.readString(log));
+                jbackup.destroyForcibly(); // SIGKILL: no shutdown hook runs
+                jbackup.waitFor();
+
+                Proc.Result start = null;
+                for (int i = 0; i < 20; i++) {
+                    start = Libvirt.virshResult("start", dom.name());
+                    if (start.exitCode() == 0) {
+                        break;
+                    }
+                    Proc.sleep(100);
+                }
+                assertEquals(0, start.exitCode(), "the domain starts: its qemu-nbd ended with jbackup: " + start);
+            } finally {
+                qemuNbd.ifPresent(ProcessHandle::destroyForcibly);
+            }
+
+            // the next run backs up the running domain, bit-exact
+            Cli.run("auto", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI, "-q").ok();
+            Path out = tmp.resolve("vda.raw");
+            Cli.run("restore", "--repo", repo, "--vm", dom.name(), "--disk", "vda", "--backup", "latest", "--to",
+                out.toString(), "-q").ok();
+            assertEquals(Proc.sha256(dom.snapshot("vda", tmp.resolve("now.raw"))), Proc.sha256(out));
+            assertEquals(List.of(), ProcessHandle.allProcesses().filter(p -> p.isAlive()
+                && p.info().command().orElse("").endsWith("qemu-nbd")
+                && p.info().commandLine().orElse("").contains(image)).toList(), "no qemu-nbd serves the image");
         }
     }
 }
