@@ -265,6 +265,7 @@ class DomainCheckpointAndDefineTest {
                 "io.jbackup.cli.Main", "auto", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI))
                 .redirectErrorStream(true).redirectOutput(tmp.resolve("killed.log").toFile()).start();
             Optional<ProcessHandle> qemuNbd = Optional.empty();
+            String cmd = "";
             try {
                 // once qemu-nbd answers (and holds the image), jbackup says what it reads
                 Path log = tmp.resolve("killed.log");
@@ -273,6 +274,7 @@ class DomainCheckpointAndDefineTest {
                 }
                 qemuNbd = jbackup.descendants().filter(p -> p.info().commandLine().orElse("").contains(image))
                     .findFirst();
+                cmd = qemuNbd.flatMap(p -> p.info().commandLine()).orElse("");
                 assertTrue(qemuNbd.isPresent() && jbackup.isAlive(), "jbackup serves the image with qemu-nbd: "
                     + Files.readString(log));
                 jbackup.destroyForcibly(); // SIGKILL: no shutdown hook runs
@@ -289,6 +291,11 @@ class DomainCheckpointAndDefineTest {
                 assertEquals(0, start.exitCode(), "the domain starts: its qemu-nbd ended with jbackup: " + start);
             } finally {
                 qemuNbd.ifPresent(ProcessHandle::destroyForcibly);
+                // the killed run's private directory (qemu-nbd -k DIR/nbd.sock) stays: remove it
+                java.util.regex.Matcher m = java.util.regex.Pattern.compile("-k (\\S+)/nbd\\.sock").matcher(cmd);
+                if (m.find()) {
+                    LiveDomainBackup.deleteTree(Path.of(m.group(1)));
+                }
             }
 
             // the next run backs up the running domain, bit-exact
