@@ -120,11 +120,12 @@ public final class DomainBackup {
      * others); throws when nothing could start (no such domain, libvirt unreachable, a job running, a refused
      * incremental).
      */
-    public List<DiskResult> run(Options o, BackupMode mode, ClientOptions client, Map<String, String> labels,
+    public List<DiskResult> run(Options given, BackupMode mode, ClientOptions client, Map<String, String> labels,
                                 String note) throws IOException, InterruptedException {
-        String state = virsh.state(o.domain());
+        String state = virsh.state(given.domain());
         boolean running = state.equals("running") || state.equals("paused") || state.equals("pmsuspended");
-        String inactiveXml = virsh.dumpXml(o.domain(), true);
+        String inactiveXml = virsh.dumpXml(given.domain(), true);
+        Options o = byName(given, DomainXml.parse(inactiveXml).name());
         DomainXml live = DomainXml.parse(running ? virsh.dumpXml(o.domain(), false) : inactiveXml);
         List<DomainXml.Disk> chosen = new ArrayList<>();
         List<String> others = new ArrayList<>();
@@ -187,6 +188,22 @@ public final class DomainBackup {
         } finally {
             locks.forEach(FileMutex::close);
         }
+    }
+
+    /**
+     * {@code o} with the domain's name in place of the id or UUID it was given by (virsh takes all three): the VM name
+     * in the repository, and the checkpoints this run keeps or deletes, follow the name, so a run by id or UUID
+     * continues the chain of the runs by name instead of starting one under another VM (and deleting the checkpoint
+     * that chain needs). A {@code --vm} given stays.
+     */
+    private Options byName(Options o, String name) {
+        if (name == null || name.isEmpty() || name.equals(o.domain())) {
+            return o;
+        }
+        Options named = new Options(name, o.vm().equals(o.domain()) ? null : o.vm(), o.excluded(), o.quiesce(),
+            o.scratchDir());
+        progress.message(named.vm(), "domain " + o.domain() + " is " + name);
+        return named;
     }
 
     /**

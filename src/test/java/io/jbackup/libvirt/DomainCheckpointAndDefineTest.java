@@ -173,6 +173,37 @@ class DomainCheckpointAndDefineTest {
         }
     }
 
+    /**
+     * virsh takes a domain's id or UUID where a name goes, and so did {@code --domain}: a run by id backed up under
+     * a VM named after the id (a chain of its own) and deleted the checkpoint the chain by name needed, so the next
+     * run by name was a full backup. The domain's name is now looked up first.
+     */
+    @Test
+    void aDomainGivenByIdOrUuidContinuesTheChainOfItsName() throws Exception {
+        try (Domain dom = domain(16 * MIB)) {
+            dom.write("vda", 0x61, 0, MIB);
+            Cli.run("full", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI, "-q").ok();
+            String id = Libvirt.virsh("domid", dom.name()).strip();
+            String uuid = Libvirt.virsh("domuuid", dom.name()).strip();
+            int n = 0;
+            for (String given : List.of(id, uuid, dom.name())) {
+                dom.write("vda", 0x62 + n, (2 + n) * MIB, MIB);
+                Path then = dom.snapshot("vda", tmp.resolve("vda-" + n + ".raw"));
+                Cli.Result r = Cli.run("auto", "--repo", repo, "--domain", given, "--connect", Libvirt.URI, "--json");
+                assertEquals(0, r.exitCode(), r.toString());
+                JsonNode d = r.json().get("disks").get(0);
+                assertEquals(dom.name(), d.get("vm").asText(), given + ": " + d);
+                assertEquals("incremental", d.get("type").asText(), given + ": " + d);
+                Path out = tmp.resolve("restored-" + n + ".raw");
+                Cli.run("restore", "--repo", repo, "--vm", dom.name(), "--disk", "vda", "--backup",
+                    d.get("backupId").asText(), "--to", out.toString(), "-q").ok();
+                assertEquals(Proc.sha256(then), Proc.sha256(out), given + ": restores bit-exact");
+                n++;
+            }
+            assertEquals(1, ours(dom).size(), "one checkpoint: " + ours(dom));
+        }
+    }
+
     /** Ctrl-C or SIGTERM after the point in time was taken: no disk is committed, so the new checkpoint goes too. */
     @Test
     void anInterruptedBackupLeavesNoNewCheckpoint() throws Exception {
