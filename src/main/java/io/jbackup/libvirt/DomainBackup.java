@@ -332,7 +332,8 @@ public final class DomainBackup {
 
     /**
      * Deletes this repository's checkpoints of the domain that no incremental needs any more: all but those
-     * recorded with the newest complete backup of each disk of the VM (and {@code keep}). Deleting a checkpoint
+     * recorded with the newest complete backup of each disk of the VM, or of another VM's disk backed up from the
+     * domain (label {@value #LABEL_DOMAIN}; an earlier {@code --vm}), and {@code keep}. Deleting a checkpoint
      * merges its bitmap into the one before, so no write is lost. Failures are reported, not fatal.
      */
     void retireCheckpoints(Options o, String keep) {
@@ -346,10 +347,12 @@ public final class DomainBackup {
             if (keep != null) {
                 needed.add(keep);
             }
+            // every chain on this domain: this VM's, and another VM's taken from the domain (an earlier --vm)
             Map<String, BackupInfo> newest = new HashMap<>();
             for (BackupInfo b : repo.listBackups()) {
-                if (o.vm().equals(b.vm()) && BackupInfo.COMPLETE.equals(b.state())) {
-                    newest.merge(b.disk(), b, (x, y) -> x.created().isAfter(y.created()) ? x : y);
+                if ((o.vm().equals(b.vm()) || o.domain().equals(b.labels().get(LABEL_DOMAIN)))
+                    && BackupInfo.COMPLETE.equals(b.state())) {
+                    newest.merge(b.vm() + "/" + b.disk(), b, (x, y) -> x.created().isAfter(y.created()) ? x : y);
                 }
             }
             for (BackupInfo b : newest.values()) {

@@ -201,6 +201,16 @@ class DomainCheckpointAndDefineTest {
                 n++;
             }
             assertEquals(1, ours(dom).size(), "one checkpoint: " + ours(dom));
+
+            // a run under another VM name (--vm) keeps the checkpoint the chain of the name needs, and the reverse
+            Cli.run("full", "--repo", repo, "--domain", dom.name(), "--vm", dom.name() + "-copy", "--connect",
+                Libvirt.URI, "-q").ok();
+            for (String vm : List.of(dom.name(), dom.name() + "-copy")) {
+                dom.write("vda", 0x70, 8 * MIB, MIB);
+                JsonNode d = Cli.run("auto", "--repo", repo, "--domain", dom.name(), "--vm", vm, "--connect",
+                    Libvirt.URI, "--json").ok().json().get("disks").get(0);
+                assertEquals("incremental", d.get("type").asText(), vm + ": " + d);
+            }
         }
     }
 
