@@ -102,4 +102,20 @@ class DomainXmlTest {
         assertTrue(c.contains("checkpoint=\"bitmap\"") && c.contains("checkpoint=\"no\""), c);
         assertEquals("backup-vda", PullBackupXml.bitmapOf("vda"));
     }
+
+    /** {@code checkpoint-dumpxml --size}: a bitmap disk without a size has a missing or inconsistent bitmap. */
+    @Test
+    void checkpointDisksWithAnIntactBitmapAreThoseLibvirtSized() throws Exception {
+        String xml = """
+            <domaincheckpoint><name>cp1</name><disks>
+              <disk name='vda' checkpoint='bitmap' bitmap='cp1' size='1048576'/>
+              <disk name='vdb' checkpoint='bitmap' bitmap='cp1'/>
+              <disk name='vdc' checkpoint='no'/>
+              <disk name='vdd' checkpoint='bitmap' bitmap='cp1' size='0'/>
+            </disks></domaincheckpoint>
+            """;
+        assertEquals(java.util.Set.of("vda", "vdd"), DomainXml.checkpointDisksWithSize(xml));
+        assertEquals(java.util.Set.of(), DomainXml.checkpointDisksWithSize("<domaincheckpoint><name>x</name>"
+            + "</domaincheckpoint>"));
+    }
 }
