@@ -88,12 +88,12 @@ final class LiveDomainBackup {
             if (freeze) {
                 virsh.freeze(o.domain());
                 try {
-                    virsh.backupBegin(o.domain(), backupXml, checkpointXml, dir);
+                    begin(virsh, backupXml, checkpointXml, dir);
                 } finally {
                     thaw(virsh);
                 }
             } else {
-                virsh.backupBegin(o.domain(), backupXml, checkpointXml, dir);
+                begin(virsh, backupXml, checkpointXml, dir);
             }
             begun = true;
             for (DomainBackup.Plan p : plans) {
@@ -134,6 +134,45 @@ final class LiveDomainBackup {
             owner.retireCheckpoints(o, checkpoint);
         }
         return results;
+    }
+
+    /**
+     * {@code backup-begin}. When libvirt refuses it and a directory on the way to the scratch directory is closed to
+     * others (QEMU runs as another user, {@code libvirt-qemu} on Debian, and cannot create the socket and scratch
+     * files there), the message says so and names the way out.
+     */
+    private void begin(Virsh virsh, String backupXml, String checkpointXml, Path dir) throws IOException {
+        try {
+            virsh.backupBegin(o.domain(), backupXml, checkpointXml, dir);
+        } catch (LibvirtException e) {
+            if (e.getClass() != LibvirtException.class) {
+                throw e; // busy, unreachable: their own messages
+            }
+            Optional<Path> closed = closedToOthers(dir.getParent());
+            if (closed.isEmpty()) {
+                throw e;
+            }
+            throw new LibvirtException(e.getMessage() + "; " + closed.get() + " is closed to other users, so QEMU "
+                + "(which runs as its own user, libvirt-qemu on Debian) may not reach the scratch directory under it: "
+                + "give --scratch-dir a directory it can enter (the default /var/tmp is)", e);
+        }
+    }
+
+    /** The first directory from the root down to {@code dir} that others cannot enter (no {@code o+x}), if any. */
+    static Optional<Path> closedToOthers(Path dir) {
+        Path p = dir.toAbsolutePath();
+        for (int i = 0; i <= p.getNameCount(); i++) {
+            Path d = i == 0 ? p.getRoot() : p.getRoot().resolve(p.subpath(0, i));
+            try {
+                if (!Files.getPosixFilePermissions(d).contains(java.nio.file.attribute.PosixFilePermission
+                    .OTHERS_EXECUTE)) {
+                    return Optional.of(d);
+                }
+            } catch (IOException | UnsupportedOperationException e) {
+                return Optional.empty();
+            }
+        }
+        return Optional.empty();
     }
 
     /** Whether some disk committed a backup that records the new checkpoint (an interruption after its commit). */

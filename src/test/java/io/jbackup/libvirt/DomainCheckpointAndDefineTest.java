@@ -214,6 +214,30 @@ class DomainCheckpointAndDefineTest {
         }
     }
 
+    /**
+     * A --scratch-dir QEMU's user cannot enter: libvirt's "Permission denied" was all the message said; it now names
+     * the closed directory and the way out. Nothing is left behind.
+     */
+    @Test
+    void aScratchDirectoryQemuCannotEnterIsNamed() throws Exception {
+        try (Domain dom = domain(16 * MIB)) {
+            Path closed = Files.createDirectories(tmp.resolve("closed"));
+            Files.setPosixFilePermissions(closed, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+            Cli.Result r = Cli.run("auto", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI,
+                "--scratch-dir", closed.toString(), "--json");
+            assertEquals(4, r.exitCode(), r.toString());
+            assertEquals("libvirt-error", r.json().get("error").get("code").asText(), r.toString());
+            String msg = r.json().get("error").get("message").asText();
+            assertTrue(msg.contains("is closed to other users") && msg.contains("give --scratch-dir a directory"),
+                msg);
+            assertEquals(List.of(), ours(dom), "no checkpoint");
+            try (var left = Files.list(closed)) {
+                assertEquals(List.of(), left.toList(), "no scratch directory left");
+            }
+            Cli.run("auto", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI, "-q").ok();
+        }
+    }
+
     /** Ctrl-C or SIGTERM after the point in time was taken: no disk is committed, so the new checkpoint goes too. */
     @Test
     void anInterruptedBackupLeavesNoNewCheckpoint() throws Exception {
