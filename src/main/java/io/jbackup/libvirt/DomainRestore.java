@@ -82,7 +82,19 @@ public final class DomainRestore {
         }
         virsh.define(text, dir);
         if (start) {
-            virsh.start(newName);
+            try {
+                virsh.start(newName);
+            } catch (LibvirtException e) {
+                if (e.getClass() != LibvirtException.class) {
+                    throw e;
+                }
+                // the disks are restored and the domain defined: say so, or a second run is refused (name taken)
+                throw new LibvirtException(e.getMessage() + "; the disks are restored in " + dir + " and domain "
+                    + newName + " is defined" + LiveDomainBackup.closedToOthers(dir).map(c -> ", but " + c
+                    + " is closed to other users, so QEMU (which runs as its own user, libvirt-qemu on Debian) may "
+                    + "not reach the disks: move them where it can (and 'virsh edit " + newName + "')").orElse("")
+                    + "; start it with 'virsh start " + newName + "' once that is fixed", e);
+            }
         }
         return new Result(xmlFile, nvramFile, newName, start);
     }

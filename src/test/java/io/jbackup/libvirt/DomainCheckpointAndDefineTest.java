@@ -235,6 +235,19 @@ class DomainCheckpointAndDefineTest {
                 assertEquals(List.of(), left.toList(), "no scratch directory left");
             }
             Cli.run("auto", "--repo", repo, "--domain", dom.name(), "--connect", Libvirt.URI, "-q").ok();
+
+            // restore --define --start into such a directory: the domain is defined but cannot start; say so
+            String copy = dom.name() + "-r";
+            try {
+                Cli.Result rs = Cli.run("restore", "--repo", repo, "--domain", dom.name(), "--to",
+                    closed.resolve("r").toString(), "--define", copy, "--start", "--connect", Libvirt.URI, "--json");
+                assertEquals(4, rs.exitCode(), rs.toString());
+                String m = rs.json().get("error").get("message").asText();
+                assertTrue(m.contains("domain " + copy + " is defined") && m.contains("is closed to other users")
+                    && m.contains("virsh start " + copy), m);
+            } finally {
+                Libvirt.virshResult("undefine", copy);
+            }
         }
     }
 
