@@ -121,6 +121,34 @@ final class RemoteCatalog {
             storage.location(), (System.nanoTime() - t0) / 1_000_000, added, removed, packs);
     }
 
+    /**
+     * Warns when the catalog of {@code repo}, opened without the key (so not refreshed: manifests are authenticated
+     * with it), lists other backups than the bucket holds: backups committed or deleted by other hosts since this
+     * host last opened the repository with its key. Costs one listing of the manifests; silent when they agree.
+     */
+    static void warnIfStale(RepositoryContext repo) throws IOException {
+        Set<String> manifests = new HashSet<>(repo.storage().manifestIds());
+        int gone = 0;
+        for (BackupInfo b : repo.catalog().backups()) {
+            if (!BackupInfo.INCOMPLETE.equals(b.state()) && !manifests.remove(b.id())) {
+                gone++;
+            }
+        }
+        int added = manifests.size(); // manifests the catalog has no complete row of
+        if (added == 0 && gone == 0) {
+            return;
+        }
+        LOG.warn("this host's cache of {} is out of date, and without the passphrase it cannot be refreshed (the "
+            + "bucket's manifests are authenticated with the key): {}{}{} since this host last opened it with the "
+            + "passphrase; what follows is the cache. Run the command with JBACKUP_PASSPHRASE or --passphrase-file "
+            + "FILE to see the bucket as it is", repo.storage().location(),
+            added == 0 ? "" : added + " backup" + (added == 1 ? "" : "s") + " committed by other hosts "
+                + (added == 1 ? "is" : "are") + " not shown",
+            added == 0 || gone == 0 ? "" : ", and ",
+            gone == 0 ? "" : gone + " backup" + (gone == 1 ? "" : "s") + " shown "
+                + (gone == 1 ? "was" : "were") + " deleted by other hosts");
+    }
+
     /** Applies the {@code .bad} and {@code .keep} markers to the catalog. */
     private static void syncMarkers(RepositoryContext repo) throws IOException {
         Storage storage = repo.storage();

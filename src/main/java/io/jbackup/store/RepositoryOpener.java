@@ -130,7 +130,16 @@ final class RepositoryOpener {
                 + "--passphrase-file FILE"));
         }
         LOG.debug("repository {} is encrypted and no passphrase was given: opening its catalog only", location);
-        return openWith(storage, config, null, opts);
+        Repository r = openWith(storage, config, null, opts);
+        if (storage.remote()) {
+            try {
+                RemoteCatalog.warnIfStale(r.context());
+            } catch (IOException | RuntimeException e) {
+                r.close();
+                throw e;
+            }
+        }
+        return r;
     }
 
     /**

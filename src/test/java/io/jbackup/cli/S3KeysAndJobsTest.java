@@ -67,9 +67,14 @@ class S3KeysAndJobsTest {
 
     /** {@code jbackup ARGS --repo URL} with the endpoint, region and cache directory of this test. */
     private Cli.Result run(String url, String... args) {
+        return runOn("cache", url, args);
+    }
+
+    /** As {@link #run}, on the host whose cache directory is {@code tmp/CACHE}. */
+    private Cli.Result runOn(String cache, String url, String... args) {
         List<String> a = new ArrayList<>(List.of(args));
         a.addAll(List.of("--repo", url, "--s3-endpoint", server.endpoint().toString(), "--s3-region", "us-east-1",
-            "--cache-dir", tmp.resolve("cache").toString()));
+            "--cache-dir", tmp.resolve(cache).toString()));
         return Cli.run(a.toArray(String[]::new));
     }
 
@@ -197,6 +202,47 @@ class S3KeysAndJobsTest {
         run(url, "restore", "--vm", "web1", "--disk", "vda", "--backup", backupId, "--to", out.toString(),
             "--passphrase-file", p1).ok();
         assertEquals(sha, Proc.sha256(out), "restored image");
+    }
+
+    /**
+     * {@code list} without the passphrase cannot refresh a host's cache (manifests are authenticated with the key):
+     * it said nothing, so a monitoring host missed the backups other hosts made and listed those they deleted.
+     */
+    @Test
+    void listWithoutThePassphraseWarnsThatTheCacheMissesOtherHostsChanges() throws Exception {
+        String url = url("stale");
+        String p1 = file("p1", PASS1);
+        Path img = tmp.resolve("vda.qcow2");
+        image(img);
+        run(url, "init", "--chunk-size", "64K", "--encryption", "aes-256-gcm", "--passphrase-file", p1).ok();
+        String first;
+        String second;
+        try (Proc.Background src = QemuImages.qemuNbd(tmp, img, "qcow2", "-r")) {
+            String uri = QemuImages.uriOf(src);
+            first = run(url, "full", "--vm", "web1", "--disk", "vda", "--source", uri, "--passphrase-file", p1,
+                "--json").ok().json().get("disks").get(0).get("backupId").asText();
+            runOn("cacheB", url, "list", "--passphrase-file", p1).ok(); // host B's cache knows the first
+            Cli.Result fresh = runOn("cacheB", url, "list", "--json").ok();
+            assertFalse(fresh.stderr().contains("out of date"), fresh.stderr());
+            second = run(url, "full", "--vm", "web1", "--disk", "vda", "--source", uri, "--passphrase-file", p1,
+                "--json").ok().json().get("disks").get(0).get("backupId").asText();
+        }
+        run(url, "forget", first, "--passphrase-file", p1).ok();
+
+        Cli.Result stale = runOn("cacheB", url, "list", "--json").ok();
+        JsonNode rows = stale.json();
+        assertEquals(1, rows.size(), rows.toString());
+        assertEquals(first, rows.get(0).get("id").asText(), "the cache, as it was");
+        assertTrue(stale.stderr().contains("this host's cache of " + url + " is out of date"), stale.stderr());
+        assertTrue(stale.stderr().contains("1 backup committed by other hosts is not shown, and 1 backup shown was "
+            + "deleted by other hosts"), stale.stderr());
+        assertTrue(stale.stderr().contains("JBACKUP_PASSPHRASE or --passphrase-file"), stale.stderr());
+
+        Cli.Result keyed = runOn("cacheB", url, "list", "--passphrase-file", p1, "--json").ok();
+        assertEquals(second, keyed.json().get(0).get("id").asText(), keyed.stdout());
+        assertEquals(1, keyed.json().size(), keyed.stdout());
+        Cli.Result refreshed = runOn("cacheB", url, "list").ok();
+        assertFalse(refreshed.stderr().contains("out of date"), refreshed.stderr());
     }
 
     @Test
