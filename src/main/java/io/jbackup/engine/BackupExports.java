@@ -19,6 +19,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -182,8 +183,25 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
         return out;
     }
 
+    /**
+     * How stale the catalog cache of an object store may be when a client lists or opens exports: a serve runs for
+     * days, while other hosts commit backups ({@code VM/DISK@latest} moves on) and delete them.
+     */
+    static final Duration REFRESH_AFTER = Duration.ofSeconds(5);
+
+    /** Refreshes the catalog cache of an object store ({@link Repository#refreshCatalog}); the cache if that fails. */
+    private void refresh() {
+        try {
+            repo.refreshCatalog(REFRESH_AFTER);
+        } catch (IOException | RuntimeException e) {
+            LOG.warn("could not refresh the catalog cache of {} from the bucket ({}); serving the backups it knows",
+                repo.location(), e.getMessage());
+        }
+    }
+
     @Override
     public List<ExportListing> list() throws IOException {
+        refresh();
         List<ExportListing> out = new ArrayList<>();
         for (Map.Entry<String, BackupInfo> e : names(repo).entrySet()) {
             out.add(new ExportListing(e.getKey(), describe(e.getValue())));
@@ -244,6 +262,7 @@ public final class BackupExports implements ExportProvider, AutoCloseable {
 
     @Override
     public NbdExport open(String name) throws IOException {
+        refresh();
         BackupInfo b = resolve(repo, name, true);
         if (b == null) {
             return null;

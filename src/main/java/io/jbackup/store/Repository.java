@@ -65,6 +65,8 @@ public final class Repository implements AutoCloseable {
     private final ChunkReader reader;
     private final BackupLifecycle lifecycle;
     private final RepositoryMaintenance maintenance;
+    /** When this host's catalog cache of an object store was last brought in step with it (the open does it). */
+    private long refreshedNanos = System.nanoTime();
 
     Repository(RepositoryContext ctx) {
         this.ctx = ctx;
@@ -149,6 +151,20 @@ public final class Repository implements AutoCloseable {
     /** Whether the repository was opened with its key (always true for a plain repository). */
     public boolean hasKey() {
         return ctx.hasKey();
+    }
+
+    /**
+     * For a long-running reader of an object store ({@code serve}): brings this host's catalog cache in step with the
+     * bucket, as an open does (backups other hosts committed or deleted, their packs), when it was last done more
+     * than {@code maxAge} ago. Does nothing for a local repository, whose catalog is the repository's own, or
+     * without the key (manifests are authenticated with it).
+     */
+    public synchronized void refreshCatalog(Duration maxAge) throws IOException {
+        if (!isRemote() || !hasKey() || System.nanoTime() - refreshedNanos < maxAge.toNanos()) {
+            return;
+        }
+        RemoteCatalog.refresh(ctx);
+        refreshedNanos = System.nanoTime();
     }
 
     // ------------------------------------------------------------------------------------------------- backups

@@ -108,19 +108,24 @@ class S3EndToEndTest {
         }
     }
 
-    @Test
-    void serveOfTheBucketIsReadBitExactByNbdcopyAndQemuImg() throws Exception {
-        Path sock = dir.resolve("serve.sock");
-        Path log = dir.resolve("serve.log");
+    /** {@code jbackup serve --socket SOCK} of {@code s3://BUCKET/PREFIX} in a child JVM with the cache CACHE. */
+    private static Proc.Background serve(String prefix, String cache, Path sock) throws IOException {
+        Path log = dir.resolve(prefix + "-serve.log");
         List<String> cmd = new ArrayList<>(TestJvm.java(
             "-cp", System.getProperty("java.class.path"), "io.jbackup.cli.Main", "serve", "--socket", sock.toString(),
-            "--repo", "s3://" + BUCKET + "/chain", "--cache-dir", dir.resolve("serve-cache").toString()));
+            "--repo", "s3://" + BUCKET + "/" + prefix, "--cache-dir", dir.resolve(cache).toString()));
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
         // what a host's environment gives: endpoint, region, credentials and passphrase
         pb.environment().putAll(java.util.Map.of("AWS_ENDPOINT_URL_S3", server.endpoint().toString(),
             "AWS_REGION", "us-east-1", "AWS_ACCESS_KEY_ID", S3Proxy.IDENTITY, "AWS_SECRET_ACCESS_KEY",
             S3Proxy.CREDENTIAL, "JBACKUP_PASSPHRASE", PASS));
-        try (Proc.Background serve = new Proc.Background(pb.start(), log, cmd).awaitSocket(sock)) {
+        return new Proc.Background(pb.start(), log, cmd).awaitSocket(sock);
+    }
+
+    @Test
+    void serveOfTheBucketIsReadBitExactByNbdcopyAndQemuImg() throws Exception {
+        Path sock = dir.resolve("serve.sock");
+        try (Proc.Background serve = serve("chain", "serve-cache", sock)) {
             for (int i = 0; i < chain.ids().size(); i++) {
                 String uri = "nbd+unix:///vda@" + chain.ids().get(i) + "?socket=" + sock;
                 String want = Proc.sha256(chain.snapshots().get(i));
@@ -131,6 +136,38 @@ class S3EndToEndTest {
                 Proc.run("qemu-img", "convert", "-f", "raw", "-O", "raw", uri, conv.toString());
                 assertEquals(want, Proc.sha256(conv), "qemu-img convert of backup " + i);
             }
+        }
+    }
+
+    /**
+     * A serve runs for days while other hosts back up and forget: it refreshed its cache only when it started, so
+     * {@code VM/DISK@latest} stayed the backup of that moment, a new backup was not exported, and a forgotten one
+     * still was. Now listing or opening an export refreshes a cache older than {@link BackupExports#REFRESH_AFTER}.
+     */
+    @Test
+    void serveSeesBackupsThatAnotherHostCommitsAndForgetsWhileItRuns() throws Exception {
+        List<String> h1 = repoArgs("serve-live", "serve-live-cache1");
+        init(h1);
+        Path img = QemuImages.qcow2(dir.resolve("serve-live.qcow2"), "4M");
+        QemuImages.io(img, "qcow2", "write -P 0x61 0 1M");
+        String first = backup(h1, img, "vda");
+        Path sock = dir.resolve("serve-live.sock");
+        try (Proc.Background serve = serve("serve-live", "serve-live-cache2", sock)) {
+            String list = Proc.run("nbdinfo", "--list", "nbd+unix:///?socket=" + sock);
+            assertTrue(list.contains("vda@" + first), list);
+
+            QemuImages.io(img, "qcow2", "write -P 0x62 2M 1M");
+            String second = backup(h1, img, "vda");
+            String want = Proc.sha256(QemuImages.toRaw(img, dir.resolve("serve-live.raw")));
+            run(h1, "forget", first).ok();
+            Thread.sleep(BackupExports.REFRESH_AFTER.toMillis() + 500);
+
+            Path copy = dir.resolve("serve-live-latest.raw");
+            Proc.run("nbdcopy", "nbd+unix:///web1/vda@latest?socket=" + sock, copy.toString());
+            assertEquals(want, Proc.sha256(copy), "web1/vda@latest is the backup host 1 committed last");
+            list = Proc.run("nbdinfo", "--list", "nbd+unix:///?socket=" + sock);
+            assertTrue(list.contains("vda@" + second), list);
+            assertFalse(list.contains("vda@" + first), "the backup host 1 forgot is no longer exported: " + list);
         }
     }
 
