@@ -10,6 +10,7 @@ import org.slf4j.LoggerFactory;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
@@ -30,6 +31,8 @@ final class ChunkReader {
     private final PackFiles packFiles;
     /** Damaged chunks with no intact copy in another pack, so that each is looked for once per open repository. */
     private final Set<String> withoutCopy = ConcurrentHashMap.newKeySet();
+    /** Packs found missing after which the catalog's packs were synced with the object store ({@link #relocated}). */
+    private final Set<String> packsResynced = new HashSet<>();
 
     ChunkReader(RepositoryContext ctx) {
         this.ctx = ctx;
@@ -68,7 +71,7 @@ final class ChunkReader {
                     throw e;
                 }
                 // gc repacked the chunk meanwhile and deleted the old pack: read it where the catalog says now
-                ChunkLocation moved = catalog.findChunk(digest);
+                ChunkLocation moved = relocated(digest, loc);
                 if (moved == null || moved.equals(loc)) {
                     throw e;
                 }
@@ -83,6 +86,25 @@ final class ChunkReader {
             }
             throw e;
         }
+    }
+
+    /**
+     * Where the catalog finds a chunk now that its pack {@code gone.pack()} is missing. In an object store the gc that
+     * deleted or repacked the pack may have run on another host, so first the catalog's packs are brought in step
+     * with the bucket ({@link RemoteCatalog#syncPacks}: vanished packs forgotten, new ones registered), once per
+     * missing pack however many reads meet it.
+     */
+    private ChunkLocation relocated(byte[] digest, ChunkLocation gone) throws IOException {
+        if (storage.remote()) {
+            synchronized (packsResynced) {
+                if (packsResynced.add(gone.pack())) {
+                    LOG.info("pack {} is gone (a gc on another host?): registering the packs of the bucket anew",
+                        gone.pack());
+                    RemoteCatalog.syncPacks(ctx, new HashSet<>(storage.packNames()));
+                }
+            }
+        }
+        return catalog.findChunk(digest);
     }
 
     /**

@@ -1,6 +1,18 @@
 package io.jbackup.faults;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.jbackup.store.BackupReader;
+import io.jbackup.store.BackupSpec;
+import io.jbackup.store.BackupWriter;
+import io.jbackup.store.Encryption;
+import io.jbackup.store.GcOptions;
+import io.jbackup.store.GcReport;
+import io.jbackup.store.OpenOptions;
+import io.jbackup.store.Repository;
+import io.jbackup.store.RepositoryLocation;
+import io.jbackup.store.RepositoryLocations;
+import io.jbackup.store.RepositoryOptions;
+import io.jbackup.store.VerifyOptions;
 import io.jbackup.testutil.Cli;
 import io.jbackup.testutil.JBackupProcess;
 import io.jbackup.testutil.Proc;
@@ -15,6 +27,7 @@ import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -22,6 +35,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -34,7 +48,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * counts the shared data once; every backup restores bit-exact from that cache; after C's backup is forgotten, a
  * slow backup of C's data plus new data runs while {@code gc --grace 0s} runs: the backup either commits, or (when
  * the gc deleted packs it reused) fails cleanly with exit 5 naming the way out, and its next run commits; afterwards
- * every backup, the new one included, restores bit-exact and {@code verify} is clean.
+ * every backup, the new one included, restores bit-exact and {@code verify} is clean. And a read on one host finds
+ * the chunks that a gc on another host repacked meanwhile.
  */
 class S3ManyHostsTest {
     static final String BUCKET = "jbackup-many-hosts";
@@ -42,6 +57,8 @@ class S3ManyHostsTest {
     static final long MIB = 1L << 20;
     static final long DISK = 64 * MIB;
     static final long DATA = 16 * MIB;
+    static final int CROSS_CS = 64 * 1024;
+    static final int CROSS_CHUNKS = 16;
 
     @TempDir
     static Path dir;
@@ -301,6 +318,59 @@ class S3ManyHostsTest {
                 throw new AssertionError("the backup ended before reading: " + backup.stderr());
             }
             Thread.sleep(20);
+        }
+    }
+
+    private static RepositoryLocation crossHost(String cache) {
+        return RepositoryLocations.parse("s3://" + BUCKET + "/cross-read", server.endpoint().toString(), "us-east-1",
+            null, dir.resolve(cache), System.getenv());
+    }
+
+    private static String crossBackup(Repository r, String disk, byte[][] chunks, int count) throws Exception {
+        try (BackupWriter w = r.beginBackup(BackupSpec.full("web1", disk, (long) count * CROSS_CS))) {
+            for (int i = 0; i < count; i++) {
+                w.putChunk(i, chunks[i], CROSS_CS).get();
+            }
+            return w.commit().id();
+        }
+    }
+
+    /**
+     * Host 2 reads a backup (a restore, a serve) while host 1's gc repacks the pack that holds its chunks and deletes
+     * the old one. Host 2's catalog cache still points at the old pack; the read must find the chunks in the new pack
+     * (as a reader of a local repository does after a repack), not report them damaged (a VM booted from
+     * {@code serve} got I/O errors) and quarantine them.
+     */
+    @Test
+    void aReadOnAnotherHostFindsTheChunksThatGcRepackedMeanwhile() throws Exception {
+        byte[][] data = new byte[CROSS_CHUNKS][];
+        Random rnd = new Random(42);
+        for (int i = 0; i < CROSS_CHUNKS; i++) {
+            data[i] = new byte[CROSS_CS];
+            rnd.nextBytes(data[i]);
+        }
+        OpenOptions opts = OpenOptions.defaults().withPassphrase(PASS);
+        String big;
+        String small;
+        RepositoryOptions options = new RepositoryOptions(CROSS_CS, Encryption.AES_256_GCM, 1, 1 << 20);
+        try (Repository h1 = Repository.init(crossHost("cross-cache1"), options, PASS.toCharArray())) {
+            big = crossBackup(h1, "big", data, CROSS_CHUNKS);
+            small = crossBackup(h1, "small", data, 4); // the first 4 chunks of big's pack, deduplicated
+        }
+        try (Repository h2 = Repository.open(crossHost("cross-cache2"), opts);
+             BackupReader reader = h2.openBackup(small)) {
+            assertArrayEquals(data[0], reader.readChunk(0), "chunk 0 before the gc");
+
+            try (Repository h1 = Repository.open(crossHost("cross-cache1"), opts)) {
+                h1.deleteBackups(List.of(big), Duration.ZERO);
+                GcReport gc = h1.gc(GcOptions.defaults().withRepackThreshold(100).withGrace(Duration.ZERO));
+                assertTrue(gc.packsRepacked() > 0, "gc repacked the pack of the small backup: " + gc);
+            }
+
+            for (int i = 1; i < 4; i++) {
+                assertArrayEquals(data[i], reader.readChunk(i), "chunk " + i + " read on host 2 after host 1's gc");
+            }
+            assertEquals(0, h2.verify(VerifyOptions.all()).damagedChunks().size(), "nothing was quarantined");
         }
     }
 }
