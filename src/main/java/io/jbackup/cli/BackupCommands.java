@@ -254,8 +254,11 @@ public final class BackupCommands {
             // asked (every night would silently be a full one), so exit 3
             boolean notAsAsked = results.stream().anyMatch(r -> r.ok() && r.fallbackReason() != null
                 && r.fallbackReason().notAsAsked());
-            for (String f : failures) { // stderr, with or without --json
-                System.err.println("jbackup: error: " + f);
+            for (DiskResult r : results) { // stderr, with or without --json
+                if (!r.ok()) {
+                    System.err.println("jbackup: " + (DiskResult.SKIPPED.equals(r.status()) ? "warning" : "error")
+                        + ": " + label(r) + ": " + r.reason());
+                }
             }
             if (json.enabled()) {
                 Map<String, Object> out = new LinkedHashMap<>();

@@ -63,7 +63,9 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
             + "an incremental that is not safe (the message names the fix: jbackup full or jbackup auto), a disk "
             + "another run is backing up, a repository locked by another run (on S3: its deletion lease held by another "
             + "host's gc, prune or forget) or a socket a running server uses (nothing was changed), a refused key change"),
-        java.util.Map.entry(PARTIAL, "partial: some disks or ranges failed, the rest succeeded; or auto made a full "
+        java.util.Map.entry(PARTIAL, "partial: some disks or ranges failed, the rest succeeded (a libvirt domain's "
+            + "disk that cannot be backed up, such as a raw image, counts as failed unless --exclude-disk leaves it "
+            + "out); or auto made a full "
             + "backup because the named bitmap is missing though the disk has a parent (done, but not as asked)"),
         java.util.Map.entry(SOURCE, "source or target error: the NBD server or QMP peer failed or misbehaved, a "
             + "restore target could not be written (full, read-only), or a qemu tool jbackup runs is missing or failed"),

@@ -9,7 +9,9 @@ import java.util.List;
  *
  * @param vm           VM name or null
  * @param disk         disk name
- * @param status       "ok" or "failed" (per disk; the command's own status is "error" when every disk failed)
+ * @param status       "ok", "failed", or "skipped" (a disk of a libvirt domain that cannot be backed up: a raw image,
+ *                     a network disk); per disk; the command's own status is "error" when every disk failed, else
+ *                     "partial" when any failed or was skipped
  * @param backupId     the new backup's id (null when failed)
  * @param type         "full" or "incremental"
  * @param parentId     parent backup id for incrementals
@@ -43,6 +45,9 @@ public record DiskResult(String vm, String disk, String status, String backupId,
         this(vm, disk, status, backupId, type, parentId, reason, null, List.of(), imageSize, bytesRead, bytesNew,
             bytesDedup, bytesZero, bytesStored, seconds, readMBps, retries, error);
     }
+
+    /** The {@link #status} of a disk of a libvirt domain that cannot be backed up (the run is partial). */
+    public static final String SKIPPED = "skipped";
 
     public boolean ok() {
         return "ok".equals(status);

@@ -129,6 +129,7 @@ public final class DomainBackup {
         DomainXml live = DomainXml.parse(running ? virsh.dumpXml(o.domain(), false) : inactiveXml);
         List<DomainXml.Disk> chosen = new ArrayList<>();
         List<String> others = new ArrayList<>();
+        List<DiskResult> skipped = new ArrayList<>(); // data disks it cannot back up: the run is partial (exit 3)
         for (DomainXml.Disk d : live.disks()) {
             if (d.target() == null) {
                 continue;
@@ -141,7 +142,10 @@ public final class DomainBackup {
             Optional<String> why = d.unsupported();
             if (why.isPresent()) {
                 if ("disk".equals(d.device())) {
-                    progress.warning(o.vm() + "/" + d.target(), "skipped: " + why.get());
+                    // a disk of the guest's data that is not backed up must not pass as a success (cron, -q)
+                    skipped.add(new DiskResult(o.vm(), d.target(), DiskResult.SKIPPED, null, null, null, "skipped: "
+                        + why.get() + "; it is not in this backup (leave it out knowingly with --exclude-disk "
+                        + d.target() + ", in a job file libvirt: {excludeDisks: [" + d.target() + "]})", 0, 0, 0, 0, 0, 0, 0, 0, 0, null));
                 } else {
                     progress.message(o.vm() + "/" + d.target(), "skipped: " + why.get());
                 }
@@ -159,7 +163,8 @@ public final class DomainBackup {
         }
         if (chosen.isEmpty()) {
             throw new UsageException("domain " + o.domain() + " has no disk jbackup can back up (qcow2 file or "
-                + "block disks); see the messages above");
+                + "block disks)" + (skipped.isEmpty() ? "; see the messages above" : ": " + String.join("; ",
+                skipped.stream().map(s -> s.disk() + " " + s.reason()).toList())));
         }
         String set = SET_TIME.format(Instant.now()) + "-" + HexFormat.of().formatHex(randomBytes());
         String description = note == null ? (running ? "live" : "offline") + " backup of domain " + o.domain()
@@ -175,6 +180,7 @@ public final class DomainBackup {
             Map<String, String> l = new LinkedHashMap<>(labels);
             l.put("set", set);
             l.put(LABEL_DOMAIN, o.domain());
+            List<DiskResult> results = new ArrayList<>();
             if (running) {
                 List<String> checkpoints = virsh.checkpoints(o.domain());
                 Map<String, Set<String>> intact = new HashMap<>();
@@ -182,9 +188,13 @@ public final class DomainBackup {
                 for (DomainXml.Disk d : chosen) {
                     plans.add(plan(o, d, mode, checkpoints, intact));
                 }
-                return new LiveDomainBackup(this, o, set, plans, others, mode).run(client, l, note, attachments);
+                results.addAll(new LiveDomainBackup(this, o, set, plans, others, mode).run(client, l, note,
+                    attachments));
+            } else {
+                results.addAll(new OfflineDomainBackup(this, o).run(chosen, mode, client, l, note, attachments));
             }
-            return new OfflineDomainBackup(this, o).run(chosen, mode, client, l, note, attachments);
+            results.addAll(skipped);
+            return results;
         } finally {
             locks.forEach(FileMutex::close);
         }

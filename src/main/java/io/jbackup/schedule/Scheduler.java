@@ -299,7 +299,8 @@ public final class Scheduler {
                     r.bytesNew(), r.bytesDedup(), r.bytesStored(), r.seconds(),
                     r.reason() == null ? "" : " [" + r.reason() + "]"));
             } else {
-                log.line(task + ": " + who + ": FAILED: " + r.reason());
+                log.line(task + ": " + who + ": " + (DiskResult.SKIPPED.equals(r.status()) ? "SKIPPED" : "FAILED")
+                    + ": " + r.reason());
                 problems.add(who + ": " + r.reason());
                 if (firstError == null) {
                     firstError = r.error();

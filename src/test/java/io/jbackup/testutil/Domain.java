@@ -71,6 +71,7 @@ public final class Domain implements AutoCloseable {
         private String prefix = "jbt";
         private final List<Long> sizes = new ArrayList<>();
         private boolean cdrom;
+        private long rawDisk;
         private String mac;
         private boolean uefi;
 
@@ -89,6 +90,12 @@ public final class Domain implements AutoCloseable {
             for (long s : sizes) {
                 this.sizes.add(s);
             }
+            return this;
+        }
+
+        /** Adds a raw image of this size as disk {@code vdz}: no checkpoints, so a backup cannot take it. */
+        public Builder rawDisk(long size) {
+            this.rawDisk = size;
             return this;
         }
 
@@ -156,6 +163,13 @@ public final class Domain implements AutoCloseable {
                     .append("    <emulator>").append(Libvirt.EMULATOR).append("</emulator>\n");
                 for (Disk disk : disks) {
                     xml.append("    ").append(diskXml(disk)).append("\n");
+                }
+                if (rawDisk > 0) {
+                    Path raw = d.addFile(dir.resolve(name + "-vdz.raw"));
+                    Proc.run("qemu-img", "create", "-q", "-f", "raw", raw.toString(), Long.toString(rawDisk));
+                    Libvirt.shareFileWithQemu(raw);
+                    xml.append("    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='")
+                        .append(raw).append("'/><target dev='vdz' bus='virtio'/></disk>\n");
                 }
                 if (cdrom) {
                     xml.append("    <disk type='file' device='cdrom'><driver name='qemu' type='raw'/>"
