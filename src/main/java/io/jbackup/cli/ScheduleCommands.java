@@ -419,6 +419,10 @@ public final class ScheduleCommands {
                 remote = location instanceof RepositoryLocation.Remote;
                 repo = hostDir(location);
             } else if (source != null && source.repo != null) {
+                if (source.repo.toString().regionMatches(true, 0, "s3:", 0, 3)) {
+                    throw new UsageException("log --repo takes a directory; the run logs of an s3:// repository "
+                        + "are on the host that ran them: give its job file with --config FILE");
+                }
                 repo = source.repo;
             } else {
                 String e = RepoOptions.env.get(RepoOptions.ENV_REPO);

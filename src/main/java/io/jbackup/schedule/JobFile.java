@@ -201,9 +201,9 @@ public record JobFile(Path file, RepositoryLocation repository, Path passphraseF
                     throw c.fail(k, "applies to s3:// repositories only (repository is " + repo + ")");
                 }
             }
-            if (repo.matches("[a-zA-Z][a-zA-Z0-9+.-]*://.*")) {
-                throw c.fail("repository", "'" + repo + "': only directories and s3://BUCKET/PREFIX are supported");
-            }
+            RepositoryLocations.refuseUrl(repo).ifPresent(why -> {
+                throw c.fail("repository", "'" + repo + "': " + why);
+            });
             return new RepositoryLocation.Local(base.resolve(repo).normalize());
         }
         Boolean pathStyle = null;

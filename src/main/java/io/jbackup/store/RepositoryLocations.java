@@ -31,6 +31,22 @@ public final class RepositoryLocations {
      * repository (ignored for a directory); a storage class that cannot hold a repository, or a bad value, is a
      * {@link UsageException}.
      */
+    /**
+     * Why {@code repo}, which does not start with {@code s3://}, is not a directory name either: another URL
+     * scheme, or a mistyped {@code s3://} ({@code s3:/bucket}, {@code S3://bucket}), which would otherwise create a
+     * local directory of that name. Empty for a plain path.
+     */
+    public static java.util.Optional<String> refuseUrl(String repo) {
+        if (repo.regionMatches(true, 0, "s3:", 0, 3)) {
+            return java.util.Optional.of("an S3 repository is written s3://BUCKET/PREFIX (lowercase, two slashes); "
+                + "for a directory of that name write ./" + repo);
+        }
+        if (repo.matches("[a-zA-Z][a-zA-Z0-9+.-]*://.*")) {
+            return java.util.Optional.of("only directories and s3://BUCKET/PREFIX are supported");
+        }
+        return java.util.Optional.empty();
+    }
+
     public static RepositoryLocation parse(String repo, String endpoint, String region, Boolean pathStyle, Path cacheDir,
                                     Map<String, String> env, S3Options options) {
         if (options.storageClass() != null) {
@@ -39,10 +55,9 @@ public final class RepositoryLocations {
             });
         }
         if (!repo.startsWith(S3_SCHEME)) {
-            if (repo.matches("[a-zA-Z][a-zA-Z0-9+.-]*://.*")) {
-                throw new UsageException("repository " + repo + ": only directories and s3://BUCKET/PREFIX are "
-                    + "supported");
-            }
+            refuseUrl(repo).ifPresent(why -> {
+                throw new UsageException("repository " + repo + ": " + why);
+            });
             return new RepositoryLocation.Local(Path.of(repo));
         }
         String rest = repo.substring(S3_SCHEME.length());

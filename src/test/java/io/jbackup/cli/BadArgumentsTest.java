@@ -165,6 +165,9 @@ class BadArgumentsTest {
                 List<String> rest = TO_THE_REPO.getOrDefault(name, List.of());
                 cases.add(new Case(name + ": --repo is a regular file", join(path, rest, "--repo", file.toString()),
                     TO_THE_REPO.containsKey(name) || name.equals("init") ? ExitCodes.REPOSITORY : 0, null));
+                // a mistyped s3:// is refused, not taken for a directory to create (init) or look in
+                cases.add(new Case(name + ": --repo s3:/bucket (one slash)", join(path, rest, "--repo",
+                    "s3:/fleet/x"), ExitCodes.USAGE, "usage"));
                 if (!name.equals("init")) {
                     cases.add(Case.of(name + ": --repo does not exist", join(path, rest, "--repo", missing.toString())));
                     cases.add(Case.of(name + ": --repo is an empty directory", join(path, rest, "--repo",

@@ -184,6 +184,8 @@ class JobFileTest {
             new Case("repository: r\ncacheDir: c\njobs: []", "cacheDir applies to s3:// repositories only"),
             new Case("repository: ftp://h/x\njobs: []", "only directories and s3://BUCKET/PREFIX"),
             new Case("repository: s3://B/x\njobs: []", "'B' is not an S3 bucket name"),
+            new Case("repository: s3:/fleet/x\njobs: []", "an S3 repository is written s3://BUCKET/PREFIX"),
+            new Case("repository: S3://fleet/x\njobs: []", "an S3 repository is written s3://BUCKET/PREFIX"),
             new Case("repository: s3://bkt/x\ns3PathStyle: maybe\njobs: []", "s3PathStyle 'maybe'"),
             new Case("repository: s3://bkt/x\ns3Endpoint: nope\njobs: [{name: a, schedule: '0 1 * * *', disks: "
                 + "[{name: d, source: 'nbd://h/e'}]}]", "s3Endpoint nope is not an http"),
