@@ -111,6 +111,7 @@ public final class ExitCodes implements CommandLine.IExitCodeExceptionMapper {
         rule(PassphraseRequiredException.class, REPOSITORY, "passphrase-required"),
         rule(RepositoryFullException.class, REPOSITORY, "repository-full"),
         rule(io.jbackup.store.LeaseLostException.class, REPOSITORY, "lease-lost"),
+        rule(io.jbackup.store.GcCollisionException.class, REPOSITORY, "gc-collision"), // safe to run again
         rule(RepositoryException.class, REPOSITORY, "repository"),
         rule(io.jbackup.objectstore.StoreAccessDeniedException.class, REPOSITORY, "access-denied"),
         rule(io.jbackup.objectstore.StoreNotFoundException.class, REPOSITORY, "store-not-found"),

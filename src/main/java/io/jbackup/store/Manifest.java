@@ -135,7 +135,7 @@ final class Manifest {
             });
         }
         if (missing[0] > 0) {
-            throw new RepositoryException("backup " + writer.id() + " reuses " + missing[0] + " chunks that a gc on "
+            throw new GcCollisionException("backup " + writer.id() + " reuses " + missing[0] + " chunks that a gc on "
                 + "another host deleted while the backup ran; nothing was lost and no backup changed: run the backup "
                 + "again, it stores those chunks anew");
         }

@@ -54,6 +54,8 @@ class ExitCodesTest {
             new TransientStoreException("writing packs/x failed: connection refused", null)));
         assertFailure(5, "access-denied", new UncheckedIOException(new RepositoryException("backup 1 failed",
             new StoreAccessDeniedException("S3 refused", null))));
+        assertFailure(5, "gc-collision", new RepositoryException("backup 1 failed",
+            new io.jbackup.store.GcCollisionException("backup 1 reuses 3 chunks that a gc on another host deleted")));
         assertFailure(5, "repository-full", new RepositoryException("backup 1 failed",
             RepositoryFullException.of(Path.of("/repo"), new IOException("No space left on device"))));
         // the exit code never changes: a cause of another class of failure leaves the generic code
