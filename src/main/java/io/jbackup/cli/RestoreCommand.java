@@ -179,8 +179,8 @@ public final class RestoreCommand implements Callable<Integer> {
                                     + "content nor the backup; restore again before using it");
                             } else if (replaced) {
                                 note(plan.target() + " is unchanged: the restore went to a temporary file beside "
-                                    + "it, now removed (without room there for a second copy, --in-place restores "
-                                    + "into the file itself)");
+                                    + "it, now removed" + (targetFailed(e) ? " (without room there for a second "
+                                    + "copy, --in-place restores into the file itself)" : ""));
                             }
                         }
                         noteDoneBeforeFailure(results, b, todo);
@@ -233,6 +233,16 @@ public final class RestoreCommand implements Callable<Integer> {
             }
         }
         return damaged ? ExitCodes.PARTIAL : ExitCodes.OK;
+    }
+
+    /** Whether {@code e} is (or was caused by) a failure to write the restore target. */
+    private static boolean targetFailed(Throwable e) {
+        for (Throwable c = e; c != null; c = c.getCause() == c ? null : c.getCause()) {
+            if (c instanceof io.jbackup.engine.RestoreTargetException) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private List<BackupInfo> select(Repository r) throws IOException {

@@ -273,6 +273,20 @@ class RestoreFormatTest {
             try (var left = Files.list(mnt)) {
                 assertEquals(List.of(), left.toList(), "nothing is left on the full file system");
             }
+
+            // an existing file replaced with --force: the temporary copy does not fit, the file stays as it was,
+            // and the note names --in-place, which needs no room for a second copy
+            byte[] old = new byte[64 << 10];
+            java.util.Arrays.fill(old, (byte) 0x5a);
+            Path existing = Files.write(mnt.resolve("old.raw"), old);
+            r = restore("--backup", chain.ids().get(chain.ids().size() - 1), "--to", existing.toString(), "--force");
+            assertEquals(4, r.exitCode(), r.toString());
+            assertTrue(r.stderr().contains(existing + " is unchanged") && r.stderr().contains("--in-place"),
+                r.stderr());
+            assertTrue(java.util.Arrays.equals(old, Files.readAllBytes(existing)), "the old file as it was");
+            try (var left = Files.list(mnt)) {
+                assertEquals(List.of(existing), left.toList(), "no temporary file is left");
+            }
         } finally {
             Proc.exec(Duration.ofSeconds(30), "umount", mnt.toString());
         }

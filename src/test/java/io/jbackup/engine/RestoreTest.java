@@ -265,6 +265,7 @@ class RestoreTest {
             kept.toString(), "--force");
         assertEquals(6, replaced.exitCode(), replaced.toString());
         assertTrue(replaced.stderr().contains("jbackup: note: " + kept + " is unchanged"), replaced.stderr());
+        assertFalse(replaced.stderr().contains("--in-place"), "room was not the problem: " + replaced.stderr());
         assertTrue(Arrays.equals(before, Files.readAllBytes(kept)), "the old file as it was");
         try (var left = Files.list(dir)) {
             assertEquals(List.of(), left.filter(x -> x.getFileName().toString().startsWith(".damaged-kept")).toList(),
