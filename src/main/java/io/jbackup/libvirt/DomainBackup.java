@@ -253,8 +253,10 @@ public final class DomainBackup {
 
     private static DomainBusyException busy(Options o, String job) {
         return new DomainBusyException("domain " + o.domain() + " has a job running (" + job + "): is another "
-            + "backup of it under way? Nothing was changed; run again when it has ended ('virsh domjobinfo "
-            + o.domain() + "', or end a stale job with 'virsh domjobabort " + o.domain() + "')");
+            + "backup of it under way (jbackup with another repository, or another tool), or a migration? Nothing "
+            + "was changed; run again when it has ended ('virsh domjobinfo " + o.domain() + "'). Only if nothing "
+            + "runs it any more, end it with 'virsh domjobabort " + o.domain() + "' (that also ends a running "
+            + "backup)");
     }
 
     /**
