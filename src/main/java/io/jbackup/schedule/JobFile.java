@@ -14,6 +14,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.DateTimeException;
+import java.time.Duration;
 import java.time.ZoneId;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -67,7 +68,7 @@ import java.util.Set;
  *     libvirt: {connect: "qemu:///system", excludeDisks: [vdc], quiesce: true, scratchDir: /var/tmp}
  *     retention: {keepLast: 3, keepDaily: 7, keepWeekly: 4, keepMonthly: 12, keepYearly: 2, keepWithin: 2d}
  * verify: {schedule: "0 5 * * 0", sample: 10}
- * gc: {schedule: "0 6 * * 0", repackThreshold: 50}
+ * gc: {schedule: "0 6 * * 0", repackThreshold: 50, grace: 48h}   # grace: s3:// only, as gc --grace (default 24h)
  * </pre>
  */
 public record JobFile(Path file, RepositoryLocation repository, Path passphraseFile, Path stateFile, ZoneId zone, List<Job> jobs,
@@ -114,7 +115,7 @@ public record JobFile(Path file, RepositoryLocation repository, Path passphraseF
      *
      * @param value sample percent (verify) or repack threshold percent (gc)
      */
-    public record Task(CronSchedule schedule, double value) {
+    public record Task(CronSchedule schedule, double value, Duration grace) {
     }
 
     /** Reads and validates a job file. */
@@ -185,7 +186,7 @@ public record JobFile(Path file, RepositoryLocation repository, Path passphraseF
             jobs.add(j);
         }
         Task verify = task(c, root, "verify", "sample", 100, 0.001, 100);
-        Task gc = task(c, root, "gc", "repackThreshold", 50, 0, 100);
+        Task gc = task(c, root, "gc", "repackThreshold", 50, 0, 100, "grace");
         return new JobFile(file, repo, pass, state, zone, List.copyOf(jobs), verify, gc);
     }
 
@@ -384,7 +385,12 @@ public record JobFile(Path file, RepositoryLocation repository, Path passphraseF
             qmp, retention, timeout, retries, domain);
     }
 
-    private static Task task(Ctx c, JsonNode root, String key, String valueKey, double dflt, double min, double max) {
+    /**
+     * {@code KEY: {schedule, VALUEKEY[, EXTRA]}}: a cron schedule, a number, and for gc its {@code grace} (a duration,
+     * {@code 48h}, {@code 2d}: in an object store, what is younger is never deleted; null when not given).
+     */
+    private static Task task(Ctx c, JsonNode root, String key, String valueKey, double dflt, double min, double max,
+                             String... extra) {
         JsonNode n = root.get(key);
         if (n == null) {
             return null;
@@ -392,7 +398,9 @@ public record JobFile(Path file, RepositoryLocation repository, Path passphraseF
         if (!n.isObject()) {
             throw c.fail(key, "must be a mapping {schedule, " + valueKey + "}");
         }
-        c.keys(n, key, Set.of("schedule", valueKey));
+        Set<String> allowed = new java.util.HashSet<>(Set.of("schedule", valueKey));
+        allowed.addAll(List.of(extra));
+        c.keys(n, key, allowed);
         CronSchedule s;
         try {
             s = CronSchedule.parse(c.text(n, "schedule", true, key));
@@ -408,7 +416,12 @@ public record JobFile(Path file, RepositoryLocation repository, Path passphraseF
             }
             v = x.asDouble();
         }
-        return new Task(s, v);
+        Duration grace = null;
+        if (n.has("grace")) {
+            grace = io.jbackup.text.DurationText.parse(n.get("grace").asText()).orElseThrow(() -> c.fail(key
+                + ".grace", "'" + n.get("grace").asText() + "' (expected a duration: 36h, 2d, or seconds)"));
+        }
+        return new Task(s, v, grace);
     }
 
     /** Where in which file: builds the messages. */

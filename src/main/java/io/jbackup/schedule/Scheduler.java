@@ -353,8 +353,9 @@ public final class Scheduler {
     }
 
     private TaskResult gc(Repository repo, RunLog log) throws IOException {
-        GcReport r = repo.gc(GcOptions.defaults().withRepackThreshold((int) jobs.gc().value())
-            .withProgress(line -> log.line("gc: " + line)));
+        GcOptions o = GcOptions.defaults().withRepackThreshold((int) jobs.gc().value())
+            .withProgress(line -> log.line("gc: " + line));
+        GcReport r = repo.gc(jobs.gc().grace() == null ? o : o.withGrace(jobs.gc().grace()));
         String msg = r.deferred() ? "deferred: backups kept running" : Human.bytes(r.bytesReclaimed()) + " reclaimed, "
             + Human.count(r.packsDeleted(), "pack") + " deleted";
         return new TaskResult(GC, "ok", msg, List.of(), null);

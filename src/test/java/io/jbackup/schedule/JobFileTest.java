@@ -85,6 +85,10 @@ class JobFileTest {
         assertNull(jf.jobs().get(1).retention());
         assertEquals(10.0, jf.verify().value());
         assertEquals(50.0, jf.gc().value(), "default repack threshold");
+        assertNull(jf.gc().grace(), "gc's own default grace");
+        JobFile graced = JobFile.read(write("grace.yaml", "repository: repo\njobs: [{name: a, schedule: '0 1 * * *', "
+            + "disks: [{name: vda, image: vda.qcow2}]}]\ngc: {schedule: '0 6 * * 0', grace: 3d}"));
+        assertEquals(java.time.Duration.ofDays(3), graced.gc().grace(), "a backup that runs longer than a day");
         // an offline image: relative to the job file; its bitmap (the job's default here) only starts a chain
         JobFile img = JobFile.read(write("img.yaml", "repository: repo\njobs: [{name: a, schedule: '0 1 * * *', "
             + "mode: incremental, disks: [{name: vda, image: images/vda.qcow2}, {name: vdb, image: /i/vdb.qcow2, "
@@ -185,6 +189,10 @@ class JobFileTest {
             new Case("repository: ftp://h/x\njobs: []", "only directories and s3://BUCKET/PREFIX"),
             new Case("repository: s3://B/x\njobs: []", "'B' is not an S3 bucket name"),
             new Case("repository: s3:/fleet/x\njobs: []", "an S3 repository is written s3://BUCKET/PREFIX"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', disks: [{name: v, image: v.qcow2}]}]\n"
+                + "gc: {schedule: '0 6 * * 0', grace: soon}", "gc.grace 'soon' (expected a duration"),
+            new Case("repository: r\njobs: [{name: a, schedule: '0 1 * * *', disks: [{name: v, image: v.qcow2}]}]\n"
+                + "verify: {schedule: '0 6 * * 0', grace: 1h}", "verify"),
             new Case("repository: S3://fleet/x\njobs: []", "an S3 repository is written s3://BUCKET/PREFIX"),
             new Case("repository: s3://bkt/x\ns3PathStyle: maybe\njobs: []", "s3PathStyle 'maybe'"),
             new Case("repository: s3://bkt/x\ns3Endpoint: nope\njobs: [{name: a, schedule: '0 1 * * *', disks: "
