@@ -157,14 +157,17 @@ public final class Repository implements AutoCloseable {
      * For a long-running reader of an object store ({@code serve}): brings this host's catalog cache in step with the
      * bucket, as an open does (backups other hosts committed or deleted, their packs), when it was last done more
      * than {@code maxAge} ago. Does nothing for a local repository, whose catalog is the repository's own, or
-     * without the key (manifests are authenticated with it).
+     * without the key (manifests are authenticated with it). A refresh that fails (the store unreachable) counts
+     * as an attempt: the next waits {@code maxAge} too, so that a reader does not sit through the store's retries
+     * on every call while it is down.
      */
     public synchronized void refreshCatalog(Duration maxAge) throws IOException {
-        if (!isRemote() || !hasKey() || System.nanoTime() - refreshedNanos < maxAge.toNanos()) {
+        long now = System.nanoTime();
+        if (!isRemote() || !hasKey() || now - refreshedNanos < maxAge.toNanos()) {
             return;
         }
+        refreshedNanos = now;
         RemoteCatalog.refresh(ctx);
-        refreshedNanos = System.nanoTime();
     }
 
     // ------------------------------------------------------------------------------------------------- backups
