@@ -8,6 +8,7 @@ import io.jbackup.engine.FileTarget;
 import io.jbackup.engine.NbdTarget;
 import io.jbackup.engine.RestoreTarget;
 import io.jbackup.engine.RestoreTargetException;
+import io.jbackup.error.Causes;
 import io.jbackup.nbd.client.ClientOptions;
 import io.jbackup.nbd.client.NbdClient;
 import io.jbackup.nbd.client.NbdCommandException;
@@ -18,6 +19,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.List;
+import java.util.Optional;
 import java.util.OptionalInt;
 
 /**
@@ -126,10 +128,10 @@ final class Qcow2Target implements RestoreTarget {
      * without the wording of a user's own NBD target ({@link io.jbackup.engine.NbdTargetException}).
      */
     private IOException asTargetError(IOException e) {
-        for (Throwable c = e; c != null; c = c.getCause() == c ? null : c.getCause()) {
-            if (c instanceof NbdCommandException nc) {
-                return new RestoreTargetException(target.toString(), new IOException("qemu-nbd: " + nc.getMessage(), e));
-            }
+        Optional<NbdCommandException> nc = Causes.find(e, NbdCommandException.class);
+        if (nc.isPresent()) {
+            return new RestoreTargetException(target.toString(), new IOException("qemu-nbd: " + nc.get().getMessage(),
+                e));
         }
         return e instanceof io.jbackup.engine.NbdTargetException && e.getCause() instanceof IOException io ? io : e;
     }

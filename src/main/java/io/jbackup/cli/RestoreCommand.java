@@ -6,6 +6,8 @@ import io.jbackup.engine.FileTarget;
 import io.jbackup.engine.ProgressListener;
 import io.jbackup.engine.RestoreResult;
 import io.jbackup.engine.RestoreTarget;
+import io.jbackup.engine.RestoreTargetException;
+import io.jbackup.error.Causes;
 import io.jbackup.error.UsageException;
 import io.jbackup.model.BackupInfo;
 import io.jbackup.store.BackupReader;
@@ -162,11 +164,8 @@ public final class RestoreCommand implements Callable<Integer> {
                     RestoreTargets.Plan plan = plans.get(b.disk());
                     // a device, or an existing raw file with --in-place or --zero, is written in place: a failure
                     // leaves it neither old nor new; an existing file replaced with --force is kept as it was
-                    Path p = plan.nbd() ? null : Path.of(plan.target());
-                    boolean existing = p != null && plan.format() == RestoreTargets.Format.RAW && Files.exists(p)
-                        && (!Files.isRegularFile(p) || Files.size(p) > 0);
-                    boolean written = existing && (!Files.isRegularFile(p) || (force && (zero || inPlace)));
-                    boolean replaced = existing && !written && force;
+                    FileTarget.Write how = plan.nbd() || plan.format() != RestoreTargets.Format.RAW
+                        ? FileTarget.Write.NEW : FileTarget.how(Path.of(plan.target()), zero, inPlace);
                     int before = results.size();
                     try (BackupReader reader = r.openBackup(b.id(), ignoreErrors);
                          RestoreTarget target = RestoreTargets.open(plan, b.imageSize(), force, zero, inPlace,
@@ -174,12 +173,13 @@ public final class RestoreCommand implements Callable<Integer> {
                         results.add(new DiskRestore(reader, target, ignoreErrors, readAhead, progress, cancel).run());
                     } catch (Exception e) {
                         if (results.size() == before && !(e instanceof io.jbackup.error.UsageException)) {
-                            if (written) {
+                            if (how == FileTarget.Write.IN_PLACE) {
                                 note(plan.target() + " was being written in place and is now neither its old "
                                     + "content nor the backup; restore again before using it");
-                            } else if (replaced) {
+                            } else if (how == FileTarget.Write.REPLACED) {
                                 note(plan.target() + " is unchanged: the restore went to a temporary file beside "
-                                    + "it, now removed" + (targetFailed(e) ? " (without room there for a second "
+                                    + "it, now removed" + (Causes.find(e, RestoreTargetException.class).isPresent()
+                                    ? " (without room there for a second "
                                     + "copy, --in-place restores into the file itself)" : ""));
                             }
                         }
@@ -233,16 +233,6 @@ public final class RestoreCommand implements Callable<Integer> {
             }
         }
         return damaged ? ExitCodes.PARTIAL : ExitCodes.OK;
-    }
-
-    /** Whether {@code e} is (or was caused by) a failure to write the restore target. */
-    private static boolean targetFailed(Throwable e) {
-        for (Throwable c = e; c != null; c = c.getCause() == c ? null : c.getCause()) {
-            if (c instanceof io.jbackup.engine.RestoreTargetException) {
-                return true;
-            }
-        }
-        return false;
     }
 
     private List<BackupInfo> select(Repository r) throws IOException {

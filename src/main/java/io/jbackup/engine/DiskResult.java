@@ -49,6 +49,11 @@ public record DiskResult(String vm, String disk, String status, String backupId,
     /** The {@link #status} of a disk of a libvirt domain that cannot be backed up (the run is partial). */
     public static final String SKIPPED = "skipped";
 
+    /** A disk that was not backed up ({@code failed}, {@link #SKIPPED}): no backup, no figures, and why. */
+    public static DiskResult notBackedUp(String vm, String disk, String status, String reason, Throwable error) {
+        return new DiskResult(vm, disk, status, null, null, null, reason, 0, 0, 0, 0, 0, 0, 0, 0, 0, error);
+    }
+
     public boolean ok() {
         return "ok".equals(status);
     }

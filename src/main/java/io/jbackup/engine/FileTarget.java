@@ -33,7 +33,6 @@ public final class FileTarget implements RestoreTarget {
     private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(FileTarget.class);
 
     private final Path path; // the file written: the target itself, or the temporary file that replaces it
-    private final Path shown; // the target as the user named it
     private final Path replaces; // the existing file path replaces once flushed, or null
     private final FileChannel ch;
     private final FileChannel direct; // the same file opened with O_DIRECT, or null
@@ -46,7 +45,6 @@ public final class FileTarget implements RestoreTarget {
     private FileTarget(Path path, Path replaces, FileChannel ch, boolean fresh, boolean writeZeroes) {
         this.path = path;
         this.replaces = replaces;
-        this.shown = replaces != null ? replaces : path;
         this.ch = ch;
         int a = 0;
         FileChannel d = null;
@@ -86,6 +84,30 @@ public final class FileTarget implements RestoreTarget {
      * @param inPlace    empty an existing regular file and restore into it, rather than into a temporary file that
      *                   replaces it at the end
      */
+    /** How a restore writes a file target: {@link #how}. */
+    public enum Write {
+        /** A new (or empty) file, created sparse; removed if the restore does not complete. */
+        NEW,
+        /** An existing file, restored into a temporary file that replaces it once complete: a failure keeps it. */
+        REPLACED,
+        /** An existing file ({@code --in-place}, {@code --zero}) or a device: a failure leaves it half-written. */
+        IN_PLACE
+    }
+
+    /** How {@link #open} writes {@code path} with these options (when it accepts it). */
+    public static Write how(Path path, boolean zero, boolean inPlace) throws IOException {
+        if (!Files.exists(path)) {
+            return Write.NEW;
+        }
+        if (!Files.isRegularFile(path)) {
+            return Write.IN_PLACE;
+        }
+        if (Files.size(path) == 0) {
+            return Write.NEW;
+        }
+        return zero || inPlace ? Write.IN_PLACE : Write.REPLACED;
+    }
+
     public static FileTarget open(Path path, long size, boolean overwrite, boolean zero, boolean inPlace)
             throws IOException {
         if (Files.isDirectory(path)) {
@@ -103,14 +125,15 @@ public final class FileTarget implements RestoreTarget {
             throw new UsageException("restore target " + path + " exists; pass --force to overwrite it, "
                 + "or choose a new file name");
         }
-        if (!exists || (!device && Files.size(path) == 0)) {
+        Write how = how(path, zero, inPlace);
+        if (how == Write.NEW) {
             requireDirectoryOf(path);
             try (java.io.RandomAccessFile raf = new java.io.RandomAccessFile(path.toFile(), "rw")) {
                 raf.setLength(size); // sparse: every chunk reads as zero until written
             }
             return new FileTarget(path, null, FileChannel.open(path, StandardOpenOption.WRITE), true, true);
         }
-        if (!device && !zero && !inPlace) {
+        if (how == Write.REPLACED) {
             // restored beside it, and put in its place at the end: a failed restore leaves it as it was
             removeDeadTemporaries(path);
             Path temp = temporaryOf(path, ProcessHandle.current().pid());
@@ -220,7 +243,7 @@ public final class FileTarget implements RestoreTarget {
         } catch (java.nio.channels.ClosedByInterruptException e) {
             throw e;
         } catch (IOException e) {
-            throw new RestoreTargetException(shown.toString(), e);
+            throw new RestoreTargetException(shown().toString(), e);
         }
     }
 
@@ -263,7 +286,7 @@ public final class FileTarget implements RestoreTarget {
         } catch (java.nio.channels.ClosedByInterruptException e) {
             throw e;
         } catch (IOException e) {
-            throw new RestoreTargetException(shown.toString(), e);
+            throw new RestoreTargetException(shown().toString(), e);
         }
     }
 
@@ -282,7 +305,7 @@ public final class FileTarget implements RestoreTarget {
         } catch (java.nio.channels.ClosedByInterruptException e) {
             throw e;
         } catch (IOException e) {
-            throw new RestoreTargetException(shown.toString(), e);
+            throw new RestoreTargetException(shown().toString(), e);
         }
     }
 
@@ -296,7 +319,7 @@ public final class FileTarget implements RestoreTarget {
         try {
             ch.force(false);
         } catch (IOException e) {
-            throw new RestoreTargetException(shown.toString(), e);
+            throw new RestoreTargetException(shown().toString(), e);
         }
         flushed = true;
     }
@@ -324,7 +347,7 @@ public final class FileTarget implements RestoreTarget {
                     java.nio.file.StandardCopyOption.ATOMIC_MOVE);
             } catch (IOException e) {
                 Files.deleteIfExists(path);
-                throw new RestoreTargetException(shown.toString(), e);
+                throw new RestoreTargetException(shown().toString(), e);
             }
         }
     }
@@ -344,9 +367,14 @@ public final class FileTarget implements RestoreTarget {
         }
     }
 
+    /** The target as the user named it. */
+    private Path shown() {
+        return replaces != null ? replaces : path;
+    }
+
     @Override
     public String description() {
-        return shown.toString();
+        return shown().toString();
     }
 
     @Override

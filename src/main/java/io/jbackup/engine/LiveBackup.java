@@ -344,6 +344,6 @@ public final class LiveBackup {
     }
 
     private static DiskResult failed(String vm, String disk, String why, Throwable error) {
-        return new DiskResult(vm, disk, "failed", null, null, null, why, 0, 0, 0, 0, 0, 0, 0, 0, 0, error);
+        return DiskResult.notBackedUp(vm, disk, "failed", why, error);
     }
 }

@@ -16,13 +16,8 @@ public class NbdTargetException extends IOException {
 
     /** A write or flush to the target at {@code uri} failed. */
     public static NbdTargetException failed(String uri, String doing, Throwable cause) {
-        return new NbdTargetException(doing + " the NBD restore target " + uri + " failed: " + text(cause)
+        return new NbdTargetException(doing + " the NBD restore target " + uri + " failed: " + RestoreTargetException.describe(cause)
             + "; check that server (its log, its free space) and restore again", cause);
-    }
-
-    static String text(Throwable t) {
-        String m = t.getMessage();
-        return m == null || m.isBlank() ? t.getClass().getSimpleName() : m;
     }
 
     /** The restore could not connect to its NBD target, or the server refused the export. */
@@ -30,7 +25,7 @@ public class NbdTargetException extends IOException {
         private static final long serialVersionUID = 1L;
 
         public Unreachable(String uri, Throwable cause) {
-            super("cannot open the NBD restore target " + uri + ": " + text(cause), cause);
+            super("cannot open the NBD restore target " + uri + ": " + RestoreTargetException.describe(cause), cause);
         }
     }
 }

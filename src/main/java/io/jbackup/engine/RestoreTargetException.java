@@ -14,7 +14,8 @@ public final class RestoreTargetException extends IOException {
             + "to another place (a new file that was being written is removed)", cause);
     }
 
-    private static String describe(IOException e) {
+    /** The message of {@code e}, or its class's name when it has none. */
+    static String describe(Throwable e) {
         String m = e.getMessage();
         return m == null || m.isBlank() ? e.getClass().getSimpleName() : m;
     }

@@ -143,9 +143,9 @@ public final class DomainBackup {
             if (why.isPresent()) {
                 if ("disk".equals(d.device())) {
                     // a disk of the guest's data that is not backed up must not pass as a success (cron, -q)
-                    skipped.add(new DiskResult(o.vm(), d.target(), DiskResult.SKIPPED, null, null, null, "skipped: "
-                        + why.get() + "; it is not in this backup (leave it out knowingly with --exclude-disk "
-                        + d.target() + ", in a job file libvirt: {excludeDisks: [" + d.target() + "]})", 0, 0, 0, 0, 0, 0, 0, 0, 0, null));
+                    skipped.add(DiskResult.notBackedUp(o.vm(), d.target(), DiskResult.SKIPPED, "skipped: " + why.get()
+                        + "; it is not in this backup (leave it out knowingly with --exclude-disk " + d.target()
+                        + ", in a job file libvirt: {excludeDisks: [" + d.target() + "]})", null));
                 } else {
                     progress.message(o.vm() + "/" + d.target(), "skipped: " + why.get());
                 }

@@ -7,6 +7,7 @@ import io.jbackup.catalog.SqliteCatalog;
 import io.jbackup.model.BackupInfo;
 import io.jbackup.model.RepositoryException;
 import io.jbackup.store.layout.RepositoryLayout;
+import io.jbackup.text.Human;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -142,11 +143,11 @@ final class RemoteCatalog {
             + "bucket's manifests are authenticated with the key): {}{}{} since this host last opened it with the "
             + "passphrase; what follows is the cache. Run the command with JBACKUP_PASSPHRASE or --passphrase-file "
             + "FILE to see the bucket as it is", repo.storage().location(),
-            added == 0 ? "" : added + " backup" + (added == 1 ? "" : "s") + " committed by other hosts "
-                + (added == 1 ? "is" : "are") + " not shown",
+            added == 0 ? "" : Human.count(added, "backup") + " committed by other hosts " + (added == 1 ? "is" : "are")
+                + " not shown",
             added == 0 || gone == 0 ? "" : ", and ",
-            gone == 0 ? "" : gone + " backup" + (gone == 1 ? "" : "s") + " shown "
-                + (gone == 1 ? "was" : "were") + " deleted by other hosts");
+            gone == 0 ? "" : Human.count(gone, "backup") + " shown " + (gone == 1 ? "was" : "were")
+                + " deleted by other hosts");
     }
 
     /** Applies the {@code .bad} and {@code .keep} markers to the catalog. */

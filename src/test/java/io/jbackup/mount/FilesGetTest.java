@@ -25,8 +25,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * {@code jbackup files get} where the copy, not the backup, fails: a target file system that is full or read-only,
- * a copy stopped by SIGTERM; {@code files ls} of a directory over a damaged chunk, and a disk with nothing to mount. An ext4 filesystem on the whole disk (no partition
- * table) with a 2 MiB random file, backed up with 64 KiB chunks; real cp, mount and nbdfuse; runs as root.
+ * a copy stopped by SIGTERM; {@code files ls} of a directory over a damaged chunk, and a disk with nothing to mount.
+ * An ext4 filesystem on the whole disk (no partition table) with a 2 MiB random file, backed up with 64 KiB chunks;
+ * real cp, mount and nbdfuse; runs as root.
  */
 class FilesGetTest {
     @TempDir
